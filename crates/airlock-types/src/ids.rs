@@ -18,7 +18,9 @@ pub enum IdError {
     #[error("invalid content hash: expected 64 lowercase hexadecimal digits")]
     ContentHash,
     /// An actor id outside the allowed characters.
-    #[error("invalid actor id: use 1 to 128 characters from a-z, A-Z, 0-9, `.`, `_`, `-`, `@`, `:`")]
+    #[error(
+        "invalid actor id: use 1 to 128 characters from a-z, A-Z, 0-9, `.`, `_`, `-`, `@`, `:`"
+    )]
     Actor,
     /// A dataset version id that is not a positive integer.
     #[error("invalid dataset version: expected a positive integer")]
@@ -41,7 +43,11 @@ impl DatasetName {
                     || b.is_ascii_digit()
                     || (i > 0 && matches!(b, b'.' | b'_' | b'-'))
             });
-        if ok { Ok(DatasetName(s)) } else { Err(IdError::DatasetName) }
+        if ok {
+            Ok(DatasetName(s))
+        } else {
+            Err(IdError::DatasetName)
+        }
     }
 
     /// The name.
@@ -86,7 +92,11 @@ impl DatasetVersionId {
 
     /// Validate a version number (must be at least 1).
     pub fn new(n: u32) -> Result<Self, IdError> {
-        if n == 0 { Err(IdError::DatasetVersion) } else { Ok(DatasetVersionId(n)) }
+        if n == 0 {
+            Err(IdError::DatasetVersion)
+        } else {
+            Ok(DatasetVersionId(n))
+        }
     }
 
     /// The number.
@@ -191,9 +201,14 @@ impl ActorId {
         let s = s.into();
         let ok = !s.is_empty()
             && s.len() <= 128
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b':'));
-        if ok { Ok(ActorId(s)) } else { Err(IdError::Actor) }
+            && s.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b':')
+            });
+        if ok {
+            Ok(ActorId(s))
+        } else {
+            Err(IdError::Actor)
+        }
     }
 
     /// The id.

@@ -31,7 +31,12 @@ pub enum Zone {
 
 impl Zone {
     /// Every zone, in a stable order.
-    pub const ALL: [Zone; 4] = [Zone::Clinical, Zone::Airlock, Zone::Development, Zone::Staging];
+    pub const ALL: [Zone; 4] = [
+        Zone::Clinical,
+        Zone::Airlock,
+        Zone::Development,
+        Zone::Staging,
+    ];
 
     /// The zone's name as written in configuration and on the command line.
     pub fn as_str(self) -> &'static str {
@@ -413,7 +418,8 @@ mod tests {
         for z in Zone::ALL {
             for c in Classification::ALL {
                 let ok = check_residence(z, c).is_ok();
-                let expected = !(c.is_identified() && matches!(z, Zone::Development | Zone::Staging));
+                let expected =
+                    !(c.is_identified() && matches!(z, Zone::Development | Zone::Staging));
                 assert_eq!(ok, expected, "{z} {c}");
                 assert_eq!(check_read(z, c).is_ok(), expected, "{z} {c}");
             }
