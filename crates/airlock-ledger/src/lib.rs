@@ -1,1 +1,71 @@
-//! airlock-ledger
+//! Airlock's audit ledger: a tamper-evident transparency log of every access and prediction.
+//!
+//! # Formats (public specs, so standard tools and witnesses can read the log)
+//! - Hashing per RFC 6962 / 9162 ([`merkle`]): leaf `SHA-256(0x00 || entry)`, node
+//!   `SHA-256(0x01 || left || right)`, split at the largest power of two below `n`.
+//! - Checkpoints per C2SP `tlog-checkpoint` in a C2SP `signed-note`, Ed25519 ([`note`]).
+//! - Published objects per C2SP `tlog-tiles` ([`tiles`]): `tile/<L>/<N>[.p/<W>]`,
+//!   `tile/entries/<N>[.p/<W>]`, `checkpoint`, behind the [`TileStore`] trait.
+//! - Offline proofs per C2SP `tlog-proof` ([`Ledger::proof_file`], [`verify_proof_file`]),
+//!   with the entry itself in the `extra` line.
+//! - Entries: versioned canonical JSON ([`Entry`]); patients only by keyed pseudonym.
+//!
+//! # Design: the WAL is the truth, everything else is derived
+//! [`Ledger::append`] encodes the entry, computes its leaf hash, and queues a WAL record
+//! (`len || entry || first 4 bytes of the leaf hash`). **Group commit** is leader based: the
+//! first appender that finds no batch in flight becomes the leader, takes everything queued,
+//! writes it with one `write` and one `fdatasync`, extends the in-memory [`merkle::Tree`],
+//! marks the batch durable and wakes the others. So `append` returns only after the entry is
+//! durable, and N concurrent writers share one fsync. A failed write or fsync stops the
+//! ledger ([`LedgerError::Failed`]) rather than retrying an fsync whose failure may have
+//! dropped dirty pages.
+//!
+//! Tiles, entry bundles and the checkpoint are derived from the tree: the leader writes each
+//! full tile and bundle as it completes (immutable, so writing early is harmless; a failure
+//! there is retried at the next checkpoint); [`Ledger::checkpoint`] writes the partial tiles,
+//! fsyncs everything written since the last checkpoint, and only then writes the newly signed
+//! `checkpoint` (atomically, by rename). A checkpoint therefore never names a tile that is
+//! not durable.
+//!
+//! # Recovery ([`Ledger::open`])
+//! Scan the WAL, stopping at the first record that is short, out of bounds, or whose check
+//! does not match its leaf hash: that is a torn tail, an append that never returned, and is
+//! cut off. The tree is rebuilt from the leaf hashes. Then the invariants are checked: the WAL
+//! holds at least the stored checkpoint's size, and its first entries hash to the
+//! checkpoint's root; otherwise opening fails rather than silently losing acknowledged
+//! history. Finally a fresh checkpoint publishes anything durable but unpublished.
+//!
+//! # Where the invariants live
+//! - Hashing and proof shapes: [`merkle`] (tested against the transparency-dev vectors and a
+//!   naive reference).
+//! - One encoding per event: [`Entry::parse`] (strict, re-serialises and compares).
+//! - Durability before acknowledgement: `Ledger::append_bytes` in `ledger.rs`.
+//! - Torn tails and WAL/checkpoint agreement: `Ledger::open_with_store` and [`wal`].
+//! - Third-party checks: [`verify_dir`], [`verify_proof_file`].
+//!
+//! This crate does no logging and holds no PHI: errors name files, indices and fields.
+
+pub mod entry;
+pub mod ledger;
+pub mod merkle;
+pub mod note;
+pub mod search;
+pub mod store;
+pub mod tiles;
+pub mod verify;
+pub mod wal;
+
+pub use entry::{
+    DisclosureInfo, Display, Entry, EntryError, EventType, Outcome, OutcomeKind, PatientPseudonym,
+    Prediction, SchemaVersion, Timestamp, patient_pseudonym,
+};
+pub use ledger::{Ledger, LedgerError, Recovery};
+pub use merkle::{Hash, ProofError, leaf_hash, verify_consistency, verify_inclusion};
+pub use note::{Checkpoint, NoteError, SignedCheckpoint, Verifier};
+pub use search::{
+    DisclosureRecord, Filter, disclosures, read_entries, search, to_fhir_audit_event, write_jsonl,
+};
+pub use store::{FsStore, TileStore};
+pub use verify::{
+    VerifiedProof, VerifyError, VerifyReport, verify_dir, verify_proof_file, verify_store,
+};

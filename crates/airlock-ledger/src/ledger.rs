@@ -1,0 +1,586 @@
+//! The ledger: durable group-committed appends, derived tiles, checkpoints and proofs.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::SigningKey;
+
+use crate::entry::{Entry, EntryError};
+use crate::merkle::{Hash, ProofError, Tree, leaf_hash};
+use crate::note::{Checkpoint, NoteError, SignedCheckpoint, Verifier};
+use crate::store::{FsStore, TileStore, sync_dir};
+use crate::tiles::{
+    BundleError, TILE_WIDTH, TileRef, bundle_path, decode_bundle, encode_bundle, tile_bytes,
+    tiles_between,
+};
+use crate::wal::{self, MAGIC, MAX_ENTRY};
+
+/// Name of the write-ahead log file inside the ledger directory.
+pub const WAL_FILE: &str = "wal";
+/// Path of the checkpoint object in the tile store.
+pub const CHECKPOINT_PATH: &str = "checkpoint";
+/// First line of a C2SP tlog-proof.
+pub const PROOF_HEADER: &str = "c2sp.org/tlog-proof@v1";
+
+/// A failure of the ledger engine. Messages name files, indices and sizes, never entry
+/// contents.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// An I/O failure on a named file.
+    #[error("i/o error on `{path}`")]
+    Io {
+        /// The file or object path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Another process holds the ledger open.
+    #[error("the ledger in `{path}` is open in another process")]
+    Locked {
+        /// The WAL path.
+        path: String,
+    },
+    /// The WAL does not start with the expected header.
+    #[error("`{path}` is not an airlock ledger write-ahead log")]
+    NotAWal {
+        /// The WAL path.
+        path: String,
+    },
+    /// The WAL holds fewer entries than the stored checkpoint commits to.
+    #[error("write-ahead log holds {wal} entries but the checkpoint covers {checkpoint}")]
+    WalBehindCheckpoint {
+        /// Entries in the WAL.
+        wal: u64,
+        /// Size in the checkpoint.
+        checkpoint: u64,
+    },
+    /// The WAL's first entries do not hash to the stored checkpoint's root.
+    #[error("write-ahead log does not match the checkpoint of size {size}")]
+    WalMismatch {
+        /// The checkpoint size.
+        size: u64,
+    },
+    /// An entry failed validation.
+    #[error("invalid entry")]
+    Entry(#[from] EntryError),
+    /// An entry at a known index failed strict parsing.
+    #[error("entry {index} is invalid")]
+    EntryAt {
+        /// The index.
+        index: u64,
+        /// The cause.
+        #[source]
+        source: EntryError,
+    },
+    /// An entry bundle could not be decoded.
+    #[error("entry bundle `{path}` is malformed")]
+    Bundle {
+        /// The bundle path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: BundleError,
+    },
+    /// A stored entry does not match the tree.
+    #[error("stored entry {index} does not match the log")]
+    StoredEntry {
+        /// The index.
+        index: u64,
+    },
+    /// A checkpoint or key problem.
+    #[error("checkpoint: {0}")]
+    Note(#[from] NoteError),
+    /// A proof could not be built.
+    #[error("proof: {0}")]
+    Proof(#[from] ProofError),
+    /// An earlier write or fsync failed; the ledger refuses further appends until reopened
+    /// (retrying an fsync after a failure can silently lose data).
+    #[error("the ledger stopped after a failed write; reopen it to recover")]
+    Failed,
+    /// A lock was poisoned by a panicking thread.
+    #[error("internal lock poisoned")]
+    Poisoned,
+}
+
+fn io_err(path: impl Into<String>) -> impl FnOnce(io::Error) -> LedgerError {
+    let path = path.into();
+    move |source| LedgerError::Io { path, source }
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, LedgerError> {
+    m.lock().map_err(|_| LedgerError::Poisoned)
+}
+
+/// The group-commit queue.
+#[derive(Debug, Default)]
+struct Queue {
+    /// Index the next appended entry gets.
+    next: u64,
+    /// Entries `0..durable` are fsynced and in the tree.
+    durable: u64,
+    /// A leader is writing a batch.
+    leader: bool,
+    /// A write or fsync failed.
+    failed: bool,
+    /// Encoded WAL records waiting for the next batch.
+    buf: Vec<u8>,
+    /// Their leaf hashes and entries, in index order.
+    pending: Vec<(Hash, Vec<u8>)>,
+}
+
+/// State derived from the WAL: the tree and what is published.
+#[derive(Debug)]
+struct Derived {
+    tree: Tree,
+    /// Full tiles and bundles for leaves `0..tiles_done` are written (a multiple of 256).
+    tiles_done: u64,
+    /// Entries `tiles_done..tree.size()`, kept for the next bundles.
+    entries: Vec<Vec<u8>>,
+    /// Objects written but not yet fsynced.
+    unsynced: Vec<String>,
+    /// The latest stored checkpoint.
+    checkpoint: Option<SignedCheckpoint>,
+}
+
+/// What [`Ledger::open`] found and repaired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Recovery {
+    /// Entries recovered from the WAL.
+    pub entries: u64,
+    /// Bytes of torn tail cut from the WAL (an append that never completed).
+    pub torn_bytes: u64,
+    /// Size of the checkpoint found on disk (0 if none).
+    pub checkpoint_size: u64,
+}
+
+/// An open ledger. Thread-safe: share it with `Arc<Ledger>` and call [`Ledger::append`] from
+/// any thread; concurrent appends share one write and one fsync.
+pub struct Ledger {
+    dir: PathBuf,
+    origin: String,
+    signer: SigningKey,
+    verifier: Verifier,
+    store: Box<dyn TileStore>,
+    queue: Mutex<Queue>,
+    cv: Condvar,
+    wal: Mutex<File>,
+    derived: Mutex<Derived>,
+    recovery: Recovery,
+}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ledger")
+            .field("dir", &self.dir)
+            .field("origin", &self.origin)
+            .field("verifier", &self.verifier)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ledger {
+    /// Open (or create) the ledger in `dir`: the WAL at `dir/wal`, tiles and the checkpoint
+    /// under `dir`. `origin` names the log and its key (e.g. `airlock.example/ledger`).
+    pub fn open(dir: &Path, origin: &str, signer: SigningKey) -> Result<Ledger, LedgerError> {
+        fs::create_dir_all(dir).map_err(io_err(dir.display().to_string()))?;
+        Ledger::open_with_store(dir, Box::new(FsStore::new(dir)), origin, signer)
+    }
+
+    /// Open with the WAL in `dir` and the published objects in `store`.
+    pub fn open_with_store(
+        dir: &Path,
+        store: Box<dyn TileStore>,
+        origin: &str,
+        signer: SigningKey,
+    ) -> Result<Ledger, LedgerError> {
+        let verifier = Verifier::new(origin, signer.verifying_key())?;
+        fs::create_dir_all(dir).map_err(io_err(dir.display().to_string()))?;
+        let wal_path = dir.join(WAL_FILE);
+        let wal_name = wal_path.display().to_string();
+        let mut file = wal::open_rw(&wal_path).map_err(io_err(&wal_name))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(LedgerError::Locked { path: wal_name });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(&wal_name)(e)),
+        }
+
+        let checkpoint = match store
+            .read(CHECKPOINT_PATH)
+            .map_err(io_err(CHECKPOINT_PATH))?
+        {
+            Some(bytes) => {
+                let text = String::from_utf8(bytes).map_err(|_| NoteError::Malformed {
+                    line: 1,
+                    reason: "not utf-8",
+                })?;
+                Some(SignedCheckpoint::open(&text, &verifier)?)
+            }
+            None => None,
+        };
+        let cp_size = checkpoint.as_ref().map_or(0, |c| c.checkpoint.size);
+        let keep_from = cp_size / TILE_WIDTH * TILE_WIDTH;
+
+        let mut tree = Tree::new();
+        let mut entries = Vec::new();
+        let scan = wal::scan(&mut file, |index, entry, leaf| {
+            tree.push(*leaf);
+            if index >= keep_from {
+                entries.push(entry.to_vec());
+            }
+            Ok(())
+        })
+        .map_err(io_err(&wal_name))?;
+
+        if !scan.has_header {
+            // Only an empty file or a torn header write is acceptable here.
+            let mut head = vec![0u8; scan.file_len.min(12) as usize];
+            file.seek(SeekFrom::Start(0)).map_err(io_err(&wal_name))?;
+            file.read_exact(&mut head).map_err(io_err(&wal_name))?;
+            if scan.file_len >= 12 || MAGIC.get(..head.len()) != Some(head.as_slice()) {
+                return Err(LedgerError::NotAWal { path: wal_name });
+            }
+        }
+        let size = tree.size();
+        if size < cp_size {
+            return Err(LedgerError::WalBehindCheckpoint {
+                wal: size,
+                checkpoint: cp_size,
+            });
+        }
+        if let Some(cp) = &checkpoint
+            && tree.root(cp_size)? != cp.checkpoint.root
+        {
+            return Err(LedgerError::WalMismatch { size: cp_size });
+        }
+        let torn_bytes = scan.file_len - scan.valid_len;
+        if torn_bytes > 0 {
+            file.set_len(scan.valid_len).map_err(io_err(&wal_name))?;
+            file.sync_all().map_err(io_err(&wal_name))?;
+        }
+        file.seek(SeekFrom::End(0)).map_err(io_err(&wal_name))?;
+        if !scan.has_header {
+            file.write_all(MAGIC).map_err(io_err(&wal_name))?;
+            file.sync_all().map_err(io_err(&wal_name))?;
+            sync_dir(dir).map_err(io_err(dir.display().to_string()))?;
+        }
+
+        let ledger = Ledger {
+            dir: dir.to_path_buf(),
+            origin: origin.to_owned(),
+            signer,
+            verifier,
+            store,
+            queue: Mutex::new(Queue {
+                next: size,
+                durable: size,
+                ..Queue::default()
+            }),
+            cv: Condvar::new(),
+            wal: Mutex::new(file),
+            derived: Mutex::new(Derived {
+                tree,
+                tiles_done: keep_from,
+                entries,
+                unsynced: Vec::new(),
+                checkpoint: checkpoint.clone(),
+            }),
+            recovery: Recovery {
+                entries: size,
+                torn_bytes,
+                checkpoint_size: cp_size,
+            },
+        };
+        if checkpoint.is_none() || size > cp_size {
+            ledger.checkpoint()?;
+        }
+        Ok(ledger)
+    }
+
+    /// What opening found: entries recovered, torn bytes cut, checkpoint size.
+    pub fn recovery(&self) -> Recovery {
+        self.recovery
+    }
+
+    /// The log origin (also the key name).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The directory holding the WAL.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The public verifier.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// The verifier key string, `<origin>+<hex key id>+<base64 key>`, for third parties.
+    pub fn verifier_key(&self) -> String {
+        self.verifier.to_string()
+    }
+
+    /// Number of durable entries.
+    pub fn size(&self) -> Result<u64, LedgerError> {
+        Ok(lock(&self.derived)?.tree.size())
+    }
+
+    /// Append an entry; returns its index once it is durable (written and fsynced).
+    pub fn append(&self, entry: &Entry) -> Result<u64, LedgerError> {
+        let bytes = entry.to_canonical_json()?;
+        self.append_bytes(bytes)
+    }
+
+    /// Append an already encoded canonical entry (checked with [`Entry::parse`]).
+    pub fn append_canonical(&self, bytes: Vec<u8>) -> Result<u64, LedgerError> {
+        Entry::parse(&bytes)?;
+        self.append_bytes(bytes)
+    }
+
+    fn append_bytes(&self, bytes: Vec<u8>) -> Result<u64, LedgerError> {
+        if bytes.is_empty() || bytes.len() > MAX_ENTRY {
+            return Err(EntryError::TooLarge { len: bytes.len() }.into());
+        }
+        let leaf = leaf_hash(&bytes);
+        let mut q = lock(&self.queue)?;
+        if q.failed {
+            return Err(LedgerError::Failed);
+        }
+        let index = q.next;
+        q.next += 1;
+        wal::encode_record(&bytes, &leaf, &mut q.buf);
+        q.pending.push((leaf, bytes));
+        loop {
+            if q.durable > index {
+                return Ok(index);
+            }
+            if q.failed {
+                return Err(LedgerError::Failed);
+            }
+            if !q.leader {
+                // Become the leader: write and fsync everything queued, then wake everyone.
+                q.leader = true;
+                let buf = std::mem::take(&mut q.buf);
+                let pending = std::mem::take(&mut q.pending);
+                let end = q.next;
+                drop(q);
+                let ok = self.commit(&buf, pending).is_ok();
+                q = lock(&self.queue)?;
+                q.leader = false;
+                if ok {
+                    q.durable = end;
+                    if q.buf.capacity() == 0 {
+                        let mut buf = buf;
+                        buf.clear();
+                        q.buf = buf;
+                    }
+                } else {
+                    q.failed = true;
+                }
+                self.cv.notify_all();
+                continue;
+            }
+            q = self.cv.wait(q).map_err(|_| LedgerError::Poisoned)?;
+        }
+    }
+
+    /// Write and fsync one batch, then extend the tree and publish completed full tiles.
+    fn commit(&self, buf: &[u8], pending: Vec<(Hash, Vec<u8>)>) -> Result<(), LedgerError> {
+        {
+            let mut f = lock(&self.wal)?;
+            f.write_all(buf).map_err(io_err(WAL_FILE))?;
+            f.sync_data().map_err(io_err(WAL_FILE))?;
+        }
+        let mut d = lock(&self.derived)?;
+        for (leaf, bytes) in pending {
+            d.tree.push(leaf);
+            d.entries.push(bytes);
+        }
+        // Best effort: anything not written now is written by the next checkpoint.
+        let _ = self.publish_full_tiles(&mut d);
+        Ok(())
+    }
+
+    /// Write the full tiles and bundles completed since `tiles_done`.
+    fn publish_full_tiles(&self, d: &mut Derived) -> Result<(), LedgerError> {
+        let full_end = d.tree.size() / TILE_WIDTH * TILE_WIDTH;
+        if full_end <= d.tiles_done {
+            return Ok(());
+        }
+        for t in tiles_between(d.tiles_done, full_end) {
+            if t.width == TILE_WIDTH {
+                self.write_tile(d, &t)?;
+            }
+        }
+        let first = d.tiles_done / TILE_WIDTH;
+        for (k, chunk) in d
+            .entries
+            .chunks(TILE_WIDTH as usize)
+            .take(((full_end - d.tiles_done) / TILE_WIDTH) as usize)
+            .enumerate()
+        {
+            let path = bundle_path(first + k as u64, TILE_WIDTH);
+            let bytes = encode_bundle(chunk.iter().map(Vec::as_slice)).map_err(|source| {
+                LedgerError::Bundle {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            self.store.write(&path, &bytes).map_err(io_err(&path))?;
+            d.unsynced.push(path);
+        }
+        let done = (full_end - d.tiles_done) as usize;
+        d.entries.drain(..done.min(d.entries.len()));
+        d.tiles_done = full_end;
+        Ok(())
+    }
+
+    fn write_tile(&self, d: &mut Derived, t: &TileRef) -> Result<(), LedgerError> {
+        let path = t.path();
+        let bytes = tile_bytes(&d.tree, t).ok_or(ProofError::SizeOutOfRange {
+            size: (t.index + 1) * TILE_WIDTH,
+            available: d.tree.size(),
+        })?;
+        self.store.write(&path, &bytes).map_err(io_err(&path))?;
+        d.unsynced.push(path);
+        Ok(())
+    }
+
+    /// Publish everything durable: full and partial tiles, entry bundles, and a freshly signed
+    /// checkpoint (written last, atomically, after the tiles are durable).
+    pub fn checkpoint(&self) -> Result<SignedCheckpoint, LedgerError> {
+        let mut d = lock(&self.derived)?;
+        let n = d.tree.size();
+        if let Some(cp) = &d.checkpoint
+            && cp.checkpoint.size == n
+        {
+            return Ok(cp.clone());
+        }
+        self.publish_full_tiles(&mut d)?;
+        let floor = n / TILE_WIDTH * TILE_WIDTH;
+        for t in tiles_between(floor, n) {
+            self.write_tile(&mut d, &t)?;
+        }
+        if n > floor {
+            let path = bundle_path(floor / TILE_WIDTH, n - floor);
+            let bytes = encode_bundle(d.entries.iter().map(Vec::as_slice)).map_err(|source| {
+                LedgerError::Bundle {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            self.store.write(&path, &bytes).map_err(io_err(&path))?;
+            d.unsynced.push(path);
+        }
+        let unsynced = std::mem::take(&mut d.unsynced);
+        self.store.sync(&unsynced).map_err(io_err("tile"))?;
+        let cp = Checkpoint {
+            origin: self.origin.clone(),
+            size: n,
+            root: d.tree.root(n)?,
+            extensions: Vec::new(),
+        }
+        .sign(&self.signer)?;
+        self.store
+            .write(CHECKPOINT_PATH, cp.text.as_bytes())
+            .map_err(io_err(CHECKPOINT_PATH))?;
+        self.store
+            .sync(&[CHECKPOINT_PATH.to_owned()])
+            .map_err(io_err(CHECKPOINT_PATH))?;
+        d.checkpoint = Some(cp.clone());
+        Ok(cp)
+    }
+
+    /// The latest checkpoint written (without making a new one).
+    pub fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, LedgerError> {
+        Ok(lock(&self.derived)?.checkpoint.clone())
+    }
+
+    /// The root of the tree of the first `size` entries.
+    pub fn root(&self, size: u64) -> Result<Hash, LedgerError> {
+        Ok(lock(&self.derived)?.tree.root(size)?)
+    }
+
+    /// The inclusion proof of entry `index` in the tree of `size` entries.
+    pub fn prove_inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
+        Ok(lock(&self.derived)?.tree.inclusion_proof(index, size)?)
+    }
+
+    /// The consistency proof from the tree of `old` entries to that of `new` entries.
+    pub fn prove_consistency(&self, old: u64, new: u64) -> Result<Vec<Hash>, LedgerError> {
+        Ok(lock(&self.derived)?.tree.consistency_proof(old, new)?)
+    }
+
+    /// The canonical bytes of entry `index`.
+    pub fn entry_bytes(&self, index: u64) -> Result<Vec<u8>, LedgerError> {
+        let d = lock(&self.derived)?;
+        let size = d.tree.size();
+        if index >= size {
+            return Err(ProofError::IndexOutOfRange { index, size }.into());
+        }
+        let bytes = if index >= d.tiles_done {
+            d.entries
+                .get((index - d.tiles_done) as usize)
+                .cloned()
+                .ok_or(LedgerError::StoredEntry { index })?
+        } else {
+            let path = bundle_path(index / TILE_WIDTH, TILE_WIDTH);
+            let raw = self
+                .store
+                .read(&path)
+                .map_err(io_err(&path))?
+                .ok_or(LedgerError::StoredEntry { index })?;
+            let entries = decode_bundle(&raw).map_err(|source| LedgerError::Bundle {
+                path: path.clone(),
+                source,
+            })?;
+            entries
+                .get((index % TILE_WIDTH) as usize)
+                .map(|e| e.to_vec())
+                .ok_or(LedgerError::StoredEntry { index })?
+        };
+        let expected = d.tree.level(0).get(index as usize).copied();
+        if expected != Some(leaf_hash(&bytes)) {
+            return Err(LedgerError::StoredEntry { index });
+        }
+        Ok(bytes)
+    }
+
+    /// A C2SP tlog-proof for entry `index` against the latest checkpoint (a new one is made
+    /// if the latest does not cover `index`). The entry itself rides in the `extra` line, so
+    /// the file alone, with the verifier key, proves what was logged.
+    pub fn proof_file(&self, index: u64) -> Result<String, LedgerError> {
+        let cp = match self.latest_checkpoint()? {
+            Some(cp) if cp.checkpoint.size > index => cp,
+            _ => self.checkpoint()?,
+        };
+        let proof = self.prove_inclusion(index, cp.checkpoint.size)?;
+        let entry = self.entry_bytes(index)?;
+        let mut out = format!(
+            "{PROOF_HEADER}\nextra {}\nindex {index}\n",
+            B64.encode(entry)
+        );
+        for h in &proof {
+            out.push_str(&B64.encode(h));
+            out.push('\n');
+        }
+        out.push('\n');
+        out.push_str(&cp.text);
+        Ok(out)
+    }
+
+    /// Write a final checkpoint and close.
+    pub fn close(self) -> Result<SignedCheckpoint, LedgerError> {
+        self.checkpoint()
+    }
+}

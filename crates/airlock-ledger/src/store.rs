@@ -1,0 +1,109 @@
+//! Where tiles, entry bundles and the checkpoint are kept: a small trait, so an object-store
+//! backend can sit beside the local file system one.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+/// A key-value store of published log objects, addressed by tlog-tiles paths
+/// (`checkpoint`, `tile/0/000`, `tile/entries/x001/002.p/7`...).
+pub trait TileStore: Send + Sync + fmt::Debug {
+    /// Read an object; `Ok(None)` if it does not exist.
+    fn read(&self, path: &str) -> io::Result<Option<Vec<u8>>>;
+    /// Write an object, replacing any old one atomically (readers see old or new bytes,
+    /// never a mix). Not necessarily durable until [`TileStore::sync`].
+    fn write(&self, path: &str, data: &[u8]) -> io::Result<()>;
+    /// Make the named objects, written earlier, durable.
+    fn sync(&self, paths: &[String]) -> io::Result<()>;
+}
+
+/// A [`TileStore`] on the local file system under one directory.
+#[derive(Clone)]
+pub struct FsStore {
+    root: PathBuf,
+}
+
+impl FsStore {
+    /// A store rooted at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        FsStore { root: root.into() }
+    }
+
+    fn full(&self, path: &str) -> io::Result<PathBuf> {
+        // Only tlog-tiles paths: no absolute paths, no `..`, no empty components.
+        let ok = !path.is_empty()
+            && path
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != "..")
+            && !path.contains('\\');
+        if !ok {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "bad object path",
+            ));
+        }
+        Ok(self.root.join(path))
+    }
+}
+
+impl fmt::Debug for FsStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FsStore").field("root", &self.root).finish()
+    }
+}
+
+/// fsync a directory so a rename or creation inside it is durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl TileStore for FsStore {
+    fn read(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
+        match fs::read(self.full(path)?) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn write(&self, path: &str, data: &[u8]) -> io::Result<()> {
+        let full = self.full(path)?;
+        let dir = full.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir)?;
+        let mut tmp = full.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        drop(f);
+        fs::rename(&tmp, &full)
+    }
+
+    fn sync(&self, paths: &[String]) -> io::Result<()> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for p in paths {
+            let full = self.full(p)?;
+            File::open(&full)?.sync_all()?;
+            let mut d = full.parent().map(Path::to_path_buf);
+            // Every directory from the object up to the root may be new.
+            while let Some(dir) = d {
+                if !dirs.contains(&dir) {
+                    dirs.push(dir.clone());
+                }
+                if dir == self.root {
+                    break;
+                }
+                d = dir.parent().map(Path::to_path_buf);
+            }
+        }
+        for d in &dirs {
+            sync_dir(d)?;
+        }
+        Ok(())
+    }
+}

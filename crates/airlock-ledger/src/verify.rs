@@ -1,0 +1,539 @@
+//! Third-party verification: of a whole ledger directory, and of an offline proof file.
+//!
+//! [`verify_dir`] trusts only the verifier key. It checks the signed checkpoint, reads every
+//! entry bundle, compares each entry with the write-ahead log (when present) and with the
+//! level-0 tile, rebuilds the tree, compares every higher tile, and checks the checkpoint
+//! root; with an older checkpoint it also checks that the old tree is a prefix of the new one.
+//! The first failure is reported with the index and the object path where it was found.
+
+use std::io;
+use std::path::Path;
+use std::thread;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use crate::entry::{Entry, EntryError};
+use crate::ledger::{CHECKPOINT_PATH, PROOF_HEADER, WAL_FILE};
+use crate::merkle::{Hash, ProofError, Tree, leaf_hash, verify_consistency, verify_inclusion};
+use crate::note::{Checkpoint, NoteError, SignedCheckpoint, Verifier};
+use crate::store::{FsStore, TileStore};
+use crate::tiles::{
+    BundleError, TILE_WIDTH, bundle_path, decode_bundle, tile_bytes, tile_path, tiles_between,
+};
+use crate::wal;
+
+/// Most hashes an inclusion proof can have (a tree of 2^64 leaves).
+const MAX_PROOF_HASHES: usize = 64;
+
+/// Why a ledger or proof does not verify. Each variant names where.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The verifier key is malformed.
+    #[error("verifier key: {0}")]
+    Key(#[source] NoteError),
+    /// An object could not be read.
+    #[error("cannot read `{path}`")]
+    Io {
+        /// The path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// No checkpoint.
+    #[error("no checkpoint at `checkpoint`")]
+    MissingCheckpoint,
+    /// The checkpoint is malformed or its signature does not verify.
+    #[error("checkpoint `{path}` does not verify: {source}")]
+    Checkpoint {
+        /// Which checkpoint (`checkpoint` or the older one given).
+        path: String,
+        /// The cause.
+        #[source]
+        source: NoteError,
+    },
+    /// An entry bundle the checkpoint needs is missing.
+    #[error("entry bundle `{path}` is missing (entries from index {index} on)")]
+    MissingBundle {
+        /// The bundle path.
+        path: String,
+        /// Its first index.
+        index: u64,
+    },
+    /// An entry bundle cannot be decoded.
+    #[error("entry bundle `{path}` is malformed: {source}")]
+    Bundle {
+        /// The bundle path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: BundleError,
+    },
+    /// An entry bundle holds the wrong number of entries.
+    #[error("entry bundle `{path}` holds {found} entries, expected {expected}")]
+    BundleWidth {
+        /// The bundle path.
+        path: String,
+        /// Entries expected.
+        expected: u64,
+        /// Entries found.
+        found: u64,
+    },
+    /// The write-ahead log ends before the checkpoint's size.
+    #[error("write-ahead log ends at index {index} but the checkpoint covers {size} entries")]
+    WalShort {
+        /// Entries in the WAL.
+        index: u64,
+        /// The checkpoint size.
+        size: u64,
+    },
+    /// A published entry differs from the write-ahead log.
+    #[error("entry {index} in `{path}` differs from the write-ahead log")]
+    WalMismatch {
+        /// The index.
+        index: u64,
+        /// The bundle path.
+        path: String,
+    },
+    /// A tile the checkpoint needs is missing.
+    #[error("tile `{path}` is missing")]
+    MissingTile {
+        /// The tile path.
+        path: String,
+    },
+    /// An entry's leaf hash differs from its level-0 tile.
+    #[error("entry {index} in `{bundle}` does not match its hash in tile `{tile}`")]
+    LeafMismatch {
+        /// The index.
+        index: u64,
+        /// The bundle path.
+        bundle: String,
+        /// The tile path.
+        tile: String,
+    },
+    /// A tile differs from the recomputed tree.
+    #[error("tile `{path}` differs from the recomputed tree at hash {position}")]
+    TileMismatch {
+        /// The tile path.
+        path: String,
+        /// The first differing hash in the tile.
+        position: u64,
+    },
+    /// The recomputed root differs from the signed checkpoint.
+    #[error("the entries do not hash to the signed root of checkpoint size {size}")]
+    RootMismatch {
+        /// The checkpoint size.
+        size: u64,
+    },
+    /// The older checkpoint is not a prefix of the current log.
+    #[error("history rewritten: the log is not an extension of the checkpoint of size {old}")]
+    Inconsistent {
+        /// The old size.
+        old: u64,
+        /// The new size.
+        new: u64,
+    },
+    /// A proof file is malformed (line numbers are 1-based).
+    #[error("proof file is malformed at line {line}: {reason}")]
+    ProofFormat {
+        /// The line.
+        line: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A proof does not verify.
+    #[error("proof does not verify: {0}")]
+    Proof(#[from] ProofError),
+    /// The entry carried in a proof file is not a valid entry.
+    #[error("entry in proof file is invalid: {0}")]
+    Entry(#[from] EntryError),
+}
+
+fn io_err(path: &str) -> impl FnOnce(io::Error) -> VerifyError + '_ {
+    move |source| VerifyError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What a successful [`verify_dir`] checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// The verified checkpoint.
+    pub checkpoint: Checkpoint,
+    /// Entries found in bundles (may exceed the checkpoint size after a crash before the next
+    /// checkpoint; all of them are checked against the tiles).
+    pub entries: u64,
+    /// Entries in the write-ahead log, if one was present.
+    pub wal_entries: Option<u64>,
+    /// Tiles compared.
+    pub tiles: u64,
+    /// Entry bundles read.
+    pub bundles: u64,
+    /// The older checkpoint's size, if consistency with it was proved.
+    pub consistent_with: Option<u64>,
+}
+
+/// Verify the ledger in `dir` with only the public `verifier_key`; with `since` (the text of
+/// an older signed checkpoint), also prove the log extends it.
+pub fn verify_dir(
+    dir: &Path,
+    verifier_key: &str,
+    since: Option<&str>,
+) -> Result<VerifyReport, VerifyError> {
+    let wal_path = dir.join(WAL_FILE);
+    let wal = if wal_path.exists() {
+        let name = wal_path.display().to_string();
+        Some(wal::read_all(&wal_path).map_err(io_err(&name))?)
+    } else {
+        None
+    };
+    verify_store(&FsStore::new(dir), wal.as_deref(), verifier_key, since)
+}
+
+fn read_checkpoint(text: &[u8], path: &str, v: &Verifier) -> Result<Checkpoint, VerifyError> {
+    let bad = |source| VerifyError::Checkpoint {
+        path: path.to_owned(),
+        source,
+    };
+    let text = std::str::from_utf8(text).map_err(|_| {
+        bad(NoteError::Malformed {
+            line: 1,
+            reason: "not utf-8",
+        })
+    })?;
+    Ok(SignedCheckpoint::open(text, v).map_err(bad)?.checkpoint)
+}
+
+/// Verify published objects in `store`, cross-checking entries against `wal` when given.
+pub fn verify_store(
+    store: &dyn TileStore,
+    wal: Option<&[Vec<u8>]>,
+    verifier_key: &str,
+    since: Option<&str>,
+) -> Result<VerifyReport, VerifyError> {
+    let verifier = Verifier::parse(verifier_key).map_err(VerifyError::Key)?;
+    let cp_bytes = store
+        .read(CHECKPOINT_PATH)
+        .map_err(io_err(CHECKPOINT_PATH))?
+        .ok_or(VerifyError::MissingCheckpoint)?;
+    let cp = read_checkpoint(&cp_bytes, CHECKPOINT_PATH, &verifier)?;
+    let n = cp.size;
+
+    // Read the bundles: those the checkpoint needs, then any full ones published after it.
+    let mut bundles: Vec<(String, u64, Vec<u8>)> = Vec::new();
+    let mut i = 0u64;
+    loop {
+        let start = i * TILE_WIDTH;
+        let needed = start < n;
+        let width = if needed {
+            (n - start).min(TILE_WIDTH)
+        } else {
+            TILE_WIDTH
+        };
+        // A full bundle supersedes the partial one a checkpoint names (its prefix).
+        let full = bundle_path(i, TILE_WIDTH);
+        if let Some(b) = store.read(&full).map_err(io_err(&full))? {
+            bundles.push((full, TILE_WIDTH, b));
+            i += 1;
+            continue;
+        }
+        if !needed {
+            break;
+        }
+        let path = bundle_path(i, width);
+        match store.read(&path).map_err(io_err(&path))? {
+            Some(b) if width < TILE_WIDTH => bundles.push((path, width, b)),
+            _ => return Err(VerifyError::MissingBundle { path, index: start }),
+        }
+        break;
+    }
+
+    // Decode; an entry count that differs from the width is reported after the index checks,
+    // which name the exact entry.
+    let mut entries: Vec<&[u8]> = Vec::new();
+    let mut owner: Vec<usize> = Vec::new();
+    let mut width_error = None;
+    for (b, (path, width, raw)) in bundles.iter().enumerate() {
+        let es = decode_bundle(raw).map_err(|source| VerifyError::Bundle {
+            path: path.clone(),
+            source,
+        })?;
+        let found = es.len() as u64;
+        if found != *width {
+            width_error.get_or_insert(VerifyError::BundleWidth {
+                path: path.clone(),
+                expected: *width,
+                found,
+            });
+        }
+        for e in es {
+            entries.push(e);
+            owner.push(b);
+        }
+    }
+    let m = entries.len() as u64;
+    let leaves = hash_leaves(&entries);
+
+    // Per index: the WAL, then the level-0 tile.
+    let mut tile0: Option<(u64, String, Vec<u8>)> = None;
+    for (k, leaf) in leaves.iter().enumerate() {
+        let index = k as u64;
+        let bundle = owner
+            .get(k)
+            .and_then(|&b| bundles.get(b))
+            .map_or("", |b| b.0.as_str());
+        if let Some(wal) = wal {
+            match wal.get(k) {
+                Some(w) if Some(&w.as_slice()) == entries.get(k) => {}
+                Some(_) => {
+                    return Err(VerifyError::WalMismatch {
+                        index,
+                        path: bundle.to_owned(),
+                    });
+                }
+                None if index < n => return Err(VerifyError::WalShort { index, size: n }),
+                None => {}
+            }
+        }
+        let t = index / TILE_WIDTH;
+        if tile0.as_ref().map(|x| x.0) != Some(t) {
+            let start = t * TILE_WIDTH;
+            let width = if start < n {
+                (n - start).min(TILE_WIDTH)
+            } else {
+                TILE_WIDTH
+            };
+            let (path, bytes) = read_tile(store, 0, t, width, index < n)?;
+            tile0 = Some((t, path, bytes.unwrap_or_default()));
+        }
+        if let Some((_, path, bytes)) = &tile0 {
+            let off = (k % TILE_WIDTH as usize) * 32;
+            if bytes.get(off..off + 32) != Some(leaf.as_slice()) && index < n {
+                return Err(VerifyError::LeafMismatch {
+                    index,
+                    bundle: bundle.to_owned(),
+                    tile: path.clone(),
+                });
+            }
+        }
+    }
+    if let Some(wal) = wal
+        && (wal.len() as u64) < n
+    {
+        return Err(VerifyError::WalShort {
+            index: wal.len() as u64,
+            size: n,
+        });
+    }
+    if let Some(e) = width_error {
+        return Err(e);
+    }
+
+    // Rebuild the tree; check every higher tile the checkpoint needs, and any later full one.
+    let mut tree = Tree::new();
+    for l in &leaves {
+        tree.push(*l);
+    }
+    let mut tiles = 0u64;
+    for t in tiles_between(0, n).into_iter().chain(
+        tiles_between(n / TILE_WIDTH * TILE_WIDTH, m / TILE_WIDTH * TILE_WIDTH)
+            .into_iter()
+            .filter(|t| t.width == TILE_WIDTH),
+    ) {
+        let needed = (t.index * TILE_WIDTH + t.width) << (8 * t.level) <= n;
+        let (path, bytes) = read_tile(store, t.level, t.index, t.width, needed)?;
+        let Some(bytes) = bytes else { continue };
+        let want = tile_bytes(&tree, &t).unwrap_or_default();
+        if let Some(pos) = first_diff(&bytes, &want) {
+            return Err(VerifyError::TileMismatch {
+                path,
+                position: pos,
+            });
+        }
+        tiles += 1;
+    }
+
+    if tree
+        .root(n)
+        .map_err(|_| VerifyError::RootMismatch { size: n })?
+        != cp.root
+    {
+        return Err(VerifyError::RootMismatch { size: n });
+    }
+
+    let consistent_with = match since {
+        None => None,
+        Some(old_text) => {
+            let old = read_checkpoint(old_text.as_bytes(), "since", &verifier)?;
+            if old.size > n {
+                return Err(VerifyError::Inconsistent {
+                    old: old.size,
+                    new: n,
+                });
+            }
+            let proof = tree.consistency_proof(old.size, n)?;
+            verify_consistency(old.size, n, &proof, &old.root, &cp.root).map_err(|_| {
+                VerifyError::Inconsistent {
+                    old: old.size,
+                    new: n,
+                }
+            })?;
+            Some(old.size)
+        }
+    };
+
+    Ok(VerifyReport {
+        checkpoint: cp,
+        entries: m,
+        wal_entries: wal.map(|w| w.len() as u64),
+        tiles,
+        bundles: bundles.len() as u64,
+        consistent_with,
+    })
+}
+
+/// Read a tile at `width`, falling back to the full tile (whose prefix it is).
+fn read_tile(
+    store: &dyn TileStore,
+    level: u32,
+    index: u64,
+    width: u64,
+    needed: bool,
+) -> Result<(String, Option<Vec<u8>>), VerifyError> {
+    let path = tile_path(level, index, width);
+    if let Some(b) = store.read(&path).map_err(io_err(&path))? {
+        return Ok((path, Some(b)));
+    }
+    if width < TILE_WIDTH {
+        let full = tile_path(level, index, TILE_WIDTH);
+        if let Some(mut b) = store.read(&full).map_err(io_err(&full))? {
+            b.truncate((width * 32) as usize);
+            return Ok((full, Some(b)));
+        }
+    }
+    if needed {
+        Err(VerifyError::MissingTile { path })
+    } else {
+        Ok((path, None))
+    }
+}
+
+/// The index of the first differing 32-byte hash, or `None` if equal.
+fn first_diff(a: &[u8], b: &[u8]) -> Option<u64> {
+    let pos = a.chunks(32).zip(b.chunks(32)).position(|(x, y)| x != y);
+    match pos {
+        Some(p) => Some(p as u64),
+        None if a.len() != b.len() => Some((a.len().min(b.len()) / 32) as u64),
+        None => None,
+    }
+}
+
+/// Leaf hashes of all entries, on all cores.
+pub(crate) fn hash_leaves(entries: &[&[u8]]) -> Vec<Hash> {
+    let threads = thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(16);
+    if threads <= 1 || entries.len() < 4096 {
+        return entries.iter().map(|e| leaf_hash(e)).collect();
+    }
+    let chunk = entries.len().div_ceil(threads);
+    let mut out = vec![[0u8; 32]; entries.len()];
+    thread::scope(|s| {
+        for (es, os) in entries.chunks(chunk).zip(out.chunks_mut(chunk)) {
+            s.spawn(move || {
+                for (e, o) in es.iter().zip(os.iter_mut()) {
+                    *o = leaf_hash(e);
+                }
+            });
+        }
+    });
+    out
+}
+
+/// A verified proof file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedProof {
+    /// The entry's index.
+    pub index: u64,
+    /// The entry's canonical bytes.
+    pub entry_bytes: Vec<u8>,
+    /// The entry, parsed strictly.
+    pub entry: Entry,
+    /// The checkpoint it is included in.
+    pub checkpoint: Checkpoint,
+}
+
+/// Verify a C2SP tlog-proof file made by [`crate::Ledger::proof_file`] with only the public
+/// verifier key. The entry is taken from the `extra` line (authenticated by the inclusion
+/// proof, since its leaf hash must be in the signed tree).
+pub fn verify_proof_file(text: &str, verifier_key: &str) -> Result<VerifiedProof, VerifyError> {
+    let verifier = Verifier::parse(verifier_key).map_err(VerifyError::Key)?;
+    let bad = |line, reason| VerifyError::ProofFormat { line, reason };
+    let mut rest = text;
+    let mut next_line = |line: usize| -> Result<&str, VerifyError> {
+        let (l, r) = rest.split_once('\n').ok_or(bad(line, "unexpected end"))?;
+        rest = r;
+        Ok(l)
+    };
+    if next_line(1)? != PROOF_HEADER {
+        return Err(bad(1, "missing `c2sp.org/tlog-proof@v1` header"));
+    }
+    let extra = next_line(2)?
+        .strip_prefix("extra ")
+        .ok_or(bad(2, "missing `extra` entry"))?;
+    let entry_bytes = B64
+        .decode(extra)
+        .map_err(|_| bad(2, "extra is not base64"))?;
+    if B64.encode(&entry_bytes) != extra {
+        return Err(bad(2, "extra is not canonical base64"));
+    }
+    let idx = next_line(3)?
+        .strip_prefix("index ")
+        .ok_or(bad(3, "missing `index` line"))?;
+    if idx.is_empty()
+        || !idx.bytes().all(|b| b.is_ascii_digit())
+        || (idx.len() > 1 && idx.starts_with('0'))
+    {
+        return Err(bad(3, "index is not a decimal without leading zeros"));
+    }
+    let index: u64 = idx.parse().map_err(|_| bad(3, "index too large"))?;
+    let mut proof: Vec<Hash> = Vec::new();
+    let mut line = 4;
+    loop {
+        let l = next_line(line)?;
+        if l.is_empty() {
+            break;
+        }
+        if proof.len() >= MAX_PROOF_HASHES {
+            return Err(bad(line, "too many proof hashes"));
+        }
+        let h = B64
+            .decode(l)
+            .map_err(|_| bad(line, "proof hash is not base64"))?;
+        let h: Hash = h
+            .try_into()
+            .map_err(|_| bad(line, "proof hash is not 32 bytes"))?;
+        if B64.encode(h) != l {
+            return Err(bad(line, "proof hash is not canonical base64"));
+        }
+        proof.push(h);
+        line += 1;
+    }
+    let cp = SignedCheckpoint::open(rest, &verifier)
+        .map_err(|source| VerifyError::Checkpoint {
+            path: "proof file".into(),
+            source,
+        })?
+        .checkpoint;
+    verify_inclusion(index, cp.size, &leaf_hash(&entry_bytes), &proof, &cp.root)?;
+    let entry = Entry::parse(&entry_bytes)?;
+    Ok(VerifiedProof {
+        index,
+        entry_bytes,
+        entry,
+        checkpoint: cp,
+    })
+}

@@ -1,0 +1,537 @@
+//! End-to-end: append, checkpoint, proofs, proof files, tampering, recovery, search, export.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use airlock_ledger::tiles::{bundle_path, tile_path};
+use airlock_ledger::*;
+use airlock_types::{ActorId, Purpose, RequestId, Zone};
+use chrono::{DateTime, Duration, Utc};
+use ed25519_dalek::SigningKey;
+
+const ORIGIN: &str = "airlock.test/ledger";
+
+fn key() -> SigningKey {
+    SigningKey::from_bytes(&[42u8; 32])
+}
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-01T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn entry(i: u64) -> Entry {
+    let mut rid = [0u8; 16];
+    rid[..8].copy_from_slice(&i.to_be_bytes());
+    let event = EventType::ALL[(i % EventType::ALL.len() as u64) as usize];
+    let mut e = Entry::new(
+        Timestamp::new(t0() + Duration::seconds(i as i64)),
+        ActorId::new(format!("user{}", i % 5)).unwrap(),
+        event,
+        Zone::Clinical,
+        RequestId::from_bytes(rid),
+        OutcomeKind::Success,
+    )
+    .with_purpose(Purpose::Research)
+    .with_resource(format!("dataset:cohort@{}", i % 3));
+    if i.is_multiple_of(2) {
+        e = e.with_patient(patient_pseudonym(b"deploy-key", &format!("MRN{}", i % 7)));
+    }
+    e
+}
+
+fn filled(dir: &Path, n: u64) -> Ledger {
+    let l = Ledger::open(dir, ORIGIN, key()).unwrap();
+    for i in 0..n {
+        assert_eq!(l.append(&entry(i)).unwrap(), i);
+    }
+    l.checkpoint().unwrap();
+    l
+}
+
+#[test]
+fn append_checkpoint_verify_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    let l = filled(d.path(), 600);
+    let vk = l.verifier_key();
+    let old = l.checkpoint().unwrap();
+    assert_eq!(old.checkpoint.size, 600);
+    let r = verify_dir(d.path(), &vk, None).unwrap();
+    assert_eq!(r.entries, 600);
+    assert_eq!(r.wal_entries, Some(600));
+    assert!(d.path().join("tile/0/001").exists());
+    assert!(d.path().join("tile/0/002.p/88").exists());
+    assert!(d.path().join("tile/1/000.p/2").exists());
+    assert!(d.path().join("tile/entries/002.p/88").exists());
+    drop(l);
+
+    let l = Ledger::open(d.path(), ORIGIN, key()).unwrap();
+    assert_eq!(l.size().unwrap(), 600);
+    for i in 600..1000 {
+        assert_eq!(l.append(&entry(i)).unwrap(), i);
+    }
+    let new = l.checkpoint().unwrap();
+    let r = verify_dir(d.path(), &vk, Some(&old.text)).unwrap();
+    assert_eq!(r.consistent_with, Some(600));
+    assert_eq!(r.checkpoint, new.checkpoint);
+    // Consistency proofs from the live ledger verify too.
+    let p = l.prove_consistency(600, 1000).unwrap();
+    verify_consistency(600, 1000, &p, &old.checkpoint.root, &new.checkpoint.root).unwrap();
+    // A second open in the same process is refused while the first holds the lock.
+    assert!(matches!(
+        Ledger::open(d.path(), ORIGIN, key()),
+        Err(LedgerError::Locked { .. })
+    ));
+}
+
+#[test]
+fn entries_beyond_the_checkpoint_still_verify() {
+    let d = tempfile::tempdir().unwrap();
+    let l = filled(d.path(), 300);
+    let vk = l.verifier_key();
+    // 300 more appended, full tiles published by the committer, no new checkpoint.
+    for i in 300..600 {
+        l.append(&entry(i)).unwrap();
+    }
+    let r = verify_dir(d.path(), &vk, None).unwrap();
+    assert_eq!(r.checkpoint.size, 300);
+    assert!(r.entries >= 512);
+}
+
+#[test]
+fn concurrent_appends_get_distinct_indices() {
+    let d = tempfile::tempdir().unwrap();
+    let l = Arc::new(Ledger::open(d.path(), ORIGIN, key()).unwrap());
+    let mut hs = Vec::new();
+    for t in 0..8u64 {
+        let l = l.clone();
+        hs.push(std::thread::spawn(move || {
+            (0..100)
+                .map(|i| (l.append(&entry(t * 1000 + i)).unwrap(), t * 1000 + i))
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut got: Vec<(u64, u64)> = hs.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    got.sort();
+    assert_eq!(
+        got.iter().map(|g| g.0).collect::<Vec<_>>(),
+        (0..800).collect::<Vec<_>>()
+    );
+    l.checkpoint().unwrap();
+    let all: Vec<_> = read_entries(d.path())
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    for (index, id) in got {
+        assert_eq!(all[index as usize].1, entry(id));
+    }
+    verify_dir(d.path(), &l.verifier_key(), None).unwrap();
+}
+
+#[test]
+fn proof_files_verify_and_reject_tampering() {
+    let d = tempfile::tempdir().unwrap();
+    let l = filled(d.path(), 300);
+    let vk = l.verifier_key();
+    for index in [0u64, 1, 255, 256, 299] {
+        let pf = l.proof_file(index).unwrap();
+        let v = verify_proof_file(&pf, &vk).unwrap();
+        assert_eq!(v.index, index);
+        assert_eq!(v.entry, entry(index));
+        assert_eq!(v.checkpoint.size, 300);
+    }
+    let pf = l.proof_file(37).unwrap();
+    let lines: Vec<&str> = pf.split_inclusive('\n').collect();
+    let mut bad: Vec<(String, String)> = vec![
+        ("junk before".into(), format!("x{pf}")),
+        ("junk line before".into(), format!("junk\n{pf}")),
+        ("junk after".into(), format!("{pf}junk")),
+        ("junk line after".into(), format!("{pf}junk\n")),
+        ("blank after".into(), format!("{pf}\n")),
+        ("index + 1".into(), pf.replace("index 37\n", "index 38\n")),
+        ("index - 1".into(), pf.replace("index 37\n", "index 36\n")),
+        (
+            "leading zero".into(),
+            pf.replace("index 37\n", "index 037\n"),
+        ),
+        ("size doubled".into(), pf.replace("\n300\n", "\n600\n")),
+        ("size halved".into(), pf.replace("\n300\n", "\n150\n")),
+        ("wrong leaf".into(), {
+            let other = l.proof_file(38).unwrap();
+            let extra38 = other.lines().nth(1).unwrap().to_owned();
+            pf.replace(lines[1].trim_end(), &extra38)
+        }),
+        ("wrong root".into(), {
+            let cp = l.latest_checkpoint().unwrap().unwrap();
+            let root = base64_of(&cp.checkpoint.root);
+            pf.replace(&root, &base64_of(&[7u8; 32]))
+        }),
+        ("wrong key".into(), pf.clone()),
+    ];
+    // Flip one bit in every character of every line (header, extra, index, hashes,
+    // checkpoint, signature).
+    let bytes = pf.as_bytes();
+    for pos in 0..bytes.len() {
+        if !bytes[pos].is_ascii() {
+            continue;
+        }
+        for bit in [0u8, 3, 5] {
+            let mut b = bytes.to_vec();
+            b[pos] ^= 1 << bit;
+            if let Ok(s) = String::from_utf8(b) {
+                bad.push((format!("bit {bit} at byte {pos}"), s));
+            }
+        }
+    }
+    // Drop or insert a hash line.
+    let hash_lines: Vec<usize> = (3..lines.len()).take_while(|&i| lines[i] != "\n").collect();
+    assert!(!hash_lines.is_empty());
+    for &i in &hash_lines {
+        let mut dropped = lines.clone();
+        dropped.remove(i);
+        bad.push((format!("drop hash {i}"), dropped.concat()));
+        let mut inserted = lines.clone();
+        inserted.insert(i, "q80LoAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n");
+        bad.push((format!("insert hash {i}"), inserted.concat()));
+        let mut dup = lines.clone();
+        dup.insert(i, lines[i]);
+        bad.push((format!("duplicate hash {i}"), dup.concat()));
+    }
+    let other_key = Verifier::new(ORIGIN, SigningKey::from_bytes(&[1u8; 32]).verifying_key())
+        .unwrap()
+        .to_string();
+    for (desc, text) in bad {
+        let key = if desc == "wrong key" { &other_key } else { &vk };
+        assert!(
+            verify_proof_file(&text, key).is_err(),
+            "accepted after {desc}"
+        );
+    }
+}
+
+fn base64_of(h: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(h)
+}
+
+/// Each tampering makes `verify_dir` fail and name the place.
+#[test]
+fn tampering_is_detected_and_located() {
+    type Tamper = (&'static str, fn(&Path), &'static str);
+    let cases: Vec<Tamper> = vec![
+        (
+            "entry byte",
+            |d| flip_in_bundle(d, &bundle_path(1, 256), 10),
+            "entry 266",
+        ),
+        (
+            "tile byte",
+            |d| flip(d, &tile_path(0, 1, 256), 40),
+            "tile `tile/0/001`",
+        ),
+        (
+            "level-1 tile byte",
+            |d| flip(d, &tile_path(1, 0, 2), 33),
+            "tile `tile/1/000.p/2`",
+        ),
+        (
+            "checkpoint byte",
+            |d| flip(d, "checkpoint", 2),
+            "checkpoint",
+        ),
+        (
+            "delete entry",
+            |d| {
+                edit_bundle(d, &bundle_path(0, 256), |es| {
+                    es.remove(5);
+                })
+            },
+            "entry 5",
+        ),
+        (
+            "reorder entries",
+            |d| edit_bundle(d, &bundle_path(0, 256), |es| es.swap(3, 4)),
+            "entry 3",
+        ),
+        (
+            "truncate wal",
+            |d| {
+                let f = fs::OpenOptions::new()
+                    .write(true)
+                    .open(d.join("wal"))
+                    .unwrap();
+                let len = f.metadata().unwrap().len();
+                f.set_len(len - 500).unwrap();
+            },
+            "write-ahead log ends at index",
+        ),
+        (
+            "delete last bundle",
+            |d| fs::remove_file(d.join(bundle_path(2, 88))).unwrap(),
+            "tile/entries/002.p/88",
+        ),
+        (
+            "delete tile",
+            |d| fs::remove_file(d.join(tile_path(0, 0, 256))).unwrap(),
+            "tile/0/000",
+        ),
+        (
+            "rewrite wal entry",
+            |d| {
+                let mut b = fs::read(d.join("wal")).unwrap();
+                let n = b.len();
+                b[n - 30] ^= 1;
+                fs::write(d.join("wal"), b).unwrap();
+            },
+            "write-ahead log ends at index 599",
+        ),
+    ];
+    for (name, tamper, expect) in cases {
+        let d = tempfile::tempdir().unwrap();
+        let vk = {
+            let l = filled(d.path(), 600);
+            l.verifier_key()
+        };
+        verify_dir(d.path(), &vk, None).unwrap();
+        tamper(d.path());
+        let err = verify_dir(d.path(), &vk, None).expect_err(name).to_string();
+        assert!(
+            err.contains(expect),
+            "{name}: error `{err}` does not name `{expect}`"
+        );
+    }
+}
+
+fn flip(d: &Path, path: &str, at: usize) {
+    let p = d.join(path);
+    let mut b = fs::read(&p).unwrap();
+    b[at] ^= 0x01;
+    fs::write(&p, b).unwrap();
+}
+
+fn flip_in_bundle(d: &Path, path: &str, entry_index: usize) {
+    edit_bundle(d, path, |es| {
+        let e = &mut es[entry_index];
+        let pos = e.iter().position(|&c| c == b'u').unwrap();
+        e[pos] = b'v';
+    });
+}
+
+fn edit_bundle(d: &Path, path: &str, f: impl FnOnce(&mut Vec<Vec<u8>>)) {
+    let p = d.join(path);
+    let raw = fs::read(&p).unwrap();
+    let mut es: Vec<Vec<u8>> = tiles::decode_bundle(&raw)
+        .unwrap()
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect();
+    f(&mut es);
+    fs::write(
+        &p,
+        tiles::encode_bundle(es.iter().map(Vec::as_slice)).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_rewritten_history_fails_consistency() {
+    let d1 = tempfile::tempdir().unwrap();
+    let old = {
+        let l = filled(d1.path(), 100);
+        l.checkpoint().unwrap()
+    };
+    // A forked log with the same key: same first 50, then different.
+    let d2 = tempfile::tempdir().unwrap();
+    let l2 = Ledger::open(d2.path(), ORIGIN, key()).unwrap();
+    for i in 0..200 {
+        l2.append(&entry(if i == 50 { 9999 } else { i })).unwrap();
+    }
+    l2.checkpoint().unwrap();
+    let err = verify_dir(d2.path(), &l2.verifier_key(), Some(&old.text)).unwrap_err();
+    assert!(err.to_string().contains("history rewritten"), "{err}");
+}
+
+#[test]
+fn torn_tails_are_cut_and_acknowledged_entries_kept() {
+    let d = tempfile::tempdir().unwrap();
+    drop(filled(d.path(), 10));
+    let wal = d.path().join("wal");
+    let good = fs::read(&wal).unwrap();
+    let last_len = entry(9).to_canonical_json().unwrap().len() + 8;
+    // Losing an entry the checkpoint covers is an error, never a silent cut.
+    for cut in 1..last_len {
+        fs::write(&wal, &good[..good.len() - cut]).unwrap();
+        assert!(matches!(
+            Ledger::open(d.path(), ORIGIN, key()),
+            Err(LedgerError::WalBehindCheckpoint {
+                wal: 9,
+                checkpoint: 10
+            })
+        ));
+    }
+    // A torn append after the checkpoint (partial record, garbage, zeros) is cut off.
+    let mut torn_record = Vec::new();
+    let e = entry(10).to_canonical_json().unwrap();
+    airlock_ledger::wal::encode_record(&e, &leaf_hash(&e), &mut torn_record);
+    let junks: Vec<Vec<u8>> = vec![
+        vec![0],
+        vec![0, 0, 0, 0, 0, 0, 0, 0],
+        b"\x00\x00\x00\x05abc".to_vec(),
+        vec![0xff; 4],
+        b"\x00\x00\x00\x02{}\x00\x00\x00\x00".to_vec(),
+        torn_record[..torn_record.len() - 1].to_vec(),
+        torn_record[..5].to_vec(),
+    ];
+    for junk in junks {
+        let d = tempfile::tempdir().unwrap();
+        let vk = {
+            let l = filled(d.path(), 10);
+            l.verifier_key()
+        };
+        let wal = d.path().join("wal");
+        let mut b = fs::read(&wal).unwrap();
+        b.extend_from_slice(&junk);
+        fs::write(&wal, &b).unwrap();
+        let l = Ledger::open(d.path(), ORIGIN, key()).unwrap();
+        assert_eq!(l.size().unwrap(), 10);
+        assert_eq!(l.recovery().torn_bytes, junk.len() as u64);
+        assert_eq!(l.append(&entry(10)).unwrap(), 10);
+        l.checkpoint().unwrap();
+        drop(l);
+        verify_dir(d.path(), &vk, None).unwrap();
+    }
+}
+
+#[test]
+fn a_foreign_or_tampered_wal_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    drop(filled(d.path(), 20));
+    let wal = d.path().join("wal");
+    let mut b = fs::read(&wal).unwrap();
+    // Change entry 3 and fix up its check bytes: the WAL is self-consistent but no longer
+    // hashes to the signed checkpoint.
+    let mut pos = 12usize;
+    for _ in 0..3 {
+        let len = u32::from_be_bytes(b[pos..pos + 4].try_into().unwrap()) as usize;
+        pos += 4 + len + 4;
+    }
+    let len = u32::from_be_bytes(b[pos..pos + 4].try_into().unwrap()) as usize;
+    let body = pos + 4;
+    let i = b[body..body + len].iter().position(|&c| c == b'u').unwrap();
+    b[body + i] = b'v';
+    let lh = leaf_hash(&b[body..body + len]);
+    b[body + len..body + len + 4].copy_from_slice(&lh[..4]);
+    fs::write(&wal, &b).unwrap();
+    assert!(matches!(
+        Ledger::open(d.path(), ORIGIN, key()),
+        Err(LedgerError::WalMismatch { size: 20 })
+    ));
+    fs::write(&wal, b"not a wal at all, definitely").unwrap();
+    assert!(matches!(
+        Ledger::open(d.path(), ORIGIN, key()),
+        Err(LedgerError::NotAWal { .. })
+    ));
+}
+
+#[test]
+fn search_export_fhir_disclosures() {
+    let d = tempfile::tempdir().unwrap();
+    let l = filled(d.path(), 40);
+    let p = patient_pseudonym(b"deploy-key", "MRN2");
+    let disclose = Entry::new(
+        Timestamp::new(t0() + Duration::days(1)),
+        ActorId::new("svc.exporter").unwrap(),
+        EventType::Disclosure,
+        Zone::Airlock,
+        RequestId::from_bytes([9; 16]),
+        OutcomeKind::Success,
+    )
+    .with_purpose(Purpose::PublicHealth)
+    .with_patient(p.clone())
+    .with_disclosure(DisclosureInfo {
+        recipient: "State registry".into(),
+        description: "lab results 2026-02".into(),
+    });
+    let idx = l.append(&disclose).unwrap();
+    let bg = Entry::new(
+        Timestamp::new(t0()),
+        ActorId::new("dr.bob").unwrap(),
+        EventType::BreakGlassStart,
+        Zone::Clinical,
+        RequestId::from_bytes([8; 16]),
+        OutcomeKind::Allowed,
+    );
+    l.append(&bg).unwrap();
+
+    let f = Filter {
+        patient: Some(p.clone()),
+        ..Filter::default()
+    };
+    let hits = search(d.path(), &f).unwrap();
+    assert!(hits.iter().all(|(_, e)| e.patient.as_ref() == Some(&p)));
+    assert!(hits.iter().any(|(i, _)| *i == idx));
+    let f = Filter {
+        actor: Some(ActorId::new("user1").unwrap()),
+        since: Some(t0() + Duration::seconds(10)),
+        until: Some(t0() + Duration::seconds(20)),
+        ..Filter::default()
+    };
+    let hits = search(d.path(), &f).unwrap();
+    assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), vec![11, 16]);
+
+    let all: Vec<(u64, Entry)> = read_entries(d.path())
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let mut out = Vec::new();
+    write_jsonl(all.iter().map(|(_, e)| e), &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), all.len());
+    for line in text.lines() {
+        Entry::parse(line.as_bytes()).unwrap();
+    }
+
+    let fhir = to_fhir_audit_event(41, &bg);
+    assert_eq!(fhir["resourceType"], "AuditEvent");
+    assert_eq!(fhir["type"]["code"], "110113");
+    assert_eq!(fhir["subtype"][0]["code"], "110127");
+    assert_eq!(fhir["purposeOfEvent"][0]["coding"][0]["code"], "ETREAT");
+    let stop = Entry {
+        event: EventType::BreakGlassStop,
+        ..bg.clone()
+    };
+    assert_eq!(
+        to_fhir_audit_event(1, &stop)["subtype"][0]["code"],
+        "110138"
+    );
+    let fd = to_fhir_audit_event(idx, &disclose);
+    assert_eq!(fd["entity"][0]["what"]["identifier"]["value"], p.as_str());
+
+    let acc = disclosures(
+        all.iter().map(|(i, e)| (*i, e)),
+        &p,
+        t0() + Duration::days(30),
+    );
+    assert_eq!(
+        acc.len(),
+        1,
+        "research exports in the fixture have no disclosure event type"
+    );
+    assert_eq!(acc[0].recipient, "State registry");
+    assert_eq!(acc[0].purpose, "public-health (PUBHLTH)");
+    // Older than six years: gone.
+    let acc = disclosures(
+        all.iter().map(|(i, e)| (*i, e)),
+        &p,
+        t0() + Duration::days(6 * 366 + 2),
+    );
+    assert!(acc.is_empty());
+}
