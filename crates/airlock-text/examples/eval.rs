@@ -1,0 +1,58 @@
+//! Scores the engine (or another system's predictions) on an annotated corpus.
+//!
+//! ```text
+//! cargo run --release -p airlock-text --example eval -- CORPUS FORMAT [--predictions FILE --system NAME] [--json]
+//! ```
+//! FORMAT is `asq`, `presidio` or `jsonl`. With `--predictions`, FILE is JSONL, one line per
+//! corpus entry, `{"phi": [{"start", "end", "type"}]}` in character offsets. Without it the
+//! engine runs, and its throughput is printed too.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::time::Instant;
+
+use airlock_text::eval::{self, CorpusFormat};
+use anyhow::{Context, bail};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(path), Some(fmt)) = (args.first(), args.get(1)) else {
+        bail!("usage: eval CORPUS asq|presidio|jsonl [--predictions FILE --system NAME] [--json]");
+    };
+    let format = CorpusFormat::from_name(fmt).context("format must be asq, presidio or jsonl")?;
+    let data = std::fs::read_to_string(path).context("reading the corpus")?;
+    let corpus = eval::load_corpus(&data, format)?;
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+    };
+    let report = if let Some(pred_path) = flag("--predictions") {
+        let preds = std::fs::read_to_string(pred_path).context("reading predictions")?;
+        let preds = eval::load_predictions(&corpus, &preds)?;
+        eval::score(
+            &corpus,
+            &preds,
+            flag("--system").map_or("predictions", String::as_str),
+        )
+    } else {
+        let engine = airlock_text::Engine::builtin();
+        let t = Instant::now();
+        let report = eval::evaluate(engine, &corpus);
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!(
+            "airlock: {} entries, {} bytes in {:.3} s: {:.2} MB/s, {:.0} notes/s (one core, includes scoring)",
+            corpus.entries.len(),
+            report.text_bytes,
+            secs,
+            report.text_bytes as f64 / secs / 1e6,
+            corpus.entries.len() as f64 / secs
+        );
+        report
+    };
+    if args.iter().any(|a| a == "--json") {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", eval::render_table(&report));
+    }
+    Ok(())
+}

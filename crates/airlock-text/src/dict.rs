@@ -1,0 +1,154 @@
+//! The embedded gazetteers and word lists (see `data/SOURCES.md` for where each comes from and
+//! `scripts/text-dictionaries.py` for how they are regenerated).
+
+use std::collections::HashMap;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use crate::TextError;
+
+/// A Census first name.
+pub(crate) const FIRST: u16 = 1;
+/// A Census surname.
+pub(crate) const LAST: u16 = 1 << 1;
+/// A U.S. city (single word).
+pub(crate) const CITY: u16 = 1 << 2;
+/// A U.S. county name (single word, without "County").
+pub(crate) const COUNTY: u16 = 1 << 3;
+/// Also an ordinary English word (Webster's 2nd lower-case and GCIDE).
+pub(crate) const ENGLISH: u16 = 1 << 4;
+/// A very common English word (curated): never a name or place without context.
+pub(crate) const COMMON: u16 = 1 << 5;
+/// A clinical abbreviation or eponym: never PHI on its own.
+pub(crate) const SAFE: u16 = 1 << 6;
+/// Follows an eponym ("reflex", "score", "disease").
+pub(crate) const EPONYM_HEAD: u16 = 1 << 7;
+/// Ends a facility name ("Hospital", "Clinic").
+pub(crate) const FACILITY_HEAD: u16 = 1 << 8;
+/// Among the 1,000 most frequent first names or surnames.
+pub(crate) const TOP_NAME: u16 = 1 << 9;
+
+const FIRST_NAMES: &str = include_str!("../data/first_names.txt");
+const SURNAMES: &str = include_str!("../data/surnames.txt");
+const CITIES: &str = include_str!("../data/cities.txt");
+const COUNTIES: &str = include_str!("../data/counties.txt");
+const ENGLISH_WORDS: &str = include_str!("../data/english_words.txt");
+const COMMON_WORDS: &str = include_str!("../data/common_words.txt");
+const CLINICAL_SAFE: &str = include_str!("../data/clinical_safe.txt");
+const EPONYM_HEADS: &str = include_str!("../data/eponym_heads.txt");
+const FACILITY_HEADS: &str = include_str!("../data/facility_heads.txt");
+const HOSPITALS: &str = include_str!("../data/hospitals.txt");
+
+/// What a multi-word phrase match is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PhraseKind {
+    City,
+    County,
+    Hospital,
+}
+
+/// The gazetteers, built once.
+pub(crate) struct Dicts {
+    words: HashMap<Box<str>, u16>,
+    /// Multi-word places and hospitals (ASCII case-insensitive, leftmost-longest).
+    pub(crate) phrases: AhoCorasick,
+    pub(crate) phrase_kinds: Vec<PhraseKind>,
+    /// For surrogates: first names and surnames by frequency, cities.
+    pub(crate) first_names: Vec<&'static str>,
+    pub(crate) surnames: Vec<&'static str>,
+    pub(crate) cities: Vec<&'static str>,
+}
+
+impl std::fmt::Debug for Dicts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dicts")
+            .field("words", &self.words.len())
+            .field("phrases", &self.phrase_kinds.len())
+            .finish()
+    }
+}
+
+fn entries(list: &'static str) -> impl Iterator<Item = &'static str> {
+    list.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+impl Dicts {
+    pub(crate) fn build() -> Result<Dicts, TextError> {
+        let mut words: HashMap<Box<str>, u16> = HashMap::with_capacity(80_000);
+        let mut add = |w: &str, flag: u16| {
+            *words.entry(w.into()).or_insert(0) |= flag;
+        };
+        let first_names: Vec<&'static str> = entries(FIRST_NAMES).collect();
+        let surnames: Vec<&'static str> = entries(SURNAMES).collect();
+        for (i, w) in first_names.iter().enumerate() {
+            add(w, if i < 1000 { FIRST | TOP_NAME } else { FIRST });
+        }
+        for (i, w) in surnames.iter().enumerate() {
+            add(w, if i < 1000 { LAST | TOP_NAME } else { LAST });
+        }
+        let mut phrase_pats: Vec<&'static str> = Vec::new();
+        let mut phrase_kinds = Vec::new();
+        let mut cities = Vec::new();
+        for c in entries(CITIES) {
+            cities.push(c);
+            if c.contains(' ') {
+                phrase_pats.push(c);
+                phrase_kinds.push(PhraseKind::City);
+            } else {
+                add(c, CITY);
+            }
+        }
+        for c in entries(COUNTIES) {
+            if c.contains(' ') {
+                phrase_pats.push(c);
+                phrase_kinds.push(PhraseKind::County);
+            } else {
+                add(c, COUNTY);
+            }
+        }
+        for h in entries(HOSPITALS) {
+            phrase_pats.push(h);
+            phrase_kinds.push(PhraseKind::Hospital);
+        }
+        for w in entries(ENGLISH_WORDS) {
+            add(w, ENGLISH);
+        }
+        for w in entries(COMMON_WORDS) {
+            add(w, COMMON);
+        }
+        for w in entries(CLINICAL_SAFE) {
+            add(w, SAFE);
+        }
+        for w in entries(EPONYM_HEADS) {
+            add(w, EPONYM_HEAD);
+        }
+        for w in entries(FACILITY_HEADS) {
+            add(w, FACILITY_HEAD);
+        }
+        let phrases = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&phrase_pats)
+            .map_err(|_| TextError::Pattern {
+                name: "gazetteer phrases",
+            })?;
+        // Surrogates draw from the more frequent names only, so fakes look ordinary.
+        let first_names = first_names.into_iter().take(2000).collect();
+        let surnames = surnames.into_iter().take(5000).collect();
+        Ok(Dicts {
+            words,
+            phrases,
+            phrase_kinds,
+            first_names,
+            surnames,
+            cities,
+        })
+    }
+
+    /// Flags of a lower-case word (0 when unknown).
+    pub(crate) fn flags(&self, lower: &str) -> u16 {
+        self.words.get(lower).copied().unwrap_or(0)
+    }
+}

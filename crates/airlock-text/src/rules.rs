@@ -1,0 +1,796 @@
+//! Pattern recognisers: compiled `regex` patterns (finite automata, linear time in the input,
+//! no look-around or back-references) for the identifiers that have a shape.
+//!
+//! Word boundaries are ASCII (`(?-u:\b)`) so the lazy DFA never has to fall back to the slower
+//! engines on non-ASCII input. Checks a regex cannot express (octet ranges aside: month/day
+//! ranges, digit counts, a following unit) are done in code after the match.
+
+use regex::{Regex, RegexSet};
+
+use crate::engine::{Candidate, Priority, Recognizer};
+use crate::{PhiKind, Span, TextError};
+
+const MONTH: &str = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)";
+
+/// Units after which a number is a measurement, not an identifier or date.
+const UNITS: &[&str] = &[
+    "mg", "mcg", "g", "kg", "ml", "l", "dl", "unit", "units", "iu", "cells", "copies", "mmhg",
+    "mm", "cm", "tab", "tabs", "tablet", "tablets", "cap", "caps", "dose", "doses", "strength",
+    "puffs", "drops", "cup", "cups", "lbs", "lb", "oz", "ng", "pg", "meq", "mmol", "k", "ul",
+    "bpm", "times", "of", "x", "hours", "hrs", "days", "weeks", "minutes", "min", "ft",
+];
+
+/// Label words that announce an identifier, and the kind they give it.
+const LABELS: &[(&str, PhiKind)] = &[
+    ("mrn", PhiKind::Mrn),
+    ("medical record", PhiKind::Mrn),
+    ("med rec", PhiKind::Mrn),
+    ("chart", PhiKind::Mrn),
+    ("record", PhiKind::Mrn),
+    ("acct", PhiKind::Account),
+    ("account", PhiKind::Account),
+    ("a/c", PhiKind::Account),
+    ("billing", PhiKind::Account),
+    ("invoice", PhiKind::Account),
+    ("card", PhiKind::Account),
+    ("iban", PhiKind::Account),
+    ("policy", PhiKind::HealthPlan),
+    ("member", PhiKind::HealthPlan),
+    ("subscriber", PhiKind::HealthPlan),
+    ("group", PhiKind::HealthPlan),
+    ("insurance", PhiKind::HealthPlan),
+    ("health plan", PhiKind::HealthPlan),
+    ("plan", PhiKind::HealthPlan),
+    ("medicare", PhiKind::HealthPlan),
+    ("medicaid", PhiKind::HealthPlan),
+    ("hmo", PhiKind::HealthPlan),
+    ("ppo", PhiKind::HealthPlan),
+    ("beneficiary", PhiKind::HealthPlan),
+    ("license", PhiKind::License),
+    ("licence", PhiKind::License),
+    ("lic", PhiKind::License),
+    ("dea", PhiKind::License),
+    ("npi", PhiKind::License),
+    ("certificate", PhiKind::License),
+    ("cert", PhiKind::License),
+    ("passport", PhiKind::License),
+    ("vin", PhiKind::Vehicle),
+    ("plate", PhiKind::Vehicle),
+    ("vehicle", PhiKind::Vehicle),
+    ("serial", PhiKind::Device),
+    ("s/n", PhiKind::Device),
+    ("device", PhiKind::Device),
+    ("udi", PhiKind::Device),
+    ("imei", PhiKind::Device),
+    ("zip", PhiKind::Zip),
+    ("ssn", PhiKind::Ssn),
+    ("social security", PhiKind::Ssn),
+];
+
+/// The regex alternation for [`LABELS`] plus generic id labels.
+fn label_regex() -> String {
+    let mut alts: Vec<String> = LABELS
+        .iter()
+        .map(|(l, _)| regex::escape(l).replace(' ', r"\s+"))
+        .collect();
+    for generic in [
+        r"patient\s+id",
+        r"pt\s+id",
+        r"id",
+        r"identifier",
+        r"case",
+        r"claim",
+        r"ref(?:erence)?",
+        r"encounter",
+        r"visit",
+        r"accession",
+        r"specimen",
+        r"requisition",
+        r"ticket",
+        r"badge",
+        r"employee",
+        r"site\s+id",
+        r"study\s+id",
+        r"subject\s+id",
+        r"tracking",
+        r"confirmation",
+        r"fin",
+        r"csn",
+        r"har",
+    ] {
+        alts.push(generic.to_owned());
+    }
+    // Longest first so "medical record" wins over "record".
+    alts.sort_by_key(|a| std::cmp::Reverse(a.len()));
+    format!(
+        r"(?i)(?-u:\b)(?P<label>{})(?:\s*(?:number|num|no\.?|nbr|code|#|id)){{0,2}}\s*(?:is|was|=)?\s*[:#=]?\s*#?\s*(?P<val>[A-Za-z0-9](?:[A-Za-z0-9]|[-/.][A-Za-z0-9])*)",
+        alts.join("|")
+    )
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    Email,
+    Url,
+    Domain,
+    Ipv4,
+    Ipv6,
+    Ssn,
+    Phone,
+    Phone7,
+    DateMonthFirst,
+    DateDayFirst,
+    DateDashed,
+    DateMonthYear,
+    DateIso,
+    DateNumeric,
+    DatePartial,
+    DateThe,
+    Time,
+    AgeYears,
+    AgeAged,
+    Labelled,
+    Shaped,
+    Address,
+    PoBox,
+    CityState,
+    County,
+    Vin,
+}
+
+/// The pattern recogniser (see the module doc).
+#[derive(Debug)]
+pub struct PatternRecognizer {
+    set: RegexSet,
+    rules: Vec<(Rule, Regex)>,
+}
+
+impl PatternRecognizer {
+    /// Compiles the patterns.
+    pub fn new() -> Result<PatternRecognizer, TextError> {
+        let b = r"(?-u:\b)";
+        let m = MONTH;
+        let ord = r"\d{1,2}(?:st|nd|rd|th)?";
+        let year = r"(?:\d{4}|'\d{2})";
+        let states = "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR";
+        let street = r"(?i:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|ter|circle|cir|parkway|pkwy|highway|hwy|route|rte|trail|trl|square|sq|alley|loop|path|pathway|parade|byway|camp|extension|ext|park|crossing|xing|run|row|walk|pike|plaza|plz|freeway|fwy|expressway|expy|turnpike|tpke|junction|jct|point|pt|ridge|heights|hts|hollow|manor|gardens|grove|landing|station|village|center|ctr|mall|green|meadows?|brook|creek|hill|hills|view|vista|estates?)";
+        let unit = r"(?:,?\s+(?i:apt|apartment|suite|ste|unit|rm|room|bldg|building|floor|fl|#)\.?\s*#?\s*[A-Za-z0-9-]+)?";
+        let specs: Vec<(Rule, String)> = vec![
+            (
+                Rule::Email,
+                r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}".into(),
+            ),
+            (
+                Rule::Url,
+                r#"(?i)(?:https?://|ftp://|www\.)[^\s<>"'()\[\]{}]+"#.into(),
+            ),
+            (
+                Rule::Domain,
+                format!(
+                    r"(?i){b}[a-z0-9][a-z0-9\-]*(?:\.[a-z0-9\-]+)*\.(?:com|org|net|edu|gov|io|info|biz|us|co|uk|ca|de|fr|au|health|med|mil|me|app|ai|ly|xyz|site|online|care|clinic|hospital){b}(?:/[^\s<>\x22']*)?"
+                ),
+            ),
+            (
+                Rule::Ipv4,
+                format!(
+                    r"{b}(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){{3}}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d){b}"
+                ),
+            ),
+            (
+                Rule::Ipv6,
+                format!(
+                    r"(?i){b}(?:(?:[0-9a-f]{{1,4}}:){{7}}[0-9a-f]{{1,4}}|(?:[0-9a-f]{{1,4}}:){{1,6}}:(?:[0-9a-f]{{1,4}}(?::[0-9a-f]{{1,4}}){{0,5}})?){b}"
+                ),
+            ),
+            (
+                Rule::Ssn,
+                format!(
+                    r"{b}(?:\d{{3}}-\d{{2}}-\d{{4}}|\d{{3}} \d{{2}} \d{{4}}|\d{{3}}\.\d{{2}}\.\d{{4}}){b}"
+                ),
+            ),
+            (
+                Rule::Phone,
+                format!(
+                    r"(?:\+?1[\-.\s]?)?(?:\(\d{{3}}\)\s?|{b}\d{{3}}[\-.\s/])\d{{3}}[\-.\s]\d{{4}}{b}(?:\s?(?i:x|ext\.?)\s?\d{{1,5}}{b})?"
+                ),
+            ),
+            (Rule::Phone7, format!(r"{b}\d{{3}}-\d{{4}}{b}")),
+            (
+                Rule::DateMonthFirst,
+                format!(r"(?i){b}{m}\.?\s+{ord}{b}(?:,?\s*(?:of\s+)?{year}{b})?"),
+            ),
+            (
+                Rule::DateDayFirst,
+                format!(r"(?i){b}{ord}(?:\s+of)?\s+{m}{b}\.?(?:,?\s*{year}{b})?"),
+            ),
+            (
+                Rule::DateDashed,
+                format!(r"(?i){b}\d{{1,2}}[\-/ ]{m}[\-/ ](?:\d{{4}}|\d{{2}}){b}"),
+            ),
+            (
+                Rule::DateMonthYear,
+                format!(r"(?i){b}{m}\.?,?\s+(?:of\s+)?(?:\d{{4}}|'\d{{2}}){b}"),
+            ),
+            (
+                Rule::DateIso,
+                format!(
+                    r"{b}\d{{4}}[\-/.]\d{{1,2}}[\-/.]\d{{1,2}}(?:[T ]\d{{1,2}}:\d{{2}}(?::\d{{2}}(?:\.\d+)?)?(?:Z|[+\-]\d{{2}}:?\d{{2}})?)?{b}"
+                ),
+            ),
+            (
+                Rule::DateNumeric,
+                format!(
+                    r"{b}(?:\d{{1,2}}/\d{{1,2}}/(?:\d{{4}}|\d{{2}})|\d{{1,2}}-\d{{1,2}}-(?:\d{{4}}|\d{{2}})|\d{{1,2}}\.\d{{1,2}}\.\d{{4}}){b}"
+                ),
+            ),
+            (Rule::DatePartial, format!(r"{b}\d{{1,2}}/\d{{1,2}}{b}")),
+            (
+                Rule::DateThe,
+                format!(r"(?i){b}the\s+(?P<d>\d{{1,2}}(?:st|nd|rd|th)){b}"),
+            ),
+            (
+                Rule::Time,
+                format!(
+                    r"(?i){b}(?:\d{{1,2}}:\d{{2}}(?::\d{{2}})?(?:\s*[ap]\.?m\.?)?|\d{{1,2}}\s*[ap]\.?m\.?){b}"
+                ),
+            ),
+            (
+                Rule::AgeYears,
+                format!(r"(?i){b}(?P<a>9\d|1[0-4]\d)\s*(?:-\s*)?(?:years?|yrs?|y/?o|yo|y\.o\.){b}"),
+            ),
+            (
+                Rule::AgeAged,
+                format!(r"(?i){b}(?:aged?|age\s+of|ages)\s*:?\s*(?P<a>9\d|1[0-4]\d){b}"),
+            ),
+            (Rule::Labelled, label_regex()),
+            (
+                Rule::Shaped,
+                format!(r"#?{b}(?:[A-Za-z0-9]+-)*[A-Za-z0-9]*\d[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*{b}"),
+            ),
+            (
+                Rule::Address,
+                format!(
+                    r"{b}\d{{1,6}}[A-Za-z]?\s+(?:[NSEW]\.?\s+)?(?:(?:[A-Z][A-Za-z'.\-]*|\d+(?:st|nd|rd|th))\s+){{1,4}}{street}{b}\.?{unit}(?:,\s*[A-Z][A-Za-z]+(?:\s+[A-Z][A-Za-z]+){{0,2}})?(?:,?\s*(?:{states}){b})?(?:\s+\d{{5}}(?:-\d{{4}})?{b})?"
+                ),
+            ),
+            (Rule::PoBox, format!(r"(?i){b}p\.?\s?o\.?\s*box\s+\d+{b}")),
+            (
+                Rule::CityState,
+                format!(
+                    r"{b}(?P<c>[A-Z][a-z]+(?:\s[A-Z][a-z]+){{0,2}}),\s*(?:{states}){b}(?:\s+(?P<z>\d{{5}}(?:-\d{{4}})?){b})?"
+                ),
+            ),
+            (
+                Rule::County,
+                format!(r"{b}[A-Z][a-z]+(?:\s[A-Z][a-z]+)?\s+(?:County|Parish|Borough){b}"),
+            ),
+            (Rule::Vin, format!(r"{b}[A-HJ-NPR-Z0-9]{{17}}{b}")),
+        ];
+        let mut rules = Vec::with_capacity(specs.len());
+        let mut pats = Vec::with_capacity(specs.len());
+        for (rule, pat) in specs {
+            let re = Regex::new(&pat).map_err(|_| TextError::Pattern {
+                name: rule_name(rule),
+            })?;
+            pats.push(pat);
+            rules.push((rule, re));
+        }
+        let set = RegexSet::new(&pats).map_err(|_| TextError::Pattern {
+            name: "pattern set",
+        })?;
+        Ok(PatternRecognizer { set, rules })
+    }
+}
+
+fn rule_name(r: Rule) -> &'static str {
+    match r {
+        Rule::Email => "email",
+        Rule::Url => "url",
+        Rule::Domain => "domain",
+        Rule::Ipv4 => "ipv4",
+        Rule::Ipv6 => "ipv6",
+        Rule::Ssn => "ssn",
+        Rule::Phone => "phone",
+        Rule::Phone7 => "phone7",
+        Rule::DateMonthFirst => "date month first",
+        Rule::DateDayFirst => "date day first",
+        Rule::DateDashed => "date dashed",
+        Rule::DateMonthYear => "date month year",
+        Rule::DateIso => "date iso",
+        Rule::DateNumeric => "date numeric",
+        Rule::DatePartial => "date partial",
+        Rule::DateThe => "date the nth",
+        Rule::Time => "time",
+        Rule::AgeYears => "age years",
+        Rule::AgeAged => "age aged",
+        Rule::Labelled => "labelled id",
+        Rule::Shaped => "shaped id",
+        Rule::Address => "address",
+        Rule::PoBox => "po box",
+        Rule::CityState => "city state",
+        Rule::County => "county",
+        Rule::Vin => "vin",
+    }
+}
+
+fn push(out: &mut Vec<Candidate>, start: usize, end: usize, kind: PhiKind, priority: Priority) {
+    out.push(Candidate {
+        span: Span { start, end, kind },
+        priority,
+    });
+}
+
+/// The word right after `end` (lower-cased ASCII letters), skipping spaces.
+fn next_word(text: &str, end: usize) -> String {
+    let rest = text.get(end..).unwrap_or("");
+    let rest = rest.trim_start_matches([' ', '\t']);
+    rest.chars()
+        .take_while(|c| c.is_ascii_alphabetic() || *c == '/')
+        .take(12)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// The word right before `start` (lower-cased), skipping spaces and colons.
+fn prev_word(text: &str, start: usize) -> String {
+    let before = text.get(..start).unwrap_or("");
+    let before = before.trim_end_matches([' ', '\t', ':']);
+    let w: String = before
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .take(12)
+        .collect();
+    w.chars().rev().map(|c| c.to_ascii_lowercase()).collect()
+}
+
+fn followed_by_unit(text: &str, end: usize) -> bool {
+    let rest = text.get(end..).unwrap_or("");
+    if rest.starts_with('%') || rest.starts_with("/") {
+        return true;
+    }
+    let w = next_word(text, end);
+    !w.is_empty() && UNITS.contains(&w.as_str())
+}
+
+fn fax_context(text: &str, start: usize) -> bool {
+    let from = start.saturating_sub(24);
+    let mut from = from;
+    while from > 0 && !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    text.get(from..start)
+        .is_some_and(|s| s.to_ascii_lowercase().contains("fax"))
+}
+
+fn month_day_ok(m: &str, d: &str) -> bool {
+    let (Ok(m), Ok(d)) = (m.parse::<u32>(), d.parse::<u32>()) else {
+        return false;
+    };
+    (1..=12).contains(&m) && (1..=31).contains(&d)
+}
+
+fn label_kind(label: &str) -> PhiKind {
+    let l: String = label
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_lowercase();
+    LABELS
+        .iter()
+        .find(|(name, _)| l == *name)
+        .map_or(PhiKind::Id, |(_, k)| *k)
+}
+
+impl Recognizer for PatternRecognizer {
+    fn name(&self) -> &'static str {
+        "patterns"
+    }
+
+    fn recognize(&self, text: &str, out: &mut Vec<Candidate>) {
+        let fired = self.set.matches(text);
+        for (i, (rule, re)) in self.rules.iter().enumerate() {
+            if !fired.matched(i) {
+                continue;
+            }
+            match rule {
+                Rule::Email => {
+                    for m in re.find_iter(text) {
+                        push(out, m.start(), m.end(), PhiKind::Email, Priority::NETWORK);
+                    }
+                }
+                Rule::Url | Rule::Domain => {
+                    for m in re.find_iter(text) {
+                        let s = m.as_str().trim_end_matches(['.', ',', ';', ':', '!', '?']);
+                        push(
+                            out,
+                            m.start(),
+                            m.start() + s.len(),
+                            PhiKind::Url,
+                            Priority::NETWORK,
+                        );
+                    }
+                }
+                Rule::Ipv4 | Rule::Ipv6 => {
+                    for m in re.find_iter(text) {
+                        push(out, m.start(), m.end(), PhiKind::Ip, Priority::NETWORK);
+                    }
+                }
+                Rule::Ssn => {
+                    // Every SSN-shaped number, "invalid-looking" or sample ones included.
+                    for m in re.find_iter(text) {
+                        push(out, m.start(), m.end(), PhiKind::Ssn, Priority::SSN);
+                    }
+                }
+                Rule::Phone => {
+                    for m in re.find_iter(text) {
+                        let kind = if fax_context(text, m.start()) {
+                            PhiKind::Fax
+                        } else {
+                            PhiKind::Phone
+                        };
+                        push(out, m.start(), m.end(), kind, Priority::PHONE);
+                    }
+                }
+                Rule::Phone7 => {
+                    for m in re.find_iter(text) {
+                        let before = text.get(..m.start()).unwrap_or("");
+                        if before.ends_with('-')
+                            || before.ends_with('/')
+                            || followed_by_unit(text, m.end())
+                        {
+                            continue;
+                        }
+                        let kind = if fax_context(text, m.start()) {
+                            PhiKind::Fax
+                        } else {
+                            PhiKind::Phone
+                        };
+                        push(out, m.start(), m.end(), kind, Priority::SHAPED_ID);
+                    }
+                }
+                Rule::DateMonthFirst
+                | Rule::DateDayFirst
+                | Rule::DateDashed
+                | Rule::DateMonthYear
+                | Rule::DateIso
+                | Rule::DateNumeric
+                | Rule::Time => {
+                    for m in re.find_iter(text) {
+                        if matches!(rule, Rule::DateMonthFirst | Rule::DateDayFirst)
+                            && !month_word_ok(m.as_str())
+                        {
+                            continue;
+                        }
+                        if matches!(rule, Rule::Time) && !time_ok(text, m.start(), m.end()) {
+                            continue;
+                        }
+                        push(out, m.start(), m.end(), PhiKind::Date, Priority::DATE);
+                    }
+                }
+                Rule::DatePartial => {
+                    for m in re.find_iter(text) {
+                        let s = m.as_str();
+                        let Some((a, b)) = s.split_once('/') else {
+                            continue;
+                        };
+                        let before = text.get(..m.start()).unwrap_or("");
+                        let after = text.get(m.end()..).unwrap_or("");
+                        if !month_day_ok(a, b)
+                            || before.ends_with(['/', '.', '-', '+'])
+                            || after.starts_with(['/', '.', '+'])
+                            || followed_by_unit(text, m.end())
+                            || matches!(
+                                prev_word(text, m.start()).as_str(),
+                                "strength"
+                                    | "motor"
+                                    | "power"
+                                    | "bp"
+                                    | "pressure"
+                                    | "ratio"
+                                    | "grade"
+                                    | "score"
+                                    | "pain"
+                                    | "scale"
+                                    | "is"
+                                    | "of"
+                                    | "rated"
+                            )
+                        {
+                            continue;
+                        }
+                        push(out, m.start(), m.end(), PhiKind::Date, Priority::DATE);
+                    }
+                }
+                Rule::DateThe => {
+                    for c in re.captures_iter(text) {
+                        let Some(d) = c.name("d") else { continue };
+                        let next = next_word(text, d.end());
+                        // "the 14th" is a date when no noun follows ("the 4th ventricle" is not).
+                        if !next.is_empty()
+                            && !matches!(
+                                next.as_str(),
+                                "of" | "at" | "and" | "or" | "to" | "through" | "until" | "when"
+                            )
+                        {
+                            continue;
+                        }
+                        let day: String = d
+                            .as_str()
+                            .chars()
+                            .take_while(char::is_ascii_digit)
+                            .collect();
+                        if day.parse::<u32>().is_ok_and(|v| (1..=31).contains(&v)) {
+                            push(out, d.start(), d.end(), PhiKind::Date, Priority::DATE);
+                        }
+                    }
+                }
+                Rule::AgeYears | Rule::AgeAged => {
+                    for c in re.captures_iter(text) {
+                        if let Some(a) = c.name("a") {
+                            push(out, a.start(), a.end(), PhiKind::Age, Priority::AGE);
+                        }
+                    }
+                }
+                Rule::Labelled => {
+                    for c in re.captures_iter(text) {
+                        let (Some(label), Some(val)) = (c.name("label"), c.name("val")) else {
+                            continue;
+                        };
+                        let v = val.as_str();
+                        let digits = v.bytes().filter(u8::is_ascii_digit).count();
+                        if digits == 0 || v.len() < 3 || (digits < 3 && v.len() < 5) {
+                            continue;
+                        }
+                        let kind = label_kind(label.as_str());
+                        push(out, val.start(), val.end(), kind, Priority::LABELLED_ID);
+                    }
+                }
+                Rule::Shaped => {
+                    for m in re.find_iter(text) {
+                        let s = m.as_str();
+                        let hash = s.starts_with('#');
+                        let digits = s.bytes().filter(u8::is_ascii_digit).count();
+                        let letters = s.bytes().filter(u8::is_ascii_alphabetic).count();
+                        let ok = digits >= 5
+                            || (digits >= 4
+                                && letters >= 1
+                                && !s.contains('-')
+                                && s.as_bytes().first().is_some_and(u8::is_ascii_alphabetic))
+                            || (digits >= 4 && letters >= 1 && s.contains('-'))
+                            || (hash && digits >= 3)
+                            || (digits >= 3
+                                && letters >= 2
+                                && s.contains('-')
+                                && s.bytes().next().is_some_and(|b| b.is_ascii_uppercase()));
+                        if !ok
+                            || followed_by_unit(text, m.end())
+                            || text.get(m.end()..).is_some_and(|r| {
+                                r.starts_with(['.', ','])
+                                    && r.get(1..2)
+                                        .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
+                            })
+                        {
+                            continue;
+                        }
+                        let before = text.get(..m.start()).unwrap_or("");
+                        if before.ends_with(['.', ','])
+                            && before.len() >= 2
+                            && before
+                                .as_bytes()
+                                .get(before.len() - 2)
+                                .is_some_and(u8::is_ascii_digit)
+                        {
+                            continue; // decimal or thousands group
+                        }
+                        let start = if hash { m.start() + 1 } else { m.start() };
+                        push(out, start, m.end(), PhiKind::Id, Priority::SHAPED_ID);
+                    }
+                }
+                Rule::Address | Rule::PoBox => {
+                    for m in re.find_iter(text) {
+                        let s = m.as_str().trim_end_matches([',', ' ']);
+                        push(
+                            out,
+                            m.start(),
+                            m.start() + s.len(),
+                            PhiKind::Address,
+                            Priority::ADDRESS,
+                        );
+                    }
+                }
+                Rule::CityState => {
+                    for c in re.captures_iter(text) {
+                        if let Some(city) = c.name("c") {
+                            push(
+                                out,
+                                city.start(),
+                                city.end(),
+                                PhiKind::City,
+                                Priority::PLACE,
+                            );
+                        }
+                        if let Some(z) = c.name("z") {
+                            push(out, z.start(), z.end(), PhiKind::Zip, Priority::PLACE);
+                        }
+                    }
+                }
+                Rule::County => {
+                    for m in re.find_iter(text) {
+                        push(out, m.start(), m.end(), PhiKind::County, Priority::PLACE);
+                    }
+                }
+                Rule::Vin => {
+                    for m in re.find_iter(text) {
+                        let s = m.as_str();
+                        if s.bytes().any(|b| b.is_ascii_digit())
+                            && s.bytes().any(|b| b.is_ascii_alphabetic())
+                        {
+                            push(
+                                out,
+                                m.start(),
+                                m.end(),
+                                PhiKind::Vehicle,
+                                Priority::LABELLED_ID,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Month words match case-insensitively (notes are often lower-case), but a lower-case "may"
+/// or "march" is usually a verb: it is a month only with an ordinal suffix or a year.
+fn month_word_ok(s: &str) -> bool {
+    let first = s
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .find(|w| !w.is_empty())
+        .unwrap_or("");
+    if first == "may" || first == "march" || first == "mar" {
+        let digits = s.bytes().filter(u8::is_ascii_digit).count();
+        let lower = s.to_ascii_lowercase();
+        return digits >= 4
+            || s.contains('\'')
+            || ["st", "nd", "rd", "th"]
+                .iter()
+                .any(|suf| lower.trim_end().ends_with(suf));
+    }
+    true
+}
+
+fn time_ok(text: &str, start: usize, end: usize) -> bool {
+    let s = text.get(start..end).unwrap_or("");
+    if s.contains(':') {
+        let Some((h, rest)) = s.split_once(':') else {
+            return false;
+        };
+        let m: String = rest.chars().take(2).collect();
+        return h.trim().parse::<u32>().is_ok_and(|h| h < 24)
+            && m.parse::<u32>().is_ok_and(|m| m < 60);
+    }
+    // "3 pm": hour 1-12.
+    let h: String = s.chars().take_while(char::is_ascii_digit).collect();
+    h.parse::<u32>().is_ok_and(|h| (1..=12).contains(&h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str) -> Vec<(String, PhiKind)> {
+        let r = PatternRecognizer::new().unwrap();
+        let mut out = Vec::new();
+        r.recognize(text, &mut out);
+        let spans = crate::engine::resolve(text, out);
+        spans
+            .iter()
+            .map(|s| (text[s.start..s.end].to_owned(), s.kind))
+            .collect()
+    }
+
+    #[test]
+    fn patterns_compile() {
+        PatternRecognizer::new().unwrap();
+    }
+
+    #[test]
+    fn dates() {
+        for d in [
+            "3/14",
+            "14-Mar-2019",
+            "March 14th",
+            "March 5th, 2021",
+            "2023-04-25",
+            "09/21/2024",
+            "04/23/24",
+            "Jan 1st '23",
+            "Nov 5 2021",
+            "14 March 2019",
+            "March 2021",
+        ] {
+            let text = format!("seen on {d} today");
+            let k = kinds(&text);
+            assert_eq!(k, vec![(d.to_owned(), PhiKind::Date)], "{d}");
+        }
+        assert_eq!(
+            kinds("on the 14th."),
+            vec![("14th".to_owned(), PhiKind::Date)]
+        );
+        assert!(kinds("the 4th ventricle").is_empty());
+        assert!(kinds("strength 5/5 bilaterally").is_empty());
+    }
+
+    #[test]
+    fn ssn_invalid_looking_kept() {
+        for s in ["123-45-6789", "987-65-4321", "000-00-0000", "999-99-9999"] {
+            assert_eq!(
+                kinds(&format!("SSN {s}")),
+                vec![(s.to_owned(), PhiKind::Ssn)]
+            );
+        }
+    }
+
+    #[test]
+    fn ids_and_phones() {
+        assert_eq!(
+            kinds("MRN: S-987654"),
+            vec![("S-987654".to_owned(), PhiKind::Mrn)]
+        );
+        assert_eq!(
+            kinds("plan HMO-234567 ok"),
+            vec![("HMO-234567".to_owned(), PhiKind::HealthPlan)]
+        );
+        assert_eq!(
+            kinds("id XYZ-987654 ok"),
+            vec![("XYZ-987654".to_owned(), PhiKind::Id)]
+        );
+        assert_eq!(
+            kinds("call (555) 123-4567"),
+            vec![("(555) 123-4567".to_owned(), PhiKind::Phone)]
+        );
+        assert_eq!(
+            kinds("fax: 555-123-4567"),
+            vec![("555-123-4567".to_owned(), PhiKind::Fax)]
+        );
+        assert!(kinds("COVID-19 and SGLT2 and HbA1c 7.5 in 2021, 150 mg").is_empty());
+    }
+
+    #[test]
+    fn ages_over_89_only() {
+        assert_eq!(
+            kinds("a 92-year-old man"),
+            vec![("92".to_owned(), PhiKind::Age)]
+        );
+        assert!(kinds("a 72-year-old man").is_empty());
+    }
+
+    #[test]
+    fn network() {
+        assert_eq!(
+            kinds("mail a.b@example.com now"),
+            vec![("a.b@example.com".to_owned(), PhiKind::Email)]
+        );
+        assert_eq!(
+            kinds("see https://x.org/a."),
+            vec![("https://x.org/a".to_owned(), PhiKind::Url)]
+        );
+        assert_eq!(
+            kinds("ip 192.168.1.1"),
+            vec![("192.168.1.1".to_owned(), PhiKind::Ip)]
+        );
+    }
+
+    #[test]
+    fn address() {
+        let k = kinds("lives at 123 Main St., Springfield, IL 62704 now");
+        assert_eq!(
+            k,
+            vec![(
+                "123 Main St., Springfield, IL 62704".to_owned(),
+                PhiKind::Address
+            )]
+        );
+    }
+}
