@@ -4,7 +4,9 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::thread::{self, Thread};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -123,16 +125,16 @@ fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, LedgerError> {
 struct Queue {
     /// Index the next appended entry gets.
     next: u64,
-    /// Entries `0..durable` are fsynced and in the tree.
-    durable: u64,
     /// A leader is writing a batch.
     leader: bool,
-    /// A write or fsync failed.
-    failed: bool,
+    /// Batches committed since open.
+    commits: u64,
     /// Encoded WAL records waiting for the next batch.
     buf: Vec<u8>,
     /// Their leaf hashes and entries, in index order.
     pending: Vec<(Hash, Vec<u8>)>,
+    /// The threads waiting for them.
+    waiters: Vec<Thread>,
 }
 
 /// State derived from the WAL: the tree and what is published.
@@ -147,6 +149,15 @@ struct Derived {
     unsynced: Vec<String>,
     /// The latest stored checkpoint.
     checkpoint: Option<SignedCheckpoint>,
+}
+
+/// Group-commit counters since the ledger was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Entries made durable.
+    pub appended: u64,
+    /// Write + fsync batches (so `appended / commits` is the mean batch size).
+    pub commits: u64,
 }
 
 /// What [`Ledger::open`] found and repaired.
@@ -169,7 +180,11 @@ pub struct Ledger {
     verifier: Verifier,
     store: Box<dyn TileStore>,
     queue: Mutex<Queue>,
-    cv: Condvar,
+    /// Entries `0..durable` are fsynced and in the tree. Waiters poll it without the queue
+    /// lock, so completing a batch does not make its members fight over that lock.
+    durable: AtomicU64,
+    /// A write or fsync failed.
+    failed: AtomicBool,
     wal: Mutex<File>,
     derived: Mutex<Derived>,
     recovery: Recovery,
@@ -281,10 +296,10 @@ impl Ledger {
             store,
             queue: Mutex::new(Queue {
                 next: size,
-                durable: size,
                 ..Queue::default()
             }),
-            cv: Condvar::new(),
+            durable: AtomicU64::new(size),
+            failed: AtomicBool::new(false),
             wal: Mutex::new(file),
             derived: Mutex::new(Derived {
                 tree,
@@ -347,55 +362,119 @@ impl Ledger {
         self.append_bytes(bytes)
     }
 
+    /// Append several entries at once (one fsync); returns the index of the first. They get
+    /// consecutive indices.
+    pub fn append_many(&self, entries: &[Entry]) -> Result<u64, LedgerError> {
+        let encoded = entries
+            .iter()
+            .map(Entry::to_canonical_json)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.append_records(encoded)
+    }
+
     fn append_bytes(&self, bytes: Vec<u8>) -> Result<u64, LedgerError> {
-        if bytes.is_empty() || bytes.len() > MAX_ENTRY {
-            return Err(EntryError::TooLarge { len: bytes.len() }.into());
+        self.append_records(vec![bytes])
+    }
+
+    /// Queue records and wait until they are durable (group commit). Returns the first index.
+    fn append_records(&self, records: Vec<Vec<u8>>) -> Result<u64, LedgerError> {
+        if records.is_empty() {
+            return self.size();
         }
-        let leaf = leaf_hash(&bytes);
+        let mut encoded = Vec::with_capacity(records.len());
+        for bytes in records {
+            if bytes.is_empty() || bytes.len() > MAX_ENTRY {
+                return Err(EntryError::TooLarge { len: bytes.len() }.into());
+            }
+            let leaf = leaf_hash(&bytes);
+            encoded.push((leaf, bytes));
+        }
         let mut q = lock(&self.queue)?;
-        if q.failed {
+        if self.failed.load(Ordering::Acquire) {
             return Err(LedgerError::Failed);
         }
-        let index = q.next;
-        q.next += 1;
-        wal::encode_record(&bytes, &leaf, &mut q.buf);
-        q.pending.push((leaf, bytes));
+        let first = q.next;
+        q.next += encoded.len() as u64;
+        let last = q.next - 1;
+        for (leaf, bytes) in encoded {
+            wal::encode_record(&bytes, &leaf, &mut q.buf);
+            q.pending.push((leaf, bytes));
+        }
+        q.waiters.push(thread::current());
         loop {
-            if q.durable > index {
-                return Ok(index);
+            if self.durable.load(Ordering::Acquire) > last {
+                return Ok(first);
             }
-            if q.failed {
-                return Err(LedgerError::Failed);
-            }
-            if !q.leader {
-                // Become the leader: write and fsync everything queued, then wake everyone.
+            if !q.leader && !q.pending.is_empty() {
+                // Become the leader: write and fsync everything queued, then wake its members.
                 q.leader = true;
                 let buf = std::mem::take(&mut q.buf);
                 let pending = std::mem::take(&mut q.pending);
+                let waiters = std::mem::take(&mut q.waiters);
                 let end = q.next;
                 drop(q);
-                let ok = self.commit(&buf, pending).is_ok();
+                let ok = self.commit(&buf, pending, end).is_ok();
+                if !ok {
+                    self.failed.store(true, Ordering::Release);
+                }
+                for w in &waiters {
+                    w.unpark();
+                }
+                // Best effort: anything not written now is written by the next checkpoint.
+                if ok && let Ok(mut d) = lock(&self.derived) {
+                    let _ = self.publish_full_tiles(&mut d);
+                }
                 q = lock(&self.queue)?;
                 q.leader = false;
-                if ok {
-                    q.durable = end;
-                    if q.buf.capacity() == 0 {
-                        let mut buf = buf;
-                        buf.clear();
-                        q.buf = buf;
-                    }
-                } else {
-                    q.failed = true;
+                q.commits += u64::from(ok);
+                if q.buf.capacity() == 0 {
+                    let mut buf = buf;
+                    buf.clear();
+                    q.buf = buf;
                 }
-                self.cv.notify_all();
-                continue;
+                // Hand over: wake one writer of the next batch to lead it (all of them if
+                // the ledger failed, so they see it).
+                if !ok {
+                    q.waiters.iter().for_each(Thread::unpark);
+                } else if let Some(next) = q.waiters.first() {
+                    next.unpark();
+                }
             }
-            q = self.cv.wait(q).map_err(|_| LedgerError::Poisoned)?;
+            drop(q);
+            // Wait for the batch holding our entries, or for our turn to lead.
+            loop {
+                if self.durable.load(Ordering::Acquire) > last {
+                    return Ok(first);
+                }
+                if self.failed.load(Ordering::Acquire) {
+                    return Err(LedgerError::Failed);
+                }
+                q = lock(&self.queue)?;
+                if !q.leader {
+                    break;
+                }
+                drop(q);
+                thread::park();
+            }
         }
     }
 
-    /// Write and fsync one batch, then extend the tree and publish completed full tiles.
-    fn commit(&self, buf: &[u8], pending: Vec<(Hash, Vec<u8>)>) -> Result<(), LedgerError> {
+    /// Counters since open: durable entries appended and fsynced batches.
+    pub fn stats(&self) -> Result<Stats, LedgerError> {
+        let q = lock(&self.queue)?;
+        Ok(Stats {
+            appended: self.durable.load(Ordering::Acquire) - self.recovery.entries,
+            commits: q.commits,
+        })
+    }
+
+    /// Write and fsync one batch, extend the tree, and mark entries up to `end` durable.
+    fn commit(
+        &self,
+        buf: &[u8],
+        pending: Vec<(Hash, Vec<u8>)>,
+        end: u64,
+    ) -> Result<(), LedgerError> {
         {
             let mut f = lock(&self.wal)?;
             f.write_all(buf).map_err(io_err(WAL_FILE))?;
@@ -406,8 +485,7 @@ impl Ledger {
             d.tree.push(leaf);
             d.entries.push(bytes);
         }
-        // Best effort: anything not written now is written by the next checkpoint.
-        let _ = self.publish_full_tiles(&mut d);
+        self.durable.store(end, Ordering::Release);
         Ok(())
     }
 

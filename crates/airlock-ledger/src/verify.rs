@@ -25,6 +25,8 @@ use crate::wal;
 
 /// Most hashes an inclusion proof can have (a tree of 2^64 leaves).
 const MAX_PROOF_HASHES: usize = 64;
+/// Entry bundles decoded and hashed together (bounded memory, enough work for every core).
+const BUNDLE_GROUP: usize = 64;
 
 /// Why a ledger or proof does not verify. Each variant names where.
 #[derive(Debug, thiserror::Error)]
@@ -184,13 +186,13 @@ pub fn verify_dir(
     since: Option<&str>,
 ) -> Result<VerifyReport, VerifyError> {
     let wal_path = dir.join(WAL_FILE);
-    let wal = if wal_path.exists() {
+    let mut reader = if wal_path.exists() {
         let name = wal_path.display().to_string();
-        Some(wal::read_all(&wal_path).map_err(io_err(&name))?)
+        Some(wal::Reader::open(&wal_path).map_err(io_err(&name))?)
     } else {
         None
     };
-    verify_store(&FsStore::new(dir), wal.as_deref(), verifier_key, since)
+    verify_store(&FsStore::new(dir), reader.as_mut(), verifier_key, since)
 }
 
 fn read_checkpoint(text: &[u8], path: &str, v: &Verifier) -> Result<Checkpoint, VerifyError> {
@@ -207,10 +209,11 @@ fn read_checkpoint(text: &[u8], path: &str, v: &Verifier) -> Result<Checkpoint, 
     Ok(SignedCheckpoint::open(text, v).map_err(bad)?.checkpoint)
 }
 
-/// Verify published objects in `store`, cross-checking entries against `wal` when given.
+/// Verify published objects in `store`, cross-checking entries against the write-ahead log
+/// when a reader for it is given.
 pub fn verify_store(
     store: &dyn TileStore,
-    wal: Option<&[Vec<u8>]>,
+    wal: Option<&mut wal::Reader>,
     verifier_key: &str,
     since: Option<&str>,
 ) -> Result<VerifyReport, VerifyError> {
@@ -222,109 +225,132 @@ pub fn verify_store(
     let cp = read_checkpoint(&cp_bytes, CHECKPOINT_PATH, &verifier)?;
     let n = cp.size;
 
-    // Read the bundles: those the checkpoint needs, then any full ones published after it.
-    let mut bundles: Vec<(String, u64, Vec<u8>)> = Vec::new();
-    let mut i = 0u64;
-    loop {
-        let start = i * TILE_WIDTH;
-        let needed = start < n;
-        let width = if needed {
-            (n - start).min(TILE_WIDTH)
-        } else {
-            TILE_WIDTH
-        };
-        // A full bundle supersedes the partial one a checkpoint names (its prefix).
-        let full = bundle_path(i, TILE_WIDTH);
-        if let Some(b) = store.read(&full).map_err(io_err(&full))? {
-            bundles.push((full, TILE_WIDTH, b));
-            i += 1;
-            continue;
-        }
-        if !needed {
-            break;
-        }
-        let path = bundle_path(i, width);
-        match store.read(&path).map_err(io_err(&path))? {
-            Some(b) if width < TILE_WIDTH => bundles.push((path, width, b)),
-            _ => return Err(VerifyError::MissingBundle { path, index: start }),
-        }
-        break;
-    }
-
-    // Decode; an entry count that differs from the width is reported after the index checks,
-    // which name the exact entry.
-    let mut entries: Vec<&[u8]> = Vec::new();
-    let mut owner: Vec<usize> = Vec::new();
+    // Stream the bundles in groups (those the checkpoint needs, then any full ones published
+    // after it): decode, hash on all cores, and check each entry against the WAL and its
+    // level-0 tile in index order, so the first failure named is the first bad index.
+    let mut tree = Tree::new();
+    let mut bundles_read = 0u64;
     let mut width_error = None;
-    for (b, (path, width, raw)) in bundles.iter().enumerate() {
-        let es = decode_bundle(raw).map_err(|source| VerifyError::Bundle {
-            path: path.clone(),
-            source,
-        })?;
-        let found = es.len() as u64;
-        if found != *width {
-            width_error.get_or_insert(VerifyError::BundleWidth {
-                path: path.clone(),
-                expected: *width,
-                found,
-            });
-        }
-        for e in es {
-            entries.push(e);
-            owner.push(b);
-        }
-    }
-    let m = entries.len() as u64;
-    let leaves = hash_leaves(&entries);
-
-    // Per index: the WAL, then the level-0 tile.
+    let mut wal = wal;
+    let mut wal_buf = Vec::new();
+    let mut wal_end: Option<u64> = None;
     let mut tile0: Option<(u64, String, Vec<u8>)> = None;
-    for (k, leaf) in leaves.iter().enumerate() {
-        let index = k as u64;
-        let bundle = owner
-            .get(k)
-            .and_then(|&b| bundles.get(b))
-            .map_or("", |b| b.0.as_str());
-        if let Some(wal) = wal {
-            match wal.get(k) {
-                Some(w) if Some(&w.as_slice()) == entries.get(k) => {}
-                Some(_) => {
-                    return Err(VerifyError::WalMismatch {
-                        index,
-                        path: bundle.to_owned(),
-                    });
-                }
-                None if index < n => return Err(VerifyError::WalShort { index, size: n }),
-                None => {}
-            }
-        }
-        let t = index / TILE_WIDTH;
-        if tile0.as_ref().map(|x| x.0) != Some(t) {
-            let start = t * TILE_WIDTH;
-            let width = if start < n {
+    let mut i = 0u64;
+    let mut done = false;
+    while !done {
+        let mut group: Vec<(String, u64, Vec<u8>)> = Vec::new();
+        while group.len() < BUNDLE_GROUP && !done {
+            let start = i * TILE_WIDTH;
+            let needed = start < n;
+            let width = if needed {
                 (n - start).min(TILE_WIDTH)
             } else {
                 TILE_WIDTH
             };
-            let (path, bytes) = read_tile(store, 0, t, width, index < n)?;
-            tile0 = Some((t, path, bytes.unwrap_or_default()));
-        }
-        if let Some((_, path, bytes)) = &tile0 {
-            let off = (k % TILE_WIDTH as usize) * 32;
-            if bytes.get(off..off + 32) != Some(leaf.as_slice()) && index < n {
-                return Err(VerifyError::LeafMismatch {
-                    index,
-                    bundle: bundle.to_owned(),
-                    tile: path.clone(),
-                });
+            // A full bundle supersedes the partial one a checkpoint names (its prefix).
+            let full = bundle_path(i, TILE_WIDTH);
+            if let Some(b) = store.read(&full).map_err(io_err(&full))? {
+                group.push((full, TILE_WIDTH, b));
+                i += 1;
+                continue;
+            }
+            done = true;
+            if needed {
+                let path = bundle_path(i, width);
+                match store.read(&path).map_err(io_err(&path))? {
+                    Some(b) if width < TILE_WIDTH => group.push((path, width, b)),
+                    _ => return Err(VerifyError::MissingBundle { path, index: start }),
+                }
             }
         }
+        bundles_read += group.len() as u64;
+
+        // An entry count that differs from the width is reported after the index checks,
+        // which name the exact entry.
+        let mut entries: Vec<&[u8]> = Vec::new();
+        let mut owner: Vec<&str> = Vec::new();
+        for (path, width, raw) in &group {
+            let es = decode_bundle(raw).map_err(|source| VerifyError::Bundle {
+                path: path.clone(),
+                source,
+            })?;
+            let found = es.len() as u64;
+            if found != *width {
+                width_error.get_or_insert(VerifyError::BundleWidth {
+                    path: path.clone(),
+                    expected: *width,
+                    found,
+                });
+            }
+            owner.extend(std::iter::repeat_n(path.as_str(), es.len()));
+            entries.extend(es);
+        }
+        let leaves = hash_leaves(&entries);
+
+        for ((entry, leaf), bundle) in entries.iter().zip(&leaves).zip(&owner) {
+            let index = tree.size();
+            if let Some(w) = wal.as_deref_mut()
+                && wal_end.is_none()
+            {
+                match w.next_into(&mut wal_buf).map_err(io_err(WAL_FILE))? {
+                    Some(check) if wal_buf == *entry && leaf.get(..4) == Some(&check[..]) => {}
+                    Some(_) => {
+                        return Err(VerifyError::WalMismatch {
+                            index,
+                            path: (*bundle).to_owned(),
+                        });
+                    }
+                    None if index < n => return Err(VerifyError::WalShort { index, size: n }),
+                    None => wal_end = Some(index),
+                }
+            }
+            let t = index / TILE_WIDTH;
+            if tile0.as_ref().map(|x| x.0) != Some(t) {
+                let start = t * TILE_WIDTH;
+                let width = if start < n {
+                    (n - start).min(TILE_WIDTH)
+                } else {
+                    TILE_WIDTH
+                };
+                let (path, bytes) = read_tile(store, 0, t, width, index < n)?;
+                tile0 = Some((t, path, bytes.unwrap_or_default()));
+            }
+            if let Some((_, path, bytes)) = &tile0 {
+                let off = (index % TILE_WIDTH) as usize * 32;
+                if index < n && bytes.get(off..off + 32) != Some(leaf.as_slice()) {
+                    return Err(VerifyError::LeafMismatch {
+                        index,
+                        bundle: (*bundle).to_owned(),
+                        tile: path.clone(),
+                    });
+                }
+            }
+            tree.push(*leaf);
+        }
     }
-    if let Some(wal) = wal
-        && (wal.len() as u64) < n
+    let m = tree.size();
+    let wal_entries = match wal {
+        None => None,
+        Some(w) => Some(match wal_end {
+            Some(end) => end,
+            None => {
+                let mut extra = 0u64;
+                while w
+                    .next_into(&mut wal_buf)
+                    .map_err(io_err(WAL_FILE))?
+                    .is_some()
+                {
+                    extra += 1;
+                }
+                m + extra
+            }
+        }),
+    };
+    if let Some(len) = wal_entries
+        && len < n
     {
         return Err(VerifyError::WalShort {
-            index: wal.len() as u64,
+            index: len,
             size: n,
         });
     }
@@ -332,11 +358,7 @@ pub fn verify_store(
         return Err(e);
     }
 
-    // Rebuild the tree; check every higher tile the checkpoint needs, and any later full one.
-    let mut tree = Tree::new();
-    for l in &leaves {
-        tree.push(*l);
-    }
+    // Check every higher tile the checkpoint needs, and any later full one.
     let mut tiles = 0u64;
     for t in tiles_between(0, n).into_iter().chain(
         tiles_between(n / TILE_WIDTH * TILE_WIDTH, m / TILE_WIDTH * TILE_WIDTH)
@@ -388,9 +410,9 @@ pub fn verify_store(
     Ok(VerifyReport {
         checkpoint: cp,
         entries: m,
-        wal_entries: wal.map(|w| w.len() as u64),
+        wal_entries,
         tiles,
-        bundles: bundles.len() as u64,
+        bundles: bundles_read,
         consistent_with,
     })
 }

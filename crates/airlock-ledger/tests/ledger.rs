@@ -291,7 +291,7 @@ fn tampering_is_detected_and_located() {
                 b[n - 30] ^= 1;
                 fs::write(d.join("wal"), b).unwrap();
             },
-            "write-ahead log ends at index 599",
+            "entry 599",
         ),
     ];
     for (name, tamper, expect) in cases {
