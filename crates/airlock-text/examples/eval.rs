@@ -6,7 +6,7 @@
 //! FORMAT is `asq`, `presidio` or `jsonl`. With `--predictions`, FILE is JSONL, one line per
 //! corpus entry, `{"phi": [{"start", "end", "type"}]}` in character offsets. Without it the
 //! engine runs, and its throughput is printed too.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::indexing_slicing)]
 
 use std::time::Instant;
 
@@ -49,6 +49,43 @@ fn main() -> anyhow::Result<()> {
         );
         report
     };
+    if args.iter().any(|a| a == "--misses") {
+        // Development aid on synthetic corpora: show missed gold values and false alarms.
+        let engine = airlock_text::Engine::builtin();
+        for e in &corpus.entries {
+            let spans = engine.find(&e.text, None);
+            for g in e.gold.iter().filter(|g| g.group.is_some()) {
+                // Every alphanumeric character of the gold value inside some span.
+                let covered = e.text[g.start..g.end]
+                    .char_indices()
+                    .filter(|(_, c)| c.is_alphanumeric())
+                    .all(|(i, _)| {
+                        spans
+                            .iter()
+                            .any(|s| s.start <= g.start + i && g.start + i < s.end)
+                    });
+                if !covered {
+                    println!(
+                        "MISS {:<30} {:?}   <<{}>>",
+                        g.label,
+                        &e.text[g.start..g.end],
+                        e.text.replace('\n', " ")
+                    );
+                }
+            }
+            for s in &spans {
+                if !e.gold.iter().any(|g| g.start < s.end && s.start < g.end) {
+                    println!(
+                        "FA   {:<30} {:?}   <<{}>>",
+                        s.kind,
+                        &e.text[s.start..s.end],
+                        e.text.replace('\n', " ")
+                    );
+                }
+            }
+        }
+        return Ok(());
+    }
     if args.iter().any(|a| a == "--json") {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

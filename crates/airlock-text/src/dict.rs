@@ -1,7 +1,7 @@
 //! The embedded gazetteers and word lists (see `data/SOURCES.md` for where each comes from and
 //! `scripts/text-dictionaries.py` for how they are regenerated).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
@@ -38,6 +38,7 @@ const CLINICAL_SAFE: &str = include_str!("../data/clinical_safe.txt");
 const EPONYM_HEADS: &str = include_str!("../data/eponym_heads.txt");
 const FACILITY_HEADS: &str = include_str!("../data/facility_heads.txt");
 const HOSPITALS: &str = include_str!("../data/hospitals.txt");
+const PLACES: &str = include_str!("../data/places.txt");
 
 /// What a multi-word phrase match is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +54,8 @@ pub(crate) struct Dicts {
     /// Multi-word places and hospitals (ASCII case-insensitive, leftmost-longest).
     pub(crate) phrases: AhoCorasick,
     pub(crate) phrase_kinds: Vec<PhraseKind>,
+    /// Multi-word city names, lower-case.
+    pub(crate) multi_cities: HashSet<&'static str>,
     /// For surrogates: first names and surnames by frequency, cities.
     pub(crate) first_names: Vec<&'static str>,
     pub(crate) surnames: Vec<&'static str>,
@@ -91,9 +94,11 @@ impl Dicts {
         let mut phrase_pats: Vec<&'static str> = Vec::new();
         let mut phrase_kinds = Vec::new();
         let mut cities = Vec::new();
+        let mut multi_cities = HashSet::new();
         for c in entries(CITIES) {
             cities.push(c);
             if c.contains(' ') {
+                multi_cities.insert(c);
                 phrase_pats.push(c);
                 phrase_kinds.push(PhraseKind::City);
             } else {
@@ -107,6 +112,10 @@ impl Dicts {
             } else {
                 add(c, COUNTY);
             }
+        }
+        for p in entries(PLACES) {
+            phrase_pats.push(p);
+            phrase_kinds.push(PhraseKind::City);
         }
         for h in entries(HOSPITALS) {
             phrase_pats.push(h);
@@ -138,6 +147,7 @@ impl Dicts {
         let first_names = first_names.into_iter().take(2000).collect();
         let surnames = surnames.into_iter().take(5000).collect();
         Ok(Dicts {
+            multi_cities,
             words,
             phrases,
             phrase_kinds,

@@ -125,7 +125,7 @@ impl Engine {
         for r in &self.extra {
             r.recognize(text, &mut cands);
         }
-        resolve(text, cands)
+        merge_places(text, resolve(text, cands))
     }
 
     /// Finds identifiers and rewrites them in the chosen mode. `Surrogate` without a context
@@ -183,6 +183,62 @@ pub(crate) fn resolve(text: &str, mut cands: Vec<Candidate>) -> Vec<Span> {
         }
     }
     accepted
+}
+
+/// Two-letter U.S. state and territory codes.
+const STATES: &[&str] = &[
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN", "IA",
+    "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM",
+    "NY", "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA",
+    "WV", "WI", "WY", "PR",
+];
+
+fn is_place(k: PhiKind) -> bool {
+    matches!(
+        k,
+        PhiKind::Facility | PhiKind::City | PhiKind::Address | PhiKind::County | PhiKind::Location
+    )
+}
+
+/// Joins a place with the city that locates it ("St. Joseph's Hospital in Phoenix",
+/// "Valley Clinic, New York") and takes a following state code into the place ("Sunnyvale, CA"):
+/// the unit is one location. The result stays sorted and non-overlapping.
+fn merge_places(text: &str, spans: Vec<Span>) -> Vec<Span> {
+    let mut out: Vec<Span> = Vec::with_capacity(spans.len());
+    for s in spans {
+        if let Some(last) = out.last_mut() {
+            let gap = text.get(last.end..s.start).unwrap_or("x");
+            if is_place(last.kind)
+                && matches!(s.kind, PhiKind::City | PhiKind::Zip)
+                && matches!(gap, " in " | ", " | " " | ", in ")
+            {
+                last.end = s.end;
+                continue;
+            }
+        }
+        out.push(s);
+    }
+    let n = out.len();
+    for i in 0..n {
+        let next_start = out.get(i + 1).map_or(text.len(), |s| s.start);
+        let Some(s) = out.get_mut(i) else { continue };
+        if !is_place(s.kind) {
+            continue;
+        }
+        let rest = text.get(s.end..next_start).unwrap_or("");
+        let Some(after) = rest.strip_prefix(", ").or_else(|| rest.strip_prefix(' ')) else {
+            continue;
+        };
+        let code = after.get(..2).unwrap_or("");
+        let boundary = after
+            .get(2..)
+            .and_then(|r| r.chars().next())
+            .is_none_or(|c| !c.is_alphanumeric());
+        if boundary && STATES.contains(&code) {
+            s.end += rest.len() - after.len() + 2;
+        }
+    }
+    out
 }
 
 fn push_piece(text: &str, pending: &mut Vec<Span>, start: usize, end: usize, kind: PhiKind) {

@@ -104,6 +104,34 @@ const LOWER_FACILITY: &[&str] = &[
     "campus", "hospice",
 ];
 
+/// Capitalised words that end a facility name only after a place or name ("Chicago General",
+/// "Georgetown Med").
+const SOFT_HEADS: &[&str] = &["general", "med", "memorial", "regional", "community"];
+
+/// Words that may continue a facility name to the right ("Health Care", "Medical Group").
+const FACILITY_TAIL: &[&str] = &[
+    "general",
+    "memorial",
+    "regional",
+    "community",
+    "university",
+    "children",
+    "county",
+    "care",
+    "group",
+    "home",
+    "er",
+    "ed",
+    "system",
+    "systems",
+    "network",
+    "campus",
+    "associates",
+    "partners",
+    "ctr",
+    "hosp",
+];
+
 /// Left-extension stop words for facility names.
 const FACILITY_STOP: &[&str] = &[
     "the", "a", "an", "our", "this", "your", "their", "his", "her", "at", "to", "in", "from",
@@ -233,6 +261,44 @@ impl NameRecognizer {
             });
         }
         toks
+    }
+}
+
+impl NameRecognizer {
+    /// Whether tokens `i..=j` spell a U.S. city and the context says place: a place word
+    /// before ("in", "from") or a state code after (", CA").
+    fn is_city_chain(&self, text: &str, toks: &[Tok], i: usize, j: usize) -> bool {
+        let (Some(a), Some(b)) = (toks.get(i), toks.get(j)) else {
+            return false;
+        };
+        let is_city = if i == j {
+            a.flags & dict::CITY != 0
+        } else {
+            text.get(a.start..b.end)
+                .is_some_and(|s| self.dicts.multi_cities.contains(s.to_lowercase().as_str()))
+        };
+        if !is_city {
+            return false;
+        }
+        let prev_place = i > 0
+            && toks.get(i - 1).is_some_and(|p| {
+                lower_eq(text, p, PLACE_TRIGGERS) && text.get(p.end..a.start) == Some(" ")
+            });
+        let after_facility = i > 0
+            && toks.get(i - 1).is_some_and(|p| {
+                (p.flags & FACILITY_HEAD != 0 || lower_eq(text, p, FACILITY_TAIL))
+                    && matches!(text.get(p.full_end..a.start), Some(", " | " "))
+            });
+        let rest = text.get(b.end..).unwrap_or("");
+        let state_after = rest
+            .strip_prefix(", ")
+            .and_then(|r| r.get(..2))
+            .is_some_and(|c| c.len() == 2 && c.bytes().all(|x| x.is_ascii_uppercase()))
+            && rest
+                .get(4..)
+                .and_then(|r| r.chars().next())
+                .is_none_or(|c| !c.is_alphanumeric());
+        prev_place || state_after || after_facility
     }
 }
 
@@ -421,15 +487,17 @@ impl Recognizer for NameRecognizer {
                             .is_some_and(|g| g == ". " || g == " ")
                         && !lower_eq(text, nx, &["wort"])
                 });
-            let lower_head = t.shape == Shape::Lower
-                && lower_eq(text, t, LOWER_FACILITY)
-                && i > 0
+            let place_before = i > 0
                 && toks.get(i - 1).is_some_and(|p| {
-                    p.shape == Shape::Cap
+                    (p.shape == Shape::Cap || p.shape == Shape::Upper)
                         && p.flags & (SAFE | COMMON) == 0
-                        && tight(text, p, t)
+                        && text.get(p.full_end..t.start) == Some(" ")
                         && (p.flags & (dict::CITY | FIRST | LAST) != 0 || p.unknown())
                 });
+            let lower_head =
+                t.shape == Shape::Lower && lower_eq(text, t, LOWER_FACILITY) && place_before;
+            let soft_head = capish(t) && lower_eq(text, t, SOFT_HEADS) && place_before;
+            let is_head = is_head || soft_head;
             if !(is_head || saint || lower_head) {
                 i += 1;
                 continue;
@@ -461,24 +529,20 @@ impl Recognizer for NameRecognizer {
             }
             while let (Some(a), Some(b)) = (toks.get(e), toks.get(e + 1)) {
                 let gap = text.get(a.full_end..b.start).unwrap_or("x");
-                if matches!(gap, " " | "-" | " & ")
-                    && capish(b)
-                    && (b.flags & FACILITY_HEAD != 0
-                        || lower_eq(
-                            text,
-                            b,
-                            &[
-                                "general",
-                                "memorial",
-                                "regional",
-                                "community",
-                                "university",
-                                "children",
-                                "county",
-                            ],
-                        ))
-                {
+                let cap_tail = matches!(gap, " " | "-" | " & " | " and ")
+                    && (capish(b) || b.shape == Shape::Upper)
+                    && (b.flags & FACILITY_HEAD != 0 || lower_eq(text, b, FACILITY_TAIL));
+                let lower_tail =
+                    gap == " " && b.shape == Shape::Lower && lower_eq(text, b, LOWER_FACILITY);
+                if cap_tail || lower_tail {
                     e += 1;
+                } else if gap == " "
+                    && lower_eq(text, b, &["of"])
+                    && toks
+                        .get(e + 2)
+                        .is_some_and(|c| c.shape == Shape::Cap && c.flags & COMMON == 0)
+                {
+                    e += 2;
                 } else {
                     break;
                 }
@@ -565,12 +629,19 @@ impl Recognizer for NameRecognizer {
             } else {
                 i
             };
+            let titled = start_tok != i;
+            // A chain that is a city, after "in/from/at" or before a state code, is a city.
+            let kind = if !titled && self.is_city_chain(text, &toks, i, j) {
+                PhiKind::City
+            } else {
+                PhiKind::Name
+            };
             if let (Some(a), Some(b)) = (toks.get(start_tok), toks.get(j)) {
                 out.push(Candidate {
                     span: Span {
                         start: a.start,
                         end: b.end,
-                        kind: PhiKind::Name,
+                        kind,
                     },
                     priority: Priority::NAME,
                 });

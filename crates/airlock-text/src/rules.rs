@@ -127,11 +127,13 @@ enum Rule {
     DatePartial,
     DateThe,
     Time,
+    DateRelative,
     AgeYears,
     AgeAged,
     Labelled,
     Shaped,
     Address,
+    StreetName,
     PoBox,
     CityState,
     County,
@@ -235,6 +237,12 @@ impl PatternRecognizer {
                 ),
             ),
             (
+                Rule::DateRelative,
+                format!(
+                    r"(?i){b}(?:last|next|this|early|late|mid|past)[\s\-]+(?:january|february|march|april|may|june|july|august|september|october|november|december|monday|tuesday|wednesday|thursday|friday|saturday|sunday){b}"
+                ),
+            ),
+            (
                 Rule::AgeYears,
                 format!(r"(?i){b}(?P<a>9\d|1[0-4]\d)\s*(?:-\s*)?(?:years?|yrs?|y/?o|yo|y\.o\.){b}"),
             ),
@@ -251,6 +259,12 @@ impl PatternRecognizer {
                 Rule::Address,
                 format!(
                     r"{b}\d{{1,6}}[A-Za-z]?\s+(?:[NSEW]\.?\s+)?(?:(?:[A-Z][A-Za-z'.\-]*|\d+(?:st|nd|rd|th))\s+){{1,4}}{street}{b}\.?{unit}(?:,\s*[A-Z][A-Za-z]+(?:\s+[A-Z][A-Za-z]+){{0,2}})?(?:,?\s*(?:{states}){b})?(?:\s+\d{{5}}(?:-\d{{4}})?{b})?"
+                ),
+            ),
+            (
+                Rule::StreetName,
+                format!(
+                    r"{b}(?:[A-Z][a-z]+(?:\s[A-Z][a-z]+)?|\d{{1,3}}(?:st|nd|rd|th))\s+(?i:street|avenue|boulevard|road|lane|parkway|terrace){b}"
                 ),
             ),
             (Rule::PoBox, format!(r"(?i){b}p\.?\s?o\.?\s*box\s+\d+{b}")),
@@ -301,11 +315,13 @@ fn rule_name(r: Rule) -> &'static str {
         Rule::DatePartial => "date partial",
         Rule::DateThe => "date the nth",
         Rule::Time => "time",
+        Rule::DateRelative => "date relative",
         Rule::AgeYears => "age years",
         Rule::AgeAged => "age aged",
         Rule::Labelled => "labelled id",
         Rule::Shaped => "shaped id",
         Rule::Address => "address",
+        Rule::StreetName => "street name",
         Rule::PoBox => "po box",
         Rule::CityState => "city state",
         Rule::County => "county",
@@ -587,7 +603,21 @@ impl Recognizer for PatternRecognizer {
                         push(out, start, m.end(), PhiKind::Id, Priority::SHAPED_ID);
                     }
                 }
-                Rule::Address | Rule::PoBox => {
+                Rule::DateRelative => {
+                    for m in re.find_iter(text) {
+                        let last = m
+                            .as_str()
+                            .rsplit([' ', '-', '\t', '\n'])
+                            .next()
+                            .unwrap_or("");
+                        // Lower-case "may"/"march" are verbs.
+                        if last == "may" || last == "march" {
+                            continue;
+                        }
+                        push(out, m.start(), m.end(), PhiKind::Date, Priority::DATE);
+                    }
+                }
+                Rule::Address | Rule::StreetName | Rule::PoBox => {
                     for m in re.find_iter(text) {
                         let s = m.as_str().trim_end_matches([',', ' ']);
                         push(

@@ -1,0 +1,11 @@
+//! Prints the spans found in each argument (development aid).
+#![allow(clippy::print_stdout, clippy::indexing_slicing)]
+
+fn main() {
+    for text in std::env::args().skip(1) {
+        for s in airlock_text::Engine::builtin().find(&text, None) {
+            println!("{:<10} {:?}", s.kind.name(), &text[s.start..s.end]);
+        }
+        println!("--");
+    }
+}

@@ -1,0 +1,225 @@
+//! Quality bars on the shared corpora (skipped with a message when `shared/data` is absent).
+//!
+//! Bars (issue 5): token recall >= 0.99 overall and >= 0.97 in every category present, token
+//! precision >= 0.90, at most 10% of PHI-free entries altered. "Category" is the evaluator's
+//! [`Group`] (name, location, date, phone, email, id, ip, ...); the per-label recall table is
+//! printed alongside for the record. On the Synthea notes: none of the patient's own names,
+//! birth date or address left in the output.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+use std::path::PathBuf;
+
+use airlock_text::eval::{self, CorpusFormat};
+use airlock_text::{Engine, KnownIdentifiers, Mode};
+use base64::Engine as _;
+
+fn data_dir() -> Option<PathBuf> {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"));
+    if p.is_dir() {
+        Some(p)
+    } else {
+        println!("skipping: shared data not found at {}", p.display());
+        None
+    }
+}
+
+#[test]
+fn asq_phi_meets_the_bars() {
+    let Some(dir) = data_dir() else { return };
+    let data = std::fs::read_to_string(dir.join("notes/asq-phi-dev.txt")).unwrap();
+    let corpus = eval::load_corpus(&data, CorpusFormat::Asq).unwrap();
+    let report = eval::evaluate(Engine::builtin(), &corpus);
+    println!("{}", eval::render_table(&report));
+    assert!(
+        report.tokens.recall >= 0.99,
+        "token recall {:.4} < 0.99",
+        report.tokens.recall
+    );
+    assert!(
+        report.tokens.precision >= 0.90,
+        "token precision {:.4} < 0.90",
+        report.tokens.precision
+    );
+    for g in &report.by_group {
+        if g.tokens.tp + g.tokens.fn_ > 0 {
+            assert!(
+                g.tokens.recall >= 0.97,
+                "{:?} token recall {:.4} < 0.97",
+                g.group,
+                g.tokens.recall
+            );
+        }
+    }
+    assert!(report.phi_free_entries > 0);
+    assert!(
+        report.phi_free_altered_rate <= 0.10,
+        "{:.1}% of PHI-free entries altered",
+        report.phi_free_altered_rate * 100.0
+    );
+}
+
+#[test]
+fn presidio_synth_report() {
+    // General (non-clinical) PII with many non-Safe-Harbor labels: reported, with floors well
+    // below the clinical bars (see the crate report for the figures).
+    let Some(dir) = data_dir() else { return };
+    let data = std::fs::read_to_string(dir.join("notes/presidio-synth-v2.json")).unwrap();
+    let corpus = eval::load_corpus(&data, CorpusFormat::Presidio).unwrap();
+    let report = eval::evaluate(Engine::builtin(), &corpus);
+    println!("{}", eval::render_table(&report));
+    assert!(
+        report.tokens.precision >= 0.90,
+        "token precision {:.4}",
+        report.tokens.precision
+    );
+    assert!(
+        report.tokens.recall >= 0.40,
+        "token recall {:.4}",
+        report.tokens.recall
+    );
+}
+
+fn str_at<'a>(v: &'a serde_json::Value, path: &[&str]) -> Option<&'a str> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_str()
+}
+
+#[test]
+fn synthea_notes_leak_no_own_identifiers() {
+    let Some(dir) = data_dir() else { return };
+    let mut notes = 0usize;
+    for entry in std::fs::read_dir(dir.join("fhir/synthea")).unwrap() {
+        let path = entry.unwrap().path();
+        let bundle: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let Some(entries) = bundle["entry"].as_array() else {
+            continue;
+        };
+        let Some(patient) = entries
+            .iter()
+            .map(|e| &e["resource"])
+            .find(|r| r["resourceType"] == "Patient")
+        else {
+            continue;
+        };
+        let mut known = KnownIdentifiers::default();
+        let mut name_parts: Vec<String> = Vec::new();
+        for n in patient["name"].as_array().into_iter().flatten() {
+            let mut full = Vec::new();
+            for g in n["given"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|g| g.as_str())
+            {
+                full.push(g.to_owned());
+                name_parts.push(g.to_owned());
+            }
+            if let Some(f) = n["family"].as_str() {
+                full.push(f.to_owned());
+                name_parts.push(f.to_owned());
+            }
+            known.names.push(full.join(" "));
+        }
+        let birth = patient["birthDate"].as_str().unwrap_or("").to_owned();
+        known.dates.push(birth.clone());
+        let mut addr_parts: Vec<String> = Vec::new();
+        for a in patient["address"].as_array().into_iter().flatten() {
+            for l in a["line"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l.as_str())
+            {
+                known.addresses.push(l.to_owned());
+                addr_parts.push(l.to_owned());
+            }
+            if let Some(c) = a["city"].as_str() {
+                known.cities.push(c.to_owned());
+                addr_parts.push(c.to_owned());
+            }
+            if let Some(z) = a["postalCode"].as_str() {
+                known.addresses.push(z.to_owned());
+                addr_parts.push(z.to_owned());
+            }
+        }
+        for t in patient["telecom"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["value"].as_str())
+        {
+            known.phones.push(t.to_owned());
+        }
+        // Forbidden strings: each name part with and without its digits, the birth date in
+        // ISO and US layouts, each address line and city.
+        let mut forbidden: Vec<String> = Vec::new();
+        for p in &name_parts {
+            forbidden.push(p.to_lowercase());
+            let stripped = p.trim_end_matches(|c: char| c.is_ascii_digit());
+            if stripped.chars().count() >= 3 {
+                forbidden.push(stripped.to_lowercase());
+            }
+        }
+        if let [y, m, d] = birth.split('-').collect::<Vec<_>>()[..] {
+            forbidden.push(birth.clone());
+            let (mi, di): (u32, u32) = (m.parse().unwrap(), d.parse().unwrap());
+            forbidden.push(format!("{mi}/{di}/{y}"));
+            forbidden.push(format!("{m}/{d}/{y}"));
+        }
+        forbidden.extend(addr_parts.iter().map(|a| a.to_lowercase()));
+        for r in entries
+            .iter()
+            .map(|e| &e["resource"])
+            .filter(|r| r["resourceType"] == "DocumentReference")
+        {
+            for c in r["content"].as_array().into_iter().flatten() {
+                let Some(b64) = str_at(c, &["attachment", "data"]) else {
+                    continue;
+                };
+                let text = String::from_utf8(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .unwrap(),
+                )
+                .unwrap();
+                notes += 1;
+                let out = Engine::builtin()
+                    .redact(&text, Some(&known), Mode::Tag, None)
+                    .text
+                    .to_lowercase();
+                for f in &forbidden {
+                    // Word-bounded search so "Redmond" is not found inside another word.
+                    let leaked = out.match_indices(f.as_str()).any(|(i, m)| {
+                        let before = out[..i]
+                            .chars()
+                            .next_back()
+                            .is_none_or(|c| !c.is_alphanumeric());
+                        let after = out[i + m.len()..]
+                            .chars()
+                            .next()
+                            .is_none_or(|c| !c.is_alphanumeric());
+                        before && after
+                    });
+                    assert!(
+                        !leaked,
+                        "a patient identifier survived in a note of {}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+    println!("checked {notes} Synthea notes");
+    assert!(notes > 0);
+}
