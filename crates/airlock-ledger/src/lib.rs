@@ -15,10 +15,13 @@
 //! (`len || entry || first 4 bytes of the leaf hash`). **Group commit** is leader based: the
 //! first appender that finds no batch in flight becomes the leader, takes everything queued,
 //! writes it with one `write` and one `fdatasync`, extends the in-memory [`merkle::Tree`],
-//! marks the batch durable and wakes the others. So `append` returns only after the entry is
-//! durable, and N concurrent writers share one fsync. A failed write or fsync stops the
-//! ledger ([`LedgerError::Failed`]) rather than retrying an fsync whose failure may have
-//! dropped dirty pages.
+//! publishes the new durable size in an atomic, and unparks the batch's writers; it then hands
+//! leadership to one writer of the next batch. Writers that are not leading sleep in
+//! `thread::park` and check the atomic, so a finished batch does not send every writer back
+//! through the queue lock. `append` returns only after the entry is durable, and N concurrent
+//! writers share one fsync. A failed write or fsync stops the ledger
+//! ([`LedgerError::Failed`]) rather than retrying an fsync whose failure may have dropped
+//! dirty pages.
 //!
 //! Tiles, entry bundles and the checkpoint are derived from the tree: the leader writes each
 //! full tile and bundle as it completes (immutable, so writing early is harmless; a failure
@@ -39,9 +42,10 @@
 //! - Hashing and proof shapes: [`merkle`] (tested against the transparency-dev vectors and a
 //!   naive reference).
 //! - One encoding per event: [`Entry::parse`] (strict, re-serialises and compares).
-//! - Durability before acknowledgement: `Ledger::append_bytes` in `ledger.rs`.
+//! - Durability before acknowledgement: `Ledger::append_records` in `ledger.rs`.
 //! - Torn tails and WAL/checkpoint agreement: `Ledger::open_with_store` and [`wal`].
-//! - Third-party checks: [`verify_dir`], [`verify_proof_file`].
+//! - Third-party checks: [`verify_dir`] (streams bundles in groups, hashes them on all cores,
+//!   and names the first bad index or object path), [`verify_proof_file`].
 //!
 //! This crate does no logging and holds no PHI: errors name files, indices and fields.
 

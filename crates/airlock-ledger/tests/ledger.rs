@@ -535,3 +535,9 @@ fn search_export_fhir_disclosures() {
     );
     assert!(acc.is_empty());
 }
+
+#[test]
+fn ledger_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Ledger>();
+}
