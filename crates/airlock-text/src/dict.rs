@@ -48,9 +48,34 @@ pub(crate) enum PhraseKind {
     Hospital,
 }
 
+/// FNV-1a: the gazetteer keys are short, trusted, built-in words, so a fast non-keyed hash is
+/// fine (the text only ever probes; it cannot insert).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
 /// The gazetteers, built once.
 pub(crate) struct Dicts {
-    words: HashMap<Box<str>, u16>,
+    words: FastMap<Box<str>, u16>,
     /// Multi-word places and hospitals (ASCII case-insensitive, leftmost-longest).
     pub(crate) phrases: AhoCorasick,
     pub(crate) phrase_kinds: Vec<PhraseKind>,
@@ -79,7 +104,8 @@ fn entries(list: &'static str) -> impl Iterator<Item = &'static str> {
 
 impl Dicts {
     pub(crate) fn build() -> Result<Dicts, TextError> {
-        let mut words: HashMap<Box<str>, u16> = HashMap::with_capacity(80_000);
+        let mut words: FastMap<Box<str>, u16> =
+            FastMap::with_capacity_and_hasher(80_000, Default::default());
         let mut add = |w: &str, flag: u16| {
             *words.entry(w.into()).or_insert(0) |= flag;
         };

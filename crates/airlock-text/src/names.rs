@@ -223,7 +223,9 @@ impl NameRecognizer {
             let letters = core.trim_end_matches(|c: char| c.is_ascii_digit());
             lower.clear();
             for ch in letters.chars() {
-                if ch == '\u{2019}' {
+                if ch.is_ascii() {
+                    lower.push(ch.to_ascii_lowercase());
+                } else if ch == '\u{2019}' {
                     lower.push('\'');
                 } else {
                     lower.extend(ch.to_lowercase());

@@ -5,7 +5,7 @@
 //! engines on non-ASCII input. Checks a regex cannot express (octet ranges aside: month/day
 //! ranges, digit counts, a following unit) are done in code after the match.
 
-use regex::{Regex, RegexSet};
+use regex::{Regex, RegexBuilder};
 
 use crate::engine::{Candidate, Priority, Recognizer};
 use crate::{PhiKind, Span, TextError};
@@ -143,7 +143,6 @@ enum Rule {
 /// The pattern recogniser (see the module doc).
 #[derive(Debug)]
 pub struct PatternRecognizer {
-    set: RegexSet,
     rules: Vec<(Rule, Regex)>,
 }
 
@@ -281,18 +280,24 @@ impl PatternRecognizer {
             (Rule::Vin, format!(r"{b}[A-HJ-NPR-Z0-9]{{17}}{b}")),
         ];
         let mut rules = Vec::with_capacity(specs.len());
-        let mut pats = Vec::with_capacity(specs.len());
         for (rule, pat) in specs {
-            let re = Regex::new(&pat).map_err(|_| TextError::Pattern {
-                name: rule_name(rule),
-            })?;
-            pats.push(pat);
+            // ASCII classes and case folding where the pattern allows it (much smaller
+            // automata); patterns with negated classes need Unicode mode to stay UTF-8 safe.
+            let build = |unicode: bool| {
+                RegexBuilder::new(&pat)
+                    .unicode(unicode)
+                    .size_limit(32 << 20)
+                    .dfa_size_limit(16 << 20)
+                    .build()
+            };
+            let re = build(false)
+                .or_else(|_| build(true))
+                .map_err(|_| TextError::Pattern {
+                    name: rule_name(rule),
+                })?;
             rules.push((rule, re));
         }
-        let set = RegexSet::new(&pats).map_err(|_| TextError::Pattern {
-            name: "pattern set",
-        })?;
-        Ok(PatternRecognizer { set, rules })
+        Ok(PatternRecognizer { rules })
     }
 }
 
@@ -404,9 +409,21 @@ impl Recognizer for PatternRecognizer {
     }
 
     fn recognize(&self, text: &str, out: &mut Vec<Candidate>) {
-        let fired = self.set.matches(text);
-        for (i, (rule, re)) in self.rules.iter().enumerate() {
-            if !fired.matched(i) {
+        // Cheap prefilters: most rules need a digit, some an `@`, `.` or `:`.
+        let bytes = text.as_bytes();
+        let has_digit = bytes.iter().any(u8::is_ascii_digit);
+        let has_at = bytes.contains(&b'@');
+        let has_dot = bytes.contains(&b'.');
+        let has_colon = bytes.contains(&b':');
+        for (rule, re) in &self.rules {
+            let needed = match rule {
+                Rule::Email => has_at,
+                Rule::Url | Rule::Domain => has_dot,
+                Rule::Ipv6 => has_colon,
+                Rule::DateRelative | Rule::StreetName | Rule::CityState | Rule::County => true,
+                _ => has_digit,
+            };
+            if !needed {
                 continue;
             }
             match rule {
