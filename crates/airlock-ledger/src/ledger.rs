@@ -17,8 +17,8 @@ use crate::merkle::{Hash, ProofError, Tree, leaf_hash};
 use crate::note::{Checkpoint, NoteError, SignedCheckpoint, Verifier};
 use crate::store::{FsStore, TileStore, sync_dir};
 use crate::tiles::{
-    BundleError, TILE_WIDTH, TileRef, bundle_path, decode_bundle, encode_bundle, tile_bytes,
-    tiles_between,
+    BundleError, TILE_HEIGHT, TILE_WIDTH, TileRef, bundle_path, decode_bundle, encode_bundle,
+    tile_bytes, tiles_between,
 };
 use crate::wal::{self, MAGIC, MAX_ENTRY};
 
@@ -147,6 +147,9 @@ struct Derived {
     entries: Vec<Vec<u8>>,
     /// Objects written but not yet fsynced.
     unsynced: Vec<String>,
+    /// Partial tiles and bundles written since open, as `(level, index, path)` (bundles count
+    /// as level 0); deleted once their full tile exists and a newer checkpoint is durable.
+    partials: Vec<(u32, u64, String)>,
     /// The latest stored checkpoint.
     checkpoint: Option<SignedCheckpoint>,
 }
@@ -306,6 +309,7 @@ impl Ledger {
                 tiles_done: keep_from,
                 entries,
                 unsynced: Vec::new(),
+                partials: Vec::new(),
                 checkpoint: checkpoint.clone(),
             }),
             recovery: Recovery {
@@ -548,6 +552,9 @@ impl Ledger {
         let floor = n / TILE_WIDTH * TILE_WIDTH;
         for t in tiles_between(floor, n) {
             self.write_tile(&mut d, &t)?;
+            if t.width < TILE_WIDTH {
+                d.partials.push((t.level, t.index, t.path()));
+            }
         }
         if n > floor {
             let path = bundle_path(floor / TILE_WIDTH, n - floor);
@@ -558,10 +565,11 @@ impl Ledger {
                 }
             })?;
             self.store.write(&path, &bytes).map_err(io_err(&path))?;
-            d.unsynced.push(path);
+            d.unsynced.push(path.clone());
+            d.partials.push((0, floor / TILE_WIDTH, path));
         }
-        let unsynced = std::mem::take(&mut d.unsynced);
-        self.store.sync(&unsynced).map_err(io_err("tile"))?;
+        self.store.sync(&d.unsynced).map_err(io_err("tile"))?;
+        d.unsynced.clear();
         let cp = Checkpoint {
             origin: self.origin.clone(),
             size: n,
@@ -576,6 +584,23 @@ impl Ledger {
             .sync(&[CHECKPOINT_PATH.to_owned()])
             .map_err(io_err(CHECKPOINT_PATH))?;
         d.checkpoint = Some(cp.clone());
+        // Partial tiles whose full tile now exists are no longer needed by any checkpoint
+        // (readers of older checkpoints fall back to the full tile, of which they are a
+        // prefix). Best effort: a leftover partial is harmless.
+        let done = d.tiles_done;
+        let mut keep = Vec::new();
+        for (level, index, path) in std::mem::take(&mut d.partials) {
+            let full_at = (index + 1)
+                .saturating_mul(TILE_WIDTH)
+                .checked_shl(TILE_HEIGHT * level)
+                .unwrap_or(u64::MAX);
+            if full_at <= done {
+                let _ = self.store.delete(&path);
+            } else {
+                keep.push((level, index, path));
+            }
+        }
+        d.partials = keep;
         Ok(cp)
     }
 

@@ -16,6 +16,8 @@ pub trait TileStore: Send + Sync + fmt::Debug {
     fn write(&self, path: &str, data: &[u8]) -> io::Result<()>;
     /// Make the named objects, written earlier, durable.
     fn sync(&self, paths: &[String]) -> io::Result<()>;
+    /// Delete an object; deleting a missing object succeeds.
+    fn delete(&self, path: &str) -> io::Result<()>;
 }
 
 /// A [`TileStore`] on the local file system under one directory.
@@ -82,6 +84,13 @@ impl TileStore for FsStore {
         f.write_all(data)?;
         drop(f);
         fs::rename(&tmp, &full)
+    }
+
+    fn delete(&self, path: &str) -> io::Result<()> {
+        match fs::remove_file(self.full(path)?) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     fn sync(&self, paths: &[String]) -> io::Result<()> {

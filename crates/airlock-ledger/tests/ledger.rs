@@ -541,3 +541,22 @@ fn ledger_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Ledger>();
 }
+
+#[test]
+fn superseded_partial_tiles_are_removed() {
+    let d = tempfile::tempdir().unwrap();
+    let l = filled(d.path(), 300);
+    let old = l.checkpoint().unwrap();
+    assert!(d.path().join("tile/0/001.p/44").exists());
+    assert!(d.path().join("tile/entries/001.p/44").exists());
+    for i in 300..520 {
+        l.append(&entry(i)).unwrap();
+    }
+    l.checkpoint().unwrap();
+    assert!(!d.path().join("tile/0/001.p/44").exists());
+    assert!(!d.path().join("tile/entries/001.p/44").exists());
+    assert!(d.path().join("tile/0/002.p/8").exists());
+    // Level 1 is still partial: the old partial there stays until tile/1/000 is full.
+    assert!(d.path().join("tile/1/000.p/1").exists());
+    verify_dir(d.path(), &l.verifier_key(), Some(&old.text)).unwrap();
+}
