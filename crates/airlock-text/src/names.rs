@@ -93,6 +93,15 @@ const TRIGGERS: &[&str] = &[
     "aunt",
     "uncle",
     "is",
+    "called",
+    "i'm",
+    "am",
+];
+
+/// Context words strong enough that an unknown capitalised word after them is a name
+/// ("my name is Bojka", "I'm Maciej").
+const STRONG_TRIGGERS: &[&str] = &[
+    "name", "named", "called", "i'm", "im", "dear", "signed", "dictated", "cc", "is",
 ];
 
 /// Words after which a place-like word is a place.
@@ -338,6 +347,7 @@ impl Recognizer for NameRecognizer {
             }
         }
         let upper_doc = up > 20 && up * 10 > (up + low) * 7;
+        let mostly_non_ascii = text.bytes().filter(|b| !b.is_ascii()).count() * 5 > text.len();
         let toks = self.tokens(text, upper_doc);
         let n = toks.len();
         // 0 = none, 1 = name, 2 = name seeded by a title (not dropped as an eponym).
@@ -381,7 +391,10 @@ impl Recognizer for NameRecognizer {
                 let gap = text.get(t.end..nx.start).unwrap_or("x");
                 let gap_ok = matches!(gap, " " | ": " | ", " | " - ");
                 let ok = match nx.shape {
-                    Shape::Cap => nx.name_word(),
+                    Shape::Cap => {
+                        (nx.name_word() && nx.flags & COMMON == 0)
+                            || (nx.unknown() && lower_eq(text, t, STRONG_TRIGGERS))
+                    }
                     Shape::Lower => nx.name_word() && !nx.ambiguous() && nx.flags & TOP_NAME != 0,
                     Shape::Upper => nx.name_word() && !nx.ambiguous(),
                     _ => false,
@@ -393,6 +406,18 @@ impl Recognizer for NameRecognizer {
                 {
                     *s = (*s).max(1);
                 }
+            }
+            // A capitalised word with non-ASCII letters in no dictionary, in otherwise ASCII
+            // text, is most often a foreign name ("Møller", "Žilih").
+            if !mostly_non_ascii
+                && matches!(t.shape, Shape::Cap | Shape::Upper)
+                && t.flags == 0
+                && text
+                    .get(t.start..t.end)
+                    .is_some_and(|w| !w.is_ascii() && w.chars().count() >= 3)
+                && let Some(s) = name.get_mut(i)
+            {
+                *s = (*s).max(1);
             }
             if t.shape == Shape::Cap && t.name_word() {
                 let near_initial = next.is_some_and(|nx| {

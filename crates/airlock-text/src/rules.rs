@@ -138,6 +138,9 @@ enum Rule {
     CityState,
     County,
     Vin,
+    PhoneIntl,
+    AddressUnit,
+    AddressNumbered,
 }
 
 /// The pattern recogniser (see the module doc).
@@ -278,6 +281,18 @@ impl PatternRecognizer {
                 format!(r"{b}[A-Z][a-z]+(?:\s[A-Z][a-z]+)?\s+(?:County|Parish|Borough){b}"),
             ),
             (Rule::Vin, format!(r"{b}[A-HJ-NPR-Z0-9]{{17}}{b}")),
+            (
+                Rule::PhoneIntl,
+                format!(r"(?:\+\d{{1,3}}[ .\-]?|{b})(?:\(\d{{1,4}}\)[ .\-]?)?\d{{2,4}}(?:[ .\-]\d{{2,4}}){{2,5}}{b}(?:\s?(?i:x|ext\.?)\s?\d{{1,5}}{b})?"),
+            ),
+            (
+                Rule::AddressUnit,
+                format!(r"(?i){b}(?:(?:apt|apartment|suite|ste|unit|room|rm|bldg|building|p\.?\s?o\.?\s*box|postbox|box|psc|cmr)\.?\s*#?\s*\d+[a-z]?|(?:apo|fpo|dpo)\s+(?:aa|ae|ap)(?:\s+\d{{5}})?){b}"),
+            ),
+            (
+                Rule::AddressNumbered,
+                r"(?:^|[^\p{L}\p{N}])(?P<a>\d{1,6}\s+(?:\p{Lu}[\p{L}'\-]+\s+){1,4}\d{1,5}[A-Za-z]?)(?:$|[^\p{L}\p{N}])".to_owned(),
+            ),
         ];
         let mut rules = Vec::with_capacity(specs.len());
         for (rule, pat) in specs {
@@ -331,6 +346,9 @@ fn rule_name(r: Rule) -> &'static str {
         Rule::CityState => "city state",
         Rule::County => "county",
         Rule::Vin => "vin",
+        Rule::PhoneIntl => "international phone",
+        Rule::AddressUnit => "address unit",
+        Rule::AddressNumbered => "numbered street",
     }
 }
 
@@ -420,6 +438,7 @@ impl Recognizer for PatternRecognizer {
                 Rule::Email => has_at,
                 Rule::Url | Rule::Domain => has_dot,
                 Rule::Ipv6 => has_colon,
+                Rule::AddressUnit => true,
                 Rule::DateRelative | Rule::StreetName | Rule::CityState | Rule::County => true,
                 _ => has_digit,
             };
@@ -665,6 +684,39 @@ impl Recognizer for PatternRecognizer {
                 Rule::County => {
                     for m in re.find_iter(text) {
                         push(out, m.start(), m.end(), PhiKind::County, Priority::PLACE);
+                    }
+                }
+                Rule::PhoneIntl => {
+                    for m in re.find_iter(text) {
+                        let s = m.as_str();
+                        let digits = s.bytes().filter(u8::is_ascii_digit).count();
+                        let marked = s.starts_with('+') || s.contains('(');
+                        if !(8..=15).contains(&digits)
+                            || (!marked && digits < 9)
+                            || followed_by_unit(text, m.end())
+                        {
+                            continue;
+                        }
+                        let kind = if fax_context(text, m.start()) {
+                            PhiKind::Fax
+                        } else {
+                            PhiKind::Phone
+                        };
+                        push(out, m.start(), m.end(), kind, Priority::SHAPED_ID);
+                    }
+                }
+                Rule::AddressUnit => {
+                    for m in re.find_iter(text) {
+                        push(out, m.start(), m.end(), PhiKind::Address, Priority::ADDRESS);
+                    }
+                }
+                Rule::AddressNumbered => {
+                    for c in re.captures_iter(text) {
+                        if let Some(a) = c.name("a")
+                            && !followed_by_unit(text, a.end())
+                        {
+                            push(out, a.start(), a.end(), PhiKind::Address, Priority::ADDRESS);
+                        }
                     }
                 }
                 Rule::Vin => {
