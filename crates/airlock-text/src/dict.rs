@@ -165,6 +165,7 @@ impl Dicts {
         let phrases = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
+            .start_kind(aho_corasick::StartKind::Anchored)
             .build(&phrase_pats)
             .map_err(|_| TextError::Pattern {
                 name: "gazetteer phrases",

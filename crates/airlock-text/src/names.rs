@@ -156,8 +156,18 @@ enum Shape {
     Other,
 }
 
+const R_TITLE: u8 = 1;
+const R_TRIGGER: u8 = 1 << 1;
+const R_STRONG_TRIGGER: u8 = 1 << 2;
+const R_PLACE_TRIGGER: u8 = 1 << 3;
+const R_LOWER_FACILITY: u8 = 1 << 4;
+const R_SOFT_HEAD: u8 = 1 << 5;
+const R_FACILITY_TAIL: u8 = 1 << 6;
+
 #[derive(Debug, Clone, Copy)]
 struct Tok {
+    /// Context roles (`R_*`) of the word.
+    role: u8,
     start: usize,
     /// End without a possessive `'s`.
     end: usize,
@@ -186,11 +196,26 @@ impl Tok {
 #[derive(Debug)]
 pub struct NameRecognizer {
     dicts: &'static Dicts,
+    roles: std::collections::HashMap<&'static str, u8>,
 }
 
 impl NameRecognizer {
     pub(crate) fn new(dicts: &'static Dicts) -> NameRecognizer {
-        NameRecognizer { dicts }
+        let mut roles = std::collections::HashMap::new();
+        for (list, role) in [
+            (TITLES, R_TITLE),
+            (TRIGGERS, R_TRIGGER),
+            (STRONG_TRIGGERS, R_STRONG_TRIGGER),
+            (PLACE_TRIGGERS, R_PLACE_TRIGGER),
+            (LOWER_FACILITY, R_LOWER_FACILITY),
+            (SOFT_HEADS, R_SOFT_HEAD),
+            (FACILITY_TAIL, R_FACILITY_TAIL),
+        ] {
+            for w in list {
+                *roles.entry(*w).or_insert(0) |= role;
+            }
+        }
+        NameRecognizer { dicts, roles }
     }
 
     fn tokens(&self, text: &str, upper_doc: bool) -> Vec<Tok> {
@@ -244,10 +269,15 @@ impl NameRecognizer {
                 && letters
                     .chars()
                     .all(|c| c.is_alphabetic() || c == '\'' || c == '\u{2019}');
-            let flags = if alpha_core {
-                self.dicts.flags(&lower)
+            let (flags, role) = if alpha_core {
+                let role = if lower.len() <= 12 {
+                    self.roles.get(lower.as_str()).copied().unwrap_or(0)
+                } else {
+                    0
+                };
+                (self.dicts.flags(&lower), role)
             } else {
-                0
+                (0, 0)
             };
             let mut chars = letters.chars();
             let first = chars.next();
@@ -263,6 +293,7 @@ impl NameRecognizer {
                 Shape::Lower
             };
             toks.push(Tok {
+                role,
                 start,
                 end,
                 full_end,
@@ -293,11 +324,11 @@ impl NameRecognizer {
         }
         let prev_place = i > 0
             && toks.get(i - 1).is_some_and(|p| {
-                lower_eq(text, p, PLACE_TRIGGERS) && text.get(p.end..a.start) == Some(" ")
+                p.role & R_PLACE_TRIGGER != 0 && text.get(p.end..a.start) == Some(" ")
             });
         let after_facility = i > 0
             && toks.get(i - 1).is_some_and(|p| {
-                (p.flags & FACILITY_HEAD != 0 || lower_eq(text, p, FACILITY_TAIL))
+                (p.flags & FACILITY_HEAD != 0 || p.role & R_FACILITY_TAIL != 0)
                     && matches!(text.get(p.full_end..a.start), Some(", " | " "))
             });
         let rest = text.get(b.end..).unwrap_or("");
@@ -360,8 +391,7 @@ impl Recognizer for NameRecognizer {
             let next = toks.get(i + 1);
             let prev = if i > 0 { toks.get(i - 1) } else { None };
             // Titles.
-            if lower_eq(text, t, TITLES)
-                && matches!(t.shape, Shape::Cap | Shape::Lower | Shape::Upper)
+            if t.role & R_TITLE != 0 && matches!(t.shape, Shape::Cap | Shape::Lower | Shape::Upper)
             {
                 if let Some(nx) = next {
                     let gap = text.get(t.end..nx.start).unwrap_or("x");
@@ -369,7 +399,7 @@ impl Recognizer for NameRecognizer {
                     let looks = capish(nx)
                         || nx.shape == Shape::Upper
                         || (nx.shape == Shape::Lower && nx.name_word() && nx.flags & COMMON == 0);
-                    if gap_ok && looks && nx.flags & SAFE == 0 && !lower_eq(text, nx, TITLES) {
+                    if gap_ok && looks && nx.flags & SAFE == 0 && nx.role & R_TITLE == 0 {
                         // "MD" after a name ("Smith, MD") is a degree, not a title.
                         let is_degree = lower_eq(text, t, &["md"]);
                         if !is_degree {
@@ -385,7 +415,7 @@ impl Recognizer for NameRecognizer {
                 continue;
             }
             // Context phrases.
-            if lower_eq(text, t, TRIGGERS)
+            if t.role & R_TRIGGER != 0
                 && let Some(nx) = next
             {
                 let gap = text.get(t.end..nx.start).unwrap_or("x");
@@ -393,7 +423,7 @@ impl Recognizer for NameRecognizer {
                 let ok = match nx.shape {
                     Shape::Cap => {
                         (nx.name_word() && nx.flags & COMMON == 0)
-                            || (nx.unknown() && lower_eq(text, t, STRONG_TRIGGERS))
+                            || (nx.unknown() && t.role & R_STRONG_TRIGGER != 0)
                     }
                     Shape::Lower => nx.name_word() && !nx.ambiguous() && nx.flags & TOP_NAME != 0,
                     Shape::Upper => nx.name_word() && !nx.ambiguous(),
@@ -522,8 +552,8 @@ impl Recognizer for NameRecognizer {
                         && (p.flags & (dict::CITY | FIRST | LAST) != 0 || p.unknown())
                 });
             let lower_head =
-                t.shape == Shape::Lower && lower_eq(text, t, LOWER_FACILITY) && place_before;
-            let soft_head = capish(t) && lower_eq(text, t, SOFT_HEADS) && place_before;
+                t.shape == Shape::Lower && t.role & R_LOWER_FACILITY != 0 && place_before;
+            let soft_head = capish(t) && t.role & R_SOFT_HEAD != 0 && place_before;
             let is_head = is_head || soft_head;
             if !(is_head || saint || lower_head) {
                 i += 1;
@@ -558,9 +588,9 @@ impl Recognizer for NameRecognizer {
                 let gap = text.get(a.full_end..b.start).unwrap_or("x");
                 let cap_tail = matches!(gap, " " | "-" | " & " | " and ")
                     && (capish(b) || b.shape == Shape::Upper)
-                    && (b.flags & FACILITY_HEAD != 0 || lower_eq(text, b, FACILITY_TAIL));
+                    && (b.flags & FACILITY_HEAD != 0 || b.role & R_FACILITY_TAIL != 0);
                 let lower_tail =
-                    gap == " " && b.shape == Shape::Lower && lower_eq(text, b, LOWER_FACILITY);
+                    gap == " " && b.shape == Shape::Lower && b.role & R_LOWER_FACILITY != 0;
                 if cap_tail || lower_tail {
                     e += 1;
                 } else if gap == " "
@@ -690,7 +720,7 @@ impl Recognizer for NameRecognizer {
             }
             let prev_trigger = i > 0
                 && toks.get(i - 1).is_some_and(|p| {
-                    lower_eq(text, p, PLACE_TRIGGERS) && text.get(p.end..t.start) == Some(" ")
+                    p.role & R_PLACE_TRIGGER != 0 && text.get(p.end..t.start) == Some(" ")
                 });
             let ok = if t.ambiguous() || t.flags & EPONYM_HEAD != 0 {
                 prev_trigger && t.flags & COMMON == 0
@@ -721,7 +751,21 @@ impl Recognizer for NameRecognizer {
         }
 
         // Multi-word places and hospitals.
-        for m in self.dicts.phrases.find_iter(text) {
+        // Anchored at capitalised words only: a place or hospital name starts with a capital
+        // (or is an upper-case short form), so the automaton never scans lower-case prose.
+        let mut covered_to = 0usize;
+        for t in &toks {
+            if t.start < covered_to
+                || !matches!(t.shape, Shape::Cap | Shape::Upper | Shape::Initial)
+            {
+                continue;
+            }
+            let input = aho_corasick::Input::new(text)
+                .range(t.start..)
+                .anchored(aho_corasick::Anchored::Yes);
+            let Ok(Some(m)) = self.dicts.phrases.try_find(input) else {
+                continue;
+            };
             let (s, e) = (m.start(), m.end());
             let before_ok = text
                 .get(..s)
@@ -734,6 +778,7 @@ impl Recognizer for NameRecognizer {
             if !before_ok || !after_ok {
                 continue;
             }
+            covered_to = e;
             let phrase = text.get(s..e).unwrap_or("");
             let kind = self.dicts.phrase_kinds.get(m.pattern().as_usize()).copied();
             let all_cap = phrase.split([' ', '-']).filter(|w| !w.is_empty()).all(|w| {

@@ -147,6 +147,7 @@ enum Rule {
 #[derive(Debug)]
 pub struct PatternRecognizer {
     rules: Vec<(Rule, Regex)>,
+    street_words: aho_corasick::AhoCorasick,
 }
 
 impl PatternRecognizer {
@@ -312,7 +313,24 @@ impl PatternRecognizer {
                 })?;
             rules.push((rule, re));
         }
-        Ok(PatternRecognizer { rules })
+        let street_words = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build([
+                "street",
+                "avenue",
+                "boulevard",
+                "road",
+                "lane",
+                "parkway",
+                "terrace",
+            ])
+            .map_err(|_| TextError::Pattern {
+                name: "street words",
+            })?;
+        Ok(PatternRecognizer {
+            rules,
+            street_words,
+        })
     }
 }
 
@@ -433,13 +451,27 @@ impl Recognizer for PatternRecognizer {
         let has_at = bytes.contains(&b'@');
         let has_dot = bytes.contains(&b'.');
         let has_colon = bytes.contains(&b':');
+        // ", XX" (a state code after a comma).
+        let has_comma_code = bytes.windows(4).any(|w| {
+            w.first() == Some(&b',')
+                && w.get(1) == Some(&b' ')
+                && w.get(2).is_some_and(u8::is_ascii_uppercase)
+                && w.get(3).is_some_and(u8::is_ascii_uppercase)
+        });
+        let has_county = ["County", "Parish", "Borough"]
+            .iter()
+            .any(|w| text.contains(w));
+        let has_street = self.street_words.is_match(text);
         for (rule, re) in &self.rules {
             let needed = match rule {
                 Rule::Email => has_at,
                 Rule::Url | Rule::Domain => has_dot,
                 Rule::Ipv6 => has_colon,
                 Rule::AddressUnit => true,
-                Rule::DateRelative | Rule::StreetName | Rule::CityState | Rule::County => true,
+                Rule::DateRelative => true,
+                Rule::CityState => has_comma_code,
+                Rule::County => has_county,
+                Rule::StreetName => has_street,
                 _ => has_digit,
             };
             if !needed {
