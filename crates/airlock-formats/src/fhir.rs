@@ -1,0 +1,266 @@
+//! FHIR R4 JSON and NDJSON: parsing with safe errors and iteration over resources with their
+//! positions (Bundle entry index, NDJSON line number).
+//!
+//! Values are `serde_json::Value` with `preserve_order` (the workspace enables it), so a parsed
+//! and re-serialised resource keeps its member order.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+
+use serde_json::Value;
+
+use crate::{FormatError, FormatSummary, strip_bom, utf8};
+
+/// Parses one JSON document (a UTF-8 BOM allowed). Errors carry position and category only.
+pub fn parse_json(bytes: &[u8]) -> Result<Value, FormatError> {
+    parse_json_at(strip_bom(bytes), 0)
+}
+
+/// Parses a JSON document whose first line is line `line_offset + 1` of a larger file.
+pub fn parse_json_at(bytes: &[u8], line_offset: u64) -> Result<Value, FormatError> {
+    serde_json::from_slice(bytes).map_err(|e| json_error(&e, line_offset))
+}
+
+/// Converts a `serde_json` error to a [`FormatError`] without its message (which may quote data).
+pub fn json_error(e: &serde_json::Error, line_offset: u64) -> FormatError {
+    let category = match e.classify() {
+        serde_json::error::Category::Io => "io",
+        serde_json::error::Category::Syntax => "syntax",
+        serde_json::error::Category::Data => "data",
+        serde_json::error::Category::Eof => "eof (truncated)",
+    };
+    FormatError::Json {
+        line: line_offset + e.line() as u64,
+        column: e.column() as u64,
+        category,
+    }
+}
+
+/// The `resourceType` of a JSON value, if it is an object with a string `resourceType`.
+pub fn resource_type(v: &Value) -> Option<&str> {
+    v.get("resourceType").and_then(Value::as_str)
+}
+
+/// Checks that `v` is a resource (an object with a string `resourceType`).
+pub fn check_resource(v: &Value, record: u64, line: u64) -> Result<&str, FormatError> {
+    if !v.is_object() {
+        return Err(FormatError::Fhir {
+            record,
+            line,
+            reason: "not a json object",
+        });
+    }
+    resource_type(v).ok_or(FormatError::Fhir {
+        record,
+        line,
+        reason: "missing `resourceType`",
+    })
+}
+
+/// Whether `v` is a Bundle.
+pub fn is_bundle(v: &Value) -> bool {
+    resource_type(v) == Some("Bundle")
+}
+
+/// The resources of a document with their entry index: for a Bundle, each
+/// `entry[i].resource` (entries without a resource are skipped); otherwise the document itself
+/// at index 0.
+pub fn resources(doc: &Value) -> Vec<(usize, &Value)> {
+    if is_bundle(doc) {
+        doc.get("entry")
+            .and_then(Value::as_array)
+            .map(|entries| {
+                entries
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, e)| e.get("resource").map(|r| (i, r)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        vec![(0, doc)]
+    }
+}
+
+/// Validates a FHIR JSON document (see [`crate::validate`]).
+pub fn validate_json(bytes: &[u8]) -> Result<FormatSummary, FormatError> {
+    let text = utf8(strip_bom(bytes))?;
+    if text.trim().is_empty() {
+        return Err(FormatError::Empty);
+    }
+    let doc = parse_json(text.as_bytes())?;
+    check_resource(&doc, 0, 1)?;
+    let mut summary = FormatSummary::default();
+    if is_bundle(&doc) {
+        if let Some(entries) = doc.get("entry").and_then(Value::as_array) {
+            for (i, e) in entries.iter().enumerate() {
+                if let Some(r) = e.get("resource") {
+                    let t = check_resource(r, i as u64, 1)?;
+                    count(&mut summary.resource_types, t);
+                    summary.records += 1;
+                }
+            }
+        }
+    } else {
+        let t = check_resource(&doc, 0, 1)?;
+        count(&mut summary.resource_types, t);
+        summary.records = 1;
+    }
+    Ok(summary)
+}
+
+/// Validates NDJSON (see [`crate::validate`]).
+pub fn validate_ndjson(bytes: &[u8]) -> Result<FormatSummary, FormatError> {
+    let mut summary = FormatSummary::default();
+    for item in NdjsonReader::new(strip_bom(bytes)) {
+        let rec = item?;
+        let v = rec.value?;
+        let t = check_resource(&v, rec.record, rec.line)?;
+        count(&mut summary.resource_types, t);
+        summary.records += 1;
+    }
+    if summary.records == 0 {
+        return Err(FormatError::Empty);
+    }
+    Ok(summary)
+}
+
+pub(crate) fn count(map: &mut BTreeMap<String, u64>, key: &str) {
+    if let Some(n) = map.get_mut(key) {
+        *n += 1;
+    } else {
+        map.insert(key.to_owned(), 1);
+    }
+}
+
+/// One non-blank NDJSON line.
+#[derive(Debug)]
+pub struct NdjsonRecord {
+    /// 0-based record index (blank lines are not records).
+    pub record: u64,
+    /// 1-based line number in the stream.
+    pub line: u64,
+    /// The parsed value, or why this line is not JSON (the stream continues after it).
+    pub value: Result<Value, FormatError>,
+}
+
+/// Streams an NDJSON reader line by line: memory stays flat with the input size.
+///
+/// Each item is `Err` only for I/O or UTF-8 failures of the stream itself (which end it); a
+/// malformed line yields an [`NdjsonRecord`] whose `value` is `Err`, and the stream goes on.
+#[derive(Debug)]
+pub struct NdjsonReader<R> {
+    reader: R,
+    line: u64,
+    record: u64,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl<R: BufRead> NdjsonReader<R> {
+    /// Wraps a buffered reader.
+    pub fn new(reader: R) -> Self {
+        NdjsonReader {
+            reader,
+            line: 0,
+            record: 0,
+            buf: Vec::new(),
+            done: false,
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for NdjsonReader<R> {
+    type Item = Result<NdjsonRecord, FormatError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.done {
+                return None;
+            }
+            self.buf.clear();
+            match self.reader.read_until(b'\n', &mut self.buf) {
+                Ok(0) => {
+                    self.done = true;
+                    return None;
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    self.done = true;
+                    return Some(Err(FormatError::Json {
+                        line: self.line + 1,
+                        column: 0,
+                        category: "io",
+                    }));
+                }
+            }
+            self.line += 1;
+            let mut line: &[u8] = &self.buf;
+            if self.line == 1 {
+                line = strip_bom(line);
+            }
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let record = self.record;
+            self.record += 1;
+            let value = match std::str::from_utf8(line) {
+                Ok(_) => {
+                    serde_json::from_slice::<Value>(line).map_err(|e| json_error(&e, self.line - 1))
+                }
+                Err(_) => Err(FormatError::Utf8 { line: self.line }),
+            };
+            return Some(Ok(NdjsonRecord {
+                record,
+                line: self.line,
+                value,
+            }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundle_and_single_resource() {
+        let b = br#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient"}},{"fullUrl":"x"},{"resource":{"resourceType":"Observation"}}]}"#;
+        let s = validate_json(b).unwrap();
+        assert_eq!(s.records, 2);
+        assert_eq!(s.resource_types.get("Patient"), Some(&1));
+        let d = parse_json(b).unwrap();
+        let idx: Vec<usize> = resources(&d).iter().map(|(i, _)| *i).collect();
+        assert_eq!(idx, vec![0, 2]);
+        assert_eq!(
+            validate_json(br#"{"resourceType":"Patient","id":"1"}"#)
+                .unwrap()
+                .records,
+            1
+        );
+    }
+
+    #[test]
+    fn errors_never_quote_values() {
+        let e = validate_json(br#"{"name": "Jane Doe" "#).unwrap_err();
+        assert!(!e.to_string().contains("Jane"));
+        let e = validate_json(br#"{"name": "Jane Doe"}"#).unwrap_err();
+        assert!(e.to_string().contains("resourceType"));
+        let e = validate_json(br#"["Jane"]"#).unwrap_err();
+        assert!(!e.to_string().contains("Jane"));
+    }
+
+    #[test]
+    fn ndjson_continues_after_bad_line() {
+        let input =
+            b"{\"resourceType\":\"Patient\"}\n\n{broken\n{\"resourceType\":\"Encounter\"}\n";
+        let recs: Vec<_> = NdjsonReader::new(&input[..]).map(Result::unwrap).collect();
+        assert_eq!(recs.len(), 3);
+        assert_eq!(recs[1].line, 3);
+        assert!(recs[1].value.is_err());
+        assert_eq!(recs[2].record, 2);
+        assert!(recs[2].value.is_ok());
+        let e = validate_ndjson(input).unwrap_err();
+        assert!(matches!(e, FormatError::Json { line: 3, .. }), "{e}");
+    }
+}
