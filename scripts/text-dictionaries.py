@@ -84,6 +84,11 @@ def generate():
         c for c in counties if " " not in c
     }
     ambiguous = sorted(w for w in gazetteer_words if w in english)
+    # Every other dictionary word (any case in web2, also in GCIDE), so that "unknown word" in
+    # the engine means "in no dictionary at all"; inflections are handled by the engine.
+    words = sorted(
+        {w.lower() for w in web2 if w.isalpha() and w.lower() in gcide} - gazetteer_words
+    )
 
     os.makedirs(OUT, exist_ok=True)
 
@@ -99,7 +104,9 @@ def generate():
     write("counties.txt", sorted(counties), "U.S. county names from the zipcodes 3.0.0 table (MIT)")
     write("english_words.txt", ambiguous,
           "gazetteer entries that are also English words (web2 lower-case and GCIDE; english-words 2.0.2, MIT)")
-    for n in ["first_names.txt", "surnames.txt", "cities.txt", "counties.txt", "english_words.txt"]:
+    write("words.txt", words,
+          "other English words: web2 (public domain) entries also in GCIDE (english-words 2.0.2, MIT)")
+    for n in ["first_names.txt", "surnames.txt", "cities.txt", "counties.txt", "english_words.txt", "words.txt"]:
         print(n, os.path.getsize(os.path.join(OUT, n)))
 
 

@@ -27,12 +27,15 @@ pub(crate) const EPONYM_HEAD: u16 = 1 << 7;
 pub(crate) const FACILITY_HEAD: u16 = 1 << 8;
 /// Among the 1,000 most frequent first names or surnames.
 pub(crate) const TOP_NAME: u16 = 1 << 9;
+/// Any other dictionary word (or an inflection of one): not a name by itself.
+pub(crate) const WORD: u16 = 1 << 10;
 
 const FIRST_NAMES: &str = include_str!("../data/first_names.txt");
 const SURNAMES: &str = include_str!("../data/surnames.txt");
 const CITIES: &str = include_str!("../data/cities.txt");
 const COUNTIES: &str = include_str!("../data/counties.txt");
 const ENGLISH_WORDS: &str = include_str!("../data/english_words.txt");
+const WORDS: &str = include_str!("../data/words.txt");
 const COMMON_WORDS: &str = include_str!("../data/common_words.txt");
 const CLINICAL_SAFE: &str = include_str!("../data/clinical_safe.txt");
 const EPONYM_HEADS: &str = include_str!("../data/eponym_heads.txt");
@@ -150,6 +153,9 @@ impl Dicts {
         for w in entries(ENGLISH_WORDS) {
             add(w, ENGLISH);
         }
+        for w in entries(WORDS) {
+            add(w, WORD);
+        }
         for w in entries(COMMON_WORDS) {
             add(w, COMMON);
         }
@@ -186,6 +192,35 @@ impl Dicts {
 
     /// Flags of a lower-case word (0 when unknown).
     pub(crate) fn flags(&self, lower: &str) -> u16 {
-        self.words.get(lower).copied().unwrap_or(0)
+        if let Some(f) = self.words.get(lower) {
+            return *f;
+        }
+        // Inflections of dictionary words ("pleasures", "treated") are words too.
+        for (suffix, repl) in [
+            ("ies", "y"),
+            ("es", ""),
+            ("s", ""),
+            ("ed", ""),
+            ("ed", "e"),
+            ("ing", ""),
+            ("ing", "e"),
+            ("ly", ""),
+        ] {
+            if let Some(stem) = lower.strip_suffix(suffix)
+                && stem.len() >= 3
+            {
+                let mut key = String::with_capacity(stem.len() + repl.len());
+                key.push_str(stem);
+                key.push_str(repl);
+                if self
+                    .words
+                    .get(key.as_str())
+                    .is_some_and(|f| f & (WORD | ENGLISH | COMMON) != 0)
+                {
+                    return WORD;
+                }
+            }
+        }
+        0
     }
 }

@@ -252,6 +252,27 @@ fn push_piece(text: &str, pending: &mut Vec<Span>, start: usize, end: usize, kin
             .len();
     let trail = piece.len() - piece.trim_end_matches(|c: char| !c.is_alphanumeric()).len();
     let (s, e) = (start + lead, end.saturating_sub(trail));
+    // A leftover of a number-shaped identifier without any digit is not an identifier.
+    let numeric = !matches!(
+        kind,
+        PhiKind::Name
+            | PhiKind::City
+            | PhiKind::County
+            | PhiKind::State
+            | PhiKind::Facility
+            | PhiKind::Location
+            | PhiKind::Address
+            | PhiKind::Date
+            | PhiKind::Email
+            | PhiKind::Url
+    );
+    if numeric
+        && !text
+            .get(s..e)
+            .is_some_and(|p| p.bytes().any(|b| b.is_ascii_digit()))
+    {
+        return;
+    }
     if s < e {
         pending.push(Span {
             start: s,

@@ -187,7 +187,14 @@ impl Tok {
     }
     fn unknown(&self) -> bool {
         self.flags
-            & (ENGLISH | COMMON | SAFE | EPONYM_HEAD | FACILITY_HEAD | dict::CITY | dict::COUNTY)
+            & (ENGLISH
+                | COMMON
+                | SAFE
+                | EPONYM_HEAD
+                | FACILITY_HEAD
+                | dict::CITY
+                | dict::COUNTY
+                | dict::WORD)
             == 0
     }
 }
@@ -283,7 +290,11 @@ impl NameRecognizer {
             let first = chars.next();
             let shape = if !alpha_core {
                 Shape::Other
-            } else if letters.chars().count() == 1 && first.is_some_and(char::is_uppercase) {
+            } else if letters.chars().count() == 1
+                && first.is_some_and(char::is_uppercase)
+                // The pronoun "I" is an initial only when a period follows.
+                && (letters != "I" || text.get(end..end + 1) == Some("."))
+            {
                 Shape::Initial
             } else if letters.chars().all(|c| !c.is_lowercase()) {
                 if upper_doc { Shape::Cap } else { Shape::Upper }
@@ -449,6 +460,46 @@ impl Recognizer for NameRecognizer {
             {
                 *s = (*s).max(1);
             }
+            // "Faina D. Yefremova": a capitalised word, an initial with its period and another
+            // capitalised word, none of them an ordinary word, is a name whatever the lists say.
+            const PLAIN: u16 = ENGLISH | COMMON | SAFE | EPONYM_HEAD | FACILITY_HEAD | dict::WORD;
+            if t.shape == Shape::Cap
+                && t.flags & PLAIN == 0
+                && let (Some(a), Some(b)) = (toks.get(i + 1), toks.get(i + 2))
+                && a.shape == Shape::Initial
+                && tight(text, t, a)
+                && text.get(a.end..a.end + 1) == Some(".")
+                && tight(text, a, b)
+                && b.shape == Shape::Cap
+                && b.flags & PLAIN == 0
+            {
+                for k in i..=i + 2 {
+                    if let Some(s) = name.get_mut(k) {
+                        *s = (*s).max(1);
+                    }
+                }
+            }
+            // Two capitalised words in a row that are in no list at all ("Petr Kloz").
+            if t.shape == Shape::Cap
+                && t.flags == 0
+                && let Some(nx) = next
+                && nx.shape == Shape::Cap
+                && nx.flags == 0
+                && tight(text, t, nx)
+                && text.get(t.end..nx.start) == Some(" ")
+                && text
+                    .get(t.start..t.end)
+                    .is_some_and(|w| w.chars().all(char::is_alphabetic))
+                && text
+                    .get(nx.start..nx.end)
+                    .is_some_and(|w| w.chars().all(char::is_alphabetic))
+            {
+                for k in [i, i + 1] {
+                    if let Some(s) = name.get_mut(k) {
+                        *s = (*s).max(1);
+                    }
+                }
+            }
             if t.shape == Shape::Cap && t.name_word() {
                 let near_initial = next.is_some_and(|nx| {
                     nx.shape == Shape::Initial
@@ -517,7 +568,7 @@ impl Recognizer for NameRecognizer {
                     && !title_tok.get(j - 1).copied().unwrap_or(false)
                     && tight(text, a, b)
                     && extendable(a)
-                    && (a.name_word() || a.shape == Shape::Initial)
+                    && (a.name_word() || a.shape == Shape::Initial || a.flags == 0)
                 {
                     if let Some(s) = name.get_mut(j - 1) {
                         *s = 1;
@@ -720,7 +771,9 @@ impl Recognizer for NameRecognizer {
             }
             let prev_trigger = i > 0
                 && toks.get(i - 1).is_some_and(|p| {
-                    p.role & R_PLACE_TRIGGER != 0 && text.get(p.end..t.start) == Some(" ")
+                    (p.role & R_PLACE_TRIGGER != 0 && text.get(p.end..t.start) == Some(" "))
+                        || ((p.flags & FACILITY_HEAD != 0 || p.role & R_FACILITY_TAIL != 0)
+                            && matches!(text.get(p.full_end..t.start), Some(" " | ", ")))
                 });
             let ok = if t.ambiguous() || t.flags & EPONYM_HEAD != 0 {
                 prev_trigger && t.flags & COMMON == 0

@@ -642,11 +642,7 @@ impl Recognizer for PatternRecognizer {
                                 && !s.contains('-')
                                 && s.as_bytes().first().is_some_and(u8::is_ascii_alphabetic))
                             || (digits >= 4 && letters >= 1 && s.contains('-'))
-                            || (hash && digits >= 3)
-                            || (digits >= 3
-                                && letters >= 2
-                                && s.contains('-')
-                                && s.bytes().next().is_some_and(|b| b.is_ascii_uppercase()));
+                            || (hash && digits >= 3);
                         if !ok
                             || followed_by_unit(text, m.end())
                             || text.get(m.end()..).is_some_and(|r| {
@@ -744,8 +740,17 @@ impl Recognizer for PatternRecognizer {
                 }
                 Rule::AddressNumbered => {
                     for c in re.captures_iter(text) {
+                        // Function words do not occur in street names ("5 Musicians Of The 70s").
                         if let Some(a) = c.name("a")
                             && !followed_by_unit(text, a.end())
+                            && !a.as_str().split_whitespace().any(|w| {
+                                [
+                                    "of", "the", "and", "for", "to", "in", "on", "at", "by",
+                                    "with", "from", "a", "an",
+                                ]
+                                .iter()
+                                .any(|f| w.eq_ignore_ascii_case(f))
+                            })
                         {
                             push(out, a.start(), a.end(), PhiKind::Address, Priority::ADDRESS);
                         }
