@@ -190,13 +190,18 @@ impl Dicts {
         })
     }
 
-    /// Flags of a lower-case word (0 when unknown).
-    pub(crate) fn flags(&self, lower: &str) -> u16 {
-        if let Some(f) = self.words.get(lower) {
-            return *f;
-        }
-        // Inflections of dictionary words ("pleasures", "treated") are words too.
-        for (suffix, repl) in [
+    /// Whether `word` (any case) is an inflection of a dictionary word ("weeks", "treated").
+    pub(crate) fn is_inflected_word(&self, word: &str) -> bool {
+        let lower = word.to_ascii_lowercase();
+        Self::inflection_stems(&lower).any(|stem| {
+            self.words
+                .get(stem.as_str())
+                .is_some_and(|f| f & (WORD | ENGLISH | COMMON) != 0)
+        })
+    }
+
+    fn inflection_stems(lower: &str) -> impl Iterator<Item = String> + '_ {
+        [
             ("ies", "y"),
             ("es", ""),
             ("s", ""),
@@ -205,21 +210,26 @@ impl Dicts {
             ("ing", ""),
             ("ing", "e"),
             ("ly", ""),
-        ] {
-            if let Some(stem) = lower.strip_suffix(suffix)
-                && stem.len() >= 3
-            {
-                let mut key = String::with_capacity(stem.len() + repl.len());
-                key.push_str(stem);
-                key.push_str(repl);
-                if self
-                    .words
-                    .get(key.as_str())
-                    .is_some_and(|f| f & (WORD | ENGLISH | COMMON) != 0)
-                {
-                    return WORD;
-                }
-            }
+        ]
+        .into_iter()
+        .filter_map(move |(suffix, repl)| {
+            let stem = lower.strip_suffix(suffix)?;
+            (stem.len() >= 3).then(|| format!("{stem}{repl}"))
+        })
+    }
+
+    /// Flags of a lower-case word (0 when unknown).
+    pub(crate) fn flags(&self, lower: &str) -> u16 {
+        if let Some(f) = self.words.get(lower) {
+            return *f;
+        }
+        // Inflections of dictionary words ("pleasures", "treated") are words too.
+        if Self::inflection_stems(lower).any(|stem| {
+            self.words
+                .get(stem.as_str())
+                .is_some_and(|f| f & (WORD | ENGLISH | COMMON) != 0)
+        }) {
+            return WORD;
         }
         0
     }

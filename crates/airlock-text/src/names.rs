@@ -507,7 +507,13 @@ impl Recognizer for NameRecognizer {
                         && text.get(nx.end..nx.end + 1) == Some(".")
                 }) || prev
                     .is_some_and(|p| p.shape == Shape::Initial && tight(text, p, t));
-                if (!t.ambiguous() || near_initial)
+                // In all-capitals text every word looks capitalised: a lone seed must not be an
+                // inflected dictionary word either ("WEEKS").
+                let caps_ok = !upper_doc
+                    || !self
+                        .dicts
+                        .is_inflected_word(text.get(t.start..t.end).unwrap_or(""));
+                if ((!t.ambiguous() && caps_ok) || near_initial)
                     && let Some(s) = name.get_mut(i)
                 {
                     *s = (*s).max(1);
@@ -522,6 +528,8 @@ impl Recognizer for NameRecognizer {
                 Shape::Cap => {
                     t.flags & (SAFE | EPONYM_HEAD | FACILITY_HEAD) == 0
                         && (t.name_word() || t.unknown())
+                        // All-capitals text: "DR SMITH ON" must not swallow "ON".
+                        && (!upper_doc || !t.ambiguous())
                 }
                 _ => false,
             }
@@ -759,6 +767,34 @@ impl Recognizer for NameRecognizer {
 
         // Single-word places.
         for (i, t) in toks.iter().enumerate() {
+            // "lives in boston": after a residence phrase a city is a city in any case.
+            if t.flags & dict::CITY != 0
+                && t.flags & (COMMON | SAFE) == 0
+                && i >= 2
+                && toks
+                    .get(i - 1)
+                    .is_some_and(|p| p.role & R_PLACE_TRIGGER != 0)
+                && toks.get(i - 2).is_some_and(|p| {
+                    lower_eq(
+                        text,
+                        p,
+                        &[
+                            "lives", "living", "resides", "residing", "born", "moved", "lived",
+                            "resident",
+                        ],
+                    )
+                })
+            {
+                out.push(Candidate {
+                    span: Span {
+                        start: t.start,
+                        end: t.end,
+                        kind: PhiKind::City,
+                    },
+                    priority: Priority::PLACE,
+                });
+                continue;
+            }
             if t.flags & dict::CITY == 0
                 || t.flags & SAFE != 0
                 || name.get(i).copied().unwrap_or(0) != 0
@@ -913,6 +949,32 @@ mod tests {
         assert_eq!(
             found("dr smith called"),
             vec![("dr smith".into(), PhiKind::Name)]
+        );
+    }
+
+    #[test]
+    fn all_capitals_and_lower_case_notes() {
+        let caps = "PATIENT SEEN BY DR SMITH ON 03/14/2019. SMITH, JOHN IS A 92 YO MALE FROM BOSTON, MA. \
+                    FOLLOW UP WITH CARDIOLOGY IN 2 WEEKS. BP 120/80, O2 SAT 98% ON RA.";
+        let f = found(caps);
+        let names: Vec<&str> = f
+            .iter()
+            .filter(|(_, k)| *k == PhiKind::Name)
+            .map(|(s, _)| s.as_str())
+            .collect();
+        assert_eq!(names, ["DR SMITH", "SMITH, JOHN"]);
+        assert!(
+            f.iter()
+                .any(|(s, k)| s == "BOSTON, MA" && *k == PhiKind::City)
+        );
+        let lower = found("pt seen by dr. smith today, spoke with wife mary. lives in boston.");
+        assert_eq!(
+            lower,
+            vec![
+                ("dr. smith".into(), PhiKind::Name),
+                ("mary".into(), PhiKind::Name),
+                ("boston".into(), PhiKind::City)
+            ]
         );
     }
 
