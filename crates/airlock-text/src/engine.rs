@@ -208,9 +208,18 @@ fn merge_places(text: &str, spans: Vec<Span>) -> Vec<Span> {
     for s in spans {
         if let Some(last) = out.last_mut() {
             let gap = text.get(last.end..s.start).unwrap_or("x");
-            if is_place(last.kind)
-                && matches!(s.kind, PhiKind::City | PhiKind::Zip)
-                && matches!(gap, " in " | ", " | " " | ", in ")
+            // An address continues over line breaks and commas into its unit, city and zip.
+            let address_run = last.kind == PhiKind::Address
+                && matches!(
+                    s.kind,
+                    PhiKind::Address | PhiKind::City | PhiKind::Zip | PhiKind::Id | PhiKind::Name
+                )
+                && gap.len() <= 6
+                && gap.chars().all(|c| c.is_whitespace() || c == ',');
+            if address_run
+                || (is_place(last.kind)
+                    && matches!(s.kind, PhiKind::City | PhiKind::Zip)
+                    && matches!(gap, " in " | ", " | " " | ", in "))
             {
                 last.end = s.end;
                 continue;

@@ -141,6 +141,7 @@ enum Rule {
     PhoneIntl,
     AddressUnit,
     AddressNumbered,
+    StreetIntl,
 }
 
 /// The pattern recogniser (see the module doc).
@@ -261,7 +262,7 @@ impl PatternRecognizer {
             (
                 Rule::Address,
                 format!(
-                    r"{b}\d{{1,6}}[A-Za-z]?\s+(?:[NSEW]\.?\s+)?(?:(?:[A-Z][A-Za-z'.\-]*|\d+(?:st|nd|rd|th))\s+){{1,4}}{street}{b}\.?{unit}(?:,\s*[A-Z][A-Za-z]+(?:\s+[A-Z][A-Za-z]+){{0,2}})?(?:,?\s*(?:{states}){b})?(?:\s+\d{{5}}(?:-\d{{4}})?{b})?"
+                    r"{b}\d{{1,6}}[A-Za-z]?(?:\s+\d{{1,6}})?\s+(?:[NSEW]\.?\s+)?(?:(?:[A-Z][A-Za-z'.\-]*|\d+(?:st|nd|rd|th))\s+){{1,4}}{street}{b}\.?{unit}(?:,\s*[A-Z][A-Za-z]+(?:\s+[A-Z][A-Za-z]+){{0,2}})?(?:,?\s*(?:{states}){b})?(?:\s+\d{{5}}(?:-\d{{4}})?{b})?"
                 ),
             ),
             (
@@ -289,6 +290,10 @@ impl PatternRecognizer {
             (
                 Rule::AddressUnit,
                 format!(r"(?i){b}(?:(?:apt|apartment|suite|ste|unit|room|rm|bldg|building|p\.?\s?o\.?\s*box|postbox|box|psc|cmr)\.?\s*#?\s*\d+[a-z]?|(?:apo|fpo|dpo)\s+(?:aa|ae|ap)(?:\s+\d{{5}})?){b}"),
+            ),
+            (
+                Rule::StreetIntl,
+                r"(?:^|[^\p{L}\p{N}])(?P<a>(?:\d{1,6}\s+)?(?:(?:Rua|Via|Avenida|Av\.|Calle|Carrer|Rue|ul\.|Piazza|Plaza|Praça|Largo)\s+(?:\p{L}[\p{L}'\-]*\s+){0,4}|\p{Lu}\p{L}*(?:strasse|straße|gasse|weg|vej|veien|vegen|vägen|gata|gatan|laan|straat|plein|gade|katu|tie)\s+)\d{1,5}[A-Za-z]?)(?:$|[^\p{L}\p{N}])".to_owned(),
             ),
             (
                 Rule::AddressNumbered,
@@ -367,6 +372,7 @@ fn rule_name(r: Rule) -> &'static str {
         Rule::PhoneIntl => "international phone",
         Rule::AddressUnit => "address unit",
         Rule::AddressNumbered => "numbered street",
+        Rule::StreetIntl => "international street",
     }
 }
 
@@ -736,6 +742,13 @@ impl Recognizer for PatternRecognizer {
                 Rule::AddressUnit => {
                     for m in re.find_iter(text) {
                         push(out, m.start(), m.end(), PhiKind::Address, Priority::ADDRESS);
+                    }
+                }
+                Rule::StreetIntl => {
+                    for c in re.captures_iter(text) {
+                        if let Some(a) = c.name("a") {
+                            push(out, a.start(), a.end(), PhiKind::Address, Priority::ADDRESS);
+                        }
                     }
                 }
                 Rule::AddressNumbered => {
