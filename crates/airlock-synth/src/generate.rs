@@ -615,7 +615,7 @@ fn gen_encounters(
         admits.push(admit_date);
 
         // Logistic readmission model (see the module doc).
-        let logit = -3.5
+        let logit = -3.8
             + 0.03 * (f64::from(age) - 60.0)
             + 0.55 * f64::from(prior_admissions_12mo)
             + 0.3 * chronic.len() as f64

@@ -18,7 +18,8 @@ pub struct GenOptions {
     /// Latest admission date (admissions never start after it).
     pub end_date: NaiveDate,
     /// How many planned hospital encounters each patient gets (30-day readmissions may add up
-    /// to two more). An empty range is read as its start.
+    /// to two more; every patient gets at least one, and none starts after `end_date`). An
+    /// empty range is read as its start.
     pub encounters_per_patient: RangeInclusive<usize>,
     /// How many free-text notes each encounter gets. An empty range is read as its start.
     pub notes_per_encounter: RangeInclusive<usize>,
