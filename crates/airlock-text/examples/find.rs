@@ -6,6 +6,18 @@ fn main() {
         for s in airlock_text::Engine::builtin().find(&text, None) {
             println!("{:<10} {:?}", s.kind.name(), &text[s.start..s.end]);
         }
+        let ctx = airlock_text::SurrogateContext {
+            key: b"demo",
+            patient: "p1",
+            date_shift_days: 30,
+        };
+        let r = airlock_text::Engine::builtin().redact(
+            &text,
+            None,
+            airlock_text::Mode::Surrogate,
+            Some(&ctx),
+        );
+        println!("surrogate: {}", r.text);
         println!("--");
     }
 }

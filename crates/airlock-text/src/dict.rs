@@ -82,6 +82,9 @@ pub(crate) struct Dicts {
     /// Multi-word places and hospitals (ASCII case-insensitive, leftmost-longest).
     pub(crate) phrases: AhoCorasick,
     pub(crate) phrase_kinds: Vec<PhraseKind>,
+    /// The 1,000 most frequent first names (a word that is also a surname is faked as a
+    /// first name when it is one of these).
+    pub(crate) top_first: HashSet<&'static str>,
     /// Multi-word city names, lower-case.
     pub(crate) multi_cities: HashSet<&'static str>,
     /// For surrogates: first names and surnames by frequency, cities.
@@ -113,6 +116,7 @@ impl Dicts {
             *words.entry(w.into()).or_insert(0) |= flag;
         };
         let first_names: Vec<&'static str> = entries(FIRST_NAMES).collect();
+        let top_first: HashSet<&'static str> = first_names.iter().take(1000).copied().collect();
         let surnames: Vec<&'static str> = entries(SURNAMES).collect();
         for (i, w) in first_names.iter().enumerate() {
             add(w, if i < 1000 { FIRST | TOP_NAME } else { FIRST });
@@ -180,6 +184,7 @@ impl Dicts {
         let first_names = first_names.into_iter().take(2000).collect();
         let surnames = surnames.into_iter().take(5000).collect();
         Ok(Dicts {
+            top_first,
             multi_cities,
             words,
             phrases,

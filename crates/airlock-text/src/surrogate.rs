@@ -206,8 +206,9 @@ fn fake_name(dicts: &Dicts, ctx: &SurrogateContext<'_>, value: &str) -> String {
             out.push_str(PhiKind::Name.as_tag());
             return;
         };
-        let is_first = dicts.flags(&key) & crate::dict::FIRST != 0
-            && dicts.flags(&key) & crate::dict::LAST == 0;
+        let flags = dicts.flags(&key);
+        let is_first = flags & crate::dict::FIRST != 0
+            && (flags & crate::dict::LAST == 0 || dicts.top_first.contains(key.as_str()));
         let list = if is_first {
             &dicts.first_names
         } else {
