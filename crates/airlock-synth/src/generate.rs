@@ -126,7 +126,8 @@ fn gen_patient(
         - Duration::days(i64::from(age_years) * 365 + i64::from(age_years / 4))
         - Duration::days(rng.gen_range(1..365));
 
-    let identity = gen_identity(rng, index, sex, city, birth_date, mrn_offset);
+    let adult = age_years >= 18;
+    let identity = gen_identity(rng, index, sex, adult, city, birth_date, mrn_offset);
     let marital_status = if age_years < 20 {
         "S"
     } else {
@@ -192,6 +193,8 @@ fn gen_patient(
     let chronic_pool: Vec<ConditionDef> = CONDITIONS
         .iter()
         .filter(|c| c.chronicity == Chronicity::Chronic)
+        // Children get the chronic problems children have.
+        .filter(|c| age_years >= 18 || matches!(c.icd10, "J45.909" | "D64.9" | "E66.9"))
         .copied()
         .collect();
     for _ in 0..n_chronic {
@@ -296,6 +299,7 @@ fn gen_identity(
     rng: &mut ChaCha20Rng,
     index: usize,
     sex: Sex,
+    adult: bool,
     city: City,
     birth_date: NaiveDate,
     mrn_offset: u64,
@@ -307,7 +311,7 @@ fn gen_identity(
     let given = pick_str(rng, given_pool).to_owned();
     let middle = chance(rng, 0.6).then(|| pick_str(rng, given_pool).to_owned());
     let family = pick_str(rng, FAMILY).to_owned();
-    let married_woman = sex == Sex::Female && chance(rng, 0.45);
+    let married_woman = adult && sex == Sex::Female && chance(rng, 0.45);
     let maiden_family = if married_woman && chance(rng, 0.7) {
         Some(pick_str(rng, FAMILY).to_owned())
     } else {
@@ -375,25 +379,25 @@ fn gen_identity(
             pick_str(rng, &["", "A", "B", "C"])
         ));
     }
-    let rel = weighted(
-        rng,
+    let rel_choices: &[(&str, &str, u32)] = if adult {
         &[
-            (
-                if sex == Sex::Male { "wife" } else { "husband" },
-                "SPO",
-                4u32,
-            ),
+            (if sex == Sex::Male { "wife" } else { "husband" }, "SPO", 4),
             ("daughter", "CHD", 3),
             ("son", "CHD", 2),
             ("sister", "SIB", 1),
             ("brother", "SIB", 1),
             ("mother", "PAR", 1),
-        ],
-        |r| r.2,
-    )
-    .unwrap_or(("daughter", "CHD", 1));
+        ]
+    } else {
+        &[
+            ("mother", "PAR", 3),
+            ("father", "PAR", 2),
+            ("grandmother", "PAR", 1),
+        ]
+    };
+    let rel = weighted(rng, rel_choices, |r| r.2).unwrap_or(("mother", "PAR", 1));
     let rel_given_pool = match rel.0 {
-        "wife" | "daughter" | "sister" | "mother" => FEMALE_GIVEN,
+        "wife" | "daughter" | "sister" | "mother" | "grandmother" => FEMALE_GIVEN,
         _ => MALE_GIVEN,
     };
     let relative = Relative {
