@@ -479,6 +479,26 @@ impl Recognizer for NameRecognizer {
                     }
                 }
             }
+            // A lower-case pair of a frequent first name and a surname, neither an ordinary
+            // word ("naomi ryan").
+            if t.shape == Shape::Lower
+                && t.flags & FIRST != 0
+                && t.flags & TOP_NAME != 0
+                && !t.ambiguous()
+                && t.flags & SAFE == 0
+                && let Some(nx) = next
+                && nx.shape == Shape::Lower
+                && nx.flags & LAST != 0
+                && !nx.ambiguous()
+                && nx.flags & (SAFE | dict::WORD) == 0
+                && text.get(t.end..nx.start) == Some(" ")
+            {
+                for k in [i, i + 1] {
+                    if let Some(s) = name.get_mut(k) {
+                        *s = (*s).max(1);
+                    }
+                }
+            }
             // Two capitalised words in a row that are in no list at all ("Petr Kloz").
             if t.shape == Shape::Cap
                 && t.flags == 0
