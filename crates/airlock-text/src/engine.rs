@@ -159,18 +159,18 @@ pub(crate) fn resolve(text: &str, mut cands: Vec<Candidate>) -> Vec<Span> {
             .then((b.span.end - b.span.start).cmp(&(a.span.end - a.span.start)))
             .then(a.span.start.cmp(&b.span.start))
     });
-    // Accepted spans kept sorted by start; they never overlap.
-    let mut accepted: Vec<Span> = Vec::with_capacity(cands.len());
+    // Accepted spans by start; they never overlap (a B-tree keeps this linearithmic on
+    // documents with tens of thousands of spans).
+    let mut accepted: std::collections::BTreeMap<usize, Span> = std::collections::BTreeMap::new();
     let mut pending: Vec<Span> = Vec::new();
     for c in cands {
         pending.clear();
         pending.push(c.span);
         while let Some(s) = pending.pop() {
-            // First accepted span ending after s.start.
-            let i = accepted.partition_point(|a| a.end <= s.start);
-            match accepted.get(i) {
-                Some(a) if a.start < s.end => {
-                    // Overlap: keep the parts on either side.
+            // The last accepted span starting before `s` ends is the only one that can overlap
+            // the right end of `s`; the left piece is checked again on its own.
+            match accepted.range(..s.end).next_back().map(|(_, a)| *a) {
+                Some(a) if a.end > s.start => {
                     if s.start < a.start {
                         push_piece(text, &mut pending, s.start, a.start, s.kind);
                     }
@@ -178,11 +178,13 @@ pub(crate) fn resolve(text: &str, mut cands: Vec<Candidate>) -> Vec<Span> {
                         push_piece(text, &mut pending, a.end, s.end, s.kind);
                     }
                 }
-                _ => accepted.insert(i, s),
+                _ => {
+                    accepted.insert(s.start, s);
+                }
             }
         }
     }
-    accepted
+    accepted.into_values().collect()
 }
 
 /// Two-letter U.S. state and territory codes.
