@@ -1,1 +1,765 @@
-//! airlock-deid
+//! De-identification of structured clinical data: FHIR R4 (JSON Bundles and resources,
+//! NDJSON), HL7 v2 and CSV, driven by declarative profiles, with a leak check on every run and
+//! a re-identification risk report.
+//!
+//! # Design
+//! * [`Profile`]: a TOML rule file (built in: `safe-harbor`, `expert-determination`,
+//!   `limited-data-set`), validated when loaded; see [`profile`] for the format and the FHIR
+//!   path language.
+//! * One patient is one patient across formats: the patient key is the MRN (FHIR
+//!   `Patient.identifier` of type `MR`, HL7 `PID-3`, the CSV column marked `patient_key`). Its
+//!   pseudonym (namespace `mrn`) and its date offset (`HMAC(key, "date-shift" || MRN)` mapped
+//!   to ±`date_shift_days`, never 0) are the same wherever it appears.
+//! * Pseudonyms follow DOMAIN.md: under `safe-harbor` identifiers become **random surrogates**
+//!   recorded in a [`Crosswalk`] the caller persists encrypted in the clinical zone (45 CFR
+//!   164.514(c): a re-identification code must not be derived from the individual's
+//!   information); keyed HMAC-SHA256 pseudonyms and per-patient date shifting belong to
+//!   `expert-determination`. The run report says which scheme was used.
+//! * Free text (FHIR strings no rule covers, narratives, text attachments, HL7 `NTE`/`OBX`
+//!   text) goes through the `airlock-text` engine with the patient's known identifiers.
+//! * Every run ends with a leak check ([`leak`]): every identifying value seen in the input is
+//!   searched for in the output; under a `fail` policy (`safe-harbor`) any hit fails the run.
+//! * Malformed records (broken JSON line, unparsable HL7 message, ragged CSV row, Bundle entry
+//!   without `resourceType`) are quarantined (reported by position, not written) and the run
+//!   continues.
+//! * The engine is pure: no async runtime, no database. [`deid_paths`] (file mode) reads and
+//!   writes files, streaming NDJSON and CSV; [`deid_bytes`] works on one buffer (gate mode).
+
+mod codes;
+mod crosswalk;
+mod engine;
+mod error;
+mod fhir;
+pub mod fhir_types;
+mod hl7;
+mod keys;
+pub mod leak;
+pub mod profile;
+mod report;
+pub mod risk;
+mod table;
+pub mod values;
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+pub use airlock_formats::Format;
+pub use codes::{SNOMED_RARE, parent as code_parent};
+pub use crosswalk::Crosswalk;
+pub use error::DeidError;
+pub use keys::{DeidKeys, microsoft_date_offset};
+pub use profile::{OutputClass, Profile, PseudonymScheme};
+pub use report::{FileReport, LeakCheck, LeakHit, Quarantined, RunReport};
+pub use risk::RiskReport;
+
+use crate::engine::Run;
+use crate::fhir::RuleIndex;
+use crate::profile::{LeakPolicy, Method};
+
+/// The engine version recorded in reports and lineage.
+pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The report file name written by [`deid_paths`].
+pub const REPORT_FILE: &str = "deid-report.json";
+/// The summary file name written by [`deid_paths`].
+pub const SUMMARY_FILE: &str = "deid-summary.txt";
+
+/// De-identifies one buffer (gate mode). Returns the output bytes and the report. Under a
+/// profile whose leak policy is `fail`, a leak returns [`DeidError::LeakCheckFailed`] (with
+/// the report, never the output).
+pub fn deid_bytes(
+    profile: &Profile,
+    keys: &DeidKeys,
+    crosswalk: &mut Crosswalk,
+    format: Format,
+    bytes: &[u8],
+) -> Result<(Vec<u8>, RunReport), DeidError> {
+    let mut run = Run::new(profile, keys, crosswalk);
+    let index = RuleIndex::new(profile.fhir_rules());
+    let label = "<buffer>";
+    if profile.inner().rare_codes.is_some() {
+        let mut rare = codes::RareCodes::new(
+            profile
+                .inner()
+                .rare_codes
+                .as_ref()
+                .map_or(0, |r| r.min_patients),
+        );
+        observe_codes(&mut run, &mut rare, format, bytes);
+        run.rare = Some(rare);
+    }
+    match format {
+        Format::Hl7v2 => hl7::collect_file(&mut run, bytes),
+        Format::FhirNdjson => {
+            for rec in airlock_formats::fhir::NdjsonReader::new(airlock_formats::strip_bom(bytes))
+                .flatten()
+            {
+                if let Ok(doc) = rec.value
+                    && doc.get("resourceType").and_then(serde_json::Value::as_str)
+                        == Some("Patient")
+                {
+                    fhir::prescan(&mut run, &doc);
+                }
+            }
+        }
+        _ => {}
+    }
+    let mut risk = Vec::new();
+    let out = match format {
+        Format::FhirJson => deid_fhir_json(&mut run, &index, label, bytes),
+        Format::FhirNdjson => {
+            let mut out = Vec::new();
+            deid_ndjson(
+                &mut run,
+                &index,
+                label,
+                airlock_formats::strip_bom(bytes),
+                &mut out,
+            )
+            .map_err(|e| DeidError::io(Path::new(label), &e))?;
+            out
+        }
+        Format::Hl7v2 => deid_hl7(&mut run, label, bytes),
+        Format::Csv => {
+            let input = airlock_formats::strip_bom(bytes);
+            let mut out = Vec::new();
+            csv_with_k(&mut run, label, || Ok(input), &mut out, &mut risk)?;
+            out
+        }
+    };
+    let mut report = base_report(&run, profile, keys);
+    report.risk = risk;
+    let scanner = run.leaks.scanner();
+    let mut hits = Vec::new();
+    let mut scanned = 0u64;
+    scan_output(&scanner, format, &out, label, &mut hits, &mut scanned);
+    finish_report(&mut report, &run, hits, scanned);
+    if profile.leak_policy() == LeakPolicy::Fail && !report.leak_check.passed {
+        return Err(DeidError::LeakCheckFailed {
+            hits: report.leak_check.hits.len(),
+            report: Box::new(report),
+        });
+    }
+    Ok((out, report))
+}
+
+/// De-identifies files and directories (recursed) into `out_dir` (file mode). Writes the
+/// de-identified files (same relative names), `out_dir/deid-report.json` and
+/// `out_dir/deid-summary.txt`, and returns the report.
+///
+/// NDJSON and CSV are streamed. Files whose format cannot be determined are skipped with a
+/// warning. On a leak under a `fail` profile, the output files holding a hit are deleted, the
+/// report is still written, and [`DeidError::LeakCheckFailed`] is returned.
+pub fn deid_paths(
+    profile: &Profile,
+    keys: &DeidKeys,
+    crosswalk: &mut Crosswalk,
+    inputs: &[PathBuf],
+    out_dir: &Path,
+) -> Result<RunReport, DeidError> {
+    std::fs::create_dir_all(out_dir).map_err(|e| DeidError::io(out_dir, &e))?;
+    let out_canon = out_dir
+        .canonicalize()
+        .map_err(|e| DeidError::io(out_dir, &e))?;
+    let mut jobs: Vec<(PathBuf, PathBuf, Format)> = Vec::new();
+    let mut skipped = Vec::new();
+    for input in inputs {
+        let meta = std::fs::metadata(input).map_err(|e| DeidError::io(input, &e))?;
+        if meta.is_dir() {
+            let base = input.file_name().map(PathBuf::from).unwrap_or_default();
+            let mut files = Vec::new();
+            collect_files(input, &out_canon, &mut files)?;
+            files.sort();
+            for f in files {
+                let rel = f
+                    .strip_prefix(input)
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|_| f.clone());
+                match detect(&f)? {
+                    Some(fmt) => jobs.push((f, out_dir.join(&base).join(rel), fmt)),
+                    None => skipped.push(f),
+                }
+            }
+        } else {
+            let name = input.file_name().map(PathBuf::from).unwrap_or_default();
+            match detect(input)? {
+                Some(fmt) => jobs.push((input.clone(), out_dir.join(name), fmt)),
+                None => skipped.push(input.clone()),
+            }
+        }
+    }
+    // Patients first, so references in other NDJSON files find their MRN.
+    jobs.sort_by_key(|(p, _, _)| {
+        !p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.contains("Patient"))
+    });
+    let mut run = Run::new(profile, keys, crosswalk);
+    for s in &skipped {
+        run.warn(format!("{}: format not recognised, skipped", s.display()));
+    }
+    let index = RuleIndex::new(profile.fhir_rules());
+    if let Some(rc) = &profile.inner().rare_codes {
+        let mut rare = codes::RareCodes::new(rc.min_patients);
+        for (input, _, fmt) in &jobs {
+            let bytes = std::fs::read(input).map_err(|e| DeidError::io(input, &e))?;
+            observe_codes(&mut run, &mut rare, *fmt, &bytes);
+        }
+        run.rare = Some(rare);
+    }
+    // Pre-pass: identifying values of every patient (FHIR Patients, HL7 messages), so the
+    // free-text scrub knows them wherever they appear.
+    for (input, _, fmt) in &jobs {
+        match fmt {
+            Format::Hl7v2 => {
+                let bytes = std::fs::read(input).map_err(|e| DeidError::io(input, &e))?;
+                hl7::collect_file(&mut run, &bytes);
+            }
+            Format::FhirJson => {
+                let bytes = std::fs::read(input).map_err(|e| DeidError::io(input, &e))?;
+                if let Ok(doc) = airlock_formats::fhir::parse_json(&bytes) {
+                    fhir::prescan(&mut run, &doc);
+                }
+            }
+            Format::FhirNdjson => {
+                let f = File::open(input).map_err(|e| DeidError::io(input, &e))?;
+                for rec in airlock_formats::fhir::NdjsonReader::new(BufReader::new(f)).flatten() {
+                    if let Ok(doc) = rec.value
+                        && doc.get("resourceType").and_then(serde_json::Value::as_str)
+                            == Some("Patient")
+                    {
+                        fhir::prescan(&mut run, &doc);
+                    }
+                }
+            }
+            Format::Csv => {}
+        }
+    }
+    let mut files = Vec::new();
+    let mut risk = Vec::new();
+    for (input, output, fmt) in &jobs {
+        if let Some(parent) = output.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| DeidError::io(parent, &e))?;
+        }
+        let label = input.display().to_string();
+        let q_before = run.quarantined.len();
+        let r_before = run.records_in;
+        match fmt {
+            Format::FhirJson | Format::Hl7v2 => {
+                let bytes = std::fs::read(input).map_err(|e| DeidError::io(input, &e))?;
+                let out = if *fmt == Format::FhirJson {
+                    deid_fhir_json(&mut run, &index, &label, &bytes)
+                } else {
+                    deid_hl7(&mut run, &label, &bytes)
+                };
+                std::fs::write(output, out).map_err(|e| DeidError::io(output, &e))?;
+            }
+            Format::FhirNdjson => {
+                let f = File::open(input).map_err(|e| DeidError::io(input, &e))?;
+                let o = File::create(output).map_err(|e| DeidError::io(output, &e))?;
+                let mut w = BufWriter::new(o);
+                deid_ndjson(&mut run, &index, &label, BufReader::new(f), &mut w)
+                    .map_err(|e| DeidError::io(input, &e))?;
+                w.flush().map_err(|e| DeidError::io(output, &e))?;
+            }
+            Format::Csv => {
+                let o = File::create(output).map_err(|e| DeidError::io(output, &e))?;
+                let mut w = BufWriter::new(o);
+                let open = || -> Result<Box<dyn Read>, DeidError> {
+                    let f = File::open(input).map_err(|e| DeidError::io(input, &e))?;
+                    Ok(Box::new(BomSkip::new(BufReader::new(f))))
+                };
+                csv_with_k(&mut run, &label, open, &mut w, &mut risk)?;
+                w.flush().map_err(|e| DeidError::io(output, &e))?;
+            }
+        }
+        files.push(FileReport {
+            input: label,
+            output: output.display().to_string(),
+            format: fmt.name().to_owned(),
+            records: run.records_in - r_before,
+            quarantined: (run.quarantined.len() - q_before) as u64,
+        });
+    }
+    let mut report = base_report(&run, profile, keys);
+    report.files = files;
+    report.risk = risk;
+    // Leak check over the written outputs.
+    let scanner = run.leaks.scanner();
+    let mut hits = Vec::new();
+    let mut scanned = 0u64;
+    for (_, output, fmt) in &jobs {
+        let label = output.display().to_string();
+        match fmt {
+            Format::FhirNdjson | Format::Csv => {
+                let f = File::open(output).map_err(|e| DeidError::io(output, &e))?;
+                if *fmt == Format::Csv {
+                    table::scan_csv(&scanner, BufReader::new(f), &label, &mut hits, &mut scanned);
+                } else {
+                    scan_ndjson(&scanner, BufReader::new(f), &label, &mut hits, &mut scanned);
+                }
+            }
+            _ => {
+                let bytes = std::fs::read(output).map_err(|e| DeidError::io(output, &e))?;
+                scan_output(&scanner, *fmt, &bytes, &label, &mut hits, &mut scanned);
+            }
+        }
+    }
+    finish_report(&mut report, &run, hits, scanned);
+    let fail = profile.leak_policy() == LeakPolicy::Fail && !report.leak_check.passed;
+    if fail {
+        let mut bad: Vec<&str> = report
+            .leak_check
+            .hits
+            .iter()
+            .map(|h| h.file.as_str())
+            .collect();
+        bad.sort_unstable();
+        bad.dedup();
+        for f in &bad {
+            let _ = std::fs::remove_file(f);
+        }
+        report.warnings.push(format!(
+            "leak check failed: {} output file(s) with hits were deleted",
+            bad.len()
+        ));
+    }
+    let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
+    let rp = out_dir.join(REPORT_FILE);
+    std::fs::write(&rp, json).map_err(|e| DeidError::io(&rp, &e))?;
+    let sp = out_dir.join(SUMMARY_FILE);
+    std::fs::write(&sp, report.summary()).map_err(|e| DeidError::io(&sp, &e))?;
+    if fail {
+        return Err(DeidError::LeakCheckFailed {
+            hits: report.leak_check.hits.len(),
+            report: Box::new(report),
+        });
+    }
+    Ok(report)
+}
+
+/// The re-identification risk of a CSV table on `quasi_identifiers` (columns, matched
+/// case-insensitively), with l-diversity on `sensitive` and journalist risk for a data set
+/// that is `sampling_fraction` of its population.
+pub fn risk_report_csv<R: Read>(
+    reader: R,
+    quasi_identifiers: &[String],
+    sensitive: Option<&str>,
+    sampling_fraction: f64,
+) -> Result<RiskReport, DeidError> {
+    table::risk_from_csv(reader, quasi_identifiers, sensitive, sampling_fraction).map_err(
+        |source| DeidError::Format {
+            path: PathBuf::from("<csv>"),
+            source,
+        },
+    )
+}
+
+fn detect(path: &Path) -> Result<Option<Format>, DeidError> {
+    let mut head = [0u8; 4096];
+    let mut f = File::open(path).map_err(|e| DeidError::io(path, &e))?;
+    let n = f.read(&mut head).map_err(|e| DeidError::io(path, &e))?;
+    Ok(airlock_formats::sniff(
+        path,
+        head.get(..n).unwrap_or_default(),
+    ))
+}
+
+fn collect_files(dir: &Path, skip: &Path, out: &mut Vec<PathBuf>) -> Result<(), DeidError> {
+    for e in std::fs::read_dir(dir).map_err(|e| DeidError::io(dir, &e))? {
+        let e = e.map_err(|e| DeidError::io(dir, &e))?;
+        let p = e.path();
+        if p.canonicalize().is_ok_and(|c| c.starts_with(skip)) {
+            continue;
+        }
+        let ft = e.file_type().map_err(|e| DeidError::io(&p, &e))?;
+        if ft.is_dir() {
+            collect_files(&p, skip, out)?;
+        } else if ft.is_file() {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn base_report(run: &Run<'_>, profile: &Profile, keys: &DeidKeys) -> RunReport {
+    let zl = profile.restricted_zip3();
+    RunReport {
+        profile: profile.name().to_owned(),
+        profile_hash: profile.hash().to_owned(),
+        key_id: keys.key_id().to_owned(),
+        engine_version: ENGINE_VERSION.to_owned(),
+        classification: match profile.classification() {
+            OutputClass::Deidentified => "deidentified",
+            OutputClass::LimitedDataSet => "limited-data-set",
+        }
+        .to_owned(),
+        pseudonym_scheme: match profile.pseudonyms() {
+            PseudonymScheme::Surrogate => "random surrogates with an encrypted crosswalk (Safe Harbor, 45 CFR 164.514(c): not derived from the individual's information)".to_owned(),
+            PseudonymScheme::Hmac => "keyed HMAC-SHA256 pseudonyms and per-patient keyed date shifting (expert determination / limited data set; derived from identifiers, so not a Safe Harbor re-identification code)".to_owned(),
+        },
+        restricted_zip3: format!("{} (census vintage {}; {})", zl.name, zl.vintage, zl.source),
+        records_in: run.records_in,
+        records_out: run.records_out,
+        quarantined: run.quarantined.clone(),
+        warnings: run.warnings.clone(),
+        crosswalk_added: run.crosswalk.added(),
+        ..RunReport::default()
+    }
+}
+
+fn finish_report(report: &mut RunReport, run: &Run<'_>, hits: Vec<LeakHit>, scanned: u64) {
+    run.changes.merge_into(&mut report.changes);
+    report.quarantined = run.quarantined.clone();
+    report.warnings = run.warnings.clone();
+    report.crosswalk_added = run.crosswalk.added();
+    report.records_in = run.records_in;
+    report.records_out = run.records_out;
+    report.leak_check = LeakCheck {
+        values_checked: run.leaks.len() as u64,
+        output_values_scanned: scanned,
+        passed: hits.is_empty(),
+        hits,
+    };
+}
+
+fn deid_fhir_json(run: &mut Run<'_>, index: &RuleIndex, label: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut doc = match airlock_formats::fhir::parse_json(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            quarantine(run, label, 0, 0, "document", &e.to_string());
+            return Vec::new();
+        }
+    };
+    if let Err(reason) = fhir::check_resource(&doc) {
+        quarantine(run, label, 0, 1, "document", reason);
+        return Vec::new();
+    }
+    fhir::deid_document(run, index, &mut doc, label, 1);
+    serde_json::to_vec(&doc).unwrap_or_default()
+}
+
+fn quarantine(run: &mut Run<'_>, file: &str, record: u64, line: u64, path: &str, reason: &str) {
+    run.records_in += 1;
+    run.quarantined.push(Quarantined {
+        file: file.to_owned(),
+        record,
+        line,
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    });
+}
+
+fn deid_ndjson<R: std::io::BufRead, W: Write>(
+    run: &mut Run<'_>,
+    index: &RuleIndex,
+    label: &str,
+    input: R,
+    output: &mut W,
+) -> std::io::Result<()> {
+    for item in airlock_formats::fhir::NdjsonReader::new(input) {
+        let rec = match item {
+            Ok(r) => r,
+            Err(e) => {
+                quarantine(run, label, 0, 0, "stream", &e.to_string());
+                break;
+            }
+        };
+        let mut v = match rec.value {
+            Ok(v) => v,
+            Err(e) => {
+                quarantine(run, label, rec.record, rec.line, "line", &e.to_string());
+                continue;
+            }
+        };
+        if let Err(reason) = fhir::check_resource(&v) {
+            quarantine(run, label, rec.record, rec.line, "line", reason);
+            continue;
+        }
+        fhir::deid_document(run, index, &mut v, label, rec.line);
+        serde_json::to_writer(&mut *output, &v).map_err(std::io::Error::other)?;
+        output.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+fn deid_hl7(run: &mut Run<'_>, label: &str, bytes: &[u8]) -> Vec<u8> {
+    let file = match airlock_formats::hl7::split(bytes) {
+        Ok(f) => f,
+        Err(e) => {
+            quarantine(run, label, 0, 0, "file", &e.to_string());
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::with_capacity(file.messages.len());
+    for raw in &file.messages {
+        run.records_in += 1;
+        match raw.parse() {
+            Ok(mut m) => {
+                hl7::deid_message(run, &mut m);
+                run.records_out += 1;
+                out.push(m);
+            }
+            Err(e) => {
+                run.quarantined.push(Quarantined {
+                    file: label.to_owned(),
+                    record: raw.index,
+                    line: raw.first_line(),
+                    path: "message".to_owned(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    // Output uses the standard segment separator `\r`, with a final one.
+    airlock_formats::hl7::serialize_file(&out, airlock_formats::hl7::Terminator::Cr, true)
+        .into_bytes()
+}
+
+/// CSV with optional k-anonymity: pass 1 reads the quasi-identifiers, pass 2 writes.
+fn csv_with_k<R: Read, W: Write>(
+    run: &mut Run<'_>,
+    label: &str,
+    open: impl Fn() -> Result<R, DeidError>,
+    out: &mut W,
+    risk: &mut Vec<(String, RiskReport)>,
+) -> Result<(), DeidError> {
+    let kcfg = run.profile.k_anonymity().cloned();
+    let mut kplan = None;
+    if let Some(k) = &kcfg {
+        match table::qi_rows(run, label, open()?, &k.quasi_identifiers) {
+            Some((idx, rows)) => {
+                let plan = risk::plan_k_anonymity(&rows, u64::from(k.k), k.max_suppression);
+                kplan = Some((idx, plan));
+            }
+            None => run.warn(format!(
+                "{label}: k-anonymity not applied (quasi-identifier columns missing)"
+            )),
+        }
+    }
+    let opts = table::TableOpts {
+        kplan: kplan.as_ref().map(|(i, p)| (i.as_slice(), p)),
+    };
+    let mut buf = Vec::new();
+    let target: &mut dyn Write = if kcfg.is_some() && kplan.is_some() {
+        &mut buf
+    } else {
+        out
+    };
+    table::deid_csv(run, label, open()?, &mut *target, &opts).map_err(|source| {
+        DeidError::Format {
+            path: PathBuf::from(label),
+            source,
+        }
+    })?;
+    if let (Some(k), Some((_, plan))) = (&kcfg, &kplan) {
+        let mut r = table::risk_from_csv(
+            buf.as_slice(),
+            &k.quasi_identifiers,
+            k.sensitive.as_deref(),
+            k.sampling_fraction,
+        )
+        .map_err(|source| DeidError::Format {
+            path: PathBuf::from(label),
+            source,
+        })?;
+        r.suppressed = plan.suppress.len() as u64;
+        r.generalisation = k
+            .quasi_identifiers
+            .iter()
+            .cloned()
+            .zip(plan.levels.iter().copied())
+            .collect();
+        risk.push((label.to_owned(), r));
+        out.write_all(&buf)
+            .map_err(|e| DeidError::io(Path::new(label), &e))?;
+    }
+    Ok(())
+}
+
+fn scan_output(
+    scanner: &leak::Scanner,
+    format: Format,
+    bytes: &[u8],
+    label: &str,
+    hits: &mut Vec<LeakHit>,
+    scanned: &mut u64,
+) {
+    match format {
+        Format::FhirJson => {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
+                fhir::scan_output(scanner, &v, label, 0, hits, scanned);
+            }
+        }
+        Format::FhirNdjson => scan_ndjson(scanner, bytes, label, hits, scanned),
+        Format::Hl7v2 => {
+            if let Ok(f) = airlock_formats::hl7::split(bytes) {
+                for raw in &f.messages {
+                    if let Ok(m) = raw.parse() {
+                        hl7::scan_message(scanner, &m, label, raw.index, hits, scanned);
+                    }
+                }
+            }
+        }
+        Format::Csv => table::scan_csv(scanner, bytes, label, hits, scanned),
+    }
+}
+
+fn scan_ndjson<R: std::io::BufRead>(
+    scanner: &leak::Scanner,
+    input: R,
+    label: &str,
+    hits: &mut Vec<LeakHit>,
+    scanned: &mut u64,
+) {
+    for rec in airlock_formats::fhir::NdjsonReader::new(input).flatten() {
+        if let Ok(v) = rec.value {
+            fhir::scan_output(scanner, &v, label, rec.record, hits, scanned);
+        }
+    }
+}
+
+/// Rare-code pre-pass: which patients have which codes.
+fn observe_codes(run: &mut Run<'_>, rare: &mut codes::RareCodes, format: Format, bytes: &[u8]) {
+    fn walk(v: &serde_json::Value, mrn: &str, rare: &mut codes::RareCodes) {
+        match v {
+            serde_json::Value::Object(o) => {
+                if let (Some(s), Some(c)) = (
+                    o.get("system").and_then(|s| s.as_str()),
+                    o.get("code").and_then(|c| c.as_str()),
+                ) && let Some(h) = codes::hierarchy_of_system(s)
+                {
+                    rare.observe(h, c, mrn);
+                }
+                for x in o.values() {
+                    walk(x, mrn, rare);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for x in a {
+                    walk(x, mrn, rare);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut fhir_doc = |run: &mut Run<'_>, doc: &serde_json::Value| {
+        fhir::prescan(run, doc);
+        for (_, r) in airlock_formats::fhir::resources(doc) {
+            let mrn = fhir::resource_patient(run, r).unwrap_or_default();
+            walk(r, &mrn, rare);
+        }
+    };
+    match format {
+        Format::FhirJson => {
+            if let Ok(doc) = airlock_formats::fhir::parse_json(bytes) {
+                fhir_doc(run, &doc);
+            }
+        }
+        Format::FhirNdjson => {
+            for rec in airlock_formats::fhir::NdjsonReader::new(airlock_formats::strip_bom(bytes))
+                .flatten()
+            {
+                if let Ok(doc) = rec.value {
+                    fhir_doc(run, &doc);
+                }
+            }
+        }
+        Format::Hl7v2 => {
+            if let Ok((_, msgs)) = airlock_formats::hl7::parse_all(bytes) {
+                for m in &msgs {
+                    let mrn = hl7::message_mrn(m).unwrap_or_default();
+                    let d = m.delimiters;
+                    for s in m.segments.iter().filter(|s| s.id == "DG1") {
+                        if let Some(rep) = s.field(3).and_then(|f| f.repetitions.first()) {
+                            let code = rep.component(1).map(|c| c.value(&d)).unwrap_or_default();
+                            let sys = rep
+                                .component(3)
+                                .map(|c| c.value(&d).to_ascii_uppercase())
+                                .unwrap_or_default();
+                            let h = match sys.as_str() {
+                                "I10" | "ICD10" | "I10C" | "ICD10CM" => {
+                                    Some(profile::Hierarchy::Icd10)
+                                }
+                                "I9" | "I9C" | "ICD9" | "ICD9CM" => Some(profile::Hierarchy::Icd9),
+                                "SCT" | "SNM" | "SNOMED" => Some(profile::Hierarchy::Snomed),
+                                _ => None,
+                            };
+                            if let Some(h) = h {
+                                rare.observe(h, &code, &mrn);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Format::Csv => {
+            let rules = run.profile.csv_rules().to_vec();
+            let mut rdr = airlock_formats::tabular::reader_from_bytes(bytes);
+            let Ok(headers) = rdr.headers().cloned() else {
+                return;
+            };
+            let find = |c: &str| {
+                headers
+                    .iter()
+                    .position(|h| h.trim().eq_ignore_ascii_case(c))
+            };
+            let patient = rules
+                .iter()
+                .filter(|r| r.patient_key)
+                .find_map(|r| find(&r.column));
+            let cols: Vec<(usize, profile::Hierarchy)> = rules
+                .iter()
+                .filter_map(|r| match r.method {
+                    Method::GeneralizeCode(h) => find(&r.column).map(|i| (i, h)),
+                    _ => None,
+                })
+                .collect();
+            if cols.is_empty() {
+                return;
+            }
+            let mut rec = csv::StringRecord::new();
+            let mut row = 0u64;
+            while let Ok(true) = rdr.read_record(&mut rec) {
+                let mrn = patient
+                    .and_then(|i| rec.get(i))
+                    .map_or_else(|| format!("row{row}"), str::to_owned);
+                for (i, h) in &cols {
+                    if let Some(c) = rec.get(*i) {
+                        rare.observe(*h, c, &mrn);
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// A reader that skips a leading UTF-8 BOM.
+struct BomSkip<R> {
+    inner: R,
+    checked: bool,
+}
+
+impl<R: std::io::BufRead> BomSkip<R> {
+    fn new(inner: R) -> Self {
+        BomSkip {
+            inner,
+            checked: false,
+        }
+    }
+}
+
+impl<R: std::io::BufRead> Read for BomSkip<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.checked {
+            self.checked = true;
+            let head = self.inner.fill_buf()?;
+            if head.starts_with(airlock_formats::UTF8_BOM) {
+                self.inner.consume(3);
+            }
+        }
+        self.inner.read(buf)
+    }
+}

@@ -1,0 +1,235 @@
+//! The leak check: every identifying value the engine saw in the input (names, ids, phones,
+//! emails, street lines, cities, exact dates, full zips) is searched for in the output with one
+//! aho-corasick automaton (ASCII case-insensitive, whole words only: a hit must not be
+//! preceded or followed by a letter or digit). Hits are reported by path, never by value.
+
+use std::collections::HashMap;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use serde::{Deserialize, Serialize};
+
+/// The kind of an identifying value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LeakKind {
+    /// A name part.
+    Name,
+    /// An identifier (MRN, SSN, licence, account...).
+    Id,
+    /// A phone or fax number.
+    Phone,
+    /// An email.
+    Email,
+    /// A street line.
+    Street,
+    /// A city, county or district.
+    City,
+    /// A full date.
+    Date,
+    /// A full (5+ digit) zip code.
+    Zip,
+}
+
+impl LeakKind {
+    /// Name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            LeakKind::Name => "name",
+            LeakKind::Id => "id",
+            LeakKind::Phone => "phone",
+            LeakKind::Email => "email",
+            LeakKind::Street => "street",
+            LeakKind::City => "city",
+            LeakKind::Date => "date",
+            LeakKind::Zip => "zip",
+        }
+    }
+
+    fn min_len(self) -> usize {
+        match self {
+            LeakKind::Name => 4,
+            LeakKind::City => 4,
+            LeakKind::Id | LeakKind::Phone => 5,
+            LeakKind::Street | LeakKind::Email => 6,
+            LeakKind::Date => 8,
+            LeakKind::Zip => 5,
+        }
+    }
+}
+
+/// Identifying values collected from the input.
+#[derive(Default)]
+pub struct LeakSet {
+    values: HashMap<String, LeakKind>,
+    lower: std::collections::HashSet<String>,
+    version: u64,
+}
+
+/// Titles and suffixes that are not names.
+const HONORIFICS: &[&str] = &[
+    "mr", "mrs", "ms", "miss", "dr", "prof", "jr", "sr", "md", "phd", "ii", "iii", "iv", "rn",
+    "np", "do",
+];
+
+impl std::fmt::Debug for LeakSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeakSet")
+            .field("values", &self.values.len())
+            .finish()
+    }
+}
+
+impl LeakSet {
+    /// Records an identifying value (too-short values and bare numbers too short to be
+    /// specific are skipped: they would match unrelated output).
+    pub fn add(&mut self, kind: LeakKind, value: &str) {
+        let v = value.trim();
+        if v.chars().count() < kind.min_len() || !v.chars().any(char::is_alphanumeric) {
+            return;
+        }
+        if kind == LeakKind::Zip && !v.chars().take(5).all(|c| c.is_ascii_digit()) {
+            return;
+        }
+        if kind == LeakKind::Name
+            && HONORIFICS.contains(&v.trim_end_matches('.').to_ascii_lowercase().as_str())
+        {
+            return;
+        }
+        if self.lower.insert(v.to_lowercase()) {
+            self.version += 1;
+        }
+        if !self.values.contains_key(v) {
+            self.values.insert(v.to_owned(), kind);
+        }
+        // Phones: also their digit-only form (10 digits) to catch reformatting.
+        if kind == LeakKind::Phone {
+            let digits: String = v.chars().filter(char::is_ascii_digit).collect();
+            if digits.len() >= 7 && digits != v {
+                self.values.entry(digits).or_insert(kind);
+            }
+        }
+    }
+
+    /// Whether `value` (trimmed, case-insensitive) is exactly a collected identifying value.
+    pub fn contains(&self, value: &str) -> bool {
+        !self.lower.is_empty() && self.lower.contains(&value.trim().to_lowercase())
+    }
+
+    /// A counter that changes whenever a new value is added.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Number of distinct values.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Builds the scanner.
+    pub fn scanner(&self) -> Scanner {
+        let mut pats: Vec<(&String, LeakKind)> = self.values.iter().map(|(v, k)| (v, *k)).collect();
+        pats.sort();
+        let kinds = pats.iter().map(|(_, k)| *k).collect();
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(pats.iter().map(|(v, _)| v.as_str()))
+            .ok();
+        Scanner { ac, kinds }
+    }
+}
+
+/// A compiled leak scanner.
+#[derive(Debug)]
+pub struct Scanner {
+    ac: Option<AhoCorasick>,
+    kinds: Vec<LeakKind>,
+}
+
+impl Scanner {
+    /// Replaces every whole-word identifying value in `text` by `[REDACTED]`;
+    /// `None` when there is none.
+    pub fn scrub(&self, text: &str) -> Option<String> {
+        let ac = self.ac.as_ref()?;
+        let bytes = text.as_bytes();
+        let word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+        let mut spans: Vec<(usize, usize, LeakKind)> = Vec::new();
+        for m in ac.find_overlapping_iter(text) {
+            let before = m.start().checked_sub(1).and_then(|i| bytes.get(i));
+            if word(before) || word(bytes.get(m.end())) {
+                continue;
+            }
+            if !text.is_char_boundary(m.start()) || !text.is_char_boundary(m.end()) {
+                continue;
+            }
+            let kind = self
+                .kinds
+                .get(m.pattern().as_usize())
+                .copied()
+                .unwrap_or(LeakKind::Id);
+            spans.push((m.start(), m.end(), kind));
+        }
+        if spans.is_empty() {
+            return None;
+        }
+        spans.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for (s, e, k) in spans {
+            if s < at {
+                continue;
+            }
+            out.push_str(text.get(at..s).unwrap_or_default());
+            // One neutral tag: a kind name ("STREET") could itself be a collected value.
+            let _ = k;
+            out.push_str("[REDACTED]");
+            at = e;
+        }
+        out.push_str(text.get(at..).unwrap_or_default());
+        Some(out)
+    }
+
+    /// The kind of the first whole-word identifying value found in `text`, if any.
+    pub fn find(&self, text: &str) -> Option<LeakKind> {
+        let ac = self.ac.as_ref()?;
+        let bytes = text.as_bytes();
+        for m in ac.find_overlapping_iter(text) {
+            let before = m.start().checked_sub(1).and_then(|i| bytes.get(i));
+            let after = bytes.get(m.end());
+            let word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+            if !word(before) && !word(after) {
+                return self.kinds.get(m.pattern().as_usize()).copied();
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_words_case_insensitive() {
+        let mut s = LeakSet::default();
+        s.add(LeakKind::Name, "Anne");
+        s.add(LeakKind::Id, "999-40-8244");
+        s.add(LeakKind::Name, "J"); // too short
+        s.add(LeakKind::Phone, "(555) 123-4567");
+        let sc = s.scanner();
+        assert_eq!(sc.find("Annex review"), None);
+        assert_eq!(sc.find("seen by ANNE today"), Some(LeakKind::Name));
+        assert_eq!(sc.find("ssn 999-40-8244."), Some(LeakKind::Id));
+        assert_eq!(sc.find("call 5551234567"), Some(LeakKind::Phone));
+        assert_eq!(sc.find("J"), None);
+        assert_eq!(
+            sc.scrub("anne and ANNE, annex").as_deref(),
+            Some("[REDACTED] and [REDACTED], annex")
+        );
+    }
+}

@@ -1,0 +1,206 @@
+//! Run reports: what each rule changed, what was quarantined, leak-check results, residual
+//! risk. Serializable (`deid-report.json`) with a human-readable [`RunReport::summary`]. Never
+//! holds an input value.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::risk::RiskReport;
+
+/// A record set aside because it could not be processed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quarantined {
+    /// Input file (or `<buffer>`).
+    pub file: String,
+    /// 0-based record index (Bundle entry, NDJSON record, HL7 message, CSV row).
+    pub record: u64,
+    /// 1-based line, when known (0 otherwise).
+    pub line: u64,
+    /// Where in the record (`entry[3].resource`, `MSH`, a column...).
+    pub path: String,
+    /// Why (a format error message: positions only).
+    pub reason: String,
+}
+
+/// A leak-check hit: an identifying input value found in the output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeakHit {
+    /// Output file (or `<buffer>`).
+    pub file: String,
+    /// 0-based record index in the output.
+    pub record: u64,
+    /// Path of the output value holding it.
+    pub path: String,
+    /// The kind of the identifying value (`name`, `id`, `phone`...).
+    pub kind: String,
+}
+
+/// Leak-check outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeakCheck {
+    /// Distinct identifying values collected from the input.
+    pub values_checked: u64,
+    /// Output values scanned.
+    pub output_values_scanned: u64,
+    /// Hits (paths only).
+    pub hits: Vec<LeakHit>,
+    /// Whether the check passed (no hits).
+    pub passed: bool,
+}
+
+/// One processed input file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileReport {
+    /// Input path.
+    pub input: String,
+    /// Output path.
+    pub output: String,
+    /// Format name.
+    pub format: String,
+    /// Records read.
+    pub records: u64,
+    /// Records quarantined.
+    pub quarantined: u64,
+}
+
+/// The report of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Profile name.
+    pub profile: String,
+    /// SHA-256 of the profile text.
+    pub profile_hash: String,
+    /// Key id (hash prefix, not the key).
+    pub key_id: String,
+    /// Engine version.
+    pub engine_version: String,
+    /// Output classification (`deidentified` or `limited-data-set`).
+    pub classification: String,
+    /// How identifiers were replaced, and under which regulation.
+    pub pseudonym_scheme: String,
+    /// The restricted-zip list used, with its vintage.
+    pub restricted_zip3: String,
+    /// Files processed.
+    pub files: Vec<FileReport>,
+    /// Records read.
+    pub records_in: u64,
+    /// Records written.
+    pub records_out: u64,
+    /// Changes: path → method → count.
+    pub changes: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Quarantined records.
+    pub quarantined: Vec<Quarantined>,
+    /// Warnings (unruled identifier-like columns, rule columns absent...).
+    pub warnings: Vec<String>,
+    /// Leak check.
+    pub leak_check: LeakCheck,
+    /// Residual risk on tabular quasi-identifiers, when computed.
+    pub risk: Vec<(String, RiskReport)>,
+    /// Pseudonym crosswalk pairs added in this run (surrogate scheme).
+    pub crosswalk_added: u64,
+}
+
+impl RunReport {
+    /// Whether the run passed: no leak (when the profile fails on leaks) and nothing
+    /// quarantined.
+    pub fn clean(&self) -> bool {
+        self.leak_check.passed && self.quarantined.is_empty()
+    }
+
+    /// A human-readable summary.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "airlock de-identification report");
+        let _ = writeln!(
+            s,
+            "profile            {} (sha256 {})",
+            self.profile,
+            short(&self.profile_hash)
+        );
+        let _ = writeln!(s, "key id             {}", self.key_id);
+        let _ = writeln!(s, "classification     {}", self.classification);
+        let _ = writeln!(s, "identifiers        {}", self.pseudonym_scheme);
+        let _ = writeln!(s, "restricted zip3    {}", self.restricted_zip3);
+        let _ = writeln!(s, "files              {}", self.files.len());
+        let _ = writeln!(
+            s,
+            "records in / out   {} / {}",
+            self.records_in, self.records_out
+        );
+        let _ = writeln!(s, "quarantined        {}", self.quarantined.len());
+        for q in self.quarantined.iter().take(20) {
+            let _ = writeln!(
+                s,
+                "  {} record {} line {} `{}`: {}",
+                q.file, q.record, q.line, q.path, q.reason
+            );
+        }
+        let lc = &self.leak_check;
+        let _ = writeln!(
+            s,
+            "leak check         {} ({} identifying values, {} output values scanned, {} hits)",
+            if lc.passed { "PASSED" } else { "FAILED" },
+            lc.values_checked,
+            lc.output_values_scanned,
+            lc.hits.len()
+        );
+        for h in lc.hits.iter().take(20) {
+            let _ = writeln!(
+                s,
+                "  {} record {} `{}` ({})",
+                h.file, h.record, h.path, h.kind
+            );
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "warning: {w}");
+        }
+        let _ = writeln!(s, "changes by path (top 40):");
+        let mut rows: Vec<(u64, &str, &str)> = self
+            .changes
+            .iter()
+            .flat_map(|(p, m)| m.iter().map(move |(k, v)| (*v, p.as_str(), k.as_str())))
+            .collect();
+        rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+        for (n, p, m) in rows.iter().take(40) {
+            let _ = writeln!(s, "  {n:>8}  {m:<11} {p}");
+        }
+        for (name, r) in &self.risk {
+            let _ = writeln!(s, "residual risk: {name}");
+            s.push_str(&r.summary());
+        }
+        s
+    }
+}
+
+fn short(h: &str) -> &str {
+    h.get(..16).unwrap_or(h)
+}
+
+/// Change counters keyed by `path` and method (fast path for the hot loop).
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    map: HashMap<String, HashMap<&'static str, u64>>,
+}
+
+impl Changes {
+    pub fn add(&mut self, path: &str, method: &'static str) {
+        if let Some(m) = self.map.get_mut(path) {
+            *m.entry(method).or_insert(0) += 1;
+        } else {
+            let mut m = HashMap::new();
+            m.insert(method, 1);
+            self.map.insert(path.to_owned(), m);
+        }
+    }
+
+    pub fn merge_into(&self, out: &mut BTreeMap<String, BTreeMap<String, u64>>) {
+        for (p, m) in &self.map {
+            let e = out.entry(p.clone()).or_default();
+            for (k, v) in m {
+                *e.entry((*k).to_owned()).or_insert(0) += v;
+            }
+        }
+    }
+}
