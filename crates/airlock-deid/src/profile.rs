@@ -726,6 +726,7 @@ pub fn parse_fhir_path(text: &str) -> Result<FhirPath, String> {
     let mut by_type = None;
     let mut steps = Vec::new();
     let mut first = true;
+    let mut saw_resource = false;
     while !rest.is_empty() {
         let (tok, after) = next_token(rest)?;
         rest = after;
@@ -750,6 +751,7 @@ pub fn parse_fhir_path(text: &str) -> Result<FhirPath, String> {
             if !is_resource_type(tok) {
                 return Err(format!("unknown resource type `{tok}`"));
             }
+            saw_resource = true;
             if tok != "Resource" && tok != "DomainResource" {
                 resource = Some(tok.to_owned());
             }
@@ -760,7 +762,7 @@ pub fn parse_fhir_path(text: &str) -> Result<FhirPath, String> {
         }
         first = false;
     }
-    if by_type.is_none() && steps.is_empty() && resource.is_none() {
+    if by_type.is_none() && steps.is_empty() && !saw_resource {
         return Err("empty path".into());
     }
     Ok(FhirPath {

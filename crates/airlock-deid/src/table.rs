@@ -58,7 +58,7 @@ fn is_direct(n: &str) -> bool {
                 device_id|serial|serial_number|
                 url|website|ip|ip_address|
                 health_plan|beneficiary|member_id|policy_number|insurance_id
-            )$",
+            )(?:_(?:number|num|no|nbr|id|address|addr|1|2))?$",
         )
         .ok()
     })
