@@ -1,1 +1,202 @@
-fn main() {}
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+//! Throughput of the de-identification engine, next to a baseline measured in the same run.
+//!
+//! 1. FHIR resources per second under `safe-harbor` on the shared Synthea bundles (generated
+//!    bundles when the shared data is absent), against a plain `serde_json` parse + serialise of
+//!    the same bytes; and the same for `expert-determination`.
+//! 2. The risk report on the 100k-row readmission table with 8 quasi-identifiers, against a plain
+//!    CSV parse of the same bytes.
+//!
+//! Run: `cargo bench -p airlock-deid --bench deid`
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use airlock_deid::{Crosswalk, DeidKeys, Format, Profile, deid_bytes, risk_report_csv};
+
+fn data_dir() -> Option<std::path::PathBuf> {
+    let p = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"));
+    p.is_dir().then(|| p.to_path_buf())
+}
+
+fn generated_bundles() -> Vec<Vec<u8>> {
+    (0..8)
+        .map(|p| {
+            let mut entries = vec![serde_json::json!({"fullUrl": format!("urn:uuid:p{p}"), "resource": {
+                "resourceType": "Patient", "id": format!("p{p}"),
+                "identifier": [{"type": {"coding": [{"code": "MR"}]}, "value": format!("MRN{p}")}],
+                "name": [{"family": "Family", "given": ["Given"]}], "birthDate": "1970-01-01", "gender": "female",
+                "address": [{"line": ["1 Main St"], "city": "Springfield", "state": "MA", "postalCode": "01101"}]}})];
+            for i in 0..500 {
+                entries.push(serde_json::json!({"fullUrl": format!("urn:uuid:o{p}-{i}"), "resource": {
+                    "resourceType": "Observation", "id": format!("o{p}-{i}"), "status": "final",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}], "text": "Heart rate"},
+                    "subject": {"reference": format!("urn:uuid:p{p}")},
+                    "effectiveDateTime": "2020-01-01T10:00:00Z", "valueQuantity": {"value": 70 + i % 20, "unit": "/min"}}}));
+            }
+            serde_json::to_vec(&serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})).unwrap()
+        })
+        .collect()
+}
+
+fn time<F: FnMut()>(min: Duration, mut f: F) -> (u32, Duration) {
+    let start = Instant::now();
+    let mut n = 0;
+    while n == 0 || start.elapsed() < min {
+        f();
+        n += 1;
+    }
+    (n, start.elapsed())
+}
+
+fn main() {
+    let (bundles, source) = match data_dir() {
+        Some(d) => {
+            let mut v = Vec::new();
+            let mut paths: Vec<_> = std::fs::read_dir(d.join("fhir/synthea"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            paths.sort();
+            for p in paths {
+                v.push(std::fs::read(p).unwrap());
+            }
+            (v, "shared Synthea bundles")
+        }
+        None => (
+            generated_bundles(),
+            "generated bundles (shared data absent)",
+        ),
+    };
+    let resources: usize = bundles
+        .iter()
+        .map(|b| {
+            airlock_formats::validate(Format::FhirJson, b)
+                .unwrap()
+                .records as usize
+        })
+        .sum();
+    let mb = bundles.iter().map(Vec::len).sum::<usize>() as f64 / 1e6;
+    println!(
+        "FHIR: {} bundles, {resources} resources, {mb:.1} MB ({source})",
+        bundles.len()
+    );
+
+    let (n, t) = time(Duration::from_secs(3), || {
+        for b in &bundles {
+            let v: serde_json::Value = serde_json::from_slice(b).unwrap();
+            std::hint::black_box(serde_json::to_vec(&v).unwrap());
+        }
+    });
+    let base = (resources as f64 * f64::from(n)) / t.as_secs_f64();
+    println!(
+        "{:<44} {:>12.0} resources/s",
+        "serde_json parse + serialise (baseline)", base
+    );
+
+    let keys = DeidKeys::new(vec![7; 32]).unwrap();
+    let no_text = Profile::from_toml(
+        &include_str!("../profiles/safe-harbor.toml")
+            .replace("free_text = \"tag\"", "free_text = \"redact\""),
+    )
+    .unwrap();
+    for (name, profile) in [
+        ("safe-harbor", Profile::builtin("safe-harbor").unwrap()),
+        (
+            "expert-determination",
+            Profile::builtin("expert-determination").unwrap(),
+        ),
+        ("safe-harbor, free text removed (no text engine)", no_text),
+    ] {
+        let mut cw = Crosswalk::new();
+        // Warm up (text engine dictionaries, crosswalk).
+        for b in &bundles {
+            deid_bytes(&profile, &keys, &mut cw, Format::FhirJson, b).unwrap();
+        }
+        let (n, t) = time(Duration::from_secs(5), || {
+            for b in &bundles {
+                std::hint::black_box(
+                    deid_bytes(&profile, &keys, &mut cw, Format::FhirJson, b).unwrap(),
+                );
+            }
+        });
+        let rate = (resources as f64 * f64::from(n)) / t.as_secs_f64();
+        println!(
+            "{:<52} {:>10.0} resources/s   {:.1}x slower than baseline",
+            format!("deid {name}"),
+            rate,
+            base / rate
+        );
+    }
+
+    // Risk report on the readmission table.
+    let Some(d) = data_dir() else {
+        println!("readmission table: shared data absent, skipped");
+        return;
+    };
+    let tmp = std::env::temp_dir().join(format!("airlock-deid-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let ok = std::process::Command::new("unzip")
+        .args(["-o", "-q"])
+        .arg(d.join("tabular/diabetes130/dataset_diabetes.zip"))
+        .arg("dataset_diabetes/diabetic_data.csv")
+        .arg("-d")
+        .arg(&tmp)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        println!("readmission table: unzip unavailable, skipped");
+        return;
+    }
+    let csv = std::fs::read(tmp.join("dataset_diabetes/diabetic_data.csv")).unwrap();
+    std::fs::remove_dir_all(&tmp).unwrap();
+    let qis: Vec<String> = [
+        "race",
+        "gender",
+        "age",
+        "admission_type_id",
+        "discharge_disposition_id",
+        "admission_source_id",
+        "payer_code",
+        "medical_specialty",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let (n, t) = time(Duration::from_secs(2), || {
+        let mut r = csv::Reader::from_reader(csv.as_slice());
+        let mut rec = csv::ByteRecord::new();
+        let mut rows = 0u64;
+        while r.read_byte_record(&mut rec).unwrap() {
+            rows += 1;
+        }
+        std::hint::black_box(rows);
+    });
+    let parse = t / n;
+    let mut report = None;
+    let (n, t) = time(Duration::from_secs(3), || {
+        report = Some(risk_report_csv(csv.as_slice(), &qis, Some("readmitted"), 1.0).unwrap());
+    });
+    let risk = t / n;
+    let r = report.unwrap();
+    println!("readmission table: {} rows, 8 quasi-identifiers", r.records);
+    println!(
+        "{:<44} {:>12.1} ms",
+        "csv parse only (baseline)",
+        parse.as_secs_f64() * 1e3
+    );
+    println!(
+        "{:<44} {:>12.1} ms   {:.1}x the parse",
+        "risk report (k, l, prosecutor, journalist)",
+        risk.as_secs_f64() * 1e3,
+        risk.as_secs_f64() / parse.as_secs_f64()
+    );
+    print!("{}", r.summary());
+}

@@ -35,6 +35,7 @@ pub(crate) struct Run<'a> {
     pub override_known: Option<KnownIdentifiers>,
     /// Scanner over the identifying values collected so far, applied to free-text output.
     scrubber: Option<(u64, std::sync::Arc<crate::leak::Scanner>)>,
+    scrub_epoch: u64,
 }
 
 impl<'a> Run<'a> {
@@ -54,6 +55,7 @@ impl<'a> Run<'a> {
             records_out: 0,
             override_known: None,
             scrubber: None,
+            scrub_epoch: 0,
         }
     }
 
@@ -186,9 +188,15 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// The scanner over the identifying values collected so far (rebuilt when they change).
+    /// Marks the identifying values collected so far as known to the scrubber (called after
+    /// a pre-scan; values collected while transforming do not rebuild the automaton each time).
+    pub fn refresh_scrub(&mut self) {
+        self.scrub_epoch = self.leaks.version();
+    }
+
+    /// The scanner over the identifying values of the last pre-scan (rebuilt when they change).
     pub fn scanner(&mut self) -> std::sync::Arc<crate::leak::Scanner> {
-        let version = self.leaks.version();
+        let version = self.scrub_epoch;
         if let Some((v, s)) = &self.scrubber
             && *v == version
         {

@@ -90,6 +90,8 @@ struct Walk<'r> {
     resource_id: String,
     mrn: Option<String>,
     chain: Vec<Entry>,
+    /// `ResourceType.key.key...` of the current node, maintained with the chain.
+    path_buf: String,
 }
 
 fn step_matches(step: &Step, e: &Entry) -> bool {
@@ -199,13 +201,21 @@ impl Walk<'_> {
         best
     }
 
-    fn path(&self) -> String {
-        let mut s = self.resource_type.clone();
-        for e in &self.chain {
-            s.push('.');
-            s.push_str(&e.key);
+    fn path(&self) -> &str {
+        &self.path_buf
+    }
+
+    fn push(&mut self, e: Entry) {
+        self.path_buf.push('.');
+        self.path_buf.push_str(&e.key);
+        self.chain.push(e);
+    }
+
+    fn pop(&mut self) {
+        if let Some(e) = self.chain.pop() {
+            let n = self.path_buf.len().saturating_sub(e.key.len() + 1);
+            self.path_buf.truncate(n);
         }
-        s
     }
 
     fn parent_ty(&self) -> Option<&'static str> {
@@ -382,6 +392,11 @@ fn is_code_key(key: &str, parent: Option<&'static str>) -> bool {
 /// Registers the patients of a document (MRN and known identifiers) before processing, so every
 /// resource that refers to them gets the same key, offset and text-engine knowledge.
 pub(crate) fn prescan(run: &mut Run<'_>, doc: &Value) {
+    prescan_inner(run, doc);
+    run.refresh_scrub();
+}
+
+fn prescan_inner(run: &mut Run<'_>, doc: &Value) {
     let mut visit = |r: &Value, full_url: Option<&str>| {
         if r.get("resourceType").and_then(Value::as_str) != Some("Patient") {
             return;
@@ -706,6 +721,7 @@ fn deid_resource(run: &mut Run<'_>, rules: &[FhirRule], index: &RuleIndex, r: &m
         .unwrap_or_default()
         .to_owned();
     let mrn = resource_patient(run, r);
+    let path_buf = resource_type.clone();
     let mut walk = Walk {
         rules,
         index,
@@ -713,6 +729,7 @@ fn deid_resource(run: &mut Run<'_>, rules: &[FhirRule], index: &RuleIndex, r: &m
         resource_id,
         mrn,
         chain: Vec::new(),
+        path_buf,
     };
     let inherited = walk.direct_rule();
     if let Value::Object(map) = r {
@@ -799,13 +816,13 @@ fn walk_object(
                     } else {
                         None
                     };
-                    w.chain.push(Entry {
+                    w.push(Entry {
                         key: k.clone(),
                         ty,
                         url,
                     });
                     let a = walk_node(run, w, item, inherited, ty);
-                    w.chain.pop();
+                    w.pop();
                     match a {
                         Action::Keep => {}
                         Action::Replace(nv) => *item = nv,
@@ -828,13 +845,13 @@ fn walk_object(
             }
             other => {
                 let ty = infer_type(k, other, self_ty);
-                w.chain.push(Entry {
+                w.push(Entry {
                     key: k.clone(),
                     ty,
                     url: None,
                 });
                 let a = walk_node(run, w, other, inherited, ty);
-                w.chain.pop();
+                w.pop();
                 a
             }
         };
@@ -945,7 +962,7 @@ fn leaf_action(
         _ => return Action::Keep,
     };
     let is_string = v.is_string();
-    let path = w.path();
+    let path = w.path().to_owned();
     let rule_method = eff.and_then(|i| w.rules.get(i)).map(|r| r.method.clone());
     let (method_name, out): (&'static str, Option<Value>) = match rule_method {
         Some(m) => apply_rule(run, w, &m, &key, pt, ty, &s, is_string, v),

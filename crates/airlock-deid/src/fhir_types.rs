@@ -218,9 +218,11 @@ pub fn choice_type(key: &str) -> Option<&'static str> {
         return None;
     }
     let suffix = key.get(i..)?;
+    let sb = suffix.as_bytes();
     DATA_TYPES.iter().copied().find(|t| {
-        t.len() == suffix.len()
-            && t.get(..1).map(str::to_ascii_uppercase).as_deref() == suffix.get(..1)
-            && t.get(1..) == suffix.get(1..)
+        let tb = t.as_bytes();
+        tb.len() == sb.len()
+            && tb.first().map(u8::to_ascii_uppercase) == sb.first().copied()
+            && tb.get(1..) == sb.get(1..)
     })
 }

@@ -306,6 +306,7 @@ pub(crate) fn deid_message(run: &mut Run<'_>, msg: &mut Message) {
     let mrn = mrn_of(msg);
     let mut known = known_from_message(msg);
     collect_message(run, msg, &mut known);
+    run.refresh_scrub();
     run.override_known = Some(known);
     let info = PatientInfo { mrn };
     let d = msg.delimiters;
@@ -392,6 +393,7 @@ pub(crate) fn collect_file(run: &mut Run<'_>, bytes: &[u8]) {
             }
         }
     }
+    run.refresh_scrub();
 }
 
 fn trim_trailing_empty(seg: &mut Segment) {

@@ -106,8 +106,14 @@ pub fn deid_bytes(
         _ => {}
     }
     let mut risk = Vec::new();
+    let mut doc = None;
     let out = match format {
-        Format::FhirJson => deid_fhir_json(&mut run, &index, label, bytes),
+        Format::FhirJson => {
+            doc = deid_fhir_value(&mut run, &index, label, bytes);
+            doc.as_ref()
+                .map(|d| serde_json::to_vec(d).unwrap_or_default())
+                .unwrap_or_default()
+        }
         Format::FhirNdjson => {
             let mut out = Vec::new();
             deid_ndjson(
@@ -133,7 +139,11 @@ pub fn deid_bytes(
     let scanner = run.leaks.scanner();
     let mut hits = Vec::new();
     let mut scanned = 0u64;
-    scan_output(&scanner, format, &out, label, &mut hits, &mut scanned);
+    match &doc {
+        // Scan the output tree already in memory rather than re-parsing it.
+        Some(d) => fhir::scan_output(&scanner, d, label, 0, &mut hits, &mut scanned),
+        None => scan_output(&scanner, format, &out, label, &mut hits, &mut scanned),
+    }
     finish_report(&mut report, &run, hits, scanned);
     if profile.leak_policy() == LeakPolicy::Fail && !report.leak_check.passed {
         return Err(DeidError::LeakCheckFailed {
@@ -425,19 +435,30 @@ fn finish_report(report: &mut RunReport, run: &Run<'_>, hits: Vec<LeakHit>, scan
 }
 
 fn deid_fhir_json(run: &mut Run<'_>, index: &RuleIndex, label: &str, bytes: &[u8]) -> Vec<u8> {
+    deid_fhir_value(run, index, label, bytes)
+        .map(|doc| serde_json::to_vec(&doc).unwrap_or_default())
+        .unwrap_or_default()
+}
+
+fn deid_fhir_value(
+    run: &mut Run<'_>,
+    index: &RuleIndex,
+    label: &str,
+    bytes: &[u8],
+) -> Option<serde_json::Value> {
     let mut doc = match airlock_formats::fhir::parse_json(bytes) {
         Ok(v) => v,
         Err(e) => {
             quarantine(run, label, 0, 0, "document", &e.to_string());
-            return Vec::new();
+            return None;
         }
     };
     if let Err(reason) = fhir::check_resource(&doc) {
         quarantine(run, label, 0, 1, "document", reason);
-        return Vec::new();
+        return None;
     }
     fhir::deid_document(run, index, &mut doc, label, 1);
-    serde_json::to_vec(&doc).unwrap_or_default()
+    Some(doc)
 }
 
 fn quarantine(run: &mut Run<'_>, file: &str, record: u64, line: u64, path: &str, reason: &str) {

@@ -414,6 +414,12 @@ proptest! {
     }
 
     #[test]
+    fn profile_loading_never_panics(text in "(name|path|method|\\[\\[fhir\\]\\]|=|'|\"|nodesByType\\('|\\)|\\.|Patient|redact|[a-z]{1,6}|\n| ){0,40}") {
+        let _ = Profile::from_toml(&text);
+        let _ = airlock_deid::profile::parse_fhir_path(&text);
+    }
+
+    #[test]
     fn deid_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
         let p = safe();
         let k = key(14);
