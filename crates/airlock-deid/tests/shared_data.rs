@@ -344,3 +344,24 @@ fn readmission_csv_safe_harbor_and_risk() {
     assert_eq!(r.records, 101_766);
     assert!(r.k >= 1 && r.classes > 100);
 }
+
+#[test]
+fn readmission_csv_expert_k_anonymity_on_8_quasi_identifiers() {
+    let Some(dir) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(csv) = unzip_readmission(&dir, tmp.path()) else { return };
+    let base = include_str!("../profiles/expert-determination.toml");
+    let toml = base.replace(
+        "quasi_identifiers = [\"race\", \"gender\", \"age\"]",
+        "quasi_identifiers = [\"race\", \"gender\", \"age\", \"admission_type_id\", \"discharge_disposition_id\", \"admission_source_id\", \"payer_code\", \"medical_specialty\"]\nsensitive = \"readmitted\"",
+    );
+    let p = Profile::from_toml(&toml).unwrap().with_reference_year(2026);
+    let out = tmp.path().join("out");
+    let report = deid_paths(&p, &key(), &mut Crosswalk::new(), std::slice::from_ref(&csv), &out).unwrap();
+    let (_, r) = &report.risk[0];
+    println!("{}", r.summary());
+    assert!(r.k >= 5, "k = {}", r.k);
+    assert!(r.prosecutor_max <= 0.2);
+    assert!(r.suppressed as f64 <= 0.05 * 101_766.0);
+    assert_eq!(r.records + r.suppressed, 101_766);
+}
