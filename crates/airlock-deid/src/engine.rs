@@ -15,6 +15,10 @@ use crate::profile::{DatePolicy, Method, Profile, ProfileInner, PseudonymScheme,
 use crate::report::{Changes, Quarantined};
 use crate::values;
 
+/// Texts shorter than this (bytes) go to the text engine without the patient's known
+/// identifiers (see [`Run::text_with`]).
+const KNOWN_MIN_TEXT: usize = 64;
+
 /// Mutable state of one run.
 pub(crate) struct Run<'a> {
     pub profile: &'a Profile,
@@ -170,10 +174,16 @@ impl<'a> Run<'a> {
         } else {
             0
         };
-        let known = self
-            .override_known
-            .as_ref()
-            .or_else(|| mrn.and_then(|m| self.known.get(m)));
+        // airlock-text compiles the known identifiers into an automaton on every call; for short
+        // strings the scrub below (every identifying value of the input, whole words) covers
+        // them, so only texts long enough to hold spelling variants (notes) get them.
+        let known = if text.len() >= KNOWN_MIN_TEXT {
+            self.override_known
+                .as_ref()
+                .or_else(|| mrn.and_then(|m| self.known.get(m)))
+        } else {
+            None
+        };
         let ctx = patient.as_deref().map(|p| SurrogateContext {
             key: self.keys.expose_secret(),
             patient: p,

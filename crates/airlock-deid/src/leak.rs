@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde::{Deserialize, Serialize};
 
 /// The kind of an identifying value.
@@ -138,6 +138,9 @@ impl LeakSet {
         let ac = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
+            // Built once or twice per run or document: a contiguous NFA builds in a fraction of
+            // the time of a DFA and searches almost as fast.
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
             .build(pats.iter().map(|(v, _)| v.as_str()))
             .ok();
         Scanner { ac, kinds }

@@ -349,7 +349,9 @@ fn readmission_csv_safe_harbor_and_risk() {
 fn readmission_csv_expert_k_anonymity_on_8_quasi_identifiers() {
     let Some(dir) = data_dir() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let Some(csv) = unzip_readmission(&dir, tmp.path()) else { return };
+    let Some(csv) = unzip_readmission(&dir, tmp.path()) else {
+        return;
+    };
     let base = include_str!("../profiles/expert-determination.toml");
     let toml = base.replace(
         "quasi_identifiers = [\"race\", \"gender\", \"age\"]",
@@ -357,7 +359,14 @@ fn readmission_csv_expert_k_anonymity_on_8_quasi_identifiers() {
     );
     let p = Profile::from_toml(&toml).unwrap().with_reference_year(2026);
     let out = tmp.path().join("out");
-    let report = deid_paths(&p, &key(), &mut Crosswalk::new(), std::slice::from_ref(&csv), &out).unwrap();
+    let report = deid_paths(
+        &p,
+        &key(),
+        &mut Crosswalk::new(),
+        std::slice::from_ref(&csv),
+        &out,
+    )
+    .unwrap();
     let (_, r) = &report.risk[0];
     println!("{}", r.summary());
     assert!(r.k >= 5, "k = {}", r.k);
