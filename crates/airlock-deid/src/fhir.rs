@@ -639,7 +639,8 @@ pub(crate) fn deid_document(
     line: u64,
 ) {
     prescan(run, doc);
-    let rules = run.profile.fhir_rules().to_vec();
+    let profile = run.profile;
+    let rules = profile.fhir_rules();
     if doc.get("resourceType").and_then(Value::as_str) == Some("Bundle") {
         // Quarantine malformed entries first.
         if let Some(Value::Array(entries)) = doc.get_mut("entry") {
@@ -673,7 +674,7 @@ pub(crate) fn deid_document(
         run.records_in += 1;
         run.records_out += 1;
     }
-    deid_resource(run, &rules, index, doc);
+    deid_resource(run, rules, index, doc);
 }
 
 /// Checks a resource's minimal shape.
@@ -948,38 +949,49 @@ fn leak_kind(w: &Walk<'_>, key: &str, value: &str) -> Option<LeakKind> {
 
 fn leaf_action(
     run: &mut Run<'_>,
-    w: &mut Walk<'_>,
+    w: &Walk<'_>,
     v: &mut Value,
     eff: Option<usize>,
     ty: Option<&'static str>,
 ) -> Action {
-    let key = w.chain.last().map(|e| e.key.clone()).unwrap_or_default();
+    let key = w.chain.last().map_or("", |e| e.key.as_str());
     let pt = w.parent_ty();
-    let s = match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
+    let owned;
+    let s: &str = match &*v {
+        Value::String(s) => s,
+        Value::Number(n) => {
+            owned = n.to_string();
+            &owned
+        }
+        Value::Bool(b) => {
+            if *b {
+                "true"
+            } else {
+                "false"
+            }
+        }
         _ => return Action::Keep,
     };
     let is_string = v.is_string();
-    let path = w.path().to_owned();
-    let rule_method = eff.and_then(|i| w.rules.get(i)).map(|r| r.method.clone());
+    let path = w.path();
+    let rules: &[FhirRule] = w.rules;
+    let rule_method = eff.and_then(|i| rules.get(i)).map(|r| &r.method);
     let (method_name, out): (&'static str, Option<Value>) = match rule_method {
-        Some(m) => apply_rule(run, w, &m, &key, pt, ty, &s, is_string, v),
-        None => default_action(run, w, &key, pt, ty, &s, is_string, v),
+        Some(m) => apply_rule(run, w, m, key, pt, ty, s, is_string, v),
+        None => default_action(run, w, key, pt, ty, s, is_string, v),
     };
     let changed = match &out {
         None => true,
         Some(nv) => nv != v,
     };
     if method_name != "keep" || changed {
-        run.changes.add(&path, method_name);
+        run.changes.add(path, method_name);
     }
     if changed
         && is_string
-        && let Some(kind) = leak_kind(w, &key, &s)
+        && let Some(kind) = leak_kind(w, key, s)
     {
-        run.leak(kind, &s);
+        run.leak(kind, s);
     }
     match out {
         None => Action::Remove,

@@ -310,7 +310,8 @@ pub(crate) fn deid_message(run: &mut Run<'_>, msg: &mut Message) {
     run.override_known = Some(known);
     let info = PatientInfo { mrn };
     let d = msg.delimiters;
-    let rules: Vec<Hl7Rule> = run.profile.hl7_rules().to_vec();
+    let profile = run.profile;
+    let rules: &[Hl7Rule] = profile.hl7_rules();
     // OBX-2 value type per segment, read before mutation.
     for seg in msg.segments.iter_mut() {
         let value_type = if seg.id == "OBX" {
