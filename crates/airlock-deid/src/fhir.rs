@@ -392,8 +392,13 @@ fn is_code_key(key: &str, parent: Option<&'static str>) -> bool {
 /// Registers the patients of a document (MRN and known identifiers) before processing, so every
 /// resource that refers to them gets the same key, offset and text-engine knowledge.
 pub(crate) fn prescan(run: &mut Run<'_>, doc: &Value) {
+    // Rebuild the scrub automaton only when the pre-scan found new values (not for values
+    // collected while transforming earlier records: that would rebuild it per NDJSON line).
+    let before = run.leaks.version();
     prescan_inner(run, doc);
-    run.refresh_scrub();
+    if run.leaks.version() != before {
+        run.refresh_scrub();
+    }
 }
 
 fn prescan_inner(run: &mut Run<'_>, doc: &Value) {

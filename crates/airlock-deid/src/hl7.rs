@@ -305,8 +305,11 @@ pub(crate) fn collect_message(run: &mut Run<'_>, msg: &Message, known: &mut Know
 pub(crate) fn deid_message(run: &mut Run<'_>, msg: &mut Message) {
     let mrn = mrn_of(msg);
     let mut known = known_from_message(msg);
+    let before = run.leaks.version();
     collect_message(run, msg, &mut known);
-    run.refresh_scrub();
+    if run.leaks.version() != before {
+        run.refresh_scrub();
+    }
     run.override_known = Some(known);
     let info = PatientInfo { mrn };
     let d = msg.delimiters;

@@ -374,3 +374,78 @@ fn readmission_csv_expert_k_anonymity_on_8_quasi_identifiers() {
     assert!(r.suppressed as f64 <= 0.05 * 101_766.0);
     assert_eq!(r.records + r.suppressed, 101_766);
 }
+
+#[test]
+fn synthea_as_bulk_ndjson_safe_harbor() {
+    // The Synthea bundles re-cut as a bulk export: one NDJSON file per resource type.
+    let Some(dir) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("bulk");
+    std::fs::create_dir_all(&input).unwrap();
+    let mut files: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(dir.join("fhir/synthea")).unwrap() {
+        let v: Value = serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
+        for entry in v["entry"].as_array().unwrap() {
+            let r = &entry["resource"];
+            let t = r["resourceType"].as_str().unwrap().to_owned();
+            let line = serde_json::to_string(r).unwrap();
+            let f = files.entry(t).or_default();
+            f.push_str(&line);
+            f.push('\n');
+        }
+    }
+    for (t, text) in &files {
+        std::fs::write(input.join(format!("{t}.ndjson")), text).unwrap();
+    }
+    let out = tmp.path().join("out");
+    let report = deid_paths(
+        &profile("safe-harbor"),
+        &key(),
+        &mut Crosswalk::new(),
+        std::slice::from_ref(&input),
+        &out,
+    )
+    .unwrap();
+    assert!(report.leak_check.passed);
+    assert!(report.quarantined.is_empty());
+    assert_eq!(report.records_out, 4688);
+    // Every urn:uuid reference points at a resource id present in the output.
+    let mut ids = HashSet::new();
+    let mut refs = Vec::new();
+    for t in files.keys() {
+        for line in std::fs::read_to_string(out.join("bulk").join(format!("{t}.ndjson")))
+            .unwrap()
+            .lines()
+        {
+            let v: Value = serde_json::from_str(line).unwrap();
+            ids.insert(v["id"].as_str().unwrap().to_owned());
+            let mut strings = Vec::new();
+            walk_strings(&v, "", &mut strings);
+            let contained: HashSet<String> = v["contained"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["id"].as_str().map(str::to_owned))
+                .collect();
+            for (k, s) in strings {
+                if k != "reference" {
+                    continue;
+                }
+                match s.strip_prefix('#') {
+                    Some(local) => {
+                        assert!(contained.contains(local), "dangling contained reference")
+                    }
+                    None => refs.push(s.to_owned()),
+                }
+            }
+        }
+    }
+    assert!(refs.len() > 1000);
+    for r in &refs {
+        let id = r.strip_prefix("urn:uuid:").unwrap_or(r);
+        assert!(
+            ids.contains(id),
+            "dangling reference after NDJSON de-identification"
+        );
+    }
+}
