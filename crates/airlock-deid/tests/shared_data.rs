@@ -449,3 +449,43 @@ fn synthea_as_bulk_ndjson_safe_harbor() {
         );
     }
 }
+
+#[test]
+fn hl7_samples_expert_one_offset_per_message() {
+    let Some(dir) = data_dir() else { return };
+    let p = profile("expert-determination");
+    let day = |s: &str| chrono::NaiveDate::parse_from_str(s.get(..8)?, "%Y%m%d").ok();
+    let mut checked = 0;
+    for e in std::fs::read_dir(dir.join("hl7v2")).unwrap() {
+        let path = e.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let (out, report) =
+            deid_bytes(&p, &key(), &mut Crosswalk::new(), Format::Hl7v2, &bytes).unwrap();
+        assert!(report.quarantined.is_empty());
+        let (_, ins) = airlock_formats::hl7::parse_all(&bytes).unwrap();
+        let (_, outs) = airlock_formats::hl7::parse_all(&out).unwrap();
+        assert_eq!(ins.len(), outs.len());
+        for (a, b) in ins.iter().zip(&outs) {
+            let mut offsets = BTreeSet::new();
+            for (seg, n) in [("MSH", 7), ("EVN", 2), ("PID", 7), ("PV1", 44), ("PV1", 45)] {
+                let get = |m: &airlock_formats::hl7::Message| {
+                    m.segment(seg)
+                        .and_then(|s| s.field(n))
+                        .map(|f| f.first_value(&m.delimiters))
+                };
+                if let (Some(x), Some(y)) = (get(a), get(b)) {
+                    if let (Some(dx), Some(dy)) = (day(&x), day(&y)) {
+                        offsets.insert((dy - dx).num_days());
+                    }
+                }
+            }
+            assert!(
+                offsets.len() <= 1,
+                "{}: one offset per message, got {offsets:?}",
+                path.display()
+            );
+            checked += offsets.len();
+        }
+    }
+    assert!(checked > 50, "{checked}");
+}
