@@ -473,10 +473,10 @@ fn hl7_samples_expert_one_offset_per_message() {
                         .and_then(|s| s.field(n))
                         .map(|f| f.first_value(&m.delimiters))
                 };
-                if let (Some(x), Some(y)) = (get(a), get(b)) {
-                    if let (Some(dx), Some(dy)) = (day(&x), day(&y)) {
-                        offsets.insert((dy - dx).num_days());
-                    }
+                if let (Some(x), Some(y)) = (get(a), get(b))
+                    && let (Some(dx), Some(dy)) = (day(&x), day(&y))
+                {
+                    offsets.insert((dy - dx).num_days());
                 }
             }
             assert!(
