@@ -1,1 +1,39 @@
-//! airlock-store
+//! The deployment home: configuration, key hierarchy on disk, an encrypted content-addressed
+//! object store, the metadata store, datasets with immutable versions and lineage, and the
+//! audit ledger every operation writes to.
+//!
+//! Layout of a home directory:
+//!
+//! ```text
+//! airlock.toml     configuration (no secrets)
+//! keyring.json     master key sealed by the passphrase (Argon2id); named keys sealed by it
+//! metadata.db      SQLite metadata (dataset versions, objects and their wrapped data keys)
+//! objects/         encrypted objects: <zone>/<classification>/<hh>/<sha256 of plaintext>
+//! ledger/          the audit ledger (WAL, C2SP tiles, signed checkpoint)
+//! ```
+//!
+//! Invariants and where they are kept:
+//! * every write, read and copy asks [`airlock_types::zone`] (see [`Home::write_version`],
+//!   [`Home::read_version`]); nothing else decides what may cross a zone;
+//! * nothing identified is in `metadata.db`: file names and per-file details live in each
+//!   version's manifest, which is itself an encrypted object;
+//! * every operation that reads, writes or moves data appends to the ledger before it returns.
+
+mod config;
+mod datasets;
+mod error;
+mod home;
+mod meta;
+mod objects;
+
+pub use config::Config;
+pub use datasets::{
+    Access, DatasetSummary, DatasetVersion, IngestRequest, Lineage, Manifest, ManifestFile,
+    NewFile, NewVersion, Transform, VersionRef, parse_version_spec,
+};
+pub use error::StoreError;
+pub use home::{Home, InitOptions, Passphrase, RotationSummary};
+pub use objects::ObjectRef;
+
+/// The version of Airlock written into lineage records.
+pub const AIRLOCK_VERSION: &str = env!("CARGO_PKG_VERSION");

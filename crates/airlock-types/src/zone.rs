@@ -404,6 +404,15 @@ pub fn check_transfer(
     Ok(())
 }
 
+/// May a gate read its input from this zone?
+pub fn check_gate_source(gate: Gate, zone: Zone) -> Result<(), ZoneError> {
+    if gate.may_read_from(zone) {
+        Ok(())
+    } else {
+        Err(ZoneError::GateSource { gate, zone })
+    }
+}
+
 /// Keep user-supplied names short in error messages.
 fn truncate(s: &str) -> String {
     s.chars().take(40).collect()

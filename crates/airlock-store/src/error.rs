@@ -1,0 +1,107 @@
+//! Errors of the store. Messages name files, datasets, zones and object hashes; never data.
+
+use std::path::PathBuf;
+
+use airlock_types::{IdError, ZoneError};
+
+/// Everything that can go wrong in the home.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// No deployment at this path.
+    #[error("no Airlock deployment at `{}` (run `airlock init --home {}` first)", path.display(), path.display())]
+    MissingHome {
+        /// The home asked for.
+        path: PathBuf,
+    },
+    /// `init` on a directory that already holds a deployment.
+    #[error("`{}` already holds an Airlock deployment", path.display())]
+    HomeExists {
+        /// The home.
+        path: PathBuf,
+    },
+    /// A file could not be read or written.
+    #[error("i/o error on `{}`: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration file is malformed.
+    #[error("invalid configuration `{}`: {reason}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Key management or decryption failed.
+    #[error(transparent)]
+    Crypto(#[from] airlock_crypto::CryptoError),
+    /// The zone rules refused the operation.
+    #[error("refused by the zone rules: {0}")]
+    Zone(#[from] ZoneError),
+    /// An invalid identifier.
+    #[error(transparent)]
+    Id(#[from] IdError),
+    /// The metadata database failed.
+    #[error("metadata store error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The object store failed.
+    #[error("object store error on `{path}`: {reason}")]
+    ObjectStore {
+        /// The object path.
+        path: String,
+        /// What failed (no data).
+        reason: String,
+    },
+    /// An input file is not in a format Airlock ingests, or is malformed.
+    #[error("`{}`: {reason}", path.display())]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with its position.
+        reason: String,
+    },
+    /// No such dataset or version.
+    #[error("no dataset `{name}`{}", version.map(|v| format!(" version {v}")).unwrap_or_default())]
+    NotFound {
+        /// The dataset.
+        name: String,
+        /// The version, if one was asked for.
+        version: Option<u32>,
+    },
+    /// A dataset exists with another zone or classification.
+    #[error("dataset `{name}` lives in `{zone}` as {classification}; a new version must keep both")]
+    DatasetMismatch {
+        /// The dataset.
+        name: String,
+        /// Its zone.
+        zone: airlock_types::Zone,
+        /// Its classification.
+        classification: airlock_types::Classification,
+    },
+    /// The metadata refers to an object that is missing or inconsistent.
+    #[error("object {hash} is missing or inconsistent: {reason}")]
+    Corrupt {
+        /// The object's hash (short form).
+        hash: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The ledger failed.
+    #[error("audit ledger: {0}")]
+    Ledger(#[from] airlock_ledger::LedgerError),
+    /// A ledger entry could not be built.
+    #[error("audit entry: {0}")]
+    Entry(#[from] airlock_ledger::EntryError),
+}
+
+impl StoreError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
+        let path = path.into();
+        move |source| StoreError::Io { path, source }
+    }
+}

@@ -1,0 +1,695 @@
+//! The deployment home: `init`, `open`, and every operation that touches data.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use airlock_crypto::{KdfParams, KeyManager, Keyring, LocalKeyManager, NamedKey, Secret};
+use airlock_ledger::{Entry, EventType, Ledger, OutcomeKind, Timestamp};
+use airlock_types::{ActorId, DatasetName, DatasetVersionId, Gate, Purpose, RequestId, Zone, zone};
+
+use crate::config::Config;
+use crate::datasets::{
+    Access, DatasetSummary, DatasetVersion, IngestRequest, Lineage, Manifest, ManifestFile,
+    NewFile, NewVersion, Transform, VersionRef,
+};
+use crate::meta::Meta;
+use crate::objects::Objects;
+use crate::{AIRLOCK_VERSION, StoreError};
+
+const CONFIG_FILE: &str = "airlock.toml";
+const KEYRING_FILE: &str = "keyring.json";
+/// Public verifier key of the ledger, in the keyring's public section.
+pub const PUBLIC_LEDGER_VERIFIER: &str = "ledger-verifier";
+/// The self-signed TLS certificate, in the keyring's public section.
+pub const PUBLIC_TLS_CERT: &str = "tls-cert";
+
+/// A passphrase, zeroized on drop.
+pub struct Passphrase(Secret);
+
+impl Passphrase {
+    /// Wrap a passphrase.
+    pub fn new(s: String) -> Self {
+        Passphrase(Secret::new(s.into_bytes()))
+    }
+
+    fn as_str(&self) -> Result<&str, StoreError> {
+        std::str::from_utf8(self.0.expose_secret()).map_err(|_| StoreError::Config {
+            path: PathBuf::from("passphrase"),
+            reason: "the passphrase is not valid UTF-8".into(),
+        })
+    }
+}
+
+impl fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Passphrase(<redacted>)")
+    }
+}
+
+/// Options for `init`.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The deployment's short name.
+    pub name: String,
+    /// Argon2id cost.
+    pub kdf: KdfParams,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            name: "airlock".into(),
+            kdf: KdfParams::default(),
+        }
+    }
+}
+
+/// What a key rotation did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RotationSummary {
+    /// The old master key id.
+    pub old_key_id: String,
+    /// The new master key id.
+    pub new_key_id: String,
+    /// Data keys re-wrapped.
+    pub rewrapped: usize,
+}
+
+/// An open deployment.
+pub struct Home {
+    dir: PathBuf,
+    config: Config,
+    keyring: Keyring,
+    kms: LocalKeyManager,
+    meta: Meta,
+    objects: Objects,
+    ledger: Ledger,
+    actor: ActorId,
+}
+
+impl fmt::Debug for Home {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Home")
+            .field("dir", &self.dir)
+            .field("actor", &self.actor)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Write a file atomically: temporary name, fsync, rename, fsync the directory.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let res = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.map_err(StoreError::io(path))
+}
+
+fn request_id() -> RequestId {
+    RequestId::from_bytes(airlock_crypto::random_bytes())
+}
+
+fn signing_key(kms: &LocalKeyManager) -> Result<ed25519_dalek::SigningKey, StoreError> {
+    let seed = kms.named_key(NamedKey::LedgerSigning)?;
+    let bytes: [u8; 32] =
+        seed.expose_secret()
+            .try_into()
+            .map_err(|_| airlock_crypto::CryptoError::MissingKey {
+                name: NamedKey::LedgerSigning.as_str().into(),
+            })?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
+}
+
+impl Home {
+    /// Create a deployment in `dir` (which must not hold one).
+    pub async fn init(
+        dir: &Path,
+        passphrase: &Passphrase,
+        opts: &InitOptions,
+        actor: ActorId,
+    ) -> Result<Home, StoreError> {
+        if dir.join(CONFIG_FILE).exists() || dir.join(KEYRING_FILE).exists() {
+            return Err(StoreError::HomeExists {
+                path: dir.to_path_buf(),
+            });
+        }
+        std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
+        let config = Config::new(&opts.name);
+        let (mut keyring, mut kms) = Keyring::create(passphrase.as_str()?, opts.kdf)?;
+        let tls = airlock_crypto::generate_tls_identity(&["localhost", "127.0.0.1"])?;
+        keyring.put_named(&mut kms, NamedKey::TlsPrivateKey, tls.key_pem)?;
+        keyring.public.insert(PUBLIC_TLS_CERT.into(), tls.cert_pem);
+        let ledger_dir = Config::resolve(dir, &config.ledger.dir);
+        let ledger = Ledger::open(&ledger_dir, &config.ledger.origin, signing_key(&kms)?)?;
+        keyring
+            .public
+            .insert(PUBLIC_LEDGER_VERIFIER.into(), ledger.verifier_key());
+        write_atomic(&dir.join(KEYRING_FILE), &keyring.to_json())?;
+        let meta = Meta::open(&Config::resolve(dir, &config.storage.database), true).await?;
+        let objects = Objects::local(Config::resolve(dir, &config.storage.objects))?;
+        write_atomic(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
+        let home = Home {
+            dir: dir.to_path_buf(),
+            config,
+            keyring,
+            kms,
+            meta,
+            objects,
+            ledger,
+            actor,
+        };
+        home.audit(
+            Entry::new(
+                Timestamp::now(),
+                home.actor.clone(),
+                EventType::ConfigChange,
+                Zone::Clinical,
+                request_id(),
+                OutcomeKind::Success,
+            )
+            .with_reason("deployment initialised"),
+        )?;
+        home.ledger.checkpoint()?;
+        Ok(home)
+    }
+
+    /// Open an existing deployment with its passphrase.
+    pub async fn open(
+        dir: &Path,
+        passphrase: &Passphrase,
+        actor: ActorId,
+    ) -> Result<Home, StoreError> {
+        let cfg_path = dir.join(CONFIG_FILE);
+        if !cfg_path.exists() {
+            return Err(StoreError::MissingHome {
+                path: dir.to_path_buf(),
+            });
+        }
+        let config = Config::load(&cfg_path)?;
+        let ring_path = dir.join(KEYRING_FILE);
+        let ring_bytes = std::fs::read(&ring_path).map_err(StoreError::io(&ring_path))?;
+        let keyring = Keyring::from_json(&ring_bytes)?;
+        let kms = keyring.unlock(passphrase.as_str()?)?;
+        let ledger_dir = Config::resolve(dir, &config.ledger.dir);
+        let ledger = Ledger::open(&ledger_dir, &config.ledger.origin, signing_key(&kms)?)?;
+        let meta = Meta::open(&Config::resolve(dir, &config.storage.database), false).await?;
+        let objects = Objects::local(Config::resolve(dir, &config.storage.objects))?;
+        Ok(Home {
+            dir: dir.to_path_buf(),
+            config,
+            keyring,
+            kms,
+            meta,
+            objects,
+            ledger,
+            actor,
+        })
+    }
+
+    /// The public verifier key of the ledger of the deployment at `dir` (no passphrase needed).
+    pub fn verifier_key_of(dir: &Path) -> Result<String, StoreError> {
+        let ring_path = dir.join(KEYRING_FILE);
+        if !dir.join(CONFIG_FILE).exists() {
+            return Err(StoreError::MissingHome {
+                path: dir.to_path_buf(),
+            });
+        }
+        let ring_bytes = std::fs::read(&ring_path).map_err(StoreError::io(&ring_path))?;
+        let keyring = Keyring::from_json(&ring_bytes)?;
+        keyring
+            .public
+            .get(PUBLIC_LEDGER_VERIFIER)
+            .cloned()
+            .ok_or_else(|| StoreError::Config {
+                path: ring_path,
+                reason: "no ledger verifier key".into(),
+            })
+    }
+
+    /// The ledger directory of the deployment at `dir` (no passphrase needed).
+    pub fn ledger_dir_of(dir: &Path) -> Result<PathBuf, StoreError> {
+        let cfg_path = dir.join(CONFIG_FILE);
+        if !cfg_path.exists() {
+            return Err(StoreError::MissingHome {
+                path: dir.to_path_buf(),
+            });
+        }
+        let config = Config::load(&cfg_path)?;
+        Ok(Config::resolve(dir, &config.ledger.dir))
+    }
+
+    /// The home directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Who is acting.
+    pub fn actor(&self) -> &ActorId {
+        &self.actor
+    }
+
+    /// The key manager.
+    pub fn kms(&self) -> &dyn KeyManager {
+        &self.kms
+    }
+
+    /// The audit ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The ledger directory.
+    pub fn ledger_dir(&self) -> PathBuf {
+        Config::resolve(&self.dir, &self.config.ledger.dir)
+    }
+
+    /// The ledger's verifier key (`name+keyid+key`).
+    pub fn verifier_key(&self) -> String {
+        self.ledger.verifier_key()
+    }
+
+    /// The pseudonymisation key (HMAC-SHA256).
+    pub fn pseudonym_key(&self) -> Result<Secret, StoreError> {
+        Ok(self.kms.named_key(NamedKey::Pseudonym)?)
+    }
+
+    /// A fresh request id.
+    pub fn request_id(&self) -> RequestId {
+        request_id()
+    }
+
+    /// Append an entry to the ledger; returns once it is durable.
+    pub fn audit(&self, entry: Entry) -> Result<u64, StoreError> {
+        Ok(self.ledger.append(&entry)?)
+    }
+
+    fn entry(&self, event: EventType, zone: Zone, outcome: OutcomeKind) -> Entry {
+        Entry::new(
+            Timestamp::now(),
+            self.actor.clone(),
+            event,
+            zone,
+            request_id(),
+            outcome,
+        )
+    }
+
+    /// Write a new dataset version through a gate. The only path by which data enters a zone.
+    pub async fn write_version(&self, nv: NewVersion) -> Result<DatasetVersion, StoreError> {
+        let gate = nv.lineage.gate;
+        let refusal = match nv.source {
+            None if gate == Gate::Ingest => zone::check_residence(nv.zone, nv.classification),
+            None => zone::check_transfer(
+                (nv.zone, nv.classification),
+                (nv.zone, nv.classification),
+                Some(gate),
+            ),
+            Some(src) => zone::check_transfer(src, (nv.zone, nv.classification), Some(gate)),
+        };
+        if let Err(e) = refusal {
+            self.audit(
+                self.entry(EventType::PolicyDecision, nv.zone, OutcomeKind::Denied)
+                    .with_resource(nv.dataset.to_string())
+                    .with_reason(e.to_string()),
+            )?;
+            return Err(e.into());
+        }
+        let mut files = Vec::with_capacity(nv.files.len());
+        let (mut bytes, mut records) = (0u64, 0u64);
+        let mut formats = BTreeSet::new();
+        for f in &nv.files {
+            let object = self
+                .objects
+                .put(&self.kms, &self.meta, nv.zone, nv.classification, &f.bytes)
+                .await?;
+            bytes += object.size;
+            records += f.records;
+            formats.insert(f.format.clone());
+            files.push(ManifestFile {
+                name: f.name.clone(),
+                format: f.format.clone(),
+                object,
+                records: f.records,
+            });
+        }
+        let manifest = Manifest { v: 1, files };
+        let manifest_bytes = serde_json::to_vec(&manifest).unwrap_or_default();
+        let mobj = self
+            .objects
+            .put(
+                &self.kms,
+                &self.meta,
+                nv.zone,
+                nv.classification,
+                &manifest_bytes,
+            )
+            .await?;
+        let mut tx = self.meta.begin().await?;
+        match Meta::dataset_home(&mut tx, &nv.dataset).await? {
+            None => {
+                Meta::insert_dataset(
+                    &mut tx,
+                    &nv.dataset,
+                    nv.zone,
+                    nv.classification,
+                    self.actor.as_str(),
+                )
+                .await?
+            }
+            Some((z, c)) if z == nv.zone && c == nv.classification => {}
+            Some((zone, classification)) => {
+                return Err(StoreError::DatasetMismatch {
+                    name: nv.dataset.to_string(),
+                    zone,
+                    classification,
+                });
+            }
+        }
+        let version = Meta::next_version(&mut tx, &nv.dataset).await?;
+        let format = match formats.len() {
+            1 => formats.into_iter().next().unwrap_or_default(),
+            _ => "mixed".to_string(),
+        };
+        let dv = DatasetVersion {
+            dataset: nv.dataset.clone(),
+            version,
+            zone: nv.zone,
+            classification: nv.classification,
+            format,
+            manifest_hash: mobj.hash,
+            objects: manifest.files.len() as u64,
+            bytes,
+            records,
+            lineage: nv.lineage,
+            created_at: chrono::Utc::now().to_rfc3339(),
+        };
+        Meta::insert_version(&mut tx, &dv).await?;
+        // The ledger entry is durable before the version becomes visible.
+        let mut entry = self
+            .entry(
+                if gate == Gate::Ingest {
+                    EventType::Ingest
+                } else {
+                    EventType::DatasetCreate
+                },
+                nv.zone,
+                OutcomeKind::Success,
+            )
+            .with_resource(dv.reference().to_string())
+            .with_reason(format!(
+                "gate {gate}; {} files, {} records",
+                dv.objects, dv.records
+            ));
+        for p in &dv.lineage.parents {
+            entry = entry.with_resource(p.to_string());
+        }
+        self.audit(entry)?;
+        tx.commit().await?;
+        Ok(dv)
+    }
+
+    /// Ingest files from a source system. Every file is validated before anything is stored.
+    pub async fn ingest(
+        &self,
+        req: &IngestRequest,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<DatasetVersion, StoreError> {
+        zone::check_residence(req.zone, req.classification)?;
+        let total = req.files.len() as u64;
+        let mut files = Vec::with_capacity(req.files.len());
+        for (i, path) in req.files.iter().enumerate() {
+            let bytes = std::fs::read(path).map_err(StoreError::io(path))?;
+            let head = bytes.get(..bytes.len().min(4096)).unwrap_or(&bytes);
+            let format = airlock_formats::sniff(path, head).ok_or_else(|| StoreError::Input {
+                path: path.clone(),
+                reason: "not a FHIR R4 JSON/NDJSON, HL7 v2 or CSV file".into(),
+            })?;
+            let summary =
+                airlock_formats::validate(format, &bytes).map_err(|e| StoreError::Input {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| format!("file-{i}"));
+            files.push(NewFile {
+                name,
+                format: format.name().to_string(),
+                records: summary.records,
+                bytes,
+            });
+            progress(i as u64 + 1, total);
+        }
+        let nv = NewVersion {
+            dataset: req.dataset.clone(),
+            zone: req.zone,
+            classification: req.classification,
+            source: None,
+            files,
+            lineage: Lineage {
+                source_system: Some(req.source_system.clone()),
+                extracted_at: chrono::Utc::now().to_rfc3339(),
+                triggered_by: self.actor.clone(),
+                parents: Vec::new(),
+                gate: Gate::Ingest,
+                transform: Transform {
+                    name: "ingest".into(),
+                    config_hash: None,
+                    params: Default::default(),
+                },
+                airlock_version: AIRLOCK_VERSION.into(),
+            },
+        };
+        self.write_version(nv).await
+    }
+
+    /// Every dataset.
+    pub async fn datasets(&self) -> Result<Vec<DatasetSummary>, StoreError> {
+        self.meta.datasets().await
+    }
+
+    /// One version (the latest when `version` is `None`).
+    pub async fn version(
+        &self,
+        name: &DatasetName,
+        version: Option<DatasetVersionId>,
+    ) -> Result<DatasetVersion, StoreError> {
+        self.meta.version(name, version).await
+    }
+
+    /// All versions of a dataset.
+    pub async fn versions(&self, name: &DatasetName) -> Result<Vec<VersionRef>, StoreError> {
+        self.meta.versions(name).await
+    }
+
+    /// The version and all its ancestors, breadth first.
+    pub async fn lineage(
+        &self,
+        name: &DatasetName,
+        version: Option<DatasetVersionId>,
+    ) -> Result<Vec<DatasetVersion>, StoreError> {
+        let first = self.version(name, version).await?;
+        let mut out = Vec::new();
+        let mut seen = BTreeSet::new();
+        let mut queue = VecDeque::from([first]);
+        while let Some(v) = queue.pop_front() {
+            if !seen.insert(v.reference()) {
+                continue;
+            }
+            for p in &v.lineage.parents {
+                queue.push_back(self.version(&p.dataset, Some(p.version)).await?);
+            }
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    fn check_access(&self, v: &DatasetVersion, access: Access) -> Result<(), StoreError> {
+        match access {
+            Access::Zone(z) => {
+                zone::check_read(z, v.classification)?;
+                if z != v.zone {
+                    return Err(airlock_types::ZoneError::NoGate {
+                        from: v.zone,
+                        to: z,
+                    }
+                    .into());
+                }
+            }
+            Access::Gate(g) => zone::check_gate_source(g, v.zone)?,
+        }
+        Ok(())
+    }
+
+    /// Decrypt a version's manifest and files, if the zone rules allow `access`.
+    pub async fn read_version(
+        &self,
+        v: &DatasetVersion,
+        access: Access,
+        purpose: Option<Purpose>,
+    ) -> Result<Vec<(ManifestFile, Vec<u8>)>, StoreError> {
+        if let Err(e) = self.check_access(v, access) {
+            self.audit(
+                self.entry(EventType::PolicyDecision, v.zone, OutcomeKind::Denied)
+                    .with_resource(v.reference().to_string())
+                    .with_reason(e.to_string()),
+            )?;
+            return Err(e);
+        }
+        let mref = crate::ObjectRef {
+            zone: v.zone,
+            classification: v.classification,
+            hash: v.manifest_hash,
+            size: 0,
+        };
+        let mbytes = self.objects.get(&self.kms, &self.meta, &mref).await?;
+        let manifest: Manifest =
+            serde_json::from_slice(&mbytes).map_err(|_| StoreError::Corrupt {
+                hash: v.manifest_hash.short(),
+                reason: "the manifest is not valid".into(),
+            })?;
+        let mut out = Vec::with_capacity(manifest.files.len());
+        for f in manifest.files {
+            if f.object.zone != v.zone || f.object.classification != v.classification {
+                return Err(StoreError::Corrupt {
+                    hash: f.object.hash.short(),
+                    reason: "a manifest entry points outside its version's zone".into(),
+                });
+            }
+            let bytes = self.objects.get(&self.kms, &self.meta, &f.object).await?;
+            out.push((f, bytes));
+        }
+        let mut entry = self
+            .entry(EventType::Access, v.zone, OutcomeKind::Success)
+            .with_resource(v.reference().to_string());
+        if let Some(p) = purpose {
+            entry = entry.with_purpose(p);
+        }
+        if let Access::Gate(g) = access {
+            entry = entry.with_reason(format!("read by the {g} gate"));
+        }
+        self.audit(entry)?;
+        Ok(out)
+    }
+
+    /// Decrypt a version into `out_dir`, allowed only where the zone rules allow a reader in
+    /// `zone`; identified data needs a purpose of use.
+    pub async fn export(
+        &self,
+        v: &DatasetVersion,
+        zone: Zone,
+        purpose: Option<Purpose>,
+        out_dir: &Path,
+    ) -> Result<Vec<PathBuf>, StoreError> {
+        if v.classification.is_identified() && purpose.is_none() {
+            return Err(StoreError::Config {
+                path: PathBuf::from("--purpose"),
+                reason: format!("exporting {} data needs a purpose of use", v.classification),
+            });
+        }
+        let files = self.read_version(v, Access::Zone(zone), purpose).await?;
+        std::fs::create_dir_all(out_dir).map_err(StoreError::io(out_dir))?;
+        let mut written = Vec::with_capacity(files.len());
+        let mut used = BTreeSet::new();
+        for (i, (f, bytes)) in files.into_iter().enumerate() {
+            // Only the final component: a manifest can never write outside `out_dir`.
+            let base = Path::new(&f.name)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .unwrap_or_else(|| format!("file-{i}"));
+            let name = if used.insert(base.clone()) {
+                base
+            } else {
+                format!("{i}-{base}")
+            };
+            let path = out_dir.join(&name);
+            write_atomic(&path, &bytes)?;
+            written.push(path);
+        }
+        let mut entry = self
+            .entry(EventType::Export, v.zone, OutcomeKind::Success)
+            .with_resource(v.reference().to_string())
+            .with_reason(format!("{} files decrypted to a local path", written.len()));
+        if let Some(p) = purpose {
+            entry = entry.with_purpose(p);
+        }
+        self.audit(entry)?;
+        Ok(written)
+    }
+
+    /// Re-wrap every data key under a new master key (optionally with a new passphrase),
+    /// without rewriting any object.
+    pub async fn rotate_keys(
+        &mut self,
+        new_passphrase: &Passphrase,
+        kdf: KdfParams,
+    ) -> Result<RotationSummary, StoreError> {
+        let old_key_id = self.kms.current_kek_id().to_string();
+        let plan = self
+            .keyring
+            .rotate(&self.kms, new_passphrase.as_str()?, kdf)?;
+        let ring_path = self.dir.join(KEYRING_FILE);
+        // 1. A keyring that holds both master keys: a crash from here on loses nothing.
+        write_atomic(&ring_path, &plan.keyring_during.to_json())?;
+        // 2. Re-wrap every data key in one transaction.
+        let keys = self.meta.all_object_keys().await?;
+        let mut rewrapped = Vec::with_capacity(keys.len());
+        for (obj, wk) in keys {
+            let aad = airlock_crypto::Binding {
+                zone: obj.zone,
+                classification: obj.classification,
+                hash: obj.hash,
+            }
+            .key_aad();
+            rewrapped.push((obj, plan.manager.rewrap(&wk, &aad)?));
+        }
+        self.meta.replace_keys(&rewrapped).await?;
+        // 3. Only the new master key remains.
+        write_atomic(&ring_path, &plan.keyring_after.to_json())?;
+        let mut manager = plan.manager;
+        manager.retire_old_masters();
+        self.kms = manager;
+        self.keyring = plan.keyring_after;
+        let new_key_id = self.kms.current_kek_id().to_string();
+        self.audit(
+            self.entry(EventType::KeyRotation, Zone::Clinical, OutcomeKind::Success)
+                .with_reason(format!(
+                    "master key {old_key_id} replaced by {new_key_id}; {} data keys re-wrapped",
+                    rewrapped.len()
+                )),
+        )?;
+        Ok(RotationSummary {
+            old_key_id,
+            new_key_id,
+            rewrapped: rewrapped.len(),
+        })
+    }
+
+    /// Write a signed checkpoint and close the metadata store.
+    pub async fn close(self) -> Result<(), StoreError> {
+        self.ledger.checkpoint()?;
+        self.meta.close().await;
+        Ok(())
+    }
+}
