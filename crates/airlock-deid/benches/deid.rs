@@ -14,7 +14,8 @@
 //! 2. The risk report on the 100k-row readmission table with 8 quasi-identifiers, against a plain
 //!    CSV parse of the same bytes.
 //!
-//! Run: `cargo bench -p airlock-deid --bench deid`
+//! Run: `cargo bench -p airlock-deid --bench deid` (add `-- NAME` to time only the deid
+//! profiles whose label contains NAME, e.g. `-- safe-harbor`, and skip the risk report).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -57,6 +58,8 @@ fn time<F: FnMut()>(min: Duration, mut f: F) -> (u32, Duration) {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; any other argument filters the deid profiles.
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with("--"));
     let (bundles, source) = match data_dir() {
         Some(d) => {
             let mut v = Vec::new();
@@ -115,6 +118,9 @@ fn main() {
         ),
         ("safe-harbor, free text removed (no text engine)", no_text),
     ] {
+        if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+            continue;
+        }
         let mut cw = Crosswalk::new();
         // Warm up (text engine dictionaries, crosswalk).
         for b in &bundles {
@@ -137,6 +143,9 @@ fn main() {
     }
 
     // Risk report on the readmission table.
+    if filter.is_some() {
+        return;
+    }
     let Some(d) = data_dir() else {
         println!("readmission table: shared data absent, skipped");
         return;

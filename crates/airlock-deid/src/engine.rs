@@ -174,9 +174,9 @@ impl<'a> Run<'a> {
         } else {
             0
         };
-        // airlock-text compiles the known identifiers into an automaton on every call; for short
-        // strings the scrub below (every identifying value of the input, whole words) covers
-        // them, so only texts long enough to hold spelling variants (notes) get them.
+        // For short strings the scrub below (every identifying value of the input, whole words)
+        // covers the known identifiers, so only texts long enough to hold spelling variants
+        // (notes) get them (airlock-text caches their compiled automaton per patient).
         let known = if text.len() >= KNOWN_MIN_TEXT {
             self.override_known
                 .as_ref()

@@ -2,8 +2,8 @@
 //! from structured data, searched for explicitly (as NLM Scrubber uses the record header).
 //!
 //! Every value is expanded into spelling variants, and all variants go into one aho-corasick
-//! automaton (ASCII case-insensitive, leftmost-longest) built per call; matches must sit on word
-//! boundaries. Phones and ids are also matched on their digits with any separators.
+//! automaton (ASCII case-insensitive, leftmost-longest), compiled once per patient and kept in a
+//! small per-thread cache; matches must sit on word boundaries. Phones and ids are also matched on their digits with any separators.
 //! Variants:
 //! * names: each part with and without a numeric suffix (`Carolee951`, `Carolee`), the full
 //!   name, `Last, First`, `First Last`, `F. Last`, hyphen and apostrophe parts;
@@ -16,7 +16,10 @@
 //!   `Month d, yyyy`, `Mon d, yyyy`, `d Month yyyy`, `dd-Mon-yyyy`, `yyyymmdd`, `Month d`,
 //!   `m/d`.
 
-use aho_corasick::{AhoCorasickBuilder, MatchKind};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use crate::engine::{Candidate, Priority};
 use crate::{KnownIdentifiers, PhiKind, Span};
@@ -194,8 +197,35 @@ fn address_variants(addr: &str, out: &mut Vec<(String, PhiKind)>) {
     }
 }
 
-/// Adds candidates for the known identifiers found in `text`.
-pub(crate) fn recognize(known: &KnownIdentifiers, text: &str, out: &mut Vec<Candidate>) {
+/// The spelling variants of a patient's known identifiers, compiled into one automaton.
+struct Compiled {
+    ac: AhoCorasick,
+    kinds: Vec<PhiKind>,
+}
+
+/// How many patients' compiled identifiers each thread keeps (a document usually holds one
+/// patient; a few cover interleaved records).
+const CACHE_SIZE: usize = 4;
+
+thread_local! {
+    /// Recently compiled known identifiers, most recent last. Compiling the variants of one
+    /// patient costs far more than searching a note, and callers pass the same patient's
+    /// identifiers for every text of the record, so they are compiled once and reused while
+    /// the identifiers stay equal.
+    static CACHE: RefCell<Vec<(KnownIdentifiers, Rc<Compiled>)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn same(a: &KnownIdentifiers, b: &KnownIdentifiers) -> bool {
+    a.names == b.names
+        && a.ids == b.ids
+        && a.phones == b.phones
+        && a.emails == b.emails
+        && a.addresses == b.addresses
+        && a.cities == b.cities
+        && a.dates == b.dates
+}
+
+fn compile(known: &KnownIdentifiers) -> Option<Compiled> {
     let mut variants: Vec<(String, PhiKind)> = Vec::new();
     for n in &known.names {
         name_variants(n, &mut variants);
@@ -231,15 +261,44 @@ pub(crate) fn recognize(known: &KnownIdentifiers, text: &str, out: &mut Vec<Cand
     }
     variants.retain(|(v, _)| !v.trim().is_empty());
     if variants.is_empty() {
-        return;
+        return None;
     }
-    let Ok(ac) = AhoCorasickBuilder::new()
+    let ac = AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::LeftmostLongest)
         .build(variants.iter().map(|(v, _)| v.as_str()))
-    else {
+        .ok()?;
+    Some(Compiled {
+        ac,
+        kinds: variants.into_iter().map(|(_, k)| k).collect(),
+    })
+}
+
+/// The compiled identifiers of `known`, from the thread's cache or compiled now.
+fn compiled(known: &KnownIdentifiers) -> Option<Rc<Compiled>> {
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(i) = cache.iter().position(|(k, _)| same(k, known)) {
+            let entry = cache.remove(i);
+            let c = entry.1.clone();
+            cache.push(entry);
+            return Some(c);
+        }
+        let c = Rc::new(compile(known)?);
+        if cache.len() >= CACHE_SIZE {
+            cache.remove(0);
+        }
+        cache.push((known.clone(), c.clone()));
+        Some(c)
+    })
+}
+
+/// Adds candidates for the known identifiers found in `text`.
+pub(crate) fn recognize(known: &KnownIdentifiers, text: &str, out: &mut Vec<Candidate>) {
+    let Some(compiled) = compiled(known) else {
         return;
     };
+    let Compiled { ac, kinds } = &*compiled;
     for m in ac.find_iter(text) {
         let (s, e) = (m.start(), m.end());
         let before_ok = text
@@ -248,7 +307,7 @@ pub(crate) fn recognize(known: &KnownIdentifiers, text: &str, out: &mut Vec<Cand
             .is_none_or(|c| !c.is_alphanumeric());
         // A numeric suffix may follow a name variant without digits ("Carolee" in "Carolee951").
         let after = text.get(e..).and_then(|a| a.chars().next());
-        let Some((_, kind)) = variants.get(m.pattern().as_usize()) else {
+        let Some(kind) = kinds.get(m.pattern().as_usize()) else {
             continue;
         };
         let mut end = e;
