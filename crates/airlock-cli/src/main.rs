@@ -1,1 +1,80 @@
-fn main() {}
+//! `airlock`: the command-line edge of Airlock. Thin: parse arguments, call the libraries,
+//! print results. `anyhow` lives here and nowhere else.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Build, deploy and govern AI on patient data under HIPAA's safeguards.
+#[derive(Debug, Parser)]
+#[command(name = "airlock", version, about)]
+struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace). Logs never carry PHI.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a throw-away deployment, generate a cohort, ingest, de-identify and audit it.
+    Demo(cmd::demo::DemoArgs),
+    /// Create a deployment: config, key hierarchy, metadata store, ledger.
+    Init(cmd::home::InitArgs),
+    /// Ingest FHIR R4, HL7 v2 or CSV files as a new dataset version.
+    Ingest(cmd::home::IngestArgs),
+    /// List and inspect datasets.
+    Datasets(cmd::home::DatasetsArgs),
+    /// Decrypt a dataset version to a directory, where the zone rules allow.
+    Export(cmd::home::ExportArgs),
+    /// Key management.
+    Keys(cmd::home::KeysArgs),
+    /// The audit ledger: verify, checkpoints, proofs, search, export.
+    Audit(cmd::audit::AuditArgs),
+    /// Generate a synthetic identified cohort (FHIR, HL7 v2, CSV, notes).
+    Generate(cmd::generate::GenerateArgs),
+    /// De-identify files (file mode), a dataset (gate mode), or free text.
+    Deid(cmd::deid::DeidArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Demo(a) => cmd::demo::run(a),
+        Command::Init(a) => cmd::home::init(a),
+        Command::Ingest(a) => cmd::home::ingest(a),
+        Command::Datasets(a) => cmd::home::datasets(a),
+        Command::Export(a) => cmd::home::export(a),
+        Command::Keys(a) => cmd::home::keys(a),
+        Command::Audit(a) => cmd::audit::run(a),
+        Command::Generate(a) => cmd::generate::run(a),
+        Command::Deid(a) => cmd::deid::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -550,6 +550,55 @@ fn known_from_patient(p: &Value) -> KnownIdentifiers {
             k.cities.extend(strs(a.get("city")));
         }
     }
+    // Relatives and household members are Safe Harbor identifiers too: their names, phones
+    // and addresses (Patient.contact), and name-valued extensions (mother's maiden name).
+    for c in p
+        .get("contact")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(n) = c.get("name") {
+            let given = strs(n.get("given"));
+            let family = strs(n.get("family"));
+            for g in &given {
+                for f in &family {
+                    k.names.push(format!("{g} {f}"));
+                }
+            }
+            k.names.extend(given);
+            k.names.extend(family);
+            k.names.extend(strs(n.get("text")));
+        }
+        for t in c
+            .get("telecom")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let v = strs(t.get("value"));
+            if t.get("system").and_then(Value::as_str) == Some("email") {
+                k.emails.extend(v);
+            } else {
+                k.phones.extend(v);
+            }
+        }
+        if let Some(a) = c.get("address") {
+            k.addresses.extend(strs(a.get("line")));
+            k.cities.extend(strs(a.get("city")));
+        }
+    }
+    for x in p
+        .get("extension")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let url = x.get("url").and_then(Value::as_str).unwrap_or("");
+        if url.ends_with("patient-mothersMaidenName") {
+            k.names.extend(strs(x.get("valueString")));
+        }
+    }
     if let Some(b) = p.get("birthDate").and_then(Value::as_str) {
         k.dates.push(b.to_owned());
     }
@@ -1142,6 +1191,11 @@ fn default_action(
         }
         (Some("Address"), "city") if run.p().keep_city => return keep,
         (Some("Address"), "line" | "text" | "district" | "city") => return ("redact", None),
+        // A "state" spelled like a city removed elsewhere (city-states such as Lagos or
+        // Singapore in a foreign birth place) would re-introduce that city: redact it.
+        (Some("Address"), "state") if !run.p().keep_city && run.leaks.contains(s) => {
+            return ("redact", None);
+        }
         (Some("Address"), "state" | "country" | "use" | "type") => return keep,
         (Some("Attachment"), "data") => return attachment_data(run, w, s),
         _ => {}

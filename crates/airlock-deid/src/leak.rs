@@ -79,6 +79,74 @@ impl std::fmt::Debug for LeakSet {
     }
 }
 
+/// Values Safe Harbor permits in the output (US states and territories, OMB race and ethnicity
+/// categories), lowercase.
+const PERMITTED_VOCABULARY: &[&str] = &[
+    "alabama",
+    "alaska",
+    "arizona",
+    "arkansas",
+    "california",
+    "colorado",
+    "connecticut",
+    "delaware",
+    "florida",
+    "georgia",
+    "hawaii",
+    "idaho",
+    "illinois",
+    "indiana",
+    "iowa",
+    "kansas",
+    "kentucky",
+    "louisiana",
+    "maine",
+    "maryland",
+    "massachusetts",
+    "michigan",
+    "minnesota",
+    "mississippi",
+    "missouri",
+    "montana",
+    "nebraska",
+    "nevada",
+    "new hampshire",
+    "new jersey",
+    "new mexico",
+    "new york",
+    "north carolina",
+    "north dakota",
+    "ohio",
+    "oklahoma",
+    "oregon",
+    "pennsylvania",
+    "rhode island",
+    "south carolina",
+    "south dakota",
+    "tennessee",
+    "texas",
+    "utah",
+    "vermont",
+    "virginia",
+    "washington",
+    "west virginia",
+    "wisconsin",
+    "wyoming",
+    "district of columbia",
+    "puerto rico",
+    "guam",
+    "american samoa",
+    "virgin islands",
+    "white",
+    "black",
+    "asian",
+    "hispanic",
+    "latino",
+    "native",
+    "other",
+    "unknown",
+];
+
 impl LeakSet {
     /// Records an identifying value (too-short values and bare numbers too short to be
     /// specific are skipped: they would match unrelated output).
@@ -92,6 +160,15 @@ impl LeakSet {
         }
         if kind == LeakKind::Name
             && HONORIFICS.contains(&v.trim_end_matches('.').to_ascii_lowercase().as_str())
+        {
+            return;
+        }
+        // A name or city spelled exactly like a value Safe Harbor lets stay (a state, an OMB
+        // race or ethnicity category) cannot be told apart from that kept value in the output:
+        // "White" the surname and "White" the race, "Washington" the city and the state.
+        // Free text is still scrubbed of such names by the text engine.
+        if matches!(kind, LeakKind::Name | LeakKind::City)
+            && PERMITTED_VOCABULARY.contains(&v.to_ascii_lowercase().as_str())
         {
             return;
         }
@@ -234,5 +311,17 @@ mod tests {
             sc.scrub("anne and ANNE, annex").as_deref(),
             Some("[REDACTED] and [REDACTED], annex")
         );
+    }
+
+    #[test]
+    fn permitted_vocabulary_is_not_a_leak_but_other_places_are() {
+        let mut s = LeakSet::default();
+        s.add(LeakKind::City, "Washington");
+        s.add(LeakKind::Name, "White");
+        s.add(LeakKind::City, "Springfield");
+        let sc = s.scanner();
+        assert_eq!(sc.find("Washington"), None);
+        assert_eq!(sc.find("White"), None);
+        assert_eq!(sc.find("lives in Springfield"), Some(LeakKind::City));
     }
 }

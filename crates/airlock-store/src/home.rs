@@ -240,6 +240,19 @@ impl Home {
             })
     }
 
+    /// The pseudonymisation key of the deployment at `dir`, without opening the ledger.
+    pub fn pseudonym_key_of(dir: &Path, passphrase: &Passphrase) -> Result<Secret, StoreError> {
+        let ring_path = dir.join(KEYRING_FILE);
+        if !dir.join(CONFIG_FILE).exists() {
+            return Err(StoreError::MissingHome {
+                path: dir.to_path_buf(),
+            });
+        }
+        let ring_bytes = std::fs::read(&ring_path).map_err(StoreError::io(&ring_path))?;
+        let kms = Keyring::from_json(&ring_bytes)?.unlock(passphrase.as_str()?)?;
+        Ok(kms.named_key(NamedKey::Pseudonym)?)
+    }
+
     /// The ledger directory of the deployment at `dir` (no passphrase needed).
     pub fn ledger_dir_of(dir: &Path) -> Result<PathBuf, StoreError> {
         let cfg_path = dir.join(CONFIG_FILE);
@@ -684,6 +697,37 @@ impl Home {
             new_key_id,
             rewrapped: rewrapped.len(),
         })
+    }
+
+    /// Store a named encrypted blob in a zone (replacing the previous one of that name).
+    pub async fn put_blob(
+        &self,
+        name: &str,
+        zone: Zone,
+        classification: airlock_types::Classification,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let obj = self
+            .objects
+            .put(&self.kms, &self.meta, zone, classification, bytes)
+            .await?;
+        self.meta.set_blob(name, &obj).await
+    }
+
+    /// Read a named blob, if a reader in `zone` may.
+    pub async fn blob(&self, name: &str, zone: Zone) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(obj) = self.meta.blob(name).await? else {
+            return Ok(None);
+        };
+        zone::check_read(zone, obj.classification)?;
+        if obj.zone != zone {
+            return Err(airlock_types::ZoneError::NoGate {
+                from: obj.zone,
+                to: zone,
+            }
+            .into());
+        }
+        Ok(Some(self.objects.get(&self.kms, &self.meta, &obj).await?))
     }
 
     /// Write a signed checkpoint and close the metadata store.

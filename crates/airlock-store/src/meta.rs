@@ -17,7 +17,10 @@ use crate::datasets::{DatasetSummary, DatasetVersion, Lineage, VersionRef};
 use crate::objects::ObjectRef;
 
 /// Ordered migrations, embedded in the binary.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_blobs.sql")),
+];
 
 /// The metadata store.
 #[derive(Debug, Clone)]
@@ -356,5 +359,36 @@ impl Meta {
                 })
             })
             .collect()
+    }
+
+    pub(crate) async fn set_blob(&self, name: &str, obj: &ObjectRef) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO blobs (name, zone, classification, hash, size, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (name) DO UPDATE SET zone = excluded.zone, classification = excluded.classification, \
+             hash = excluded.hash, size = excluded.size, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(obj.zone.as_str())
+        .bind(obj.classification.as_str())
+        .bind(obj.hash.to_hex())
+        .bind(i64::try_from(obj.size).unwrap_or(i64::MAX))
+        .bind(chrono::Utc::now().to_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn blob(&self, name: &str) -> Result<Option<ObjectRef>, StoreError> {
+        let row = sqlx::query("SELECT zone, classification, hash, size FROM blobs WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(ObjectRef {
+            zone: parse(&r.try_get::<String, _>("zone")?, name)?,
+            classification: parse(&r.try_get::<String, _>("classification")?, name)?,
+            hash: parse(&r.try_get::<String, _>("hash")?, name)?,
+            size: u64::try_from(r.try_get::<i64, _>("size")?).unwrap_or(0),
+        }))
     }
 }

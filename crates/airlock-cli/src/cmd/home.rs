@@ -1,0 +1,378 @@
+//! `init`, `ingest`, `datasets`, `export`, `keys`: the deployment home.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use airlock_crypto::KdfParams;
+use airlock_store::{Home, IngestRequest, InitOptions, Passphrase, parse_version_spec};
+use airlock_types::{ActorId, Classification, DatasetName, Purpose, Zone};
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+/// Where the deployment is and how to unlock it.
+#[derive(Debug, Clone, Args)]
+pub struct HomeArgs {
+    /// The deployment's home directory.
+    #[arg(long, env = "AIRLOCK_HOME")]
+    pub home: PathBuf,
+    /// A file holding the passphrase (else the AIRLOCK_PASSPHRASE environment variable).
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+    /// Who is acting (recorded in the ledger).
+    #[arg(long, env = "AIRLOCK_ACTOR", default_value = "local-operator")]
+    pub actor: String,
+}
+
+impl HomeArgs {
+    /// The passphrase from the file or the environment.
+    pub fn passphrase(&self) -> anyhow::Result<Passphrase> {
+        read_passphrase(self.passphrase_file.as_deref())
+    }
+
+    /// The acting identity.
+    pub fn actor(&self) -> anyhow::Result<ActorId> {
+        ActorId::new(self.actor.clone()).context("`--actor`")
+    }
+
+    /// Open the deployment.
+    pub async fn open(&self) -> anyhow::Result<Home> {
+        Ok(Home::open(&self.home, &self.passphrase()?, self.actor()?).await?)
+    }
+}
+
+/// Read the passphrase from a file (first line) or `AIRLOCK_PASSPHRASE`.
+pub fn read_passphrase(file: Option<&Path>) -> anyhow::Result<Passphrase> {
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the passphrase file `{}`", f.display()))?;
+        let line = text.lines().next().unwrap_or("").to_string();
+        return Ok(Passphrase::new(line));
+    }
+    match std::env::var("AIRLOCK_PASSPHRASE") {
+        Ok(p) if !p.is_empty() => Ok(Passphrase::new(p)),
+        _ => bail!("no passphrase: set AIRLOCK_PASSPHRASE or pass `--passphrase-file FILE`"),
+    }
+}
+
+/// Run async work on a runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(rt.block_on(f))
+}
+
+/// `airlock init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    home: HomeArgs,
+    /// The deployment's short name.
+    #[arg(long, default_value = "airlock")]
+    name: String,
+}
+
+/// Create a deployment.
+pub fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
+    block_on(async {
+        let pass = a.home.passphrase()?;
+        let opts = InitOptions {
+            name: a.name.clone(),
+            kdf: KdfParams::default(),
+        };
+        let home = Home::init(&a.home.home, &pass, &opts, a.home.actor()?).await?;
+        println!(
+            "initialised Airlock deployment `{}` at {}",
+            a.name,
+            a.home.home.display()
+        );
+        println!("  ledger verifier key: {}", home.verifier_key());
+        println!(
+            "  master key id:       {}",
+            airlock_crypto::KeyManager::current_kek_id(home.kms())
+        );
+        home.close().await?;
+        Ok(ExitCode::SUCCESS)
+    })?
+}
+
+/// `airlock ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    home: HomeArgs,
+    /// The zone to ingest into.
+    #[arg(long, default_value = "clinical")]
+    zone: Zone,
+    /// The data's classification.
+    #[arg(long, default_value = "phi")]
+    classification: Classification,
+    /// The source system (EHR, lab system) the data was extracted from.
+    #[arg(long)]
+    source_system: String,
+    /// The dataset to add a version to.
+    #[arg(long)]
+    dataset: DatasetName,
+    /// Files or directories (recursed).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+/// Every file under the given paths, sorted.
+pub fn expand_paths(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("cannot list `{}`", p.display()))?
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            entries.sort();
+            for e in entries {
+                walk(&e, out)?;
+            }
+        } else if p.is_file() {
+            if !p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
+                out.push(p.to_path_buf());
+            }
+        } else {
+            bail!("`{}` does not exist", p.display());
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        walk(p, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn progress_bar(total: u64, what: &str) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new(total);
+    pb.set_message(what.to_string());
+    Some(pb)
+}
+
+/// Ingest files.
+pub fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
+    block_on(async {
+        let home = a.home.open().await?;
+        let files = expand_paths(&a.files)?;
+        let req = IngestRequest {
+            zone: a.zone,
+            classification: a.classification,
+            source_system: a.source_system.clone(),
+            dataset: a.dataset.clone(),
+            files,
+        };
+        let started = std::time::Instant::now();
+        let pb = progress_bar(req.files.len() as u64, "ingesting");
+        let result = home
+            .ingest(&req, &mut |done, _| {
+                if let Some(pb) = &pb {
+                    pb.set_position(done);
+                }
+            })
+            .await;
+        if let Some(pb) = pb {
+            pb.finish_and_clear();
+        }
+        let v = result?;
+        println!(
+            "ingested {}@{} into `{}` as {}: {} files, {} records, {} bytes in {:.2?}",
+            v.dataset,
+            v.version,
+            v.zone,
+            v.classification,
+            v.objects,
+            v.records,
+            v.bytes,
+            started.elapsed()
+        );
+        home.close().await?;
+        Ok(ExitCode::SUCCESS)
+    })?
+}
+
+/// `airlock datasets`.
+#[derive(Debug, Args)]
+pub struct DatasetsArgs {
+    #[command(flatten)]
+    home: HomeArgs,
+    #[command(subcommand)]
+    cmd: DatasetsCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum DatasetsCmd {
+    /// Every dataset with its zone, classification and latest version.
+    List,
+    /// One version's metadata and lineage record (JSON).
+    Show {
+        /// `NAME` or `NAME@VERSION`.
+        spec: String,
+    },
+    /// A version and all its ancestors.
+    Lineage {
+        /// `NAME` or `NAME@VERSION`.
+        spec: String,
+    },
+}
+
+/// Dataset listings.
+pub fn datasets(a: DatasetsArgs) -> anyhow::Result<ExitCode> {
+    block_on(async {
+        let home = a.home.open().await?;
+        match a.cmd {
+            DatasetsCmd::List => {
+                println!(
+                    "{:<28} {:<12} {:<18} latest",
+                    "dataset", "zone", "classification"
+                );
+                for d in home.datasets().await? {
+                    println!(
+                        "{:<28} {:<12} {:<18} {}",
+                        d.name.as_str(),
+                        d.zone.as_str(),
+                        d.classification.as_str(),
+                        d.latest
+                            .map(|v| v.to_string())
+                            .unwrap_or_else(|| "-".into())
+                    );
+                }
+            }
+            DatasetsCmd::Show { spec } => {
+                let (name, ver) = parse_version_spec(&spec)?;
+                let v = home.version(&name, ver).await?;
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            }
+            DatasetsCmd::Lineage { spec } => {
+                let (name, ver) = parse_version_spec(&spec)?;
+                for v in home.lineage(&name, ver).await? {
+                    let parents: Vec<String> =
+                        v.lineage.parents.iter().map(|p| p.to_string()).collect();
+                    println!(
+                        "{}@{}  zone={} class={} gate={} transform={}{} source={} by={} at={} parents=[{}]",
+                        v.dataset,
+                        v.version,
+                        v.zone,
+                        v.classification,
+                        v.lineage.gate,
+                        v.lineage.transform.name,
+                        v.lineage
+                            .transform
+                            .config_hash
+                            .map(|h| format!(" config={}", h.short()))
+                            .unwrap_or_default(),
+                        v.lineage.source_system.as_deref().unwrap_or("-"),
+                        v.lineage.triggered_by,
+                        v.created_at,
+                        parents.join(", ")
+                    );
+                }
+            }
+        }
+        home.close().await?;
+        Ok(ExitCode::SUCCESS)
+    })?
+}
+
+/// `airlock export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    home: HomeArgs,
+    /// `NAME` or `NAME@VERSION`.
+    #[arg(long)]
+    dataset: String,
+    /// The zone you are working in; the zone rules decide whether you may read the data.
+    #[arg(long)]
+    zone: Zone,
+    /// Purpose of use (required for identified data).
+    #[arg(long)]
+    purpose: Option<Purpose>,
+    /// Directory to decrypt into.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Decrypt a version to a directory.
+pub fn export(a: ExportArgs) -> anyhow::Result<ExitCode> {
+    block_on(async {
+        let home = a.home.open().await?;
+        let (name, ver) = parse_version_spec(&a.dataset)?;
+        let v = home.version(&name, ver).await?;
+        let written = home.export(&v, a.zone, a.purpose, &a.out).await;
+        let code = match written {
+            Ok(w) => {
+                println!(
+                    "exported {}@{}: {} files to {}",
+                    v.dataset,
+                    v.version,
+                    w.len(),
+                    a.out.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+        home.close().await?;
+        Ok(code)
+    })?
+}
+
+/// `airlock keys`.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    home: HomeArgs,
+    #[command(subcommand)]
+    cmd: KeysCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCmd {
+    /// Replace the master key and re-wrap every data key (objects are not rewritten).
+    Rotate {
+        /// A file with the new passphrase (else AIRLOCK_NEW_PASSPHRASE, else keep the current one).
+        #[arg(long)]
+        new_passphrase_file: Option<PathBuf>,
+    },
+}
+
+/// Key management.
+pub fn keys(a: KeysArgs) -> anyhow::Result<ExitCode> {
+    block_on(async {
+        let mut home = a.home.open().await?;
+        match a.cmd {
+            KeysCmd::Rotate {
+                new_passphrase_file,
+            } => {
+                let new = match (new_passphrase_file, std::env::var("AIRLOCK_NEW_PASSPHRASE")) {
+                    (Some(f), _) => read_passphrase(Some(&f))?,
+                    (None, Ok(p)) if !p.is_empty() => Passphrase::new(p),
+                    _ => a.home.passphrase()?,
+                };
+                let s = home.rotate_keys(&new, KdfParams::default()).await?;
+                println!(
+                    "rotated the master key {} -> {}; {} data keys re-wrapped, no object rewritten",
+                    s.old_key_id, s.new_key_id, s.rewrapped
+                );
+            }
+        }
+        home.close().await?;
+        Ok(ExitCode::SUCCESS)
+    })?
+}
