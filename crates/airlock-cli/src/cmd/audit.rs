@@ -73,8 +73,8 @@ enum AuditCmd {
         #[command(flatten)]
         home: HomeArgs,
         /// Only this actor.
-        #[arg(long)]
-        actor: Option<String>,
+        #[arg(long = "by")]
+        by: Option<String>,
         /// Only this patient (the MRN is hashed with the deployment key before the search).
         #[arg(long)]
         patient_mrn: Option<String>,
@@ -201,7 +201,7 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
         }
         AuditCmd::Search {
             home,
-            actor,
+            by,
             patient_mrn,
             event,
             since,
@@ -219,10 +219,10 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let filter = Filter {
-                actor: actor
+                actor: by
                     .map(airlock_types::ActorId::new)
                     .transpose()
-                    .context("`--actor`")?,
+                    .context("`--by`")?,
                 patient,
                 events,
                 since,

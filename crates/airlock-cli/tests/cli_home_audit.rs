@@ -1,0 +1,317 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+//! End to end through the binary: init, ingest, zone refusals, the gate, export, audit verify,
+//! proofs, tampering, and no PHI in any output.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const PASS: &str = "an end to end passphrase";
+
+fn airlock(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(args)
+        .env("AIRLOCK_PASSPHRASE", PASS)
+        .env("AIRLOCK_LOG", "trace")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    let s = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{s}");
+    s
+}
+
+fn truth_values(dir: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    for line in std::fs::read_to_string(dir.join("truth.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        let j: serde_json::Value = serde_json::from_str(line).unwrap();
+        for id in j["identifiers"].as_array().unwrap() {
+            let kind = id["kind"].as_str().unwrap();
+            let value = id["value"].as_str().unwrap();
+            if matches!(kind, "ssn" | "mrn" | "phone" | "email" | "street")
+                || (kind.contains("name") && value.len() >= 5)
+            {
+                v.push(value.to_string());
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn home_lifecycle_through_the_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let h = home.to_str().unwrap();
+    let src = tmp.path().join("src");
+    ok(&airlock(&[
+        "generate",
+        "--patients",
+        "8",
+        "--out",
+        src.to_str().unwrap(),
+    ]));
+    let mut logs = String::new();
+    logs += &ok(&airlock(&["init", "--home", h, "--name", "e2e"]));
+    // A second init is refused; a wrong passphrase is refused.
+    assert!(!airlock(&["init", "--home", h]).status.success());
+    let wrong = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["datasets", "--home", h, "list"])
+        .env("AIRLOCK_PASSPHRASE", "wrong passphrase here")
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong passphrase"));
+
+    let fhir = src.join("fhir");
+    logs += &ok(&airlock(&[
+        "ingest",
+        "--home",
+        h,
+        "--zone",
+        "clinical",
+        "--source-system",
+        "ehr",
+        "--dataset",
+        "raw",
+        fhir.to_str().unwrap(),
+    ]));
+    // PHI into development: refused.
+    let refused = airlock(&[
+        "ingest",
+        "--home",
+        h,
+        "--zone",
+        "development",
+        "--source-system",
+        "ehr",
+        "--dataset",
+        "bad",
+        fhir.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    logs += &String::from_utf8_lossy(&refused.stderr);
+    // Export of PHI from development: refused; from clinical without a purpose: refused.
+    let out = tmp.path().join("out");
+    let o = out.to_str().unwrap();
+    assert!(
+        !airlock(&[
+            "export",
+            "--home",
+            h,
+            "--dataset",
+            "raw",
+            "--zone",
+            "development",
+            "--out",
+            o
+        ])
+        .status
+        .success()
+    );
+    assert!(
+        !airlock(&[
+            "export",
+            "--home",
+            h,
+            "--dataset",
+            "raw",
+            "--zone",
+            "clinical",
+            "--out",
+            o
+        ])
+        .status
+        .success()
+    );
+    logs += &ok(&airlock(&[
+        "export",
+        "--home",
+        h,
+        "--dataset",
+        "raw@1",
+        "--zone",
+        "clinical",
+        "--purpose",
+        "treatment",
+        "--out",
+        o,
+    ]));
+    // The gate.
+    logs += &ok(&airlock(&[
+        "deid",
+        "--home",
+        h,
+        "--profile",
+        "safe-harbor",
+        "--dataset",
+        "raw",
+        "--out-dataset",
+        "research",
+    ]));
+    let dev = tmp.path().join("dev");
+    logs += &ok(&airlock(&[
+        "export",
+        "--home",
+        h,
+        "--dataset",
+        "research",
+        "--zone",
+        "development",
+        "--out",
+        dev.to_str().unwrap(),
+    ]));
+    logs += &ok(&airlock(&["datasets", "--home", h, "list"]));
+    let lin = ok(&airlock(&["datasets", "--home", h, "lineage", "research"]));
+    assert!(
+        lin.contains("research@1") && lin.contains("raw@1") && lin.contains("gate=deidentify"),
+        "{lin}"
+    );
+    logs += &lin;
+    logs += &ok(&airlock(&["keys", "--home", h, "rotate"]));
+
+    // No identifier in any de-identified file or any output of any command.
+    let truth = truth_values(&src);
+    assert!(truth.len() > 20);
+    for entry in std::fs::read_dir(&dev).unwrap().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        for t in &truth {
+            assert!(
+                !text.contains(t.as_str()),
+                "identifier left in {}",
+                entry.path().display()
+            );
+        }
+    }
+    for t in &truth {
+        assert!(!logs.contains(t.as_str()), "identifier in command output");
+    }
+
+    // The ledger verifies, proofs verify offline, and a checkpoint pins history.
+    let cp = tmp.path().join("cp.txt");
+    ok(&airlock(&[
+        "audit",
+        "checkpoint",
+        "--home",
+        h,
+        "--out",
+        cp.to_str().unwrap(),
+    ]));
+    let v = ok(&airlock(&[
+        "audit",
+        "verify",
+        "--home",
+        h,
+        "--since",
+        cp.to_str().unwrap(),
+    ]));
+    assert!(v.contains("ledger verified"), "{v}");
+    let key = ok(&airlock(&["audit", "key", "--home", h]))
+        .trim()
+        .to_string();
+    let proof = tmp.path().join("p.proof");
+    ok(&airlock(&[
+        "audit",
+        "proof",
+        "--home",
+        h,
+        "2",
+        "--out",
+        proof.to_str().unwrap(),
+    ]));
+    ok(&airlock(&[
+        "audit",
+        "verify-proof",
+        proof.to_str().unwrap(),
+        "--key",
+        &key,
+    ]));
+    let fhir_audit = ok(&airlock(&[
+        "audit", "export", "--home", h, "--format", "fhir",
+    ]));
+    assert!(fhir_audit.contains("AuditEvent"));
+    let search = ok(&airlock(&[
+        "audit",
+        "search",
+        "--home",
+        h,
+        "--event",
+        "export",
+        "--by",
+        "local-operator",
+    ]));
+    assert!(
+        search.lines().filter(|l| l.starts_with('{')).count() >= 2,
+        "{search}"
+    );
+
+    // Tamper with one byte of the WAL: verify fails and names where.
+    let wal = home.join("ledger/wal");
+    let mut bytes = std::fs::read(&wal).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&wal, &bytes).unwrap();
+    let bad = airlock(&["audit", "verify", "--home", h]);
+    assert!(!bad.status.success());
+    let msg = String::from_utf8_lossy(&bad.stderr);
+    assert!(msg.contains("FAILED"), "{msg}");
+}
+
+#[test]
+fn every_command_has_a_valid_definition() {
+    // clap checks argument definitions when a command's help is built.
+    for args in [
+        vec!["--help"],
+        vec!["audit", "search", "--help"],
+        vec!["audit", "verify", "--help"],
+        vec!["audit", "disclosures", "--help"],
+        vec!["deid", "--help"],
+        vec!["deid", "text", "--help"],
+        vec!["deid", "eval", "--help"],
+        vec!["datasets", "--help"],
+        vec!["keys", "rotate", "--help"],
+        vec!["demo", "--help"],
+    ] {
+        let out = airlock(&args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn the_demo_runs_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let out = ok(&airlock(&[
+        "demo",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--patients",
+        "6",
+    ]));
+    assert!(out.contains("leak check passed"), "{out}");
+    assert!(out.contains("refused"), "{out}");
+    assert!(out.contains("ledger verified"), "{out}");
+    let truth = truth_values(&dir.join("source-ehr-extract"));
+    for t in &truth {
+        assert!(!out.contains(t.as_str()), "identifier in demo output");
+    }
+}
