@@ -15,7 +15,8 @@
 //!    CSV parse of the same bytes.
 //!
 //! Run: `cargo bench -p airlock-deid --bench deid` (add `-- NAME` to time only the deid
-//! profiles whose label contains NAME, e.g. `-- safe-harbor`, and skip the risk report).
+//! profiles whose label contains NAME, e.g. `-- safe-harbor` or `-- =safe-harbor`, and skip the risk report; set
+//! `AIRLOCK_BENCH_ONCE=1` for a single pass of each, to count instructions under callgrind).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -48,6 +49,12 @@ fn generated_bundles() -> Vec<Vec<u8>> {
 }
 
 fn time<F: FnMut()>(min: Duration, mut f: F) -> (u32, Duration) {
+    // `AIRLOCK_BENCH_ONCE=1`: one pass each (for `valgrind --tool=callgrind`).
+    let min = if std::env::var_os("AIRLOCK_BENCH_ONCE").is_some() {
+        Duration::ZERO
+    } else {
+        min
+    };
     let start = Instant::now();
     let mut n = 0;
     while n == 0 || start.elapsed() < min {
@@ -118,7 +125,11 @@ fn main() {
         ),
         ("safe-harbor, free text removed (no text engine)", no_text),
     ] {
-        if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+        // `=NAME` selects that profile only.
+        if filter.as_ref().is_some_and(|f| match f.strip_prefix('=') {
+            Some(exact) => name != exact,
+            None => !name.contains(f.as_str()),
+        }) {
             continue;
         }
         let mut cw = Crosswalk::new();

@@ -41,9 +41,12 @@ enum Action {
     Remove,
 }
 
+/// One step of the walk. The key is not stored: it is `path_buf[start..end]` (no allocation
+/// per node).
 #[derive(Debug, Clone)]
 struct Entry {
-    key: String,
+    start: usize,
+    end: usize,
     ty: Option<&'static str>,
     url: Option<String>,
 }
@@ -94,19 +97,19 @@ struct Walk<'r> {
     path_buf: String,
 }
 
-fn step_matches(step: &Step, e: &Entry) -> bool {
+fn step_matches(step: &Step, key: &str, e: &Entry) -> bool {
     match step {
         Step::Elem(name) => {
-            e.key == *name
-                || (e.key.len() > name.len()
-                    && e.key.starts_with(name.as_str())
-                    && e.key
+            key == *name
+                || (key.len() > name.len()
+                    && key.starts_with(name.as_str())
+                    && key
                         .as_bytes()
                         .get(name.len())
                         .is_some_and(u8::is_ascii_uppercase))
         }
         Step::Extension(u) => {
-            e.key == "extension"
+            key == "extension"
                 && e.url
                     .as_deref()
                     .is_some_and(|url| url == u || url.ends_with(u.as_str()))
@@ -133,7 +136,7 @@ impl Walk<'_> {
                     && p.steps
                         .iter()
                         .zip(&self.chain)
-                        .all(|(s, e)| step_matches(s, e))
+                        .all(|(s, e)| step_matches(s, self.key_of(e), e))
             }
             Some(t) => {
                 // An ancestor-or-self at position i has type t and the steps match after it.
@@ -145,7 +148,7 @@ impl Walk<'_> {
                     && p.steps
                         .iter()
                         .zip(self.chain.get(i + 1..).unwrap_or_default())
-                        .all(|(s, e)| step_matches(s, e))
+                        .all(|(s, e)| step_matches(s, self.key_of(e), e))
             }
         }
     }
@@ -172,12 +175,13 @@ impl Walk<'_> {
                 }
             }
             Some(e) => {
-                if let Some(v) = self.index.by_last.get(&e.key) {
+                let key = self.key_of(e);
+                if let Some(v) = self.index.by_last.get(key) {
                     for &i in v {
                         consider(i, self);
                     }
                 }
-                if let Some(base) = choice_base(&e.key)
+                if let Some(base) = choice_base(key)
                     && let Some(v) = self.index.by_last.get(base)
                 {
                     for &i in v {
@@ -191,7 +195,7 @@ impl Walk<'_> {
                         consider(i, self);
                     }
                 }
-                if e.key == "extension" {
+                if key == "extension" {
                     for &i in &self.index.by_ext {
                         consider(i, self);
                     }
@@ -205,16 +209,31 @@ impl Walk<'_> {
         &self.path_buf
     }
 
-    fn push(&mut self, e: Entry) {
+    /// The key of a chain entry.
+    fn key_of(&self, e: &Entry) -> &str {
+        self.path_buf.get(e.start..e.end).unwrap_or_default()
+    }
+
+    /// The key of the current node (`""` at the resource root).
+    fn key(&self) -> &str {
+        self.chain.last().map_or("", |e| self.key_of(e))
+    }
+
+    fn push(&mut self, key: &str, ty: Option<&'static str>, url: Option<String>) {
         self.path_buf.push('.');
-        self.path_buf.push_str(&e.key);
-        self.chain.push(e);
+        let start = self.path_buf.len();
+        self.path_buf.push_str(key);
+        self.chain.push(Entry {
+            start,
+            end: self.path_buf.len(),
+            ty,
+            url,
+        });
     }
 
     fn pop(&mut self) {
         if let Some(e) = self.chain.pop() {
-            let n = self.path_buf.len().saturating_sub(e.key.len() + 1);
-            self.path_buf.truncate(n);
+            self.path_buf.truncate(e.start.saturating_sub(1));
         }
     }
 
@@ -284,7 +303,8 @@ fn infer_type(key: &str, v: &Value, parent: Option<&'static str>) -> Option<&'st
             if key == "data" && parent == Some("Attachment") {
                 return Some("base64Binary");
             }
-            if crate::values::is_date(s, date_key(key)) {
+            // `is_date(s, date_key(key))`, with the key checked only for a year-only date.
+            if crate::values::parse_date(s).is_some_and(|p| p.month.is_some() || date_key(key)) {
                 return Some(
                     if matches!(key, "issued" | "lastUpdated" | "instant" | "recorded") {
                         "instant"
@@ -871,11 +891,7 @@ fn walk_object(
                     } else {
                         None
                     };
-                    w.push(Entry {
-                        key: k.clone(),
-                        ty,
-                        url,
-                    });
+                    w.push(k, ty, url);
                     let a = walk_node(run, w, item, inherited, ty);
                     w.pop();
                     match a {
@@ -900,11 +916,7 @@ fn walk_object(
             }
             other => {
                 let ty = infer_type(k, other, self_ty);
-                w.push(Entry {
-                    key: k.clone(),
-                    ty,
-                    url: None,
-                });
+                w.push(k, ty, None);
                 let a = walk_node(run, w, other, inherited, ty);
                 w.pop();
                 a
@@ -1008,7 +1020,7 @@ fn leaf_action(
     eff: Option<usize>,
     ty: Option<&'static str>,
 ) -> Action {
-    let key = w.chain.last().map_or("", |e| e.key.as_str());
+    let key = w.key();
     let pt = w.parent_ty();
     let owned;
     let s: &str = match &*v {
@@ -1030,13 +1042,14 @@ fn leaf_action(
     let path = w.path();
     let rules: &[FhirRule] = w.rules;
     let rule_method = eff.and_then(|i| rules.get(i)).map(|r| &r.method);
-    let (method_name, out): (&'static str, Option<Value>) = match rule_method {
-        Some(m) => apply_rule(run, w, m, key, pt, ty, s, is_string, v),
-        None => default_action(run, w, key, pt, ty, s, is_string, v),
+    let (method_name, out): (&'static str, Leaf) = match rule_method {
+        Some(m) => apply_rule(run, w, m, key, pt, ty, s, is_string),
+        None => default_action(run, w, key, pt, ty, s, is_string),
     };
     let changed = match &out {
-        None => true,
-        Some(nv) => nv != v,
+        Leaf::Remove => true,
+        Leaf::Same => false,
+        Leaf::Set(nv) => nv != v,
     };
     if method_name != "keep" || changed {
         run.changes.add(path, method_name);
@@ -1048,9 +1061,25 @@ fn leaf_action(
         run.leak(kind, s);
     }
     match out {
-        None => Action::Remove,
-        Some(nv) if changed => Action::Replace(nv),
-        Some(_) => Action::Keep,
+        Leaf::Remove => Action::Remove,
+        Leaf::Set(nv) if changed => Action::Replace(nv),
+        Leaf::Set(_) | Leaf::Same => Action::Keep,
+    }
+}
+
+/// What a method makes of a leaf.
+enum Leaf {
+    /// Left as it is (no copy is made).
+    Same,
+    /// Removed.
+    Remove,
+    /// Replaced by this value (which may happen to equal the old one).
+    Set(Value),
+}
+
+impl From<Option<Value>> for Leaf {
+    fn from(v: Option<Value>) -> Leaf {
+        v.map_or(Leaf::Remove, Leaf::Set)
     }
 }
 
@@ -1070,31 +1099,32 @@ fn apply_rule(
     ty: Option<&'static str>,
     s: &str,
     is_string: bool,
-    v: &Value,
-) -> (&'static str, Option<Value>) {
+) -> (&'static str, Leaf) {
     let name = m.name();
     let refkey = is_ref_key(w, key, pt);
     let out = match m {
-        Method::Keep => Some(v.clone()),
-        Method::Redact => None,
+        Method::Keep => Leaf::Same,
+        Method::Redact => Leaf::Remove,
         Method::Pseudonym if refkey => if key == "id" {
             Some(run.pseudo_id(s))
         } else {
             pseudo_ref(run, s, false)
         }
-        .map(Value::String),
+        .map(Value::String)
+        .into(),
         Method::CryptoHash if refkey => if key == "id" {
             Some(run.keys.crypto_hash_hex(s))
         } else {
             pseudo_ref(run, s, true)
         }
-        .map(Value::String),
+        .map(Value::String)
+        .into(),
         Method::DateShift { .. } | Method::YearOnly
             if !matches!(ty, Some("date" | "dateTime" | "instant")) =>
         {
-            Some(v.clone())
+            Leaf::Same
         }
-        Method::Text if !is_string => Some(v.clone()),
+        Method::Text if !is_string => Leaf::Same,
         Method::Perturb { .. } | Method::GeneralizeBins(_) | Method::AgeCap if !is_string => {
             let ns = namespace_for(w, s);
             let ctx = ScalarCtx {
@@ -1103,10 +1133,12 @@ fn apply_rule(
                 birth: false,
                 resource_id: &w.resource_id,
             };
-            run.scalar(m, s, &ctx).map(|o| match o.parse::<f64>() {
-                Ok(_) => serde_json::from_str::<Value>(&o).unwrap_or(Value::String(o)),
-                Err(_) => Value::String(o),
-            })
+            run.scalar(m, s, &ctx)
+                .map(|o| match o.parse::<f64>() {
+                    Ok(_) => serde_json::from_str::<Value>(&o).unwrap_or(Value::String(o)),
+                    Err(_) => Value::String(o),
+                })
+                .into()
         }
         _ => {
             let ns = namespace_for(w, s);
@@ -1117,7 +1149,7 @@ fn apply_rule(
                 birth,
                 resource_id: &w.resource_id,
             };
-            run.scalar(m, s, &ctx).map(Value::String)
+            run.scalar(m, s, &ctx).map(Value::String).into()
         }
     };
     (name, out)
@@ -1145,14 +1177,13 @@ fn default_action(
     ty: Option<&'static str>,
     s: &str,
     is_string: bool,
-    v: &Value,
-) -> (&'static str, Option<Value>) {
-    let keep = ("keep", Some(v.clone()));
+) -> (&'static str, Leaf) {
+    let keep = ("keep", Leaf::Same);
     if !is_string {
         if pt == Some("Age") && key == "value" {
             let capped = crate::engine::age_cap_str(s, run.p().age_cap);
             if capped != s {
-                return ("ageCap", Some(Value::from(run.p().age_cap + 1)));
+                return ("ageCap", Leaf::Set(Value::from(run.p().age_cap + 1)));
             }
         }
         return keep;
@@ -1163,7 +1194,7 @@ fn default_action(
         } else {
             pseudo_ref(run, s, false)
         };
-        return ("pseudonym", out.map(Value::String));
+        return ("pseudonym", out.map(Value::String).into());
     }
     match (pt, key) {
         (Some("Identifier"), "value") => {
@@ -1172,29 +1203,33 @@ fn default_action(
             } else {
                 "identifier"
             };
-            return ("pseudonym", Some(Value::String(run.pseudonym(ns, s))));
+            return ("pseudonym", Leaf::Set(Value::String(run.pseudonym(ns, s))));
         }
         (Some("Identifier"), "system" | "use") => return keep,
         (Some("HumanName"), "use") => return keep,
-        (Some("HumanName"), _) => return ("redact", None),
-        (Some("ContactPoint"), "value") => return ("redact", None),
+        (Some("HumanName"), _) => return ("redact", Leaf::Remove),
+        (Some("ContactPoint"), "value") => return ("redact", Leaf::Remove),
         (Some("ContactPoint"), _) => return keep,
         (Some("Address"), "postalCode") => {
             return match run.p().zip {
                 crate::profile::ZipPolicy::Keep => keep,
-                crate::profile::ZipPolicy::Redact => ("redact", None),
+                crate::profile::ZipPolicy::Redact => ("redact", Leaf::Remove),
                 crate::profile::ZipPolicy::Zip3 => (
                     "zip3",
-                    crate::values::zip3(s, run.p().restricted).map(Value::String),
+                    crate::values::zip3(s, run.p().restricted)
+                        .map(Value::String)
+                        .into(),
                 ),
             };
         }
         (Some("Address"), "city") if run.p().keep_city => return keep,
-        (Some("Address"), "line" | "text" | "district" | "city") => return ("redact", None),
+        (Some("Address"), "line" | "text" | "district" | "city") => {
+            return ("redact", Leaf::Remove);
+        }
         // A "state" spelled like a city removed elsewhere (city-states such as Lagos or
         // Singapore in a foreign birth place) would re-introduce that city: redact it.
         (Some("Address"), "state") if !run.p().keep_city && run.leaks.contains(s) => {
-            return ("redact", None);
+            return ("redact", Leaf::Remove);
         }
         (Some("Address"), "state" | "country" | "use" | "type") => return keep,
         (Some("Attachment"), "data") => return attachment_data(run, w, s),
@@ -1203,7 +1238,7 @@ fn default_action(
     if ty == Some("xhtml") {
         return (
             "text",
-            Some(Value::String(narrative(run, w.mrn.as_deref(), s))),
+            Leaf::Set(Value::String(narrative(run, w.mrn.as_deref(), s))),
         );
     }
     if matches!(ty, Some("date" | "dateTime" | "instant")) {
@@ -1215,26 +1250,29 @@ fn default_action(
             DateMethod::Shift | DateMethod::Microsoft => "dateShift",
         };
         let out = run.date(s, m, w.mrn.as_deref(), is_birth_key(key), &w.resource_id);
-        return (name, out.map(Value::String));
+        return (name, out.map(Value::String).into());
     }
     if is_code_key(key, pt) || key == "id" {
         return keep;
     }
-    ("text", run.text(s, w.mrn.as_deref()).map(Value::String))
+    (
+        "text",
+        run.text(s, w.mrn.as_deref()).map(Value::String).into(),
+    )
 }
 
-fn attachment_data(run: &mut Run<'_>, w: &Walk<'_>, s: &str) -> (&'static str, Option<Value>) {
+fn attachment_data(run: &mut Run<'_>, w: &Walk<'_>, s: &str) -> (&'static str, Leaf) {
     let b64 = base64::engine::general_purpose::STANDARD;
     let Ok(bytes) = b64.decode(s.trim()) else {
-        return ("redact", None);
+        return ("redact", Leaf::Remove);
     };
     let Ok(text) = String::from_utf8(bytes) else {
         // Binary content (images, PDFs) cannot be checked: removed.
-        return ("redact", None);
+        return ("redact", Leaf::Remove);
     };
     match run.text(&text, w.mrn.as_deref()) {
-        Some(t) => ("text", Some(Value::String(b64.encode(t.as_bytes())))),
-        None => ("redact", None),
+        Some(t) => ("text", Leaf::Set(Value::String(b64.encode(t.as_bytes())))),
+        None => ("redact", Leaf::Remove),
     }
 }
 
