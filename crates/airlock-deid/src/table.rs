@@ -51,7 +51,8 @@ fn is_direct(n: &str) -> bool {
                 ssn|social_security(?:_number)?|
                 phone|telephone|tel|mobile|cell|fax|
                 e_?mail|
-                name|full_name|first_?name|last_?name|surname|given_?name|family_?name|middle_?name|maiden_?name|
+                name|full_name|first_?name|last_?name|surname|given_?names?|family_?name|middle_?name|maiden_?name|
+                given|family|first|last|middle|maiden|
                 address|street|street_address|addr|address_line_?\d|line_?[12]|
                 mrn|medical_record_number|account|account_number|acct|
                 license|licence|license_number|driver_?license|plate|license_plate|vin|
@@ -64,6 +65,19 @@ fn is_direct(n: &str) -> bool {
     })
     .as_ref()
     .is_none_or(|re| re.is_match(n))
+}
+
+/// Whether an unruled column holds free text: by its name, or because its first value reads
+/// like prose. Free text is never passed through: the text engine de-identifies it.
+fn is_free_text(n: &str, first: Option<&str>) -> bool {
+    const NAMES: &[&str] = &[
+        "note", "notes", "comment", "comments", "text", "narrative", "description", "remarks",
+        "free_text", "report", "summary", "history", "impression", "findings", "message",
+    ];
+    if NAMES.iter().any(|t| n == *t || n.ends_with(&format!("_{t}"))) {
+        return true;
+    }
+    first.is_some_and(|v| v.len() >= 40 && v.split_whitespace().count() >= 6)
 }
 
 fn norm(h: &str) -> String {
@@ -132,6 +146,11 @@ pub(crate) fn plan(
                 "{file}: column `{h}` has no rule: city policy applied"
             ));
             Col::City
+        } else if is_free_text(&n, first.and_then(|r| r.get(i))) {
+            run.warn(format!(
+                "{file}: column `{h}` has no rule and holds free text: de-identified by the text engine"
+            ));
+            Col::Rule(Method::Text)
         } else if n.contains("birth") || n == "dob" {
             Col::Date { birth: true }
         } else if first
@@ -165,6 +184,43 @@ pub(crate) fn plan(
         out_idx,
         patient,
     }
+}
+
+/// The identifiers in a row's dropped columns, for the text engine.
+fn row_known(p: &Plan, rec: &csv::StringRecord) -> airlock_text::KnownIdentifiers {
+    let mut k = airlock_text::KnownIdentifiers::default();
+    let mut given = Vec::new();
+    let mut family = Vec::new();
+    for (i, c) in p.cols.iter().enumerate() {
+        let Some(v) = rec.get(i).map(str::trim).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let h = p.headers.get(i).map(|h| norm(h)).unwrap_or_default();
+        match c {
+            Col::Drop(LeakKind::Name) => {
+                if h.contains("given") || h.contains("first") {
+                    given.push(v.to_owned());
+                } else if h.contains("family") || h.contains("last") || h.contains("surname") {
+                    family.push(v.to_owned());
+                }
+                k.names.push(v.to_owned());
+            }
+            Col::Drop(LeakKind::Phone) => k.phones.push(v.to_owned()),
+            Col::Drop(LeakKind::Email) => k.emails.push(v.to_owned()),
+            Col::Drop(LeakKind::Street) => k.addresses.push(v.to_owned()),
+            Col::Drop(_) => k.ids.push(v.to_owned()),
+            Col::City => k.cities.push(v.to_owned()),
+            Col::Date { birth: true } => k.dates.push(v.to_owned()),
+            Col::Rule(_) if p.patient == Some(i) => k.ids.push(v.to_owned()),
+            _ => {}
+        }
+    }
+    for g in &given {
+        for f in &family {
+            k.names.push(format!("{g} {f}"));
+        }
+    }
+    k
 }
 
 /// Transforms one cell; `None` = empty.
@@ -307,6 +363,11 @@ pub(crate) fn deid_csv<R: Read, W: Write>(
         let mrn = p.patient.and_then(|i| rec.get(i)).map(str::to_owned);
         out.clear();
         let p = p.clone();
+        // The row's own identifiers are the known identifiers of its free text.
+        let has_text = p.cols.iter().any(|c| matches!(c, Col::Rule(Method::Text)));
+        if has_text {
+            run.override_known = Some(row_known(&p, &rec));
+        }
         for &i in &p.out_idx {
             let v = rec.get(i).unwrap_or_default();
             let mut nv = cell(run, &p, i, v, mrn.as_deref()).unwrap_or_default();
@@ -332,6 +393,9 @@ pub(crate) fn deid_csv<R: Read, W: Write>(
                 let name = p.headers.get(i).map(String::as_str).unwrap_or_default();
                 run.changes.add(name, "redact");
             }
+        }
+        if has_text {
+            run.override_known = None;
         }
         wtr.write_record(&out)
             .map_err(|e| airlock_formats::tabular::csv_error(&e))?;
