@@ -19,6 +19,45 @@ use crate::values;
 /// identifiers (see [`Run::text_with`]).
 const KNOWN_MIN_TEXT: usize = 64;
 
+/// Texts at least this long (bytes) are remembered with their output for the rest of the run
+/// (see [`TextMemo`]).
+const MEMO_MIN_TEXT: usize = 256;
+
+/// At most this many texts are remembered; the memo is emptied when full (memory stays flat).
+const MEMO_MAX_ENTRIES: usize = 4096;
+
+/// Outputs of the text engine for long texts already seen in this run. The same note often
+/// appears twice in a record (Synthea puts each one in a `DiagnosticReport` and a
+/// `DocumentReference`), and the engine's output depends only on the text, the patient, the
+/// mode, the scrub epoch and the known identifiers, all of which are part of the key or
+/// checked on a hit.
+#[derive(Default)]
+struct TextMemo {
+    map: HashMap<(Mode, Option<String>, String), MemoEntry>,
+}
+
+struct MemoEntry {
+    epoch: u64,
+    known: Option<KnownIdentifiers>,
+    out: String,
+}
+
+fn same_known(a: Option<&KnownIdentifiers>, b: Option<&KnownIdentifiers>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a.names == b.names
+                && a.ids == b.ids
+                && a.phones == b.phones
+                && a.emails == b.emails
+                && a.addresses == b.addresses
+                && a.cities == b.cities
+                && a.dates == b.dates
+        }
+        _ => false,
+    }
+}
+
 /// Mutable state of one run.
 pub(crate) struct Run<'a> {
     pub profile: &'a Profile,
@@ -40,6 +79,7 @@ pub(crate) struct Run<'a> {
     /// Scanner over the identifying values collected so far, applied to free-text output.
     scrubber: Option<(u64, std::sync::Arc<crate::leak::Scanner>)>,
     scrub_epoch: u64,
+    memo: TextMemo,
 }
 
 impl<'a> Run<'a> {
@@ -60,6 +100,7 @@ impl<'a> Run<'a> {
             override_known: None,
             scrubber: None,
             scrub_epoch: 0,
+            memo: TextMemo::default(),
         }
     }
 
@@ -184,18 +225,42 @@ impl<'a> Run<'a> {
         } else {
             None
         };
+        let memo_key =
+            (text.len() >= MEMO_MIN_TEXT).then(|| (mode, mrn.map(str::to_owned), text.to_owned()));
+        if let Some(key) = &memo_key
+            && let Some(hit) = self.memo.map.get(key)
+            && hit.epoch == self.scrub_epoch
+            && same_known(hit.known.as_ref(), known)
+        {
+            return Some(hit.out.clone());
+        }
         let ctx = patient.as_deref().map(|p| SurrogateContext {
             key: self.keys.expose_secret(),
             patient: p,
             date_shift_days: shift,
         });
         let out = engine.redact(text, known, mode, ctx.as_ref());
+        let known = known.cloned();
         // Identifying values seen anywhere in the input (another patient's city in a
         // provider's name, a name repeated in an untyped field) are scrubbed too.
-        match self.scanner().scrub(&out.text) {
-            Some(t) => Some(t),
-            None => Some(out.text),
+        let out = match self.scanner().scrub(&out.text) {
+            Some(t) => t,
+            None => out.text,
+        };
+        if let Some(key) = memo_key {
+            if self.memo.map.len() >= MEMO_MAX_ENTRIES {
+                self.memo.map.clear();
+            }
+            self.memo.map.insert(
+                key,
+                MemoEntry {
+                    epoch: self.scrub_epoch,
+                    known,
+                    out: out.clone(),
+                },
+            );
         }
+        Some(out)
     }
 
     /// Marks the identifying values collected so far as known to the scrubber (called after
@@ -326,6 +391,32 @@ pub(crate) fn uuid_shape(h: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memo_reuses_output_only_while_known_identifiers_stay_the_same() {
+        let profile = Profile::builtin("safe-harbor").unwrap();
+        let keys = DeidKeys::new(vec![7; 32]).unwrap();
+        let mut cw = Crosswalk::new();
+        let mut run = Run::new(&profile, &keys, &mut cw);
+        let note = format!(
+            "Patient Zorblat was seen today for a follow-up visit. {}",
+            "Vital signs were stable and the plan is unchanged. ".repeat(6)
+        );
+        assert!(note.len() >= MEMO_MIN_TEXT);
+        let first = run.text(&note, Some("m1")).unwrap();
+        assert!(first.contains("Zorblat"), "{first}");
+        assert_eq!(run.text(&note, Some("m1")).unwrap(), first);
+        run.known.insert(
+            "m1".to_owned(),
+            KnownIdentifiers {
+                names: vec!["Zorblat".to_owned()],
+                ..KnownIdentifiers::default()
+            },
+        );
+        let second = run.text(&note, Some("m1")).unwrap();
+        assert!(!second.contains("Zorblat"), "stale memo entry reused");
+        assert_eq!(run.text(&note, Some("m1")).unwrap(), second);
+    }
 
     #[test]
     fn ages() {
