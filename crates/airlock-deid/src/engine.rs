@@ -26,6 +26,9 @@ const MEMO_MIN_TEXT: usize = 256;
 /// At most this many texts are remembered; the memo is emptied when full (memory stays flat).
 const MEMO_MAX_ENTRIES: usize = 4096;
 
+/// At most this many pseudonymous resource ids are remembered (see [`Run::pseudo_id`]).
+const IDS_MAX_ENTRIES: usize = 1 << 16;
+
 /// Outputs of the text engine for long texts already seen in this run. The same note often
 /// appears twice in a record (Synthea puts each one in a `DiagnosticReport` and a
 /// `DocumentReference`), and the engine's output depends only on the text, the patient, the
@@ -80,6 +83,8 @@ pub(crate) struct Run<'a> {
     scrubber: Option<(u64, std::sync::Arc<crate::leak::Scanner>)>,
     scrub_epoch: u64,
     memo: TextMemo,
+    /// Resource id → its pseudonymous id (each id is referenced many times in a document).
+    ids: HashMap<String, String>,
 }
 
 impl<'a> Run<'a> {
@@ -101,6 +106,7 @@ impl<'a> Run<'a> {
             scrubber: None,
             scrub_epoch: 0,
             memo: TextMemo::default(),
+            ids: HashMap::new(),
         }
     }
 
@@ -125,8 +131,18 @@ impl<'a> Run<'a> {
 
     /// A pseudonymous resource id, shaped as a UUID so `urn:uuid:` references stay valid.
     pub fn pseudo_id(&mut self, id: &str) -> String {
+        // The pseudonym of a value never changes within a run (keyed, or recorded in the
+        // crosswalk the first time), so it is computed once per id.
+        if let Some(p) = self.ids.get(id) {
+            return p.clone();
+        }
         let h = self.pseudonym("id", id);
-        uuid_shape(&h)
+        let p = uuid_shape(&h);
+        if self.ids.len() >= IDS_MAX_ENTRIES {
+            self.ids.clear();
+        }
+        self.ids.insert(id.to_owned(), p.clone());
+        p
     }
 
     /// The patient's pseudonym (the MRN's), used as the text engine's patient key.
@@ -378,14 +394,17 @@ pub(crate) fn age_cap_str(value: &str, cap: u32) -> String {
 /// Formats 32 hex characters as a UUID (`8-4-4-4-12`).
 pub(crate) fn uuid_shape(h: &str) -> String {
     let part = |a: usize, b: usize| h.get(a..b).unwrap_or("0");
-    format!(
-        "{}-{}-{}-{}-{}",
-        part(0, 8),
-        part(8, 12),
-        part(12, 16),
-        part(16, 20),
-        part(20, 32)
-    )
+    let mut out = String::with_capacity(36);
+    for (i, (a, b)) in [(0, 8), (8, 12), (12, 16), (16, 20), (20, 32)]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            out.push('-');
+        }
+        out.push_str(part(a, b));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@
 //! profile has `[rare_codes]`.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use base64::Engine as _;
 use serde_json::{Map, Value};
@@ -51,21 +52,48 @@ struct Entry {
     url: Option<String>,
 }
 
+/// The multiply-rotate hash of rustc (FxHash): several times cheaper than SipHash on the
+/// short element names the rule index is looked up by once or twice per node. The tables are
+/// built from the profile and only looked up with input keys, so input cannot grow them.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
 /// Rule lookup tables (built once per run).
 pub(crate) struct RuleIndex {
-    by_last: HashMap<String, Vec<usize>>,
-    by_type_only: HashMap<String, Vec<usize>>,
+    by_last: FxMap<String, Vec<usize>>,
+    by_type_only: FxMap<String, Vec<usize>>,
     by_ext: Vec<usize>,
-    resource_only: HashMap<String, Vec<usize>>,
+    resource_only: FxMap<String, Vec<usize>>,
 }
 
 impl RuleIndex {
     pub fn new(rules: &[FhirRule]) -> RuleIndex {
         let mut idx = RuleIndex {
-            by_last: HashMap::new(),
-            by_type_only: HashMap::new(),
+            by_last: FxMap::default(),
+            by_type_only: FxMap::default(),
             by_ext: Vec::new(),
-            resource_only: HashMap::new(),
+            resource_only: FxMap::default(),
         };
         for (i, r) in rules.iter().enumerate() {
             match r.path.steps.last() {
