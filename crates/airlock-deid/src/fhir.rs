@@ -1338,35 +1338,48 @@ pub(crate) fn scan_output(
     hits: &mut Vec<crate::report::LeakHit>,
     scanned: &mut u64,
 ) {
-    fn walk(
+    /// Verdicts by string (and whether it was decoded as an attachment): a document repeats
+    /// most of its strings (codes, systems, references), and the search is pure.
+    type Seen<'a> = HashMap<(bool, &'a str), Option<crate::leak::LeakKind>>;
+    fn walk<'a>(
         scanner: &crate::leak::Scanner,
-        v: &Value,
+        v: &'a Value,
         path: &mut String,
         attach: bool,
         out: &mut Vec<(String, crate::leak::LeakKind)>,
         scanned: &mut u64,
+        seen: &mut Seen<'a>,
     ) {
         match v {
             Value::String(s) => {
                 *scanned += 1;
-                let decoded;
-                let text: &str = if attach && path.ends_with(".data") {
-                    decoded = base64::engine::general_purpose::STANDARD
-                        .decode(s.trim())
-                        .ok()
-                        .and_then(|b| String::from_utf8(b).ok())
-                        .unwrap_or_default();
-                    &decoded
-                } else {
-                    s
+                let decode = attach && path.ends_with(".data");
+                let found = match seen.get(&(decode, s.as_str())) {
+                    Some(f) => *f,
+                    None => {
+                        let decoded;
+                        let text: &str = if decode {
+                            decoded = base64::engine::general_purpose::STANDARD
+                                .decode(s.trim())
+                                .ok()
+                                .and_then(|b| String::from_utf8(b).ok())
+                                .unwrap_or_default();
+                            &decoded
+                        } else {
+                            s
+                        };
+                        let f = scanner.find(text);
+                        seen.insert((decode, s.as_str()), f);
+                        f
+                    }
                 };
-                if let Some(k) = scanner.find(text) {
+                if let Some(k) = found {
                     out.push((path.clone(), k));
                 }
             }
             Value::Array(a) => {
                 for i in a {
-                    walk(scanner, i, path, attach, out, scanned);
+                    walk(scanner, i, path, attach, out, scanned, seen);
                 }
             }
             Value::Object(o) => {
@@ -1375,7 +1388,7 @@ pub(crate) fn scan_output(
                     let len = path.len();
                     path.push('.');
                     path.push_str(k);
-                    walk(scanner, v, path, is_attach, out, scanned);
+                    walk(scanner, v, path, is_attach, out, scanned, seen);
                     path.truncate(len);
                 }
             }
@@ -1396,6 +1409,7 @@ pub(crate) fn scan_output(
     } else {
         items.push((0, doc));
     }
+    let mut seen = Seen::new();
     for (i, item) in items {
         let rt = item
             .get("resource")
@@ -1405,7 +1419,9 @@ pub(crate) fn scan_output(
             .unwrap_or("Resource");
         let mut found = Vec::new();
         let mut path = rt.to_owned();
-        walk(scanner, item, &mut path, false, &mut found, scanned);
+        walk(
+            scanner, item, &mut path, false, &mut found, scanned, &mut seen,
+        );
         for (p, k) in found {
             hits.push(crate::report::LeakHit {
                 file: file.to_owned(),
