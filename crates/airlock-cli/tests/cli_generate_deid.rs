@@ -221,16 +221,11 @@ fn deid_expert_determination_fhir_hl7_leaks_nothing() {
 }
 
 #[test]
-#[ignore = "airlock-deid: the leak check flags kept values (birthPlace state, race display) that \
-            equal another patient's city or surname, and cohort.csv `given`/`family`/`note` \
-            columns are not de-identified"]
 fn deid_safe_harbor_all_formats_leaks_nothing() {
     deid_files_leak_nothing("safe-harbor", &["gen/fhir", "gen/hl7", "gen/cohort.csv"]);
 }
 
 #[test]
-#[ignore = "airlock-deid: cohort.csv `given`/`family` columns and the free-text `note` column \
-            pass through under expert-determination"]
 fn deid_expert_determination_all_formats_leaks_nothing() {
     deid_files_leak_nothing(
         "expert-determination",

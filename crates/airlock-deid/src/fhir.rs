@@ -1254,9 +1254,12 @@ fn default_action(
         (Some("Address"), "line" | "text" | "district" | "city") => {
             return ("redact", Leaf::Remove);
         }
-        // A "state" spelled like a city removed elsewhere (city-states such as Lagos or
-        // Singapore in a foreign birth place) would re-introduce that city: redact it.
-        (Some("Address"), "state") if !run.p().keep_city && run.leaks.contains(s) => {
+        // A "state" that names a city removed elsewhere (city-states such as Lagos or
+        // Singapore, "Metro Manila" in a foreign birth place) would re-introduce that city:
+        // redact it.
+        (Some("Address"), "state")
+            if !run.p().keep_city && (run.leaks.contains(s) || run.scanner().find(s).is_some()) =>
+        {
             return ("redact", Leaf::Remove);
         }
         (Some("Address"), "state" | "country" | "use" | "type") => return keep,

@@ -212,6 +212,19 @@ impl LeakSet {
         let mut pats: Vec<(&String, LeakKind)> = self.values.iter().map(|(v, k)| (v, *k)).collect();
         pats.sort();
         let kinds = pats.iter().map(|(_, k)| *k).collect();
+        // A one-word name that is also an English word ("Bell", "Green") counts only when it
+        // has a capital (a proper noun: "Bell", "BELL"), not as the word in running text
+        // ("call bell").
+        let text = airlock_text::Engine::builtin();
+        let exact = pats
+            .iter()
+            .map(|(v, k)| {
+                (*k == LeakKind::Name
+                    && !v.contains(char::is_whitespace)
+                    && text.is_dictionary_word(v))
+                .then(|| (*v).clone())
+            })
+            .collect();
         let ac = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
@@ -220,7 +233,7 @@ impl LeakSet {
             .kind(Some(AhoCorasickKind::ContiguousNFA))
             .build(pats.iter().map(|(v, _)| v.as_str()))
             .ok();
-        Scanner { ac, kinds }
+        Scanner { ac, kinds, exact }
     }
 }
 
@@ -229,9 +242,22 @@ impl LeakSet {
 pub struct Scanner {
     ac: Option<AhoCorasick>,
     kinds: Vec<LeakKind>,
+    /// Per pattern: set for names that are also words (they need a capital to count).
+    exact: Vec<Option<String>>,
 }
 
 impl Scanner {
+    /// Whether the match of `pattern` at `text[s..e]` counts.
+    fn counts(&self, pattern: usize, text: &str, s: usize, e: usize) -> bool {
+        match self.exact.get(pattern) {
+            // Written in lower case it is the word, not the name.
+            Some(Some(_)) => text
+                .get(s..e)
+                .is_some_and(|m| m.chars().any(char::is_uppercase)),
+            _ => true,
+        }
+    }
+
     /// Replaces every whole-word identifying value in `text` by `[REDACTED]`;
     /// `None` when there is none.
     pub fn scrub(&self, text: &str) -> Option<String> {
@@ -245,6 +271,9 @@ impl Scanner {
                 continue;
             }
             if !text.is_char_boundary(m.start()) || !text.is_char_boundary(m.end()) {
+                continue;
+            }
+            if !self.counts(m.pattern().as_usize(), text, m.start(), m.end()) {
                 continue;
             }
             let kind = self
@@ -282,7 +311,10 @@ impl Scanner {
             let before = m.start().checked_sub(1).and_then(|i| bytes.get(i));
             let after = bytes.get(m.end());
             let word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
-            if !word(before) && !word(after) {
+            if !word(before)
+                && !word(after)
+                && self.counts(m.pattern().as_usize(), text, m.start(), m.end())
+            {
                 return self.kinds.get(m.pattern().as_usize()).copied();
             }
         }
@@ -323,5 +355,16 @@ mod tests {
         assert_eq!(sc.find("Washington"), None);
         assert_eq!(sc.find("White"), None);
         assert_eq!(sc.find("lives in Springfield"), Some(LeakKind::City));
+    }
+
+    #[test]
+    fn names_that_are_words_count_only_as_written() {
+        let mut s = LeakSet::default();
+        s.add(LeakKind::Name, "Bell");
+        s.add(LeakKind::Name, "Oyelaran");
+        let sc = s.scanner();
+        assert_eq!(sc.find("call bell within reach"), None);
+        assert_eq!(sc.find("seen by Dr. Bell"), Some(LeakKind::Name));
+        assert_eq!(sc.find("pt OYELARAN resting"), Some(LeakKind::Name));
     }
 }

@@ -81,6 +81,15 @@ fn dicts() -> Result<&'static Dicts, TextError> {
 }
 
 impl Engine {
+    /// Whether `word` (any case) is an English dictionary word or an inflection of one ("bell",
+    /// "green", "treated"). Callers use it to tell a surname that is also a word ("Bell") from
+    /// the word in running text ("call bell").
+    pub fn is_dictionary_word(&self, word: &str) -> bool {
+        let lower = word.to_lowercase();
+        self.dicts.flags(&lower) & (crate::dict::WORD | crate::dict::ENGLISH | crate::dict::COMMON)
+            != 0
+    }
+
     /// Builds an engine with the built-in recognisers and dictionaries.
     pub fn new() -> Result<Engine, TextError> {
         let dicts = dicts()?;
