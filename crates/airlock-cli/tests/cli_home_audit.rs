@@ -252,12 +252,25 @@ fn home_lifecycle_through_the_binary() {
         h,
         "--event",
         "export",
-        "--by",
+        "--actor",
         "local-operator",
     ]));
     assert!(
         search.lines().filter(|l| l.starts_with('{')).count() >= 2,
         "{search}"
+    );
+
+    let disc = ok(&airlock(&[
+        "audit",
+        "disclosures",
+        "--home",
+        h,
+        "--patient-mrn",
+        "0000001",
+    ]));
+    assert!(
+        disc.contains("0 disclosures") && !disc.contains("0000001"),
+        "{disc}"
     );
 
     // Tamper with one byte of the WAL: verify fails and names where.

@@ -70,11 +70,15 @@ enum AuditCmd {
     },
     /// Find entries by actor, patient, event type and time.
     Search {
-        #[command(flatten)]
-        home: HomeArgs,
+        /// The deployment's home directory.
+        #[arg(long, env = "AIRLOCK_HOME")]
+        home: PathBuf,
+        /// A file holding the passphrase (needed only with `--patient-mrn`).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
         /// Only this actor.
-        #[arg(long = "by")]
-        by: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
         /// Only this patient (the MRN is hashed with the deployment key before the search).
         #[arg(long)]
         patient_mrn: Option<String>,
@@ -102,8 +106,12 @@ enum AuditCmd {
     },
     /// An accounting of disclosures for one patient (45 CFR 164.528).
     Disclosures {
-        #[command(flatten)]
-        home: HomeArgs,
+        /// The deployment's home directory.
+        #[arg(long, env = "AIRLOCK_HOME")]
+        home: PathBuf,
+        /// A file holding the passphrase (else AIRLOCK_PASSPHRASE).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
         /// The patient's MRN (hashed with the deployment key; never stored or printed).
         #[arg(long)]
         patient_mrn: String,
@@ -201,15 +209,16 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
         }
         AuditCmd::Search {
             home,
-            by,
+            passphrase_file,
+            actor,
             patient_mrn,
             event,
             since,
             until,
         } => {
-            let dir = Home::ledger_dir_of(&home.home)?;
+            let dir = Home::ledger_dir_of(&home)?;
             let patient = patient_mrn
-                .map(|mrn| pseudonym_for(&home, &mrn))
+                .map(|mrn| pseudonym_for(&home, passphrase_file.as_deref(), &mrn))
                 .transpose()?;
             let events = event
                 .iter()
@@ -219,10 +228,10 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let filter = Filter {
-                actor: by
+                actor: actor
                     .map(airlock_types::ActorId::new)
                     .transpose()
-                    .context("`--by`")?,
+                    .context("`--actor`")?,
                 patient,
                 events,
                 since,
@@ -263,9 +272,13 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
             eprintln!("exported {n} entries");
             Ok(ExitCode::SUCCESS)
         }
-        AuditCmd::Disclosures { home, patient_mrn } => {
-            let dir = Home::ledger_dir_of(&home.home)?;
-            let patient = pseudonym_for(&home, &patient_mrn)?;
+        AuditCmd::Disclosures {
+            home,
+            passphrase_file,
+            patient_mrn,
+        } => {
+            let dir = Home::ledger_dir_of(&home)?;
+            let patient = pseudonym_for(&home, passphrase_file.as_deref(), &patient_mrn)?;
             let entries: Vec<(u64, airlock_ledger::Entry)> =
                 airlock_ledger::read_entries(&dir)?.collect::<Result<_, _>>()?;
             let records = airlock_ledger::disclosures(
@@ -295,8 +308,12 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Hash an MRN with the deployment's pseudonymisation key (needs the passphrase).
-fn pseudonym_for(home: &HomeArgs, mrn: &str) -> anyhow::Result<PatientPseudonym> {
-    let pass = read_passphrase(home.passphrase_file.as_deref())?;
-    let key = Home::pseudonym_key_of(&home.home, &pass)?;
+fn pseudonym_for(
+    home: &std::path::Path,
+    passphrase_file: Option<&std::path::Path>,
+    mrn: &str,
+) -> anyhow::Result<PatientPseudonym> {
+    let pass = read_passphrase(passphrase_file)?;
+    let key = Home::pseudonym_key_of(home, &pass)?;
     Ok(airlock_ledger::patient_pseudonym(key.expose_secret(), mrn))
 }
