@@ -20,8 +20,8 @@ use crate::values;
 const KNOWN_MIN_TEXT: usize = 64;
 
 /// Texts at least this long (bytes) are remembered with their output for the rest of the run
-/// (see [`TextMemo`]).
-const MEMO_MIN_TEXT: usize = 256;
+/// (see [`TextMemo`]): all of them, as short texts repeat too.
+const MEMO_MIN_TEXT: usize = 1;
 
 /// At most this many texts are remembered; the memo is emptied when full (memory stays flat).
 const MEMO_MAX_ENTRIES: usize = 4096;

@@ -78,6 +78,11 @@ pub fn deid_bytes(
     let mut run = Run::new(profile, keys, crosswalk);
     let index = RuleIndex::new(profile.fhir_rules());
     let label = "<buffer>";
+    // A FHIR JSON document is parsed once, for the rare-code count and the transform.
+    let mut parsed = match format {
+        Format::FhirJson => Some(airlock_formats::fhir::parse_json(bytes)),
+        _ => None,
+    };
     if profile.inner().rare_codes.is_some() {
         let mut rare = codes::RareCodes::new(
             profile
@@ -86,7 +91,8 @@ pub fn deid_bytes(
                 .as_ref()
                 .map_or(0, |r| r.min_patients),
         );
-        observe_codes(&mut run, &mut rare, format, bytes);
+        let pre = parsed.as_ref().and_then(|p| p.as_ref().ok());
+        observe_codes(&mut run, &mut rare, format, bytes, pre);
         run.rare = Some(rare);
     }
     match format {
@@ -109,7 +115,10 @@ pub fn deid_bytes(
     let mut doc = None;
     let out = match format {
         Format::FhirJson => {
-            doc = deid_fhir_value(&mut run, &index, label, bytes);
+            doc = match parsed.take() {
+                Some(p) => deid_fhir_parsed(&mut run, &index, label, p),
+                None => deid_fhir_value(&mut run, &index, label, bytes),
+            };
             doc.as_ref()
                 .map(|d| serde_json::to_vec(d).unwrap_or_default())
                 .unwrap_or_default()
@@ -214,7 +223,7 @@ pub fn deid_paths(
         let mut rare = codes::RareCodes::new(rc.min_patients);
         for (input, _, fmt) in &jobs {
             let bytes = std::fs::read(input).map_err(|e| DeidError::io(input, &e))?;
-            observe_codes(&mut run, &mut rare, *fmt, &bytes);
+            observe_codes(&mut run, &mut rare, *fmt, &bytes, None);
         }
         run.rare = Some(rare);
     }
@@ -446,7 +455,16 @@ fn deid_fhir_value(
     label: &str,
     bytes: &[u8],
 ) -> Option<serde_json::Value> {
-    let mut doc = match airlock_formats::fhir::parse_json(bytes) {
+    deid_fhir_parsed(run, index, label, airlock_formats::fhir::parse_json(bytes))
+}
+
+fn deid_fhir_parsed(
+    run: &mut Run<'_>,
+    index: &RuleIndex,
+    label: &str,
+    parsed: Result<serde_json::Value, airlock_formats::FormatError>,
+) -> Option<serde_json::Value> {
+    let mut doc = match parsed {
         Ok(v) => v,
         Err(e) => {
             quarantine(run, label, 0, 0, "document", &e.to_string());
@@ -642,7 +660,14 @@ fn scan_ndjson<R: std::io::BufRead>(
 }
 
 /// Rare-code pre-pass: which patients have which codes.
-fn observe_codes(run: &mut Run<'_>, rare: &mut codes::RareCodes, format: Format, bytes: &[u8]) {
+/// `parsed`: the FHIR JSON document of `bytes`, when the caller has parsed it already.
+fn observe_codes(
+    run: &mut Run<'_>,
+    rare: &mut codes::RareCodes,
+    format: Format,
+    bytes: &[u8],
+    parsed: Option<&serde_json::Value>,
+) {
     fn walk(v: &serde_json::Value, mrn: &str, rare: &mut codes::RareCodes) {
         match v {
             serde_json::Value::Object(o) => {
@@ -673,11 +698,14 @@ fn observe_codes(run: &mut Run<'_>, rare: &mut codes::RareCodes, format: Format,
         }
     };
     match format {
-        Format::FhirJson => {
-            if let Ok(doc) = airlock_formats::fhir::parse_json(bytes) {
-                fhir_doc(run, &doc);
+        Format::FhirJson => match parsed {
+            Some(doc) => fhir_doc(run, doc),
+            None => {
+                if let Ok(doc) = airlock_formats::fhir::parse_json(bytes) {
+                    fhir_doc(run, &doc);
+                }
             }
-        }
+        },
         Format::FhirNdjson => {
             for rec in airlock_formats::fhir::NdjsonReader::new(airlock_formats::strip_bom(bytes))
                 .flatten()
