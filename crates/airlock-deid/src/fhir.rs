@@ -526,25 +526,31 @@ pub(crate) fn patient_mrn(p: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn known_from_patient(p: &Value) -> KnownIdentifiers {
-    let mut k = KnownIdentifiers::default();
-    let strs = |v: Option<&Value>| -> Vec<String> {
-        match v {
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
-    for n in p
-        .get("name")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+/// The strings of a string or array-of-strings element.
+fn strs(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The items of an element that may be one object or an array of them.
+fn array<'a>(v: &'a Value, key: &str) -> Vec<&'a Value> {
+    match v.get(key) {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(o @ Value::Object(_)) => vec![o],
+        _ => Vec::new(),
+    }
+}
+
+/// Names, telecoms and addresses of a patient or one of their contacts.
+fn add_person(k: &mut KnownIdentifiers, person: &Value) {
+    for n in array(person, "name") {
         let given = strs(n.get("given"));
         let family = strs(n.get("family"));
         for g in &given {
@@ -556,20 +562,7 @@ fn known_from_patient(p: &Value) -> KnownIdentifiers {
         k.names.extend(family);
         k.names.extend(strs(n.get("text")));
     }
-    for i in p
-        .get("identifier")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        k.ids.extend(strs(i.get("value")));
-    }
-    for t in p
-        .get("telecom")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for t in array(person, "telecom") {
         let v = strs(t.get("value"));
         if t.get("system").and_then(Value::as_str) == Some("email") {
             k.emails.extend(v);
@@ -577,71 +570,29 @@ fn known_from_patient(p: &Value) -> KnownIdentifiers {
             k.phones.extend(v);
         }
     }
-    for a in p
-        .get("address")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for a in array(person, "address") {
         k.addresses.extend(strs(a.get("line")));
         k.cities.extend(strs(a.get("city")));
     }
-    // Birth place and other address-valued extensions (a city of the individual).
-    for x in p
-        .get("extension")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+}
+
+fn known_from_patient(p: &Value) -> KnownIdentifiers {
+    let mut k = KnownIdentifiers::default();
+    add_person(&mut k, p);
+    for i in array(p, "identifier") {
+        k.ids.extend(strs(i.get("value")));
+    }
+    // Relatives and household members are Safe Harbor identifiers too (Patient.contact, whose
+    // `name` and `address` are single values), and so is the mother's maiden name.
+    for c in array(p, "contact") {
+        add_person(&mut k, c);
+    }
+    for x in array(p, "extension") {
+        // Birth place and other address-valued extensions (a city of the individual).
         if let Some(a) = x.get("valueAddress") {
             k.addresses.extend(strs(a.get("line")));
             k.cities.extend(strs(a.get("city")));
         }
-    }
-    // Relatives and household members are Safe Harbor identifiers too: their names, phones
-    // and addresses (Patient.contact), and name-valued extensions (mother's maiden name).
-    for c in p
-        .get("contact")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(n) = c.get("name") {
-            let given = strs(n.get("given"));
-            let family = strs(n.get("family"));
-            for g in &given {
-                for f in &family {
-                    k.names.push(format!("{g} {f}"));
-                }
-            }
-            k.names.extend(given);
-            k.names.extend(family);
-            k.names.extend(strs(n.get("text")));
-        }
-        for t in c
-            .get("telecom")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let v = strs(t.get("value"));
-            if t.get("system").and_then(Value::as_str) == Some("email") {
-                k.emails.extend(v);
-            } else {
-                k.phones.extend(v);
-            }
-        }
-        if let Some(a) = c.get("address") {
-            k.addresses.extend(strs(a.get("line")));
-            k.cities.extend(strs(a.get("city")));
-        }
-    }
-    for x in p
-        .get("extension")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
         let url = x.get("url").and_then(Value::as_str).unwrap_or("");
         if url.ends_with("patient-mothersMaidenName") {
             k.names.extend(strs(x.get("valueString")));
