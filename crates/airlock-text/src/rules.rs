@@ -89,9 +89,9 @@ fn label_regex() -> String {
         r"ticket",
         r"badge",
         r"employee",
-        r"site\s+id",
-        r"study\s+id",
-        r"subject\s+id",
+        // Research and registry identifiers: the word alone ("study 2021", "site 3") is not a
+        // label, so these need an id/number word of their own.
+        r"(?:site|study|subject|participant|trial|enrol?lment|registry)\s+(?:id|number|num|no\.?|nbr|#)",
         r"tracking",
         r"confirmation",
         r"fin",
@@ -103,7 +103,7 @@ fn label_regex() -> String {
     // Longest first so "medical record" wins over "record".
     alts.sort_by_key(|a| std::cmp::Reverse(a.len()));
     format!(
-        r"(?i)(?-u:\b)(?P<label>{})(?:\s*(?:number|num|no\.?|nbr|code|#|id)){{0,2}}\s*(?:is|was|=)?\s*[:#=]?\s*#?\s*(?P<val>[A-Za-z0-9](?:[A-Za-z0-9]|[-/.][A-Za-z0-9])*)",
+        r"(?i)(?-u:\b)(?P<head>(?P<label>{})(?:\s*(?:number|num|no\.?|nbr|code|#|id)){{0,2}})\s*(?:is|was|=)?\s*[:#=]?\s*#?\s*(?P<val>[A-Za-z0-9](?:[A-Za-z0-9]|[-/.][A-Za-z0-9])*)",
         alts.join("|")
     )
 }
@@ -433,6 +433,13 @@ fn month_day_ok(m: &str, d: &str) -> bool {
     (1..=12).contains(&m) && (1..=31).contains(&d)
 }
 
+/// A bare "ID" or "identifier" label: it does not say what it identifies (the word before it,
+/// often one the patterns do not know, as in "insurer ID" or "Health ID", does), so it is
+/// not taken into the span.
+fn is_bare_id(label: &str) -> bool {
+    label.eq_ignore_ascii_case("id") || label.eq_ignore_ascii_case("identifier")
+}
+
 fn label_kind(label: &str) -> PhiKind {
     let l: String = label
         .split_whitespace()
@@ -633,7 +640,33 @@ impl Recognizer for PatternRecognizer {
                             continue;
                         }
                         let kind = label_kind(label.as_str());
-                        push(out, val.start(), val.end(), kind, Priority::LABELLED_ID);
+                        // A generic identifier label ("Patient ID:", "Site ID", "case #",
+                        // "reference number") is part of the identifier: the span covers it,
+                        // as long as only punctuation separates it from the value (a verb, as
+                        // in "the case number is", stays). Labels that name a Safe Harbor
+                        // category (MRN, SSN, account, health plan, licence...) stay outside
+                        // the span, as before.
+                        let start = match c.name("head") {
+                            Some(head)
+                                if kind == PhiKind::Id
+                                    && !is_bare_id(label.as_str())
+                                    && text.get(head.end()..val.start()).is_some_and(|g| {
+                                        !g.bytes().any(|b| b.is_ascii_alphabetic())
+                                    }) =>
+                            {
+                                label.start()
+                            }
+                            _ => val.start(),
+                        };
+                        push(out, start, val.end(), kind, Priority::LABELLED_ID);
+                        if start < val.start()
+                            && let Some(head) = c.name("head")
+                        {
+                            // The label on its own too, for when a stronger shape (an
+                            // SSN-shaped value) takes the value: the label still goes.
+                            // Otherwise the whole span above contains it and it adds nothing.
+                            push(out, start, head.end(), kind, Priority::LABELLED_ID);
+                        }
                     }
                 }
                 Rule::Shaped => {
@@ -904,6 +937,47 @@ mod tests {
             vec![("555-123-4567".to_owned(), PhiKind::Fax)]
         );
         assert!(kinds("COVID-19 and SGLT2 and HbA1c 7.5 in 2021, 150 mg").is_empty());
+    }
+
+    #[test]
+    fn generic_id_labels_join_the_span() {
+        let id = |t: &str| vec![(t.to_owned(), PhiKind::Id)];
+        assert_eq!(
+            kinds("seen (Patient ID: QX7731)."),
+            id("Patient ID: QX7731")
+        );
+        assert_eq!(kinds("pt id #LM-40213 today"), id("pt id #LM-40213"));
+        assert_eq!(kinds("under Site ID 40412"), id("Site ID 40412"));
+        assert_eq!(kinds("Study No. 2019-114"), id("Study No. 2019-114"));
+        assert_eq!(
+            kinds("participant number: P-3318"),
+            id("participant number: P-3318")
+        );
+        assert_eq!(kinds("see case #TR-55120 notes"), id("case #TR-55120"));
+        assert_eq!(kinds("encounter # 77120934"), id("encounter # 77120934"));
+        // A verb between label and value stays, and so does a bare "ID".
+        assert_eq!(kinds("the case number is 5521907"), id("5521907"));
+        assert_eq!(kinds("insurer ID: 4410923"), id("4410923"));
+        // Labels naming a Safe Harbor category keep the value-only span.
+        assert_eq!(
+            kinds("MRN: 4410923"),
+            vec![("4410923".to_owned(), PhiKind::Mrn)]
+        );
+        assert_eq!(
+            kinds("member ID: W-441092"),
+            vec![("W-441092".to_owned(), PhiKind::HealthPlan)]
+        );
+        // A stronger shape keeps the value; the label still goes.
+        assert_eq!(
+            kinds("patient ID: 123-45-6789"),
+            vec![
+                ("patient ID".to_owned(), PhiKind::Id),
+                ("123-45-6789".to_owned(), PhiKind::Ssn)
+            ]
+        );
+        // The word alone is no label.
+        assert!(kinds("in study 2 and site 3").is_empty());
+        assert!(kinds("in this case 3 patients").is_empty());
     }
 
     #[test]
