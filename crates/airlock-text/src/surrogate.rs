@@ -168,10 +168,15 @@ fn surrogate(
             ))
         }
         PhiKind::State | PhiKind::Location => None,
-        // Numbers and codes: keep the layout, replace each digit and letter.
+        // Numbers and codes: keep the layout, replace each digit and letter. A label the span
+        // starts with ("Patient ID: ") stays as written; only the code is replaced, so one code
+        // gets one surrogate whatever its label.
         _ => {
+            let start = label_end(value);
+            let (label, value) = value.split_at(start);
             let h = hash(ctx, kind, &value.to_lowercase())?;
-            let mut out = String::with_capacity(value.len());
+            let mut out = String::with_capacity(label.len() + value.len());
+            out.push_str(label);
             for (i, c) in value.chars().enumerate() {
                 let b = h.get(i % 32).copied().unwrap_or(0) ^ (i as u8).wrapping_mul(31);
                 if c.is_ascii_digit() {
@@ -187,6 +192,27 @@ fn surrogate(
             Some(out)
         }
     }
+}
+
+/// Where the code starts in an identifier span: at the first word holding a digit, when
+/// letters-only words (a label) come before it; else 0.
+fn label_end(value: &str) -> usize {
+    let mut word_start = 0;
+    let mut in_word = false;
+    for (i, c) in value.char_indices() {
+        if c.is_alphanumeric() || c == '-' {
+            if !in_word {
+                word_start = i;
+                in_word = true;
+            }
+            if c.is_ascii_digit() {
+                return word_start;
+            }
+        } else {
+            in_word = false;
+        }
+    }
+    0
 }
 
 fn fake_name(dicts: &Dicts, ctx: &SurrogateContext<'_>, value: &str) -> String {
@@ -425,6 +451,14 @@ mod tests {
         );
         assert_eq!(shift_date("3/14", 1).as_deref(), Some("3/15"));
         assert_eq!(shift_date("10:30", 1), None);
+    }
+
+    #[test]
+    fn id_labels_are_kept_and_codes_replaced() {
+        assert_eq!(label_end("Patient ID: ABCD1234"), 12);
+        assert_eq!(label_end("ABCD1234"), 0);
+        assert_eq!(label_end("case # MS-334455"), 7);
+        assert_eq!(label_end("XKUA"), 0);
     }
 
     #[test]
