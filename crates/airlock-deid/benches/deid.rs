@@ -106,9 +106,12 @@ fn main() {
         }
     });
     let base = (resources as f64 * f64::from(n)) / t.as_secs_f64();
+    let per_mb = mb / resources as f64;
     println!(
-        "{:<44} {:>12.0} resources/s",
-        "serde_json parse + serialise (baseline)", base
+        "{:<52} {:>10.0} resources/s {:>7.1} MB/s",
+        "serde_json parse + serialise (baseline)",
+        base,
+        base * per_mb
     );
 
     let keys = DeidKeys::new(vec![7; 32]).unwrap();
@@ -146,9 +149,10 @@ fn main() {
         });
         let rate = (resources as f64 * f64::from(n)) / t.as_secs_f64();
         println!(
-            "{:<52} {:>10.0} resources/s   {:.1}x slower than baseline",
+            "{:<52} {:>10.0} resources/s {:>7.1} MB/s   {:.1}x slower than baseline",
             format!("deid {name}"),
             rate,
+            rate * per_mb,
             base / rate
         );
     }
