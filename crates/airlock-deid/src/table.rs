@@ -71,10 +71,26 @@ fn is_direct(n: &str) -> bool {
 /// like prose. Free text is never passed through: the text engine de-identifies it.
 fn is_free_text(n: &str, first: Option<&str>) -> bool {
     const NAMES: &[&str] = &[
-        "note", "notes", "comment", "comments", "text", "narrative", "description", "remarks",
-        "free_text", "report", "summary", "history", "impression", "findings", "message",
+        "note",
+        "notes",
+        "comment",
+        "comments",
+        "text",
+        "narrative",
+        "description",
+        "remarks",
+        "free_text",
+        "report",
+        "summary",
+        "history",
+        "impression",
+        "findings",
+        "message",
     ];
-    if NAMES.iter().any(|t| n == *t || n.ends_with(&format!("_{t}"))) {
+    if NAMES
+        .iter()
+        .any(|t| n == *t || n.ends_with(&format!("_{t}")))
+    {
         return true;
     }
     first.is_some_and(|v| v.len() >= 40 && v.split_whitespace().count() >= 6)
