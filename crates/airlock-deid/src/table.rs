@@ -239,6 +239,23 @@ fn row_known(p: &Plan, rec: &csv::StringRecord) -> airlock_text::KnownIdentifier
     k
 }
 
+/// Records a quarantined CSV row (position and reason only, never its values).
+fn quarantine_row(
+    run: &mut Run<'_>,
+    file: &str,
+    record: u64,
+    position: Option<&csv::Position>,
+    reason: String,
+) {
+    run.quarantined.push(crate::report::Quarantined {
+        file: file.to_owned(),
+        record,
+        line: position.map_or(0, csv::Position::line),
+        path: "row".to_owned(),
+        reason,
+    });
+}
+
 /// Transforms one cell; `None` = empty.
 pub(crate) fn cell(
     run: &mut Run<'_>,
@@ -332,13 +349,7 @@ pub(crate) fn deid_csv<R: Read, W: Write>(
             Ok(true) => {}
             Err(e) => {
                 let fe = airlock_formats::tabular::csv_error(&e);
-                run.quarantined.push(crate::report::Quarantined {
-                    file: file.to_owned(),
-                    record: row,
-                    line: e.position().map_or(0, csv::Position::line),
-                    path: "row".to_owned(),
-                    reason: fe.to_string(),
-                });
+                quarantine_row(run, file, row, e.position(), fe.to_string());
                 row += 1;
                 run.records_in += 1;
                 continue;
@@ -359,13 +370,7 @@ pub(crate) fn deid_csv<R: Read, W: Write>(
         let Some(p) = plan_opt.as_ref() else { break };
         run.records_in += 1;
         if let Err(e) = airlock_formats::tabular::check_row(&rec, headers.len()) {
-            run.quarantined.push(crate::report::Quarantined {
-                file: file.to_owned(),
-                record: row,
-                line: rec.position().map_or(0, csv::Position::line),
-                path: "row".to_owned(),
-                reason: e.to_string(),
-            });
+            quarantine_row(run, file, row, rec.position(), e.to_string());
             row += 1;
             continue;
         }

@@ -51,28 +51,8 @@ fn main() -> anyhow::Result<()> {
     };
     if args.iter().any(|a| a == "--throughput") {
         // Engine only (no scoring), whole corpus repeated for at least one second.
-        let engine = airlock_text::Engine::builtin();
-        engine.find("warm up", None);
-        let bytes: usize = corpus.entries.iter().map(|e| e.text.len()).sum();
-        let start = Instant::now();
-        let mut passes = 0u32;
-        let mut spans = 0usize;
-        while passes < 3 || start.elapsed().as_secs_f64() < 1.0 {
-            for e in &corpus.entries {
-                spans += engine.find(&e.text, None).len();
-            }
-            passes += 1;
-        }
-        let secs = start.elapsed().as_secs_f64() / f64::from(passes);
-        println!(
-            "{}",
-            serde_json::json!({
-                "seconds": secs,
-                "notes_per_s": corpus.entries.len() as f64 / secs,
-                "mb_per_s": bytes as f64 / secs / 1e6,
-                "spans": spans / passes as usize,
-            })
-        );
+        let t = eval::throughput(airlock_text::Engine::builtin(), &corpus);
+        println!("{}", serde_json::to_string(&t)?);
         return Ok(());
     }
     if args.iter().any(|a| a == "--misses") {

@@ -700,6 +700,43 @@ pub fn score(corpus: &Corpus, predictions: &[Prediction], system: &str) -> Repor
 }
 
 /// Renders a report as a plain-text table.
+/// Engine-only throughput over a corpus (no scoring).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Throughput {
+    /// Seconds per pass over the corpus.
+    pub seconds: f64,
+    /// Entries per second.
+    pub notes_per_s: f64,
+    /// Megabytes (10^6) of text per second.
+    pub mb_per_s: f64,
+    /// Spans found per pass.
+    pub spans: usize,
+}
+
+/// Runs `Engine::find` over the whole corpus, repeated for at least a second (three passes at
+/// least), on the calling thread.
+pub fn throughput(engine: &Engine, corpus: &Corpus) -> Throughput {
+    engine.find("warm up", None);
+    let bytes: usize = corpus.entries.iter().map(|e| e.text.len()).sum();
+    let started = std::time::Instant::now();
+    let mut passes = 0u32;
+    let mut spans = 0usize;
+    while passes < 3 || started.elapsed().as_secs_f64() < 1.0 {
+        for e in &corpus.entries {
+            spans += engine.find(&e.text, None).len();
+        }
+        passes += 1;
+    }
+    let secs = (started.elapsed().as_secs_f64() / f64::from(passes)).max(1e-9);
+    Throughput {
+        seconds: secs,
+        notes_per_s: corpus.entries.len() as f64 / secs,
+        mb_per_s: bytes as f64 / secs / 1e6,
+        spans: spans / passes.max(1) as usize,
+    }
+}
+
+/// A plain-text table of a report.
 pub fn render_table(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(

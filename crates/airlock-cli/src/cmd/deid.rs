@@ -635,27 +635,7 @@ fn run_eval(e: EvalArgs) -> anyhow::Result<ExitCode> {
 
 /// The engine alone over the corpus, repeated for at least a second (three passes minimum).
 fn throughput(corpus: &eval::Corpus) -> anyhow::Result<ExitCode> {
-    let engine = airlock_text::Engine::builtin();
-    engine.find("warm up", None);
-    let bytes: usize = corpus.entries.iter().map(|e| e.text.len()).sum();
-    let started = Instant::now();
-    let mut passes = 0u32;
-    let mut spans = 0usize;
-    while passes < 3 || started.elapsed().as_secs_f64() < 1.0 {
-        for e in &corpus.entries {
-            spans += engine.find(&e.text, None).len();
-        }
-        passes += 1;
-    }
-    let secs = (started.elapsed().as_secs_f64() / f64::from(passes)).max(1e-9);
-    println!(
-        "{}",
-        serde_json::json!({
-            "seconds": secs,
-            "notes_per_s": corpus.entries.len() as f64 / secs,
-            "mb_per_s": bytes as f64 / secs / 1e6,
-            "spans": spans / passes as usize,
-        })
-    );
+    let t = eval::throughput(airlock_text::Engine::builtin(), corpus);
+    println!("{}", serde_json::to_string(&t)?);
     Ok(ExitCode::SUCCESS)
 }
