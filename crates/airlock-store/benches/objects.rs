@@ -97,6 +97,7 @@ fn main() {
             &InitOptions {
                 name: "bench".into(),
                 kdf: KdfParams::danger_fast_for_tests(),
+                database_url: None,
             },
             ActorId::new("bench").unwrap(),
         )

@@ -3,6 +3,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use airlock_crypto::{KdfParams, KeyManager, Keyring, LocalKeyManager, NamedKey, Secret};
 use airlock_ledger::{Entry, EventType, Ledger, OutcomeKind, Timestamp};
@@ -13,7 +14,7 @@ use crate::datasets::{
     Access, DatasetSummary, DatasetVersion, IngestRequest, Lineage, Manifest, ManifestFile,
     NewFile, NewVersion, Transform, VersionRef,
 };
-use crate::meta::Meta;
+use crate::meta::{Db, DbTarget, Meta, Scope, is_postgres_url};
 use crate::objects::Objects;
 use crate::{AIRLOCK_VERSION, StoreError};
 
@@ -47,13 +48,29 @@ impl fmt::Debug for Passphrase {
     }
 }
 
+/// The environment variable that carries a PostgreSQL URL with credentials.
+pub const DATABASE_URL_ENV: &str = "AIRLOCK_DATABASE_URL";
+
 /// Options for `init`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct InitOptions {
     /// The deployment's short name.
     pub name: String,
     /// Argon2id cost.
     pub kdf: KdfParams,
+    /// A PostgreSQL URL for the metadata (the embedded SQLite file when `None`). Its password,
+    /// if any, is used to connect and never written to `airlock.toml`.
+    pub database_url: Option<String>,
+}
+
+impl fmt::Debug for InitOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InitOptions")
+            .field("name", &self.name)
+            .field("kdf", &self.kdf)
+            .field("postgres", &self.database_url.is_some())
+            .finish()
+    }
 }
 
 impl Default for InitOptions {
@@ -61,7 +78,42 @@ impl Default for InitOptions {
         InitOptions {
             name: "airlock".into(),
             kdf: KdfParams::default(),
+            database_url: None,
         }
+    }
+}
+
+/// Where the metadata lives: the config names it (without credentials); an explicit URL, which
+/// may carry credentials, must name the same kind of database.
+fn db_target(dir: &Path, config: &Config, url: Option<&str>) -> Result<DbTarget, StoreError> {
+    let configured = &config.storage.database;
+    match (is_postgres_url(configured), url) {
+        (true, Some(u)) if is_postgres_url(u) => Ok(DbTarget::Postgres(u.to_string())),
+        (true, None) => Ok(DbTarget::Postgres(configured.clone())),
+        (false, Some(u)) if is_postgres_url(u) => Err(StoreError::Config {
+            path: dir.join(CONFIG_FILE),
+            reason: "this deployment keeps its metadata in SQLite; a PostgreSQL URL was given \
+                     (initialise a deployment with `--database postgres://...` to use PostgreSQL)"
+                .into(),
+        }),
+        (true, Some(_)) => Err(StoreError::Config {
+            path: dir.join(CONFIG_FILE),
+            reason: "this deployment keeps its metadata in PostgreSQL; the database URL given \
+                     is not a PostgreSQL URL"
+                .into(),
+        }),
+        (false, _) => Ok(DbTarget::Sqlite(Config::resolve(dir, configured))),
+    }
+}
+
+/// The URL without its password, for `airlock.toml`.
+fn without_password(url: &str) -> String {
+    match url.parse::<url::Url>() {
+        Ok(mut u) => {
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => String::new(),
     }
 }
 
@@ -76,8 +128,19 @@ pub struct RotationSummary {
     pub rewrapped: usize,
 }
 
-/// An open deployment.
+/// An open deployment, acting for one principal within some zones.
+///
+/// Cheap to clone: [`Home::acting_as`] gives a handle that writes the ledger as another actor,
+/// under one request id, and sees only the zones of its [`Scope`] in the metadata store.
+#[derive(Clone)]
 pub struct Home {
+    inner: Arc<HomeInner>,
+    actor: ActorId,
+    request: Option<RequestId>,
+    scope: Scope,
+}
+
+struct HomeInner {
     dir: PathBuf,
     config: Config,
     keyring: Keyring,
@@ -85,14 +148,14 @@ pub struct Home {
     meta: Meta,
     objects: Objects,
     ledger: Ledger,
-    actor: ActorId,
 }
 
 impl fmt::Debug for Home {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Home")
-            .field("dir", &self.dir)
+            .field("dir", &self.inner.dir)
             .field("actor", &self.actor)
+            .field("scope", &self.scope)
             .finish_non_exhaustive()
     }
 }
@@ -148,7 +211,16 @@ impl Home {
             });
         }
         std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
-        let config = Config::new(&opts.name);
+        let mut config = Config::new(&opts.name);
+        if let Some(url) = &opts.database_url {
+            if !is_postgres_url(url) {
+                return Err(StoreError::Config {
+                    path: PathBuf::from("--database"),
+                    reason: "expected a postgres:// URL".into(),
+                });
+            }
+            config.storage.database = without_password(url);
+        }
         let (mut keyring, mut kms) = Keyring::create(passphrase.as_str()?, opts.kdf)?;
         let tls = airlock_crypto::generate_tls_identity(&["localhost", "127.0.0.1"])?;
         keyring.put_named(&mut kms, NamedKey::TlsPrivateKey, tls.key_pem)?;
@@ -159,18 +231,26 @@ impl Home {
             .public
             .insert(PUBLIC_LEDGER_VERIFIER.into(), ledger.verifier_key());
         write_atomic(&dir.join(KEYRING_FILE), &keyring.to_json())?;
-        let meta = Meta::open(&Config::resolve(dir, &config.storage.database), true).await?;
+        let meta = Meta::open(
+            &db_target(dir, &config, opts.database_url.as_deref())?,
+            true,
+        )
+        .await?;
         let objects = Objects::local(Config::resolve(dir, &config.storage.objects))?;
         write_atomic(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
         let home = Home {
-            dir: dir.to_path_buf(),
-            config,
-            keyring,
-            kms,
-            meta,
-            objects,
-            ledger,
+            inner: Arc::new(HomeInner {
+                dir: dir.to_path_buf(),
+                config,
+                keyring,
+                kms,
+                meta,
+                objects,
+                ledger,
+            }),
             actor,
+            request: None,
+            scope: Scope::all(),
         };
         home.audit(
             Entry::new(
@@ -183,7 +263,7 @@ impl Home {
             )
             .with_reason("deployment initialised"),
         )?;
-        home.ledger.checkpoint()?;
+        home.inner.ledger.checkpoint()?;
         Ok(home)
     }
 
@@ -192,6 +272,19 @@ impl Home {
         dir: &Path,
         passphrase: &Passphrase,
         actor: ActorId,
+    ) -> Result<Home, StoreError> {
+        let url = std::env::var(DATABASE_URL_ENV).ok();
+        Self::open_with_database(dir, passphrase, actor, url.as_deref()).await
+    }
+
+    /// Open, connecting to the metadata database at `database_url` (a PostgreSQL URL with its
+    /// credentials) instead of the credential-free one in `airlock.toml`. The two must name the
+    /// same kind of database.
+    pub async fn open_with_database(
+        dir: &Path,
+        passphrase: &Passphrase,
+        actor: ActorId,
+        database_url: Option<&str>,
     ) -> Result<Home, StoreError> {
         let cfg_path = dir.join(CONFIG_FILE);
         if !cfg_path.exists() {
@@ -206,17 +299,21 @@ impl Home {
         let kms = keyring.unlock(passphrase.as_str()?)?;
         let ledger_dir = Config::resolve(dir, &config.ledger.dir);
         let ledger = Ledger::open(&ledger_dir, &config.ledger.origin, signing_key(&kms)?)?;
-        let meta = Meta::open(&Config::resolve(dir, &config.storage.database), false).await?;
+        let meta = Meta::open(&db_target(dir, &config, database_url)?, false).await?;
         let objects = Objects::local(Config::resolve(dir, &config.storage.objects))?;
         Ok(Home {
-            dir: dir.to_path_buf(),
-            config,
-            keyring,
-            kms,
-            meta,
-            objects,
-            ledger,
+            inner: Arc::new(HomeInner {
+                dir: dir.to_path_buf(),
+                config,
+                keyring,
+                kms,
+                meta,
+                objects,
+                ledger,
+            }),
             actor,
+            request: None,
+            scope: Scope::all(),
         })
     }
 
@@ -267,12 +364,12 @@ impl Home {
 
     /// The home directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.inner.dir
     }
 
     /// The configuration.
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.inner.config
     }
 
     /// Who is acting.
@@ -282,37 +379,57 @@ impl Home {
 
     /// The key manager.
     pub fn kms(&self) -> &dyn KeyManager {
-        &self.kms
+        &self.inner.kms
     }
 
     /// The audit ledger.
     pub fn ledger(&self) -> &Ledger {
-        &self.ledger
+        &self.inner.ledger
     }
 
     /// The ledger directory.
     pub fn ledger_dir(&self) -> PathBuf {
-        Config::resolve(&self.dir, &self.config.ledger.dir)
+        Config::resolve(&self.inner.dir, &self.inner.config.ledger.dir)
     }
 
     /// The ledger's verifier key (`name+keyid+key`).
     pub fn verifier_key(&self) -> String {
-        self.ledger.verifier_key()
+        self.inner.ledger.verifier_key()
     }
 
     /// The pseudonymisation key (HMAC-SHA256).
     pub fn pseudonym_key(&self) -> Result<Secret, StoreError> {
-        Ok(self.kms.named_key(NamedKey::Pseudonym)?)
+        Ok(self.inner.kms.named_key(NamedKey::Pseudonym)?)
     }
 
-    /// A fresh request id.
+    /// The request id this handle writes (a fresh one per entry when none was set).
     pub fn request_id(&self) -> RequestId {
-        request_id()
+        self.request.clone().unwrap_or_else(request_id)
+    }
+
+    /// A handle acting for `actor`, under `request`, seeing only `scope`'s zones.
+    pub fn acting_as(&self, actor: ActorId, request: RequestId, scope: Scope) -> Home {
+        Home {
+            inner: Arc::clone(&self.inner),
+            actor,
+            request: Some(request),
+            scope,
+        }
+    }
+
+    /// The zones this handle may see.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// The metadata database (for services that keep their own tables in it).
+    pub fn db(&self) -> &Db {
+        self.inner.meta.db()
     }
 
     /// Append an entry to the ledger; returns once it is durable.
     pub fn audit(&self, entry: Entry) -> Result<u64, StoreError> {
-        Ok(self.ledger.append(&entry)?)
+        Ok(self.inner.ledger.append(&entry)?)
     }
 
     fn entry(&self, event: EventType, zone: Zone, outcome: OutcomeKind) -> Entry {
@@ -321,7 +438,7 @@ impl Home {
             self.actor.clone(),
             event,
             zone,
-            request_id(),
+            self.request_id(),
             outcome,
         )
     }
@@ -351,8 +468,15 @@ impl Home {
         let mut formats = BTreeSet::new();
         for f in &nv.files {
             let object = self
+                .inner
                 .objects
-                .put(&self.kms, &self.meta, nv.zone, nv.classification, &f.bytes)
+                .put(
+                    &self.inner.kms,
+                    &self.inner.meta,
+                    nv.zone,
+                    nv.classification,
+                    &f.bytes,
+                )
                 .await?;
             bytes += object.size;
             records += f.records;
@@ -367,16 +491,17 @@ impl Home {
         let manifest = Manifest { v: 1, files };
         let manifest_bytes = serde_json::to_vec(&manifest).unwrap_or_default();
         let mobj = self
+            .inner
             .objects
             .put(
-                &self.kms,
-                &self.meta,
+                &self.inner.kms,
+                &self.inner.meta,
                 nv.zone,
                 nv.classification,
                 &manifest_bytes,
             )
             .await?;
-        let mut tx = self.meta.begin().await?;
+        let mut tx = self.inner.meta.begin(&self.scope).await?;
         match Meta::dataset_home(&mut tx, &nv.dataset).await? {
             None => {
                 Meta::insert_dataset(
@@ -498,7 +623,7 @@ impl Home {
 
     /// Every dataset.
     pub async fn datasets(&self) -> Result<Vec<DatasetSummary>, StoreError> {
-        self.meta.datasets().await
+        self.inner.meta.datasets(&self.scope).await
     }
 
     /// One version (the latest when `version` is `None`).
@@ -507,12 +632,12 @@ impl Home {
         name: &DatasetName,
         version: Option<DatasetVersionId>,
     ) -> Result<DatasetVersion, StoreError> {
-        self.meta.version(name, version).await
+        self.inner.meta.version(&self.scope, name, version).await
     }
 
     /// All versions of a dataset.
     pub async fn versions(&self, name: &DatasetName) -> Result<Vec<VersionRef>, StoreError> {
-        self.meta.versions(name).await
+        self.inner.meta.versions(&self.scope, name).await
     }
 
     /// The version and all its ancestors, breadth first.
@@ -530,7 +655,13 @@ impl Home {
                 continue;
             }
             for p in &v.lineage.parents {
-                queue.push_back(self.version(&p.dataset, Some(p.version)).await?);
+                // A parent outside this handle's zones stays named in the child's lineage
+                // record, but its details are not shown.
+                match self.version(&p.dataset, Some(p.version)).await {
+                    Ok(pv) => queue.push_back(pv),
+                    Err(StoreError::NotFound { .. }) if self.scope != Scope::all() => {}
+                    Err(e) => return Err(e),
+                }
             }
             out.push(v);
         }
@@ -575,7 +706,11 @@ impl Home {
             hash: v.manifest_hash,
             size: 0,
         };
-        let mbytes = self.objects.get(&self.kms, &self.meta, &mref).await?;
+        let mbytes = self
+            .inner
+            .objects
+            .get(&self.inner.kms, &self.inner.meta, &mref)
+            .await?;
         let manifest: Manifest =
             serde_json::from_slice(&mbytes).map_err(|_| StoreError::Corrupt {
                 hash: v.manifest_hash.short(),
@@ -589,7 +724,11 @@ impl Home {
                     reason: "a manifest entry points outside its version's zone".into(),
                 });
             }
-            let bytes = self.objects.get(&self.kms, &self.meta, &f.object).await?;
+            let bytes = self
+                .inner
+                .objects
+                .get(&self.inner.kms, &self.inner.meta, &f.object)
+                .await?;
             out.push((f, bytes));
         }
         let mut entry = self
@@ -658,15 +797,19 @@ impl Home {
         new_passphrase: &Passphrase,
         kdf: KdfParams,
     ) -> Result<RotationSummary, StoreError> {
-        let old_key_id = self.kms.current_kek_id().to_string();
-        let plan = self
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| StoreError::Config {
+            path: PathBuf::from("keyring.json"),
+            reason: "key rotation needs the only open handle on the deployment".into(),
+        })?;
+        let old_key_id = inner.kms.current_kek_id().to_string();
+        let plan = inner
             .keyring
-            .rotate(&self.kms, new_passphrase.as_str()?, kdf)?;
-        let ring_path = self.dir.join(KEYRING_FILE);
+            .rotate(&inner.kms, new_passphrase.as_str()?, kdf)?;
+        let ring_path = inner.dir.join(KEYRING_FILE);
         // 1. A keyring that holds both master keys: a crash from here on loses nothing.
         write_atomic(&ring_path, &plan.keyring_during.to_json())?;
         // 2. Re-wrap every data key in one transaction.
-        let keys = self.meta.all_object_keys().await?;
+        let keys = inner.meta.all_object_keys().await?;
         let mut rewrapped = Vec::with_capacity(keys.len());
         for (obj, wk) in keys {
             let aad = airlock_crypto::Binding {
@@ -677,14 +820,14 @@ impl Home {
             .key_aad();
             rewrapped.push((obj, plan.manager.rewrap(&wk, &aad)?));
         }
-        self.meta.replace_keys(&rewrapped).await?;
+        inner.meta.replace_keys(&rewrapped).await?;
         // 3. Only the new master key remains.
         write_atomic(&ring_path, &plan.keyring_after.to_json())?;
         let mut manager = plan.manager;
         manager.retire_old_masters();
-        self.kms = manager;
-        self.keyring = plan.keyring_after;
-        let new_key_id = self.kms.current_kek_id().to_string();
+        inner.kms = manager;
+        inner.keyring = plan.keyring_after;
+        let new_key_id = self.inner.kms.current_kek_id().to_string();
         self.audit(
             self.entry(EventType::KeyRotation, Zone::Clinical, OutcomeKind::Success)
                 .with_reason(format!(
@@ -708,15 +851,22 @@ impl Home {
         bytes: &[u8],
     ) -> Result<(), StoreError> {
         let obj = self
+            .inner
             .objects
-            .put(&self.kms, &self.meta, zone, classification, bytes)
+            .put(
+                &self.inner.kms,
+                &self.inner.meta,
+                zone,
+                classification,
+                bytes,
+            )
             .await?;
-        self.meta.set_blob(name, &obj).await
+        self.inner.meta.set_blob(name, &obj).await
     }
 
     /// Read a named blob, if a reader in `zone` may.
     pub async fn blob(&self, name: &str, zone: Zone) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(obj) = self.meta.blob(name).await? else {
+        let Some(obj) = self.inner.meta.blob(&self.scope, name).await? else {
             return Ok(None);
         };
         zone::check_read(zone, obj.classification)?;
@@ -727,13 +877,18 @@ impl Home {
             }
             .into());
         }
-        Ok(Some(self.objects.get(&self.kms, &self.meta, &obj).await?))
+        Ok(Some(
+            self.inner
+                .objects
+                .get(&self.inner.kms, &self.inner.meta, &obj)
+                .await?,
+        ))
     }
 
     /// Write a signed checkpoint and close the metadata store.
     pub async fn close(self) -> Result<(), StoreError> {
-        self.ledger.checkpoint()?;
-        self.meta.close().await;
+        self.inner.ledger.checkpoint()?;
+        self.inner.meta.close().await;
         Ok(())
     }
 }

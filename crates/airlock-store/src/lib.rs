@@ -7,7 +7,8 @@
 //! ```text
 //! airlock.toml     configuration (no secrets)
 //! keyring.json     master key sealed by the passphrase (Argon2id); named keys sealed by it
-//! metadata.db      SQLite metadata (dataset versions, objects and their wrapped data keys)
+//! metadata.db      SQLite metadata (dataset versions, objects and their wrapped data keys),
+//!                  unless `airlock.toml` names a PostgreSQL database instead
 //! objects/         encrypted objects: <zone>/<classification>/<hh>/<sha256 of plaintext>
 //! ledger/          the audit ledger (WAL, C2SP tiles, signed checkpoint)
 //! ```
@@ -25,6 +26,7 @@ mod error;
 mod home;
 mod meta;
 mod objects;
+pub mod testing;
 
 pub use config::Config;
 pub use datasets::{
@@ -32,7 +34,8 @@ pub use datasets::{
     NewFile, NewVersion, Transform, VersionRef, parse_version_spec,
 };
 pub use error::StoreError;
-pub use home::{Home, InitOptions, Passphrase, RotationSummary};
+pub use home::{DATABASE_URL_ENV, Home, InitOptions, Passphrase, RotationSummary};
+pub use meta::{Backend, Db, DbTarget, Scope, Tx, is_postgres_url};
 pub use objects::ObjectRef;
 
 /// The version of Airlock written into lineage records.

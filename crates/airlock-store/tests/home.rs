@@ -22,6 +22,7 @@ fn opts() -> InitOptions {
     InitOptions {
         name: "test".into(),
         kdf: KdfParams::danger_fast_for_tests(),
+        database_url: None,
     }
 }
 

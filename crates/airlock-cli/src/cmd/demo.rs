@@ -68,6 +68,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             &InitOptions {
                 name: "demo".into(),
                 kdf: KdfParams::default(),
+                database_url: None,
             },
             admin,
         )

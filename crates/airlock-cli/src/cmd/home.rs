@@ -73,6 +73,10 @@ pub struct InitArgs {
     /// The deployment's short name.
     #[arg(long, default_value = "airlock")]
     name: String,
+    /// Keep the metadata in PostgreSQL (`postgres://user:password@host/db`) instead of the
+    /// embedded SQLite file. The password is used to connect and never written to disk.
+    #[arg(long, env = "AIRLOCK_DATABASE_URL", hide_env_values = true)]
+    database: Option<String>,
 }
 
 /// Create a deployment.
@@ -82,6 +86,7 @@ pub fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
         let opts = InitOptions {
             name: a.name.clone(),
             kdf: KdfParams::default(),
+            database_url: a.database.clone(),
         };
         let home = Home::init(&a.home.home, &pass, &opts, a.home.actor()?).await?;
         println!(
