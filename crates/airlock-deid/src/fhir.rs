@@ -35,6 +35,8 @@ use crate::fhir_types::choice_type;
 use crate::leak::LeakKind;
 use crate::profile::{FhirRule, Method, Step};
 
+pub(crate) mod stream;
+
 /// What to do with a node after processing.
 enum Action {
     Keep,
@@ -279,14 +281,50 @@ fn choice_base(key: &str) -> Option<&str> {
     if i == 0 { None } else { key.get(..i) }
 }
 
+/// What [`infer_type_of`] needs to know of an object: which keys it has.
+trait HasKey {
+    fn has(&self, key: &str) -> bool;
+}
+
+impl HasKey for Map<String, Value> {
+    fn has(&self, key: &str) -> bool {
+        self.contains_key(key)
+    }
+}
+
+/// The shape of an element's value, for [`infer_type_of`].
+enum Shape<'a, K: ?Sized> {
+    Object(&'a K),
+    Str(&'a str),
+    Bool,
+    Number,
+    Other,
+}
+
 /// Infers the FHIR type of an element from its name, its shape and its parent's type.
 fn infer_type(key: &str, v: &Value, parent: Option<&'static str>) -> Option<&'static str> {
+    let shape = match v {
+        Value::Object(o) => Shape::Object(o),
+        Value::String(s) => Shape::Str(s),
+        Value::Bool(_) => Shape::Bool,
+        Value::Number(_) => Shape::Number,
+        _ => Shape::Other,
+    };
+    infer_type_of(key, shape, parent)
+}
+
+/// [`infer_type`] on a shape (the tree walk and the tape walk share it).
+fn infer_type_of<K: HasKey + ?Sized>(
+    key: &str,
+    v: Shape<'_, K>,
+    parent: Option<&'static str>,
+) -> Option<&'static str> {
     if let Some(t) = choice_type(key) {
         return Some(t);
     }
     match v {
-        Value::Object(o) => {
-            let has = |k: &str| o.contains_key(k);
+        Shape::Object(o) => {
+            let has = |k: &str| o.has(k);
             Some(match key {
                 "extension" | "modifierExtension" => "Extension",
                 "identifier" => "Identifier",
@@ -321,7 +359,7 @@ fn infer_type(key: &str, v: &Value, parent: Option<&'static str>) -> Option<&'st
                 _ => return None,
             })
         }
-        Value::String(s) => {
+        Shape::Str(s) => {
             if key == "id" {
                 return Some("id");
             }
@@ -345,9 +383,9 @@ fn infer_type(key: &str, v: &Value, parent: Option<&'static str>) -> Option<&'st
             }
             Some("string")
         }
-        Value::Bool(_) => Some("boolean"),
-        Value::Number(_) => Some("decimal"),
-        _ => None,
+        Shape::Bool => Some("boolean"),
+        Shape::Number => Some("decimal"),
+        Shape::Other => None,
     }
 }
 
@@ -450,61 +488,63 @@ pub(crate) fn prescan(run: &mut Run<'_>, doc: &Value) {
 }
 
 fn prescan_inner(run: &mut Run<'_>, doc: &Value) {
-    let mut visit = |r: &Value, full_url: Option<&str>| {
-        if r.get("resourceType").and_then(Value::as_str) != Some("Patient") {
-            return;
-        }
-        let id = r.get("id").and_then(Value::as_str).unwrap_or_default();
-        let mrn = patient_mrn(r).unwrap_or_else(|| id.to_owned());
-        if mrn.is_empty() {
-            return;
-        }
-        if !id.is_empty() {
-            run.patients.insert(id.to_owned(), mrn.clone());
-        }
-        if let Some(fu) = full_url.and_then(ref_id) {
-            run.patients.insert(fu.to_owned(), mrn.clone());
-        }
-        let known = known_from_patient(r);
-        for v in &known.names {
-            run.leaks.add(LeakKind::Name, v);
-        }
-        for v in &known.ids {
-            run.leaks.add(LeakKind::Id, v);
-        }
-        run.leaks.add(LeakKind::Id, id);
-        for v in &known.phones {
-            run.leaks.add(LeakKind::Phone, v);
-        }
-        for v in &known.emails {
-            run.leaks.add(LeakKind::Email, v);
-        }
-        for v in &known.addresses {
-            run.leaks.add(LeakKind::Street, v);
-        }
-        if !run.p().keep_city {
-            for v in &known.cities {
-                run.leaks.add(LeakKind::City, v);
-            }
-        }
-        if run.p().dates != crate::profile::DatePolicy::Keep {
-            for v in &known.dates {
-                run.leaks.add(LeakKind::Date, v);
-            }
-        }
-        run.known.insert(mrn, known);
-    };
     if doc.get("resourceType").and_then(Value::as_str) == Some("Bundle") {
         if let Some(entries) = doc.get("entry").and_then(Value::as_array) {
             for e in entries {
                 if let Some(r) = e.get("resource") {
-                    visit(r, e.get("fullUrl").and_then(Value::as_str));
+                    prescan_patient(run, r, e.get("fullUrl").and_then(Value::as_str));
                 }
             }
         }
     } else {
-        visit(doc, None);
+        prescan_patient(run, doc, None);
     }
+}
+
+/// Registers one resource of a document if it is a Patient.
+fn prescan_patient(run: &mut Run<'_>, r: &Value, full_url: Option<&str>) {
+    if r.get("resourceType").and_then(Value::as_str) != Some("Patient") {
+        return;
+    }
+    let id = r.get("id").and_then(Value::as_str).unwrap_or_default();
+    let mrn = patient_mrn(r).unwrap_or_else(|| id.to_owned());
+    if mrn.is_empty() {
+        return;
+    }
+    if !id.is_empty() {
+        run.patients.insert(id.to_owned(), mrn.clone());
+    }
+    if let Some(fu) = full_url.and_then(ref_id) {
+        run.patients.insert(fu.to_owned(), mrn.clone());
+    }
+    let known = known_from_patient(r);
+    for v in &known.names {
+        run.leaks.add(LeakKind::Name, v);
+    }
+    for v in &known.ids {
+        run.leaks.add(LeakKind::Id, v);
+    }
+    run.leaks.add(LeakKind::Id, id);
+    for v in &known.phones {
+        run.leaks.add(LeakKind::Phone, v);
+    }
+    for v in &known.emails {
+        run.leaks.add(LeakKind::Email, v);
+    }
+    for v in &known.addresses {
+        run.leaks.add(LeakKind::Street, v);
+    }
+    if !run.p().keep_city {
+        for v in &known.cities {
+            run.leaks.add(LeakKind::City, v);
+        }
+    }
+    if run.p().dates != crate::profile::DatePolicy::Keep {
+        for v in &known.dates {
+            run.leaks.add(LeakKind::Date, v);
+        }
+    }
+    run.known.insert(mrn, known);
 }
 
 /// The MRN of a Patient: the identifier whose type is `MR`, else the first identifier value.
@@ -999,25 +1039,57 @@ fn leaf_action(
     eff: Option<usize>,
     ty: Option<&'static str>,
 ) -> Action {
-    let key = w.key();
-    let pt = w.parent_ty();
     let owned;
-    let s: &str = match &*v {
-        Value::String(s) => s,
+    let leaf = match &*v {
+        Value::String(s) => LeafVal::Str(s),
         Value::Number(n) => {
             owned = n.to_string();
-            &owned
+            LeafVal::Num(&owned)
         }
-        Value::Bool(b) => {
-            if *b {
-                "true"
-            } else {
-                "false"
-            }
-        }
+        Value::Bool(b) => LeafVal::Bool(*b),
         _ => return Action::Keep,
     };
-    let is_string = v.is_string();
+    match leaf_decide(run, w, leaf, eff, ty) {
+        LeafOut::Keep => Action::Keep,
+        LeafOut::Remove => Action::Remove,
+        LeafOut::Set(nv) => Action::Replace(nv),
+    }
+}
+
+/// A scalar leaf as the decision sees it.
+#[derive(Clone, Copy)]
+enum LeafVal<'a> {
+    Str(&'a str),
+    /// A number, as serde_json prints it.
+    Num(&'a str),
+    Bool(bool),
+}
+
+/// What becomes of a leaf.
+enum LeafOut {
+    Keep,
+    Remove,
+    /// Replaced by a different value.
+    Set(Value),
+}
+
+/// The rule or default for a scalar leaf, with its bookkeeping (change counters, leak values):
+/// shared by the tree walk and the tape walk.
+fn leaf_decide(
+    run: &mut Run<'_>,
+    w: &Walk<'_>,
+    leaf: LeafVal<'_>,
+    eff: Option<usize>,
+    ty: Option<&'static str>,
+) -> LeafOut {
+    let key = w.key();
+    let pt = w.parent_ty();
+    let (s, is_string) = match leaf {
+        LeafVal::Str(s) => (s, true),
+        LeafVal::Num(s) => (s, false),
+        LeafVal::Bool(true) => ("true", false),
+        LeafVal::Bool(false) => ("false", false),
+    };
     let path = w.path();
     let rules: &[FhirRule] = w.rules;
     let rule_method = eff.and_then(|i| rules.get(i)).map(|r| &r.method);
@@ -1028,7 +1100,7 @@ fn leaf_action(
     let changed = match &out {
         Leaf::Remove => true,
         Leaf::Same => false,
-        Leaf::Set(nv) => nv != v,
+        Leaf::Set(nv) => !same_leaf(nv, leaf),
     };
     if method_name != "keep" || changed {
         run.changes.add(path, method_name);
@@ -1040,9 +1112,21 @@ fn leaf_action(
         run.leak(kind, s);
     }
     match out {
-        Leaf::Remove => Action::Remove,
-        Leaf::Set(nv) if changed => Action::Replace(nv),
-        Leaf::Set(_) | Leaf::Same => Action::Keep,
+        Leaf::Remove => LeafOut::Remove,
+        Leaf::Set(nv) if changed => LeafOut::Set(nv),
+        Leaf::Set(_) | Leaf::Same => LeafOut::Keep,
+    }
+}
+
+/// Whether `nv` equals the original leaf (as `Value` equality would say).
+fn same_leaf(nv: &Value, leaf: LeafVal<'_>) -> bool {
+    match (nv, leaf) {
+        (Value::String(n), LeafVal::Str(s)) => n == s,
+        (Value::Bool(n), LeafVal::Bool(b)) => *n == b,
+        (Value::Number(n), LeafVal::Num(t)) => {
+            serde_json::from_str::<serde_json::Number>(t).is_ok_and(|o| o == *n)
+        }
+        _ => false,
     }
 }
 

@@ -38,6 +38,7 @@ pub mod profile;
 mod report;
 pub mod risk;
 mod table;
+mod tape;
 pub mod values;
 
 use std::fs::File;
@@ -75,12 +76,41 @@ pub fn deid_bytes(
     format: Format,
     bytes: &[u8],
 ) -> Result<(Vec<u8>, RunReport), DeidError> {
+    deid_bytes_with(profile, keys, crosswalk, format, bytes, Walker::Tape)
+}
+
+/// Which FHIR walk to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Walker {
+    /// The token tape where it applies (see `fhir::stream`), the tree elsewhere.
+    Tape,
+    /// The `serde_json::Value` tree only (the reference the tape walk is tested against).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Tree,
+}
+
+pub(crate) fn deid_bytes_with(
+    profile: &Profile,
+    keys: &DeidKeys,
+    crosswalk: &mut Crosswalk,
+    format: Format,
+    bytes: &[u8],
+    walker: Walker,
+) -> Result<(Vec<u8>, RunReport), DeidError> {
     let mut run = Run::new(profile, keys, crosswalk);
     let index = RuleIndex::new(profile.fhir_rules());
     let label = "<buffer>";
+    // The fast path reads FHIR JSON through a token tape (see `fhir::stream`); documents it
+    // leaves aside, and profiles with rare-code generalisation, take the tree walk.
+    let fast = match format {
+        Format::FhirJson if walker == Walker::Tape => {
+            fast_tape(profile, airlock_formats::strip_bom(bytes))
+        }
+        _ => None,
+    };
     // A FHIR JSON document is parsed once, for the rare-code count and the transform.
     let mut parsed = match format {
-        Format::FhirJson => Some(airlock_formats::fhir::parse_json(bytes)),
+        Format::FhirJson if fast.is_none() => Some(airlock_formats::fhir::parse_json(bytes)),
         _ => None,
     };
     if profile.inner().rare_codes.is_some() {
@@ -114,6 +144,13 @@ pub fn deid_bytes(
     let mut risk = Vec::new();
     let mut doc = None;
     let out = match format {
+        Format::FhirJson if fast.is_some() => {
+            let mut out = Vec::with_capacity(bytes.len());
+            if let Some(tape) = &fast {
+                fhir::stream::deid_document(&mut run, &index, tape, label, 1, &mut out);
+            }
+            out
+        }
         Format::FhirJson => {
             doc = match parsed.take() {
                 Some(p) => deid_fhir_parsed(&mut run, &index, label, p),
@@ -443,7 +480,23 @@ fn finish_report(report: &mut RunReport, run: &Run<'_>, hits: Vec<LeakHit>, scan
     };
 }
 
+/// The tape of a FHIR JSON document for the fast path, when the profile and the document
+/// allow it (no rare-code generalisation; the document parses as a tape and is a resource).
+fn fast_tape<'a>(profile: &Profile, bytes: &'a [u8]) -> Option<tape::Tape<'a>> {
+    if profile.inner().rare_codes.is_some() {
+        return None;
+    }
+    let tape = tape::Tape::parse(bytes)?;
+    fhir::stream::check_resource(&tape, 0).ok()?;
+    Some(tape)
+}
+
 fn deid_fhir_json(run: &mut Run<'_>, index: &RuleIndex, label: &str, bytes: &[u8]) -> Vec<u8> {
+    if let Some(tape) = fast_tape(run.profile, airlock_formats::strip_bom(bytes)) {
+        let mut out = Vec::with_capacity(bytes.len());
+        fhir::stream::deid_document(run, index, &tape, label, 1, &mut out);
+        return out;
+    }
     deid_fhir_value(run, index, label, bytes)
         .map(|doc| serde_json::to_vec(&doc).unwrap_or_default())
         .unwrap_or_default()
@@ -627,7 +680,9 @@ fn scan_output(
 ) {
     match format {
         Format::FhirJson => {
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            if !fhir::stream::scan_output(scanner, bytes, label, 0, hits, scanned)
+                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes)
+            {
                 fhir::scan_output(scanner, &v, label, 0, hits, scanned);
             }
         }

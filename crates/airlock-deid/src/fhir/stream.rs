@@ -1,0 +1,520 @@
+//! The FHIR walk on a token [`Tape`]: the fast path for FHIR JSON and NDJSON.
+//!
+//! It makes the same decisions as the tree walk in the parent module, in the same order, with
+//! the same bookkeeping (change counters, leak values, quarantine), and shares its rule
+//! matching ([`Walk`]), type inference ([`infer_type_of`]) and leaf handling
+//! ([`leaf_decide`]); what differs is that it reads the input through the tape instead of a
+//! `serde_json::Value` tree and writes the output as it goes: unchanged values are copied from
+//! the input (already in `serde_json`'s compact form, or re-spelled into it), changed ones are
+//! written in their place, and a removed member or an emptied object or array is cut back out
+//! of the output. The bytes are those `serde_json::to_vec` would write for the tree walk's
+//! result; `tests/fast_path.rs` checks this on the shared Synthea data and on generated
+//! resources.
+//!
+//! Patients (one or a few per document) are read into a `Value` for the pre-scan, which
+//! collects their identifiers with the tree code. Profiles with `[rare_codes]` are not handled
+//! here (the caller uses the tree walk for them).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use super::{
+    FxHasher, HasKey, LeafOut, LeafVal, RuleIndex, Shape, Walk, infer_type_of, leaf_decide,
+    min_rule, prescan_patient, ref_id,
+};
+use crate::engine::Run;
+use crate::leak::{LeakKind, Scanner};
+use crate::profile::FhirRule;
+use crate::report::{LeakHit, Quarantined};
+use crate::tape::{ARR, FALSE, NULL, NUM, OBJ, STR, TRUE, Tape, keybit};
+
+/// An object on the tape, asked which keys it has.
+struct TapeKeys<'t, 'a> {
+    tape: &'t Tape<'a>,
+    obj: usize,
+}
+
+impl HasKey for TapeKeys<'_, '_> {
+    fn has(&self, key: &str) -> bool {
+        match keybit::of(key.as_bytes()) {
+            0 => self.tape.get(self.obj, key).is_some(),
+            bit => self.tape.keys(self.obj) & bit != 0,
+        }
+    }
+}
+
+/// [`super::infer_type`] of tape value `i`.
+fn infer(
+    tape: &Tape<'_>,
+    key: &str,
+    i: usize,
+    parent: Option<&'static str>,
+) -> Option<&'static str> {
+    match tape.kind(i) {
+        OBJ => infer_type_of(key, Shape::Object(&TapeKeys { tape, obj: i }), parent),
+        STR => {
+            let s = tape.str(i);
+            infer_type_of::<TapeKeys<'_, '_>>(key, Shape::Str(&s), parent)
+        }
+        NUM => infer_type_of::<TapeKeys<'_, '_>>(key, Shape::Number, parent),
+        TRUE | FALSE => infer_type_of::<TapeKeys<'_, '_>>(key, Shape::Bool, parent),
+        _ => infer_type_of::<TapeKeys<'_, '_>>(key, Shape::Other, parent),
+    }
+}
+
+/// [`super::check_resource`] on the tape.
+pub(crate) fn check_resource(tape: &Tape<'_>, i: usize) -> Result<(), &'static str> {
+    match tape.kind(i) {
+        OBJ => match tape.get(i, "resourceType") {
+            Some(t) if tape.kind(t) == STR => Ok(()),
+            _ => Err("missing `resourceType`"),
+        },
+        _ => Err("not a json object"),
+    }
+}
+
+/// [`super::prescan`] on the tape: Patients are read into a `Value` and registered by the
+/// tree code.
+pub(crate) fn prescan(run: &mut Run<'_>, tape: &Tape<'_>, root: usize) {
+    let before = run.leaks.version();
+    let patient = |r: usize| tape.get_str(r, "resourceType").as_deref() == Some("Patient");
+    if tape.get_str(root, "resourceType").as_deref() == Some("Bundle") {
+        if let Some(entries) = tape.get(root, "entry").filter(|&e| tape.kind(e) == ARR) {
+            for e in tape.items(entries) {
+                if let Some(r) = tape.get(e, "resource")
+                    && patient(r)
+                    && let Some(v) = tape.to_value(r)
+                {
+                    let full_url = tape.get_str(e, "fullUrl");
+                    prescan_patient(run, &v, full_url.as_deref());
+                }
+            }
+        }
+    } else if patient(root)
+        && let Some(v) = tape.to_value(root)
+    {
+        prescan_patient(run, &v, None);
+    }
+    if run.leaks.version() != before {
+        run.refresh_scrub();
+    }
+}
+
+/// [`super::deid_document`] on the tape: writes the de-identified document to `out`.
+pub(crate) fn deid_document(
+    run: &mut Run<'_>,
+    index: &RuleIndex,
+    tape: &Tape<'_>,
+    file: &str,
+    line: u64,
+    out: &mut Vec<u8>,
+) {
+    let root = 0;
+    prescan(run, tape, root);
+    let profile = run.profile;
+    let rules = profile.fhir_rules();
+    let mut skip = Vec::new();
+    if tape.get_str(root, "resourceType").as_deref() == Some("Bundle") {
+        if let Some(entries) = tape.get(root, "entry").filter(|&e| tape.kind(e) == ARR) {
+            let mut total = 0u64;
+            for (i, e) in tape.items(entries).enumerate() {
+                total += 1;
+                if let Some(r) = tape.get(e, "resource")
+                    && let Err(reason) = check_resource(tape, r)
+                {
+                    run.quarantined.push(Quarantined {
+                        file: file.to_owned(),
+                        record: i as u64,
+                        line,
+                        path: format!("entry[{i}].resource"),
+                        reason: reason.to_owned(),
+                    });
+                    skip.push(i);
+                }
+            }
+            run.records_in += total;
+            run.records_out += total - skip.len() as u64;
+        }
+    } else {
+        run.records_in += 1;
+        run.records_out += 1;
+    }
+    let mut emit = Emit { tape, out };
+    emit.resource(run, rules, index, root, &skip);
+}
+
+/// [`super::resource_patient`] on the tape.
+fn resource_patient(run: &Run<'_>, tape: &Tape<'_>, r: usize) -> Option<String> {
+    if tape.get_str(r, "resourceType").as_deref() == Some("Patient") {
+        let id = tape.get_str(r, "id").unwrap_or_default();
+        return run
+            .patients
+            .get(id.as_ref())
+            .cloned()
+            .or_else(|| tape.to_value(r).as_ref().and_then(super::patient_mrn));
+    }
+    for key in ["subject", "patient", "beneficiary"] {
+        if let Some(reference) = tape.get(r, key).and_then(|s| tape.get_str(s, "reference"))
+            && let Some(id) = ref_id(&reference)
+            && let Some(m) = run.patients.get(id)
+        {
+            return Some(m.clone());
+        }
+    }
+    if run.known.len() == 1 {
+        return run.known.keys().next().cloned();
+    }
+    None
+}
+
+/// [`super::is_resource_like`] on the tape.
+fn is_resource_like(tape: &Tape<'_>, i: usize) -> bool {
+    match tape.kind(i) {
+        OBJ => tape.get(i, "resourceType").is_some(),
+        ARR => tape.items(i).any(|x| tape.get(x, "resourceType").is_some()),
+        _ => false,
+    }
+}
+
+/// The walk's output side.
+struct Emit<'t, 'a, 'o> {
+    tape: &'t Tape<'a>,
+    out: &'o mut Vec<u8>,
+}
+
+impl Emit<'_, '_, '_> {
+    /// `,` before every member or item but the first.
+    fn sep(&mut self, written: usize) {
+        if written > 0 {
+            self.out.push(b',');
+        }
+    }
+
+    fn key(&mut self, k: usize) {
+        self.tape.write_str(k, self.out);
+        self.out.push(b':');
+    }
+
+    /// [`super::deid_resource`]: resource `r` with its own walk context. `skip`: entries of
+    /// the root's `entry` array already quarantined.
+    fn resource(
+        &mut self,
+        run: &mut Run<'_>,
+        rules: &[FhirRule],
+        index: &RuleIndex,
+        r: usize,
+        skip: &[usize],
+    ) {
+        let tape = self.tape;
+        if tape.kind(r) != OBJ {
+            tape.write(r, self.out);
+            return;
+        }
+        let resource_type = tape
+            .get_str(r, "resourceType")
+            .map_or_else(|| "Resource".to_owned(), Cow::into_owned);
+        let resource_id = tape.get_str(r, "id").unwrap_or_default().into_owned();
+        let mrn = resource_patient(run, tape, r);
+        let path_buf = resource_type.clone();
+        let mut walk = Walk {
+            rules,
+            index,
+            resource_type,
+            resource_id,
+            mrn,
+            chain: Vec::new(),
+            path_buf,
+        };
+        let inherited = walk.direct_rule();
+        self.object(run, &mut walk, r, inherited, None, skip);
+    }
+
+    /// [`super::walk_object`]: writes object `obj` and returns how many members it kept.
+    fn object(
+        &mut self,
+        run: &mut Run<'_>,
+        w: &mut Walk<'_>,
+        obj: usize,
+        inherited: Option<usize>,
+        self_ty: Option<&'static str>,
+        skip: &[usize],
+    ) -> usize {
+        let tape = self.tape;
+        // CodeableConcept.text equal to a coding display is terminology, not free text.
+        let cc_text_is_display = self_ty == Some("CodeableConcept")
+            && tape.get_str(obj, "text").is_some_and(|t| {
+                tape.get(obj, "coding")
+                    .filter(|&c| tape.kind(c) == ARR)
+                    .is_some_and(|c| {
+                        tape.items(c)
+                            .any(|c| tape.get_str(c, "display").as_deref() == Some(&*t))
+                    })
+            });
+        let root = w.chain.is_empty();
+        self.out.push(b'{');
+        let mut written = 0usize;
+        for (kt, v) in tape.members(obj) {
+            let k = tape.raw(kt);
+            if k == "resourceType" && root {
+                self.sep(written);
+                self.key(kt);
+                tape.write(v, self.out);
+                written += 1;
+                continue;
+            }
+            // Nested resources (Bundle.entry.resource, contained, Parameters) get their own
+            // context.
+            if (k == "resource" || k == "contained") && is_resource_like(tape, v) {
+                self.sep(written);
+                self.key(kt);
+                if tape.kind(v) == ARR {
+                    self.out.push(b'[');
+                    for (j, item) in tape.items(v).enumerate() {
+                        self.sep(j);
+                        if check_resource(tape, item).is_ok() {
+                            self.resource(run, w.rules, w.index, item, &[]);
+                        } else {
+                            tape.write(item, self.out);
+                        }
+                    }
+                    self.out.push(b']');
+                } else {
+                    self.resource(run, w.rules, w.index, v, &[]);
+                }
+                written += 1;
+                continue;
+            }
+            if k == "text" && cc_text_is_display {
+                run.changes.add(&format!("{}.text", w.path()), "keep");
+                self.sep(written);
+                self.key(kt);
+                tape.write(v, self.out);
+                written += 1;
+                continue;
+            }
+            let mark = self.out.len();
+            self.sep(written);
+            self.key(kt);
+            let kept = if tape.kind(v) == ARR {
+                self.out.push(b'[');
+                let skip_here = if root && k == "entry" { skip } else { &[] };
+                let extension = k == "extension" || k == "modifierExtension";
+                let mut items = 0usize;
+                for (j, item) in tape.items(v).enumerate() {
+                    if skip_here.contains(&j) {
+                        continue;
+                    }
+                    let ty = infer(tape, k, item, self_ty);
+                    let url = if extension {
+                        tape.get_str(item, "url").map(Cow::into_owned)
+                    } else {
+                        None
+                    };
+                    w.push(k, ty, url);
+                    let item_mark = self.out.len();
+                    self.sep(items);
+                    let kept = self.node(run, w, item, inherited, ty);
+                    w.pop();
+                    if kept {
+                        items += 1;
+                    } else {
+                        self.out.truncate(item_mark);
+                    }
+                }
+                self.out.push(b']');
+                items > 0
+            } else {
+                let ty = infer(tape, k, v, self_ty);
+                w.push(k, ty, None);
+                let kept = self.node(run, w, v, inherited, ty);
+                w.pop();
+                kept
+            };
+            if kept {
+                written += 1;
+            } else {
+                self.out.truncate(mark);
+            }
+        }
+        self.out.push(b'}');
+        written
+    }
+
+    /// [`super::walk_node`]: writes node `v` (the walk is at its key); false when it is removed
+    /// (nothing written).
+    fn node(
+        &mut self,
+        run: &mut Run<'_>,
+        w: &mut Walk<'_>,
+        v: usize,
+        inherited: Option<usize>,
+        ty: Option<&'static str>,
+    ) -> bool {
+        let tape = self.tape;
+        let eff = min_rule(w.direct_rule(), inherited);
+        let owned;
+        let leaf = match tape.kind(v) {
+            OBJ => {
+                let mark = self.out.len();
+                let written = self.object(run, w, v, eff, ty, &[]);
+                if written == 0 && !tape.is_empty(v) {
+                    self.out.truncate(mark);
+                    return false;
+                }
+                return true;
+            }
+            // Arrays in arrays and nulls are kept as they are.
+            ARR | NULL => {
+                tape.write(v, self.out);
+                return true;
+            }
+            STR => {
+                owned = tape.str(v);
+                LeafVal::Str(&owned)
+            }
+            NUM => LeafVal::Num(tape.num(v)),
+            TRUE => LeafVal::Bool(true),
+            FALSE => LeafVal::Bool(false),
+            _ => return true,
+        };
+        match leaf_decide(run, w, leaf, eff, ty) {
+            LeafOut::Keep => {
+                tape.write(v, self.out);
+                true
+            }
+            LeafOut::Remove => false,
+            LeafOut::Set(nv) => {
+                write_value(&nv, self.out);
+                true
+            }
+        }
+    }
+}
+
+/// Writes a replacement value as serde_json would.
+fn write_value(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::String(s) => crate::tape::write_escaped(s, out),
+        // Writing to a Vec cannot fail, and a Value has only string keys.
+        other => {
+            let _ = serde_json::to_writer(&mut *out, other);
+        }
+    }
+}
+
+/// [`super::scan_output`] on the tape of an output document; false when `bytes` does not
+/// parse as a tape (the caller then scans the tree).
+pub(crate) fn scan_output(
+    scanner: &Scanner,
+    bytes: &[u8],
+    file: &str,
+    record_base: u64,
+    hits: &mut Vec<LeakHit>,
+    scanned: &mut u64,
+) -> bool {
+    let Some(tape) = Tape::parse(bytes) else {
+        return false;
+    };
+    let root = 0;
+    let mut items: Vec<(u64, usize)> = Vec::new();
+    if tape.get_str(root, "resourceType").as_deref() == Some("Bundle") {
+        if let Some(entries) = tape.get(root, "entry").filter(|&e| tape.kind(e) == ARR) {
+            items.extend(tape.items(entries).enumerate().map(|(i, e)| (i as u64, e)));
+        }
+    } else {
+        items.push((0, root));
+    }
+    let mut scan = Scan {
+        tape: &tape,
+        scanner,
+        seen: Seen::default(),
+        found: Vec::new(),
+        scanned: 0,
+    };
+    for (i, item) in items {
+        let resource = tape.get(item, "resource").unwrap_or(item);
+        let rt = tape.get_str(resource, "resourceType");
+        let mut path = rt.as_deref().unwrap_or("Resource").to_owned();
+        scan.walk(item, &mut path, false);
+        for (p, k) in scan.found.drain(..) {
+            hits.push(LeakHit {
+                file: file.to_owned(),
+                record: record_base + i,
+                path: p,
+                kind: k.name().to_owned(),
+            });
+        }
+    }
+    *scanned += scan.scanned;
+    true
+}
+
+/// Verdicts by string (and whether it was decoded as an attachment): a document repeats most
+/// of its strings (codes, systems, references), and the search is pure.
+type Seen<'a> = HashMap<(bool, Cow<'a, str>), Option<LeakKind>, BuildHasherDefault<FxHasher>>;
+
+struct Scan<'t, 'a, 's> {
+    tape: &'t Tape<'a>,
+    scanner: &'s Scanner,
+    seen: Seen<'a>,
+    found: Vec<(String, LeakKind)>,
+    scanned: u64,
+}
+
+impl Scan<'_, '_, '_> {
+    fn walk(&mut self, v: usize, path: &mut String, attach: bool) {
+        let tape = self.tape;
+        match tape.kind(v) {
+            STR => {
+                self.scanned += 1;
+                let decode = attach && path.ends_with(".data");
+                let s = tape.str(v);
+                let found = match self.seen.get(&(decode, Cow::Borrowed(&*s))) {
+                    Some(f) => *f,
+                    None => {
+                        let decoded;
+                        let text: &str = if decode {
+                            decoded = base64::engine::general_purpose::STANDARD
+                                .decode(s.trim())
+                                .ok()
+                                .and_then(|b| String::from_utf8(b).ok())
+                                .unwrap_or_default();
+                            &decoded
+                        } else {
+                            &s
+                        };
+                        let f = self.scanner.find(text);
+                        self.seen.insert((decode, s.clone()), f);
+                        f
+                    }
+                };
+                if let Some(k) = found {
+                    self.found.push((path.clone(), k));
+                }
+            }
+            ARR => {
+                for i in tape.items(v) {
+                    self.walk(i, path, attach);
+                }
+            }
+            OBJ => {
+                let is_attach = tape.keys(v) & (keybit::CONTENT_TYPE | keybit::DATA) != 0;
+                for (k, x) in tape.members(v) {
+                    let len = path.len();
+                    path.push('.');
+                    path.push_str(tape.raw(k));
+                    self.walk(x, path, is_attach);
+                    path.truncate(len);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
