@@ -7,6 +7,7 @@ CREATE TABLE principals (
     roles TEXT NOT NULL,
     password_hash TEXT,
     totp_secret TEXT,
+    totp_last_step BIGINT NOT NULL DEFAULT 0,
     failed_logins BIGINT NOT NULL DEFAULT 0,
     locked_until TEXT,
     disabled BIGINT NOT NULL DEFAULT 0,

@@ -397,6 +397,21 @@ impl Home {
         self.inner.ledger.verifier_key()
     }
 
+    /// The deployment's TLS certificate (PEM) and private key (PKCS#8 PEM), made at `init`.
+    pub fn tls_identity(&self) -> Result<(String, Secret), StoreError> {
+        let cert = self
+            .inner
+            .keyring
+            .public
+            .get(PUBLIC_TLS_CERT)
+            .cloned()
+            .ok_or_else(|| StoreError::Config {
+                path: self.inner.dir.join(KEYRING_FILE),
+                reason: "no TLS certificate in the keyring".into(),
+            })?;
+        Ok((cert, self.inner.kms.named_key(NamedKey::TlsPrivateKey)?))
+    }
+
     /// The pseudonymisation key (HMAC-SHA256).
     pub fn pseudonym_key(&self) -> Result<Secret, StoreError> {
         Ok(self.inner.kms.named_key(NamedKey::Pseudonym)?)

@@ -1,0 +1,804 @@
+//! Unique users and service identities (45 CFR 164.312(a)(2)(i)), passwords hashed with
+//! Argon2id, mandatory TOTP for people (164.312(d)), lockout after repeated failures, sessions
+//! that end after inactivity and absolutely (automatic logoff, 164.312(a)(2)(iii)), and scoped,
+//! expiring API tokens for services.
+//!
+//! Nothing secret is stored in the clear: passwords as Argon2id PHC strings, session and API
+//! tokens as SHA-256 digests, TOTP secrets sealed with AES-256-GCM under a key derived from the
+//! deployment's key hierarchy (bound to the principal id), so a copy of the database alone
+//! gives an attacker no second factor.
+
+use std::fmt;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use airlock_authz::{Action, Principal, PrincipalKind, Role};
+use airlock_crypto::Secret;
+use airlock_store::{Db, Scope};
+use airlock_types::ActorId;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use base64::Engine as _;
+use chrono::{DateTime, Duration, Utc};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::totp;
+
+/// Session and lockout rules.
+#[derive(Debug, Clone)]
+pub struct IdentityPolicy {
+    /// A session ends after this long without a request.
+    pub idle_timeout: Duration,
+    /// A session ends this long after login, whatever happens.
+    pub absolute_timeout: Duration,
+    /// Consecutive failed logins before the account locks.
+    pub max_failures: i64,
+    /// How long a lock lasts.
+    pub lockout: Duration,
+    /// Shortest accepted password.
+    pub min_password_len: usize,
+    /// Longest lifetime of an API token.
+    pub max_token_days: i64,
+}
+
+impl Default for IdentityPolicy {
+    fn default() -> Self {
+        IdentityPolicy {
+            idle_timeout: Duration::minutes(15),
+            absolute_timeout: Duration::hours(8),
+            max_failures: 5,
+            lockout: Duration::minutes(15),
+            min_password_len: 12,
+            max_token_days: 365,
+        }
+    }
+}
+
+/// Identity operations that failed. Messages name principals by id, never a password, code or
+/// token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// Wrong user name, password or code (deliberately not saying which).
+    #[error("invalid credentials")]
+    BadCredentials,
+    /// Too many failures.
+    #[error("account `{id}` is locked until {until}")]
+    Locked {
+        /// The principal.
+        id: String,
+        /// Until when (RFC 3339).
+        until: String,
+    },
+    /// No such principal.
+    #[error("no principal `{id}`")]
+    NotFound {
+        /// The principal.
+        id: String,
+    },
+    /// The principal exists already.
+    #[error("principal `{id}` already exists")]
+    Exists {
+        /// The principal.
+        id: String,
+    },
+    /// A password that does not meet the policy.
+    #[error("the password must be at least {min} characters")]
+    WeakPassword {
+        /// Minimum length.
+        min: usize,
+    },
+    /// A request that does not fit the principal (a token for a person, MFA for a service...).
+    #[error("{reason}")]
+    Invalid {
+        /// Why.
+        reason: String,
+    },
+    /// The metadata store failed.
+    #[error("identity store: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Sealing or opening a secret failed.
+    #[error("identity secret could not be sealed or opened")]
+    Seal,
+}
+
+/// What a person needs to enrol their authenticator: shown once, never stored in the clear.
+pub struct Enrolment {
+    /// `otpauth://totp/...` for the authenticator app.
+    pub otpauth_uri: String,
+    /// The raw secret (for tests and scripted enrolment).
+    pub secret: Secret,
+}
+
+impl fmt::Debug for Enrolment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Enrolment(<redacted>)")
+    }
+}
+
+/// A stored principal, without secrets.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PrincipalRecord {
+    /// The id.
+    pub id: ActorId,
+    /// User or service.
+    pub kind: &'static str,
+    /// Roles.
+    pub roles: Vec<Role>,
+    /// Whether MFA is enrolled.
+    pub mfa_enrolled: bool,
+    /// Disabled principals cannot authenticate.
+    pub disabled: bool,
+    /// Locked until (RFC 3339), when locked.
+    pub locked_until: Option<String>,
+    /// When created.
+    pub created_at: String,
+    /// By whom.
+    pub created_by: String,
+}
+
+/// A new session or API token: the bearer value is shown once.
+pub struct IssuedToken {
+    /// Token id (API tokens) or the session's short id.
+    pub id: String,
+    /// The bearer value.
+    pub token: Secret,
+    /// Absolute expiry (RFC 3339).
+    pub expires_at: String,
+}
+
+impl fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("id", &self.id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssuedToken {
+    /// The bearer value as text.
+    pub fn bearer(&self) -> String {
+        String::from_utf8_lossy(self.token.expose_secret()).into_owned()
+    }
+}
+
+/// How a request authenticated.
+#[derive(Debug, Clone)]
+pub enum Via {
+    /// A login session (password + TOTP).
+    Session,
+    /// An API token limited to some actions.
+    Token {
+        /// The token id.
+        id: String,
+        /// The actions it may be used for.
+        scopes: Vec<Action>,
+    },
+}
+
+/// An authenticated principal.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// Who, with their roles.
+    pub principal: Principal,
+    /// How.
+    pub via: Via,
+    /// Whether a second factor was presented (always for sessions).
+    pub mfa: bool,
+}
+
+const SESSION_PREFIX: &str = "als_";
+const TOKEN_PREFIX: &str = "alk_";
+
+/// The identity store.
+#[derive(Clone)]
+pub struct Identities {
+    db: Db,
+    seal_key: Secret,
+    issuer: String,
+    policy: IdentityPolicy,
+    /// A valid Argon2id hash of a random password, checked when the user does not exist so the
+    /// response time does not say whether a name is taken.
+    dummy_hash: String,
+}
+
+impl fmt::Debug for Identities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identities")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn random_token(prefix: &str) -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+fn roles_text(roles: &[Role]) -> String {
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn parse_roles(s: &str) -> Vec<Role> {
+    s.split(',').filter_map(|r| r.parse().ok()).collect()
+}
+
+fn hash_password(password: &str) -> Result<String, IdentityError> {
+    let salt_bytes: [u8; 16] = rand::random();
+    let salt = SaltString::encode_b64(&salt_bytes).map_err(|_| IdentityError::Seal)?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| IdentityError::Seal)
+}
+
+fn password_matches(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+impl Identities {
+    /// Open the store. `key_material` is a deployment secret (the pseudonym key); the sealing
+    /// key is derived from it with a label, so it is never the same key used for another job.
+    pub fn new(
+        db: Db,
+        key_material: &Secret,
+        issuer: &str,
+        policy: IdentityPolicy,
+    ) -> Result<Self, IdentityError> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key_material.expose_secret())
+            .map_err(|_| IdentityError::Seal)?;
+        mac.update(b"airlock identity seal v1");
+        let seal_key = Secret::new(mac.finalize().into_bytes().to_vec());
+        let dummy: [u8; 16] = rand::random();
+        Ok(Identities {
+            db,
+            seal_key,
+            issuer: issuer.to_string(),
+            policy,
+            dummy_hash: hash_password(&hex::encode(dummy))?,
+        })
+    }
+
+    /// The session and lockout rules.
+    pub fn policy(&self) -> &IdentityPolicy {
+        &self.policy
+    }
+
+    fn seal(&self, id: &str, plaintext: &[u8]) -> Result<String, IdentityError> {
+        let cipher = Aes256Gcm::new_from_slice(self.seal_key.expose_secret())
+            .map_err(|_| IdentityError::Seal)?;
+        let nonce: [u8; 12] = rand::random();
+        let ct = cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: id.as_bytes(),
+                },
+            )
+            .map_err(|_| IdentityError::Seal)?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
+        Ok(base64::engine::general_purpose::STANDARD.encode(out))
+    }
+
+    fn open(&self, id: &str, sealed: &str) -> Result<Secret, IdentityError> {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .map_err(|_| IdentityError::Seal)?;
+        let (nonce, ct) = raw.split_at_checked(12).ok_or(IdentityError::Seal)?;
+        let cipher = Aes256Gcm::new_from_slice(self.seal_key.expose_secret())
+            .map_err(|_| IdentityError::Seal)?;
+        cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: id.as_bytes(),
+                },
+            )
+            .map(Secret::new)
+            .map_err(|_| IdentityError::Seal)
+    }
+
+    fn new_enrolment(&self, id: &ActorId) -> Result<(Enrolment, String), IdentityError> {
+        let secret: [u8; totp::SECRET_LEN] = rand::random();
+        let sealed = self.seal(id.as_str(), &secret)?;
+        Ok((
+            Enrolment {
+                otpauth_uri: totp::otpauth_uri(&self.issuer, id.as_str(), &secret),
+                secret: Secret::new(secret.to_vec()),
+            },
+            sealed,
+        ))
+    }
+
+    /// Create a person with a password and a fresh TOTP secret.
+    pub async fn add_user(
+        &self,
+        by: &ActorId,
+        id: &ActorId,
+        roles: &[Role],
+        password: &Secret,
+    ) -> Result<Enrolment, IdentityError> {
+        let pw =
+            std::str::from_utf8(password.expose_secret()).map_err(|_| IdentityError::Invalid {
+                reason: "the password is not valid UTF-8".into(),
+            })?;
+        if pw.chars().count() < self.policy.min_password_len {
+            return Err(IdentityError::WeakPassword {
+                min: self.policy.min_password_len,
+            });
+        }
+        let hash = hash_password(pw)?;
+        let (enrolment, sealed) = self.new_enrolment(id)?;
+        self.insert(
+            by,
+            id,
+            PrincipalKind::User,
+            roles,
+            Some(&hash),
+            Some(&sealed),
+        )
+        .await?;
+        Ok(enrolment)
+    }
+
+    /// Create a service identity (it authenticates with API tokens only).
+    pub async fn add_service(
+        &self,
+        by: &ActorId,
+        id: &ActorId,
+        roles: &[Role],
+    ) -> Result<(), IdentityError> {
+        self.insert(by, id, PrincipalKind::Service, roles, None, None)
+            .await
+    }
+
+    async fn insert(
+        &self,
+        by: &ActorId,
+        id: &ActorId,
+        kind: PrincipalKind,
+        roles: &[Role],
+        password_hash: Option<&str>,
+        totp_secret: Option<&str>,
+    ) -> Result<(), IdentityError> {
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM principals WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(IdentityError::Exists { id: id.to_string() });
+        }
+        sqlx::query(
+            "INSERT INTO principals (id, kind, roles, password_hash, totp_secret, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id.as_str())
+        .bind(kind.as_str())
+        .bind(roles_text(roles))
+        .bind(password_hash)
+        .bind(totp_secret)
+        .bind(now_text(Utc::now()))
+        .bind(by.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every principal.
+    pub async fn list(&self) -> Result<Vec<PrincipalRecord>, IdentityError> {
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        let rows = sqlx::query(
+            "SELECT id, kind, roles, totp_secret, disabled, locked_until, created_at, created_by \
+             FROM principals ORDER BY id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: String = r.try_get("id")?;
+            let Ok(id) = ActorId::new(id) else { continue };
+            let kind: String = r.try_get("kind")?;
+            out.push(PrincipalRecord {
+                id,
+                kind: if kind == "service" { "service" } else { "user" },
+                roles: parse_roles(&r.try_get::<String, _>("roles")?),
+                mfa_enrolled: r.try_get::<Option<String>, _>("totp_secret")?.is_some(),
+                disabled: r.try_get::<i64, _>("disabled")? != 0,
+                locked_until: r
+                    .try_get::<Option<String>, _>("locked_until")?
+                    .filter(|t| parse_time(t).is_some_and(|t| t > Utc::now())),
+                created_at: r.try_get("created_at")?,
+                created_by: r.try_get("created_by")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// One principal, if it exists.
+    pub async fn principal(&self, id: &ActorId) -> Result<Option<PrincipalRecord>, IdentityError> {
+        Ok(self.list().await?.into_iter().find(|p| &p.id == id))
+    }
+
+    /// Disable a principal and end its sessions and tokens.
+    pub async fn disable(&self, id: &ActorId) -> Result<(), IdentityError> {
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        let n = sqlx::query("UPDATE principals SET disabled = 1 WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(IdentityError::NotFound { id: id.to_string() });
+        }
+        sqlx::query("DELETE FROM sessions WHERE principal = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE principal = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_text(Utc::now()))
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Give a person a new TOTP secret (a lost phone), ending their sessions.
+    pub async fn reset_mfa(&self, id: &ActorId) -> Result<Enrolment, IdentityError> {
+        let rec = self
+            .principal(id)
+            .await?
+            .ok_or_else(|| IdentityError::NotFound { id: id.to_string() })?;
+        if rec.kind != "user" {
+            return Err(IdentityError::Invalid {
+                reason: "services authenticate with tokens, not MFA".into(),
+            });
+        }
+        let (enrolment, sealed) = self.new_enrolment(id)?;
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        sqlx::query("UPDATE principals SET totp_secret = $1, totp_last_step = 0 WHERE id = $2")
+            .bind(sealed)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE principal = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(enrolment)
+    }
+
+    /// Password + TOTP → a session. Counts failures and locks the account after too many.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &Secret,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(ActorId, IssuedToken), IdentityError> {
+        let pw = std::str::from_utf8(password.expose_secret()).unwrap_or("");
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        let row = sqlx::query(
+            "SELECT id, kind, password_hash, totp_secret, totp_last_step, failed_logins, locked_until, disabled \
+             FROM principals WHERE id = $1",
+        )
+        .bind(username)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            // Same work as a real check, so timing does not reveal that the name is unknown.
+            let _ = password_matches(pw, &self.dummy_hash);
+            return Err(IdentityError::BadCredentials);
+        };
+        let id: String = row.try_get("id")?;
+        let kind: String = row.try_get("kind")?;
+        let locked_until: Option<String> = row.try_get("locked_until")?;
+        if let Some(until) = locked_until.as_deref().and_then(parse_time)
+            && until > now
+        {
+            return Err(IdentityError::Locked {
+                id,
+                until: now_text(until),
+            });
+        }
+        let hash: Option<String> = row.try_get("password_hash")?;
+        let sealed: Option<String> = row.try_get("totp_secret")?;
+        let last_step: i64 = row.try_get("totp_last_step")?;
+        let disabled = row.try_get::<i64, _>("disabled")? != 0;
+        let password_ok = hash.as_deref().is_some_and(|h| password_matches(pw, h));
+        let step = match (&sealed, password_ok) {
+            (Some(s), true) => {
+                let secret = self.open(&id, s)?;
+                totp::verify(
+                    secret.expose_secret(),
+                    code,
+                    u64::try_from(now.timestamp()).unwrap_or(0),
+                    u64::try_from(last_step).unwrap_or(0),
+                )
+            }
+            _ => None,
+        };
+        let Some(step) = step.filter(|_| kind == "user" && !disabled) else {
+            let failures: i64 = row.try_get::<i64, _>("failed_logins")? + 1;
+            let lock =
+                (failures >= self.policy.max_failures).then(|| now_text(now + self.policy.lockout));
+            sqlx::query(
+                "UPDATE principals SET failed_logins = $1, locked_until = $2 WHERE id = $3",
+            )
+            .bind(if lock.is_some() { 0 } else { failures })
+            .bind(lock.clone().or(locked_until))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return match lock {
+                Some(until) => Err(IdentityError::Locked { id, until }),
+                None => Err(IdentityError::BadCredentials),
+            };
+        };
+        sqlx::query(
+            "UPDATE principals SET failed_logins = 0, locked_until = NULL, totp_last_step = $1 WHERE id = $2",
+        )
+        .bind(i64::try_from(step).unwrap_or(i64::MAX))
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        let token = random_token(SESSION_PREFIX);
+        let expires = now + self.policy.absolute_timeout;
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, principal, created_at, last_seen, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(digest(&token))
+        .bind(&id)
+        .bind(now_text(now))
+        .bind(now_text(now))
+        .bind(now_text(expires))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let actor = ActorId::new(id).map_err(|_| IdentityError::BadCredentials)?;
+        Ok((
+            actor,
+            IssuedToken {
+                id: digest(&token).get(..12).unwrap_or("").to_string(),
+                token: Secret::new(token.into_bytes()),
+                expires_at: now_text(expires),
+            },
+        ))
+    }
+
+    /// End a session.
+    pub async fn logout(&self, bearer: &str) -> Result<(), IdentityError> {
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(digest(bearer))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Issue an API token for a service, limited to `scopes`, expiring in `days`.
+    pub async fn issue_token(
+        &self,
+        principal: &ActorId,
+        scopes: &[Action],
+        days: i64,
+    ) -> Result<IssuedToken, IdentityError> {
+        if days < 1 || days > self.policy.max_token_days {
+            return Err(IdentityError::Invalid {
+                reason: format!(
+                    "a token lives between 1 and {} days",
+                    self.policy.max_token_days
+                ),
+            });
+        }
+        if scopes.is_empty() {
+            return Err(IdentityError::Invalid {
+                reason: "a token needs at least one scope".into(),
+            });
+        }
+        let rec = self
+            .principal(principal)
+            .await?
+            .ok_or_else(|| IdentityError::NotFound {
+                id: principal.to_string(),
+            })?;
+        if rec.kind != "service" || rec.disabled {
+            return Err(IdentityError::Invalid {
+                reason: "API tokens are for enabled service identities; people log in with MFA"
+                    .into(),
+            });
+        }
+        let token = random_token(TOKEN_PREFIX);
+        let id = hex::encode(rand::random::<[u8; 8]>());
+        let now = Utc::now();
+        let expires = now + Duration::days(days);
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        sqlx::query(
+            "INSERT INTO api_tokens (id, token_hash, principal, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&id)
+        .bind(digest(&token))
+        .bind(principal.as_str())
+        .bind(scopes.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(","))
+        .bind(now_text(now))
+        .bind(now_text(expires))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(IssuedToken {
+            id,
+            token: Secret::new(token.into_bytes()),
+            expires_at: now_text(expires),
+        })
+    }
+
+    /// Revoke an API token.
+    pub async fn revoke_token(&self, id: &str) -> Result<(), IdentityError> {
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        let n = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_text(Utc::now()))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        if n == 0 {
+            return Err(IdentityError::NotFound { id: id.to_string() });
+        }
+        Ok(())
+    }
+
+    /// Who holds this bearer value, if it is a live session or token. A session's idle clock
+    /// restarts.
+    pub async fn authenticate(
+        &self,
+        bearer: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Authenticated>, IdentityError> {
+        let h = digest(bearer);
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        let found = if bearer.starts_with(SESSION_PREFIX) {
+            let row = sqlx::query(
+                "SELECT s.last_seen, s.expires_at, p.id, p.kind, p.roles, p.disabled \
+                 FROM sessions s JOIN principals p ON p.id = s.principal WHERE s.token_hash = $1",
+            )
+            .bind(&h)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match row {
+                None => None,
+                Some(r) => {
+                    let last: Option<DateTime<Utc>> =
+                        parse_time(&r.try_get::<String, _>("last_seen")?);
+                    let exp: Option<DateTime<Utc>> =
+                        parse_time(&r.try_get::<String, _>("expires_at")?);
+                    let live = last.is_some_and(|l| now - l <= self.policy.idle_timeout)
+                        && exp.is_some_and(|e| now < e)
+                        && r.try_get::<i64, _>("disabled")? == 0;
+                    if live {
+                        // Touch at most once a few seconds, to keep writes off the hot path.
+                        if last.is_some_and(|l| now - l > Duration::seconds(5)) {
+                            sqlx::query("UPDATE sessions SET last_seen = $1 WHERE token_hash = $2")
+                                .bind(now_text(now))
+                                .bind(&h)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        Some((
+                            r.try_get::<String, _>("id")?,
+                            r.try_get::<String, _>("roles")?,
+                            Via::Session,
+                            PrincipalKind::User,
+                        ))
+                    } else {
+                        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                            .bind(&h)
+                            .execute(&mut *tx)
+                            .await?;
+                        None
+                    }
+                }
+            }
+        } else if bearer.starts_with(TOKEN_PREFIX) {
+            let row = sqlx::query(
+                "SELECT t.id AS tid, t.scopes, t.expires_at, t.revoked_at, p.id, p.roles, p.disabled \
+                 FROM api_tokens t JOIN principals p ON p.id = t.principal WHERE t.token_hash = $1",
+            )
+            .bind(&h)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match row {
+                None => None,
+                Some(r) => {
+                    let exp = parse_time(&r.try_get::<String, _>("expires_at")?);
+                    let live = exp.is_some_and(|e| now < e)
+                        && r.try_get::<Option<String>, _>("revoked_at")?.is_none()
+                        && r.try_get::<i64, _>("disabled")? == 0;
+                    live.then(|| -> Result<_, IdentityError> {
+                        let scopes = r
+                            .try_get::<String, _>("scopes")?
+                            .split(',')
+                            .filter_map(|s| s.parse().ok())
+                            .collect();
+                        Ok((
+                            r.try_get::<String, _>("id")?,
+                            r.try_get::<String, _>("roles")?,
+                            Via::Token {
+                                id: r.try_get("tid")?,
+                                scopes,
+                            },
+                            PrincipalKind::Service,
+                        ))
+                    })
+                    .transpose()?
+                }
+            }
+        } else {
+            None
+        };
+        tx.commit().await?;
+        let Some((id, roles, via, kind)) = found else {
+            return Ok(None);
+        };
+        let Ok(id) = ActorId::new(id) else {
+            return Ok(None);
+        };
+        let roles = parse_roles(&roles);
+        let principal = match kind {
+            PrincipalKind::User => Principal::user(id, roles),
+            _ => Principal::service(id, roles),
+        };
+        Ok(Some(Authenticated {
+            principal,
+            mfa: matches!(via, Via::Session),
+            via,
+        }))
+    }
+}
+
+fn store_err(e: airlock_store::StoreError) -> IdentityError {
+    match e {
+        airlock_store::StoreError::Database(d) => IdentityError::Database(d),
+        _ => IdentityError::Seal,
+    }
+}

@@ -1,0 +1,492 @@
+//! The Airlock server: everything Airlock does, over an authenticated HTTPS API.
+//!
+//! Request path: the [`track`] middleware gives every request an id, times it and counts it;
+//! the [`Ctx`] extractor authenticates the bearer (a login session with MFA, or a service's API
+//! token) and hands the handler an authorization context as a value; the handler asks
+//! [`Ctx::authorize`] about each action and resource, which asks Cedar
+//! ([`airlock_authz::Authorizer`]) and writes the decision, with the policies that decided it,
+//! to the ledger before anything is read. A request that fails authentication is written to the
+//! ledger too, as a denied decision by `anonymous`.
+//!
+//! The metadata database sees each request through a [`Scope`]: the zones in which the policy
+//! lets the principal list datasets. On PostgreSQL, row-level security enforces that scope
+//! inside the database as well.
+
+pub mod client;
+pub mod error;
+pub mod gate;
+pub mod identity;
+pub mod metrics;
+pub mod openapi;
+mod routes;
+pub mod tls;
+pub mod totp;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use airlock_authz::{
+    Action, Authorizer, Decision, PrincipalKind, Request as AuthzRequest, Resource,
+};
+use airlock_crypto::Secret;
+use airlock_ledger::{Entry, EventType, OutcomeKind, Timestamp};
+use airlock_store::{Home, Scope};
+use airlock_types::{ActorId, Purpose, RequestId, Zone};
+use axum::Router;
+use axum::extract::{FromRequestParts, MatchedPath, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+
+pub use error::ApiError;
+pub use identity::{Authenticated, Identities, IdentityError, IdentityPolicy, Via};
+pub use metrics::Metrics;
+
+/// The header that carries the purpose of use.
+pub const PURPOSE_HEADER: &str = "x-purpose-of-use";
+/// The response header with the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+struct StateInner {
+    home: Home,
+    authz: Authorizer,
+    identities: Identities,
+    metrics: Metrics,
+    pseudonym_key: Secret,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("home", &self.inner.home)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Build the state from an open home, a policy set and identity rules.
+    pub fn new(home: Home, authz: Authorizer, policy: IdentityPolicy) -> Result<Self, ApiError> {
+        let key = home.pseudonym_key().map_err(ApiError::internal)?;
+        let identities = Identities::new(
+            home.db().clone(),
+            &key,
+            &home.config().deployment.name,
+            policy,
+        )
+        .map_err(ApiError::internal)?;
+        Ok(AppState {
+            inner: Arc::new(StateInner {
+                home,
+                authz,
+                identities,
+                metrics: Metrics::default(),
+                pseudonym_key: key,
+            }),
+        })
+    }
+
+    /// The deployment (acting as the operator who started the server).
+    pub fn home(&self) -> &Home {
+        &self.inner.home
+    }
+
+    /// The identity store.
+    pub fn identities(&self) -> &Identities {
+        &self.inner.identities
+    }
+
+    /// The policy engine.
+    pub fn authorizer(&self) -> &Authorizer {
+        &self.inner.authz
+    }
+
+    /// Request metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub(crate) fn pseudonym_key(&self) -> &Secret {
+        &self.inner.pseudonym_key
+    }
+}
+
+/// The request's id, set by [`track`].
+#[derive(Debug, Clone)]
+pub struct ReqId(pub RequestId);
+
+/// Whether an authenticated request has written anything to the ledger. [`track`] writes an
+/// entry for one that has not (a request refused for a malformed body before any decision, a
+/// lookup of something outside the principal's zones), so that every authenticated request,
+/// allowed or denied, leaves a trace.
+#[derive(Debug, Default)]
+pub(crate) struct AuditMark {
+    actor: std::sync::Mutex<Option<ActorId>>,
+    recorded: std::sync::atomic::AtomicBool,
+}
+
+fn new_request_id() -> RequestId {
+    RequestId::from_bytes(rand::random())
+}
+
+/// Every request: an id, a latency sample, a count; 5xx bodies replaced by a generic one that
+/// carries the id.
+pub async fn track(
+    State(state): State<AppState>,
+    mut req: Request<axum::body::Body>,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let id = new_request_id();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_string();
+    req.extensions_mut().insert(ReqId(id.clone()));
+    let mark = Arc::new(AuditMark::default());
+    req.extensions_mut().insert(Arc::clone(&mark));
+    let mut resp = next.run(req).await;
+    let status = resp.status();
+    let actor = mark.actor.lock().ok().and_then(|a| a.clone());
+    if let Some(actor) = actor
+        && !mark.recorded.load(std::sync::atomic::Ordering::SeqCst)
+    {
+        let outcome = if status.is_success() {
+            OutcomeKind::Success
+        } else if status.is_server_error() {
+            OutcomeKind::Failure
+        } else {
+            OutcomeKind::Denied
+        };
+        let entry = Entry::new(
+            Timestamp::now(),
+            actor,
+            EventType::PolicyDecision,
+            Zone::Clinical,
+            id.clone(),
+            outcome,
+        )
+        .with_resource(format!("{method} {route}"))
+        .with_reason(format!(
+            "refused before a policy decision: HTTP {}",
+            status.as_u16()
+        ));
+        if let Err(e) = state.home().audit(entry) {
+            tracing::error!(error = %e, "ledger append failed");
+        }
+    }
+    if status.is_server_error() {
+        let body = serde_json::json!({
+            "error": "internal",
+            "message": "internal error; quote the request id to an administrator",
+            "request_id": id.as_str(),
+        });
+        let mut generic = axum::response::IntoResponse::into_response((status, axum::Json(body)));
+        std::mem::swap(&mut resp, &mut generic);
+    }
+    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    state
+        .metrics()
+        .observe(&route, &method, status.as_u16(), start.elapsed());
+    resp
+}
+
+/// The authorization context a handler receives: who, how they authenticated, why (purpose of
+/// use), and a deployment handle that acts as them, under this request's id, within the zones
+/// the policy lets them see.
+#[derive(Clone)]
+pub struct Ctx {
+    state: AppState,
+    /// The authenticated principal and how.
+    pub who: Authenticated,
+    /// This request's id.
+    pub request_id: RequestId,
+    /// The declared purpose of use, if any.
+    pub purpose: Option<Purpose>,
+    /// The deployment, acting as this principal.
+    pub home: Home,
+    mark: Option<Arc<AuditMark>>,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("principal", &self.who.principal.id)
+            .field("request_id", &self.request_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+fn request_id_of(parts: &Parts) -> RequestId {
+    parts
+        .extensions
+        .get::<ReqId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(new_request_id)
+}
+
+/// Write an authentication failure to the ledger.
+pub(crate) fn audit_unauthenticated(state: &AppState, request_id: RequestId, reason: &str) {
+    let entry = Entry::new(
+        Timestamp::now(),
+        anonymous(),
+        EventType::PolicyDecision,
+        Zone::Clinical,
+        request_id,
+        OutcomeKind::Denied,
+    )
+    .with_reason(reason.to_string());
+    if let Err(e) = state.home().audit(entry) {
+        tracing::error!(error = %e, "ledger append failed");
+    }
+}
+
+pub(crate) fn anonymous() -> ActorId {
+    // A constant that satisfies the id rules.
+    ActorId::new("anonymous").unwrap_or_else(|_| unreachable_actor())
+}
+
+#[expect(
+    clippy::panic,
+    reason = "INVARIANT: the literal `anonymous` is a valid actor id"
+)]
+fn unreachable_actor() -> ActorId {
+    panic!("`anonymous` is a valid actor id")
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let request_id = request_id_of(parts);
+        let mark = parts.extensions.get::<Arc<AuditMark>>().cloned();
+        let Some(token) = bearer(parts) else {
+            audit_unauthenticated(state, request_id, "unauthenticated: no bearer credentials");
+            return Err(ApiError::Unauthenticated);
+        };
+        let who = match state
+            .identities()
+            .authenticate(token, chrono::Utc::now())
+            .await
+        {
+            Ok(Some(w)) => w,
+            Ok(None) => {
+                audit_unauthenticated(
+                    state,
+                    request_id,
+                    "unauthenticated: unknown, expired or revoked credentials",
+                );
+                return Err(ApiError::Unauthenticated);
+            }
+            Err(e) => return Err(ApiError::internal(e)),
+        };
+        let purpose = match parts.headers.get(PURPOSE_HEADER) {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(|s| s.parse::<Purpose>().ok())
+                    .ok_or_else(|| {
+                        ApiError::bad(
+                            "X-Purpose-Of-Use",
+                            "must be one of treatment, payment, operations, research, public-health, emergency",
+                        )
+                    })?,
+            ),
+        };
+        // The coarse outer bound the database enforces: the zones where the policy lets this
+        // principal list datasets or read a patient's record (for treatment). Each action is
+        // still decided on its own, with the request's real purpose, by the handler.
+        let may = |action: Action, resource: Resource, purpose: Option<Purpose>| {
+            state
+                .authorizer()
+                .decide(&AuthzRequest {
+                    principal: &who.principal,
+                    action,
+                    resource: &resource,
+                    purpose,
+                    break_glass: false,
+                    mfa: who.mfa,
+                })
+                .allowed()
+        };
+        let scope = Scope::zones(Zone::ALL.into_iter().filter(|z| {
+            may(Action::ListDatasets, Resource::Zone(*z), purpose)
+                || may(
+                    Action::ReadPatientRecord,
+                    Resource::Patient { zone: *z },
+                    Some(Purpose::Treatment),
+                )
+        }));
+        let home = state
+            .home()
+            .acting_as(who.principal.id.clone(), request_id.clone(), scope);
+        if let Some(m) = &mark
+            && let Ok(mut a) = m.actor.lock()
+        {
+            *a = Some(who.principal.id.clone());
+        }
+        Ok(Ctx {
+            state: state.clone(),
+            who,
+            request_id,
+            purpose,
+            home,
+            mark,
+        })
+    }
+}
+
+fn describe(resource: &Resource) -> String {
+    match resource {
+        Resource::Zone(z) => format!("zone:{z}"),
+        Resource::Dataset { name, .. } => format!("dataset:{name}"),
+        Resource::Model { name, .. } => format!("model:{name}"),
+        Resource::Audit => "audit".into(),
+        Resource::Identities => "identities".into(),
+        Resource::Keys => "keys".into(),
+        Resource::Patient { zone } => format!("patient-record:{zone}"),
+    }
+}
+
+impl Ctx {
+    /// The shared state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Ask the policy without recording (for filtering lists; the caller records a summary).
+    pub fn decide(&self, action: Action, resource: &Resource, break_glass: bool) -> Decision {
+        if let Via::Token { scopes, .. } = &self.who.via
+            && !scopes.contains(&action)
+        {
+            return Decision {
+                effect: airlock_authz::Effect::Deny,
+                policies: vec!["token-scope".into()],
+                errors: Vec::new(),
+            };
+        }
+        self.state.authorizer().decide(&AuthzRequest {
+            principal: &self.who.principal,
+            action,
+            resource,
+            purpose: self.purpose,
+            break_glass,
+            mfa: self.who.mfa,
+        })
+    }
+
+    /// Decide, write the decision to the ledger (durably), and refuse with 403 when denied.
+    pub fn authorize(&self, action: Action, resource: &Resource) -> Result<Decision, ApiError> {
+        self.authorize_with(action, resource, false, None)
+    }
+
+    /// [`Ctx::authorize`] with break-glass and a patient pseudonym for the ledger.
+    pub fn authorize_with(
+        &self,
+        action: Action,
+        resource: &Resource,
+        break_glass: bool,
+        patient: Option<airlock_ledger::PatientPseudonym>,
+    ) -> Result<Decision, ApiError> {
+        let decision = self.decide(action, resource, break_glass);
+        self.record(action, resource, &decision, patient)?;
+        if decision.allowed() {
+            Ok(decision)
+        } else {
+            Err(ApiError::Forbidden {
+                reason: decision.reason(),
+            })
+        }
+    }
+
+    /// Write one decision to the ledger.
+    pub fn record(
+        &self,
+        action: Action,
+        resource: &Resource,
+        decision: &Decision,
+        patient: Option<airlock_ledger::PatientPseudonym>,
+    ) -> Result<(), ApiError> {
+        let allowed = decision.allowed();
+        self.state
+            .metrics()
+            .decision(action.as_str(), if allowed { "allow" } else { "deny" });
+        let mut entry = self
+            .entry(
+                EventType::PolicyDecision,
+                resource.zone().unwrap_or(Zone::Clinical),
+                if allowed {
+                    OutcomeKind::Allowed
+                } else {
+                    OutcomeKind::Denied
+                },
+            )
+            .with_resource(format!("{}:{}", action.as_str(), describe(resource)))
+            .with_reason(decision.reason());
+        if let Some(p) = patient {
+            entry = entry.with_patient(p);
+        }
+        self.audit(entry)
+    }
+
+    /// Append an entry for this request (durably) and note that the request left a trace.
+    pub fn audit(&self, entry: Entry) -> Result<(), ApiError> {
+        self.home.audit(entry)?;
+        if let Some(m) = &self.mark {
+            m.recorded.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// A ledger entry by this principal, for this request.
+    pub fn entry(&self, event: EventType, zone: Zone, outcome: OutcomeKind) -> Entry {
+        let mut e = Entry::new(
+            Timestamp::now(),
+            self.who.principal.id.clone(),
+            event,
+            zone,
+            self.request_id.clone(),
+            outcome,
+        );
+        if let Some(p) = self.purpose {
+            e = e.with_purpose(p);
+        }
+        e
+    }
+
+    /// Whether the principal is a person.
+    pub fn is_user(&self) -> bool {
+        self.who.principal.kind == PrincipalKind::User
+    }
+}
+
+/// The whole API as a router (socket-free: tests drive it with `oneshot`).
+pub fn app(state: AppState) -> Router {
+    routes::router(state.clone())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}

@@ -1,0 +1,337 @@
+//! The OpenAPI 3.1 document, built from one route table. The same table drives the test that
+//! every authenticated route answers 401 without credentials, and the checked-in golden copy
+//! (`openapi.json` at the crate root) must equal it.
+
+use serde_json::{Map, Value, json};
+
+/// One operation.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// HTTP method, lower case.
+    pub method: &'static str,
+    /// Path template (`{name}` parameters).
+    pub path: &'static str,
+    /// One line.
+    pub summary: &'static str,
+    /// Whether a bearer credential is required.
+    pub authenticated: bool,
+    /// Request body schema name in `components.schemas`, if any.
+    pub body: Option<&'static str>,
+    /// Query parameters (name, schema type).
+    pub query: &'static [(&'static str, &'static str)],
+    /// Whether the route reads the purpose-of-use header.
+    pub purpose: bool,
+}
+
+const fn r(method: &'static str, path: &'static str, summary: &'static str) -> Route {
+    Route {
+        method,
+        path,
+        summary,
+        authenticated: true,
+        body: None,
+        query: &[],
+        purpose: false,
+    }
+}
+
+/// The de-identification profiles a run started over the API may name (the built-in ones; a
+/// path would let a request read files on the server).
+pub const API_PROFILES: &[&str] = &["safe-harbor", "expert-determination", "limited-data-set"];
+
+/// Every route the server answers.
+pub const ROUTES: &[Route] = &[
+    Route {
+        authenticated: false,
+        ..r("get", "/healthz", "Liveness")
+    },
+    Route {
+        authenticated: false,
+        ..r("get", "/metrics", "Prometheus metrics (no PHI in labels)")
+    },
+    Route {
+        authenticated: false,
+        ..r("get", "/openapi.json", "This document")
+    },
+    Route {
+        authenticated: false,
+        body: Some("Login"),
+        ..r(
+            "post",
+            "/v1/auth/login",
+            "Log in with password and TOTP; returns a session token",
+        )
+    },
+    r("post", "/v1/auth/logout", "End this session"),
+    r(
+        "get",
+        "/v1/auth/whoami",
+        "The authenticated principal, roles and visible zones",
+    ),
+    r(
+        "get",
+        "/v1/users",
+        "List principals (security administrator)",
+    ),
+    Route {
+        body: Some("NewPrincipal"),
+        ..r(
+            "post",
+            "/v1/users",
+            "Create a user (returns the TOTP enrolment URI once) or a service",
+        )
+    },
+    r(
+        "post",
+        "/v1/users/{id}/disable",
+        "Disable a principal, ending its sessions and tokens",
+    ),
+    r(
+        "post",
+        "/v1/users/{id}/reset-mfa",
+        "Give a user a new TOTP secret",
+    ),
+    Route {
+        body: Some("NewToken"),
+        ..r(
+            "post",
+            "/v1/tokens",
+            "Issue a scoped, expiring API token to a service",
+        )
+    },
+    r("delete", "/v1/tokens/{id}", "Revoke an API token"),
+    r("get", "/v1/datasets", "Datasets the principal may list"),
+    Route {
+        query: &[("version", "integer")],
+        ..r(
+            "get",
+            "/v1/datasets/{name}",
+            "One dataset version's metadata and the list of versions",
+        )
+    },
+    Route {
+        query: &[("version", "integer")],
+        ..r(
+            "get",
+            "/v1/datasets/{name}/lineage",
+            "The version and its ancestors",
+        )
+    },
+    Route {
+        query: &[("version", "integer")],
+        purpose: true,
+        ..r(
+            "get",
+            "/v1/datasets/{name}/files",
+            "A version's files by index (where download is allowed)",
+        )
+    },
+    Route {
+        query: &[("version", "integer")],
+        purpose: true,
+        ..r(
+            "get",
+            "/v1/datasets/{name}/files/{index}",
+            "Download one file (where allowed)",
+        )
+    },
+    Route {
+        body: Some("DeidRun"),
+        ..r(
+            "post",
+            "/v1/deid-runs",
+            "Start a de-identification gate run",
+        )
+    },
+    r("get", "/v1/deid-runs/{id}", "A run's status"),
+    r(
+        "get",
+        "/v1/deid-runs/{id}/report",
+        "A finished run's de-identification report",
+    ),
+    Route {
+        body: Some("AuditSearch"),
+        ..r("post", "/v1/audit/search", "Search the ledger")
+    },
+    r("get", "/v1/audit/verify", "Verify the whole ledger"),
+    r(
+        "get",
+        "/v1/audit/checkpoint",
+        "A fresh signed checkpoint (C2SP signed note)",
+    ),
+    r(
+        "get",
+        "/v1/audit/proofs/{index}",
+        "An inclusion proof for one entry (tlog-proof)",
+    ),
+    Route {
+        query: &[("format", "string")],
+        ..r(
+            "get",
+            "/v1/audit/export",
+            "Export the ledger as JSON Lines or FHIR AuditEvents",
+        )
+    },
+    Route {
+        body: Some("Disclosures"),
+        ..r(
+            "post",
+            "/v1/audit/disclosures",
+            "Accounting of disclosures for a patient (45 CFR 164.528)",
+        )
+    },
+    r("get", "/v1/break-glass", "Break-glass grants, for review"),
+    Route {
+        body: Some("BreakGlass"),
+        purpose: true,
+        ..r(
+            "post",
+            "/v1/break-glass",
+            "Open time-limited emergency access to a patient's record",
+        )
+    },
+    Route {
+        body: Some("Review"),
+        ..r(
+            "post",
+            "/v1/break-glass/{id}/review",
+            "Record the review of a break-glass grant",
+        )
+    },
+    Route {
+        body: Some("PatientLookup"),
+        purpose: true,
+        ..r(
+            "post",
+            "/v1/patients/lookup",
+            "A patient's FHIR resources from a clinical dataset",
+        )
+    },
+];
+
+fn schemas() -> Value {
+    let roles = json!({"type": "string", "enum": ["data-scientist", "mlops-engineer", "clinician", "clinical-reviewer", "privacy-officer", "security-admin", "auditor"]});
+    let actions: Vec<&str> = airlock_authz::Action::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
+    let events: Vec<&str> = airlock_ledger::EventType::ALL
+        .iter()
+        .map(|e| e.as_str())
+        .collect();
+    let obj = |props: Value, required: &[&str]| json!({"type": "object", "additionalProperties": false, "properties": props, "required": required});
+    json!({
+        "Login": obj(json!({"username": {"type": "string"}, "password": {"type": "string"}, "totp": {"type": "string", "pattern": "^[0-9]{6}$"}}), &["username", "password", "totp"]),
+        "NewPrincipal": obj(json!({"id": {"type": "string", "pattern": "^[A-Za-z0-9._@:-]{1,128}$"}, "kind": {"type": "string", "enum": ["user", "service"]}, "roles": {"type": "array", "items": roles, "minItems": 1}, "password": {"type": "string", "minLength": 12}}), &["id", "kind", "roles"]),
+        "NewToken": obj(json!({"principal": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string", "enum": actions}, "minItems": 1}, "days": {"type": "integer", "minimum": 1, "maximum": 365}}), &["principal", "scopes", "days"]),
+        "DeidRun": obj(json!({"profile": {"type": "string", "enum": API_PROFILES}, "dataset": {"type": "string"}, "out_dataset": {"type": "string"}}), &["profile", "dataset", "out_dataset"]),
+        "AuditSearch": obj(json!({"actor": {"type": "string"}, "patient_mrn": {"type": "string"}, "events": {"type": "array", "items": {"type": "string", "enum": events}}, "since": {"type": "string", "format": "date-time"}, "until": {"type": "string", "format": "date-time"}, "limit": {"type": "integer", "minimum": 1, "maximum": 10000}}), &[]),
+        "Disclosures": obj(json!({"patient_mrn": {"type": "string"}}), &["patient_mrn"]),
+        "BreakGlass": obj(json!({"patient_mrn": {"type": "string"}, "reason": {"type": "string", "enum": ["emergency-treatment", "patient-unresponsive", "urgent-consult", "system-downtime"]}, "minutes": {"type": "integer", "minimum": 1, "maximum": 240}}), &["patient_mrn", "reason"]),
+        "Review": obj(json!({"outcome": {"type": "string", "enum": ["appropriate", "inappropriate"]}}), &["outcome"]),
+        "PatientLookup": obj(json!({"dataset": {"type": "string"}, "mrn": {"type": "string"}}), &["dataset", "mrn"]),
+        "Error": {"type": "object", "properties": {"error": {"type": "string"}, "message": {"type": "string"}, "request_id": {"type": "string"}}, "required": ["error", "message"]},
+    })
+}
+
+fn path_params(path: &str) -> Vec<Value> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| {
+            let schema = if name == "index" {
+                json!({"type": "integer", "minimum": 0})
+            } else {
+                json!({"type": "string"})
+            };
+            json!({"name": name, "in": "path", "required": true, "schema": schema})
+        })
+        .collect()
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for route in ROUTES {
+        let mut params = path_params(route.path);
+        for (name, ty) in route.query {
+            params.push(
+                json!({"name": name, "in": "query", "required": false, "schema": {"type": ty}}),
+            );
+        }
+        if route.purpose {
+            params.push(json!({"name": "X-Purpose-Of-Use", "in": "header", "required": false,
+                "schema": {"type": "string", "enum": ["treatment", "payment", "operations", "research", "public-health", "emergency"]}}));
+        }
+        let err = |d: &str| json!({"description": d, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+        let mut responses = Map::new();
+        responses.insert("200".into(), json!({"description": "OK"}));
+        responses.insert(
+            "400".into(),
+            err("Invalid request (the field is named, its value never echoed)"),
+        );
+        if route.authenticated || route.path == "/v1/auth/login" {
+            responses.insert("401".into(), err("Authentication required"));
+        }
+        if route.authenticated {
+            responses.insert(
+                "403".into(),
+                err("Denied by policy (the deciding policies are named)"),
+            );
+            responses.insert(
+                "404".into(),
+                err("Not found or not visible to this principal"),
+            );
+        }
+        let mut op = json!({
+            "summary": route.summary,
+            "operationId": format!("{}{}", route.method, route.path.replace(['/', '{', '}', '-', '.'], "_")),
+            "parameters": params,
+            "responses": responses,
+        });
+        if let Some(o) = op.as_object_mut() {
+            o.insert(
+                "security".into(),
+                if route.authenticated {
+                    json!([{"bearer": []}])
+                } else {
+                    json!([])
+                },
+            );
+            if let Some(b) = route.body {
+                o.insert("requestBody".into(), json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{b}")}}}}));
+            }
+        }
+        let entry = paths
+            .entry(route.path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(m) = entry.as_object_mut() {
+            m.insert(route.method.to_string(), op);
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Airlock API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "HIPAA-governed data and AI platform. Every request is authorized by Cedar policy and written to a Merkle-tree audit ledger.",
+        },
+        "servers": [{"url": "https://localhost:8443"}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_profiles_are_built_in() {
+        for p in API_PROFILES {
+            assert!(airlock_deid::Profile::builtin(p).is_ok(), "{p}");
+        }
+    }
+}

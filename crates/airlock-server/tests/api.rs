@@ -1,0 +1,898 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::type_complexity
+)]
+//! The API suite, run against both metadata backends (SQLite always; PostgreSQL with row-level
+//! security when `AIRLOCK_TEST_POSTGRES` names a server).
+
+mod common;
+
+use airlock_authz::Role;
+use airlock_server::openapi::{ROUTES, document};
+use airlock_types::Zone;
+use common::{Db, World, user_of};
+use serde_json::json;
+
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::Db::Postgres).await
+            }
+        }
+    };
+}
+
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            if seg.starts_with('{') {
+                if seg == "{index}" {
+                    "0".to_string()
+                } else {
+                    "x".to_string()
+                }
+            } else {
+                seg.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+both!(every_route_requires_credentials);
+async fn every_route_requires_credentials(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let before = w.ledger_size();
+    let mut authenticated = 0;
+    for r in ROUTES {
+        let path = concrete(r.path);
+        let body = r.body.map(|_| json!({}));
+        let anon = w
+            .call(&r.method.to_uppercase(), &path, None, &[], body.clone())
+            .await;
+        let forged = w
+            .call(
+                &r.method.to_uppercase(),
+                &path,
+                Some("als_forged"),
+                &[],
+                body,
+            )
+            .await;
+        if r.authenticated {
+            authenticated += 1;
+            assert_eq!(
+                anon.status, 401,
+                "{} {} without credentials",
+                r.method, r.path
+            );
+            assert_eq!(
+                forged.status, 401,
+                "{} {} with a forged token",
+                r.method, r.path
+            );
+            assert_eq!(anon.json()["error"], "unauthenticated");
+        } else {
+            assert_ne!(anon.status, 401, "{} {} is public", r.method, r.path);
+        }
+    }
+    assert!(authenticated >= 25, "{authenticated}");
+    // Every refused request is in the ledger.
+    assert!(
+        w.ledger_size() - before >= 2 * authenticated,
+        "unauthenticated requests missing from the ledger"
+    );
+}
+
+#[tokio::test]
+async fn openapi_document_matches_the_golden_file() {
+    let golden_path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+    let doc = serde_json::to_string_pretty(&document()).unwrap() + "\n";
+    if std::env::var("AIRLOCK_UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
+        std::fs::write(golden_path, &doc).unwrap();
+    }
+    let golden = std::fs::read_to_string(golden_path).unwrap();
+    assert_eq!(
+        doc, golden,
+        "the OpenAPI document changed; review and run with AIRLOCK_UPDATE_GOLDEN=1"
+    );
+    // The document is served as is.
+    let Some(w) = World::new(Db::Sqlite).await else {
+        return;
+    };
+    let served = w.call("GET", "/openapi.json", None, &[], None).await;
+    assert_eq!(served.status, 200);
+    assert_eq!(served.json(), document());
+}
+
+/// The datasets of the test world: name, zone, identified?, classification.
+const DATASETS: &[(&str, Zone, &str)] = &[
+    ("ehr", Zone::Clinical, "phi"),
+    ("ehr-lds", Zone::Clinical, "limited-data-set"),
+    ("ehr-deid", Zone::Development, "deidentified"),
+    ("synth-dev", Zone::Development, "synthetic"),
+    ("synth-stage", Zone::Staging, "synthetic"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DsAction {
+    List,
+    Read,
+    Download,
+}
+
+/// What the issue says each role may do with datasets, written out independently of the
+/// Cedar text.
+fn expect_dataset(role: Role, action: DsAction, zone: Zone, class: &str) -> bool {
+    let identified = matches!(class, "phi" | "limited-data-set");
+    let outside_clinical = matches!(zone, Zone::Development | Zone::Staging);
+    match role {
+        // De-identified, synthetic and DP data in development and staging; never PHI.
+        Role::DataScientist => outside_clinical && !identified,
+        // Names of datasets (to deploy against), never contents.
+        Role::MlopsEngineer => action == DsAction::List,
+        // Oversight: list and read metadata everywhere; download de-identified for release review.
+        Role::PrivacyOfficer => match action {
+            DsAction::List | DsAction::Read => true,
+            DsAction::Download => class == "deidentified",
+        },
+        // Clinicians see patients, not bulk datasets; the rest see no data.
+        Role::Clinician | Role::ClinicalReviewer | Role::SecurityAdmin | Role::Auditor => false,
+    }
+}
+
+both!(role_zone_action_matrix);
+async fn role_zone_action_matrix(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let mut cells = 0;
+    for role in Role::ALL {
+        let listed = w.as_role(role, "GET", "/v1/datasets", &[], None).await;
+        let names: Vec<String> = if listed.status == 200 {
+            listed.json()["datasets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["name"].as_str().unwrap().to_string())
+                .collect()
+        } else {
+            assert_eq!(listed.status, 403, "{role:?} list");
+            Vec::new()
+        };
+        for &(name, zone, class) in DATASETS {
+            // List.
+            let want = expect_dataset(role, DsAction::List, zone, class);
+            assert_eq!(
+                names.contains(&name.to_string()),
+                want,
+                "{role:?} list {name}"
+            );
+            cells += 1;
+            // Read metadata, and download, with and without a purpose of use.
+            for purpose in [None, Some("operations"), Some("treatment")] {
+                let headers: Vec<(&str, &str)> = purpose
+                    .map(|p| ("x-purpose-of-use", p))
+                    .into_iter()
+                    .collect();
+                let read = w
+                    .as_role(role, "GET", &format!("/v1/datasets/{name}"), &headers, None)
+                    .await;
+                let want = expect_dataset(role, DsAction::Read, zone, class);
+                assert_eq!(
+                    read.status == 200,
+                    want,
+                    "{role:?} read {name} purpose {purpose:?}: {}",
+                    read.status
+                );
+                if !want {
+                    assert!(
+                        matches!(read.status, 403 | 404),
+                        "{role:?} read {name}: {}",
+                        read.status
+                    );
+                }
+                let dl = w
+                    .as_role(
+                        role,
+                        "GET",
+                        &format!("/v1/datasets/{name}/files/0"),
+                        &headers,
+                        None,
+                    )
+                    .await;
+                let want = expect_dataset(role, DsAction::Download, zone, class);
+                assert_eq!(
+                    dl.status == 200,
+                    want,
+                    "{role:?} download {name} purpose {purpose:?}: {}",
+                    dl.status
+                );
+                if !want {
+                    assert!(
+                        matches!(dl.status, 403 | 404),
+                        "{role:?} download {name}: {}",
+                        dl.status
+                    );
+                }
+                cells += 2;
+            }
+        }
+
+        // Everything else, one row per role.
+        let allowed = |roles: &[Role]| roles.contains(&role);
+        let checks: Vec<(
+            &str,
+            String,
+            Vec<(&str, &str)>,
+            Option<serde_json::Value>,
+            bool,
+        )> = vec![
+            ("GET", "/v1/auth/whoami".into(), vec![], None, true),
+            (
+                "GET",
+                "/v1/users".into(),
+                vec![],
+                None,
+                allowed(&[Role::SecurityAdmin]),
+            ),
+            (
+                "POST",
+                "/v1/tokens".into(),
+                vec![],
+                Some(json!({"principal": "svc-ehr", "scopes": ["predict"], "days": 1})),
+                allowed(&[Role::SecurityAdmin]),
+            ),
+            (
+                "POST",
+                "/v1/audit/search".into(),
+                vec![],
+                Some(json!({"limit": 5})),
+                allowed(&[Role::PrivacyOfficer, Role::Auditor]),
+            ),
+            (
+                "GET",
+                "/v1/audit/verify".into(),
+                vec![],
+                None,
+                allowed(&[Role::PrivacyOfficer, Role::Auditor]),
+            ),
+            (
+                "GET",
+                "/v1/audit/checkpoint".into(),
+                vec![],
+                None,
+                allowed(&[Role::PrivacyOfficer, Role::Auditor]),
+            ),
+            (
+                "GET",
+                "/v1/audit/proofs/0".into(),
+                vec![],
+                None,
+                allowed(&[Role::PrivacyOfficer, Role::Auditor]),
+            ),
+            (
+                "GET",
+                "/v1/audit/export?format=fhir".into(),
+                vec![],
+                None,
+                allowed(&[Role::PrivacyOfficer, Role::Auditor]),
+            ),
+            (
+                "POST",
+                "/v1/audit/disclosures".into(),
+                vec![],
+                Some(json!({"patient_mrn": w.mrn})),
+                allowed(&[Role::PrivacyOfficer, Role::Auditor]),
+            ),
+            (
+                "GET",
+                "/v1/break-glass".into(),
+                vec![],
+                None,
+                allowed(&[Role::PrivacyOfficer, Role::Auditor]),
+            ),
+            (
+                "POST",
+                "/v1/deid-runs".into(),
+                vec![],
+                Some(
+                    json!({"profile": "safe-harbor", "dataset": "ehr", "out_dataset": format!("run-{}", role.as_str())}),
+                ),
+                allowed(&[Role::PrivacyOfficer]),
+            ),
+            (
+                "POST",
+                "/v1/patients/lookup".into(),
+                vec![("x-purpose-of-use", "treatment")],
+                Some(json!({"dataset": "ehr", "mrn": w.mrn})),
+                allowed(&[Role::Clinician]),
+            ),
+            // Without a purpose of use, nobody reads a patient record.
+            (
+                "POST",
+                "/v1/patients/lookup".into(),
+                vec![],
+                Some(json!({"dataset": "ehr", "mrn": w.mrn})),
+                false,
+            ),
+            // Research is not treatment.
+            (
+                "POST",
+                "/v1/patients/lookup".into(),
+                vec![("x-purpose-of-use", "research")],
+                Some(json!({"dataset": "ehr", "mrn": w.mrn})),
+                false,
+            ),
+            // Emergency without an open break-glass grant is refused.
+            (
+                "POST",
+                "/v1/patients/lookup".into(),
+                vec![("x-purpose-of-use", "emergency")],
+                Some(json!({"dataset": "ehr", "mrn": w.mrn})),
+                false,
+            ),
+            (
+                "POST",
+                "/v1/break-glass".into(),
+                vec![("x-purpose-of-use", "emergency")],
+                Some(json!({"patient_mrn": w.mrn, "reason": "patient-unresponsive", "minutes": 5})),
+                allowed(&[Role::Clinician]),
+            ),
+        ];
+        for (method, path, headers, body, want) in checks {
+            let r = w.as_role(role, method, &path, &headers, body).await;
+            let ok = (200..300).contains(&r.status);
+            assert_eq!(
+                ok,
+                want,
+                "{role:?} {method} {path} {headers:?}: {} {}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            );
+            if !want {
+                assert!(
+                    matches!(r.status, 403 | 404),
+                    "{role:?} {method} {path}: {}",
+                    r.status
+                );
+            }
+            cells += 1;
+        }
+    }
+    assert_eq!(cells, Role::ALL.len() * (DATASETS.len() * 7 + 16));
+}
+
+both!(break_glass_is_allowed_flagged_and_reviewed);
+async fn break_glass_is_allowed_flagged_and_reviewed(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let emergency = [("x-purpose-of-use", "emergency")];
+    let lookup = json!({"dataset": "ehr", "mrn": w.mrn});
+    let r = w
+        .as_role(
+            Role::Clinician,
+            "POST",
+            "/v1/patients/lookup",
+            &emergency,
+            Some(lookup.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.json()["message"].as_str().unwrap().contains("deny"),
+        "{}",
+        r.json()
+    );
+    // Open emergency access with a coded reason.
+    let bg = w
+        .as_role(
+            Role::Clinician,
+            "POST",
+            "/v1/break-glass",
+            &emergency,
+            Some(json!({"patient_mrn": w.mrn, "reason": "patient-unresponsive", "minutes": 10})),
+        )
+        .await;
+    assert_eq!(bg.status, 201, "{}", String::from_utf8_lossy(&bg.body));
+    let grant = bg.json()["id"].as_str().unwrap().to_string();
+    // Free text in the reason is refused (it could carry PHI into the ledger).
+    let bad = w
+        .as_role(
+            Role::Clinician,
+            "POST",
+            "/v1/break-glass",
+            &emergency,
+            Some(json!({"patient_mrn": w.mrn, "reason": "John Smith fell"})),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(!String::from_utf8_lossy(&bad.body).contains("John"));
+    let r = w
+        .as_role(
+            Role::Clinician,
+            "POST",
+            "/v1/patients/lookup",
+            &emergency,
+            Some(lookup.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let bundle = r.json();
+    assert_eq!(bundle["resourceType"], "Bundle");
+    assert!(bundle["total"].as_u64().unwrap() > 1);
+    // Another clinician has no grant for this patient.
+    // The ledger has its own event type, and the access names the grant.
+    let search = w
+        .as_role(
+            Role::PrivacyOfficer,
+            "POST",
+            "/v1/audit/search",
+            &[],
+            Some(json!({"events": ["break_glass_start"]})),
+        )
+        .await;
+    assert_eq!(search.status, 200);
+    assert_eq!(search.json()["total"], 1);
+    let access = w
+        .as_role(
+            Role::Auditor,
+            "POST",
+            "/v1/audit/search",
+            &[],
+            Some(json!({"patient_mrn": w.mrn, "events": ["access"]})),
+        )
+        .await;
+    let reasons = access.json()["entries"].to_string();
+    assert!(
+        reasons.contains(&format!("break-glass:{grant}")),
+        "{reasons}"
+    );
+    // The privacy officer sees it pending and reviews it.
+    let list = w
+        .as_role(Role::PrivacyOfficer, "GET", "/v1/break-glass", &[], None)
+        .await;
+    let grants = list.json()["grants"].as_array().unwrap().clone();
+    assert_eq!(grants.len(), 1);
+    assert!(grants[0]["reviewed_at"].is_null());
+    // The patient appears only as a pseudonym.
+    assert!(!String::from_utf8_lossy(&list.body).contains(&w.mrn));
+    let rv = w
+        .as_role(
+            Role::PrivacyOfficer,
+            "POST",
+            &format!("/v1/break-glass/{grant}/review"),
+            &[],
+            Some(json!({"outcome": "appropriate"})),
+        )
+        .await;
+    assert_eq!(rv.status, 204);
+    let again = w
+        .as_role(
+            Role::PrivacyOfficer,
+            "POST",
+            &format!("/v1/break-glass/{grant}/review"),
+            &[],
+            Some(json!({"outcome": "appropriate"})),
+        )
+        .await;
+    assert_eq!(again.status, 404);
+    // Services never break the glass (their token is not even scoped for it).
+    let svc = w
+        .call(
+            "POST",
+            "/v1/break-glass",
+            Some(&w.service_token),
+            &emergency,
+            Some(json!({"patient_mrn": w.mrn, "reason": "urgent-consult"})),
+        )
+        .await;
+    assert_eq!(svc.status, 403);
+}
+
+both!(sessions_lockout_and_tokens);
+async fn sessions_lockout_and_tokens(db: Db) {
+    let policy = airlock_server::IdentityPolicy {
+        idle_timeout: chrono::Duration::seconds(2),
+        ..Default::default()
+    };
+    let Some(w) = World::with_policy(db, policy).await else {
+        return;
+    };
+    // A wrong password five times locks the account, even against the right password.
+    let user = user_of(Role::Auditor);
+    for _ in 0..4 {
+        assert_eq!(w.login(&user, "wrong password here").await.status, 401);
+    }
+    let fifth = w.login(&user, "wrong password here").await;
+    assert_eq!(fifth.status, 429);
+    assert_eq!(w.login(&user, common::PASSWORD).await.status, 429);
+    // An unknown user gets the same answer as a wrong password.
+    let unknown = w
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            &[],
+            Some(json!({"username": "nobody", "password": "x", "totp": "123456"})),
+        )
+        .await;
+    assert_eq!(unknown.status, 401);
+    // A service token works within its scope and not outside it.
+    let treatment = [("x-purpose-of-use", "treatment")];
+    let r = w
+        .call(
+            "POST",
+            "/v1/patients/lookup",
+            Some(&w.service_token),
+            &treatment,
+            Some(json!({"dataset": "ehr", "mrn": w.mrn})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = w
+        .call("GET", "/v1/datasets", Some(&w.service_token), &[], None)
+        .await;
+    assert_eq!(r.status, 403);
+    // Issue, use and revoke a token through the API (security administrator).
+    let admin_token = w.sessions[&Role::SecurityAdmin].clone();
+    let issued = w
+        .call(
+            "POST",
+            "/v1/tokens",
+            Some(&admin_token),
+            &[],
+            Some(json!({"principal": "svc-ehr", "scopes": ["read-patient-record"], "days": 1})),
+        )
+        .await;
+    assert_eq!(
+        issued.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&issued.body)
+    );
+    let tok = issued.json()["token"].as_str().unwrap().to_string();
+    let id = issued.json()["id"].as_str().unwrap().to_string();
+    let r = w
+        .call(
+            "POST",
+            "/v1/patients/lookup",
+            Some(&tok),
+            &treatment,
+            Some(json!({"dataset": "ehr", "mrn": w.mrn})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        w.call(
+            "DELETE",
+            &format!("/v1/tokens/{id}"),
+            Some(&admin_token),
+            &[],
+            None
+        )
+        .await
+        .status,
+        204
+    );
+    let r = w
+        .call(
+            "POST",
+            "/v1/patients/lookup",
+            Some(&tok),
+            &treatment,
+            Some(json!({"dataset": "ehr", "mrn": w.mrn})),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    // Tokens are for services; people log in.
+    let r = w
+        .call(
+            "POST",
+            "/v1/tokens",
+            Some(&admin_token),
+            &[],
+            Some(json!({"principal": user_of(Role::Clinician), "scopes": ["predict"], "days": 1})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    // Logout ends a session at once.
+    let ca = w.sessions[&Role::ClinicalReviewer].clone();
+    assert_eq!(
+        w.call("POST", "/v1/auth/logout", Some(&ca), &[], None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        w.call("GET", "/v1/auth/whoami", Some(&ca), &[], None)
+            .await
+            .status,
+        401
+    );
+    // A TOTP code is good once: the same code a second time fails.
+    let user = user_of(Role::ClinicalReviewer);
+    let code = w.code(&user);
+    let body = json!({"username": user, "password": common::PASSWORD, "totp": code});
+    let first = w
+        .call("POST", "/v1/auth/login", None, &[], Some(body.clone()))
+        .await;
+    let second = w
+        .call("POST", "/v1/auth/login", None, &[], Some(body))
+        .await;
+    // The world's own login may already have used this step's code; either way, never twice.
+    assert!(!(first.status == 200 && second.status == 200));
+    assert_eq!(second.status, 401);
+    // A session ends after inactivity (automatic logoff): a fresh user, logged in now.
+    let fresh = airlock_types::ActorId::new("u-fresh").unwrap();
+    let e = w
+        .state
+        .identities()
+        .add_user(
+            &fresh,
+            &fresh,
+            &[Role::DataScientist],
+            &airlock_crypto::Secret::new(common::PASSWORD.as_bytes().to_vec()),
+        )
+        .await
+        .unwrap();
+    let code = airlock_server::totp::code_at(
+        e.secret.expose_secret(),
+        chrono::Utc::now().timestamp() as u64,
+    );
+    let l = w
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            &[],
+            Some(json!({"username": "u-fresh", "password": common::PASSWORD, "totp": code})),
+        )
+        .await;
+    assert_eq!(l.status, 200);
+    let ds = l.json()["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        w.call("GET", "/v1/auth/whoami", Some(&ds), &[], None)
+            .await
+            .status,
+        200
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    assert_eq!(
+        w.call("GET", "/v1/auth/whoami", Some(&ds), &[], None)
+            .await
+            .status,
+        401
+    );
+}
+
+both!(no_route_leaks_another_zone_or_value);
+async fn no_route_leaks_another_zone_or_value(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    // A data scientist cannot tell a clinical dataset from a missing one.
+    let a = w
+        .as_role(Role::DataScientist, "GET", "/v1/datasets/ehr", &[], None)
+        .await;
+    let b = w
+        .as_role(
+            Role::DataScientist,
+            "GET",
+            "/v1/datasets/no-such-thing",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 404);
+    assert_eq!(a.body, b.body);
+    // Lineage of a de-identified version names its clinical parent but shows no clinical detail.
+    let l = w
+        .as_role(
+            Role::DataScientist,
+            "GET",
+            "/v1/datasets/ehr-deid/lineage",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(l.status, 200);
+    let chain = l.json()["lineage"].as_array().unwrap().clone();
+    assert_eq!(chain.len(), 1, "a clinical ancestor was shown: {chain:?}");
+    // The privacy officer sees the whole chain.
+    let l = w
+        .as_role(
+            Role::PrivacyOfficer,
+            "GET",
+            "/v1/datasets/ehr-deid/lineage",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(l.json()["lineage"].as_array().unwrap().len(), 2);
+    // Bad input is refused naming the field, never echoing the value.
+    let secret_value = w.phi_values[0].clone();
+    let r = w
+        .as_role(
+            Role::Auditor,
+            "POST",
+            "/v1/audit/search",
+            &[],
+            Some(json!({"actor": format!("{secret_value} !"), "limit": 1})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(
+        text.contains("actor") && !text.contains(&secret_value),
+        "{text}"
+    );
+    let r = w
+        .as_role(
+            Role::Auditor,
+            "POST",
+            "/v1/audit/search",
+            &[],
+            Some(json!({"nonsense": secret_value})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(!String::from_utf8_lossy(&r.body).contains(&secret_value));
+    let r = w
+        .as_role(
+            Role::Clinician,
+            "POST",
+            "/v1/patients/lookup",
+            &[("x-purpose-of-use", &secret_value)],
+            Some(json!({"dataset": "ehr", "mrn": w.mrn})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(!String::from_utf8_lossy(&r.body).contains(&secret_value));
+    // The de-identification run over the API produces a development version and a report.
+    let run = w
+        .as_role(
+            Role::PrivacyOfficer,
+            "POST",
+            "/v1/deid-runs",
+            &[],
+            Some(json!({"profile": "safe-harbor", "dataset": "ehr", "out_dataset": "api-deid"})),
+        )
+        .await;
+    assert_eq!(run.status, 202);
+    let id = run.json()["id"].as_str().unwrap().to_string();
+    let mut status = String::new();
+    for _ in 0..200 {
+        let s = w
+            .as_role(
+                Role::PrivacyOfficer,
+                "GET",
+                &format!("/v1/deid-runs/{id}"),
+                &[],
+                None,
+            )
+            .await;
+        status = s.json()["status"].as_str().unwrap_or("").to_string();
+        if status != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "succeeded");
+    let rep = w
+        .as_role(
+            Role::PrivacyOfficer,
+            "GET",
+            &format!("/v1/deid-runs/{id}/report"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(rep.status, 200);
+    let rep_text = String::from_utf8_lossy(&rep.body);
+    for v in &w.phi_values {
+        assert!(
+            !rep_text.contains(v.as_str()),
+            "the report carries an identifying value"
+        );
+    }
+    // The new version is visible to a data scientist and downloadable without PHI.
+    let dl = w
+        .as_role(
+            Role::DataScientist,
+            "GET",
+            "/v1/datasets/api-deid/files/0",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(dl.status, 200);
+    let body = String::from_utf8_lossy(&dl.body);
+    for v in &w.phi_values {
+        assert!(
+            !body.contains(v.as_str()),
+            "de-identified download carries an identifying value"
+        );
+    }
+    // The whole ledger verifies, and every entry is free of the cohort's identifying values.
+    let v = w
+        .as_role(Role::Auditor, "GET", "/v1/audit/verify", &[], None)
+        .await;
+    assert_eq!(v.json()["verified"], true, "{}", v.json());
+    let export = w
+        .as_role(Role::Auditor, "GET", "/v1/audit/export", &[], None)
+        .await;
+    let text = String::from_utf8_lossy(&export.body);
+    assert!(text.lines().count() > 20);
+    for v in &w.phi_values {
+        assert!(
+            !text.contains(v.as_str()),
+            "a ledger entry carries an identifying value"
+        );
+    }
+}
+
+both!(every_request_is_in_the_ledger);
+async fn every_request_is_in_the_ledger(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let before = w.ledger_size();
+    let n = 12;
+    for i in 0..n {
+        let role = if i % 2 == 0 {
+            Role::DataScientist
+        } else {
+            Role::SecurityAdmin
+        };
+        let r = w
+            .as_role(role, "GET", "/v1/datasets/ehr-deid", &[], None)
+            .await;
+        assert!(matches!(r.status, 200 | 403 | 404), "{}", r.status);
+    }
+    let after = w.ledger_size();
+    assert!(
+        after - before >= n,
+        "{} entries for {n} requests",
+        after - before
+    );
+    let s = w
+        .as_role(
+            Role::Auditor,
+            "POST",
+            "/v1/audit/search",
+            &[],
+            Some(json!({"actor": user_of(Role::SecurityAdmin), "events": ["policy_decision"]})),
+        )
+        .await;
+    let entries = s.json()["entries"].as_array().unwrap().clone();
+    let denied: Vec<_> = entries
+        .iter()
+        .filter(|e| e["entry"]["outcome"]["result"] == "denied")
+        .collect();
+    assert!(denied.len() >= (n / 2) as usize, "{}", denied.len());
+    assert!(
+        denied[0]["entry"]["outcome"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("forbid:")
+            || denied[0]["entry"]["outcome"]["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("deny:")
+    );
+}

@@ -1,0 +1,280 @@
+//! A deployment with data in every zone and one logged-in person per role, on SQLite or
+//! PostgreSQL, driven through the router with `oneshot` (no socket).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use airlock_authz::{Action, Authorizer, Role};
+use airlock_crypto::{KdfParams, Secret};
+use airlock_server::{AppState, IdentityPolicy, app, totp};
+use airlock_store::{Home, IngestRequest, InitOptions, Passphrase};
+use airlock_types::{ActorId, Classification, DatasetName, Zone};
+use axum::Router;
+use axum::body::Body;
+use axum::http::Request;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const PASSWORD: &str = "a long enough passphrase 1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+pub struct World {
+    pub _tmp: tempfile::TempDir,
+    pub home_dir: PathBuf,
+    pub state: AppState,
+    pub app: Router,
+    /// Session token per role.
+    pub sessions: BTreeMap<Role, String>,
+    /// A service (EHR integration, role clinician) token scoped to read-patient-record.
+    pub service_token: String,
+    /// TOTP secrets per user id.
+    pub totp: BTreeMap<String, Secret>,
+    /// The synthetic cohort's identifying values (names, MRNs, SSNs...).
+    pub phi_values: Vec<String>,
+    /// One MRN that exists in the clinical dataset.
+    pub mrn: String,
+}
+
+pub fn user_of(role: Role) -> String {
+    format!("u-{}", role.as_str())
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+impl World {
+    pub async fn new(db: Db) -> Option<World> {
+        Self::with_policy(db, IdentityPolicy::default()).await
+    }
+
+    pub async fn with_policy(db: Db, policy: IdentityPolicy) -> Option<World> {
+        let database_url = match db {
+            Db::Sqlite => None,
+            Db::Postgres => {
+                let u = airlock_store::testing::fresh_postgres_url("api")
+                    .await
+                    .unwrap();
+                if u.is_none() {
+                    eprintln!(
+                        "skipping the PostgreSQL run: AIRLOCK_TEST_POSTGRES is not set (scripts/test-postgres.sh)"
+                    );
+                    return None;
+                }
+                u
+            }
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let home_dir = tmp.path().join("home");
+        let pass = Passphrase::new("test passphrase".into());
+        let opts = InitOptions {
+            name: "apitest".into(),
+            kdf: KdfParams::danger_fast_for_tests(),
+            database_url,
+        };
+        let home = Home::init(&home_dir, &pass, &opts, ActorId::new("operator").unwrap())
+            .await
+            .unwrap();
+
+        // Data in every zone: identified in clinical, de-identified and synthetic outside.
+        let cohort = airlock_synth::generate(&airlock_synth::GenOptions::new(6, 7));
+        let gen_dir = tmp.path().join("gen");
+        airlock_synth::write_all(&cohort, &gen_dir).unwrap();
+        let mut phi_values = Vec::new();
+        for p in &cohort.patients {
+            let i = &p.identity;
+            for v in [
+                &i.given, &i.family, &i.mrn, &i.ssn, &i.phone, &i.email, &i.street,
+            ] {
+                phi_values.push(v.clone());
+            }
+        }
+        let mrn = cohort.patients[0].identity.mrn.clone();
+        let bundles: Vec<PathBuf> = std::fs::read_dir(gen_dir.join("fhir"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        assert!(!bundles.is_empty());
+        let ingest = |name: &str, zone, class, files: Vec<PathBuf>| IngestRequest {
+            zone,
+            classification: class,
+            source_system: "test".into(),
+            dataset: DatasetName::new(name).unwrap(),
+            files,
+        };
+        home.ingest(
+            &ingest("ehr", Zone::Clinical, Classification::Phi, bundles),
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
+        let synth_csv = tmp.path().join("synth.csv");
+        std::fs::write(&synth_csv, "age_band,sex,dx\n40-49,F,E11\n70-79,M,I10\n").unwrap();
+        home.ingest(
+            &ingest(
+                "synth-dev",
+                Zone::Development,
+                Classification::Synthetic,
+                vec![synth_csv.clone()],
+            ),
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
+        home.ingest(
+            &ingest(
+                "synth-stage",
+                Zone::Staging,
+                Classification::Synthetic,
+                vec![synth_csv],
+            ),
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
+        airlock_server::gate::run_gate(
+            &home,
+            "safe-harbor",
+            "ehr",
+            &DatasetName::new("ehr-deid").unwrap(),
+        )
+        .await
+        .unwrap();
+        airlock_server::gate::run_gate(
+            &home,
+            "limited-data-set",
+            "ehr",
+            &DatasetName::new("ehr-lds").unwrap(),
+        )
+        .await
+        .unwrap();
+
+        let state = AppState::new(home, Authorizer::new().unwrap(), policy).unwrap();
+        let ids = state.identities().clone();
+        let op = ActorId::new("operator").unwrap();
+        let mut totp_secrets = BTreeMap::new();
+        for role in Role::ALL {
+            let id = ActorId::new(user_of(role)).unwrap();
+            let e = ids
+                .add_user(
+                    &op,
+                    &id,
+                    &[role],
+                    &Secret::new(PASSWORD.as_bytes().to_vec()),
+                )
+                .await
+                .unwrap();
+            totp_secrets.insert(id.to_string(), e.secret);
+        }
+        let svc = ActorId::new("svc-ehr").unwrap();
+        ids.add_service(&op, &svc, &[Role::Clinician])
+            .await
+            .unwrap();
+        let service_token = ids
+            .issue_token(&svc, &[Action::ReadPatientRecord], 30)
+            .await
+            .unwrap()
+            .bearer();
+        let app = app(state.clone());
+        let mut w = World {
+            _tmp: tmp,
+            home_dir,
+            state,
+            app,
+            sessions: BTreeMap::new(),
+            service_token,
+            totp: totp_secrets,
+            phi_values,
+            mrn,
+        };
+        for role in Role::ALL {
+            let r = w.login(&user_of(role), PASSWORD).await;
+            assert_eq!(
+                r.status,
+                200,
+                "login {role:?}: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+            w.sessions
+                .insert(role, r.json()["token"].as_str().unwrap().to_string());
+        }
+        Some(w)
+    }
+
+    pub fn code(&self, user: &str) -> String {
+        let now = chrono::Utc::now().timestamp() as u64;
+        totp::code_at(self.totp[user].expose_secret(), now)
+    }
+
+    pub async fn login(&self, user: &str, password: &str) -> Resp {
+        let body =
+            serde_json::json!({"username": user, "password": password, "totp": self.code(user)});
+        self.call("POST", "/v1/auth/login", None, &[], Some(body))
+            .await
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Resp {
+        let mut b = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let req = match body {
+            Some(v) => b
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&v).unwrap()))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Resp { status, body }
+    }
+
+    pub async fn as_role(
+        &self,
+        role: Role,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Resp {
+        self.call(method, path, Some(&self.sessions[&role]), headers, body)
+            .await
+    }
+
+    pub fn ledger_size(&self) -> u64 {
+        self.state.home().ledger().size().unwrap()
+    }
+}
