@@ -4,6 +4,7 @@
 //! preceded or followed by a letter or digit). Hits are reported by path, never by value.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde::{Deserialize, Serialize};
@@ -209,62 +210,100 @@ impl LeakSet {
 
     /// Builds the scanner.
     pub fn scanner(&self) -> Scanner {
-        let mut pats: Vec<(&String, LeakKind)> = self.values.iter().map(|(v, k)| (v, *k)).collect();
+        let mut pats: Vec<(String, LeakKind)> =
+            self.values.iter().map(|(v, k)| (v.clone(), *k)).collect();
         pats.sort();
-        let kinds = pats.iter().map(|(_, k)| *k).collect();
-        // A one-word name that is also an English word ("Bell", "Green") counts only when it
-        // has a capital (a proper noun: "Bell", "BELL"), not as the word in running text
-        // ("call bell").
-        let text = airlock_text::Engine::builtin();
-        let exact = pats
-            .iter()
-            .map(|(v, k)| {
-                (*k == LeakKind::Name
-                    && !v.contains(char::is_whitespace)
-                    && text.is_dictionary_word(v))
-                .then(|| (*v).clone())
-            })
-            .collect();
-        let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            // Built once or twice per run or document: a contiguous NFA builds in a fraction of
-            // the time of a DFA and searches almost as fast.
-            .kind(Some(AhoCorasickKind::ContiguousNFA))
-            .build(pats.iter().map(|(v, _)| v.as_str()))
-            .ok();
-        Scanner { ac, kinds, exact }
+        let grams = Grams::new(pats.iter().map(|(v, _)| v.as_bytes()));
+        Scanner {
+            pats,
+            grams,
+            compiled: OnceLock::new(),
+        }
     }
 }
 
 /// A compiled leak scanner.
-#[derive(Debug)]
+///
+/// Most texts it is asked about contain no identifying value at all (a clean run has none in
+/// its whole output), so it first looks for the values with an exact four-byte-prefix index
+/// ([`Grams`]), and builds its aho-corasick automaton (which decides whole words, case and
+/// which value matched first) only for a text that holds one, once.
 pub struct Scanner {
+    /// The patterns (values) with their kinds, in automaton order.
+    pats: Vec<(String, LeakKind)>,
+    grams: Grams,
+    compiled: OnceLock<Compiled>,
+}
+
+/// The automaton, built on first need.
+struct Compiled {
     ac: Option<AhoCorasick>,
-    kinds: Vec<LeakKind>,
     /// Per pattern: set for names that are also words (they need a capital to count).
-    exact: Vec<Option<String>>,
+    exact: Vec<bool>,
+}
+
+impl std::fmt::Debug for Scanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scanner")
+            .field("patterns", &self.pats.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Scanner {
+    fn compiled(&self) -> &Compiled {
+        self.compiled.get_or_init(|| {
+            // A one-word name that is also an English word ("Bell", "Green") counts only when
+            // it has a capital (a proper noun: "Bell", "BELL"), not as the word in running
+            // text ("call bell").
+            let text = airlock_text::Engine::builtin();
+            let exact = self
+                .pats
+                .iter()
+                .map(|(v, k)| {
+                    *k == LeakKind::Name
+                        && !v.contains(char::is_whitespace)
+                        && text.is_dictionary_word(v)
+                })
+                .collect();
+            let ac = AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                // Built at most once or twice per run or document: a contiguous NFA builds in a
+                // fraction of the time of a DFA and searches almost as fast.
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
+                .build(self.pats.iter().map(|(v, _)| v.as_str()))
+                .ok();
+            Compiled { ac, exact }
+        })
+    }
+
     /// Whether the match of `pattern` at `text[s..e]` counts.
-    fn counts(&self, pattern: usize, text: &str, s: usize, e: usize) -> bool {
-        match self.exact.get(pattern) {
+    fn counts(c: &Compiled, pattern: usize, text: &str, s: usize, e: usize) -> bool {
+        if c.exact.get(pattern).copied().unwrap_or(false) {
             // Written in lower case it is the word, not the name.
-            Some(Some(_)) => text
-                .get(s..e)
-                .is_some_and(|m| m.chars().any(char::is_uppercase)),
-            _ => true,
+            text.get(s..e)
+                .is_some_and(|m| m.chars().any(char::is_uppercase))
+        } else {
+            true
         }
+    }
+
+    fn kind(&self, pattern: usize) -> Option<LeakKind> {
+        self.pats.get(pattern).map(|(_, k)| *k)
     }
 
     /// Replaces every whole-word identifying value in `text` by `[REDACTED]`;
     /// `None` when there is none.
     pub fn scrub(&self, text: &str) -> Option<String> {
-        let ac = self.ac.as_ref()?;
+        if !self.grams.occurs(text.as_bytes()) {
+            return None;
+        }
+        let c = self.compiled();
+        let ac = c.ac.as_ref()?;
         let bytes = text.as_bytes();
         let word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
-        let mut spans: Vec<(usize, usize, LeakKind)> = Vec::new();
+        let mut spans: Vec<(usize, usize)> = Vec::new();
         for m in ac.find_overlapping_iter(text) {
             let before = m.start().checked_sub(1).and_then(|i| bytes.get(i));
             if word(before) || word(bytes.get(m.end())) {
@@ -273,15 +312,10 @@ impl Scanner {
             if !text.is_char_boundary(m.start()) || !text.is_char_boundary(m.end()) {
                 continue;
             }
-            if !self.counts(m.pattern().as_usize(), text, m.start(), m.end()) {
+            if !Self::counts(c, m.pattern().as_usize(), text, m.start(), m.end()) {
                 continue;
             }
-            let kind = self
-                .kinds
-                .get(m.pattern().as_usize())
-                .copied()
-                .unwrap_or(LeakKind::Id);
-            spans.push((m.start(), m.end(), kind));
+            spans.push((m.start(), m.end()));
         }
         if spans.is_empty() {
             return None;
@@ -289,13 +323,12 @@ impl Scanner {
         spans.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         let mut out = String::with_capacity(text.len());
         let mut at = 0;
-        for (s, e, k) in spans {
+        for (s, e) in spans {
             if s < at {
                 continue;
             }
             out.push_str(text.get(at..s).unwrap_or_default());
             // One neutral tag: a kind name ("STREET") could itself be a collected value.
-            let _ = k;
             out.push_str("[REDACTED]");
             at = e;
         }
@@ -305,7 +338,11 @@ impl Scanner {
 
     /// The kind of the first whole-word identifying value found in `text`, if any.
     pub fn find(&self, text: &str) -> Option<LeakKind> {
-        let ac = self.ac.as_ref()?;
+        if !self.grams.occurs(text.as_bytes()) {
+            return None;
+        }
+        let c = self.compiled();
+        let ac = c.ac.as_ref()?;
         let bytes = text.as_bytes();
         for m in ac.find_overlapping_iter(text) {
             let before = m.start().checked_sub(1).and_then(|i| bytes.get(i));
@@ -313,12 +350,95 @@ impl Scanner {
             let word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
             if !word(before)
                 && !word(after)
-                && self.counts(m.pattern().as_usize(), text, m.start(), m.end())
+                && Self::counts(c, m.pattern().as_usize(), text, m.start(), m.end())
             {
-                return self.kinds.get(m.pattern().as_usize()).copied();
+                return self.kind(m.pattern().as_usize());
             }
         }
         None
+    }
+}
+
+/// An exact index of the patterns by their first four bytes (ASCII case folded): it says
+/// whether a text contains any pattern anywhere (as the automaton, matching ASCII
+/// case-insensitively, would see it), without the automaton. A text it clears holds no match;
+/// a text it does not clear goes to the automaton, which also checks word boundaries.
+struct Grams {
+    /// A 2^16-bit filter of the prefixes.
+    bits: Vec<u64>,
+    /// Prefix → the patterns (folded) that start with it.
+    by_prefix: HashMap<u32, Vec<Vec<u8>>>,
+    /// Some pattern is shorter than four bytes: every text goes to the automaton.
+    short: bool,
+}
+
+/// ASCII case folding, as the automaton does it.
+fn fold(b: u8) -> u8 {
+    b.to_ascii_lowercase()
+}
+
+impl Grams {
+    fn new<'a>(pats: impl Iterator<Item = &'a [u8]>) -> Grams {
+        let mut g = Grams {
+            bits: vec![0; 1024],
+            by_prefix: HashMap::new(),
+            short: false,
+        };
+        for p in pats {
+            let folded: Vec<u8> = p.iter().copied().map(fold).collect();
+            let (Some(&a), Some(&b), Some(&c), Some(&d)) =
+                (folded.first(), folded.get(1), folded.get(2), folded.get(3))
+            else {
+                g.short = true;
+                continue;
+            };
+            let key = u32::from_le_bytes([a, b, c, d]);
+            let h = Self::slot(key);
+            if let Some(w) = g.bits.get_mut(h / 64) {
+                *w |= 1 << (h % 64);
+            }
+            g.by_prefix.entry(key).or_default().push(folded);
+        }
+        g
+    }
+
+    #[inline(always)]
+    fn slot(key: u32) -> usize {
+        (key.wrapping_mul(0x9E37_79B1) >> 16) as usize
+    }
+
+    /// Whether some pattern occurs in `text` (ASCII case-insensitively, anywhere).
+    fn occurs(&self, text: &[u8]) -> bool {
+        if self.short {
+            return true;
+        }
+        if self.by_prefix.is_empty() || text.len() < 4 {
+            return false;
+        }
+        let mut key = 0u32;
+        for (i, &b) in text.iter().enumerate() {
+            key = (key >> 8) | (u32::from(fold(b)) << 24);
+            if i < 3 {
+                continue;
+            }
+            let h = Self::slot(key);
+            if self
+                .bits
+                .get(h / 64)
+                .is_some_and(|w| w & (1 << (h % 64)) != 0)
+                && let Some(list) = self.by_prefix.get(&key)
+            {
+                let start = i - 3;
+                let rest = text.get(start..).unwrap_or_default();
+                if list.iter().any(|p| {
+                    rest.get(..p.len())
+                        .is_some_and(|t| t.iter().zip(p).all(|(&x, &y)| fold(x) == y))
+                }) {
+                    return true;
+                }
+            }
+        }
+        false
     }
 }
 
@@ -355,6 +475,69 @@ mod tests {
         assert_eq!(sc.find("Washington"), None);
         assert_eq!(sc.find("White"), None);
         assert_eq!(sc.find("lives in Springfield"), Some(LeakKind::City));
+    }
+
+    #[test]
+    fn prefix_index_agrees_with_the_automaton() {
+        let mut s = LeakSet::default();
+        for v in [
+            "Anne",
+            "999-40-8244",
+            "(555) 123-4567",
+            "Müller",
+            "O'Brien",
+            "2020-01-02",
+        ] {
+            s.add(LeakKind::Name, v);
+        }
+        let sc = s.scanner();
+        for text in [
+            "",
+            "ann",
+            "anne",
+            "ANNE.",
+            "xanne",
+            "Dr MÜLLER",
+            "Dr Müller",
+            "dr müller",
+            "o'brien!",
+            "(555) 123-4567",
+            "5551234567",
+            "on 2020-01-02T10:00",
+            "nothing here",
+        ] {
+            let quick = sc.grams.occurs(text.as_bytes());
+            let c = sc.compiled();
+            let full =
+                c.ac.as_ref()
+                    .unwrap()
+                    .find_overlapping_iter(text)
+                    .next()
+                    .is_some();
+            assert_eq!(quick, full, "{text:?}");
+        }
+        assert!(LeakSet::default().scanner().find("anything").is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn prefix_index_never_misses_a_match(
+            pats in proptest::collection::vec("[a-cA-C0-9 éÉ-]{1,7}", 1..6),
+            text in "[a-cA-C0-9 éÉ-]{0,40}",
+        ) {
+            let grams = Grams::new(pats.iter().map(|p| p.as_bytes()));
+            let ac = AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .build(&pats)
+                .unwrap();
+            let full = ac.find_overlapping_iter(&text).next().is_some();
+            let quick = grams.occurs(text.as_bytes());
+            // Never a miss; exact when every pattern has four bytes or more.
+            proptest::prop_assert!(quick || !full);
+            if pats.iter().all(|p| p.len() >= 4) {
+                proptest::prop_assert_eq!(quick, full);
+            }
+        }
     }
 
     #[test]
