@@ -143,11 +143,20 @@ pub(crate) fn deid_bytes_with(
     }
     let mut risk = Vec::new();
     let mut doc = None;
+    let mut collected = fhir::stream::Collected::default();
     let out = match format {
         Format::FhirJson if fast.is_some() => {
             let mut out = Vec::with_capacity(bytes.len());
             if let Some(tape) = &fast {
-                fhir::stream::deid_document(&mut run, &index, tape, label, 1, &mut out);
+                fhir::stream::deid_document(
+                    &mut run,
+                    &index,
+                    tape,
+                    label,
+                    1,
+                    &mut out,
+                    &mut collected,
+                );
             }
             out
         }
@@ -188,7 +197,18 @@ pub(crate) fn deid_bytes_with(
     match &doc {
         // Scan the output tree already in memory rather than re-parsing it.
         Some(d) => fhir::scan_output(&scanner, d, label, 0, &mut hits, &mut scanned),
-        None => scan_output(&scanner, format, &out, label, &mut hits, &mut scanned),
+        None => {
+            // The fast path gathered the output strings as it wrote them; the full scan runs
+            // only when one of them holds an identifying value (to report it by path).
+            let quick = match fast {
+                Some(_) => fhir::stream::check_collected(&scanner, &out, &collected),
+                None => None,
+            };
+            match quick {
+                Some(n) => scanned += n,
+                None => scan_output(&scanner, format, &out, label, &mut hits, &mut scanned),
+            }
+        }
     }
     finish_report(&mut report, &run, hits, scanned);
     if profile.leak_policy() == LeakPolicy::Fail && !report.leak_check.passed {
@@ -494,7 +514,9 @@ fn fast_tape<'a>(profile: &Profile, bytes: &'a [u8]) -> Option<tape::Tape<'a>> {
 fn deid_fhir_json(run: &mut Run<'_>, index: &RuleIndex, label: &str, bytes: &[u8]) -> Vec<u8> {
     if let Some(tape) = fast_tape(run.profile, airlock_formats::strip_bom(bytes)) {
         let mut out = Vec::with_capacity(bytes.len());
-        fhir::stream::deid_document(run, index, &tape, label, 1, &mut out);
+        // File mode scans the written files once every file is done.
+        let mut collected = fhir::stream::Collected::default();
+        fhir::stream::deid_document(run, index, &tape, label, 1, &mut out, &mut collected);
         return out;
     }
     deid_fhir_value(run, index, label, bytes)

@@ -111,45 +111,159 @@ pub(crate) struct Tape<'a> {
     side: String,
 }
 
-/// The fx multiply-rotate hash, for the duplicate-key check.
-fn fx(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h = 0u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-    }
-    for &b in chunks.remainder() {
-        h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-    }
-    h
-}
-
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
+const SPACES: u64 = LO * 0x20;
 
 /// Bits set (at bit 7 of the byte) for the bytes of `w` that end or interrupt a string
 /// (`"`, `\`, a control character); exact for the lowest such byte, which is all we use.
-#[inline]
+#[inline(always)]
 fn special(w: u64) -> u64 {
     let quote = w ^ (LO * u64::from(b'"'));
     let slash = w ^ (LO * u64::from(b'\\'));
     let zq = quote.wrapping_sub(LO) & !quote;
     let zs = slash.wrapping_sub(LO) & !slash;
-    let ctl = w.wrapping_sub(LO * 0x20) & !w;
+    let ctl = w.wrapping_sub(SPACES) & !w;
     (zq | zs | ctl) & HI
+}
+
+/// The eight bytes at `i` (little-endian), if there are eight.
+#[inline(always)]
+fn word(b: &[u8], i: usize) -> Option<u64> {
+    let c = b.get(i..i + 8)?;
+    let mut w = [0u8; 8];
+    w.copy_from_slice(c);
+    Some(u64::from_le_bytes(w))
+}
+
+/// The first (up to) eight bytes of `k`, zero-padded, and its length: a cheap signature for
+/// the duplicate-key check.
+#[inline(always)]
+fn signature(k: &[u8]) -> u64 {
+    let head = match word(k, 0) {
+        Some(w) => w,
+        None => {
+            let mut w = [0u8; 8];
+            let n = k.len().min(8);
+            if let (Some(d), Some(s)) = (w.get_mut(..n), k.get(..n)) {
+                d.copy_from_slice(s);
+            }
+            u64::from_le_bytes(w)
+        }
+    };
+    head ^ (k.len() as u64).rotate_right(8)
+}
+
+/// Skips whitespace from `pos`.
+#[inline(always)]
+fn skip_ws(b: &[u8], mut pos: usize) -> usize {
+    loop {
+        match b.get(pos) {
+            Some(&c) if c > b' ' => return pos,
+            Some(b' ') => {
+                pos += 1;
+                // Runs of indentation, eight at a time.
+                while word(b, pos) == Some(SPACES) {
+                    pos += 8;
+                }
+            }
+            Some(b'\n' | b'\r' | b'\t') => pos += 1,
+            _ => return pos,
+        }
+    }
+}
+
+/// From `i` (inside a string) to the next `"`, `\` or control character.
+#[inline(always)]
+fn scan_str(b: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        match word(b, i) {
+            Some(w) => {
+                let m = special(w);
+                if m != 0 {
+                    return Some(i + (m.trailing_zeros() / 8) as usize);
+                }
+                i += 8;
+            }
+            None => {
+                let k = b
+                    .get(i..)?
+                    .iter()
+                    .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+                return Some(i + k);
+            }
+        }
+    }
+}
+
+/// The string whose content starts at `start`: (its closing quote, flags).
+#[inline(always)]
+fn string(b: &[u8], start: usize) -> Option<(usize, u8)> {
+    let mut i = start;
+    let mut flags = 0;
+    loop {
+        let j = scan_str(b, i)?;
+        match b.get(j).copied()? {
+            b'"' => return Some((j, flags)),
+            b'\\' => {
+                flags |= F_ESC;
+                let (len, canon) = escape(b, j)?;
+                if !canon {
+                    flags |= F_NONCANON;
+                }
+                i = j + len;
+            }
+            // A raw control character: serde_json rejects it.
+            _ => return None,
+        }
+    }
+}
+
+/// Validates the escape at `j` (a backslash): (its length, whether serde_json writes it the
+/// same way).
+fn escape(b: &[u8], j: usize) -> Option<(usize, bool)> {
+    match b.get(j + 1).copied()? {
+        b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => Some((2, true)),
+        b'/' => Some((2, false)),
+        b'u' => {
+            let (n, lower) = hex4(b.get(j + 2..j + 6)?)?;
+            match n {
+                0xD800..=0xDBFF => {
+                    // A leading surrogate must be followed by a trailing one.
+                    if b.get(j + 6..j + 8)? != b"\\u" {
+                        return None;
+                    }
+                    let (n2, _) = hex4(b.get(j + 8..j + 12)?)?;
+                    if !(0xDC00..=0xDFFF).contains(&n2) {
+                        return None;
+                    }
+                    Some((12, false))
+                }
+                0xDC00..=0xDFFF => None,
+                0x08 | 0x0C | 0x0A | 0x0D | 0x09 => Some((6, false)),
+                0..0x20 => Some((6, lower)),
+                _ => Some((6, false)),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// An open container on the parser's stack.
+#[derive(Clone, Copy)]
+struct Open {
+    tok: usize,
+    is_obj: bool,
+    /// Everything in it so far is in serde_json's form.
+    canon: bool,
 }
 
 struct Parser<'b> {
     b: &'b [u8],
-    pos: usize,
     toks: Vec<Tok>,
     side: String,
-    /// Open containers: (token index, whether everything in it so far is canonical).
-    stack: Vec<(usize, bool)>,
-    /// Keys of the open objects (hash, start, end), for the duplicate check.
+    stack: Vec<Open>,
+    /// Keys of the open objects (signature, start, end), for the duplicate check.
     keys: Vec<(u64, u32, u32)>,
     /// Where each open object's keys start in `keys`.
     key_base: Vec<usize>,
@@ -159,49 +273,24 @@ struct Parser<'b> {
 const MAX_DEPTH: usize = 127;
 
 impl Parser<'_> {
-    #[inline]
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.pos).copied()
-    }
-
-    /// Skips whitespace; whether any was skipped.
-    #[inline]
-    fn ws(&mut self) -> bool {
-        let start = self.pos;
-        loop {
-            match self.b.get(self.pos) {
-                Some(b' ') => {
-                    self.pos += 1;
-                    // Runs of indentation, eight at a time.
-                    while let Some(c) = self.b.get(self.pos..self.pos + 8)
-                        && c == b"        "
-                    {
-                        self.pos += 8;
-                    }
-                }
-                Some(b'\n' | b'\r' | b'\t') => self.pos += 1,
-                _ => break,
-            }
+    #[inline(always)]
+    fn noncanon(&mut self) {
+        if let Some(top) = self.stack.last_mut() {
+            top.canon = false;
         }
-        self.pos != start
     }
 
     /// Skips whitespace inside a container (which makes it non-canonical).
-    #[inline]
-    fn ws_in(&mut self) {
-        if self.ws()
-            && let Some(top) = self.stack.last_mut()
-        {
-            top.1 = false;
+    #[inline(always)]
+    fn ws_in(&mut self, pos: usize) -> usize {
+        let p = skip_ws(self.b, pos);
+        if p != pos {
+            self.noncanon();
         }
+        p
     }
 
-    fn noncanon(&mut self) {
-        if let Some(top) = self.stack.last_mut() {
-            top.1 = false;
-        }
-    }
-
+    #[inline(always)]
     fn push(&mut self, kind: u8, start: usize, end: usize, flags: u8) {
         let next = self.toks.len() as u32 + 1;
         self.toks.push(Tok {
@@ -214,170 +303,102 @@ impl Parser<'_> {
         });
     }
 
-    fn open(&mut self, kind: u8) -> Option<()> {
+    #[inline(always)]
+    fn open(&mut self, kind: u8, pos: usize) -> Option<()> {
         if self.stack.len() >= MAX_DEPTH {
             return None;
         }
-        self.stack.push((self.toks.len(), true));
-        if kind == OBJ {
+        let is_obj = kind == OBJ;
+        self.stack.push(Open {
+            tok: self.toks.len(),
+            is_obj,
+            canon: true,
+        });
+        if is_obj {
             self.key_base.push(self.keys.len());
         }
-        self.push(kind, self.pos, self.pos, 0);
-        self.pos += 1;
+        self.push(kind, pos, pos, 0);
         Some(())
     }
 
-    fn close(&mut self) {
-        self.pos += 1;
-        let Some((i, canon)) = self.stack.pop() else {
+    /// Closes the innermost container; `end` is one past its closing bracket.
+    #[inline(always)]
+    fn close(&mut self, end: usize) {
+        let Some(open) = self.stack.pop() else {
             return;
         };
         let next = self.toks.len() as u32;
-        let end = self.pos as u32;
-        if let Some(t) = self.toks.get_mut(i) {
+        if let Some(t) = self.toks.get_mut(open.tok) {
             t.next = next;
-            t.end = end;
-            if !canon {
+            t.end = end as u32;
+            if !open.canon {
                 t.flags |= F_NONCANON;
             }
-            if t.kind == OBJ
-                && let Some(base) = self.key_base.pop()
-            {
-                self.keys.truncate(base);
-            }
         }
-        if !canon {
+        if open.is_obj
+            && let Some(base) = self.key_base.pop()
+        {
+            self.keys.truncate(base);
+        }
+        if !open.canon {
             self.noncanon();
         }
     }
 
-    /// A string at `pos` (the opening quote): (content start, closing quote, flags).
-    fn string(&mut self) -> Option<(usize, usize, u8)> {
-        let start = self.pos + 1;
-        let mut i = start;
-        let mut flags = 0;
-        loop {
-            // Eight bytes at a time to the next quote, backslash or control character.
-            let j = loop {
-                match self.b.get(i..i + 8) {
-                    Some(c) => {
-                        let mut w = [0u8; 8];
-                        w.copy_from_slice(c);
-                        let m = special(u64::from_le_bytes(w));
-                        if m != 0 {
-                            break i + (m.trailing_zeros() / 8) as usize;
-                        }
-                        i += 8;
-                    }
-                    None => {
-                        let rest = self.b.get(i..)?;
-                        let k = rest
-                            .iter()
-                            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-                        break i + k;
-                    }
-                }
-            };
-            match self.b.get(j).copied()? {
-                b'"' => {
-                    self.pos = j + 1;
-                    return Some((start, j, flags));
-                }
-                b'\\' => {
-                    flags |= F_ESC;
-                    let (len, canon) = self.escape(j)?;
-                    if !canon {
-                        flags |= F_NONCANON;
-                    }
-                    i = j + len;
-                }
-                // A raw control character: serde_json rejects it.
-                _ => return None,
+    /// The number at `pos`; returns the position after it.
+    fn number(&mut self, pos: usize) -> Option<usize> {
+        let b = self.b;
+        let start = pos;
+        let mut p = pos;
+        let digits = |p: &mut usize| {
+            let s = *p;
+            while b.get(*p).is_some_and(u8::is_ascii_digit) {
+                *p += 1;
             }
-        }
-    }
-
-    /// Validates the escape at `j` (a backslash): (its length, whether serde_json writes it
-    /// the same way).
-    fn escape(&self, j: usize) -> Option<(usize, bool)> {
-        match self.b.get(j + 1).copied()? {
-            b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => Some((2, true)),
-            b'/' => Some((2, false)),
-            b'u' => {
-                let (n, lower) = hex4(self.b.get(j + 2..j + 6)?)?;
-                match n {
-                    0xD800..=0xDBFF => {
-                        // A leading surrogate must be followed by a trailing one.
-                        if self.b.get(j + 6..j + 8)? != b"\\u" {
-                            return None;
-                        }
-                        let (n2, _) = hex4(self.b.get(j + 8..j + 12)?)?;
-                        if !(0xDC00..=0xDFFF).contains(&n2) {
-                            return None;
-                        }
-                        Some((12, false))
-                    }
-                    0xDC00..=0xDFFF => None,
-                    0x08 | 0x0C | 0x0A | 0x0D | 0x09 => Some((6, false)),
-                    0..0x20 => Some((6, lower)),
-                    _ => Some((6, false)),
-                }
-            }
-            _ => None,
-        }
-    }
-
-    fn number(&mut self) -> Option<()> {
-        let start = self.pos;
-        let digits = |p: &mut Self| {
-            let s = p.pos;
-            while p.peek().is_some_and(|c| c.is_ascii_digit()) {
-                p.pos += 1;
-            }
-            p.pos - s
+            *p - s
         };
-        if self.peek() == Some(b'-') {
-            self.pos += 1;
+        if b.get(p) == Some(&b'-') {
+            p += 1;
         }
-        match self.peek()? {
-            b'0' => self.pos += 1,
+        match b.get(p).copied()? {
+            b'0' => p += 1,
             b'1'..=b'9' => {
-                digits(self);
+                digits(&mut p);
             }
             _ => return None,
         }
-        let int_digits = self.pos - start;
+        let int_digits = p - start;
         let mut simple = true;
-        if self.peek() == Some(b'.') {
-            self.pos += 1;
-            if digits(self) == 0 {
+        if b.get(p) == Some(&b'.') {
+            p += 1;
+            if digits(&mut p) == 0 {
                 return None;
             }
             simple = false;
         }
-        if matches!(self.peek(), Some(b'e' | b'E')) {
-            self.pos += 1;
-            if matches!(self.peek(), Some(b'+' | b'-')) {
-                self.pos += 1;
+        if matches!(b.get(p), Some(b'e' | b'E')) {
+            p += 1;
+            if matches!(b.get(p), Some(b'+' | b'-')) {
+                p += 1;
             }
-            if digits(self) == 0 {
+            if digits(&mut p) == 0 {
                 return None;
             }
             simple = false;
         }
-        let text = self.b.get(start..self.pos)?;
+        let text = b.get(start..p)?;
         // Integers of up to 18 digits are written back as they are (except `-0`, which
         // serde_json reads as a float); anything else goes through serde_json's own number
         // parser and printer.
         if simple && int_digits <= 18 && text != b"-0" {
-            self.push(NUM, start, self.pos, 0);
-            return Some(());
+            self.push(NUM, start, p, 0);
+            return Some(p);
         }
         let t = std::str::from_utf8(text).ok()?;
         let n: serde_json::Number = serde_json::from_str(t).ok()?;
         let canon = n.to_string();
         if canon == t {
-            self.push(NUM, start, self.pos, 0);
+            self.push(NUM, start, p, 0);
         } else {
             let s = self.side.len();
             self.side.push_str(&canon);
@@ -385,110 +406,116 @@ impl Parser<'_> {
             self.push(NUM, s, e, F_SIDE | F_NONCANON);
             self.noncanon();
         }
-        Some(())
+        Some(p)
     }
 
-    fn literal(&mut self, word: &[u8], kind: u8) -> Option<()> {
-        if self.b.get(self.pos..self.pos + word.len())? != word {
+    fn literal(&mut self, pos: usize, word: &[u8], kind: u8) -> Option<usize> {
+        if self.b.get(pos..pos + word.len())? != word {
             return None;
         }
-        self.push(kind, self.pos, self.pos + word.len(), 0);
-        self.pos += word.len();
-        Some(())
+        self.push(kind, pos, pos + word.len(), 0);
+        Some(pos + word.len())
     }
 
-    /// A key and its colon (the parser is at the opening quote).
-    fn key(&mut self) -> Option<()> {
-        if self.peek()? != b'"' {
+    /// A key and its colon at `pos` (the opening quote); returns the position of the value.
+    #[inline(always)]
+    fn key(&mut self, pos: usize) -> Option<usize> {
+        let b = self.b;
+        if b.get(pos) != Some(&b'"') {
             return None;
         }
-        let (s, e, flags) = self.string()?;
+        let (e, flags) = string(b, pos + 1)?;
         if flags != 0 {
             // Keys with escapes are left to serde_json.
             return None;
         }
-        let key = self.b.get(s..e)?;
-        let h = fx(key);
+        let key = b.get(pos + 1..e)?;
+        let sig = signature(key);
         let base = self.key_base.last().copied().unwrap_or(0);
-        for &(h2, s2, e2) in self.keys.get(base..).unwrap_or_default() {
-            if h2 == h && self.b.get(s2 as usize..e2 as usize) == Some(key) {
+        for &(sig2, s2, e2) in self.keys.get(base..).unwrap_or_default() {
+            if sig2 == sig && b.get(s2 as usize..e2 as usize) == Some(key) {
                 // A duplicate key: serde_json keeps the last value at the first position.
                 return None;
             }
         }
-        self.keys.push((h, s as u32, e as u32));
+        self.keys.push((sig, (pos + 1) as u32, e as u32));
         let bit = keybit::of(key);
         if bit != 0
-            && let Some(&(obj, _)) = self.stack.last()
-            && let Some(t) = self.toks.get_mut(obj)
+            && let Some(open) = self.stack.last()
+            && let Some(t) = self.toks.get_mut(open.tok)
         {
             t.aux |= bit;
         }
-        self.push(STR, s, e, 0);
-        self.ws_in();
-        if self.peek()? != b':' {
+        self.push(STR, pos + 1, e, 0);
+        let p = self.ws_in(e + 1);
+        if b.get(p) != Some(&b':') {
             return None;
         }
-        self.pos += 1;
-        self.ws_in();
-        Some(())
+        Some(self.ws_in(p + 1))
     }
 
     fn run(&mut self) -> Option<()> {
-        self.ws();
+        let b = self.b;
+        let mut pos = skip_ws(b, 0);
         'value: loop {
-            match self.peek()? {
+            match b.get(pos).copied()? {
+                b'"' => {
+                    let (e, flags) = string(b, pos + 1)?;
+                    if flags & F_NONCANON != 0 {
+                        self.noncanon();
+                    }
+                    self.push(STR, pos + 1, e, flags);
+                    pos = e + 1;
+                }
                 b'{' => {
-                    self.open(OBJ)?;
-                    self.ws_in();
-                    if self.peek()? == b'}' {
-                        self.close();
+                    self.open(OBJ, pos)?;
+                    pos = self.ws_in(pos + 1);
+                    if b.get(pos) == Some(&b'}') {
+                        pos += 1;
+                        self.close(pos);
                     } else {
-                        self.key()?;
+                        pos = self.key(pos)?;
                         continue 'value;
                     }
                 }
                 b'[' => {
-                    self.open(ARR)?;
-                    self.ws_in();
-                    if self.peek()? == b']' {
-                        self.close();
+                    self.open(ARR, pos)?;
+                    pos = self.ws_in(pos + 1);
+                    if b.get(pos) == Some(&b']') {
+                        pos += 1;
+                        self.close(pos);
                     } else {
                         continue 'value;
                     }
                 }
-                b'"' => {
-                    let (s, e, flags) = self.string()?;
-                    if flags & F_NONCANON != 0 {
-                        self.noncanon();
-                    }
-                    self.push(STR, s, e, flags);
-                }
-                b'-' | b'0'..=b'9' => self.number()?,
-                b't' => self.literal(b"true", TRUE)?,
-                b'f' => self.literal(b"false", FALSE)?,
-                b'n' => self.literal(b"null", NULL)?,
+                b'-' | b'0'..=b'9' => pos = self.number(pos)?,
+                b't' => pos = self.literal(pos, b"true", TRUE)?,
+                b'f' => pos = self.literal(pos, b"false", FALSE)?,
+                b'n' => pos = self.literal(pos, b"null", NULL)?,
                 _ => return None,
             }
             // After a value: separators and closing brackets.
             loop {
-                let Some(&(top, _)) = self.stack.last() else {
-                    self.ws();
-                    return (self.pos == self.b.len()).then_some(());
+                let Some(&Open { is_obj, .. }) = self.stack.last() else {
+                    return (skip_ws(b, pos) == b.len()).then_some(());
                 };
-                let in_obj = self.toks.get(top).is_some_and(|t| t.kind == OBJ);
-                self.ws_in();
-                match self.peek()? {
+                pos = self.ws_in(pos);
+                match b.get(pos).copied()? {
                     b',' => {
-                        self.pos += 1;
-                        self.ws_in();
-                        if in_obj {
-                            self.key()?;
+                        pos = self.ws_in(pos + 1);
+                        if is_obj {
+                            pos = self.key(pos)?;
                         }
                         continue 'value;
                     }
-                    b'}' if in_obj => self.close(),
-                    b']' if !in_obj => self.close(),
+                    b'}' if is_obj => {
+                        pos += 1;
+                        self.close(pos);
+                    }
+                    b']' if !is_obj => {
+                        pos += 1;
+                        self.close(pos);
+                    }
                     _ => return None,
                 }
             }
@@ -525,7 +552,6 @@ impl<'a> Tape<'a> {
         }
         let mut p = Parser {
             b: bytes,
-            pos: 0,
             toks: Vec::with_capacity(bytes.len() / 16 + 8),
             side: String::new(),
             stack: Vec::new(),
@@ -659,15 +685,16 @@ impl<'a> Tape<'a> {
         }
     }
 
-    /// Writes a string token as serde_json would.
-    pub fn write_str(&self, i: usize, out: &mut Vec<u8>) {
+    /// Writes a string token as serde_json would; whether what it wrote holds an escape.
+    pub fn write_str(&self, i: usize, out: &mut Vec<u8>) -> bool {
         let t = self.tok(i);
         if t.flags & F_NONCANON == 0 {
             out.push(b'"');
             out.extend_from_slice(self.raw(i).as_bytes());
             out.push(b'"');
+            t.flags & F_ESC != 0
         } else {
-            write_escaped(&self.str(i), out);
+            write_escaped(&self.str(i), out)
         }
     }
 
@@ -705,7 +732,9 @@ impl<'a> Tape<'a> {
                 }
                 out.push(b']');
             }
-            STR => self.write_str(i, out),
+            STR => {
+                self.write_str(i, out);
+            }
             NUM => out.extend_from_slice(self.num(i).as_bytes()),
             TRUE => out.extend_from_slice(b"true"),
             FALSE => out.extend_from_slice(b"false"),
@@ -759,8 +788,9 @@ impl Iterator for Items<'_, '_> {
     }
 }
 
-/// Decodes the escapes of a raw string (validated by the parser).
-fn unescape(raw: &str) -> String {
+/// Decodes the escapes of a raw string (validated by the parser, or written by
+/// [`write_escaped`]).
+pub(crate) fn unescape(raw: &str) -> String {
     let b = raw.as_bytes();
     let mut out = String::with_capacity(raw.len());
     let mut i = 0;
@@ -802,36 +832,38 @@ fn unescape(raw: &str) -> String {
     out
 }
 
-/// Writes `s` as a JSON string, escaped as serde_json escapes.
-pub(crate) fn write_escaped(s: &str, out: &mut Vec<u8>) {
+/// Writes `s` as a JSON string, escaped as serde_json escapes; whether it escaped anything.
+pub(crate) fn write_escaped(s: &str, out: &mut Vec<u8>) -> bool {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
     let b = s.as_bytes();
+    out.reserve(b.len() + 2);
+    out.push(b'"');
     let mut lit = 0;
-    for (i, &c) in b.iter().enumerate() {
-        let esc: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0C => b"\\f",
-            0..0x20 => b"",
-            _ => continue,
+    while let Some(j) = scan_str(b, lit) {
+        let Some(&c) = b.get(j) else {
+            break;
         };
-        out.extend_from_slice(b.get(lit..i).unwrap_or_default());
-        if esc.is_empty() {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX.get(usize::from(c >> 4)).copied().unwrap_or(b'0'));
-            out.push(HEX.get(usize::from(c & 0xF)).copied().unwrap_or(b'0'));
-        } else {
-            out.extend_from_slice(esc);
+        out.extend_from_slice(b.get(lit..j).unwrap_or_default());
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0C => out.extend_from_slice(b"\\f"),
+            _ => {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX.get(usize::from(c >> 4)).copied().unwrap_or(b'0'));
+                out.push(HEX.get(usize::from(c & 0xF)).copied().unwrap_or(b'0'));
+            }
         }
-        lit = i + 1;
+        lit = j + 1;
     }
+    let escaped = lit > 0;
     out.extend_from_slice(b.get(lit..).unwrap_or_default());
     out.push(b'"');
+    escaped
 }
 
 #[cfg(test)]

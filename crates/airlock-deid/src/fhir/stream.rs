@@ -112,13 +112,15 @@ pub(crate) fn deid_document(
     file: &str,
     line: u64,
     out: &mut Vec<u8>,
+    collected: &mut Collected,
 ) {
     let root = 0;
     prescan(run, tape, root);
     let profile = run.profile;
     let rules = profile.fhir_rules();
     let mut skip = Vec::new();
-    if tape.get_str(root, "resourceType").as_deref() == Some("Bundle") {
+    let bundle = tape.get_str(root, "resourceType").as_deref() == Some("Bundle");
+    if bundle {
         if let Some(entries) = tape.get(root, "entry").filter(|&e| tape.kind(e) == ARR) {
             let mut total = 0u64;
             for (i, e) in tape.items(entries).enumerate() {
@@ -143,8 +145,15 @@ pub(crate) fn deid_document(
         run.records_in += 1;
         run.records_out += 1;
     }
-    let mut emit = Emit { tape, out };
-    emit.resource(run, rules, index, root, &skip);
+    // The leak check reads the entries of a Bundle, or the whole resource.
+    let mut emit = Emit {
+        tape,
+        out,
+        collected,
+        scan: !bundle,
+        bundle,
+    };
+    emit.resource(run, rules, index, root, Some(&skip));
 }
 
 /// [`super::resource_patient`] on the tape.
@@ -180,13 +189,106 @@ fn is_resource_like(tape: &Tape<'_>, i: usize) -> bool {
     }
 }
 
+/// The output strings the leak check reads, gathered while the output is written (see
+/// [`check_collected`]).
+#[derive(Debug, Default)]
+pub(crate) struct Collected {
+    spans: Vec<Span>,
+    /// Something the quick check does not model (a key ending in `.data`): the full scan runs.
+    complex: bool,
+}
+
+/// One output string.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    /// Its content in the output (between the quotes, as written).
+    start: usize,
+    end: usize,
+    /// Under a `data` key (with an attachment's `data` key in its object, which it is): the
+    /// scan decodes it as base64 text.
+    decode: bool,
+    /// Written with escapes.
+    escaped: bool,
+}
+
 /// The walk's output side.
 struct Emit<'t, 'a, 'o> {
     tape: &'t Tape<'a>,
     out: &'o mut Vec<u8>,
+    collected: &'o mut Collected,
+    /// Whether the strings written now are read by the leak check.
+    scan: bool,
+    /// The document is a Bundle.
+    bundle: bool,
 }
 
 impl Emit<'_, '_, '_> {
+    /// Records the string just written, whose content started at `start`, under `key`.
+    fn span(&mut self, start: usize, escaped: bool, key: &str) {
+        if !self.scan {
+            return;
+        }
+        let decode = key == "data";
+        if !decode && key.ends_with(".data") {
+            self.collected.complex = true;
+        }
+        self.collected.spans.push(Span {
+            start,
+            end: self.out.len().saturating_sub(1),
+            decode,
+            escaped,
+        });
+    }
+
+    /// Writes value `v` (under `key`) as it is.
+    fn verbatim(&mut self, v: usize, key: &str) {
+        let tape = self.tape;
+        if !self.scan {
+            tape.write(v, self.out);
+            return;
+        }
+        match tape.kind(v) {
+            STR => {
+                let start = self.out.len() + 1;
+                let escaped = tape.write_str(v, self.out);
+                self.span(start, escaped, key);
+            }
+            OBJ => {
+                self.out.push(b'{');
+                for (n, (k, x)) in tape.members(v).enumerate() {
+                    self.sep(n);
+                    self.key(k);
+                    self.verbatim(x, tape.raw(k));
+                }
+                self.out.push(b'}');
+            }
+            ARR => {
+                self.out.push(b'[');
+                for (n, x) in tape.items(v).enumerate() {
+                    self.sep(n);
+                    self.verbatim(x, key);
+                }
+                self.out.push(b']');
+            }
+            _ => tape.write(v, self.out),
+        }
+    }
+
+    /// Writes a replacement value (under `key`) as serde_json would.
+    fn value(&mut self, v: &Value, key: &str) {
+        match v {
+            Value::String(s) => {
+                let start = self.out.len() + 1;
+                let escaped = crate::tape::write_escaped(s, self.out);
+                self.span(start, escaped, key);
+            }
+            // Writing to a Vec cannot fail, and a Value has only string keys.
+            other => {
+                let _ = serde_json::to_writer(&mut *self.out, other);
+            }
+        }
+    }
+
     /// `,` before every member or item but the first.
     fn sep(&mut self, written: usize) {
         if written > 0 {
@@ -207,11 +309,11 @@ impl Emit<'_, '_, '_> {
         rules: &[FhirRule],
         index: &RuleIndex,
         r: usize,
-        skip: &[usize],
+        top: Option<&[usize]>,
     ) {
         let tape = self.tape;
         if tape.kind(r) != OBJ {
-            tape.write(r, self.out);
+            self.verbatim(r, "resource");
             return;
         }
         let resource_type = tape
@@ -230,10 +332,11 @@ impl Emit<'_, '_, '_> {
             path_buf,
         };
         let inherited = walk.direct_rule();
-        self.object(run, &mut walk, r, inherited, None, skip);
+        self.object(run, &mut walk, r, inherited, None, top);
     }
 
     /// [`super::walk_object`]: writes object `obj` and returns how many members it kept.
+    /// `top`: the document's root, with the entries of its `entry` array already quarantined.
     fn object(
         &mut self,
         run: &mut Run<'_>,
@@ -241,7 +344,7 @@ impl Emit<'_, '_, '_> {
         obj: usize,
         inherited: Option<usize>,
         self_ty: Option<&'static str>,
-        skip: &[usize],
+        top: Option<&[usize]>,
     ) -> usize {
         let tape = self.tape;
         // CodeableConcept.text equal to a coding display is terminology, not free text.
@@ -262,7 +365,7 @@ impl Emit<'_, '_, '_> {
             if k == "resourceType" && root {
                 self.sep(written);
                 self.key(kt);
-                tape.write(v, self.out);
+                self.verbatim(v, k);
                 written += 1;
                 continue;
             }
@@ -276,14 +379,14 @@ impl Emit<'_, '_, '_> {
                     for (j, item) in tape.items(v).enumerate() {
                         self.sep(j);
                         if check_resource(tape, item).is_ok() {
-                            self.resource(run, w.rules, w.index, item, &[]);
+                            self.resource(run, w.rules, w.index, item, None);
                         } else {
-                            tape.write(item, self.out);
+                            self.verbatim(item, k);
                         }
                     }
                     self.out.push(b']');
                 } else {
-                    self.resource(run, w.rules, w.index, v, &[]);
+                    self.resource(run, w.rules, w.index, v, None);
                 }
                 written += 1;
                 continue;
@@ -292,7 +395,7 @@ impl Emit<'_, '_, '_> {
                 run.changes.add(&format!("{}.text", w.path()), "keep");
                 self.sep(written);
                 self.key(kt);
-                tape.write(v, self.out);
+                self.verbatim(v, k);
                 written += 1;
                 continue;
             }
@@ -301,7 +404,12 @@ impl Emit<'_, '_, '_> {
             self.key(kt);
             let kept = if tape.kind(v) == ARR {
                 self.out.push(b'[');
-                let skip_here = if root && k == "entry" { skip } else { &[] };
+                let (skip_here, entries): (&[usize], bool) = match top {
+                    Some(skip) if k == "entry" => (skip, self.bundle),
+                    _ => (&[], false),
+                };
+                let scan = self.scan;
+                self.scan |= entries;
                 let extension = k == "extension" || k == "modifierExtension";
                 let mut items = 0usize;
                 for (j, item) in tape.items(v).enumerate() {
@@ -326,6 +434,7 @@ impl Emit<'_, '_, '_> {
                     }
                 }
                 self.out.push(b']');
+                self.scan = scan;
                 items > 0
             } else {
                 let ty = infer(tape, k, v, self_ty);
@@ -360,7 +469,7 @@ impl Emit<'_, '_, '_> {
         let leaf = match tape.kind(v) {
             OBJ => {
                 let mark = self.out.len();
-                let written = self.object(run, w, v, eff, ty, &[]);
+                let written = self.object(run, w, v, eff, ty, None);
                 if written == 0 && !tape.is_empty(v) {
                     self.out.truncate(mark);
                     return false;
@@ -369,7 +478,7 @@ impl Emit<'_, '_, '_> {
             }
             // Arrays in arrays and nulls are kept as they are.
             ARR | NULL => {
-                tape.write(v, self.out);
+                self.verbatim(v, w.key());
                 return true;
             }
             STR => {
@@ -383,27 +492,55 @@ impl Emit<'_, '_, '_> {
         };
         match leaf_decide(run, w, leaf, eff, ty) {
             LeafOut::Keep => {
-                tape.write(v, self.out);
+                self.verbatim(v, w.key());
                 true
             }
             LeafOut::Remove => false,
             LeafOut::Set(nv) => {
-                write_value(&nv, self.out);
+                self.value(&nv, w.key());
                 true
             }
         }
     }
 }
 
-/// Writes a replacement value as serde_json would.
-fn write_value(v: &Value, out: &mut Vec<u8>) {
-    match v {
-        Value::String(s) => crate::tape::write_escaped(s, out),
-        // Writing to a Vec cannot fail, and a Value has only string keys.
-        other => {
-            let _ = serde_json::to_writer(&mut *out, other);
+/// The leak check on the strings gathered while `out` was written: `Some(scanned)` when none
+/// holds an identifying value; `None` when one does, or when the quick check does not apply
+/// (the caller then runs the full scan, which reports hits by path).
+pub(crate) fn check_collected(scanner: &Scanner, out: &[u8], c: &Collected) -> Option<u64> {
+    if c.complex {
+        return None;
+    }
+    let text = std::str::from_utf8(out).ok()?;
+    let mut seen: HashMap<(bool, &str), (), BuildHasherDefault<FxHasher>> = HashMap::default();
+    for s in &c.spans {
+        let raw = text.get(s.start..s.end)?;
+        if seen.insert((s.decode, raw), ()).is_some() {
+            continue;
+        }
+        let unescaped;
+        let value: &str = if s.escaped {
+            unescaped = crate::tape::unescape(raw);
+            &unescaped
+        } else {
+            raw
+        };
+        let decoded;
+        let scanned: &str = if s.decode {
+            decoded = base64::engine::general_purpose::STANDARD
+                .decode(value.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .unwrap_or_default();
+            &decoded
+        } else {
+            value
+        };
+        if scanner.find(scanned).is_some() {
+            return None;
         }
     }
+    Some(c.spans.len() as u64)
 }
 
 /// [`super::scan_output`] on the tape of an output document; false when `bytes` does not
