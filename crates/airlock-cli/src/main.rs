@@ -39,6 +39,14 @@ enum Command {
     Generate(cmd::generate::GenerateArgs),
     /// De-identify files (file mode), a dataset (gate mode), or free text.
     Deid(cmd::deid::DeidArgs),
+    /// Serve the HTTPS API.
+    Serve(cmd::serve::ServeArgs),
+    /// Users and service identities: add, list, disable, reset-mfa.
+    Users(cmd::serve::UsersArgs),
+    /// API tokens for service identities: issue, revoke.
+    Tokens(cmd::serve::TokensArgs),
+    /// Print the current TOTP code for an enrolment URI or secret in a file (scripted logins).
+    Totp(cmd::serve::TotpArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +62,10 @@ fn main() -> ExitCode {
         Command::Audit(a) => cmd::audit::run(a),
         Command::Generate(a) => cmd::generate::run(a),
         Command::Deid(a) => cmd::deid::run(a),
+        Command::Serve(a) => cmd::serve::serve(a),
+        Command::Users(a) => cmd::serve::users(a),
+        Command::Tokens(a) => cmd::serve::tokens(a),
+        Command::Totp(a) => cmd::serve::totp(a),
     };
     match result {
         Ok(code) => code,

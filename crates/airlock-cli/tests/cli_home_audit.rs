@@ -319,12 +319,140 @@ fn the_demo_runs_end_to_end() {
         dir.to_str().unwrap(),
         "--patients",
         "6",
+        "--no-serve",
+        "--listen",
+        "127.0.0.1:0",
     ]));
     assert!(out.contains("leak check passed"), "{out}");
+    // The API step ran over a real TLS socket.
+    assert!(out.contains("without credentials -> 401"), "{out}");
+    assert!(out.contains("logs in with password + TOTP -> 200"), "{out}");
+    assert!(out.contains("ehr-fhir -> 404"), "{out}");
+    assert!(out.contains("verified=true"), "{out}");
     assert!(out.contains("refused"), "{out}");
     assert!(out.contains("ledger verified"), "{out}");
     let truth = truth_values(&dir.join("source-ehr-extract"));
     for t in &truth {
         assert!(!out.contains(t.as_str()), "identifier in demo output");
     }
+}
+
+#[test]
+fn identities_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("h");
+    let h = home.to_str().unwrap();
+    let pw = tmp.path().join("pw");
+    std::fs::write(&pw, "a long admin passphrase\n").unwrap();
+    let out = ok(&airlock(&[
+        "init",
+        "--home",
+        h,
+        "--admin",
+        "root-admin",
+        "--admin-password-file",
+        pw.to_str().unwrap(),
+    ]));
+    assert!(out.contains("administrator:       root-admin"), "{out}");
+    assert!(out.contains("otpauth://totp/"), "{out}");
+    assert!(!out.contains("a long admin passphrase"), "password echoed");
+    let out = ok(&airlock(&[
+        "users",
+        "add",
+        "--home",
+        h,
+        "ehr-bridge",
+        "--role",
+        "clinician",
+        "--service",
+    ]));
+    assert!(out.contains("service `ehr-bridge` created"), "{out}");
+    let out = ok(&airlock(&[
+        "users",
+        "add",
+        "--home",
+        h,
+        "dr-who",
+        "--role",
+        "clinician",
+    ]));
+    assert!(out.contains("password (shown once)"), "{out}");
+    let out = ok(&airlock(&[
+        "tokens",
+        "issue",
+        "--home",
+        h,
+        "--principal",
+        "ehr-bridge",
+        "--scope",
+        "predict",
+        "--days",
+        "30",
+    ]));
+    assert!(out.contains("bearer (shown once): alk_"), "{out}");
+    let id = out.split_whitespace().nth(1).unwrap().to_string();
+    ok(&airlock(&["tokens", "revoke", "--home", h, &id]));
+    // A person cannot be issued a token; an unknown role is refused at parse time.
+    assert!(
+        !airlock(&[
+            "tokens",
+            "issue",
+            "--home",
+            h,
+            "--principal",
+            "dr-who",
+            "--scope",
+            "predict"
+        ])
+        .status
+        .success()
+    );
+    assert!(
+        !airlock(&["users", "add", "--home", h, "x", "--role", "wizard"])
+            .status
+            .success()
+    );
+    ok(&airlock(&["users", "disable", "--home", h, "dr-who"]));
+    let out = ok(&airlock(&["users", "reset-mfa", "--home", h, "root-admin"]));
+    assert!(out.contains("otpauth://"), "{out}");
+    let out = ok(&airlock(&["users", "list", "--home", h]));
+    assert!(
+        out.contains("root-admin") && out.contains("security-admin"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("dr-who") && l.contains("disabled=true")),
+        "{out}"
+    );
+    // Every change is in the ledger, and it verifies.
+    let out = ok(&airlock(&[
+        "audit",
+        "search",
+        "--home",
+        h,
+        "--event",
+        "config_change",
+    ]));
+    assert!(out.matches("config_change").count() >= 6, "{out}");
+    ok(&airlock(&["audit", "verify", "--home", h]));
+    // A policy file that does not validate is refused at start.
+    let bad = tmp.path().join("bad.cedar");
+    std::fs::write(
+        &bad,
+        "@id(\"oops\") permit (principal, action, resource) when { resource.nonexistent == 1 };",
+    )
+    .unwrap();
+    let out = airlock(&[
+        "serve",
+        "--home",
+        h,
+        "--listen",
+        "127.0.0.1:0",
+        "--policies",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("oops"), "{err}");
 }

@@ -809,6 +809,8 @@ async fn audit_search(
 
 async fn audit_verify(ctx: Ctx) -> Result<Json<Value>, ApiError> {
     ctx.authorize(Action::VerifyAudit, &Resource::Audit)?;
+    // Sign a checkpoint first so the verification covers every entry written so far.
+    ctx.home.ledger().checkpoint()?;
     let dir = ctx.home.ledger_dir();
     let key = ctx.home.verifier_key();
     let r = tokio::task::spawn_blocking(move || airlock_ledger::verify_dir(&dir, &key, None))

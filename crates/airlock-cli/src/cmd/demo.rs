@@ -24,6 +24,12 @@ pub struct DemoArgs {
     /// Generator seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Where the API listens at the end (an ephemeral port when this one is taken).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: std::net::SocketAddr,
+    /// Check the API over TLS, then stop instead of serving until Ctrl-C.
+    #[arg(long)]
+    no_serve: bool,
 }
 
 fn step(n: u32, what: &str) {
@@ -243,6 +249,205 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             p.entry.actor
         );
 
+        step(
+            8,
+            "the API over HTTPS: people log in with password + TOTP, Cedar decides every request, the ledger records it",
+        );
+        let admin = ActorId::new("demo-admin")?;
+        let home = Home::open(&home_dir, &pass, admin).await?;
+        let ids = super::serve::identities(&home)?;
+        let mut logins = String::from(
+            "# Demo logins (throw-away deployment). Password, then the TOTP enrolment URI.\n",
+        );
+        let mut secrets = std::collections::BTreeMap::new();
+        for (user, role) in [
+            ("dana-scientist", airlock_authz::Role::DataScientist),
+            ("pat-privacy", airlock_authz::Role::PrivacyOfficer),
+            ("alex-auditor", airlock_authz::Role::Auditor),
+            ("casey-clinician", airlock_authz::Role::Clinician),
+            ("sam-security", airlock_authz::Role::SecurityAdmin),
+        ] {
+            let pw = super::serve::random_password();
+            let id = ActorId::new(user)?;
+            let e = ids
+                .add_user(
+                    home.actor(),
+                    &id,
+                    &[role],
+                    &airlock_crypto::Secret::new(pw.clone().into_bytes()),
+                )
+                .await?;
+            super::serve::audit_change(
+                &home,
+                format!("principal:{id}"),
+                format!("demo user with role {}", role.as_str()),
+            )?;
+            logins.push_str(&format!(
+                "{user}\t{}\t{pw}\t{}\n",
+                role.as_str(),
+                e.otpauth_uri
+            ));
+            let uri_file = root.join(format!("{user}.otpauth"));
+            std::fs::write(&uri_file, format!("{}\n", e.otpauth_uri))?;
+            restrict(&uri_file);
+            secrets.insert(user, (pw, e.secret));
+        }
+        let logins_file = root.join("demo-logins.tsv");
+        std::fs::write(&logins_file, logins)?;
+        restrict(&logins_file);
+        let (cert, tls_key) = home.tls_identity()?;
+        let cert_file = root.join("tls-cert.pem");
+        std::fs::write(&cert_file, &cert)?;
+        let tls = airlock_server::tls::server_config(&cert, tls_key.expose_secret())?;
+        let state = airlock_server::AppState::new(
+            home.clone(),
+            airlock_authz::Authorizer::new()?,
+            airlock_server::IdentityPolicy::default(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let listener = match airlock_server::tls::bind(a.listen).await {
+            Ok(l) => l,
+            Err(_) => {
+                airlock_server::tls::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await?
+            }
+        };
+        let addr = listener.local_addr()?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(airlock_server::tls::serve(
+            listener,
+            tls,
+            airlock_server::app(state),
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        println!(
+            "    listening on https://{addr} with the deployment's own certificate ({})",
+            cert_file.display()
+        );
+        let client_tls = airlock_server::client::tls_config(&cert)?;
+        let login = |user: &'static str| {
+            let Some((pw, secret)) = secrets.get(user) else {
+                return serde_json::Value::Null;
+            };
+            let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+            serde_json::json!({"username": user, "password": pw, "totp": airlock_server::totp::code_at(secret.expose_secret(), now)})
+        };
+        let mut c =
+            airlock_server::client::Client::connect(addr, "localhost", client_tls.clone()).await?;
+        let r = c.send("GET", "/v1/datasets", &[], None).await?;
+        println!("    GET /v1/datasets without credentials -> {}", r.status);
+        let r = c
+            .send(
+                "POST",
+                "/v1/auth/login",
+                &[],
+                Some(&login("dana-scientist")),
+            )
+            .await?;
+        let tok = r
+            .json()
+            .get("token")
+            .cloned()
+            .unwrap_or_default()
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        println!(
+            "    dana-scientist logs in with password + TOTP -> {}",
+            r.status
+        );
+        let auth = format!("Bearer {tok}");
+        let r = c
+            .send("GET", "/v1/datasets", &[("authorization", &auth)], None)
+            .await?;
+        let names: Vec<String> = r
+            .json()
+            .get("datasets")
+            .cloned()
+            .unwrap_or_default()
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d.get("name").and_then(|n| n.as_str()).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!(
+            "    dana-scientist lists datasets -> {} {:?} (development only)",
+            r.status, names
+        );
+        let r = c
+            .send(
+                "GET",
+                "/v1/datasets/ehr-fhir",
+                &[("authorization", &auth)],
+                None,
+            )
+            .await?;
+        println!(
+            "    dana-scientist asks for the clinical ehr-fhir -> {} (outside her zones: not even its existence)",
+            r.status
+        );
+        let r = c
+            .send("POST", "/v1/auth/login", &[], Some(&login("alex-auditor")))
+            .await?;
+        let auth = format!(
+            "Bearer {}",
+            r.json()
+                .get("token")
+                .cloned()
+                .unwrap_or_default()
+                .as_str()
+                .unwrap_or("")
+        );
+        let r = c
+            .send(
+                "POST",
+                "/v1/audit/search",
+                &[("authorization", &auth)],
+                Some(&serde_json::json!({"actor": "dana-scientist", "limit": 10})),
+            )
+            .await?;
+        println!(
+            "    alex-auditor searches the ledger for dana-scientist -> {}: {} entries, every decision with its policy",
+            r.status,
+            r.json().get("total").cloned().unwrap_or_default()
+        );
+        let r = c
+            .send("GET", "/v1/audit/verify", &[("authorization", &auth)], None)
+            .await?;
+        println!(
+            "    alex-auditor verifies the ledger over the API -> verified={}, size {}",
+            r.json().get("verified").cloned().unwrap_or_default(),
+            r.json().get("size").cloned().unwrap_or_default()
+        );
+
+        if !a.no_serve {
+            println!(
+                "\n    The API stays up until Ctrl-C. Log in (logins in {}):",
+                logins_file.display()
+            );
+            println!(
+                "      curl --cacert {} -H 'content-type: application/json' https://localhost:{}/v1/auth/login \\",
+                cert_file.display(),
+                addr.port()
+            );
+            println!(
+                "        -d \"{{\\\"username\\\":\\\"pat-privacy\\\",\\\"password\\\":\\\"<from the file>\\\",\\\"totp\\\":\\\"$(airlock totp --secret-file {})\\\"}}\"",
+                root.join("pat-privacy.otpauth").display()
+            );
+            println!(
+                "      curl --cacert {} -H 'authorization: Bearer <token>' https://localhost:{}/v1/datasets",
+                cert_file.display(),
+                addr.port()
+            );
+            println!(
+                "      OpenAPI: https://localhost:{}/openapi.json",
+                addr.port()
+            );
+        }
+
         println!("\nDone in {:.2?}. Explore it:", started.elapsed());
         let h = home_dir.display();
         let pf = pass_file.display();
@@ -255,6 +460,12 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             "  airlock audit verify-proof {} --key '{key}'",
             proof_file.display()
         );
+        if !a.no_serve {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        let _ = stop_tx.send(());
+        let _ = server.await;
+        home.close().await?;
         Ok(ExitCode::SUCCESS)
     })?
 }

@@ -1,17 +1,11 @@
-//! The de-identification gate: a clinical dataset version in, a de-identified version in
-//! development out, with lineage, an encrypted crosswalk kept in the clinical zone, and ledger
-//! entries for the run.
+//! `airlock deid --home ...`: the de-identification gate from the command line. The gate
+//! itself lives in `airlock_server::gate`, shared with the API.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use airlock_deid::{Crosswalk, DeidError, DeidKeys, Format, OutputClass, Profile};
-use airlock_ledger::{Entry, EventType, OutcomeKind, Timestamp};
-use airlock_store::{
-    Access, DatasetVersion, Home, Lineage, NewFile, NewVersion, Transform, parse_version_spec,
-};
-use airlock_types::{ActorId, Classification, ContentHash, DatasetName, Gate, Zone};
+use airlock_store::Home;
+use airlock_types::{ActorId, DatasetName};
 use anyhow::Context;
 
 use super::home::{block_on, read_passphrase};
@@ -33,177 +27,16 @@ pub struct GateRequest {
     pub allow_quarantine: bool,
 }
 
-/// What the gate produced.
-#[derive(Debug)]
-pub struct GateOutcome {
-    /// The new version.
-    pub version: DatasetVersion,
-    /// Records quarantined.
-    pub quarantined: usize,
-    /// Human-readable summary of the merged report (no values).
-    pub summary: String,
-}
+pub use airlock_server::gate::GateOutcome;
 
-fn format_named(name: &str) -> Option<Format> {
-    [
-        Format::FhirJson,
-        Format::FhirNdjson,
-        Format::Hl7v2,
-        Format::Csv,
-    ]
-    .into_iter()
-    .find(|f| f.name() == name)
-}
-
-/// Run the gate inside an open home.
+/// Run the gate inside an open home (see [`airlock_server::gate::run_gate`]).
 pub async fn run_gate(
     home: &Home,
     profile_spec: &str,
     dataset: &str,
     out_dataset: &DatasetName,
 ) -> anyhow::Result<GateOutcome> {
-    let profile = Profile::load(profile_spec).context("loading the de-identification profile")?;
-    let (name, ver) = parse_version_spec(dataset)?;
-    let input = home.version(&name, ver).await?;
-    let files = home
-        .read_version(&input, Access::Gate(Gate::Deidentify), None)
-        .await?;
-    let key = home.pseudonym_key()?;
-    let keys = DeidKeys::new(key.expose_secret().to_vec())?;
-    // The safe-harbor crosswalk re-identifies: it stays encrypted in the clinical zone.
-    let cw_name = format!("crosswalk/{}", keys.key_id());
-    let mut crosswalk = match home.blob(&cw_name, Zone::Clinical).await? {
-        Some(b) => Crosswalk::from_bytes(&b)?,
-        None => Crosswalk::new(),
-    };
-    let (out_zone, out_class) = match profile.classification() {
-        OutputClass::Deidentified => (Zone::Development, Classification::Deidentified),
-        OutputClass::LimitedDataSet => (Zone::Clinical, Classification::LimitedDataSet),
-    };
-    let mut out_files = Vec::with_capacity(files.len());
-    let mut reports = Vec::new();
-    let mut failure: Option<String> = None;
-    for (i, (f, bytes)) in files.iter().enumerate() {
-        let Some(format) = format_named(&f.format) else {
-            failure = Some(format!("file {i} has an unknown format `{}`", f.format));
-            break;
-        };
-        match airlock_deid::deid_bytes(&profile, &keys, &mut crosswalk, format, bytes) {
-            Ok((out, report)) => {
-                out_files.push(NewFile {
-                    name: format!("part-{i:05}.{}", format.extension()),
-                    format: f.format.clone(),
-                    records: report.records_out,
-                    bytes: out,
-                });
-                reports.push(report);
-            }
-            Err(DeidError::LeakCheckFailed { report, .. }) => {
-                failure = Some(format!(
-                    "the leak check found identifying values in the output of file {i} ({} hits, by path: {})",
-                    report.leak_check.hits.len(),
-                    report
-                        .leak_check
-                        .hits
-                        .iter()
-                        .take(5)
-                        .map(|h| h.path.clone())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-                break;
-            }
-            Err(e) => {
-                failure = Some(format!("file {i}: {e}"));
-                break;
-            }
-        }
-    }
-    let profile_hash: Option<ContentHash> = profile.hash().parse().ok();
-    let base_entry = |outcome| {
-        Entry::new(
-            Timestamp::now(),
-            home.actor().clone(),
-            EventType::DeidRun,
-            Zone::Airlock,
-            home.request_id(),
-            outcome,
-        )
-        .with_resource(input.reference().to_string())
-    };
-    if let Some(reason) = failure {
-        home.audit(
-            base_entry(OutcomeKind::Failure)
-                .with_reason(format!("profile {}: {reason}", profile.name())),
-        )?;
-        anyhow::bail!("de-identification gate refused: {reason}");
-    }
-    let quarantined: usize = reports.iter().map(|r| r.quarantined.len()).sum();
-    let summary = reports
-        .iter()
-        .map(|r| r.summary())
-        .collect::<Vec<_>>()
-        .join("\n");
-    let report_json = serde_json::to_vec_pretty(&reports)?;
-    out_files.push(NewFile {
-        name: "deid-report.json".into(),
-        format: "report".into(),
-        records: 0,
-        bytes: report_json,
-    });
-    home.put_blob(
-        &cw_name,
-        Zone::Clinical,
-        Classification::Phi,
-        &crosswalk.to_bytes(),
-    )
-    .await?;
-    let mut params = BTreeMap::new();
-    params.insert("profile".to_string(), profile.name().to_string());
-    params.insert("key_id".to_string(), keys.key_id().to_string());
-    params.insert(
-        "engine_version".to_string(),
-        reports
-            .first()
-            .map(|r| r.engine_version.clone())
-            .unwrap_or_default(),
-    );
-    params.insert("quarantined".to_string(), quarantined.to_string());
-    let nv = NewVersion {
-        dataset: out_dataset.clone(),
-        zone: out_zone,
-        classification: out_class,
-        source: Some((input.zone, input.classification)),
-        files: out_files,
-        lineage: Lineage {
-            source_system: input.lineage.source_system.clone(),
-            extracted_at: chrono::Utc::now().to_rfc3339(),
-            triggered_by: home.actor().clone(),
-            parents: vec![input.reference()],
-            gate: Gate::Deidentify,
-            transform: Transform {
-                name: "deidentify".into(),
-                config_hash: profile_hash,
-                params,
-            },
-            airlock_version: airlock_store::AIRLOCK_VERSION.into(),
-        },
-    };
-    let version = home.write_version(nv).await?;
-    home.audit(
-        base_entry(OutcomeKind::Success)
-            .with_resource(version.reference().to_string())
-            .with_reason(format!(
-                "profile {} ({}); leak check passed; {quarantined} records quarantined",
-                profile.name(),
-                profile.hash().get(..12).unwrap_or("")
-            )),
-    )?;
-    Ok(GateOutcome {
-        version,
-        quarantined,
-        summary,
-    })
+    Ok(airlock_server::gate::run_gate(home, profile_spec, dataset, out_dataset).await?)
 }
 
 /// `airlock deid --home ...`.

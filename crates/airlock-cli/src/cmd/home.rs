@@ -77,6 +77,12 @@ pub struct InitArgs {
     /// embedded SQLite file. The password is used to connect and never written to disk.
     #[arg(long, env = "AIRLOCK_DATABASE_URL", hide_env_values = true)]
     database: Option<String>,
+    /// The first administrator (role security-admin), who creates everyone else.
+    #[arg(long, default_value = "admin")]
+    admin: ActorId,
+    /// A file holding the administrator's password (else one is generated and printed once).
+    #[arg(long)]
+    admin_password_file: Option<PathBuf>,
 }
 
 /// Create a deployment.
@@ -95,6 +101,39 @@ pub fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
             a.home.home.display()
         );
         println!("  ledger verifier key: {}", home.verifier_key());
+        let (pw, generated) = match &a.admin_password_file {
+            Some(f) => (
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("cannot read `{}`", f.display()))?
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+                false,
+            ),
+            None => (super::serve::random_password(), true),
+        };
+        let enrolment = super::serve::identities(&home)?
+            .add_user(
+                home.actor(),
+                &a.admin,
+                &[airlock_authz::Role::SecurityAdmin],
+                &airlock_crypto::Secret::new(pw.clone().into_bytes()),
+            )
+            .await?;
+        super::serve::audit_change(
+            &home,
+            format!("principal:{}", a.admin),
+            "first administrator created with role security-admin".into(),
+        )?;
+        println!("  administrator:       {} (role security-admin)", a.admin);
+        if generated {
+            println!("  admin password (shown once): {pw}");
+        }
+        println!(
+            "  admin TOTP enrolment (shown once): {}",
+            enrolment.otpauth_uri
+        );
         println!(
             "  master key id:       {}",
             airlock_crypto::KeyManager::current_kek_id(home.kms())

@@ -6,3 +6,4 @@ pub mod demo;
 pub mod gate;
 pub mod generate;
 pub mod home;
+pub mod serve;

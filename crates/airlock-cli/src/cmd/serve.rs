@@ -1,0 +1,389 @@
+//! `serve`, `users`, `tokens`, `totp`: the server and the identities it authenticates.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use airlock_authz::{Action, Authorizer, PolicyMode, Role};
+use airlock_crypto::Secret;
+use airlock_ledger::{EventType, OutcomeKind};
+use airlock_server::{AppState, Identities, IdentityPolicy};
+use airlock_store::Home;
+use airlock_types::{ActorId, Zone};
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::home::{HomeArgs, block_on};
+
+/// How an operator's policy file combines with the built-in policy set.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Mode {
+    /// Add the file's policies to the defaults (the default guard rails still win).
+    Extend,
+    /// Use only the file's policies.
+    Replace,
+}
+
+/// `airlock serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    home: HomeArgs,
+    /// Address to listen on (HTTPS only).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// PostgreSQL URL with credentials, for a deployment initialised on PostgreSQL.
+    #[arg(long, env = "AIRLOCK_DATABASE_URL", hide_env_values = true)]
+    database: Option<String>,
+    /// A Cedar policy file, validated against the schema at start (an invalid one is refused).
+    #[arg(long)]
+    policies: Option<PathBuf>,
+    /// Whether `--policies` extends or replaces the built-in set.
+    #[arg(long, value_enum, default_value = "extend")]
+    policy_mode: Mode,
+    /// A certificate chain (PEM) to serve instead of the self-signed one made at `init`.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PKCS#8 PEM) of `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+/// Load the policy set: the built-in one, or a file validated against the schema.
+pub fn authorizer(policies: Option<&std::path::Path>, mode: Mode) -> anyhow::Result<Authorizer> {
+    match policies {
+        None => Ok(Authorizer::new()?),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the policy file `{}`", p.display()))?;
+            let mode = match mode {
+                Mode::Extend => PolicyMode::Extend,
+                Mode::Replace => PolicyMode::Replace,
+            };
+            Authorizer::with_policies(&text, mode)
+                .with_context(|| format!("the policy file `{}` is refused", p.display()))
+        }
+    }
+}
+
+/// Start the server and run until Ctrl-C.
+pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let authz = authorizer(a.policies.as_deref(), a.policy_mode)?;
+    block_on(async move {
+        let home = Home::open_with_database(
+            &a.home.home,
+            &a.home.passphrase()?,
+            a.home.actor()?,
+            a.database.as_deref(),
+        )
+        .await?;
+        let (cert, key) = match (&a.tls_cert, &a.tls_key) {
+            (Some(c), Some(k)) => (
+                std::fs::read_to_string(c)
+                    .with_context(|| format!("cannot read `{}`", c.display()))?,
+                Secret::new(
+                    std::fs::read(k).with_context(|| format!("cannot read `{}`", k.display()))?,
+                ),
+            ),
+            _ => home.tls_identity()?,
+        };
+        let tls = airlock_server::tls::server_config(&cert, key.expose_secret())?;
+        let state = AppState::new(home.clone(), authz, IdentityPolicy::default())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let listener = airlock_server::tls::bind(a.listen).await?;
+        let addr = listener.local_addr()?;
+        home.audit(
+            airlock_ledger::Entry::new(
+                airlock_ledger::Timestamp::now(),
+                home.actor().clone(),
+                EventType::ConfigChange,
+                Zone::Clinical,
+                home.request_id(),
+                OutcomeKind::Success,
+            )
+            .with_reason(format!("server started on {addr}")),
+        )?;
+        println!(
+            "Airlock API listening on https://{addr} (OpenAPI at /openapi.json); Ctrl-C stops it"
+        );
+        airlock_server::tls::serve(listener, tls, airlock_server::app(state), async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+        home.close().await?;
+        Ok(ExitCode::SUCCESS)
+    })?
+}
+
+/// The identity store of an open home.
+pub fn identities(home: &Home) -> anyhow::Result<Identities> {
+    let key = home.pseudonym_key()?;
+    Ok(Identities::new(
+        home.db().clone(),
+        &key,
+        &home.config().deployment.name,
+        IdentityPolicy::default(),
+    )?)
+}
+
+/// Record an identity change in the ledger.
+pub fn audit_change(home: &Home, resource: String, reason: String) -> anyhow::Result<()> {
+    home.audit(
+        airlock_ledger::Entry::new(
+            airlock_ledger::Timestamp::now(),
+            home.actor().clone(),
+            EventType::ConfigChange,
+            Zone::Clinical,
+            home.request_id(),
+            OutcomeKind::Success,
+        )
+        .with_resource(resource)
+        .with_reason(reason),
+    )?;
+    Ok(())
+}
+
+/// A new random password (shown once).
+pub fn random_password() -> String {
+    hex::encode(airlock_crypto::random_bytes::<12>())
+}
+
+/// Read a password from a file (first line), else generate one.
+fn password_from(file: Option<&std::path::Path>) -> anyhow::Result<(String, bool)> {
+    match file {
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read the password file `{}`", f.display()))?;
+            Ok((text.lines().next().unwrap_or("").to_string(), false))
+        }
+        None => Ok((random_password(), true)),
+    }
+}
+
+/// `airlock users`.
+#[derive(Debug, Args)]
+pub struct UsersArgs {
+    #[command(subcommand)]
+    cmd: UsersCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCmd {
+    /// Create a user (prints the TOTP enrolment URI once) or, with --service, a service identity.
+    Add {
+        #[command(flatten)]
+        home: HomeArgs,
+        /// The new principal's id.
+        id: ActorId,
+        /// A role (repeat for several).
+        #[arg(long = "role", required = true)]
+        roles: Vec<Role>,
+        /// A service identity (authenticates with API tokens) instead of a person.
+        #[arg(long)]
+        service: bool,
+        /// A file holding the password (else one is generated and printed once).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// List principals.
+    List {
+        #[command(flatten)]
+        home: HomeArgs,
+    },
+    /// Disable a principal, ending its sessions and tokens.
+    Disable {
+        #[command(flatten)]
+        home: HomeArgs,
+        /// The principal.
+        id: ActorId,
+    },
+    /// Give a user a new TOTP secret (prints the new enrolment URI once).
+    ResetMfa {
+        #[command(flatten)]
+        home: HomeArgs,
+        /// The user.
+        id: ActorId,
+    },
+}
+
+/// Run `airlock users ...`.
+pub fn users(a: UsersArgs) -> anyhow::Result<ExitCode> {
+    block_on(async move {
+        match a.cmd {
+            UsersCmd::Add {
+                home,
+                id,
+                roles,
+                service,
+                password_file,
+            } => {
+                let h = home.open().await?;
+                let ids = identities(&h)?;
+                let names = roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                if service {
+                    ids.add_service(h.actor(), &id, &roles).await?;
+                    println!(
+                        "service `{id}` created with roles {names}; issue it a token with `airlock tokens issue`"
+                    );
+                } else {
+                    let (pw, generated) = password_from(password_file.as_deref())?;
+                    let e = ids
+                        .add_user(
+                            h.actor(),
+                            &id,
+                            &roles,
+                            &Secret::new(pw.clone().into_bytes()),
+                        )
+                        .await?;
+                    println!("user `{id}` created with roles {names}");
+                    if generated {
+                        println!("  password (shown once): {pw}");
+                    }
+                    println!(
+                        "  enrol the authenticator app (shown once): {}",
+                        e.otpauth_uri
+                    );
+                }
+                audit_change(
+                    &h,
+                    format!("principal:{id}"),
+                    format!("principal created with roles {names}"),
+                )?;
+                h.close().await?;
+            }
+            UsersCmd::List { home } => {
+                let h = home.open().await?;
+                for p in identities(&h)?.list().await? {
+                    println!(
+                        "{:<24} {:<8} {:<40} mfa={} disabled={}{}",
+                        p.id,
+                        p.kind,
+                        p.roles
+                            .iter()
+                            .map(|r| r.as_str())
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        p.mfa_enrolled,
+                        p.disabled,
+                        p.locked_until
+                            .map(|t| format!(" locked until {t}"))
+                            .unwrap_or_default()
+                    );
+                }
+                h.close().await?;
+            }
+            UsersCmd::Disable { home, id } => {
+                let h = home.open().await?;
+                identities(&h)?.disable(&id).await?;
+                audit_change(&h, format!("principal:{id}"), "principal disabled".into())?;
+                println!("`{id}` disabled; its sessions and tokens are ended");
+                h.close().await?;
+            }
+            UsersCmd::ResetMfa { home, id } => {
+                let h = home.open().await?;
+                let e = identities(&h)?.reset_mfa(&id).await?;
+                audit_change(&h, format!("principal:{id}"), "MFA reset".into())?;
+                println!("new enrolment for `{id}` (shown once): {}", e.otpauth_uri);
+                h.close().await?;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })?
+}
+
+/// `airlock tokens`.
+#[derive(Debug, Args)]
+pub struct TokensArgs {
+    #[command(subcommand)]
+    cmd: TokensCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokensCmd {
+    /// Issue an API token to a service identity (printed once; stored only as a hash).
+    Issue {
+        #[command(flatten)]
+        home: HomeArgs,
+        /// The service.
+        #[arg(long)]
+        principal: ActorId,
+        /// An action the token may be used for (repeat for several).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<Action>,
+        /// Lifetime in days.
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        #[command(flatten)]
+        home: HomeArgs,
+        /// The token id.
+        id: String,
+    },
+}
+
+/// Run `airlock tokens ...`.
+pub fn tokens(a: TokensArgs) -> anyhow::Result<ExitCode> {
+    block_on(async move {
+        match a.cmd {
+            TokensCmd::Issue {
+                home,
+                principal,
+                scopes,
+                days,
+            } => {
+                let h = home.open().await?;
+                let t = identities(&h)?
+                    .issue_token(&principal, &scopes, days)
+                    .await?;
+                audit_change(
+                    &h,
+                    format!("token:{}", t.id),
+                    format!("API token issued to {principal}, expires {}", t.expires_at),
+                )?;
+                println!("token {} for `{principal}`, expires {}", t.id, t.expires_at);
+                println!("  bearer (shown once): {}", t.bearer());
+                h.close().await?;
+            }
+            TokensCmd::Revoke { home, id } => {
+                let h = home.open().await?;
+                identities(&h)?.revoke_token(&id).await?;
+                audit_change(&h, format!("token:{id}"), "API token revoked".into())?;
+                println!("token {id} revoked");
+                h.close().await?;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })?
+}
+
+/// `airlock totp`: the current code for an `otpauth://` URI or a base32 secret in a file, for
+/// scripted logins against a demo or test deployment.
+#[derive(Debug, Args)]
+pub struct TotpArgs {
+    /// A file holding an `otpauth://` URI or a base32 secret (first line).
+    #[arg(long)]
+    secret_file: PathBuf,
+}
+
+/// Print the current TOTP code.
+pub fn totp(a: TotpArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&a.secret_file)
+        .with_context(|| format!("cannot read `{}`", a.secret_file.display()))?;
+    let line = text.lines().next().unwrap_or("").trim();
+    let b32 = match line.split_once("secret=") {
+        Some((_, rest)) => rest.split('&').next().unwrap_or(""),
+        None => line,
+    };
+    let secret = airlock_server::totp::base32_decode(b32)
+        .filter(|s| !s.is_empty())
+        .context("the file holds no base32 TOTP secret")?;
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+    println!("{}", airlock_server::totp::code_at(&secret, now));
+    Ok(ExitCode::SUCCESS)
+}
