@@ -61,6 +61,14 @@ impl Reply {
 
 /// A TLS client configuration trusting only `cert_pem`.
 pub fn tls_config(cert_pem: &str) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    tls_config_with_identity(cert_pem, None)
+}
+
+/// As [`tls_config`], presenting a client certificate chain and key (PEM) for mutual TLS.
+pub fn tls_config_with_identity(
+    cert_pem: &str,
+    identity: Option<(&str, &[u8])>,
+) -> Result<Arc<rustls::ClientConfig>, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(cert_pem.as_bytes()) {
         roots
@@ -68,11 +76,24 @@ pub fn tls_config(cert_pem: &str) -> Result<Arc<rustls::ClientConfig>, ClientErr
             .map_err(|e| ClientError::Tls(e.to_string()))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| ClientError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let cfg = match identity {
+        None => builder.with_no_client_auth(),
+        Some((chain, key)) => {
+            let chain: Vec<CertificateDer<'static>> =
+                CertificateDer::pem_slice_iter(chain.as_bytes())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| ClientError::Pem)?;
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key)
+                .map_err(|_| ClientError::Pem)?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| ClientError::Tls(e.to_string()))?
+        }
+    };
     Ok(Arc::new(cfg))
 }
 

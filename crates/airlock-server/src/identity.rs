@@ -169,6 +169,8 @@ impl IssuedToken {
 pub enum Via {
     /// A login session (password + TOTP).
     Session,
+    /// A client certificate registered to a service, verified by mutual TLS.
+    MutualTls,
     /// An API token limited to some actions.
     Token {
         /// The token id.
@@ -668,6 +670,55 @@ impl Identities {
             token: Secret::new(token.into_bytes()),
             expires_at: now_text(expires),
         })
+    }
+
+    /// Register the SHA-256 fingerprint of a service's client certificate (mutual TLS).
+    pub async fn set_client_cert(
+        &self,
+        id: &ActorId,
+        fingerprint: &str,
+    ) -> Result<(), IdentityError> {
+        let rec = self
+            .principal(id)
+            .await?
+            .ok_or_else(|| IdentityError::NotFound { id: id.to_string() })?;
+        if rec.kind != "service" {
+            return Err(IdentityError::Invalid {
+                reason: "client certificates are for service identities".into(),
+            });
+        }
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        sqlx::query("UPDATE principals SET client_cert_sha256 = $1 WHERE id = $2")
+            .bind(fingerprint.to_ascii_lowercase())
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The enabled service whose registered client certificate has this fingerprint.
+    pub async fn authenticate_cert(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<Authenticated>, IdentityError> {
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        let row = sqlx::query(
+            "SELECT id, roles FROM principals WHERE client_cert_sha256 = $1 AND kind = 'service' AND disabled = 0",
+        )
+        .bind(fingerprint)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let Some(r) = row else { return Ok(None) };
+        let Ok(id) = ActorId::new(r.try_get::<String, _>("id")?) else {
+            return Ok(None);
+        };
+        Ok(Some(Authenticated {
+            principal: Principal::service(id, parse_roles(&r.try_get::<String, _>("roles")?)),
+            via: Via::MutualTls,
+            mfa: false,
+        }))
     }
 
     /// Revoke an API token.

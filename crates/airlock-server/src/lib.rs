@@ -283,15 +283,20 @@ impl FromRequestParts<AppState> for Ctx {
     ) -> Result<Self, Self::Rejection> {
         let request_id = request_id_of(parts);
         let mark = parts.extensions.get::<Arc<AuditMark>>().cloned();
-        let Some(token) = bearer(parts) else {
-            audit_unauthenticated(state, request_id, "unauthenticated: no bearer credentials");
-            return Err(ApiError::Unauthenticated);
+        let found = match (bearer(parts), parts.extensions.get::<tls::PeerCert>()) {
+            (Some(token), _) => {
+                state
+                    .identities()
+                    .authenticate(token, chrono::Utc::now())
+                    .await
+            }
+            (None, Some(cert)) => state.identities().authenticate_cert(&cert.0).await,
+            (None, None) => {
+                audit_unauthenticated(state, request_id, "unauthenticated: no credentials");
+                return Err(ApiError::Unauthenticated);
+            }
         };
-        let who = match state
-            .identities()
-            .authenticate(token, chrono::Utc::now())
-            .await
-        {
+        let who = match found {
             Ok(Some(w)) => w,
             Ok(None) => {
                 audit_unauthenticated(

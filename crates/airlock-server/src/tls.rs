@@ -22,6 +22,12 @@ pub enum TlsError {
         /// `certificate` or `private key`.
         what: &'static str,
     },
+    /// The client CA cannot verify client certificates.
+    #[error("client CA: {reason}")]
+    ClientCa {
+        /// Why.
+        reason: String,
+    },
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Config(#[from] rustls::Error),
@@ -36,10 +42,45 @@ pub enum TlsError {
     },
 }
 
+/// The SHA-256 fingerprint (lowercase hex) of a client's certificate, verified against the
+/// configured client CA during the handshake. Handlers see it as a request extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCert(pub String);
+
+/// The SHA-256 fingerprint of the first certificate in a PEM text (to register a service's
+/// client certificate).
+pub fn fingerprint_pem(cert_pem: &str) -> Result<String, TlsError> {
+    let cert = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .next()
+        .ok_or(TlsError::Pem {
+            what: "certificate",
+        })?
+        .map_err(|_| TlsError::Pem {
+            what: "certificate",
+        })?;
+    Ok(fingerprint(&cert))
+}
+
+fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(cert.as_ref()))
+}
+
 /// A rustls server configuration from PEM text (certificate chain, PKCS#8 key).
 pub fn server_config(
     cert_pem: &str,
     key_pem: &[u8],
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    server_config_mtls(cert_pem, key_pem, None)
+}
+
+/// As [`server_config`]; with `client_ca`, clients may also authenticate with a certificate
+/// issued by that CA (mutual TLS, for service identities). A client without one still
+/// connects and uses a bearer token.
+pub fn server_config_mtls(
+    cert_pem: &str,
+    key_pem: &[u8],
+    client_ca: Option<&str>,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .collect::<Result<_, _>>()
@@ -50,10 +91,30 @@ pub fn server_config(
         what: "private key",
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+                roots.add(c.map_err(|_| TlsError::Pem {
+                    what: "client CA certificate",
+                })?)?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| TlsError::ClientCa {
+                reason: e.to_string(),
+            })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut cfg = builder.with_single_cert(certs, key)?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
@@ -97,10 +158,20 @@ pub async fn serve(
                     return;
                 }
             };
+            let peer = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| PeerCert(fingerprint(c)));
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let app = app.clone();
-                    async move { app.oneshot(req.map(axum::body::Body::new)).await }
+                    let mut req = req.map(axum::body::Body::new);
+                    if let Some(p) = &peer {
+                        req.extensions_mut().insert(p.clone());
+                    }
+                    async move { app.oneshot(req).await }
                 });
             if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)

@@ -8,6 +8,7 @@ CREATE TABLE principals (
     password_hash TEXT,
     totp_secret TEXT,
     totp_last_step BIGINT NOT NULL DEFAULT 0,
+    client_cert_sha256 TEXT,
     failed_logins BIGINT NOT NULL DEFAULT 0,
     locked_until TEXT,
     disabled BIGINT NOT NULL DEFAULT 0,

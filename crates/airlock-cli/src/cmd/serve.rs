@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// The private key (PKCS#8 PEM) of `--tls-cert`.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// A CA (PEM) whose client certificates services may present instead of a token (mutual
+    /// TLS); each service's certificate is registered with `users add --client-cert`.
+    #[arg(long)]
+    client_ca: Option<PathBuf>,
 }
 
 /// Load the policy set: the built-in one, or a file validated against the schema.
@@ -87,7 +91,18 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             ),
             _ => home.tls_identity()?,
         };
-        let tls = airlock_server::tls::server_config(&cert, key.expose_secret())?;
+        let client_ca = match &a.client_ca {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read `{}`", p.display()))?,
+            ),
+            None => None,
+        };
+        let tls = airlock_server::tls::server_config_mtls(
+            &cert,
+            key.expose_secret(),
+            client_ca.as_deref(),
+        )?;
         let state = AppState::new(home.clone(), authz, IdentityPolicy::default())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let listener = airlock_server::tls::bind(a.listen).await?;
@@ -184,6 +199,9 @@ enum UsersCmd {
         /// A file holding the password (else one is generated and printed once).
         #[arg(long)]
         password_file: Option<PathBuf>,
+        /// A service's client certificate (PEM), for mutual TLS (`serve --client-ca`).
+        #[arg(long, requires = "service")]
+        client_cert: Option<PathBuf>,
     },
     /// List principals.
     List {
@@ -216,6 +234,7 @@ pub fn users(a: UsersArgs) -> anyhow::Result<ExitCode> {
                 roles,
                 service,
                 password_file,
+                client_cert,
             } => {
                 let h = home.open().await?;
                 let ids = identities(&h)?;
@@ -226,6 +245,13 @@ pub fn users(a: UsersArgs) -> anyhow::Result<ExitCode> {
                     .join(",");
                 if service {
                     ids.add_service(h.actor(), &id, &roles).await?;
+                    if let Some(c) = &client_cert {
+                        let pem = std::fs::read_to_string(c)
+                            .with_context(|| format!("cannot read `{}`", c.display()))?;
+                        let fp = airlock_server::tls::fingerprint_pem(&pem)?;
+                        ids.set_client_cert(&id, &fp).await?;
+                        println!("client certificate registered (SHA-256 {fp})");
+                    }
                     println!(
                         "service `{id}` created with roles {names}; issue it a token with `airlock tokens issue`"
                     );
