@@ -27,7 +27,7 @@ const MEMO_MIN_TEXT: usize = 1;
 const MEMO_MAX_ENTRIES: usize = 4096;
 
 /// At most this many pseudonymous resource ids are remembered (see [`Run::pseudo_id`]).
-const IDS_MAX_ENTRIES: usize = 1 << 16;
+pub(crate) const IDS_MAX_ENTRIES: usize = 1 << 16;
 
 /// Outputs of the text engine for long texts already seen in this run. The same note often
 /// appears twice in a record (Synthea puts each one in a `DiagnosticReport` and a
@@ -85,6 +85,8 @@ pub(crate) struct Run<'a> {
     memo: TextMemo,
     /// Resource id → its pseudonymous id (each id is referenced many times in a document).
     ids: HashMap<String, String>,
+    /// Reference → its pseudonymous form (see `fhir::pseudo_ref`), for the same reason.
+    pub refs: HashMap<String, Option<String>>,
 }
 
 impl<'a> Run<'a> {
@@ -107,6 +109,7 @@ impl<'a> Run<'a> {
             scrub_epoch: 0,
             memo: TextMemo::default(),
             ids: HashMap::new(),
+            refs: HashMap::new(),
         }
     }
 

@@ -671,6 +671,22 @@ pub(crate) fn ref_id(r: &str) -> Option<&str> {
 /// Rewrites a reference with the pseudonymous id, keeping its form; `None` when it cannot be
 /// rewritten safely (a conditional reference with search parameters: removed).
 fn pseudo_ref(run: &mut Run<'_>, r: &str, hash: bool) -> Option<String> {
+    if hash {
+        return pseudo_ref_of(run, r, true);
+    }
+    // A pseudonym never changes within a run, and a document names each reference many times.
+    if let Some(p) = run.refs.get(r) {
+        return p.clone();
+    }
+    let p = pseudo_ref_of(run, r, false);
+    if run.refs.len() >= crate::engine::IDS_MAX_ENTRIES {
+        run.refs.clear();
+    }
+    run.refs.insert(r.to_owned(), p.clone());
+    p
+}
+
+fn pseudo_ref_of(run: &mut Run<'_>, r: &str, hash: bool) -> Option<String> {
     let pid = |run: &mut Run<'_>, id: &str| -> String {
         if hash {
             run.keys.crypto_hash_hex(id)

@@ -1,5 +1,7 @@
 //! FHIR R4 names the profile loader validates against.
 
+use std::sync::OnceLock;
+
 /// Every FHIR R4 resource type (4.0.1), plus `Resource` and `DomainResource` (any resource).
 pub const RESOURCE_TYPES: &[&str] = &[
     "Resource",
@@ -213,16 +215,28 @@ pub fn is_resource_type(t: &str) -> bool {
 /// The data type named by a choice-element suffix (`valueQuantity` → `Quantity`,
 /// `onsetDateTime` → `dateTime`), if any.
 pub fn choice_type(key: &str) -> Option<&'static str> {
-    let i = key.find(|c: char| c.is_ascii_uppercase())?;
+    let i = key.bytes().position(|c| c.is_ascii_uppercase())?;
     if i == 0 {
         return None;
     }
     let suffix = key.get(i..)?;
     let sb = suffix.as_bytes();
-    DATA_TYPES.iter().copied().find(|t| {
+    // The data types by length (called for every camel-case element name).
+    static BY_LEN: OnceLock<Vec<Vec<&'static str>>> = OnceLock::new();
+    let by_len = BY_LEN.get_or_init(|| {
+        let mut v: Vec<Vec<&'static str>> = Vec::new();
+        for t in DATA_TYPES {
+            if v.len() <= t.len() {
+                v.resize(t.len() + 1, Vec::new());
+            }
+            if let Some(b) = v.get_mut(t.len()) {
+                b.push(t);
+            }
+        }
+        v
+    });
+    by_len.get(sb.len())?.iter().copied().find(|t| {
         let tb = t.as_bytes();
-        tb.len() == sb.len()
-            && tb.first().map(u8::to_ascii_uppercase) == sb.first().copied()
-            && tb.get(1..) == sb.get(1..)
+        tb.first().map(u8::to_ascii_uppercase) == sb.first().copied() && tb.get(1..) == sb.get(1..)
     })
 }

@@ -64,6 +64,9 @@ pub struct LeakSet {
     values: HashMap<String, LeakKind>,
     lower: std::collections::HashSet<String>,
     version: u64,
+    /// Every (trimmed) value offered to [`LeakSet::add`], with the kinds it was offered as:
+    /// adding is idempotent, and a document offers the same dates and ids many times.
+    offered: HashMap<String, u32>,
 }
 
 /// Titles and suffixes that are not names.
@@ -153,6 +156,14 @@ impl LeakSet {
     /// specific are skipped: they would match unrelated output).
     pub fn add(&mut self, kind: LeakKind, value: &str) {
         let v = value.trim();
+        let bit = 1u32 << (kind as u32);
+        match self.offered.get_mut(v) {
+            Some(kinds) if *kinds & bit != 0 => return,
+            Some(kinds) => *kinds |= bit,
+            None => {
+                self.offered.insert(v.to_owned(), bit);
+            }
+        }
         if v.chars().count() < kind.min_len() || !v.chars().any(char::is_alphanumeric) {
             return;
         }
@@ -173,7 +184,15 @@ impl LeakSet {
         {
             return;
         }
-        if self.lower.insert(v.to_lowercase()) {
+        // Most values (dates, ids) are ASCII without capitals and seen before: no allocation.
+        let lower: std::borrow::Cow<'_, str> =
+            if v.is_ascii() && !v.bytes().any(|b| b.is_ascii_uppercase()) {
+                std::borrow::Cow::Borrowed(v)
+            } else {
+                std::borrow::Cow::Owned(v.to_lowercase())
+            };
+        if !self.lower.contains(lower.as_ref()) {
+            self.lower.insert(lower.into_owned());
             self.version += 1;
         }
         if !self.values.contains_key(v) {

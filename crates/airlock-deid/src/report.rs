@@ -178,20 +178,22 @@ fn short(h: &str) -> &str {
     h.get(..16).unwrap_or(h)
 }
 
-/// Change counters keyed by `path` and method (fast path for the hot loop).
+/// Change counters keyed by `path` and method (fast path for the hot loop: a path sees one or
+/// two methods, so they are a short list).
 #[derive(Debug, Default)]
 pub(crate) struct Changes {
-    map: HashMap<String, HashMap<&'static str, u64>>,
+    map: HashMap<String, Vec<(&'static str, u64)>>,
 }
 
 impl Changes {
     pub fn add(&mut self, path: &str, method: &'static str) {
         if let Some(m) = self.map.get_mut(path) {
-            *m.entry(method).or_insert(0) += 1;
+            match m.iter_mut().find(|(k, _)| *k == method) {
+                Some((_, n)) => *n += 1,
+                None => m.push((method, 1)),
+            }
         } else {
-            let mut m = HashMap::new();
-            m.insert(method, 1);
-            self.map.insert(path.to_owned(), m);
+            self.map.insert(path.to_owned(), vec![(method, 1)]);
         }
     }
 
