@@ -84,25 +84,47 @@ type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 /// Rule lookup tables (built once per run).
 pub(crate) struct RuleIndex {
     by_last: FxMap<String, Vec<usize>>,
-    by_type_only: FxMap<String, Vec<usize>>,
+    /// A 256-bit filter of the `by_last` keys by [`key_sig`]: most element names have no rule,
+    /// and this says so without a lookup.
+    last_filter: [u64; 4],
+    /// Few rules are anchored on a type alone: a short list.
+    by_type_only: Vec<(String, Vec<usize>)>,
     by_ext: Vec<usize>,
     resource_only: FxMap<String, Vec<usize>>,
+}
+
+/// A one-byte signature of an element name for [`RuleIndex::last_filter`].
+fn key_sig(k: &str) -> u8 {
+    let b = k.as_bytes();
+    let first = b.first().copied().unwrap_or(0);
+    let last = b.last().copied().unwrap_or(0);
+    (b.len() as u8).wrapping_mul(37) ^ first ^ last.rotate_left(3)
 }
 
 impl RuleIndex {
     pub fn new(rules: &[FhirRule]) -> RuleIndex {
         let mut idx = RuleIndex {
             by_last: FxMap::default(),
-            by_type_only: FxMap::default(),
+            last_filter: [0; 4],
+            by_type_only: Vec::new(),
             by_ext: Vec::new(),
             resource_only: FxMap::default(),
         };
         for (i, r) in rules.iter().enumerate() {
             match r.path.steps.last() {
-                Some(Step::Elem(e)) => idx.by_last.entry(e.clone()).or_default().push(i),
+                Some(Step::Elem(e)) => {
+                    let sig = key_sig(e);
+                    if let Some(w) = idx.last_filter.get_mut(usize::from(sig / 64)) {
+                        *w |= 1 << (sig % 64);
+                    }
+                    idx.by_last.entry(e.clone()).or_default().push(i);
+                }
                 Some(Step::Extension(_)) => idx.by_ext.push(i),
                 None => match &r.path.by_type {
-                    Some(t) => idx.by_type_only.entry(t.clone()).or_default().push(i),
+                    Some(t) => match idx.by_type_only.iter_mut().find(|(k, _)| k == t) {
+                        Some((_, v)) => v.push(i),
+                        None => idx.by_type_only.push((t.clone(), vec![i])),
+                    },
                     None => idx
                         .resource_only
                         .entry(r.path.resource.clone().unwrap_or_default())
@@ -112,6 +134,24 @@ impl RuleIndex {
             }
         }
         idx
+    }
+
+    /// The rules whose path ends with element `key`.
+    fn last(&self, key: &str) -> Option<&Vec<usize>> {
+        let sig = key_sig(key);
+        let maybe = self
+            .last_filter
+            .get(usize::from(sig / 64))
+            .is_some_and(|w| w & (1 << (sig % 64)) != 0);
+        if maybe { self.by_last.get(key) } else { None }
+    }
+
+    /// The rules anchored on type `t` alone.
+    fn type_only(&self, t: &str) -> Option<&Vec<usize>> {
+        self.by_type_only
+            .iter()
+            .find(|(k, _)| k == t)
+            .map(|(_, v)| v)
     }
 }
 
@@ -206,20 +246,20 @@ impl Walk<'_> {
             }
             Some(e) => {
                 let key = self.key_of(e);
-                if let Some(v) = self.index.by_last.get(key) {
+                if let Some(v) = self.index.last(key) {
                     for &i in v {
                         consider(i, self);
                     }
                 }
                 if let Some(base) = choice_base(key)
-                    && let Some(v) = self.index.by_last.get(base)
+                    && let Some(v) = self.index.last(base)
                 {
                     for &i in v {
                         consider(i, self);
                     }
                 }
                 if let Some(t) = e.ty
-                    && let Some(v) = self.index.by_type_only.get(t)
+                    && let Some(v) = self.index.type_only(t)
                 {
                     for &i in v {
                         consider(i, self);
@@ -277,7 +317,7 @@ impl Walk<'_> {
 }
 
 fn choice_base(key: &str) -> Option<&str> {
-    let i = key.find(|c: char| c.is_ascii_uppercase())?;
+    let i = key.bytes().position(|c| c.is_ascii_uppercase())?;
     if i == 0 { None } else { key.get(..i) }
 }
 

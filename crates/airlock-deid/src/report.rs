@@ -179,30 +179,126 @@ fn short(h: &str) -> &str {
 }
 
 /// Change counters keyed by `path` and method (fast path for the hot loop: a path sees one or
-/// two methods, so they are a short list).
-#[derive(Debug, Default)]
+/// two methods, so they are a short list). A small direct-mapped cache of recent
+/// (path, method) counters sits in front of the map: a document changes the same few paths
+/// over and over, and a fixed-size cache keyed by a fast hash cannot be slowed down by input.
+#[derive(Debug)]
 pub(crate) struct Changes {
     map: HashMap<String, Vec<(&'static str, u64)>>,
+    cache: Vec<Slot>,
+}
+
+/// One cached counter (`n == 0`: empty; the path buffer is reused).
+#[derive(Debug, Default, Clone)]
+struct Slot {
+    path: String,
+    method: &'static str,
+    n: u64,
+}
+
+const CACHE_SLOTS: usize = 256;
+
+impl Default for Changes {
+    fn default() -> Self {
+        Changes {
+            map: HashMap::new(),
+            cache: vec![Slot::default(); CACHE_SLOTS],
+        }
+    }
+}
+
+/// The fx multiply-rotate hash (the cache index only).
+fn fx(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = 0u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    for &b in chunks.remainder() {
+        h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+    }
+    h
 }
 
 impl Changes {
     pub fn add(&mut self, path: &str, method: &'static str) {
-        if let Some(m) = self.map.get_mut(path) {
+        let i = (fx(path.as_bytes()) >> 56) as usize;
+        let Some(slot) = self.cache.get_mut(i) else {
+            Self::add_to(&mut self.map, path, method, 1);
+            return;
+        };
+        if slot.n > 0 && slot.method == method && slot.path == path {
+            slot.n += 1;
+            return;
+        }
+        if slot.n > 0 {
+            Self::add_to(&mut self.map, &slot.path, slot.method, slot.n);
+        }
+        slot.path.clear();
+        slot.path.push_str(path);
+        slot.method = method;
+        slot.n = 1;
+    }
+
+    fn add_to(
+        map: &mut HashMap<String, Vec<(&'static str, u64)>>,
+        path: &str,
+        method: &'static str,
+        n: u64,
+    ) {
+        if let Some(m) = map.get_mut(path) {
             match m.iter_mut().find(|(k, _)| *k == method) {
-                Some((_, n)) => *n += 1,
-                None => m.push((method, 1)),
+                Some((_, c)) => *c += n,
+                None => m.push((method, n)),
             }
         } else {
-            self.map.insert(path.to_owned(), vec![(method, 1)]);
+            map.insert(path.to_owned(), vec![(method, n)]);
         }
     }
 
     pub fn merge_into(&self, out: &mut BTreeMap<String, BTreeMap<String, u64>>) {
-        for (p, m) in &self.map {
-            let e = out.entry(p.clone()).or_default();
-            for (k, v) in m {
-                *e.entry((*k).to_owned()).or_insert(0) += v;
+        let cached = self
+            .cache
+            .iter()
+            .filter(|s| s.n > 0)
+            .map(|s| (s.path.as_str(), s.method, s.n));
+        let mapped = self
+            .map
+            .iter()
+            .flat_map(|(p, m)| m.iter().map(move |(k, v)| (p.as_str(), *k, *v)));
+        for (p, k, v) in mapped.chain(cached) {
+            *out.entry(p.to_owned())
+                .or_default()
+                .entry(k.to_owned())
+                .or_insert(0) += v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn change_counters_match_a_naive_count(
+            adds in prop::collection::vec((0usize..600, 0usize..3), 0..3000),
+        ) {
+            const METHODS: [&str; 3] = ["keep", "redact", "pseudonym"];
+            let mut changes = Changes::default();
+            let mut naive: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+            for (p, m) in adds {
+                let path = format!("Observation.x{p}");
+                changes.add(&path, METHODS[m]);
+                *naive.entry(path).or_default().entry(METHODS[m].to_owned()).or_insert(0) += 1;
             }
+            let mut out = BTreeMap::new();
+            changes.merge_into(&mut out);
+            prop_assert_eq!(out, naive);
         }
     }
 }
