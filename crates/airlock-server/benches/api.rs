@@ -1,0 +1,505 @@
+//! Loopback load benchmark of the HTTPS API, over real TLS, with keep-alive connections.
+//!
+//! `cargo bench -p airlock-server --bench api`
+//!
+//! Builds a deployment in a temporary directory (SQLite metadata; identified data in clinical,
+//! de-identified and synthetic datasets in development), logs a data scientist and an auditor in
+//! over TLS, starts the server on `127.0.0.1:0`, and drives three scenarios with `C` concurrent
+//! connections for `D` seconds each after a one-second warm-up:
+//!
+//! - `GET /healthz`, the baseline: no authentication, no policy decision, no ledger write;
+//! - `GET /v1/datasets` as the data scientist: session lookup, Cedar decisions, the metadata
+//!   query and two durable (fsynced) ledger appends per request;
+//! - `POST /v1/audit/search` as the auditor: one durable ledger append, then a scan of the
+//!   whole ledger, so its latency grows with the ledger.
+//!
+//! `AIRLOCK_BENCH_CONNS` (default 16) and `AIRLOCK_BENCH_SECS` (default 5) set `C` and `D`.
+//! Every response must be 200; the run fails after printing its figures if any is not.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use airlock_authz::{Authorizer, Role};
+use airlock_crypto::{KdfParams, Secret};
+use airlock_server::client::{Client, tls_config};
+use airlock_server::{AppState, IdentityPolicy, app, tls, totp};
+use airlock_store::{Home, IngestRequest, InitOptions, Passphrase};
+use airlock_types::{ActorId, Classification, DatasetName, Zone};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "a long enough passphrase 1";
+const WARM_UP: Duration = Duration::from_secs(1);
+/// How many non-200 replies (or transport errors) each scenario prints.
+const SHOWN_FAILURES: usize = 5;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a positive integer, not {v:?}")),
+        Err(_) => default,
+    }
+}
+
+/// One request shape, sent again and again on every connection.
+struct Scenario {
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    bearer: Option<String>,
+    body: Option<Value>,
+}
+
+/// What one scenario measured.
+struct Outcome {
+    requests: usize,
+    elapsed: Duration,
+    /// Sorted, in microseconds.
+    latencies_us: Vec<u64>,
+    failures: usize,
+    shown: Vec<String>,
+    ledger_before: u64,
+    ledger_after: u64,
+}
+
+impl Outcome {
+    fn throughput(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Nearest-rank percentile, in milliseconds.
+    fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let rank = (p * self.latencies_us.len() as f64).ceil() as usize;
+        let i = rank.clamp(1, self.latencies_us.len()) - 1;
+        self.latencies_us[i] as f64 / 1000.0
+    }
+
+    fn max_ms(&self) -> f64 {
+        self.latencies_us
+            .last()
+            .map_or(f64::NAN, |&v| v as f64 / 1000.0)
+    }
+
+    fn appended(&self) -> u64 {
+        self.ledger_after.saturating_sub(self.ledger_before)
+    }
+}
+
+/// What one connection saw during the measured window.
+#[derive(Default)]
+struct ConnResult {
+    latencies_us: Vec<u64>,
+    failures: usize,
+    shown: Vec<String>,
+    last_finish: Option<Instant>,
+}
+
+struct Target {
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    state: AppState,
+}
+
+async fn run_scenario(target: &Target, sc: &Scenario, conns: usize, secs: u64) -> Outcome {
+    let sc = Arc::new((
+        sc.method,
+        sc.path,
+        sc.bearer.as_ref().map(|t| format!("Bearer {t}")),
+        sc.body.clone(),
+    ));
+    let mut clients = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        clients.push(
+            Client::connect(target.addr, "localhost", Arc::clone(&target.tls))
+                .await
+                .expect("connect"),
+        );
+    }
+    let start = Instant::now();
+    let measure_from = start + WARM_UP;
+    let measure_until = measure_from + Duration::from_secs(secs);
+    let mut tasks = Vec::with_capacity(conns);
+    for mut client in clients {
+        let sc = Arc::clone(&sc);
+        tasks.push(tokio::spawn(async move {
+            let (method, path, auth, body) = &*sc;
+            let headers: Vec<(&str, &str)> = auth
+                .as_deref()
+                .map(|a| vec![("authorization", a)])
+                .unwrap_or_default();
+            let mut out = ConnResult::default();
+            loop {
+                let sent = Instant::now();
+                if sent >= measure_until {
+                    break;
+                }
+                let reply = client.send(method, path, &headers, body.as_ref()).await;
+                let done = Instant::now();
+                if sent < measure_from {
+                    // Warm-up: failures still count, latencies do not.
+                    if let Ok(r) = &reply
+                        && r.status == 200
+                    {
+                        continue;
+                    }
+                }
+                match reply {
+                    Ok(r) if r.status == 200 => {
+                        out.latencies_us.push(
+                            u64::try_from(done.duration_since(sent).as_micros())
+                                .unwrap_or(u64::MAX),
+                        );
+                        out.last_finish = Some(done);
+                    }
+                    Ok(r) => {
+                        out.failures += 1;
+                        if out.shown.len() < SHOWN_FAILURES {
+                            let body = String::from_utf8_lossy(&r.body);
+                            out.shown
+                                .push(format!("HTTP {}: {}", r.status, truncate(&body, 200)));
+                        }
+                    }
+                    Err(e) => {
+                        out.failures += 1;
+                        if out.shown.len() < SHOWN_FAILURES {
+                            out.shown.push(format!("transport: {e}"));
+                        }
+                        // The connection is likely gone; stop this one rather than spin.
+                        break;
+                    }
+                }
+            }
+            out
+        }));
+    }
+    tokio::time::sleep_until(measure_from.into()).await;
+    let ledger_before = target.state.home().ledger().size().expect("ledger size");
+    let mut latencies_us = Vec::new();
+    let mut failures = 0;
+    let mut shown = Vec::new();
+    let mut last = measure_from;
+    for t in tasks {
+        let r = t.await.expect("client task");
+        latencies_us.extend(r.latencies_us);
+        failures += r.failures;
+        for s in r.shown {
+            if shown.len() < SHOWN_FAILURES {
+                shown.push(s);
+            }
+        }
+        if let Some(f) = r.last_finish {
+            last = last.max(f);
+        }
+    }
+    let ledger_after = target.state.home().ledger().size().expect("ledger size");
+    latencies_us.sort_unstable();
+    Outcome {
+        requests: latencies_us.len(),
+        elapsed: last
+            .duration_since(measure_from)
+            .max(Duration::from_millis(1)),
+        latencies_us,
+        failures,
+        shown,
+        ledger_before,
+        ledger_after,
+    }
+}
+
+fn truncate(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn report(name: &str, o: &Outcome) {
+    println!(
+        "{name:<24} {:>9.0} req/s  p50 {:>7.2} ms  p90 {:>7.2} ms  p99 {:>7.2} ms  max {:>8.2} ms  ({} requests in {:.2} s)",
+        o.throughput(),
+        o.percentile_ms(0.50),
+        o.percentile_ms(0.90),
+        o.percentile_ms(0.99),
+        o.max_ms(),
+        o.requests,
+        o.elapsed.as_secs_f64(),
+    );
+    let per_s = o.appended() as f64 / o.elapsed.as_secs_f64();
+    let per_req = if o.requests == 0 {
+        0.0
+    } else {
+        o.appended() as f64 / o.requests as f64
+    };
+    println!(
+        "{:<24} ledger {} -> {} entries: {} appended, {per_s:.0} entries/s, {per_req:.2} per request",
+        "",
+        o.ledger_before,
+        o.ledger_after,
+        o.appended(),
+    );
+    if o.failures > 0 {
+        println!(
+            "{:<24} FAILURES: {} non-200 replies or transport errors",
+            "", o.failures
+        );
+        for s in &o.shown {
+            println!("{:<24}   {s}", "");
+        }
+    }
+}
+
+fn ingest(name: &str, zone: Zone, class: Classification, files: Vec<PathBuf>) -> IngestRequest {
+    IngestRequest {
+        zone,
+        classification: class,
+        source_system: "bench".into(),
+        dataset: DatasetName::new(name).unwrap(),
+        files,
+    }
+}
+
+/// A deployment with identified data in clinical, a de-identified derivative and a few
+/// synthetic datasets in development.
+async fn deployment(dir: &Path) -> Home {
+    let opts = InitOptions {
+        name: "apibench".into(),
+        kdf: KdfParams::danger_fast_for_tests(),
+        database_url: None,
+    };
+    let home = Home::init(
+        &dir.join("home"),
+        &Passphrase::new("bench passphrase".into()),
+        &opts,
+        ActorId::new("operator").unwrap(),
+    )
+    .await
+    .unwrap();
+    let cohort = airlock_synth::generate(&airlock_synth::GenOptions::new(6, 7));
+    let gen_dir = dir.join("gen");
+    airlock_synth::write_all(&cohort, &gen_dir).unwrap();
+    let bundles: Vec<PathBuf> = std::fs::read_dir(gen_dir.join("fhir"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    home.ingest(
+        &ingest("ehr", Zone::Clinical, Classification::Phi, bundles),
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
+    airlock_server::gate::run_gate(
+        &home,
+        "safe-harbor",
+        "ehr",
+        &DatasetName::new("ehr-deid").unwrap(),
+    )
+    .await
+    .unwrap();
+    let csv = dir.join("synth.csv");
+    std::fs::write(&csv, "age_band,sex,dx\n40-49,F,E11\n70-79,M,I10\n").unwrap();
+    for name in ["synth-a", "synth-b", "synth-c"] {
+        home.ingest(
+            &ingest(
+                name,
+                Zone::Development,
+                Classification::Synthetic,
+                vec![csv.clone()],
+            ),
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
+    }
+    home
+}
+
+/// Enrol `user` with `role` and log in over TLS; returns the session token.
+async fn session(target: &Target, user: &str, role: Role) -> String {
+    let op = ActorId::new("operator").unwrap();
+    let id = ActorId::new(user).unwrap();
+    let enrolment = target
+        .state
+        .identities()
+        .add_user(
+            &op,
+            &id,
+            &[role],
+            &Secret::new(PASSWORD.as_bytes().to_vec()),
+        )
+        .await
+        .unwrap();
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+    let code = totp::code_at(enrolment.secret.expose_secret(), now);
+    let mut c = Client::connect(target.addr, "localhost", Arc::clone(&target.tls))
+        .await
+        .unwrap();
+    let r = c
+        .send(
+            "POST",
+            "/v1/auth/login",
+            &[],
+            Some(&json!({"username": user, "password": PASSWORD, "totp": code})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status,
+        200,
+        "login {user}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    r.json()["token"].as_str().unwrap().to_string()
+}
+
+fn main() {
+    // Server-side errors (the detail behind a 500) go to stderr; `RUST_LOG` widens it.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let conns = usize::try_from(env_or("AIRLOCK_BENCH_CONNS", 16).max(1)).unwrap();
+    let secs = env_or("AIRLOCK_BENCH_SECS", 5).max(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Client and server share one runtime: as many workers as cores, no more, so the bench
+    // does not add scheduler contention of its own.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(bench(conns, secs, cores));
+}
+
+async fn bench(conns: usize, secs: u64, cores: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    let home = deployment(tmp.path()).await;
+    let (cert, key) = home.tls_identity().unwrap();
+    let server_tls = tls::server_config(&cert, key.expose_secret()).unwrap();
+    let state = AppState::new(home, Authorizer::new().unwrap(), IdentityPolicy::default()).unwrap();
+    let listener = tls::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(tls::serve(
+        listener,
+        server_tls,
+        app(state.clone()),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let target = Target {
+        addr,
+        tls: tls_config(&cert).unwrap(),
+        state,
+    };
+    let scientist = session(&target, "u-data-scientist", Role::DataScientist).await;
+    let auditor = session(&target, "u-auditor", Role::Auditor).await;
+
+    // The listing must return something, or the scenario measures an empty answer.
+    let mut c = Client::connect(addr, "localhost", Arc::clone(&target.tls))
+        .await
+        .unwrap();
+    let auth = format!("Bearer {scientist}");
+    let listed = c
+        .send("GET", "/v1/datasets", &[("authorization", &auth)], None)
+        .await
+        .unwrap();
+    assert_eq!(listed.status, 200);
+    let n_listed = listed.json()["datasets"].as_array().map_or(0, Vec::len);
+    assert!(n_listed > 0, "the data scientist's listing is empty");
+    drop(c);
+
+    println!(
+        "airlock-server API load benchmark: HTTPS (rustls, TLS 1.3) on loopback, HTTP/1.1 keep-alive"
+    );
+    println!(
+        "{conns} connections per scenario, {}s warm-up then {secs}s measured; SQLite metadata; set up in {:.1}s",
+        WARM_UP.as_secs(),
+        t.elapsed().as_secs_f64()
+    );
+    println!(
+        "note: client and server share this machine's {cores} core(s) and one {cores}-worker tokio runtime; \
+         figures are lower bounds for a dedicated server"
+    );
+    println!("the data scientist's listing returns {n_listed} datasets");
+    println!();
+
+    let scenarios = [
+        Scenario {
+            name: "GET /healthz",
+            method: "GET",
+            path: "/healthz",
+            bearer: None,
+            body: None,
+        },
+        Scenario {
+            name: "GET /v1/datasets",
+            method: "GET",
+            path: "/v1/datasets",
+            bearer: Some(scientist),
+            body: None,
+        },
+        Scenario {
+            name: "POST /v1/audit/search",
+            method: "POST",
+            path: "/v1/audit/search",
+            bearer: Some(auditor),
+            body: Some(json!({"events": ["login"], "limit": 50})),
+        },
+    ];
+    let mut outcomes = Vec::new();
+    for sc in &scenarios {
+        if sc.path == "/v1/audit/search" {
+            println!(
+                "(the audit search scans the whole ledger per request: {} entries at the start of this scenario)",
+                target.state.home().ledger().size().unwrap()
+            );
+        }
+        let o = run_scenario(&target, sc, conns, secs).await;
+        report(sc.name, &o);
+        outcomes.push(o);
+    }
+
+    println!();
+    let base = &outcomes[0];
+    for (sc, o) in scenarios.iter().zip(&outcomes).skip(1) {
+        let short = if sc.path == "/v1/datasets" {
+            "listing"
+        } else {
+            "audit-search"
+        };
+        println!(
+            "ratio {short}/healthz throughput: {:.3}   p50 latency: {:.1}x   p99 latency: {:.1}x",
+            o.throughput() / base.throughput(),
+            o.percentile_ms(0.50) / base.percentile_ms(0.50),
+            o.percentile_ms(0.99) / base.percentile_ms(0.99),
+        );
+    }
+
+    let _ = stop.send(());
+    let _ = server.await;
+    let failed: usize = outcomes.iter().map(|o| o.failures).sum();
+    if failed > 0 {
+        panic!("{failed} requests did not return 200; see FAILURES above");
+    }
+    drop(tmp);
+}
