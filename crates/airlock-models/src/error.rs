@@ -1,0 +1,135 @@
+//! The crate's error type. Variants name columns, fields, rows and rules; never a cell value.
+
+/// Everything that can go wrong while reading a table, training, validating or decoding a model.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelsError {
+    /// The CSV input could not be parsed (position only; the parser's message may quote data).
+    #[error("csv input is malformed at record {record}")]
+    Csv {
+        /// Zero-based record number, header included.
+        record: u64,
+    },
+    /// A CSV record has the wrong number of fields.
+    #[error("record {row} has {found} fields, expected {expected}")]
+    RaggedRow {
+        /// Zero-based data row.
+        row: usize,
+        /// Header width.
+        expected: usize,
+        /// Fields found.
+        found: usize,
+    },
+    /// A named column is not in the table.
+    #[error("column `{column}` is not in the table")]
+    MissingColumn {
+        /// Column name.
+        column: String,
+    },
+    /// A column name appears twice (in the table header or in a feature list).
+    #[error("column `{column}` appears more than once")]
+    DuplicateColumn {
+        /// Column name.
+        column: String,
+    },
+    /// The target column was also listed as a feature.
+    #[error("column `{column}` is the target and cannot be a feature")]
+    TargetAsFeature {
+        /// Column name.
+        column: String,
+    },
+    /// A cell of a numeric column is not a finite number.
+    #[error("column `{column}` row {row}: not a finite number")]
+    NotNumeric {
+        /// Column name.
+        column: String,
+        /// Zero-based data row.
+        row: usize,
+    },
+    /// The table has too few rows to split and train.
+    #[error("the table has {rows} rows; training needs at least {needed}")]
+    TooFewRows {
+        /// Rows present.
+        rows: usize,
+        /// Rows needed.
+        needed: usize,
+    },
+    /// One part of the data holds only one class of the target.
+    #[error("the {part} holds only one class of the target")]
+    SingleClass {
+        /// Which part: `training split`, `held-out split`, `metric input`.
+        part: &'static str,
+    },
+    /// A prediction input lacks a feature of the signature.
+    #[error("field `{field}`: required by the model signature but missing")]
+    MissingField {
+        /// Feature name.
+        field: String,
+    },
+    /// A prediction input has a field the signature does not know.
+    #[error("field `{field}`: not a feature of this model")]
+    UnknownField {
+        /// Field name.
+        field: String,
+    },
+    /// A prediction input has the wrong type for its feature.
+    #[error("field `{field}`: expected {expected}")]
+    WrongType {
+        /// Feature name.
+        field: String,
+        /// What the signature wants (`a finite number`, `a category`).
+        expected: &'static str,
+    },
+    /// A numeric input is outside the signature's allowed range.
+    #[error("field `{field}`: outside the allowed range [{min}, {max}]")]
+    OutOfRange {
+        /// Feature name.
+        field: String,
+        /// Lower bound of the signature.
+        min: f64,
+        /// Upper bound of the signature.
+        max: f64,
+    },
+    /// A categorical input is not one of the signature's categories.
+    #[error("field `{field}`: not one of the allowed categories")]
+    UnknownCategory {
+        /// Feature name.
+        field: String,
+    },
+    /// An encoded input vector has the wrong length for the model.
+    #[error("input has {found} values, the model expects {expected}")]
+    Dimension {
+        /// Expected length.
+        expected: usize,
+        /// Found length.
+        found: usize,
+    },
+    /// Metric inputs are inconsistent (lengths differ, empty, or a score outside [0, 1]).
+    #[error("metric input is invalid: {rule}")]
+    MetricInput {
+        /// The rule broken.
+        rule: &'static str,
+    },
+    /// A hyper-parameter breaks its rule.
+    #[error("hyper-parameter `{param}`: {rule}")]
+    InvalidParam {
+        /// Parameter name.
+        param: &'static str,
+        /// The rule broken.
+        rule: &'static str,
+    },
+    /// The optimiser could not proceed (e.g. a Hessian that is not positive definite).
+    #[error("optimiser failed: {what}")]
+    Numerical {
+        /// What failed.
+        what: &'static str,
+    },
+    /// Model bytes do not decode.
+    #[error("model bytes are malformed at offset {offset}: {what}")]
+    Malformed {
+        /// Byte offset where decoding stopped.
+        offset: usize,
+        /// What was wrong.
+        what: &'static str,
+    },
+}

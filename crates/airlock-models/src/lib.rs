@@ -1,0 +1,48 @@
+//! # airlock-models: which model was trained on what, how good is it, and what may it be asked?
+//!
+//! A pure engine (no I/O beyond reading a CSV from a caller's reader, no async runtime, no
+//! database, no ML runtime) that trains two kinds of binary classifier on a [`Table`]:
+//! L2-regularised logistic regression fitted by Newton's method on standardised inputs
+//! ([`logistic`]), and histogram-based gradient-boosted trees on log-loss ([`gbdt`]). Both
+//! implement [`Model`] and serialise to canonical bytes (little-endian integers, IEEE-754 float
+//! bits, length prefixes), so a [`TrainedModel`] (signature plus model) is named by the SHA-256
+//! of its bytes.
+//!
+//! **Reproducibility.** [`train`] splits the table with a seeded, stratified shuffle
+//! ([`DataSplit`]), fits single-threaded in a fixed order, and records an [`Experiment`]: dataset
+//! hash, features, [`Signature`], hyper-parameters, seed, engine version, held-out [`Metrics`]
+//! (AUROC as the Mann-Whitney statistic, average precision as scikit-learn defines it, Brier
+//! score, log loss, a ten-bin reliability curve), training time and model hash. The same table,
+//! configuration and seed give the same model hash; only the measured time differs.
+//!
+//! **What a model may be asked.** A [`Signature`] lists the features: numeric with an allowed
+//! range, or categorical with allowed categories. [`TrainedModel::predict`] validates a
+//! [`Record`] against it before encoding (one-hot for logistic regression, ordinal codes for
+//! trees); a refusal names the field and the rule, never the value.
+//!
+//! **No values in errors.** [`ModelsError`] carries column names, row indices, offsets and rules.
+//! [`Table`], [`Column`] and [`Value`] print their shape, not their cells.
+
+pub mod gbdt;
+pub mod logistic;
+pub mod metrics;
+
+mod codec;
+mod error;
+mod model;
+mod rng;
+mod signature;
+mod table;
+mod train;
+
+pub use error::ModelsError;
+pub use gbdt::{GbdtModel, GbdtParams};
+pub use logistic::{LogisticModel, LogisticParams};
+pub use metrics::{CalibrationBin, Metrics};
+pub use model::{AnyModel, Model, ModelKind};
+pub use signature::{Encoding, Feature, FeatureKind, FeatureSpec, Record, Signature, Value};
+pub use table::{Column, Table};
+pub use train::{
+    DataSplit, Experiment, Params, SplitSummary, TrainConfig, TrainOutcome, TrainedModel,
+    code_version, train,
+};
