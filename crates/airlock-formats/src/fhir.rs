@@ -9,7 +9,7 @@ use std::io::BufRead;
 
 use serde_json::Value;
 
-use crate::{FormatError, FormatSummary, strip_bom, utf8};
+use crate::{FormatError, FormatSummary, UTF8_BOM, strip_bom, utf8};
 
 /// Parses one JSON document (a UTF-8 BOM allowed). Errors carry position and category only.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, FormatError> {
@@ -150,22 +150,14 @@ pub struct NdjsonRecord {
 /// malformed line yields an [`NdjsonRecord`] whose `value` is `Err`, and the stream goes on.
 #[derive(Debug)]
 pub struct NdjsonReader<R> {
-    reader: R,
-    line: u64,
-    record: u64,
-    buf: Vec<u8>,
-    done: bool,
+    lines: NdjsonLines<R>,
 }
 
 impl<R: BufRead> NdjsonReader<R> {
     /// Wraps a buffered reader.
     pub fn new(reader: R) -> Self {
         NdjsonReader {
-            reader,
-            line: 0,
-            record: 0,
-            buf: Vec::new(),
-            done: false,
+            lines: NdjsonLines::new(reader),
         }
     }
 }
@@ -174,6 +166,55 @@ impl<R: BufRead> Iterator for NdjsonReader<R> {
     type Item = Result<NdjsonRecord, FormatError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let line = match self.lines.next_line()? {
+            Ok(l) => l,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(Ok(NdjsonRecord {
+            record: line.record,
+            line: line.line,
+            value: parse_line(line.bytes, line.line),
+        }))
+    }
+}
+
+/// One non-blank NDJSON line as read, before parsing (see [`NdjsonLines`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RawLine<'a> {
+    /// 0-based record index (blank lines are not records).
+    pub record: u64,
+    /// 1-based line number in the stream.
+    pub line: u64,
+    /// The line's bytes, with its line ending (and without the BOM on line 1).
+    pub bytes: &'a [u8],
+}
+
+/// The lines [`NdjsonReader`] parses, unparsed: for callers with their own JSON reader. The
+/// numbering, the BOM and blank lines are handled as in [`NdjsonReader`]; [`parse_line`]
+/// gives the value it would yield.
+#[derive(Debug)]
+pub struct NdjsonLines<R> {
+    reader: R,
+    line: u64,
+    record: u64,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl<R: BufRead> NdjsonLines<R> {
+    /// Wraps a buffered reader.
+    pub fn new(reader: R) -> Self {
+        NdjsonLines {
+            reader,
+            line: 0,
+            record: 0,
+            buf: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// The next non-blank line; `Err` only for an I/O failure of the stream (which ends it).
+    pub fn next_line(&mut self) -> Option<Result<RawLine<'_>, FormatError>> {
         loop {
             if self.done {
                 return None;
@@ -195,27 +236,32 @@ impl<R: BufRead> Iterator for NdjsonReader<R> {
                 }
             }
             self.line += 1;
-            let mut line: &[u8] = &self.buf;
-            if self.line == 1 {
-                line = strip_bom(line);
-            }
-            if line.iter().all(u8::is_ascii_whitespace) {
+            let skip = if self.line == 1 { UTF8_BOM.len() } else { 0 };
+            let skip = if self.buf.starts_with(UTF8_BOM) {
+                skip
+            } else {
+                0
+            };
+            if self.buf.iter().skip(skip).all(u8::is_ascii_whitespace) {
                 continue;
             }
             let record = self.record;
             self.record += 1;
-            let value = match std::str::from_utf8(line) {
-                Ok(_) => {
-                    serde_json::from_slice::<Value>(line).map_err(|e| json_error(&e, self.line - 1))
-                }
-                Err(_) => Err(FormatError::Utf8 { line: self.line }),
-            };
-            return Some(Ok(NdjsonRecord {
+            return Some(Ok(RawLine {
                 record,
                 line: self.line,
-                value,
+                bytes: self.buf.get(skip..).unwrap_or_default(),
             }));
         }
+    }
+}
+
+/// The value of NDJSON line number `line` (1-based) whose bytes are `bytes`, as
+/// [`NdjsonReader`] yields it.
+pub fn parse_line(bytes: &[u8], line: u64) -> Result<Value, FormatError> {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => serde_json::from_slice::<Value>(bytes).map_err(|e| json_error(&e, line - 1)),
+        Err(_) => Err(FormatError::Utf8 { line }),
     }
 }
 
@@ -248,6 +294,32 @@ mod tests {
         assert!(e.to_string().contains("resourceType"));
         let e = validate_json(br#"["Jane"]"#).unwrap_err();
         assert!(!e.to_string().contains("Jane"));
+    }
+
+    #[test]
+    fn raw_lines_are_numbered_as_the_reader_numbers_them() {
+        let input = b"\xEF\xBB\xBF{\"a\":1}\r\n \n\n{\"b\":2}\n  \n{bad";
+        let mut lines = NdjsonLines::new(&input[..]);
+        let mut raw = Vec::new();
+        while let Some(l) = lines.next_line() {
+            let l = l.unwrap();
+            raw.push((l.record, l.line, l.bytes.to_vec()));
+        }
+        assert_eq!(
+            raw,
+            vec![
+                (0, 1, b"{\"a\":1}\r\n".to_vec()),
+                (1, 4, b"{\"b\":2}\n".to_vec()),
+                (2, 6, b"{bad".to_vec())
+            ]
+        );
+        let recs: Vec<_> = NdjsonReader::new(&input[..]).map(Result::unwrap).collect();
+        assert_eq!(recs.len(), 3);
+        assert!(recs[0].value.is_ok() && recs[2].value.is_err());
+        assert_eq!((recs[1].record, recs[1].line), (1, 4));
+        // A BOM-only first line is blank.
+        let mut lines = NdjsonLines::new(&b"\xEF\xBB\xBF\n{}"[..]);
+        assert_eq!(lines.next_line().unwrap().unwrap().line, 2);
     }
 
     #[test]
