@@ -128,22 +128,15 @@ pub(crate) fn deid_bytes_with(
     match format {
         Format::Hl7v2 => hl7::collect_file(&mut run, bytes),
         Format::FhirNdjson => {
-            for rec in airlock_formats::fhir::NdjsonReader::new(airlock_formats::strip_bom(bytes))
-                .flatten()
-            {
-                if let Ok(doc) = rec.value
-                    && doc.get("resourceType").and_then(serde_json::Value::as_str)
-                        == Some("Patient")
-                {
-                    fhir::prescan(&mut run, &doc);
-                }
-            }
+            prescan_ndjson(&mut run, airlock_formats::strip_bom(bytes), walker);
         }
         _ => {}
     }
     let mut risk = Vec::new();
     let mut doc = None;
     let mut collected = fhir::stream::Collected::default();
+    // Whether `collected` holds every output string the leak check reads.
+    let mut quick = fast.is_some();
     let out = match format {
         Format::FhirJson if fast.is_some() => {
             let mut out = Vec::with_capacity(bytes.len());
@@ -170,15 +163,18 @@ pub(crate) fn deid_bytes_with(
                 .unwrap_or_default()
         }
         Format::FhirNdjson => {
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(bytes.len());
             deid_ndjson(
                 &mut run,
                 &index,
                 label,
                 airlock_formats::strip_bom(bytes),
                 &mut out,
+                Some(&mut collected),
+                walker,
             )
             .map_err(|e| DeidError::io(Path::new(label), &e))?;
+            quick = walker == Walker::Tape;
             out
         }
         Format::Hl7v2 => deid_hl7(&mut run, label, bytes),
@@ -200,11 +196,12 @@ pub(crate) fn deid_bytes_with(
         None => {
             // The fast path gathered the output strings as it wrote them; the full scan runs
             // only when one of them holds an identifying value (to report it by path).
-            let quick = match fast {
-                Some(_) => fhir::stream::check_collected(&scanner, &out, &collected),
-                None => None,
+            let checked = if quick {
+                fhir::stream::check_collected(&scanner, &out, &collected)
+            } else {
+                None
             };
-            match quick {
+            match checked {
                 Some(n) => scanned += n,
                 None => scan_output(&scanner, format, &out, label, &mut hits, &mut scanned),
             }
@@ -294,20 +291,15 @@ pub fn deid_paths(
             }
             Format::FhirJson => {
                 let bytes = std::fs::read(input).map_err(|e| DeidError::io(input, &e))?;
-                if let Ok(doc) = airlock_formats::fhir::parse_json(&bytes) {
+                if let Some(tape) = fast_tape(profile, airlock_formats::strip_bom(&bytes)) {
+                    fhir::stream::prescan(&mut run, &tape, 0);
+                } else if let Ok(doc) = airlock_formats::fhir::parse_json(&bytes) {
                     fhir::prescan(&mut run, &doc);
                 }
             }
             Format::FhirNdjson => {
                 let f = File::open(input).map_err(|e| DeidError::io(input, &e))?;
-                for rec in airlock_formats::fhir::NdjsonReader::new(BufReader::new(f)).flatten() {
-                    if let Ok(doc) = rec.value
-                        && doc.get("resourceType").and_then(serde_json::Value::as_str)
-                            == Some("Patient")
-                    {
-                        fhir::prescan(&mut run, &doc);
-                    }
-                }
+                prescan_ndjson(&mut run, BufReader::new(f), Walker::Tape);
             }
             Format::Csv => {}
         }
@@ -335,8 +327,16 @@ pub fn deid_paths(
                 let f = File::open(input).map_err(|e| DeidError::io(input, &e))?;
                 let o = File::create(output).map_err(|e| DeidError::io(output, &e))?;
                 let mut w = BufWriter::new(o);
-                deid_ndjson(&mut run, &index, &label, BufReader::new(f), &mut w)
-                    .map_err(|e| DeidError::io(input, &e))?;
+                deid_ndjson(
+                    &mut run,
+                    &index,
+                    &label,
+                    BufReader::new(f),
+                    &mut w,
+                    None,
+                    Walker::Tape,
+                )
+                .map_err(|e| DeidError::io(input, &e))?;
                 w.flush().map_err(|e| DeidError::io(output, &e))?;
             }
             Format::Csv => {
@@ -565,35 +565,89 @@ fn quarantine(run: &mut Run<'_>, file: &str, record: u64, line: u64, path: &str,
     });
 }
 
+/// Patients of an NDJSON stream (one resource per line) for the pre-scan.
+fn prescan_ndjson<R: std::io::BufRead>(run: &mut Run<'_>, input: R, walker: Walker) {
+    let mut lines = airlock_formats::fhir::NdjsonLines::new(input);
+    while let Some(item) = lines.next_line() {
+        let Ok(raw) = item else {
+            continue;
+        };
+        if walker == Walker::Tape
+            && let Some(tape) = tape::Tape::parse(raw.bytes)
+        {
+            if tape.get_str(0, "resourceType").as_deref() == Some("Patient") {
+                fhir::stream::prescan(run, &tape, 0);
+            }
+        } else if let Ok(doc) = airlock_formats::fhir::parse_line(raw.bytes, raw.line)
+            && doc.get("resourceType").and_then(serde_json::Value::as_str) == Some("Patient")
+        {
+            fhir::prescan(run, &doc);
+        }
+    }
+}
+
+/// NDJSON, line by line (memory stays flat): each line through the tape walk where it applies,
+/// else through the tree. `collected`: gathers the leak check's strings (offsets into
+/// everything written to `output`), marked incomplete when a line took the tree.
 fn deid_ndjson<R: std::io::BufRead, W: Write>(
     run: &mut Run<'_>,
     index: &RuleIndex,
     label: &str,
     input: R,
     output: &mut W,
+    mut collected: Option<&mut fhir::stream::Collected>,
+    walker: Walker,
 ) -> std::io::Result<()> {
-    for item in airlock_formats::fhir::NdjsonReader::new(input) {
-        let rec = match item {
+    let fast = walker == Walker::Tape && run.profile.inner().rare_codes.is_none();
+    let mut lines = airlock_formats::fhir::NdjsonLines::new(input);
+    let mut buf = Vec::new();
+    let mut scratch = fhir::stream::Collected::default();
+    let mut written = 0usize;
+    while let Some(item) = lines.next_line() {
+        let raw = match item {
             Ok(r) => r,
             Err(e) => {
                 quarantine(run, label, 0, 0, "stream", &e.to_string());
                 break;
             }
         };
-        let mut v = match rec.value {
-            Ok(v) => v,
-            Err(e) => {
-                quarantine(run, label, rec.record, rec.line, "line", &e.to_string());
+        buf.clear();
+        let tape = if fast {
+            tape::Tape::parse(raw.bytes).filter(|t| fhir::stream::check_resource(t, 0).is_ok())
+        } else {
+            None
+        };
+        if let Some(tape) = tape {
+            let c = match collected.as_deref_mut() {
+                Some(c) => {
+                    c.set_base(written);
+                    c
+                }
+                None => &mut scratch,
+            };
+            fhir::stream::deid_document(run, index, &tape, label, raw.line, &mut buf, c);
+            scratch.clear();
+        } else {
+            if let Some(c) = collected.as_deref_mut() {
+                c.set_incomplete();
+            }
+            let mut v = match airlock_formats::fhir::parse_line(raw.bytes, raw.line) {
+                Ok(v) => v,
+                Err(e) => {
+                    quarantine(run, label, raw.record, raw.line, "line", &e.to_string());
+                    continue;
+                }
+            };
+            if let Err(reason) = fhir::check_resource(&v) {
+                quarantine(run, label, raw.record, raw.line, "line", reason);
                 continue;
             }
-        };
-        if let Err(reason) = fhir::check_resource(&v) {
-            quarantine(run, label, rec.record, rec.line, "line", reason);
-            continue;
+            fhir::deid_document(run, index, &mut v, label, raw.line);
+            serde_json::to_writer(&mut buf, &v).map_err(std::io::Error::other)?;
         }
-        fhir::deid_document(run, index, &mut v, label, rec.line);
-        serde_json::to_writer(&mut *output, &v).map_err(std::io::Error::other)?;
-        output.write_all(b"\n")?;
+        buf.push(b'\n');
+        output.write_all(&buf)?;
+        written += buf.len();
     }
     Ok(())
 }
@@ -729,9 +783,15 @@ fn scan_ndjson<R: std::io::BufRead>(
     hits: &mut Vec<LeakHit>,
     scanned: &mut u64,
 ) {
-    for rec in airlock_formats::fhir::NdjsonReader::new(input).flatten() {
-        if let Ok(v) = rec.value {
-            fhir::scan_output(scanner, &v, label, rec.record, hits, scanned);
+    let mut lines = airlock_formats::fhir::NdjsonLines::new(input);
+    while let Some(item) = lines.next_line() {
+        let Ok(raw) = item else {
+            continue;
+        };
+        if !fhir::stream::scan_output(scanner, raw.bytes, label, raw.record, hits, scanned)
+            && let Ok(v) = airlock_formats::fhir::parse_line(raw.bytes, raw.line)
+        {
+            fhir::scan_output(scanner, &v, label, raw.record, hits, scanned);
         }
     }
 }

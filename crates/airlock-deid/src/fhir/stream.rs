@@ -194,8 +194,29 @@ fn is_resource_like(tape: &Tape<'_>, i: usize) -> bool {
 #[derive(Debug, Default)]
 pub(crate) struct Collected {
     spans: Vec<Span>,
-    /// Something the quick check does not model (a key ending in `.data`): the full scan runs.
+    /// Something the quick check does not model (a key ending in `.data`, an output part
+    /// written by the tree walk): the full scan runs.
     complex: bool,
+    /// Where the output being written starts in the whole output (NDJSON lines).
+    base: usize,
+}
+
+impl Collected {
+    /// The output written next starts at `base` in the whole output.
+    pub(crate) fn set_base(&mut self, base: usize) {
+        self.base = base;
+    }
+
+    /// Some output was written without gathering its strings.
+    pub(crate) fn set_incomplete(&mut self) {
+        self.complex = true;
+    }
+
+    /// Forgets what was gathered.
+    pub(crate) fn clear(&mut self) {
+        self.spans.clear();
+        self.complex = false;
+    }
 }
 
 /// One output string.
@@ -232,9 +253,10 @@ impl Emit<'_, '_, '_> {
         if !decode && key.ends_with(".data") {
             self.collected.complex = true;
         }
+        let base = self.collected.base;
         self.collected.spans.push(Span {
-            start,
-            end: self.out.len().saturating_sub(1),
+            start: base + start,
+            end: base + self.out.len().saturating_sub(1),
             decode,
             escaped,
         });
