@@ -60,6 +60,15 @@ pub enum ModelsError {
         /// Which part: `training split`, `held-out split`, `metric input`.
         part: &'static str,
     },
+    /// A signature breaks a structural rule (names unique, ranges ordered and finite,
+    /// categories sorted and unique).
+    #[error("feature `{field}`: {rule}")]
+    InvalidSignature {
+        /// Feature name.
+        field: String,
+        /// The rule broken.
+        rule: &'static str,
+    },
     /// A prediction input lacks a feature of the signature.
     #[error("field `{field}`: required by the model signature but missing")]
     MissingField {

@@ -135,6 +135,36 @@ impl Signature {
         Ok(Signature { features })
     }
 
+    /// Check the structural rules a signature from outside (JSON, a registry) must meet:
+    /// unique names, finite ordered ranges, sorted unique categories. Inferred signatures meet
+    /// them by construction; [`crate::TrainedModel::new`] checks every signature it is given.
+    pub fn validate(&self) -> Result<(), ModelsError> {
+        for (i, f) in self.features.iter().enumerate() {
+            let bad = |rule| {
+                Err(ModelsError::InvalidSignature {
+                    field: f.name.clone(),
+                    rule,
+                })
+            };
+            if self.features.iter().take(i).any(|g| g.name == f.name) {
+                return bad("name appears more than once");
+            }
+            match &f.kind {
+                FeatureKind::Numeric { min, max } => {
+                    if !(min.is_finite() && max.is_finite() && min <= max) {
+                        return bad("range must be finite with min <= max");
+                    }
+                }
+                FeatureKind::Categorical { categories } => {
+                    if categories.windows(2).any(|w| w.first() >= w.get(1)) {
+                        return bad("categories must be sorted and unique");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Length of the encoded input vector.
     pub fn width(&self, encoding: Encoding) -> usize {
         self.features

@@ -106,8 +106,10 @@ pub struct TrainedModel {
 }
 
 impl TrainedModel {
-    /// Pair a signature with a model; the model's input width must match the signature's.
+    /// Pair a signature with a model: the signature must be valid and its encoded width must be
+    /// the model's input width.
     pub fn new(signature: Signature, model: AnyModel) -> Result<Self, ModelsError> {
+        signature.validate()?;
         let width = signature.width(model.kind().encoding());
         if width != model.n_inputs() {
             return Err(ModelsError::Dimension {

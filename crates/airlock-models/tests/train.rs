@@ -215,3 +215,100 @@ fn configuration_errors_name_columns() {
     ));
     assert_eq!(ModelKind::Gbdt, config(kinds()[1].clone(), 1).params.kind());
 }
+
+mod properties {
+    use std::sync::OnceLock;
+
+    use airlock_models::{Signature, TrainOutcome};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn trained() -> &'static [TrainOutcome; 2] {
+        static CELL: OnceLock<[TrainOutcome; 2]> = OnceLock::new();
+        CELL.get_or_init(|| {
+            let t = table(1_500);
+            let [a, b] = kinds();
+            [
+                train(&t, &config(a, 3)).unwrap(),
+                train(&t, &config(b, 3)).unwrap(),
+            ]
+        })
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<f64>().prop_map(Value::Number),
+            (-5i32..20).prop_map(|v| Value::Number(f64::from(v))),
+            "[a-z0-9\\[\\)\\-]{0,8}".prop_map(|s| Value::Text(format!("Zq{s}"))),
+            Just(Value::Text("[70-80)".into())),
+        ]
+    }
+
+    proptest! {
+        /// Any record gives a probability or a refusal naming a field; never a panic, and the
+        /// message never contains the text offered.
+        #[test]
+        fn predict_never_panics_or_echoes(
+            fields in prop::collection::btree_map(
+                prop_oneof![
+                    Just("age".to_owned()),
+                    Just("time_in_hospital".to_owned()),
+                    Just("number_inpatient".to_owned()),
+                    Just("admission_type_id".to_owned()),
+                    "[a-z]{1,6}",
+                ],
+                value(),
+                0..6,
+            )
+        ) {
+            for o in trained() {
+                match o.model.predict(&fields) {
+                    Ok(p) => prop_assert!((0.0..=1.0).contains(&p)),
+                    Err(e) => {
+                        let msg = e.to_string();
+                        prop_assert!(msg.contains('`'), "{}", msg);
+                        // Offered texts carry a marker no message can contain.
+                        prop_assert!(!msg.contains("Zq"), "{}", msg);
+                    }
+                }
+            }
+        }
+
+        /// Arbitrary bytes, and arbitrary corruptions of real model bytes, decode or fail
+        /// cleanly.
+        #[test]
+        fn from_bytes_never_panics(
+            junk in prop::collection::vec(any::<u8>(), 0..256),
+            flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        ) {
+            let _ = TrainedModel::from_bytes(&junk);
+            for o in trained() {
+                let original = o.model.to_bytes();
+                let mut b = original.clone();
+                for (i, x) in &flips {
+                    let i = i.index(b.len());
+                    b[i] ^= x | 1;
+                }
+                // Two flips of one byte may cancel out.
+                if b == original {
+                    continue;
+                }
+                if let Ok(m) = TrainedModel::from_bytes(&b) {
+                    prop_assert_ne!(m.hash(), o.model.hash());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn foreign_signatures_are_checked() {
+        let o = &trained()[0];
+        let mut sig: Signature = o.model.signature().clone();
+        if let FeatureKind::Categorical { categories } = &mut sig.features[0].kind {
+            categories.reverse();
+        }
+        let err = TrainedModel::new(sig, o.model.model().clone()).unwrap_err();
+        assert!(matches!(err, ModelsError::InvalidSignature { ref field, .. } if field == "age"));
+    }
+}
