@@ -24,6 +24,11 @@
 //!   continues.
 //! * The engine is pure: no async runtime, no database. [`deid_paths`] (file mode) reads and
 //!   writes files, streaming NDJSON and CSV; [`deid_bytes`] works on one buffer (gate mode).
+//! * FHIR JSON and NDJSON are read through a flat token tape (no tree of values): the walk
+//!   makes the tree walk's decisions in the same order and writes the output as it goes, the
+//!   same bytes `serde_json` would write for the tree walk's result. Documents the tape leaves
+//!   aside (a duplicate key, an escaped key, deep nesting) and profiles with rare-code
+//!   generalisation take the `serde_json::Value` tree walk, which stays the reference.
 
 mod codes;
 mod crosswalk;
