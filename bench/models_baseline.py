@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """scikit-learn baselines for the airlock-models readmission example, on the SAME split.
 
-    cargo run --release -p airlock-models --example readmission /tmp/airlock-models-readmission
-    python3 bench/models_baseline.py /tmp/airlock-models-readmission
+    python3 bench/models_baseline.py [OUT_DIR] [--no-run]
 
-Reads the split written by the example (train.csv, test.csv, signature.json, experiment_*.json),
+First runs `cargo run --release -p airlock-models --example readmission OUT_DIR` (unless
+--no-run, which reuses what is in OUT_DIR), so both sides are timed in the same run. Then reads the split written by the example (train.csv, test.csv, signature.json, experiment_*.json),
 encodes features from the example's signature (one-hot + StandardScaler for logistic regression,
 ordinal category codes for the boosted trees, exactly as airlock-models does), trains
 LogisticRegression(C=1) and HistGradientBoostingClassifier with airlock's default
@@ -15,9 +15,14 @@ airlock's AUROC / average precision / Brier implementations on real data.
 """
 import csv
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+# airlock-models trains on one thread; so does scikit-learn here, for a like-for-like time.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -57,7 +62,15 @@ def metrics(y, p):
 
 
 def main():
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/airlock-models-readmission")
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    out = Path(args[0] if args else "/tmp/airlock-models-readmission")
+    if "--no-run" not in sys.argv:
+        subprocess.run(
+            ["cargo", "run", "-q", "--release", "-p", "airlock-models", "--example", "readmission", str(out)],
+            check=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        print()
     signature = json.loads((out / "signature.json").read_text())
     train, test = load(out / "train.csv"), load(out / "test.csv")
     y_tr = np.array([int(r["label"]) for r in train])

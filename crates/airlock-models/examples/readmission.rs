@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! cargo run --release -p airlock-models --example readmission [OUT_DIR]
-//! python3 bench/models_baseline.py OUT_DIR
+//! python3 bench/models_baseline.py OUT_DIR    # runs this example itself, then scikit-learn
 //! ```
 //!
 //! Writes to OUT_DIR (default: a folder in the system temp dir): `split.csv` (row index into
@@ -202,7 +202,7 @@ fn main() -> anyhow::Result<()> {
             serde_json::to_vec_pretty(&o.experiment)?,
         )?;
     }
-    std::fs::remove_file(&csv_path)?;
+    std::fs::remove_dir_all(out.join("dataset_diabetes"))?;
     println!(
         "\nwrote split.csv, train.csv, test.csv, signature.json, experiment_*.json to {}",
         out.display()
