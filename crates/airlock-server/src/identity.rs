@@ -192,6 +192,13 @@ pub struct Authenticated {
 }
 
 const SESSION_PREFIX: &str = "als_";
+
+/// What `authenticate` writes after its read.
+enum Followup {
+    Nothing,
+    Touch,
+    Delete,
+}
 const TOKEN_PREFIX: &str = "alk_";
 
 /// The identity store.
@@ -523,6 +530,9 @@ impl Identities {
         .bind(username)
         .fetch_optional(&mut *tx)
         .await?;
+        // Reads end here; every write below is one statement or starts its own transaction
+        // with a write, so concurrent logins never hold a read that must upgrade.
+        tx.commit().await?;
         let Some(row) = row else {
             // Same work as a real check, so timing does not reveal that the name is unknown.
             let _ = password_matches(pw, &self.dummy_hash);
@@ -557,30 +567,44 @@ impl Identities {
             _ => None,
         };
         let Some(step) = step.filter(|_| kind == "user" && !disabled) else {
-            let failures: i64 = row.try_get::<i64, _>("failed_logins")? + 1;
-            let lock =
-                (failures >= self.policy.max_failures).then(|| now_text(now + self.policy.lockout));
-            sqlx::query(
-                "UPDATE principals SET failed_logins = $1, locked_until = $2 WHERE id = $3",
+            let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+            sqlx::query("UPDATE principals SET failed_logins = failed_logins + 1 WHERE id = $1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            let until = now_text(now + self.policy.lockout);
+            let locked = sqlx::query(
+                "UPDATE principals SET failed_logins = 0, locked_until = $1 WHERE id = $2 AND failed_logins >= $3",
             )
-            .bind(if lock.is_some() { 0 } else { failures })
-            .bind(lock.clone().or(locked_until))
+            .bind(&until)
             .bind(&id)
+            .bind(self.policy.max_failures)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected()
+                > 0;
             tx.commit().await?;
-            return match lock {
-                Some(until) => Err(IdentityError::Locked { id, until }),
-                None => Err(IdentityError::BadCredentials),
+            return if locked {
+                Err(IdentityError::Locked { id, until })
+            } else {
+                Err(IdentityError::BadCredentials)
             };
         };
-        sqlx::query(
-            "UPDATE principals SET failed_logins = 0, locked_until = NULL, totp_last_step = $1 WHERE id = $2",
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        // Compare-and-set on the last step used: of two concurrent logins with one code, one
+        // wins and the other is refused as a replay.
+        let fresh = sqlx::query(
+            "UPDATE principals SET failed_logins = 0, locked_until = NULL, totp_last_step = $1 \
+             WHERE id = $2 AND totp_last_step < $1",
         )
         .bind(i64::try_from(step).unwrap_or(i64::MAX))
         .bind(&id)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if fresh == 0 {
+            return Err(IdentityError::BadCredentials);
+        }
         let token = random_token(SESSION_PREFIX);
         let expires = now + self.policy.absolute_timeout;
         sqlx::query(
@@ -747,6 +771,11 @@ impl Identities {
         now: DateTime<Utc>,
     ) -> Result<Option<Authenticated>, IdentityError> {
         let h = digest(bearer);
+        // Read only inside the transaction: a read that upgrades to a write would make
+        // concurrent requests on one session collide (SQLite answers "database is locked"
+        // at once for a deferred transaction's upgrade). The touch and the clean-up follow,
+        // each a single statement.
+        let mut followup = Followup::Nothing;
         let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
         let found = if bearer.starts_with(SESSION_PREFIX) {
             let row = sqlx::query(
@@ -769,11 +798,7 @@ impl Identities {
                     if live {
                         // Touch at most once a few seconds, to keep writes off the hot path.
                         if last.is_some_and(|l| now - l > Duration::seconds(5)) {
-                            sqlx::query("UPDATE sessions SET last_seen = $1 WHERE token_hash = $2")
-                                .bind(now_text(now))
-                                .bind(&h)
-                                .execute(&mut *tx)
-                                .await?;
+                            followup = Followup::Touch;
                         }
                         Some((
                             r.try_get::<String, _>("id")?,
@@ -782,10 +807,7 @@ impl Identities {
                             PrincipalKind::User,
                         ))
                     } else {
-                        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-                            .bind(&h)
-                            .execute(&mut *tx)
-                            .await?;
+                        followup = Followup::Delete;
                         None
                     }
                 }
@@ -828,6 +850,36 @@ impl Identities {
             None
         };
         tx.commit().await?;
+        match followup {
+            Followup::Nothing => {}
+            Followup::Touch => {
+                // Best effort: never moves backwards, and a lost race only means another
+                // request touched it first.
+                let touched = async {
+                    let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+                    sqlx::query(
+                        "UPDATE sessions SET last_seen = $1 WHERE token_hash = $2 AND last_seen < $1",
+                    )
+                    .bind(now_text(now))
+                    .bind(&h)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok::<_, IdentityError>(())
+                };
+                if let Err(e) = touched.await {
+                    tracing::debug!(error = %e, "session touch skipped");
+                }
+            }
+            Followup::Delete => {
+                let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+                sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                    .bind(&h)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+        }
         let Some((id, roles, via, kind)) = found else {
             return Ok(None);
         };

@@ -179,7 +179,7 @@ pub async fn track(
             "refused before a policy decision: HTTP {}",
             status.as_u16()
         ));
-        if let Err(e) = state.home().audit(entry) {
+        if let Err(e) = append(state.home(), entry).await {
             tracing::error!(error = %e, "ledger append failed");
         }
     }
@@ -245,8 +245,17 @@ fn request_id_of(parts: &Parts) -> RequestId {
         .unwrap_or_else(new_request_id)
 }
 
+/// Append to the ledger on a blocking thread (the append waits for a durable group commit).
+pub(crate) async fn append(home: &Home, entry: Entry) -> Result<u64, ApiError> {
+    let home = home.clone();
+    tokio::task::spawn_blocking(move || home.audit(entry))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
+}
+
 /// Write an authentication failure to the ledger.
-pub(crate) fn audit_unauthenticated(state: &AppState, request_id: RequestId, reason: &str) {
+pub(crate) async fn audit_unauthenticated(state: &AppState, request_id: RequestId, reason: &str) {
     let entry = Entry::new(
         Timestamp::now(),
         anonymous(),
@@ -256,7 +265,7 @@ pub(crate) fn audit_unauthenticated(state: &AppState, request_id: RequestId, rea
         OutcomeKind::Denied,
     )
     .with_reason(reason.to_string());
-    if let Err(e) = state.home().audit(entry) {
+    if let Err(e) = append(state.home(), entry).await {
         tracing::error!(error = %e, "ledger append failed");
     }
 }
@@ -292,7 +301,7 @@ impl FromRequestParts<AppState> for Ctx {
             }
             (None, Some(cert)) => state.identities().authenticate_cert(&cert.0).await,
             (None, None) => {
-                audit_unauthenticated(state, request_id, "unauthenticated: no credentials");
+                audit_unauthenticated(state, request_id, "unauthenticated: no credentials").await;
                 return Err(ApiError::Unauthenticated);
             }
         };
@@ -303,7 +312,8 @@ impl FromRequestParts<AppState> for Ctx {
                     state,
                     request_id,
                     "unauthenticated: unknown, expired or revoked credentials",
-                );
+                )
+                .await;
                 return Err(ApiError::Unauthenticated);
             }
             Err(e) => return Err(ApiError::internal(e)),
@@ -405,12 +415,16 @@ impl Ctx {
     }
 
     /// Decide, write the decision to the ledger (durably), and refuse with 403 when denied.
-    pub fn authorize(&self, action: Action, resource: &Resource) -> Result<Decision, ApiError> {
-        self.authorize_with(action, resource, false, None)
+    pub async fn authorize(
+        &self,
+        action: Action,
+        resource: &Resource,
+    ) -> Result<Decision, ApiError> {
+        self.authorize_with(action, resource, false, None).await
     }
 
     /// [`Ctx::authorize`] with break-glass and a patient pseudonym for the ledger.
-    pub fn authorize_with(
+    pub async fn authorize_with(
         &self,
         action: Action,
         resource: &Resource,
@@ -418,7 +432,7 @@ impl Ctx {
         patient: Option<airlock_ledger::PatientPseudonym>,
     ) -> Result<Decision, ApiError> {
         let decision = self.decide(action, resource, break_glass);
-        self.record(action, resource, &decision, patient)?;
+        self.record(action, resource, &decision, patient).await?;
         if decision.allowed() {
             Ok(decision)
         } else {
@@ -429,7 +443,7 @@ impl Ctx {
     }
 
     /// Write one decision to the ledger.
-    pub fn record(
+    pub async fn record(
         &self,
         action: Action,
         resource: &Resource,
@@ -455,12 +469,14 @@ impl Ctx {
         if let Some(p) = patient {
             entry = entry.with_patient(p);
         }
-        self.audit(entry)
+        self.audit(entry).await
     }
 
     /// Append an entry for this request (durably) and note that the request left a trace.
-    pub fn audit(&self, entry: Entry) -> Result<(), ApiError> {
-        self.home.audit(entry)?;
+    /// The append waits for the ledger's group commit on a blocking thread, so concurrent
+    /// requests share fsyncs and the async workers keep serving.
+    pub async fn audit(&self, entry: Entry) -> Result<(), ApiError> {
+        append(&self.home, entry).await?;
         if let Some(m) = &self.mark {
             m.recorded.store(true, std::sync::atomic::Ordering::SeqCst);
         }

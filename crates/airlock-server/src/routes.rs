@@ -107,9 +107,11 @@ async fn login(
         .await
     {
         Ok((_, session)) => {
-            state
-                .home()
-                .audit(entry(OutcomeKind::Success, "password and TOTP"))?;
+            crate::append(
+                state.home(),
+                entry(OutcomeKind::Success, "password and TOTP"),
+            )
+            .await?;
             Ok(Json(json!({
                 "token": session.bearer(),
                 "expires_at": session.expires_at,
@@ -117,15 +119,15 @@ async fn login(
             })))
         }
         Err(IdentityError::BadCredentials) => {
-            state
-                .home()
-                .audit(entry(OutcomeKind::Failure, "invalid credentials"))?;
+            crate::append(
+                state.home(),
+                entry(OutcomeKind::Failure, "invalid credentials"),
+            )
+            .await?;
             Err(ApiError::Unauthenticated)
         }
         Err(IdentityError::Locked { .. }) => {
-            state
-                .home()
-                .audit(entry(OutcomeKind::Failure, "account locked"))?;
+            crate::append(state.home(), entry(OutcomeKind::Failure, "account locked")).await?;
             Err(ApiError::Locked)
         }
         Err(e) => Err(ApiError::internal(e)),
@@ -147,7 +149,8 @@ async fn logout(ctx: Ctx, headers: axum::http::HeaderMap) -> Result<StatusCode, 
     ctx.audit(
         ctx.entry(EventType::Login, Zone::Clinical, OutcomeKind::Success)
             .with_reason("logout"),
-    )?;
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -155,7 +158,8 @@ async fn whoami(ctx: Ctx) -> Result<Json<Value>, ApiError> {
     ctx.audit(
         ctx.entry(EventType::Access, Zone::Clinical, OutcomeKind::Success)
             .with_resource("identity:self"),
-    )?;
+    )
+    .await?;
     let zones: Vec<&str> = Zone::ALL
         .into_iter()
         .filter(|z| ctx.home.scope().contains(*z))
@@ -199,7 +203,8 @@ fn identity_error(e: IdentityError) -> ApiError {
 }
 
 async fn list_users(ctx: Ctx) -> Result<Json<Value>, ApiError> {
-    ctx.authorize(Action::ManageUsers, &Resource::Identities)?;
+    ctx.authorize(Action::ManageUsers, &Resource::Identities)
+        .await?;
     let list = ctx
         .state()
         .identities()
@@ -230,7 +235,8 @@ async fn add_user(
     ctx: Ctx,
     body: Result<Json<NewPrincipal>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    ctx.authorize(Action::ManageUsers, &Resource::Identities)?;
+    ctx.authorize(Action::ManageUsers, &Resource::Identities)
+        .await?;
     let Json(body) = body.map_err(json_rejection)?;
     let id = ActorId::new(body.id).map_err(|e| ApiError::bad("id", e.to_string()))?;
     if body.roles.is_empty() {
@@ -277,7 +283,8 @@ async fn add_user(
                 .collect::<Vec<_>>()
                 .join(",")
         )),
-    )?;
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(out)))
 }
 
@@ -286,7 +293,8 @@ fn path_actor(id: &str) -> Result<ActorId, ApiError> {
 }
 
 async fn disable_user(ctx: Ctx, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    ctx.authorize(Action::ManageUsers, &Resource::Identities)?;
+    ctx.authorize(Action::ManageUsers, &Resource::Identities)
+        .await?;
     let id = path_actor(&id)?;
     ctx.state()
         .identities()
@@ -301,12 +309,14 @@ async fn disable_user(ctx: Ctx, Path(id): Path<String>) -> Result<StatusCode, Ap
         )
         .with_resource(format!("principal:{id}"))
         .with_reason("principal disabled; sessions and tokens ended"),
-    )?;
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn reset_mfa(ctx: Ctx, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    ctx.authorize(Action::ManageUsers, &Resource::Identities)?;
+    ctx.authorize(Action::ManageUsers, &Resource::Identities)
+        .await?;
     let id = path_actor(&id)?;
     let e = ctx
         .state()
@@ -322,7 +332,8 @@ async fn reset_mfa(ctx: Ctx, Path(id): Path<String>) -> Result<Json<Value>, ApiE
         )
         .with_resource(format!("principal:{id}"))
         .with_reason("MFA reset; sessions ended"),
-    )?;
+    )
+    .await?;
     Ok(Json(json!({"id": id, "otpauth_uri": e.otpauth_uri})))
 }
 
@@ -338,7 +349,8 @@ async fn issue_token(
     ctx: Ctx,
     body: Result<Json<NewToken>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    ctx.authorize(Action::ManageTokens, &Resource::Identities)?;
+    ctx.authorize(Action::ManageTokens, &Resource::Identities)
+        .await?;
     let Json(body) = body.map_err(json_rejection)?;
     let principal =
         ActorId::new(body.principal).map_err(|e| ApiError::bad("principal", e.to_string()))?;
@@ -359,7 +371,8 @@ async fn issue_token(
             "API token issued to {principal}, expires {}",
             t.expires_at
         )),
-    )?;
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": t.id, "token": t.bearer(), "expires_at": t.expires_at})),
@@ -367,7 +380,8 @@ async fn issue_token(
 }
 
 async fn revoke_token(ctx: Ctx, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    ctx.authorize(Action::ManageTokens, &Resource::Identities)?;
+    ctx.authorize(Action::ManageTokens, &Resource::Identities)
+        .await?;
     if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::NotFound { what: "token" });
     }
@@ -384,7 +398,8 @@ async fn revoke_token(ctx: Ctx, Path(id): Path<String>) -> Result<StatusCode, Ap
         )
         .with_resource(format!("token:{id}"))
         .with_reason("API token revoked"),
-    )?;
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -446,7 +461,8 @@ async fn find_version(
                 )
                 .with_resource(format!("dataset:{name}"))
                 .with_reason("deny:not-found-or-outside-scope"),
-            )?;
+            )
+            .await?;
             Err(ApiError::NotFound { what: "dataset" })
         }
         Err(e) => Err(e.into()),
@@ -463,7 +479,8 @@ async fn list_datasets(ctx: Ctx) -> Result<Json<Value>, ApiError> {
     ctx.authorize(
         Action::ListDatasets,
         &Resource::Zone(listable.unwrap_or(Zone::Clinical)),
-    )?;
+    )
+    .await?;
     let all = ctx.home.datasets().await?;
     let mut out = Vec::new();
     for d in &all {
@@ -490,7 +507,8 @@ async fn list_datasets(ctx: Ctx) -> Result<Json<Value>, ApiError> {
                 out.len(),
                 all.len()
             )),
-    )?;
+    )
+    .await?;
     Ok(Json(json!({ "datasets": out })))
 }
 
@@ -500,7 +518,8 @@ async fn show_dataset(
     Query(q): Query<VersionQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let v = find_version(&ctx, &name, q.version).await?;
-    ctx.authorize(Action::ReadDataset, &dataset_resource(&v))?;
+    ctx.authorize(Action::ReadDataset, &dataset_resource(&v))
+        .await?;
     let versions: Vec<u32> = ctx
         .home
         .versions(&v.dataset)
@@ -521,7 +540,8 @@ async fn lineage(
     Query(q): Query<VersionQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let v = find_version(&ctx, &name, q.version).await?;
-    ctx.authorize(Action::ReadDataset, &dataset_resource(&v))?;
+    ctx.authorize(Action::ReadDataset, &dataset_resource(&v))
+        .await?;
     let chain = ctx.home.lineage(&v.dataset, Some(v.version)).await?;
     Ok(Json(json!({
         "lineage": chain.iter().map(summary_json).collect::<Vec<_>>(),
@@ -544,7 +564,8 @@ async fn list_files(
     Query(q): Query<VersionQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let v = find_version(&ctx, &name, q.version).await?;
-    ctx.authorize(Action::DownloadDataset, &dataset_resource(&v))?;
+    ctx.authorize(Action::DownloadDataset, &dataset_resource(&v))
+        .await?;
     let files = read_files(&ctx, &v).await?;
     // File names can carry patient names (Synthea names its bundles after the patient), so
     // the API lists files by index, format and size only.
@@ -564,7 +585,8 @@ async fn download_file(
     Query(q): Query<VersionQuery>,
 ) -> Result<Response, ApiError> {
     let v = find_version(&ctx, &name, q.version).await?;
-    ctx.authorize(Action::DownloadDataset, &dataset_resource(&v))?;
+    ctx.authorize(Action::DownloadDataset, &dataset_resource(&v))
+        .await?;
     let files = read_files(&ctx, &v).await?;
     let Some((f, bytes)) = files.into_iter().nth(index) else {
         return Err(ApiError::NotFound { what: "file" });
@@ -579,7 +601,7 @@ async fn download_file(
             description: format!("{} file of {}", f.format, v.reference()),
         });
     }
-    ctx.audit(entry)?;
+    ctx.audit(entry).await?;
     let ctype = if f.format.starts_with("fhir") || f.format == "report" {
         "application/json"
     } else {
@@ -615,7 +637,8 @@ async fn start_deid(
     let (name, ver) =
         parse_version_spec(&body.dataset).map_err(|e| ApiError::bad("dataset", e.to_string()))?;
     let input = find_version(&ctx, name.as_str(), ver.map(|v| v.get())).await?;
-    ctx.authorize(Action::RunDeid, &dataset_resource(&input))?;
+    ctx.authorize(Action::RunDeid, &dataset_resource(&input))
+        .await?;
     let run_id = hex::encode(rand::random::<[u8; 12]>());
     let db = ctx.home.db().clone();
     let mut tx = db.begin(&Scope::zones([Zone::Airlock])).await?;
@@ -701,12 +724,14 @@ fn airlock_zone() -> Resource {
 }
 
 async fn deid_status(ctx: Ctx, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    ctx.authorize(Action::ReadDeidReport, &airlock_zone())?;
+    ctx.authorize(Action::ReadDeidReport, &airlock_zone())
+        .await?;
     Ok(Json(run_row(&ctx, &id).await?))
 }
 
 async fn deid_report(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
-    ctx.authorize(Action::ReadDeidReport, &airlock_zone())?;
+    ctx.authorize(Action::ReadDeidReport, &airlock_zone())
+        .await?;
     let row = run_row(&ctx, &id).await?;
     let Some(output) = row.get("output").and_then(Value::as_str) else {
         return Err(ApiError::NotFound {
@@ -762,7 +787,7 @@ async fn audit_search(
     ctx: Ctx,
     body: Result<Json<SearchBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    ctx.authorize(Action::ReadAudit, &Resource::Audit)?;
+    ctx.authorize(Action::ReadAudit, &Resource::Audit).await?;
     let Json(body) = body.map_err(json_rejection)?;
     let filter = Filter {
         actor: body
@@ -808,7 +833,7 @@ async fn audit_search(
 }
 
 async fn audit_verify(ctx: Ctx) -> Result<Json<Value>, ApiError> {
-    ctx.authorize(Action::VerifyAudit, &Resource::Audit)?;
+    ctx.authorize(Action::VerifyAudit, &Resource::Audit).await?;
     // Sign a checkpoint first so the verification covers every entry written so far.
     ctx.home.ledger().checkpoint()?;
     let dir = ctx.home.ledger_dir();
@@ -829,7 +854,7 @@ async fn audit_verify(ctx: Ctx) -> Result<Json<Value>, ApiError> {
 }
 
 async fn audit_checkpoint(ctx: Ctx) -> Result<Response, ApiError> {
-    ctx.authorize(Action::VerifyAudit, &Resource::Audit)?;
+    ctx.authorize(Action::VerifyAudit, &Resource::Audit).await?;
     let cp = ctx.home.ledger().checkpoint()?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -839,7 +864,7 @@ async fn audit_checkpoint(ctx: Ctx) -> Result<Response, ApiError> {
 }
 
 async fn audit_proof(ctx: Ctx, Path(index): Path<u64>) -> Result<Response, ApiError> {
-    ctx.authorize(Action::VerifyAudit, &Resource::Audit)?;
+    ctx.authorize(Action::VerifyAudit, &Resource::Audit).await?;
     let ledger = ctx.home.ledger();
     if index >= ledger.size()? {
         return Err(ApiError::NotFound {
@@ -858,7 +883,7 @@ struct ExportQuery {
 }
 
 async fn audit_export(ctx: Ctx, Query(q): Query<ExportQuery>) -> Result<Response, ApiError> {
-    ctx.authorize(Action::ReadAudit, &Resource::Audit)?;
+    ctx.authorize(Action::ReadAudit, &Resource::Audit).await?;
     let fhir = match q.format.as_deref() {
         None | Some("jsonl") => false,
         Some("fhir") => true,
@@ -902,7 +927,7 @@ async fn audit_disclosures(
     ctx: Ctx,
     body: Result<Json<DisclosuresBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    ctx.authorize(Action::ReadAudit, &Resource::Audit)?;
+    ctx.authorize(Action::ReadAudit, &Resource::Audit).await?;
     let Json(body) = body.map_err(json_rejection)?;
     let p = pseudonym(&ctx, &body.patient_mrn);
     let dir = ctx.home.ledger_dir();
@@ -963,7 +988,8 @@ async fn break_glass(
         },
         true,
         Some(p.clone()),
-    )?;
+    )
+    .await?;
     let id = hex::encode(rand::random::<[u8; 12]>());
     let now = chrono::Utc::now();
     let expires = now + chrono::Duration::minutes(minutes);
@@ -993,7 +1019,8 @@ async fn break_glass(
             "{}; {minutes} minutes; flagged for privacy review",
             body.reason
         )),
-    )?;
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": id, "expires_at": expires.to_rfc3339(), "review": "pending"})),
@@ -1021,7 +1048,8 @@ async fn active_grant(ctx: &Ctx, p: &PatientPseudonym) -> Result<Option<String>,
 }
 
 async fn list_break_glass(ctx: Ctx) -> Result<Json<Value>, ApiError> {
-    ctx.authorize(Action::ReviewBreakGlass, &Resource::Audit)?;
+    ctx.authorize(Action::ReviewBreakGlass, &Resource::Audit)
+        .await?;
     let mut tx = ctx.home.db().begin(&Scope::zones([Zone::Clinical])).await?;
     let rows = sqlx::query(
         "SELECT id, principal, patient, reason, started_at, expires_at, reviewed_by, reviewed_at \
@@ -1062,7 +1090,8 @@ async fn review_break_glass(
     Path(id): Path<String>,
     body: Result<Json<ReviewBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
-    ctx.authorize(Action::ReviewBreakGlass, &Resource::Audit)?;
+    ctx.authorize(Action::ReviewBreakGlass, &Resource::Audit)
+        .await?;
     let Json(body) = body.map_err(json_rejection)?;
     let mut tx = ctx.home.db().begin(&Scope::zones([Zone::Clinical])).await?;
     let n = sqlx::query("UPDATE break_glass SET reviewed_by = $1, reviewed_at = $2 WHERE id = $3 AND reviewed_at IS NULL")
@@ -1090,7 +1119,8 @@ async fn review_break_glass(
         )
         .with_resource(format!("break-glass:{id}"))
         .with_reason(format!("reviewed: {outcome}")),
-    )?;
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1197,7 +1227,8 @@ async fn patient_lookup(
         &Resource::Patient { zone: v.zone },
         grant.is_some(),
         Some(p.clone()),
-    )?;
+    )
+    .await?;
     if v.classification != Classification::Phi || v.zone != Zone::Clinical {
         return Err(ApiError::Refused {
             reason: "patient records are looked up in identified clinical datasets".into(),
@@ -1221,7 +1252,7 @@ async fn patient_lookup(
                 found.len()
             ));
     }
-    ctx.audit(entry)?;
+    ctx.audit(entry).await?;
     if found.is_empty() {
         return Err(ApiError::NotFound { what: "patient" });
     }
