@@ -577,6 +577,10 @@ fn prescan_ndjson<R: std::io::BufRead>(run: &mut Run<'_>, input: R, walker: Walk
         let Ok(raw) = item else {
             continue;
         };
+        // A line whose bytes hold neither `Patient` nor an escape cannot be a Patient.
+        if walker == Walker::Tape && !may_name_patient(raw.bytes) {
+            continue;
+        }
         if walker == Walker::Tape
             && let Some(tape) = tape::Tape::parse(raw.bytes)
         {
@@ -589,6 +593,15 @@ fn prescan_ndjson<R: std::io::BufRead>(run: &mut Run<'_>, input: R, walker: Walk
             fhir::prescan(run, &doc);
         }
     }
+}
+
+/// Whether `bytes` may hold the JSON string "Patient": the word itself, or an escape.
+fn may_name_patient(bytes: &[u8]) -> bool {
+    bytes.contains(&b'\\')
+        || bytes
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b == b'P' && bytes.get(i..i + 7) == Some(b"Patient"))
 }
 
 /// NDJSON, line by line (memory stays flat): each line through the tape walk where it applies,

@@ -136,38 +136,39 @@ fn word(b: &[u8], i: usize) -> Option<u64> {
     Some(u64::from_le_bytes(w))
 }
 
-/// The first (up to) eight bytes of `k`, zero-padded, and its length: a cheap signature for
-/// the duplicate-key check.
+/// A cheap signature of a key for the duplicate-key check (equal keys have equal signatures;
+/// a match is confirmed byte by byte).
 #[inline(always)]
 fn signature(k: &[u8]) -> u64 {
-    let head = match word(k, 0) {
-        Some(w) => w,
-        None => {
-            let mut w = [0u8; 8];
-            let n = k.len().min(8);
-            if let (Some(d), Some(s)) = (w.get_mut(..n), k.get(..n)) {
-                d.copy_from_slice(s);
-            }
-            u64::from_le_bytes(w)
-        }
-    };
-    head ^ (k.len() as u64).rotate_right(8)
+    let at = |i: usize| u64::from(k.get(i).copied().unwrap_or(0));
+    let n = k.len();
+    (n as u64) | at(0) << 16 | at(n / 2) << 24 | at(n.wrapping_sub(1)) << 32 | at(1) << 40
 }
 
 /// Skips whitespace from `pos`.
 #[inline(always)]
 fn skip_ws(b: &[u8], mut pos: usize) -> usize {
+    match b.get(pos) {
+        Some(&c) if c > b' ' => return pos,
+        // `": "`, the usual spacing after a key.
+        Some(b' ') if b.get(pos + 1).is_some_and(|&c| c > b' ') => return pos + 1,
+        // A line break: the indentation follows.
+        Some(b'\n') => pos += 1,
+        None => return pos,
+        _ => {}
+    }
     loop {
-        match b.get(pos) {
-            Some(&c) if c > b' ' => return pos,
-            Some(b' ') => {
-                pos += 1;
-                // Runs of indentation, eight at a time.
-                while word(b, pos) == Some(SPACES) {
-                    pos += 8;
-                }
+        // Runs of indentation, eight at a time.
+        if let Some(w) = word(b, pos) {
+            let x = w ^ SPACES;
+            if x == 0 {
+                pos += 8;
+                continue;
             }
-            Some(b'\n' | b'\r' | b'\t') => pos += 1,
+            pos += (x.trailing_zeros() / 8) as usize;
+        }
+        match b.get(pos) {
+            Some(b' ' | b'\n' | b'\r' | b'\t') => pos += 1,
             _ => return pos,
         }
     }

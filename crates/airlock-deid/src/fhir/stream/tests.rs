@@ -537,6 +537,13 @@ fn ndjson_edge_cases_tape_equals_tree() {
     lines.push(b'\n');
     lines.extend(spelled.replace(['\n', '\r'], " ").into_bytes());
     lines.extend_from_slice(b"\n{\"resourceType\":\"Patient\",\"id\":\"1\",\"id\":\"2\"}\n");
+    // A Patient spelled with an escape, named later in free text.
+    lines.extend_from_slice(
+        br#"{"resourceType":"\u0050atient","id":"esc","name":[{"family":"Zebulonsky"}]}"#,
+    );
+    lines.extend_from_slice(b"\n");
+    lines.extend_from_slice(br#"{"resourceType":"Observation","note":[{"text":"Zebulonsky"}]}"#);
+    lines.extend_from_slice(b"\n");
     for profile in profiles() {
         assert_same(&profile, Format::FhirNdjson, &lines, "ndjson edge cases");
     }
