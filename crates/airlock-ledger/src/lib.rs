@@ -67,7 +67,8 @@ pub use ledger::{Ledger, LedgerError, Recovery, Stats};
 pub use merkle::{Hash, ProofError, leaf_hash, verify_consistency, verify_inclusion};
 pub use note::{Checkpoint, NoteError, SignedCheckpoint, Verifier};
 pub use search::{
-    DisclosureRecord, Filter, disclosures, read_entries, search, to_fhir_audit_event, write_jsonl,
+    DisclosureRecord, Filter, Tail, disclosures, read_entries, read_new_entries, search,
+    to_fhir_audit_event, write_jsonl,
 };
 pub use store::{FsStore, TileStore};
 pub use verify::{

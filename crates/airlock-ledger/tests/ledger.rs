@@ -560,3 +560,37 @@ fn superseded_partial_tiles_are_removed() {
     assert!(d.path().join("tile/1/000.p/1").exists());
     verify_dir(d.path(), &l.verifier_key(), Some(&old.text)).unwrap();
 }
+
+#[test]
+fn incremental_reader_sees_each_entry_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), ORIGIN, key()).unwrap();
+    let mut tail = airlock_ledger::Tail::default();
+    assert!(
+        airlock_ledger::read_new_entries(dir.path(), &mut tail)
+            .unwrap()
+            .is_empty()
+    );
+    for i in 0..5 {
+        l.append(&entry(i)).unwrap();
+    }
+    let first = airlock_ledger::read_new_entries(dir.path(), &mut tail).unwrap();
+    assert_eq!(first.len(), 5);
+    assert!(
+        airlock_ledger::read_new_entries(dir.path(), &mut tail)
+            .unwrap()
+            .is_empty()
+    );
+    for i in 5..12 {
+        l.append(&entry(i)).unwrap();
+    }
+    let second = airlock_ledger::read_new_entries(dir.path(), &mut tail).unwrap();
+    assert_eq!(second.len(), 7);
+    let all: Vec<(u64, airlock_ledger::Entry)> = airlock_ledger::read_entries(dir.path())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let inc: Vec<(u64, airlock_ledger::Entry)> = first.into_iter().chain(second).collect();
+    assert_eq!(inc, all);
+    assert_eq!(tail.next, 12);
+}

@@ -470,7 +470,7 @@ async fn bench(conns: usize, secs: u64, cores: usize) {
     for sc in &scenarios {
         if sc.path == "/v1/audit/search" {
             println!(
-                "(the audit search scans the whole ledger per request: {} entries at the start of this scenario)",
+                "(the audit search filters every entry of the ledger per request (an in-memory index the server tops up from the WAL): {} entries at the start of this scenario)",
                 target.state.home().ledger().size().unwrap()
             );
         }

@@ -54,7 +54,16 @@ pub struct AppState {
     inner: Arc<StateInner>,
 }
 
+/// The ledger's entries kept in memory for the audit routes, read incrementally from the
+/// write-ahead log (each search reads only what was appended since the last one).
+#[derive(Default)]
+struct AuditIndex {
+    tail: airlock_ledger::Tail,
+    entries: Vec<(u64, Entry)>,
+}
+
 struct StateInner {
+    audit: std::sync::Mutex<AuditIndex>,
     home: Home,
     authz: Authorizer,
     identities: Identities,
@@ -83,6 +92,7 @@ impl AppState {
         .map_err(ApiError::internal)?;
         Ok(AppState {
             inner: Arc::new(StateInner {
+                audit: std::sync::Mutex::new(AuditIndex::default()),
                 home,
                 authz,
                 identities,
@@ -110,6 +120,35 @@ impl AppState {
     /// Request metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Ledger entries matching `filter`, oldest first (on a blocking thread: the index catches
+    /// up with the write-ahead log first).
+    pub async fn audit_search(
+        &self,
+        filter: airlock_ledger::Filter,
+    ) -> Result<Vec<(u64, Entry)>, ApiError> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let dir = state.home().ledger_dir();
+            let mut idx = state
+                .inner
+                .audit
+                .lock()
+                .map_err(|_| ApiError::internal("audit index lock poisoned"))?;
+            let mut tail = idx.tail;
+            let new = airlock_ledger::read_new_entries(&dir, &mut tail)?;
+            idx.entries.extend(new);
+            idx.tail = tail;
+            Ok(idx
+                .entries
+                .iter()
+                .filter(|(_, e)| filter.matches(e))
+                .cloned()
+                .collect())
+        })
+        .await
+        .map_err(ApiError::internal)?
     }
 
     pub(crate) fn pseudonym_key(&self) -> &Secret {

@@ -816,10 +816,7 @@ async fn audit_search(
             .transpose()?,
     };
     let limit = body.limit.unwrap_or(1000).clamp(1, 10_000);
-    let dir = ctx.home.ledger_dir();
-    let hits = tokio::task::spawn_blocking(move || airlock_ledger::search(&dir, &filter))
-        .await
-        .map_err(ApiError::internal)??;
+    let hits = ctx.state().audit_search(filter).await?;
     let total = hits.len();
     let entries: Vec<Value> = hits
         .into_iter()
@@ -889,9 +886,8 @@ async fn audit_export(ctx: Ctx, Query(q): Query<ExportQuery>) -> Result<Response
         Some("fhir") => true,
         Some(_) => return Err(ApiError::bad("format", "must be jsonl or fhir")),
     };
-    let dir = ctx.home.ledger_dir();
+    let all = ctx.state().audit_search(Filter::default()).await?;
     let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
-        let all = airlock_ledger::search(&dir, &Filter::default())?;
         let mut out = Vec::new();
         if fhir {
             let events: Vec<Value> = all
@@ -930,10 +926,7 @@ async fn audit_disclosures(
     ctx.authorize(Action::ReadAudit, &Resource::Audit).await?;
     let Json(body) = body.map_err(json_rejection)?;
     let p = pseudonym(&ctx, &body.patient_mrn);
-    let dir = ctx.home.ledger_dir();
-    let all = tokio::task::spawn_blocking(move || airlock_ledger::search(&dir, &Filter::default()))
-        .await
-        .map_err(ApiError::internal)??;
+    let all = ctx.state().audit_search(Filter::default()).await?;
     let recs =
         airlock_ledger::disclosures(all.iter().map(|(i, e)| (*i, e)), &p, chrono::Utc::now());
     Ok(Json(json!({
