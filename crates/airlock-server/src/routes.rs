@@ -189,6 +189,24 @@ fn json_rejection(e: axum::extract::rejection::JsonRejection) -> ApiError {
 
 // ----------------------------------------------------------------------------- users, tokens
 
+/// Record an identity or token change made by this request.
+async fn config_change(
+    ctx: &Ctx,
+    resource: impl Into<String>,
+    reason: impl Into<String>,
+) -> Result<(), ApiError> {
+    ctx.audit(
+        ctx.entry(
+            EventType::ConfigChange,
+            Zone::Clinical,
+            OutcomeKind::Success,
+        )
+        .with_resource(resource)
+        .with_reason(reason),
+    )
+    .await
+}
+
 fn identity_error(e: IdentityError) -> ApiError {
     match e {
         IdentityError::NotFound { .. } => ApiError::NotFound { what: "principal" },
@@ -268,21 +286,11 @@ async fn add_user(
             json!({"id": id, "kind": "service"})
         }
     };
-    ctx.audit(
-        ctx.entry(
-            EventType::ConfigChange,
-            Zone::Clinical,
-            OutcomeKind::Success,
-        )
-        .with_resource(format!("principal:{id}"))
-        .with_reason(format!(
-            "principal created with roles {}",
-            body.roles
-                .iter()
-                .map(|r| r.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
-        )),
+    let roles = body.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>();
+    config_change(
+        &ctx,
+        format!("principal:{id}"),
+        format!("principal created with roles {}", roles.join(",")),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(out)))
@@ -301,14 +309,10 @@ async fn disable_user(ctx: Ctx, Path(id): Path<String>) -> Result<StatusCode, Ap
         .disable(&id)
         .await
         .map_err(identity_error)?;
-    ctx.audit(
-        ctx.entry(
-            EventType::ConfigChange,
-            Zone::Clinical,
-            OutcomeKind::Success,
-        )
-        .with_resource(format!("principal:{id}"))
-        .with_reason("principal disabled; sessions and tokens ended"),
+    config_change(
+        &ctx,
+        format!("principal:{id}"),
+        "principal disabled; sessions and tokens ended",
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -324,16 +328,7 @@ async fn reset_mfa(ctx: Ctx, Path(id): Path<String>) -> Result<Json<Value>, ApiE
         .reset_mfa(&id)
         .await
         .map_err(identity_error)?;
-    ctx.audit(
-        ctx.entry(
-            EventType::ConfigChange,
-            Zone::Clinical,
-            OutcomeKind::Success,
-        )
-        .with_resource(format!("principal:{id}"))
-        .with_reason("MFA reset; sessions ended"),
-    )
-    .await?;
+    config_change(&ctx, format!("principal:{id}"), "MFA reset; sessions ended").await?;
     Ok(Json(json!({"id": id, "otpauth_uri": e.otpauth_uri})))
 }
 
@@ -360,17 +355,10 @@ async fn issue_token(
         .issue_token(&principal, &body.scopes, body.days)
         .await
         .map_err(identity_error)?;
-    ctx.audit(
-        ctx.entry(
-            EventType::ConfigChange,
-            Zone::Clinical,
-            OutcomeKind::Success,
-        )
-        .with_resource(format!("token:{}", t.id))
-        .with_reason(format!(
-            "API token issued to {principal}, expires {}",
-            t.expires_at
-        )),
+    config_change(
+        &ctx,
+        format!("token:{}", t.id),
+        format!("API token issued to {principal}, expires {}", t.expires_at),
     )
     .await?;
     Ok((
@@ -390,16 +378,7 @@ async fn revoke_token(ctx: Ctx, Path(id): Path<String>) -> Result<StatusCode, Ap
         .revoke_token(&id)
         .await
         .map_err(identity_error)?;
-    ctx.audit(
-        ctx.entry(
-            EventType::ConfigChange,
-            Zone::Clinical,
-            OutcomeKind::Success,
-        )
-        .with_resource(format!("token:{id}"))
-        .with_reason("API token revoked"),
-    )
-    .await?;
+    config_change(&ctx, format!("token:{id}"), "API token revoked").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

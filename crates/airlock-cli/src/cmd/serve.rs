@@ -107,17 +107,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let listener = airlock_server::tls::bind(a.listen).await?;
         let addr = listener.local_addr()?;
-        home.audit(
-            airlock_ledger::Entry::new(
-                airlock_ledger::Timestamp::now(),
-                home.actor().clone(),
-                EventType::ConfigChange,
-                Zone::Clinical,
-                home.request_id(),
-                OutcomeKind::Success,
-            )
-            .with_reason(format!("server started on {addr}")),
-        )?;
+        audit_change(&home, "server".into(), format!("server started on {addr}"))?;
         println!(
             "Airlock API listening on https://{addr} (OpenAPI at /openapi.json); Ctrl-C stops it"
         );
