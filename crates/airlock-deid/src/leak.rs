@@ -245,7 +245,7 @@ impl LeakSet {
 ///
 /// Most texts it is asked about contain no identifying value at all (a clean run has none in
 /// its whole output), so it first looks for the values with an exact four-byte-prefix index
-/// ([`Grams`]), and builds its aho-corasick automaton (which decides whole words, case and
+/// (`Grams`), and builds its aho-corasick automaton (which decides whole words, case and
 /// which value matched first) only for a text that holds one, once.
 pub struct Scanner {
     /// The patterns (values) with their kinds, in automaton order.
