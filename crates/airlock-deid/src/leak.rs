@@ -379,9 +379,10 @@ impl Scanner {
 }
 
 /// An exact index of the patterns by their first four bytes (ASCII case folded): it says
-/// whether a text contains any pattern anywhere (as the automaton, matching ASCII
-/// case-insensitively, would see it), without the automaton. A text it clears holds no match;
-/// a text it does not clear goes to the automaton, which also checks word boundaries.
+/// whether a text contains any pattern between non-word bytes (as the automaton, matching
+/// ASCII case-insensitively, and its callers' boundary check would see it), without the
+/// automaton. A text it clears holds no match; a text it does not clear goes to the
+/// automaton.
 struct Grams {
     /// A 2^16-bit filter of the prefixes.
     bits: Vec<u64>,
@@ -426,7 +427,8 @@ impl Grams {
         (key.wrapping_mul(0x9E37_79B1) >> 16) as usize
     }
 
-    /// Whether some pattern occurs in `text` (ASCII case-insensitively, anywhere).
+    /// Whether some pattern occurs in `text` (ASCII case-insensitively) with no letter or digit
+    /// right before or after it.
     fn occurs(&self, text: &[u8]) -> bool {
         if self.short {
             return true;
@@ -449,9 +451,16 @@ impl Grams {
             {
                 let start = i - 3;
                 let rest = text.get(start..).unwrap_or_default();
+                // A match counts only between non-word bytes (as the automaton's callers
+                // check): a value inside a longer token (digits in a hex surrogate) is none.
+                let word = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
+                if word(start.checked_sub(1).and_then(|j| text.get(j))) {
+                    continue;
+                }
                 if list.iter().any(|p| {
                     rest.get(..p.len())
                         .is_some_and(|t| t.iter().zip(p).all(|(&x, &y)| fold(x) == y))
+                        && !word(rest.get(p.len()))
                 }) {
                     return true;
                 }
@@ -496,6 +505,15 @@ mod tests {
         assert_eq!(sc.find("lives in Springfield"), Some(LeakKind::City));
     }
 
+    /// Whether the automaton finds a match with no letter or digit around it.
+    fn whole_word_match(ac: &AhoCorasick, text: &str) -> bool {
+        let b = text.as_bytes();
+        let word = |x: Option<&u8>| x.is_some_and(u8::is_ascii_alphanumeric);
+        ac.find_overlapping_iter(text).any(|m| {
+            !word(m.start().checked_sub(1).and_then(|i| b.get(i))) && !word(b.get(m.end()))
+        })
+    }
+
     #[test]
     fn prefix_index_agrees_with_the_automaton() {
         let mut s = LeakSet::default();
@@ -520,6 +538,11 @@ mod tests {
             "Dr Müller",
             "dr müller",
             "o'brien!",
+            "4a2020-01-02",
+            "x(555) 123-4567",
+            "annex",
+            "joanne",
+            "anne2",
             "(555) 123-4567",
             "5551234567",
             "on 2020-01-02T10:00",
@@ -527,12 +550,7 @@ mod tests {
         ] {
             let quick = sc.grams.occurs(text.as_bytes());
             let c = sc.compiled();
-            let full =
-                c.ac.as_ref()
-                    .unwrap()
-                    .find_overlapping_iter(text)
-                    .next()
-                    .is_some();
+            let full = whole_word_match(c.ac.as_ref().unwrap(), text);
             assert_eq!(quick, full, "{text:?}");
         }
         assert!(LeakSet::default().scanner().find("anything").is_none());
@@ -549,7 +567,7 @@ mod tests {
                 .ascii_case_insensitive(true)
                 .build(&pats)
                 .unwrap();
-            let full = ac.find_overlapping_iter(&text).next().is_some();
+            let full = whole_word_match(&ac, &text);
             let quick = grams.occurs(text.as_bytes());
             // Never a miss; exact when every pattern has four bytes or more.
             proptest::prop_assert!(quick || !full);
