@@ -597,11 +597,18 @@ fn prescan_ndjson<R: std::io::BufRead>(run: &mut Run<'_>, input: R, walker: Walk
 
 /// Whether `bytes` may hold the JSON string "Patient": the word itself, or an escape.
 fn may_name_patient(bytes: &[u8]) -> bool {
-    bytes.contains(&b'\\')
-        || bytes
-            .iter()
-            .enumerate()
-            .any(|(i, &b)| b == b'P' && bytes.get(i..i + 7) == Some(b"Patient"))
+    if bytes.contains(&b'\\') {
+        return true;
+    }
+    let mut rest = bytes;
+    while let Some(i) = rest.iter().position(|&b| b == b'P') {
+        let tail = rest.get(i..).unwrap_or_default();
+        if tail.starts_with(b"Patient") {
+            return true;
+        }
+        rest = tail.get(1..).unwrap_or_default();
+    }
+    false
 }
 
 /// NDJSON, line by line (memory stays flat): each line through the tape walk where it applies,
