@@ -587,3 +587,32 @@ fn ndjson_files_tape_equals_tree() {
     let written = std::fs::read(out_dir.join("in.ndjson")).unwrap();
     assert_eq!(Some(written), bytes_out);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Small edits to a real document (most leave it invalid, some change it in odd ways):
+    /// whatever the tree walk makes of it, the tape walk makes the same.
+    #[test]
+    fn edited_documents_tape_equals_tree(
+        which in 0usize..3,
+        edits in prop::collection::vec((any::<prop::sample::Index>(), 0usize..16), 1..4),
+        profile in 0usize..5,
+    ) {
+        const INSERTS: [&str; 16] = [
+            " ", "\n", "\\u0041", "é", "\"", "\\", "1", ".", "e", "-", "{", "}", "[", "]", ",", ":",
+        ];
+        let docs = edge_cases();
+        let mut text = serde_json::to_string(&docs[[0, 1, 2][which]]).unwrap();
+        for (at, what) in edits {
+            let mut i = at.index(text.len() + 1);
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            text.insert_str(i, INSERTS[what]);
+        }
+        let profiles = profiles();
+        assert_same(&profiles[profile], Format::FhirJson, text.as_bytes(), "edited");
+        assert_same(&profiles[profile], Format::FhirNdjson, text.as_bytes(), "edited ndjson");
+    }
+}
