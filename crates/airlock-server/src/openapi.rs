@@ -35,6 +35,11 @@ const fn r(method: &'static str, path: &'static str, summary: &'static str) -> R
     }
 }
 
+/// What a dataset name looks like (`airlock_types::DatasetName`).
+const DATASET_NAME: &str = "^[a-z0-9][a-z0-9._-]{0,63}$";
+/// A dataset name with an optional `@VERSION`.
+const DATASET_SPEC: &str = "^[a-z0-9][a-z0-9._-]{0,63}(@[1-9][0-9]{0,8})?$";
+
 /// The de-identification profiles a run started over the API may name (the built-in ones; a
 /// path would let a request read files on the server).
 pub const API_PROFILES: &[&str] = &["safe-harbor", "expert-determination", "limited-data-set"];
@@ -224,12 +229,12 @@ fn schemas() -> Value {
         "Login": obj(json!({"username": {"type": "string"}, "password": {"type": "string"}, "totp": {"type": "string", "pattern": "^[0-9]{6}$"}}), &["username", "password", "totp"]),
         "NewPrincipal": obj(json!({"id": {"type": "string", "pattern": "^[A-Za-z0-9._@:-]{1,128}$"}, "kind": {"type": "string", "enum": ["user", "service"]}, "roles": {"type": "array", "items": roles, "minItems": 1}, "password": {"type": "string", "minLength": 12}}), &["id", "kind", "roles"]),
         "NewToken": obj(json!({"principal": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string", "enum": actions}, "minItems": 1}, "days": {"type": "integer", "minimum": 1, "maximum": 365}}), &["principal", "scopes", "days"]),
-        "DeidRun": obj(json!({"profile": {"type": "string", "enum": API_PROFILES}, "dataset": {"type": "string"}, "out_dataset": {"type": "string"}}), &["profile", "dataset", "out_dataset"]),
+        "DeidRun": obj(json!({"profile": {"type": "string", "enum": API_PROFILES}, "dataset": {"type": "string", "pattern": DATASET_SPEC}, "out_dataset": {"type": "string", "pattern": DATASET_NAME}}), &["profile", "dataset", "out_dataset"]),
         "AuditSearch": obj(json!({"actor": {"type": "string"}, "patient_mrn": {"type": "string"}, "events": {"type": "array", "items": {"type": "string", "enum": events}}, "since": {"type": "string", "format": "date-time"}, "until": {"type": "string", "format": "date-time"}, "limit": {"type": "integer", "minimum": 1, "maximum": 10000}}), &[]),
         "Disclosures": obj(json!({"patient_mrn": {"type": "string"}}), &["patient_mrn"]),
         "BreakGlass": obj(json!({"patient_mrn": {"type": "string"}, "reason": {"type": "string", "enum": ["emergency-treatment", "patient-unresponsive", "urgent-consult", "system-downtime"]}, "minutes": {"type": "integer", "minimum": 1, "maximum": 240}}), &["patient_mrn", "reason"]),
         "Review": obj(json!({"outcome": {"type": "string", "enum": ["appropriate", "inappropriate"]}}), &["outcome"]),
-        "PatientLookup": obj(json!({"dataset": {"type": "string"}, "mrn": {"type": "string"}}), &["dataset", "mrn"]),
+        "PatientLookup": obj(json!({"dataset": {"type": "string", "pattern": DATASET_SPEC}, "mrn": {"type": "string"}}), &["dataset", "mrn"]),
         "Error": {"type": "object", "properties": {"error": {"type": "string"}, "message": {"type": "string"}, "request_id": {"type": "string"}}, "required": ["error", "message"]},
     })
 }
@@ -238,10 +243,11 @@ fn path_params(path: &str) -> Vec<Value> {
     path.split('/')
         .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
         .map(|name| {
-            let schema = if name == "index" {
-                json!({"type": "integer", "minimum": 0})
-            } else {
-                json!({"type": "string"})
+            let schema = match name {
+                "index" => json!({"type": "integer", "minimum": 0}),
+                "name" => json!({"type": "string", "pattern": DATASET_NAME}),
+                "id" => json!({"type": "string", "pattern": "^[A-Za-z0-9._@:-]{1,128}$"}),
+                _ => json!({"type": "string"}),
             };
             json!({"name": name, "in": "path", "required": true, "schema": schema})
         })
@@ -254,9 +260,12 @@ pub fn document() -> Value {
     for route in ROUTES {
         let mut params = path_params(route.path);
         for (name, ty) in route.query {
-            params.push(
-                json!({"name": name, "in": "query", "required": false, "schema": {"type": ty}}),
-            );
+            let schema = match (*name, *ty) {
+                ("version", _) => json!({"type": "integer", "minimum": 1, "maximum": u32::MAX}),
+                ("format", _) => json!({"type": "string", "enum": ["jsonl", "fhir"]}),
+                (_, ty) => json!({"type": ty}),
+            };
+            params.push(json!({"name": name, "in": "query", "required": false, "schema": schema}));
         }
         if route.purpose {
             params.push(json!({"name": "X-Purpose-Of-Use", "in": "header", "required": false,
