@@ -63,6 +63,11 @@ pub enum IdentityError {
     /// Wrong user name, password or code (deliberately not saying which).
     #[error("invalid credentials")]
     BadCredentials,
+    /// No principal has this name (answered to the client exactly as `BadCredentials`; kept
+    /// apart so the ledger never records a typed name that matches nobody, which could be
+    /// anything, a patient's name included).
+    #[error("invalid credentials")]
+    UnknownPrincipal,
     /// Too many failures.
     #[error("account `{id}` is locked until {until}")]
     Locked {
@@ -536,7 +541,7 @@ impl Identities {
         let Some(row) = row else {
             // Same work as a real check, so timing does not reveal that the name is unknown.
             let _ = password_matches(pw, &self.dummy_hash);
-            return Err(IdentityError::BadCredentials);
+            return Err(IdentityError::UnknownPrincipal);
         };
         let id: String = row.try_get("id")?;
         let kind: String = row.try_get("kind")?;

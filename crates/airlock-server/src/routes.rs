@@ -89,11 +89,10 @@ async fn login(
     let request_id = ctx_id.map(|e| e.0.0).unwrap_or_else(crate::new_request_id);
     let Json(body) = body.map_err(json_rejection)?;
     let password = Secret::new(body.password.into_bytes());
-    let actor = ActorId::new(body.username.clone()).unwrap_or_else(|_| anonymous());
-    let entry = |outcome, reason: &str| {
+    let entry = |actor: ActorId, outcome, reason: &str| {
         airlock_ledger::Entry::new(
             airlock_ledger::Timestamp::now(),
-            actor.clone(),
+            actor,
             EventType::Login,
             Zone::Clinical,
             request_id.clone(),
@@ -106,10 +105,10 @@ async fn login(
         .login(&body.username, &password, &body.totp, chrono::Utc::now())
         .await
     {
-        Ok((_, session)) => {
+        Ok((actor, session)) => {
             crate::append(
                 state.home(),
-                entry(OutcomeKind::Success, "password and TOTP"),
+                entry(actor, OutcomeKind::Success, "password and TOTP"),
             )
             .await?;
             Ok(Json(json!({
@@ -118,16 +117,35 @@ async fn login(
                 "idle_timeout_seconds": state.identities().policy().idle_timeout.num_seconds(),
             })))
         }
+        // The name is recorded only when it names a principal.
         Err(IdentityError::BadCredentials) => {
+            let actor = ActorId::new(body.username.clone()).unwrap_or_else(|_| anonymous());
             crate::append(
                 state.home(),
-                entry(OutcomeKind::Failure, "invalid credentials"),
+                entry(actor, OutcomeKind::Failure, "invalid credentials"),
             )
             .await?;
             Err(ApiError::Unauthenticated)
         }
-        Err(IdentityError::Locked { .. }) => {
-            crate::append(state.home(), entry(OutcomeKind::Failure, "account locked")).await?;
+        Err(IdentityError::UnknownPrincipal) => {
+            crate::append(
+                state.home(),
+                entry(
+                    anonymous(),
+                    OutcomeKind::Failure,
+                    "invalid credentials (unknown principal)",
+                ),
+            )
+            .await?;
+            Err(ApiError::Unauthenticated)
+        }
+        Err(IdentityError::Locked { id, .. }) => {
+            let actor = ActorId::new(id).unwrap_or_else(|_| anonymous());
+            crate::append(
+                state.home(),
+                entry(actor, OutcomeKind::Failure, "account locked"),
+            )
+            .await?;
             Err(ApiError::Locked)
         }
         Err(e) => Err(ApiError::internal(e)),

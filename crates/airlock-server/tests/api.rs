@@ -828,6 +828,17 @@ async fn no_route_leaks_another_zone_or_value(db: Db) {
             "de-identified download carries an identifying value"
         );
     }
+    // A login typed with a patient's name as the user name leaves no name in the ledger.
+    let typed = w
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            &[],
+            Some(json!({"username": w.phi_values[1], "password": "x", "totp": "000000"})),
+        )
+        .await;
+    assert_eq!(typed.status, 401);
     // The whole ledger verifies, and every entry is free of the cohort's identifying values.
     let v = w
         .as_role(Role::Auditor, "GET", "/v1/audit/verify", &[], None)
