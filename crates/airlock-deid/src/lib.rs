@@ -55,7 +55,7 @@ pub use codes::{SNOMED_RARE, parent as code_parent};
 pub use crosswalk::Crosswalk;
 pub use error::DeidError;
 pub use keys::{DeidKeys, microsoft_date_offset};
-pub use profile::{OutputClass, Profile, PseudonymScheme};
+pub use profile::{BUILTIN_PROFILES, OutputClass, Profile, PseudonymScheme};
 pub use report::{FileReport, LeakCheck, LeakHit, Quarantined, RunReport};
 pub use risk::RiskReport;
 

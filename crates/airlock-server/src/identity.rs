@@ -432,13 +432,31 @@ impl Identities {
 
     /// Every principal.
     pub async fn list(&self) -> Result<Vec<PrincipalRecord>, IdentityError> {
+        self.records(None).await
+    }
+
+    /// One principal, if it exists.
+    pub async fn principal(&self, id: &ActorId) -> Result<Option<PrincipalRecord>, IdentityError> {
+        Ok(self.records(Some(id)).await?.into_iter().next())
+    }
+
+    /// Every principal, or the one named `only`.
+    async fn records(&self, only: Option<&ActorId>) -> Result<Vec<PrincipalRecord>, IdentityError> {
+        const COLUMNS: &str = "SELECT id, kind, roles, totp_secret, disabled, locked_until, created_at, created_by FROM principals";
         let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
-        let rows = sqlx::query(
-            "SELECT id, kind, roles, totp_secret, disabled, locked_until, created_at, created_by \
-             FROM principals ORDER BY id",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows = match only {
+            Some(id) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE id = $1")))
+                    .bind(id.as_str())
+                    .fetch_all(&mut *tx)
+                    .await?
+            }
+            None => {
+                sqlx::query(sqlx::AssertSqlSafe(format!("{COLUMNS} ORDER BY id")))
+                    .fetch_all(&mut *tx)
+                    .await?
+            }
+        };
         tx.commit().await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -459,11 +477,6 @@ impl Identities {
             });
         }
         Ok(out)
-    }
-
-    /// One principal, if it exists.
-    pub async fn principal(&self, id: &ActorId) -> Result<Option<PrincipalRecord>, IdentityError> {
-        Ok(self.list().await?.into_iter().find(|p| &p.id == id))
     }
 
     /// Disable a principal and end its sessions and tokens.

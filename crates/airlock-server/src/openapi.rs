@@ -40,9 +40,9 @@ const DATASET_NAME: &str = "^[a-z0-9][a-z0-9._-]{0,63}$";
 /// A dataset name with an optional `@VERSION`.
 const DATASET_SPEC: &str = "^[a-z0-9][a-z0-9._-]{0,63}(@[1-9][0-9]{0,8})?$";
 
-/// The de-identification profiles a run started over the API may name (the built-in ones; a
-/// path would let a request read files on the server).
-pub const API_PROFILES: &[&str] = &["safe-harbor", "expert-determination", "limited-data-set"];
+/// The de-identification profiles a run started over the API may name: the built-in ones
+/// (a path would let a request read files on the server).
+pub use airlock_deid::BUILTIN_PROFILES as API_PROFILES;
 
 /// Every route the server answers.
 pub const ROUTES: &[Route] = &[
