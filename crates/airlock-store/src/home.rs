@@ -182,6 +182,16 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
     res.map_err(StoreError::io(path))
 }
 
+/// Domain separation for artifact signatures.
+pub const ARTIFACT_SIGNATURE_CONTEXT: &[u8] = b"airlock artifact signature v1\n";
+
+fn artifact_message(message: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(ARTIFACT_SIGNATURE_CONTEXT.len() + message.len());
+    m.extend_from_slice(ARTIFACT_SIGNATURE_CONTEXT);
+    m.extend_from_slice(message);
+    m
+}
+
 fn request_id() -> RequestId {
     RequestId::from_bytes(airlock_crypto::random_bytes())
 }
@@ -410,6 +420,28 @@ impl Home {
                 reason: "no TLS certificate in the keyring".into(),
             })?;
         Ok((cert, self.inner.kms.named_key(NamedKey::TlsPrivateKey)?))
+    }
+
+    /// Sign an artifact (a model version) with the deployment's Ed25519 key. The message is
+    /// prefixed with [`ARTIFACT_SIGNATURE_CONTEXT`], so no artifact signature can pass for a
+    /// ledger checkpoint's or the other way round.
+    pub fn sign_artifact(&self, message: &[u8]) -> Result<[u8; 64], StoreError> {
+        use ed25519_dalek::Signer;
+        let key = signing_key(&self.inner.kms)?;
+        Ok(key.sign(&artifact_message(message)).to_bytes())
+    }
+
+    /// Check a signature made by [`Home::sign_artifact`] against this deployment's public key.
+    pub fn verify_artifact(&self, message: &[u8], signature: &[u8]) -> bool {
+        let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
+            return false;
+        };
+        let Ok(key) = signing_key(&self.inner.kms) else {
+            return false;
+        };
+        key.verifying_key()
+            .verify_strict(&artifact_message(message), &sig)
+            .is_ok()
     }
 
     /// The pseudonymisation key (HMAC-SHA256).

@@ -34,7 +34,9 @@ pub use datasets::{
     NewFile, NewVersion, Transform, VersionRef, parse_version_spec,
 };
 pub use error::StoreError;
-pub use home::{DATABASE_URL_ENV, Home, InitOptions, Passphrase, RotationSummary};
+pub use home::{
+    ARTIFACT_SIGNATURE_CONTEXT, DATABASE_URL_ENV, Home, InitOptions, Passphrase, RotationSummary,
+};
 pub use meta::{Backend, Db, DbTarget, Scope, Tx, is_postgres_url};
 pub use objects::ObjectRef;
 

@@ -59,6 +59,11 @@ const MIGRATIONS: &[Migration] = &[
         postgres_only: true,
         sql: include_str!("../migrations/0004_postgres_rls.sql"),
     },
+    Migration {
+        version: 5,
+        postgres_only: false,
+        sql: include_str!("../migrations/0005_models.sql"),
+    },
 ];
 
 /// The zones a caller may see. On PostgreSQL, row-level security enforces it; on SQLite the

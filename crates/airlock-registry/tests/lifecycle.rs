@@ -1,0 +1,470 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+//! The registry against a real deployment (SQLite metadata, encrypted object store, ledger):
+//! lifecycle rules, the approval quorum, per-patient canary routing, rollback, verification of
+//! tampered artifacts, and the ledger trail of every step.
+
+use airlock_crypto::KdfParams;
+use airlock_ledger::{EventType, OutcomeKind, patient_pseudonym};
+use airlock_models::{
+    FeatureSpec, LogisticParams, Params, Record, Table, TrainConfig, Value, train,
+};
+use airlock_registry::{
+    ModelCard, ModelName, Package, Registry, RegistryError, State, TrainingData,
+};
+use airlock_store::{Home, InitOptions, Passphrase};
+use airlock_types::{ActorId, Classification, ContentHash, Zone};
+
+fn table(seed: u64) -> Table {
+    // y depends on x (numeric) and c (categorical); a tiny LCG keeps it deterministic.
+    let mut s = seed;
+    let mut next = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (s >> 33) as f64 / (1u64 << 31) as f64
+    };
+    let (mut x, mut c, mut y) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..400 {
+        let xv = next() * 10.0;
+        let cv = if next() < 0.5 { "a" } else { "b" };
+        let z = xv - 5.0 + if cv == "a" { 1.0 } else { -1.0 } + (next() - 0.5) * 4.0;
+        x.push(format!("{xv:.3}"));
+        c.push(cv.to_string());
+        y.push(if z > 0.0 { "yes" } else { "no" }.to_string());
+    }
+    Table::from_columns(vec![("x".into(), x), ("c".into(), c), ("y".into(), y)]).unwrap()
+}
+
+fn trained(seed: u64, trainer: &str) -> (Package, ModelCard) {
+    let outcome = train(
+        &table(seed),
+        &TrainConfig {
+            dataset_hash: ContentHash::from_bytes([7; 32]),
+            target: "y".into(),
+            positive: "yes".into(),
+            features: vec![
+                FeatureSpec::Numeric("x".into()),
+                FeatureSpec::Categorical("c".into()),
+            ],
+            params: Params::Logistic(LogisticParams::default()),
+            seed,
+            test_fraction: 0.25,
+        },
+    )
+    .unwrap();
+    let card = ModelCard::for_trained(
+        &outcome,
+        TrainingData {
+            dataset: "cohort@1".into(),
+            dataset_hash: ContentHash::from_bytes([7; 32]),
+            zone: Zone::Development,
+            classification: Classification::Deidentified,
+            rows: 400,
+        },
+        ActorId::new(trainer).unwrap(),
+        "Test model for the registry's lifecycle",
+        vec!["Synthetic data only".into()],
+    );
+    (Package::from_trained(&outcome.model), card)
+}
+
+async fn home(dir: &std::path::Path) -> Home {
+    Home::init(
+        dir,
+        &Passphrase::new("registry test passphrase".into()),
+        &InitOptions {
+            name: "registry-test".into(),
+            kdf: KdfParams::danger_fast_for_tests(),
+            database_url: None,
+        },
+        ActorId::new("operator").unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+fn as_actor(home: &Home, actor: &str) -> Registry {
+    Registry::new(&home.acting_as(
+        ActorId::new(actor).unwrap(),
+        home.request_id(),
+        airlock_store::Scope::all(),
+    ))
+}
+
+fn record(x: f64, c: &str) -> Record {
+    Record::from([
+        ("x".to_string(), Value::Number(x)),
+        ("c".to_string(), Value::Text(c.into())),
+    ])
+}
+
+/// Register, validate and approve a version; returns its hash.
+async fn approved(home: &Home, name: &ModelName, seed: u64) -> ContentHash {
+    let (pkg, card) = trained(seed, "dana");
+    let v = as_actor(home, "dana")
+        .register(name, &pkg, &card)
+        .await
+        .unwrap();
+    let h = v.hash.to_hex();
+    as_actor(home, "dana")
+        .validate(name, &h, "held-out metrics reviewed")
+        .await
+        .unwrap();
+    as_actor(home, "rita")
+        .approve(name, &h, "clinical-reviewer", "ok")
+        .await
+        .unwrap();
+    let out = as_actor(home, "pat")
+        .approve(name, &h, "privacy-officer", "ok")
+        .await
+        .unwrap();
+    assert_eq!(out.transition.map(|t| t.to), Some(State::Approved));
+    v.hash
+}
+
+#[tokio::test]
+async fn lifecycle_quorum_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home(dir.path()).await;
+    let name = ModelName::new("readmission").unwrap();
+    let (pkg, card) = trained(1, "dana");
+    let dana = as_actor(&home, "dana");
+    let v = dana.register(&name, &pkg, &card).await.unwrap();
+    assert_eq!(v.state, State::Registered);
+    assert_eq!(v.hash, pkg.hash());
+    assert_eq!(v.zone, Zone::Development);
+    let h = v.hash.to_hex();
+
+    // The same artifact twice: refused.
+    assert!(matches!(
+        dana.register(&name, &pkg, &card).await,
+        Err(RegistryError::Duplicate { .. })
+    ));
+    // Trained on PHI, or "in" the clinical zone: refused by the zone rules.
+    let mut phi = card.clone();
+    phi.training_data.classification = Classification::Phi;
+    let (pkg2, _) = trained(2, "dana");
+    assert!(matches!(
+        dana.register(&name, &pkg2, &phi).await,
+        Err(RegistryError::Zone(_))
+    ));
+    let mut clinical = card.clone();
+    clinical.training_data.zone = Zone::Clinical;
+    assert!(matches!(
+        dana.register(&name, &pkg2, &clinical).await,
+        Err(RegistryError::Zone(_))
+    ));
+    // A card without limitations: refused.
+    let mut thin = card.clone();
+    thin.limitations.clear();
+    assert!(dana.register(&name, &pkg2, &thin).await.is_err());
+
+    // Approval before validation, skipping steps: refused.
+    let rita = as_actor(&home, "rita");
+    assert!(matches!(
+        rita.approve(&name, &h, "clinical-reviewer", "x").await,
+        Err(RegistryError::Approval { .. })
+    ));
+    assert!(matches!(
+        dana.deploy(&name, &h, State::Silent, None, "x").await,
+        Err(RegistryError::Transition { .. })
+    ));
+    dana.validate(&name, &h, "checked").await.unwrap();
+    // The trainer cannot approve; nobody fills two roles; an unknown role does not count.
+    assert!(matches!(
+        dana.approve(&name, &h, "clinical-reviewer", "mine").await,
+        Err(RegistryError::Approval { .. })
+    ));
+    let first = rita
+        .approve(&name, &h, "clinical-reviewer", "reviewed card")
+        .await
+        .unwrap();
+    assert_eq!(first.missing_roles, vec!["privacy-officer".to_string()]);
+    assert!(first.transition.is_none());
+    assert!(matches!(
+        rita.approve(&name, &h, "privacy-officer", "me again").await,
+        Err(RegistryError::Approval { .. })
+    ));
+    assert!(matches!(
+        as_actor(&home, "pat")
+            .approve(&name, &h, "auditor", "x")
+            .await,
+        Err(RegistryError::Approval { .. })
+    ));
+    assert_eq!(registry_state(&home, &name, &h).await, State::Validated);
+    let second = as_actor(&home, "pat")
+        .approve(&name, &h, "privacy-officer", "privacy review")
+        .await
+        .unwrap();
+    assert_eq!(second.transition.map(|t| t.to), Some(State::Approved));
+
+    // Approved cannot jump to canary or production.
+    let ops = as_actor(&home, "mo");
+    for to in [State::Canary, State::Production] {
+        assert!(
+            ops.deploy(&name, &h, to, Some(100), "skip").await.is_err(),
+            "{to}"
+        );
+    }
+    ops.deploy(&name, &h, State::Silent, None, "shadow first")
+        .await
+        .unwrap();
+    let v = Registry::new(&home).get(&name, &h).await.unwrap();
+    assert_eq!(
+        v.zone,
+        Zone::Clinical,
+        "deployment promotes the artifact into the clinical zone"
+    );
+    assert!(
+        ops.deploy(&name, &h, State::Canary, Some(0), "no share")
+            .await
+            .is_err()
+    );
+    assert!(
+        ops.deploy(&name, &h, State::Canary, Some(10_001), "too much")
+            .await
+            .is_err()
+    );
+    ops.deploy(&name, &h, State::Canary, Some(10_000), "everyone")
+        .await
+        .unwrap();
+    ops.promote(&name, "first production").await.unwrap();
+    assert_eq!(registry_state(&home, &name, &h).await, State::Production);
+
+    // The history has every step, each with its ledger entry.
+    let hist = Registry::new(&home).history(&name).await.unwrap();
+    let steps: Vec<(State, State)> = hist.iter().map(|t| (t.from, t.to)).collect();
+    assert_eq!(
+        steps,
+        vec![
+            (State::Registered, State::Registered),
+            (State::Registered, State::Validated),
+            (State::Validated, State::Approved),
+            (State::Approved, State::Silent),
+            (State::Silent, State::Canary),
+            (State::Canary, State::Production),
+        ]
+    );
+    for t in &hist {
+        let e = airlock_ledger::Entry::parse(&home.ledger().entry_bytes(t.ledger_index).unwrap())
+            .unwrap();
+        assert!(e.resources.iter().any(|r| r.contains(&h)), "{t:?}");
+        assert!(matches!(
+            e.event,
+            EventType::ModelRegister | EventType::ModelApprove | EventType::ModelDeploy
+        ));
+    }
+    let approvals = Registry::new(&home).approvals(&v.hash).await.unwrap();
+    assert_eq!(approvals.len(), 2);
+    // "Which model was in production at that time?"
+    let before = chrono::DateTime::parse_from_rfc3339(&hist[0].at)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    assert!(
+        Registry::new(&home)
+            .deployed_at(&name, before)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let now = Registry::new(&home)
+        .deployed_at(&name, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(now.get(&h), Some(&State::Production));
+}
+
+async fn registry_state(home: &Home, name: &ModelName, h: &str) -> State {
+    Registry::new(home).get(name, h).await.unwrap().state
+}
+
+#[tokio::test]
+async fn canary_is_deterministic_per_patient_and_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home(dir.path()).await;
+    let name = ModelName::new("sepsis").unwrap();
+    let ops = as_actor(&home, "mo");
+    let v1 = approved(&home, &name, 11).await.to_hex();
+    ops.deploy(&name, &v1, State::Silent, None, "shadow")
+        .await
+        .unwrap();
+    ops.deploy(&name, &v1, State::Canary, Some(10_000), "all")
+        .await
+        .unwrap();
+    ops.promote(&name, "go").await.unwrap();
+    let v2 = approved(&home, &name, 12).await.to_hex();
+    // Only one canary at a time.
+    ops.deploy(&name, &v2, State::Silent, None, "shadow")
+        .await
+        .unwrap();
+    ops.deploy(&name, &v2, State::Canary, Some(2_500), "a quarter")
+        .await
+        .unwrap();
+    let v3 = approved(&home, &name, 13).await.to_hex();
+    ops.deploy(&name, &v3, State::Silent, None, "shadow")
+        .await
+        .unwrap();
+    assert!(
+        ops.deploy(&name, &v3, State::Canary, Some(100), "second canary")
+            .await
+            .is_err()
+    );
+
+    let key = home.pseudonym_key().unwrap();
+    let (dep, errors) = Registry::new(&home).deployment(None).await.unwrap();
+    assert!(errors.is_empty());
+    let routes = dep.routes("sepsis").unwrap();
+    let patients: Vec<_> = (0..4000)
+        .map(|i| patient_pseudonym(key.expose_secret(), &format!("MRN{i:06}")))
+        .collect();
+    let shown: Vec<String> = patients
+        .iter()
+        .map(|p| {
+            routes
+                .shown_for(key.expose_secret(), p)
+                .unwrap()
+                .version
+                .hash
+                .to_hex()
+        })
+        .collect();
+    let canary = shown.iter().filter(|h| **h == v2).count();
+    // 25% of 4,000 = 1,000; binomial sd ~27: allow 5 sd.
+    assert!((865..=1135).contains(&canary), "canary share {canary}/4000");
+    // Deterministic: the same patient, the same version, on a reloaded table too.
+    let (dep2, _) = Registry::new(&home).deployment(Some(&dep)).await.unwrap();
+    for (p, h) in patients.iter().zip(&shown).take(500) {
+        assert_eq!(
+            &dep2
+                .routes("sepsis")
+                .unwrap()
+                .shown_for(key.expose_secret(), p)
+                .unwrap()
+                .version
+                .hash
+                .to_hex(),
+            h
+        );
+    }
+    // Every request is scored by every deployed version, one shown.
+    let (scored, failures) = airlock_registry::serving::score_all(
+        routes,
+        key.expose_secret(),
+        &patients[0],
+        &record(6.0, "a"),
+    )
+    .unwrap();
+    assert_eq!(failures, 0);
+    assert_eq!(scored.len(), 3);
+    assert_eq!(
+        scored
+            .iter()
+            .filter(|(_, s)| s.display == airlock_ledger::Display::Shown)
+            .count(),
+        1
+    );
+    // A record the signature refuses fails the request, naming the field, never the value.
+    let err = airlock_registry::serving::score_all(
+        routes,
+        key.expose_secret(),
+        &patients[0],
+        &record(6.0, "zebra-9321"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains('c') && !err.contains("zebra-9321"), "{err}");
+
+    // Roll back: the canary goes back to silent, every patient sees v1.
+    ops.rollback(&name, "calibration drift").await.unwrap();
+    let (dep3, _) = Registry::new(&home).deployment(Some(&dep2)).await.unwrap();
+    assert!(dep3.generation() > dep.generation());
+    let r3 = dep3.routes("sepsis").unwrap();
+    assert!(patients.iter().all(|p| {
+        r3.shown_for(key.expose_secret(), p)
+            .unwrap()
+            .version
+            .hash
+            .to_hex()
+            == v1
+    }));
+    // Canary again, then promote: v1 retires in the same step.
+    ops.deploy(&name, &v2, State::Canary, Some(5_000), "again")
+        .await
+        .unwrap();
+    let t = ops.promote(&name, "canary held").await.unwrap();
+    assert_eq!(t.len(), 2);
+    assert_eq!(registry_state(&home, &name, &v1).await, State::Retired);
+    assert_eq!(registry_state(&home, &name, &v2).await, State::Production);
+    assert!(
+        ops.deploy(&name, &v1, State::Silent, None, "revive")
+            .await
+            .is_err(),
+        "retired is final"
+    );
+}
+
+#[tokio::test]
+async fn tampered_versions_are_refused_and_the_refusal_is_in_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home(dir.path()).await;
+    let name = ModelName::new("los").unwrap();
+    let ops = as_actor(&home, "mo");
+    let a = approved(&home, &name, 21).await.to_hex();
+    let b = approved(&home, &name, 22).await.to_hex();
+    ops.deploy(&name, &a, State::Silent, None, "shadow")
+        .await
+        .unwrap();
+    ops.deploy(&name, &b, State::Silent, None, "shadow")
+        .await
+        .unwrap();
+    let (dep, errors) = Registry::new(&home).deployment(None).await.unwrap();
+    assert!(errors.is_empty());
+    assert_eq!(dep.routes("los").unwrap().silent.len(), 2);
+
+    // 1. Someone edits the model card in the database (say, to change who trained it).
+    let db = home.db();
+    let mut tx = db.begin(&airlock_store::Scope::all()).await.unwrap();
+    sqlx::query(
+        "UPDATE model_versions SET card = REPLACE(card, '\"dana\"', '\"eve\"') WHERE hash = $1",
+    )
+    .bind(&a)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    // 2. Someone points b's artifact at a's bytes.
+    sqlx::query("UPDATE blobs SET hash = (SELECT hash FROM blobs WHERE name = $1) WHERE name = $2")
+        .bind(format!("model/clinical/{a}"))
+        .bind(format!("model/clinical/{b}"))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let before = home.ledger().size().unwrap();
+    let (dep, errors) = Registry::new(&home).deployment(None).await.unwrap();
+    assert!(dep.routes("los").is_none(), "neither version may serve");
+    assert_eq!(errors.len(), 2);
+    for e in &errors {
+        assert!(matches!(e, RegistryError::Tampered { .. }), "{e}");
+    }
+    let after = home.ledger().size().unwrap();
+    let refusals: Vec<_> = (before..after)
+        .map(|i| airlock_ledger::Entry::parse(&home.ledger().entry_bytes(i).unwrap()).unwrap())
+        .filter(|e| e.event == EventType::ModelDeploy && e.outcome.result == OutcomeKind::Failure)
+        .collect();
+    assert_eq!(refusals.len(), 2);
+    let reasons: Vec<String> = refusals
+        .iter()
+        .filter_map(|e| e.outcome.reason.clone())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("signature")),
+        "{reasons:?}"
+    );
+    assert!(reasons.iter().any(|r| r.contains("SHA-256")), "{reasons:?}");
+}
