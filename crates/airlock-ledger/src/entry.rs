@@ -180,6 +180,8 @@ pub enum EventType {
     Prediction,
     /// A human overrode a prediction.
     Override,
+    /// The observed outcome (label) of a prediction was posted back.
+    Outcome,
     /// Configuration changed.
     ConfigChange,
     /// Data was ingested.
@@ -190,7 +192,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 18] = [
+    pub const ALL: [EventType; 19] = [
         EventType::Login,
         EventType::Access,
         EventType::Query,
@@ -206,6 +208,7 @@ impl EventType {
         EventType::ModelDeploy,
         EventType::Prediction,
         EventType::Override,
+        EventType::Outcome,
         EventType::ConfigChange,
         EventType::Ingest,
         EventType::DatasetCreate,
@@ -229,6 +232,7 @@ impl EventType {
             EventType::ModelDeploy => "model_deploy",
             EventType::Prediction => "prediction",
             EventType::Override => "override",
+            EventType::Outcome => "outcome",
             EventType::ConfigChange => "config_change",
             EventType::Ingest => "ingest",
             EventType::DatasetCreate => "dataset_create",
@@ -677,6 +681,21 @@ mod tests {
             if let Ok(e) = Entry::parse(&m) {
                 prop_assert_eq!(e.to_canonical_json().unwrap(), m);
             }
+        }
+
+        /// Every confidence a model can produce round-trips through the canonical form (the
+        /// JSON parser must read floats exactly, or a prediction entry would fail `parse` and
+        /// the ledger would not verify).
+        #[test]
+        fn prediction_confidence_round_trips(c in 0.0f64..=1.0) {
+            let mut e = sample();
+            if let Some(p) = e.prediction.as_mut() {
+                p.confidence = Some(c);
+            } else {
+                prop_assert!(false, "the sample carries a prediction");
+            }
+            let j = e.to_canonical_json().unwrap();
+            prop_assert_eq!(Entry::parse(&j).unwrap(), e);
         }
     }
 }

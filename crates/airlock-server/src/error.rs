@@ -122,6 +122,31 @@ impl From<airlock_store::StoreError> for ApiError {
     }
 }
 
+impl From<airlock_registry::RegistryError> for ApiError {
+    fn from(e: airlock_registry::RegistryError) -> Self {
+        use airlock_registry::RegistryError as R;
+        match e {
+            R::NotFound { .. } => ApiError::NotFound { what: "model" },
+            R::Name { .. } | R::Ambiguous { .. } => ApiError::BadRequest {
+                field: "name",
+                reason: e.to_string(),
+            },
+            R::Model(m) => ApiError::BadRequest {
+                field: "features",
+                reason: m.to_string(),
+            },
+            R::Duplicate { .. } | R::Transition { .. } | R::Approval { .. } => ApiError::Conflict {
+                reason: e.to_string(),
+            },
+            R::Tampered { .. } | R::Zone(_) | R::Unsupported { .. } => ApiError::Refused {
+                reason: e.to_string(),
+            },
+            R::Store(s) => ApiError::from(s),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::internal(format!("metadata store: {e}"))

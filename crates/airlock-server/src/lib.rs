@@ -17,6 +17,7 @@ pub mod error;
 pub mod gate;
 pub mod identity;
 pub mod metrics;
+pub mod models;
 pub mod openapi;
 mod routes;
 pub mod tls;
@@ -69,6 +70,8 @@ struct StateInner {
     identities: Identities,
     metrics: Metrics,
     pseudonym_key: Secret,
+    models: models::ModelCache,
+    onnx: Option<Arc<dyn airlock_registry::OnnxRuntime>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -98,8 +101,23 @@ impl AppState {
                 identities,
                 metrics: Metrics::default(),
                 pseudonym_key: key,
+                models: models::ModelCache::default(),
+                onnx: None,
             }),
         })
+    }
+
+    /// The same state, running ONNX model artifacts with `runtime` (call before serving).
+    pub fn with_onnx(self, runtime: Arc<dyn airlock_registry::OnnxRuntime>) -> Self {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.onnx = Some(runtime);
+                AppState {
+                    inner: Arc::new(inner),
+                }
+            }
+            Err(inner) => AppState { inner },
+        }
     }
 
     /// The deployment (acting as the operator who started the server).
@@ -520,6 +538,19 @@ impl Ctx {
             m.recorded.store(true, std::sync::atomic::Ordering::SeqCst);
         }
         Ok(())
+    }
+
+    /// Append several entries for this request in one durable group (consecutive indices);
+    /// returns the first index.
+    pub async fn audit_many(&self, entries: Vec<Entry>) -> Result<u64, ApiError> {
+        let home = self.home.clone();
+        let first = tokio::task::spawn_blocking(move || home.ledger().append_many(&entries))
+            .await
+            .map_err(ApiError::internal)??;
+        if let Some(m) = &self.mark {
+            m.recorded.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(first)
     }
 
     /// A ledger entry by this principal, for this request.

@@ -212,6 +212,84 @@ pub const ROUTES: &[Route] = &[
             "A patient's FHIR resources from a clinical dataset",
         )
     },
+    r("get", "/v1/models", "Model versions the principal may read"),
+    r(
+        "get",
+        "/v1/models/{name}",
+        "A model's versions, model cards, approvals and full history",
+    ),
+    Route {
+        body: Some("Reason"),
+        ..r(
+            "post",
+            "/v1/models/{name}/versions/{version}/validate",
+            "Re-verify a registered version and mark it validated",
+        )
+    },
+    Route {
+        body: Some("Approve"),
+        ..r(
+            "post",
+            "/v1/models/{name}/versions/{version}/approve",
+            "Approve a validated version as one of the roles the quorum needs",
+        )
+    },
+    Route {
+        body: Some("Deploy"),
+        ..r(
+            "post",
+            "/v1/models/{name}/versions/{version}/deploy",
+            "Move a version to silent, canary (with a share of patients) or retired",
+        )
+    },
+    Route {
+        body: Some("Reason"),
+        ..r(
+            "post",
+            "/v1/models/{name}/promote",
+            "Promote the canary to production (the previous production version retires)",
+        )
+    },
+    Route {
+        body: Some("Reason"),
+        ..r(
+            "post",
+            "/v1/models/{name}/rollback",
+            "Roll the canary back to silent",
+        )
+    },
+    Route {
+        body: Some("Predict"),
+        purpose: true,
+        ..r(
+            "post",
+            "/v1/models/{name}/predict",
+            "An audited prediction for one patient (silent versions score it too)",
+        )
+    },
+    r(
+        "get",
+        "/v1/models/{name}/report",
+        "Silent and canary versions compared with what was shown, with outcome metrics",
+    ),
+    Route {
+        body: Some("Override"),
+        purpose: true,
+        ..r(
+            "post",
+            "/v1/predictions/{index}/override",
+            "A clinician overrides a prediction, with a coded reason",
+        )
+    },
+    Route {
+        body: Some("Outcome"),
+        purpose: true,
+        ..r(
+            "post",
+            "/v1/predictions/{index}/outcome",
+            "Post the observed outcome of a prediction",
+        )
+    },
 ];
 
 fn schemas() -> Value {
@@ -235,6 +313,12 @@ fn schemas() -> Value {
         "BreakGlass": obj(json!({"patient_mrn": {"type": "string"}, "reason": {"type": "string", "enum": ["emergency-treatment", "patient-unresponsive", "urgent-consult", "system-downtime"]}, "minutes": {"type": "integer", "minimum": 1, "maximum": 240}}), &["patient_mrn", "reason"]),
         "Review": obj(json!({"outcome": {"type": "string", "enum": ["appropriate", "inappropriate"]}}), &["outcome"]),
         "PatientLookup": obj(json!({"dataset": {"type": "string", "pattern": DATASET_SPEC}, "mrn": {"type": "string"}}), &["dataset", "mrn"]),
+        "Reason": obj(json!({"reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "^[^\\x00-\\x1f]*[^\\s\\x00-\\x1f][^\\x00-\\x1f]*$"}}), &["reason"]),
+        "Approve": obj(json!({"role": roles, "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "^[^\\x00-\\x1f]*[^\\s\\x00-\\x1f][^\\x00-\\x1f]*$"}}), &["role", "reason"]),
+        "Deploy": obj(json!({"state": {"type": "string", "enum": ["silent", "canary", "retired"]}, "canary_percent": {"type": "number", "exclusiveMinimum": 0, "maximum": 100}, "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "^[^\\x00-\\x1f]*[^\\s\\x00-\\x1f][^\\x00-\\x1f]*$"}}), &["state", "reason"]),
+        "Predict": obj(json!({"patient_mrn": {"type": "string", "minLength": 1, "maxLength": 128}, "features": {"type": "object", "additionalProperties": {"type": ["number", "string"]}}}), &["patient_mrn", "features"]),
+        "Override": obj(json!({"reason": {"type": "string", "enum": ["clinical-judgement", "information-not-in-model", "data-error", "model-not-applicable", "patient-preference"]}, "decision": {"type": "string", "enum": ["high-risk", "low-risk"]}}), &["reason", "decision"]),
+        "Outcome": obj(json!({"label": {"type": "boolean"}}), &["label"]),
         "Error": {"type": "object", "properties": {"error": {"type": "string"}, "message": {"type": "string"}, "request_id": {"type": "string"}}, "required": ["error", "message"]},
     })
 }
@@ -245,6 +329,7 @@ fn path_params(path: &str) -> Vec<Value> {
         .map(|name| {
             let schema = match name {
                 "index" => json!({"type": "integer", "minimum": 0}),
+                "version" => json!({"type": "string", "pattern": "^[0-9a-f]{6,64}$"}),
                 "name" => json!({"type": "string", "pattern": DATASET_NAME}),
                 "id" => json!({"type": "string", "pattern": "^[A-Za-z0-9._@:-]{1,128}$"}),
                 _ => json!({"type": "string"}),

@@ -51,6 +51,32 @@ pub(crate) fn router(_state: AppState) -> Router<AppState> {
         .route("/v1/break-glass", get(list_break_glass).post(break_glass))
         .route("/v1/break-glass/{id}/review", post(review_break_glass))
         .route("/v1/patients/lookup", post(patient_lookup))
+        .route("/v1/models", get(crate::models::list_models))
+        .route("/v1/models/{name}", get(crate::models::show_model))
+        .route(
+            "/v1/models/{name}/versions/{version}/validate",
+            post(crate::models::validate),
+        )
+        .route(
+            "/v1/models/{name}/versions/{version}/approve",
+            post(crate::models::approve),
+        )
+        .route(
+            "/v1/models/{name}/versions/{version}/deploy",
+            post(crate::models::deploy),
+        )
+        .route("/v1/models/{name}/promote", post(crate::models::promote))
+        .route("/v1/models/{name}/rollback", post(crate::models::rollback))
+        .route("/v1/models/{name}/predict", post(crate::models::predict))
+        .route("/v1/models/{name}/report", get(crate::models::report))
+        .route(
+            "/v1/predictions/{index}/override",
+            post(crate::models::override_prediction),
+        )
+        .route(
+            "/v1/predictions/{index}/outcome",
+            post(crate::models::post_outcome),
+        )
 }
 
 // ----------------------------------------------------------------------------- public
@@ -192,7 +218,7 @@ async fn whoami(ctx: Ctx) -> Result<Json<Value>, ApiError> {
     })))
 }
 
-fn json_rejection(e: axum::extract::rejection::JsonRejection) -> ApiError {
+pub(crate) fn json_rejection(e: axum::extract::rejection::JsonRejection) -> ApiError {
     // serde's message names the field and position, never the value.
     let text = e.body_text();
     let reason: String = text
@@ -776,7 +802,7 @@ fn parse_time(field: &'static str, s: &str) -> Result<chrono::DateTime<chrono::U
         .map_err(|_| ApiError::bad(field, "must be an RFC 3339 time"))
 }
 
-fn pseudonym(ctx: &Ctx, mrn: &str) -> PatientPseudonym {
+pub(crate) fn pseudonym(ctx: &Ctx, mrn: &str) -> PatientPseudonym {
     patient_pseudonym(ctx.state().pseudonym_key().expose_secret(), mrn)
 }
 
@@ -1018,7 +1044,10 @@ async fn break_glass(
 }
 
 /// The live grant for this principal and patient, if any.
-async fn active_grant(ctx: &Ctx, p: &PatientPseudonym) -> Result<Option<String>, ApiError> {
+pub(crate) async fn active_grant(
+    ctx: &Ctx,
+    p: &PatientPseudonym,
+) -> Result<Option<String>, ApiError> {
     let mut tx = ctx.home.db().begin(&Scope::zones([Zone::Clinical])).await?;
     let rows =
         sqlx::query("SELECT id, expires_at FROM break_glass WHERE principal = $1 AND patient = $2")

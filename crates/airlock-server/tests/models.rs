@@ -1,0 +1,557 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr
+)]
+//! The model lifecycle and audited predictions over the API, on SQLite and PostgreSQL: the
+//! policy decides every step, the approval quorum holds, a model reaches patients only through
+//! silent mode and a canary, each prediction is in the ledger with everything an auditor needs
+//! and no PHI, overrides link to their prediction, and the silent report compares versions.
+
+mod common;
+
+use airlock_authz::Role;
+use airlock_ledger::{Display, Entry, EventType, patient_pseudonym};
+use airlock_models::{FeatureSpec, LogisticParams, Params, Table, TrainConfig, train};
+use airlock_registry::{ModelCard, ModelName, Package, Registry, TrainingData};
+use airlock_types::{ActorId, Classification, ContentHash, Zone};
+use common::{Db, World, user_of};
+use serde_json::json;
+
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::Db::Postgres).await
+            }
+        }
+    };
+}
+
+fn table(seed: u64) -> Table {
+    let mut s = seed;
+    let mut next = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (s >> 33) as f64 / (1u64 << 31) as f64
+    };
+    let (mut x, mut c, mut y) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..400 {
+        let xv = next() * 10.0;
+        let cv = if next() < 0.5 { "a" } else { "b" };
+        let z = xv - 5.0 + if cv == "a" { 1.0 } else { -1.0 } + (next() - 0.5) * 4.0;
+        x.push(format!("{xv:.3}"));
+        c.push(cv.to_string());
+        y.push(if z > 0.0 { "yes" } else { "no" }.to_string());
+    }
+    Table::from_columns(vec![("x".into(), x), ("c".into(), c), ("y".into(), y)]).unwrap()
+}
+
+/// Register a version trained by the data scientist; returns its hash.
+async fn register(w: &World, seed: u64) -> String {
+    let outcome = train(
+        &table(seed),
+        &TrainConfig {
+            dataset_hash: ContentHash::from_bytes([1; 32]),
+            target: "y".into(),
+            positive: "yes".into(),
+            features: vec![
+                FeatureSpec::Numeric("x".into()),
+                FeatureSpec::Categorical("c".into()),
+            ],
+            params: Params::Logistic(LogisticParams::default()),
+            seed,
+            test_fraction: 0.25,
+        },
+    )
+    .unwrap();
+    let dana = ActorId::new(user_of(Role::DataScientist)).unwrap();
+    let card = ModelCard::for_trained(
+        &outcome,
+        TrainingData {
+            dataset: "synth-dev@1".into(),
+            dataset_hash: ContentHash::from_bytes([1; 32]),
+            zone: Zone::Development,
+            classification: Classification::Synthetic,
+            rows: 400,
+        },
+        dana.clone(),
+        "API test model",
+        vec!["Synthetic data only".into()],
+    );
+    let home = w.state.home();
+    let reg = Registry::new(&home.acting_as(dana, home.request_id(), airlock_store::Scope::all()));
+    reg.register(
+        &ModelName::new("risk").unwrap(),
+        &Package::from_trained(&outcome.model),
+        &card,
+    )
+    .await
+    .unwrap()
+    .hash
+    .to_hex()
+}
+
+async fn step(w: &World, role: Role, path: &str, body: serde_json::Value) -> common::Resp {
+    w.as_role(role, "POST", path, &[], Some(body)).await
+}
+
+fn entry(w: &World, index: u64) -> Entry {
+    Entry::parse(&w.state.home().ledger().entry_bytes(index).unwrap()).unwrap()
+}
+
+const TREAT: &[(&str, &str)] = &[("x-purpose-of-use", "treatment")];
+
+async fn predict(w: &World, role: Role, mrn: &str) -> common::Resp {
+    w.as_role(
+        role,
+        "POST",
+        "/v1/models/risk/predict",
+        TREAT,
+        Some(json!({"patient_mrn": mrn, "features": {"x": 6.5, "c": "a"}})),
+    )
+    .await
+}
+
+both!(lifecycle_over_the_api);
+async fn lifecycle_over_the_api(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let v1 = register(&w, 1).await;
+    let base = format!("/v1/models/risk/versions/{v1}");
+    let reason = json!({"reason": "held-out AUROC reviewed"});
+    // A clinician cannot validate; the data scientist can.
+    assert_eq!(
+        step(
+            &w,
+            Role::Clinician,
+            &format!("{base}/validate"),
+            reason.clone()
+        )
+        .await
+        .status,
+        403
+    );
+    let r = step(
+        &w,
+        Role::DataScientist,
+        &format!("{base}/validate"),
+        reason.clone(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // Nobody approves their own model (the policy's forbid, then the registry's rule).
+    let approve = |role: &str| json!({"role": role, "reason": "card and metrics reviewed"});
+    assert_eq!(
+        step(
+            &w,
+            Role::DataScientist,
+            &format!("{base}/approve"),
+            approve("data-scientist")
+        )
+        .await
+        .status,
+        403
+    );
+    // A principal approves only under a role it holds.
+    assert_eq!(
+        step(
+            &w,
+            Role::ClinicalReviewer,
+            &format!("{base}/approve"),
+            approve("privacy-officer")
+        )
+        .await
+        .status,
+        403
+    );
+    let r = step(
+        &w,
+        Role::ClinicalReviewer,
+        &format!("{base}/approve"),
+        approve("clinical-reviewer"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["missing_roles"], json!(["privacy-officer"]));
+    // Not approved yet: MLOps cannot deploy (policy: only approved states).
+    let silent = json!({"state": "silent", "reason": "shadow"});
+    assert_eq!(
+        step(
+            &w,
+            Role::MlopsEngineer,
+            &format!("{base}/deploy"),
+            silent.clone()
+        )
+        .await
+        .status,
+        403
+    );
+    let r = step(
+        &w,
+        Role::PrivacyOfficer,
+        &format!("{base}/approve"),
+        approve("privacy-officer"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["transition"]["to"], "approved");
+    // Approved cannot go straight to canary.
+    let canary_all = json!({"state": "canary", "canary_percent": 100, "reason": "all patients"});
+    assert_eq!(
+        step(
+            &w,
+            Role::MlopsEngineer,
+            &format!("{base}/deploy"),
+            canary_all.clone()
+        )
+        .await
+        .status,
+        409
+    );
+    assert_eq!(
+        step(
+            &w,
+            Role::MlopsEngineer,
+            &format!("{base}/deploy"),
+            silent.clone()
+        )
+        .await
+        .status,
+        200
+    );
+    // Silent only: nothing to show a clinician.
+    assert_eq!(predict(&w, Role::Clinician, &w.mrn).await.status, 404);
+    assert_eq!(
+        step(
+            &w,
+            Role::MlopsEngineer,
+            &format!("{base}/deploy"),
+            canary_all
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        step(
+            &w,
+            Role::MlopsEngineer,
+            "/v1/models/risk/promote",
+            json!({"reason": "canary held"})
+        )
+        .await
+        .status,
+        200
+    );
+
+    // Predictions: a clinician for treatment.
+    let r = predict(&w, Role::Clinician, &w.mrn).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let p = r.json();
+    assert_eq!(p["version"], v1.as_str());
+    assert_eq!(p["state"], "production");
+    assert_eq!(p["features"], json!(["x", "c"]));
+    let score = p["score"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&score));
+    assert!((p["confidence"].as_f64().unwrap() - score.max(1.0 - score)).abs() < 1e-12);
+    let id = p["prediction_id"].as_u64().unwrap();
+    let e = entry(&w, id);
+    assert_eq!(e.event, EventType::Prediction);
+    assert_eq!(e.actor.as_str(), user_of(Role::Clinician));
+    assert_eq!(e.purpose.map(|p| p.as_str()), Some("treatment"));
+    let key = w.state.home().pseudonym_key().unwrap();
+    assert_eq!(
+        e.patient,
+        Some(patient_pseudonym(key.expose_secret(), &w.mrn))
+    );
+    let pr = e.prediction.clone().unwrap();
+    assert_eq!(pr.version_hash.to_hex(), v1);
+    assert_eq!(pr.display, Display::Shown);
+    assert_eq!(pr.features, vec!["x".to_string(), "c".to_string()]);
+    assert!(e.outcome.reason.unwrap().contains("clinician-treatment"));
+    let raw = String::from_utf8(w.state.home().ledger().entry_bytes(id).unwrap()).unwrap();
+    assert!(!raw.contains(&w.mrn), "no MRN in the ledger");
+
+    // Refusals: no purpose, the wrong role, a bad feature (named, value not echoed), a model
+    // that is not deployed. Each leaves a ledger entry.
+    let before = w.ledger_size();
+    let no_purpose = w
+        .as_role(
+            Role::Clinician,
+            "POST",
+            "/v1/models/risk/predict",
+            &[],
+            Some(json!({"patient_mrn": w.mrn, "features": {"x": 1, "c": "a"}})),
+        )
+        .await;
+    assert_eq!(no_purpose.status, 403);
+    assert_eq!(predict(&w, Role::DataScientist, &w.mrn).await.status, 403);
+    let bad = w
+        .as_role(
+            Role::Clinician,
+            "POST",
+            "/v1/models/risk/predict",
+            TREAT,
+            Some(json!({"patient_mrn": w.mrn, "features": {"x": 6.5, "c": "secret-category-77"}})),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    let text = String::from_utf8_lossy(&bad.body);
+    assert!(
+        text.contains("`c`") && !text.contains("secret-category-77"),
+        "{text}"
+    );
+    let out_of_range = w
+        .as_role(
+            Role::Clinician,
+            "POST",
+            "/v1/models/risk/predict",
+            TREAT,
+            Some(json!({"patient_mrn": w.mrn, "features": {"x": 1e9, "c": "a"}})),
+        )
+        .await;
+    assert_eq!(out_of_range.status, 400);
+    assert!(!String::from_utf8_lossy(&out_of_range.body).contains("1000000000"));
+    let missing = w
+        .as_role(
+            Role::Clinician,
+            "POST",
+            "/v1/models/nope/predict",
+            TREAT,
+            Some(json!({"patient_mrn": w.mrn, "features": {}})),
+        )
+        .await;
+    assert_eq!(missing.status, 404);
+    assert!(
+        w.ledger_size() >= before + 5,
+        "every refusal is in the ledger"
+    );
+    // The EHR service's token is scoped to patient records only.
+    let svc = w
+        .call(
+            "POST",
+            "/v1/models/risk/predict",
+            Some(&w.service_token),
+            TREAT,
+            Some(json!({"patient_mrn": w.mrn, "features": {"x": 1, "c": "a"}})),
+        )
+        .await;
+    assert_eq!(svc.status, 403);
+
+    // A second version in silent mode scores every request; never shown.
+    let v2 = register(&w, 2).await;
+    let base2 = format!("/v1/models/risk/versions/{v2}");
+    assert_eq!(
+        step(
+            &w,
+            Role::DataScientist,
+            &format!("{base2}/validate"),
+            reason.clone()
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        step(
+            &w,
+            Role::ClinicalReviewer,
+            &format!("{base2}/approve"),
+            approve("clinical-reviewer")
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        step(
+            &w,
+            Role::PrivacyOfficer,
+            &format!("{base2}/approve"),
+            approve("privacy-officer")
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        step(&w, Role::MlopsEngineer, &format!("{base2}/deploy"), silent)
+            .await
+            .status,
+        200
+    );
+    let r = predict(&w, Role::Clinician, "MRN-A").await;
+    assert_eq!(r.json()["version"], v1.as_str());
+    assert_eq!(r.json()["silent_versions_logged"], 1);
+    let shown_id = r.json()["prediction_id"].as_u64().unwrap();
+    let silent_entry = entry(&w, shown_id + 1);
+    let sp = silent_entry.prediction.unwrap();
+    assert_eq!(
+        (sp.version_hash.to_hex(), sp.display),
+        (v2.clone(), Display::Silent)
+    );
+    assert_eq!(silent_entry.request_id, entry(&w, shown_id).request_id);
+
+    // Canary at 50%: each patient always sees the same version.
+    let half = json!({"state": "canary", "canary_percent": 50, "reason": "half"});
+    assert_eq!(
+        step(&w, Role::MlopsEngineer, &format!("{base2}/deploy"), half)
+            .await
+            .status,
+        200
+    );
+    let mut seen = std::collections::BTreeMap::new();
+    for i in 0..40 {
+        let mrn = format!("MRN-{i}");
+        let a = predict(&w, Role::Clinician, &mrn).await.json()["version"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let b = predict(&w, Role::Clinician, &mrn).await.json()["version"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(a, b, "patient {i} switched models mid-rollout");
+        *seen.entry(a).or_insert(0) += 1;
+    }
+    assert_eq!(
+        seen.len(),
+        2,
+        "both versions are shown during a 50% canary: {seen:?}"
+    );
+    // Roll back in one call: everyone sees v1 again.
+    assert_eq!(
+        step(
+            &w,
+            Role::MlopsEngineer,
+            "/v1/models/risk/rollback",
+            json!({"reason": "drift"})
+        )
+        .await
+        .status,
+        200
+    );
+    for i in 0..10 {
+        assert_eq!(
+            predict(&w, Role::Clinician, &format!("MRN-{i}"))
+                .await
+                .json()["version"],
+            v1.as_str()
+        );
+    }
+
+    // Override with a coded reason, linked to the prediction; outcomes; the report.
+    let ov = w
+        .as_role(
+            Role::Clinician,
+            "POST",
+            &format!("/v1/predictions/{shown_id}/override"),
+            TREAT,
+            Some(json!({"reason": "clinical-judgement", "decision": "high-risk"})),
+        )
+        .await;
+    assert_eq!(ov.status, 200, "{}", String::from_utf8_lossy(&ov.body));
+    let oe = entry(&w, ov.json()["override_id"].as_u64().unwrap());
+    assert_eq!(oe.event, EventType::Override);
+    assert!(oe.resources.contains(&format!("prediction:{shown_id}")));
+    assert_eq!(oe.patient, entry(&w, shown_id).patient);
+    assert!(
+        oe.prediction
+            .unwrap()
+            .override_reason
+            .unwrap()
+            .starts_with("clinical-judgement")
+    );
+    // A silent prediction cannot be overridden (nobody saw it); a data scientist cannot override.
+    assert_eq!(
+        w.as_role(
+            Role::Clinician,
+            "POST",
+            &format!("/v1/predictions/{}/override", shown_id + 1),
+            TREAT,
+            Some(json!({"reason": "data-error", "decision": "low-risk"}))
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        w.as_role(
+            Role::DataScientist,
+            "POST",
+            &format!("/v1/predictions/{shown_id}/override"),
+            TREAT,
+            Some(json!({"reason": "data-error", "decision": "low-risk"}))
+        )
+        .await
+        .status,
+        403
+    );
+    for (i, label) in [(shown_id, true)] {
+        let r = w
+            .as_role(
+                Role::Clinician,
+                "POST",
+                &format!("/v1/predictions/{i}/outcome"),
+                TREAT,
+                Some(json!({"label": label})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let rep = w
+        .as_role(
+            Role::MlopsEngineer,
+            "GET",
+            "/v1/models/risk/report",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(rep.status, 200, "{}", String::from_utf8_lossy(&rep.body));
+    let rep = rep.json();
+    assert_eq!(rep["report"]["overrides"], 1);
+    let agreement = rep["report"]["agreement"].as_array().unwrap();
+    let a2 = agreement
+        .iter()
+        .find(|a| a["version"] == v2.as_str())
+        .unwrap();
+    assert!(a2["requests"].as_u64().unwrap() >= 20, "{a2}");
+    let versions = rep["report"]["versions"].as_array().unwrap();
+    assert!(
+        versions
+            .iter()
+            .all(|v| v["labelled"].as_u64().unwrap() >= 1)
+    );
+    assert!(
+        !rep.to_string().contains("MRN-"),
+        "the report holds no identifiers"
+    );
+    // The model's page: both versions, their approvals, the whole history.
+    let page = w
+        .as_role(Role::PrivacyOfficer, "GET", "/v1/models/risk", &[], None)
+        .await
+        .json();
+    assert_eq!(page["versions"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        page["versions"][0]["approvals"].as_array().unwrap().len(),
+        2
+    );
+    assert!(page["history"].as_array().unwrap().len() >= 12);
+    // The list shows a clinician nothing (no read-model permission).
+    let list = w
+        .as_role(Role::Clinician, "GET", "/v1/models", &[], None)
+        .await
+        .json();
+    assert_eq!(list["models"].as_array().unwrap().len(), 0);
+}
