@@ -22,6 +22,7 @@ mod registry;
 pub mod report;
 pub mod serving;
 mod state;
+pub mod training;
 
 pub use error::RegistryError;
 pub use package::{
@@ -33,3 +34,4 @@ pub use registry::{
 };
 pub use serving::{Deployment, LoadedModel, Routes, Scored, ScoredRequest};
 pub use state::State;
+pub use training::{BatchScores, TrainRequest, TrainResult, score_dataset, train_on_dataset};

@@ -468,3 +468,113 @@ async fn tampered_versions_are_refused_and_the_refusal_is_in_the_ledger() {
     );
     assert!(reasons.iter().any(|r| r.contains("SHA-256")), "{reasons:?}");
 }
+
+#[tokio::test]
+async fn trains_on_deidentified_versions_only_and_scores_in_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home(dir.path()).await;
+    let t = table(5);
+    let mut csv = String::from("x,c,y\n");
+    for r in 0..t.rows() {
+        let cell = |n: &str| t.column(n).unwrap().cells()[r].clone();
+        csv.push_str(&format!("{},{},{}\n", cell("x"), cell("c"), cell("y")));
+    }
+    let path = dir.path().join("cohort.csv");
+    std::fs::write(&path, csv).unwrap();
+    for (name, zone, class) in [
+        (
+            "cohort-deid",
+            Zone::Development,
+            Classification::Deidentified,
+        ),
+        ("cohort-phi", Zone::Clinical, Classification::Phi),
+    ] {
+        home.ingest(
+            &airlock_store::IngestRequest {
+                zone,
+                classification: class,
+                source_system: "test".into(),
+                dataset: airlock_types::DatasetName::new(name).unwrap(),
+                files: vec![path.clone()],
+            },
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
+    }
+    let dana = home.acting_as(
+        ActorId::new("dana").unwrap(),
+        home.request_id(),
+        airlock_store::Scope::all(),
+    );
+    let reg = Registry::new(&dana);
+    let req = |dataset: &str| airlock_registry::TrainRequest {
+        dataset: dataset.into(),
+        file: None,
+        target: "y".into(),
+        positive: "yes".into(),
+        features: vec![FeatureSpec::Auto("x".into()), FeatureSpec::Auto("c".into())],
+        params: Params::Logistic(LogisticParams::default()),
+        seed: 9,
+        test_fraction: 0.25,
+        name: ModelName::new("trained").unwrap(),
+        intended_use: "test".into(),
+        limitations: vec!["synthetic".into()],
+    };
+    // PHI: refused by the zone rules, and the refusal is in the ledger.
+    let before = home.ledger().size().unwrap();
+    let err = airlock_registry::train_on_dataset(&dana, &reg, &req("cohort-phi"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RegistryError::Store(airlock_store::StoreError::Zone(_))
+        ),
+        "{err}"
+    );
+    let denied = (before..home.ledger().size().unwrap())
+        .map(|i| airlock_ledger::Entry::parse(&home.ledger().entry_bytes(i).unwrap()).unwrap())
+        .any(|e| {
+            e.outcome.result == OutcomeKind::Denied
+                && e.resources.iter().any(|r| r.starts_with("cohort-phi"))
+        });
+    assert!(denied);
+    // De-identified: trained, registered with its lineage, reproducible.
+    let a = airlock_registry::train_on_dataset(&dana, &reg, &req("cohort-deid@1"))
+        .await
+        .unwrap();
+    assert_eq!(a.version.state, State::Registered);
+    assert_eq!(a.version.card.trained_by.as_str(), "dana");
+    assert_eq!(a.version.card.training_data.dataset, "cohort-deid@1");
+    assert_eq!(a.version.classification, Classification::Deidentified);
+    assert!(
+        a.experiment.metrics.auroc > 0.8,
+        "{}",
+        a.experiment.metrics.auroc
+    );
+    // The same inputs give the same model: registering it again is a duplicate.
+    let again = airlock_registry::train_on_dataset(&dana, &reg, &req("cohort-deid@1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(again, RegistryError::Duplicate { .. }), "{again}");
+    // Batch scoring in development, with metrics.
+    let s = airlock_registry::score_dataset(
+        &dana,
+        &reg,
+        &a.version,
+        "cohort-deid",
+        None,
+        Some(("y", "yes")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.rows, 400);
+    assert!(s.metrics.unwrap().auroc > 0.8);
+    let phi =
+        airlock_registry::score_dataset(&dana, &reg, &a.version, "cohort-phi", None, None).await;
+    assert!(
+        phi.is_err(),
+        "no batch scoring of PHI outside the clinical zone"
+    );
+}
