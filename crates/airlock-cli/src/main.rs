@@ -47,6 +47,12 @@ enum Command {
     Tokens(cmd::serve::TokensArgs),
     /// Print the current TOTP code for an enrolment URI or secret in a file (scripted logins).
     Totp(cmd::serve::TotpArgs),
+    /// Train a model on a de-identified dataset version and register it.
+    Train(cmd::models::TrainArgs),
+    /// The model registry: list, show, verify, deployment history, silent-mode report.
+    Models(cmd::models::ModelsArgs),
+    /// Batch-score a dataset version (development or staging) for validation.
+    Predict(cmd::models::PredictArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +72,9 @@ fn main() -> ExitCode {
         Command::Users(a) => cmd::serve::users(a),
         Command::Tokens(a) => cmd::serve::tokens(a),
         Command::Totp(a) => cmd::serve::totp(a),
+        Command::Train(a) => cmd::models::train(a),
+        Command::Models(a) => cmd::models::models(a),
+        Command::Predict(a) => cmd::models::predict(a),
     };
     match result {
         Ok(code) => code,

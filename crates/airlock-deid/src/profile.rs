@@ -466,13 +466,19 @@ pub(crate) struct ProfileInner {
 impl Profile {
     /// A built-in profile by name: `safe-harbor`, `expert-determination`, `limited-data-set`.
     pub fn builtin(name: &str) -> Result<Profile, DeidError> {
-        let text = match name {
-            "safe-harbor" => include_str!("../profiles/safe-harbor.toml"),
-            "expert-determination" => include_str!("../profiles/expert-determination.toml"),
-            "limited-data-set" => include_str!("../profiles/limited-data-set.toml"),
-            _ => return Err(DeidError::UnknownProfile(name.to_owned())),
-        };
+        let text = Profile::builtin_text(name)
+            .ok_or_else(|| DeidError::UnknownProfile(name.to_owned()))?;
         Profile::from_toml(text)
+    }
+
+    /// The TOML text of a built-in profile: the starting point for a deployment's own.
+    pub fn builtin_text(name: &str) -> Option<&'static str> {
+        match name {
+            "safe-harbor" => Some(include_str!("../profiles/safe-harbor.toml")),
+            "expert-determination" => Some(include_str!("../profiles/expert-determination.toml")),
+            "limited-data-set" => Some(include_str!("../profiles/limited-data-set.toml")),
+            _ => None,
+        }
     }
 
     /// Loads a built-in profile by name, or else a profile file at that path.

@@ -266,6 +266,8 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             ("alex-auditor", airlock_authz::Role::Auditor),
             ("casey-clinician", airlock_authz::Role::Clinician),
             ("sam-security", airlock_authz::Role::SecurityAdmin),
+            ("rita-reviewer", airlock_authz::Role::ClinicalReviewer),
+            ("mo-mlops", airlock_authz::Role::MlopsEngineer),
         ] {
             let pw = super::serve::random_password();
             let id = ActorId::new(user)?;
@@ -419,6 +421,35 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             .await?;
         println!(
             "    alex-auditor verifies the ledger over the API -> verified={}, size {}",
+            r.json().get("verified").cloned().unwrap_or_default(),
+            r.json().get("size").cloned().unwrap_or_default()
+        );
+
+        let mut tokens = std::collections::BTreeMap::new();
+        for user in [
+            "dana-scientist",
+            "rita-reviewer",
+            "pat-privacy",
+            "mo-mlops",
+            "casey-clinician",
+        ] {
+            let r = c
+                .send("POST", "/v1/auth/login", &[], Some(&login(user)))
+                .await?;
+            let tok = r
+                .json()
+                .get("token")
+                .and_then(|t| t.as_str())
+                .unwrap_or("")
+                .to_string();
+            tokens.insert(user, tok);
+        }
+        super::demo_models::tour(&mut c, &home, &root, &tokens).await?;
+        let r = c
+            .send("GET", "/v1/audit/verify", &[("authorization", &auth)], None)
+            .await?;
+        println!(
+            "\n    alex-auditor verifies the whole ledger again, predictions included -> verified={}, size {}",
             r.json().get("verified").cloned().unwrap_or_default(),
             r.json().get("size").cloned().unwrap_or_default()
         );

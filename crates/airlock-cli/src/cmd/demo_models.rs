@@ -1,0 +1,547 @@
+//! The demo's model tour: train in development, approve with two roles, deploy silent then
+//! canary, predict for patients over the API, override one, post outcomes, compare versions,
+//! roll back, and show a prediction's ledger entry.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use airlock_models::{FeatureKind, FeatureSpec, GbdtParams, LogisticParams, Params, Table};
+use airlock_registry::{ModelName, Registry, TrainRequest, TrainResult};
+use airlock_server::client::Client;
+use airlock_store::{Home, IngestRequest, Scope};
+use airlock_types::{ActorId, Classification, DatasetName, Zone};
+use serde_json::{Value, json};
+
+const READMISSION_NUMERIC: &[&str] = &[
+    "time_in_hospital",
+    "num_lab_procedures",
+    "num_procedures",
+    "num_medications",
+    "number_outpatient",
+    "number_emergency",
+    "number_inpatient",
+    "number_diagnoses",
+];
+const READMISSION_CATEGORICAL: &[&str] = &[
+    "age",
+    "gender",
+    "A1Cresult",
+    "insulin",
+    "change",
+    "diabetesMed",
+    "admission_type_id",
+    "discharge_disposition_id",
+    "admission_source_id",
+];
+const COHORT_FEATURES: &[&str] = &[
+    "sex",
+    "length_of_stay",
+    "num_medications",
+    "num_lab_procedures",
+    "prior_admissions_12mo",
+];
+
+/// What the models are trained on.
+struct TrainingSet {
+    dataset: String,
+    features: Vec<FeatureSpec>,
+    target: &'static str,
+    positive: &'static str,
+    patient_column: &'static str,
+    describe: String,
+}
+
+fn as_actor(home: &Home, actor: &str) -> anyhow::Result<Home> {
+    Ok(home.acting_as(ActorId::new(actor)?, home.request_id(), Scope::all()))
+}
+
+/// The shared readmission table when it is there (a public, de-identified research extract),
+/// else the demo cohort's registry CSV through the safe-harbor gate (with its notes dropped).
+async fn training_set(home: &Home, root: &Path) -> anyhow::Result<TrainingSet> {
+    let zip = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/tabular/diabetes130/dataset_diabetes.zip");
+    let out = root.join("readmission");
+    let unzipped = zip.is_file()
+        && Command::new("unzip")
+            .args(["-o", "-q"])
+            .arg(&zip)
+            .arg("dataset_diabetes/diabetic_data.csv")
+            .arg("-d")
+            .arg(&out)
+            .status()
+            .is_ok_and(|s| s.success());
+    if unzipped {
+        let engineer = as_actor(home, "data-engineer")?;
+        let v = engineer
+            .ingest(
+                &IngestRequest {
+                    zone: Zone::Development,
+                    classification: Classification::Deidentified,
+                    source_system: "uci-diabetes-130-us".into(),
+                    dataset: DatasetName::new("readmission-uci")?,
+                    files: vec![out.join("dataset_diabetes/diabetic_data.csv")],
+                },
+                &mut |_, _| {},
+            )
+            .await?;
+        let features = READMISSION_CATEGORICAL
+            .iter()
+            .map(|c| FeatureSpec::Categorical((*c).into()))
+            .chain(
+                READMISSION_NUMERIC
+                    .iter()
+                    .map(|c| FeatureSpec::Numeric((*c).into())),
+            )
+            .collect();
+        return Ok(TrainingSet {
+            dataset: format!("{}@{}", v.dataset, v.version),
+            features,
+            target: "readmitted",
+            positive: "<30",
+            patient_column: "patient_nbr",
+            describe: format!(
+                "the public de-identified Diabetes 130-US readmission table ({} encounters), ingested into development",
+                v.records
+            ),
+        });
+    }
+    // The cohort's registry CSV, de-identified by a deployment profile: safe harbor, with the
+    // free-text note column removed outright (a model does not need it).
+    let text = airlock_deid::Profile::builtin_text("safe-harbor")
+        .ok_or_else(|| anyhow::anyhow!("the safe-harbor profile is built in"))?;
+    let profile = text.replacen(
+        "name = \"safe-harbor\"",
+        "name = \"demo-registry-safe-harbor\"",
+        1,
+    ) + "\n[[csv]]\ncolumn = \"note\"\nmethod = \"redact\"\n";
+    let profile_path = root.join("demo-registry-safe-harbor.toml");
+    std::fs::write(&profile_path, profile)?;
+    let officer = as_actor(home, "privacy-officer")?;
+    let o = super::gate::run_gate(
+        &officer,
+        &profile_path.to_string_lossy(),
+        "registry-csv",
+        &DatasetName::new("registry-csv-deid")?,
+    )
+    .await?;
+    Ok(TrainingSet {
+        dataset: format!("{}@{}", o.version.dataset, o.version.version),
+        features: COHORT_FEATURES
+            .iter()
+            .map(|c| FeatureSpec::Auto((*c).into()))
+            .collect(),
+        target: "readmitted_30d",
+        positive: "1",
+        patient_column: "mrn",
+        describe: format!(
+            "the demo cohort's registry, through the safe-harbor gate ({} stays)",
+            o.version.records
+        ),
+    })
+}
+
+async fn train(home: &Home, set: &TrainingSet, params: Params) -> anyhow::Result<TrainResult> {
+    let dana = as_actor(home, "dana-scientist")?;
+    let reg = Registry::new(&dana);
+    Ok(airlock_registry::train_on_dataset(
+        &dana,
+        &reg,
+        &TrainRequest {
+            dataset: set.dataset.clone(),
+            file: None,
+            target: set.target.into(),
+            positive: set.positive.into(),
+            features: set.features.clone(),
+            params,
+            seed: 20_261_129,
+            test_fraction: 0.2,
+            name: ModelName::new("readmission-30d")?,
+            intended_use: "Flag adult inpatients at high risk of readmission within 30 days for discharge planning; decision support, not a diagnosis.".into(),
+            limitations: vec![
+                "Trained on one population; validate locally before use.".into(),
+                "Not for paediatric or obstetric patients.".into(),
+            ],
+        },
+    )
+    .await?)
+}
+
+fn step(n: u32, what: &str) {
+    println!("\n[{n}] {what}");
+}
+
+/// The tour. `tokens` holds a bearer per demo user.
+pub async fn tour(
+    c: &mut Client,
+    home: &Home,
+    root: &Path,
+    tokens: &BTreeMap<&'static str, String>,
+) -> anyhow::Result<()> {
+    let bearer = |user: &str| {
+        format!(
+            "Bearer {}",
+            tokens.get(user).map(String::as_str).unwrap_or("")
+        )
+    };
+    step(
+        9,
+        "a data scientist trains readmission models in development, on de-identified data",
+    );
+    let t = Instant::now();
+    let set = training_set(home, root).await?;
+    println!("    training data: {}", set.describe);
+    let v1 = train(home, &set, Params::Logistic(LogisticParams::default())).await?;
+    let v2 = train(home, &set, Params::Gbdt(GbdtParams::default())).await?;
+    for r in [&v1, &v2] {
+        println!(
+            "    {} {}: held-out AUROC {:.4}, AUPRC {:.4}, Brier {:.4} -> registered {} (signed, encrypted in {})",
+            r.version.card.family,
+            r.dataset,
+            r.experiment.metrics.auroc,
+            r.experiment.metrics.auprc,
+            r.experiment.metrics.brier,
+            r.version.label(),
+            r.version.zone
+        );
+    }
+    println!("    ({:.2?})", t.elapsed());
+    let h1 = v1.version.hash.to_hex();
+    let h2 = v2.version.hash.to_hex();
+
+    step(
+        10,
+        "approval: a clinical reviewer and the privacy officer, never the person who trained it",
+    );
+    let post = |path: String, body: Value| (path, body);
+    let call = async |c: &mut Client,
+                      user: &str,
+                      (path, body): (String, Value)|
+           -> anyhow::Result<(u16, Value)> {
+        let auth = bearer(user);
+        let r = c
+            .send(
+                "POST",
+                &path,
+                &[("authorization", &auth), ("x-purpose-of-use", "treatment")],
+                Some(&body),
+            )
+            .await?;
+        Ok((r.status, r.json()))
+    };
+    for h in [&h1, &h2] {
+        let base = format!("/v1/models/readmission-30d/versions/{h}");
+        call(
+            c,
+            "dana-scientist",
+            post(
+                format!("{base}/validate"),
+                json!({"reason": "held-out metrics and card reviewed"}),
+            ),
+        )
+        .await?;
+        let (s, _) = call(
+            c,
+            "dana-scientist",
+            post(
+                format!("{base}/approve"),
+                json!({"role": "data-scientist", "reason": "my own model"}),
+            ),
+        )
+        .await?;
+        if h == &h1 {
+            println!("    dana-scientist approves her own model -> {s}");
+        }
+        call(c, "rita-reviewer", post(format!("{base}/approve"), json!({"role": "clinical-reviewer", "reason": "clinically plausible features; card reviewed"}))).await?;
+        let (s, j) = call(
+            c,
+            "pat-privacy",
+            post(
+                format!("{base}/approve"),
+                json!({"role": "privacy-officer", "reason": "trained on de-identified data only"}),
+            ),
+        )
+        .await?;
+        println!(
+            "    {} approved by rita-reviewer (clinical-reviewer) and pat-privacy (privacy-officer) -> {s} {}",
+            short(h),
+            field(&j, "/transition/to").as_str().unwrap_or("?")
+        );
+    }
+
+    step(
+        11,
+        "MLOps deploys: silent first, then a canary, then production",
+    );
+    let base1 = format!("/v1/models/readmission-30d/versions/{h1}");
+    let base2 = format!("/v1/models/readmission-30d/versions/{h2}");
+    let (s, _) = call(
+        c,
+        "mo-mlops",
+        post(
+            format!("{base1}/deploy"),
+            json!({"state": "canary", "canary_percent": 100, "reason": "skip silent"}),
+        ),
+    )
+    .await?;
+    println!("    straight from approved to canary -> {s} (refused by the lifecycle)");
+    call(
+        c,
+        "mo-mlops",
+        post(
+            format!("{base1}/deploy"),
+            json!({"state": "silent", "reason": "shadow the current process"}),
+        ),
+    )
+    .await?;
+    call(
+        c,
+        "mo-mlops",
+        post(
+            format!("{base1}/deploy"),
+            json!({"state": "canary", "canary_percent": 100, "reason": "no production model yet"}),
+        ),
+    )
+    .await?;
+    let (s, _) = call(
+        c,
+        "mo-mlops",
+        post(
+            "/v1/models/readmission-30d/promote".into(),
+            json!({"reason": "canary held"}),
+        ),
+    )
+    .await?;
+    println!(
+        "    logistic {}: silent -> canary -> production ({s})",
+        short(&h1)
+    );
+    call(
+        c,
+        "mo-mlops",
+        post(
+            format!("{base2}/deploy"),
+            json!({"state": "silent", "reason": "shadow production"}),
+        ),
+    )
+    .await?;
+    let (s, _) = call(
+        c,
+        "mo-mlops",
+        post(
+            format!("{base2}/deploy"),
+            json!({"state": "canary", "canary_percent": 25, "reason": "a quarter of patients"}),
+        ),
+    )
+    .await?;
+    println!(
+        "    gbdt {}: silent -> canary for 25% of patients, chosen per patient by a keyed hash ({s})",
+        short(&h2)
+    );
+
+    step(
+        12,
+        "a clinician asks for predictions (purpose: treatment); every request is in the ledger",
+    );
+    let dana = as_actor(home, "dana-scientist")?;
+    let mut columns: Vec<&str> = set.features.iter().map(FeatureSpec::name).collect();
+    columns.push(set.target);
+    columns.push(set.patient_column);
+    let (_, table) =
+        airlock_registry::training::read_table(&dana, &set.dataset, None, &columns).await?;
+    let signature = v1
+        .version
+        .card
+        .experiment
+        .as_ref()
+        .map(|e| e.signature.clone());
+    let rows: Vec<usize> = v1
+        .experiment
+        .split
+        .test_rows
+        .min(300)
+        .try_into()
+        .map(|n: usize| (0..n).map(|i| (i * 7919) % table.rows()).collect())
+        .unwrap_or_default();
+    let t = Instant::now();
+    let mut shown: BTreeMap<String, usize> = BTreeMap::new();
+    let mut first: Option<Value> = None;
+    let mut ids = Vec::new();
+    for &row in &rows {
+        let (mrn, features, label) = request_of(&table, row, &set, signature.as_ref());
+        let (s, j) = call(
+            c,
+            "casey-clinician",
+            post(
+                "/v1/models/readmission-30d/predict".into(),
+                json!({"patient_mrn": mrn, "features": features}),
+            ),
+        )
+        .await?;
+        if s != 200 {
+            continue;
+        }
+        *shown
+            .entry(short(field(&j, "/version").as_str().unwrap_or("?")))
+            .or_default() += 1;
+        if let Some(id) = field(&j, "/prediction_id").as_u64() {
+            ids.push((id, label));
+        }
+        if first.is_none() {
+            first = Some(j);
+        }
+    }
+    let n = ids.len();
+    println!(
+        "    {n} predictions in {:.2?} ({:.0}/s over one connection); shown by version: {shown:?}",
+        t.elapsed(),
+        n as f64 / t.elapsed().as_secs_f64().max(1e-9)
+    );
+    if let Some(j) = &first {
+        println!(
+            "    one response: score {:.3}, confidence {:.3}, {} features, version {}..., {} silent version(s) logged",
+            field(j, "/score").as_f64().unwrap_or_default(),
+            field(j, "/confidence").as_f64().unwrap_or_default(),
+            field(j, "/features").as_array().map_or(0, Vec::len),
+            short(field(j, "/version").as_str().unwrap_or("")),
+            field(j, "/silent_versions_logged")
+        );
+    }
+    let (s, _) = call(
+        c,
+        "dana-scientist",
+        post(
+            "/v1/models/readmission-30d/predict".into(),
+            json!({"patient_mrn": "x", "features": {}}),
+        ),
+    )
+    .await?;
+    println!(
+        "    dana-scientist asks for a prediction -> {s} (clinicians and EHR services only, for treatment)"
+    );
+    if let Some((id, _)) = ids.first() {
+        let (s, j) = call(
+            c,
+            "casey-clinician",
+            post(
+                format!("/v1/predictions/{id}/override"),
+                json!({"reason": "information-not-in-model", "decision": "high-risk"}),
+            ),
+        )
+        .await?;
+        println!(
+            "    casey-clinician overrides prediction {id} (coded reason, no free text) -> {s}, ledger entry {}",
+            field(&j, "/override_id")
+        );
+        if let Ok(bytes) = home.ledger().entry_bytes(*id) {
+            println!(
+                "    the prediction's ledger entry:\n      {}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+    }
+    for (id, label) in &ids {
+        call(
+            c,
+            "casey-clinician",
+            post(
+                format!("/v1/predictions/{id}/outcome"),
+                json!({"label": label}),
+            ),
+        )
+        .await?;
+    }
+    let auth = bearer("mo-mlops");
+    let rep = get(c, &auth, "/v1/models/readmission-30d/report").await?;
+    for v in field(&rep, "/report/versions")
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let h = field(v, "/version").as_str().unwrap_or("");
+        println!(
+            "    report {}...: shown {}, silent {}, outcome AUROC {}",
+            short(h),
+            field(v, "/shown"),
+            field(v, "/silent"),
+            field(v, "/auroc")
+                .as_f64()
+                .map_or("n/a".into(), |a| format!("{a:.3}"))
+        );
+    }
+    for a in field(&rep, "/report/agreement")
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let h = field(a, "/version").as_str().unwrap_or("");
+        println!(
+            "    {}... against what was shown: {} requests, agreement {:.1}%, mean |score difference| {:.3}",
+            short(h),
+            field(a, "/requests"),
+            field(a, "/agreement").as_f64().unwrap_or_default() * 100.0,
+            field(a, "/mean_abs_diff").as_f64().unwrap_or_default()
+        );
+    }
+    let (s, _) = call(
+        c,
+        "mo-mlops",
+        post(
+            "/v1/models/readmission-30d/rollback".into(),
+            json!({"reason": "demo: roll back in one call"}),
+        ),
+    )
+    .await?;
+    println!(
+        "    mo-mlops rolls the canary back -> {s}: every patient sees the logistic model again, the GBDT keeps scoring silently"
+    );
+    Ok(())
+}
+
+fn field<'a>(v: &'a Value, pointer: &str) -> &'a Value {
+    v.pointer(pointer).unwrap_or(&Value::Null)
+}
+
+fn short(h: &str) -> String {
+    h.chars().take(12).collect()
+}
+
+async fn get(c: &mut Client, auth: &str, path: &str) -> anyhow::Result<Value> {
+    Ok(c.send("GET", path, &[("authorization", auth)], None)
+        .await?
+        .json())
+}
+
+/// One prediction request from a table row: the patient id, the features (typed by the
+/// signature), and the label.
+fn request_of(
+    table: &Table,
+    row: usize,
+    set: &TrainingSet,
+    signature: Option<&airlock_models::Signature>,
+) -> (String, Value, bool) {
+    let cell = |name: &str| {
+        table
+            .column(name)
+            .ok()
+            .and_then(|c| c.cells().get(row).cloned())
+            .unwrap_or_default()
+    };
+    let mut features = serde_json::Map::new();
+    for f in signature.map(|s| s.features.as_slice()).unwrap_or_default() {
+        let v = cell(&f.name);
+        let value = match f.kind {
+            FeatureKind::Numeric { .. } => {
+                v.parse::<f64>().map(Value::from).unwrap_or(Value::from(v))
+            }
+            FeatureKind::Categorical { .. } => Value::from(v),
+        };
+        features.insert(f.name.clone(), value);
+    }
+    (
+        cell(set.patient_column),
+        Value::Object(features),
+        cell(set.target) == set.positive,
+    )
+}

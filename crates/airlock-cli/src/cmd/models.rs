@@ -1,0 +1,357 @@
+//! `train`, `models`, `predict`: the model lifecycle from the command line.
+//!
+//! Training and batch scoring run here, as the operator's `--actor` (recorded as the trainer).
+//! The steps that touch patients (validate, approve, deploy, promote, roll back) need the
+//! approvers' own authenticated sessions and so go through the API (`airlock serve`); this
+//! command shows, verifies and reports.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use airlock_models::{FeatureSpec, GbdtParams, LogisticParams, Params};
+use airlock_registry::{ModelName, Registry, TrainRequest};
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::home::{HomeArgs, block_on};
+
+/// Model family.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Family {
+    /// L2-regularised logistic regression.
+    Logistic,
+    /// Histogram gradient-boosted trees.
+    Gbdt,
+}
+
+/// `airlock train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    home: HomeArgs,
+    /// `NAME[@VERSION]` of a de-identified (or synthetic) dataset in development or staging.
+    #[arg(long)]
+    dataset: String,
+    /// The CSV file of the version to use, when it has several.
+    #[arg(long)]
+    file: Option<String>,
+    /// Target column.
+    #[arg(long)]
+    target: String,
+    /// The target value that counts as positive.
+    #[arg(long, default_value = "1")]
+    positive: String,
+    /// Model family.
+    #[arg(long, value_enum, default_value = "logistic")]
+    model: Family,
+    /// Feature columns (comma-separated): numeric when every value parses, else categorical.
+    #[arg(long, value_delimiter = ',', required = true)]
+    features: Vec<String>,
+    /// Features to treat as categorical even when they look numeric (codes).
+    #[arg(long, value_delimiter = ',')]
+    categorical: Vec<String>,
+    /// The model's registry name.
+    #[arg(long)]
+    out_model: String,
+    /// Seed of the split.
+    #[arg(long, default_value_t = 20_261_129)]
+    seed: u64,
+    /// Held-out share.
+    #[arg(long, default_value_t = 0.2)]
+    test_fraction: f64,
+    /// Intended use, for the model card.
+    #[arg(
+        long,
+        default_value = "Decision support for clinicians; not a diagnosis."
+    )]
+    intended_use: String,
+    /// A known limitation, for the model card (repeatable).
+    #[arg(long = "limitation")]
+    limitations: Vec<String>,
+    /// Also write the experiment record (JSON) here.
+    #[arg(long)]
+    experiment_out: Option<PathBuf>,
+}
+
+/// Train on a dataset version and register the model.
+pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
+    block_on(async {
+        let home = a.home.open().await?;
+        let registry = Registry::new(&home);
+        let features = a
+            .features
+            .iter()
+            .map(|f| {
+                if a.categorical.contains(f) {
+                    FeatureSpec::Categorical(f.clone())
+                } else {
+                    FeatureSpec::Auto(f.clone())
+                }
+            })
+            .collect();
+        let limitations = if a.limitations.is_empty() {
+            vec![format!(
+                "Trained on {}; validate on local data before clinical use.",
+                a.dataset
+            )]
+        } else {
+            a.limitations.clone()
+        };
+        let req = TrainRequest {
+            dataset: a.dataset.clone(),
+            file: a.file.clone(),
+            target: a.target.clone(),
+            positive: a.positive.clone(),
+            features,
+            params: match a.model {
+                Family::Logistic => Params::Logistic(LogisticParams::default()),
+                Family::Gbdt => Params::Gbdt(GbdtParams::default()),
+            },
+            seed: a.seed,
+            test_fraction: a.test_fraction,
+            name: ModelName::new(a.out_model.clone()).context("`--out-model`")?,
+            intended_use: a.intended_use.clone(),
+            limitations,
+        };
+        let r = airlock_registry::train_on_dataset(&home, &registry, &req).await?;
+        let m = &r.experiment.metrics;
+        println!(
+            "trained {} on {} ({} train / {} held-out rows, {:.2}s)",
+            r.version.card.family,
+            r.dataset,
+            r.experiment.split.train_rows,
+            r.experiment.split.test_rows,
+            r.experiment.training_seconds
+        );
+        println!(
+            "held-out: AUROC {:.4}  AUPRC {:.4}  Brier {:.4}  log loss {:.4}",
+            m.auroc, m.auprc, m.brier, m.log_loss
+        );
+        println!(
+            "registered {} version {} (state registered, signed, stored encrypted in {})",
+            r.version.name,
+            r.version.hash.to_hex(),
+            r.version.zone
+        );
+        if let Some(p) = &a.experiment_out {
+            std::fs::write(p, serde_json::to_vec_pretty(&r.experiment)?)
+                .with_context(|| format!("cannot write `{}`", p.display()))?;
+        }
+        home.close().await?;
+        Ok(ExitCode::SUCCESS)
+    })?
+}
+
+/// `airlock models`.
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    #[command(flatten)]
+    home: HomeArgs,
+    #[command(subcommand)]
+    cmd: ModelsCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsCmd {
+    /// Every model version with its state.
+    List,
+    /// One model: versions, model cards, approvals, history (JSON).
+    Show {
+        /// The model.
+        name: String,
+    },
+    /// Re-read a version's artifact and check its hash and Ed25519 signature.
+    Verify {
+        /// The model.
+        name: String,
+        /// Version (hash prefix, at least 6 hex digits).
+        #[arg(long)]
+        version: String,
+    },
+    /// Which versions were deployed, and how, at a given time.
+    At {
+        /// The model.
+        name: String,
+        /// RFC 3339 time.
+        time: String,
+    },
+    /// Silent and canary versions against what was shown (from the ledger), with outcome
+    /// metrics where outcomes were posted.
+    Report {
+        /// The model.
+        name: String,
+    },
+}
+
+/// Model listings, verification and reports.
+pub fn models(a: ModelsArgs) -> anyhow::Result<ExitCode> {
+    block_on(async {
+        let home = a.home.open().await?;
+        let reg = Registry::new(&home);
+        let code = match a.cmd {
+            ModelsCmd::List => {
+                println!(
+                    "{:<24} {:<14} {:<11} {:<12} {:<9} {:<20} auroc",
+                    "model", "version", "state", "zone", "family", "trained by"
+                );
+                for v in reg.list().await? {
+                    println!(
+                        "{:<24} {:<14} {:<11} {:<12} {:<9} {:<20} {:.4}",
+                        v.name.as_str(),
+                        v.hash.short(),
+                        v.state.as_str(),
+                        v.zone.as_str(),
+                        v.card.family,
+                        v.card.trained_by.as_str(),
+                        v.card.metrics.auroc
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            ModelsCmd::Show { name } => {
+                let name = ModelName::new(name)?;
+                let versions = reg.versions(&name).await?;
+                if versions.is_empty() {
+                    anyhow::bail!("no model `{name}`");
+                }
+                let mut out = Vec::new();
+                for v in &versions {
+                    out.push(serde_json::json!({
+                        "version": v,
+                        "approvals": reg.approvals(&v.hash).await?,
+                    }));
+                }
+                let doc = serde_json::json!({
+                    "name": name,
+                    "versions": out,
+                    "history": reg.history(&name).await?,
+                });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+                ExitCode::SUCCESS
+            }
+            ModelsCmd::Verify { name, version } => {
+                let name = ModelName::new(name)?;
+                let v = reg.get(&name, &version).await?;
+                match reg.load(&v).await {
+                    Ok(m) => {
+                        println!(
+                            "{}: SHA-256 and Ed25519 signature verified; {} features; state {}",
+                            v.label(),
+                            m.features.len(),
+                            v.state
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        println!("{}: REFUSED: {e}", v.label());
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            ModelsCmd::At { name, time } => {
+                let name = ModelName::new(name)?;
+                let t = chrono::DateTime::parse_from_rfc3339(&time)
+                    .context("the time must be RFC 3339")?
+                    .with_timezone(&chrono::Utc);
+                let states = reg.deployed_at(&name, t).await?;
+                if states.is_empty() {
+                    println!("no version of {name} was deployed at {time}");
+                }
+                for (h, s) in states {
+                    println!("{name}@{h}  {s}");
+                }
+                ExitCode::SUCCESS
+            }
+            ModelsCmd::Report { name } => {
+                let name = ModelName::new(name)?;
+                let dir = home.ledger_dir();
+                let entries = tokio::task::spawn_blocking(move || {
+                    airlock_ledger::search(
+                        &dir,
+                        &airlock_ledger::Filter {
+                            events: vec![
+                                airlock_ledger::EventType::Prediction,
+                                airlock_ledger::EventType::Override,
+                            ],
+                            ..Default::default()
+                        },
+                    )
+                })
+                .await??;
+                let c = airlock_registry::report::compare(
+                    name.as_str(),
+                    &entries,
+                    &reg.outcomes().await?,
+                );
+                println!("{}", serde_json::to_string_pretty(&c)?);
+                ExitCode::SUCCESS
+            }
+        };
+        home.close().await?;
+        Ok(code)
+    })?
+}
+
+/// `airlock predict`: batch scoring for validation.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    home: HomeArgs,
+    /// `NAME@VERSION` of the model (version: hash prefix).
+    #[arg(long)]
+    model: String,
+    /// `NAME[@VERSION]` of a dataset in development or staging.
+    #[arg(long)]
+    dataset: String,
+    /// The CSV file of the version, when it has several.
+    #[arg(long)]
+    file: Option<String>,
+    /// Target column, to report metrics.
+    #[arg(long)]
+    target: Option<String>,
+    /// Positive value of the target.
+    #[arg(long, default_value = "1")]
+    positive: String,
+    /// Write `row,score` here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Score a dataset version with a registered model.
+pub fn predict(a: PredictArgs) -> anyhow::Result<ExitCode> {
+    block_on(async {
+        let home = a.home.open().await?;
+        let reg = Registry::new(&home);
+        let (name, version) = a
+            .model
+            .split_once('@')
+            .context("`--model` must be NAME@VERSION (a hash prefix)")?;
+        let v = reg.get(&ModelName::new(name)?, version).await?;
+        let s = airlock_registry::score_dataset(
+            &home,
+            &reg,
+            &v,
+            &a.dataset,
+            a.file.as_deref(),
+            a.target.as_deref().map(|t| (t, a.positive.as_str())),
+        )
+        .await?;
+        println!("scored {} rows of {} with {}", s.rows, s.dataset, s.model);
+        if let Some(m) = &s.metrics {
+            println!(
+                "AUROC {:.4}  AUPRC {:.4}  Brier {:.4}",
+                m.auroc, m.auprc, m.brier
+            );
+        }
+        if let Some(p) = &a.out {
+            let mut text = String::from("row,score\n");
+            for (i, sc) in s.scores.iter().enumerate() {
+                text.push_str(&format!("{i},{sc}\n"));
+            }
+            std::fs::write(p, text).with_context(|| format!("cannot write `{}`", p.display()))?;
+            println!("wrote {}", p.display());
+        }
+        home.close().await?;
+        Ok(ExitCode::SUCCESS)
+    })?
+}
