@@ -17,13 +17,16 @@ pub enum ModelKind {
     Logistic,
     /// Gradient-boosted regression trees on log-loss with histogram splits.
     Gbdt,
+    /// A binary classifier imported as an ONNX file and run by `airlock-onnx`; its inputs are
+    /// numeric vectors, categories one-hot encoded as for logistic regression.
+    Onnx,
 }
 
 impl ModelKind {
     /// How the signature encodes categorical features for this kind.
     pub fn encoding(self) -> Encoding {
         match self {
-            ModelKind::Logistic => Encoding::OneHot,
+            ModelKind::Logistic | ModelKind::Onnx => Encoding::OneHot,
             ModelKind::Gbdt => Encoding::Ordinal,
         }
     }
@@ -32,6 +35,7 @@ impl ModelKind {
         match self {
             ModelKind::Logistic => 1,
             ModelKind::Gbdt => 2,
+            ModelKind::Onnx => 3,
         }
     }
 }
@@ -70,6 +74,7 @@ impl AnyModel {
         match kind {
             1 => Ok(AnyModel::Logistic(LogisticModel::from_bytes(body)?)),
             2 => Ok(AnyModel::Gbdt(GbdtModel::from_bytes(body)?)),
+            3 => Err(r.err("ONNX models are loaded by airlock-onnx, not decoded here")),
             _ => Err(r.err("unknown model kind")),
         }
     }
@@ -119,5 +124,26 @@ pub(crate) fn check_dim(expected: usize, x: &[f64]) -> Result<(), ModelsError> {
             expected,
             found: x.len(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Writer;
+
+    #[test]
+    fn onnx_tag_is_refused_with_a_pointer_to_airlock_onnx() {
+        for body in [Vec::new(), vec![0x08, 0x07]] {
+            let mut w = Writer::new();
+            w.len(body.len());
+            w.bytes(&body);
+            let bytes = w.finish();
+            let err = AnyModel::from_kind_bytes(ModelKind::Onnx.tag(), &mut Reader::new(&bytes));
+            match err {
+                Err(ModelsError::Malformed { what, .. }) => assert!(what.contains("airlock-onnx")),
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
     }
 }
