@@ -35,6 +35,8 @@
 mod error;
 mod inspect;
 mod model;
+mod registry;
 
 pub use error::{OnnxError, UnsupportedOp};
 pub use model::OnnxModel;
+pub use registry::TractRuntime;

@@ -112,7 +112,7 @@ def main():
     # Shift and scale some columns so that the scaler in the pipeline does real work.
     x[:, 0] = x[:, 0] * 10.0 + 50.0
     x = x.astype(np.float32)
-    x_train, x_test, y_train = x[:-N_TEST], x[-N_TEST:], y[:-N_TEST]
+    x_train, x_test, y_train, y_test = x[:-N_TEST], x[-N_TEST:], y[:-N_TEST], y[-N_TEST:]
     x_test64 = x_test.astype(np.float64)
 
     logistic = LogisticRegression(max_iter=1000).fit(x_train.astype(np.float64), y_train)
@@ -138,6 +138,7 @@ def main():
         "rows": [[float(v) for v in row] for row in x_test64],
         "logistic": [float(p) for p in logistic.predict_proba(x_test64)[:, 1]],
         "mlp": [float(p) for p in mlp.predict_proba(x_test64)[:, 1]],
+        "labels": [int(v) for v in y_test],
         "logistic_coef": [float(c) for c in logistic.coef_[0]],
         "logistic_intercept": float(logistic.intercept_[0]),
         "versions": {

@@ -30,6 +30,7 @@ struct Export {
     rows: Vec<Vec<f64>>,
     logistic_proba: Vec<f64>,
     mlp_proba: Vec<f64>,
+    labels: Vec<bool>,
     files: Vec<(String, Vec<u8>)>,
 }
 
@@ -109,6 +110,12 @@ fn run_export() -> Result<Export> {
             .collect(),
         logistic_proba: floats(&cases["logistic"]),
         mlp_proba: floats(&cases["mlp"]),
+        labels: cases["labels"]
+            .as_array()
+            .expect("labels")
+            .iter()
+            .map(|v| v.as_u64() == Some(1))
+            .collect(),
         files,
     })
 }
@@ -347,4 +354,151 @@ proptest! {
             }
         }
     }
+}
+
+/// The whole path for a model trained elsewhere: import (measured by Airlock on a de-identified
+/// dataset version), sign, approve, deploy, serve through the registry's routing, and predict
+/// what scikit-learn predicts; what tract cannot run is refused at import.
+#[tokio::test]
+async fn an_imported_scikit_learn_model_is_registered_deployed_and_served() {
+    use airlock_models::{Feature, FeatureKind, Signature};
+    use airlock_registry::{ArtifactKind, ImportRequest, ModelName, Registry, State};
+    use airlock_types::{ActorId, Classification, Zone};
+    let Some(e) = export() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let home = airlock_store::Home::init(
+        &dir.path().join("home"),
+        &airlock_store::Passphrase::new("onnx test passphrase".into()),
+        &airlock_store::InitOptions {
+            name: "onnx".into(),
+            kdf: airlock_crypto::KdfParams::danger_fast_for_tests(),
+            database_url: None,
+        },
+        ActorId::new("operator").unwrap(),
+    )
+    .await
+    .unwrap();
+    let names: Vec<String> = (0..e.n).map(|i| format!("f{i}")).collect();
+    let mut csv = names.join(",") + ",y\n";
+    for (row, label) in e.rows.iter().zip(&e.labels) {
+        let cells: Vec<String> = row.iter().map(|v| format!("{v:?}")).collect();
+        csv.push_str(&format!("{},{}\n", cells.join(","), u8::from(*label)));
+    }
+    let path = dir.path().join("holdout.csv");
+    std::fs::write(&path, csv).unwrap();
+    home.ingest(
+        &airlock_store::IngestRequest {
+            zone: Zone::Development,
+            classification: Classification::Deidentified,
+            source_system: "test".into(),
+            dataset: airlock_types::DatasetName::new("holdout").unwrap(),
+            files: vec![path],
+        },
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
+    let signature = Signature {
+        features: names
+            .iter()
+            .map(|n| Feature {
+                name: n.clone(),
+                kind: FeatureKind::Numeric {
+                    min: -1e6,
+                    max: 1e6,
+                },
+            })
+            .collect(),
+    };
+    let as_actor = |a: &str| {
+        Registry::new(&home.acting_as(
+            ActorId::new(a).unwrap(),
+            home.request_id(),
+            airlock_store::Scope::all(),
+        ))
+        .with_onnx(std::sync::Arc::new(airlock_onnx::TractRuntime))
+    };
+    let request = |file: &str| ImportRequest {
+        kind: ArtifactKind::Onnx,
+        artifact: e.file(file).to_vec(),
+        signature: signature.clone(),
+        dataset: "holdout".into(),
+        file: None,
+        target: "y".into(),
+        positive: "1".into(),
+        name: ModelName::new("imported").unwrap(),
+        intended_use: "test".into(),
+        limitations: vec!["synthetic".into()],
+        trained_by: ActorId::new("external-team").unwrap(),
+    };
+    let importer = home.acting_as(
+        ActorId::new("mo").unwrap(),
+        home.request_id(),
+        airlock_store::Scope::all(),
+    );
+    // What tract cannot run is refused at import, by operator name.
+    let err = airlock_registry::import_model(
+        &importer,
+        &as_actor("mo"),
+        &request("scaler_logistic.onnx"),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("Scaler"), "{err}");
+    let r = airlock_registry::import_model(&importer, &as_actor("mo"), &request("logistic.onnx"))
+        .await
+        .unwrap();
+    assert_eq!(r.version.card.family, "onnx");
+    assert_eq!(r.version.card.trained_by.as_str(), "external-team");
+    assert!(
+        r.version.card.metrics.auroc > 0.7,
+        "{}",
+        r.version.card.metrics.auroc
+    );
+    let name = ModelName::new("imported").unwrap();
+    let h = r.version.hash.to_hex();
+    as_actor("mo").validate(&name, &h, "ok").await.unwrap();
+    as_actor("rita")
+        .approve(&name, &h, "clinical-reviewer", "ok")
+        .await
+        .unwrap();
+    as_actor("pat")
+        .approve(&name, &h, "privacy-officer", "ok")
+        .await
+        .unwrap();
+    as_actor("mo")
+        .deploy(&name, &h, State::Silent, None, "shadow")
+        .await
+        .unwrap();
+    as_actor("mo")
+        .deploy(&name, &h, State::Canary, Some(10_000), "all")
+        .await
+        .unwrap();
+    as_actor("mo").promote(&name, "go").await.unwrap();
+    // Without an ONNX runtime the version cannot load (and says why).
+    let (bare, errors) = Registry::new(&home).deployment(None).await.unwrap();
+    assert!(bare.routes("imported").is_none());
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("no ONNX runtime"))
+    );
+    let (dep, errors) = as_actor("mo").deployment(None).await.unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let routes = dep.routes("imported").unwrap();
+    let key = home.pseudonym_key().unwrap();
+    let mut worst = 0.0f64;
+    for (i, (row, want)) in e.rows.iter().zip(&e.logistic_proba).enumerate() {
+        let patient = airlock_ledger::patient_pseudonym(key.expose_secret(), &format!("P{i}"));
+        let m = routes.shown_for(key.expose_secret(), &patient).unwrap();
+        let rec: airlock_models::Record = names
+            .iter()
+            .zip(row)
+            .map(|(n, v)| (n.clone(), airlock_models::Value::Number(*v)))
+            .collect();
+        worst = worst.max((m.score(&rec).unwrap() - want).abs());
+    }
+    println!("served ONNX logistic vs scikit-learn: max |diff| {worst:e}");
+    assert!(worst < TOLERANCE, "{worst}");
 }

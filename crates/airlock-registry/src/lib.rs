@@ -34,4 +34,7 @@ pub use registry::{
 };
 pub use serving::{Deployment, LoadedModel, Routes, Scored, ScoredRequest};
 pub use state::State;
-pub use training::{BatchScores, TrainRequest, TrainResult, score_dataset, train_on_dataset};
+pub use training::{
+    BatchScores, ImportRequest, TrainRequest, TrainResult, import_model, score_dataset,
+    train_on_dataset,
+};

@@ -506,11 +506,26 @@ impl Registry {
         if package.kind != v.kind {
             return Err(tampered("the artifact kind is not the registered one"));
         }
-        let scorer: Arc<dyn Scorer> = match package.kind {
+        let scorer = self.scorer_for(&v.name, &package)?;
+        Ok(LoadedModel::new(v.clone(), package.signature, scorer))
+    }
+
+    /// A scorer for a package: Airlock's own models decoded (their embedded signature must be
+    /// the package's), ONNX artifacts loaded by the runtime this registry was given.
+    pub fn scorer_for(
+        &self,
+        name: &ModelName,
+        package: &Package,
+    ) -> Result<Arc<dyn Scorer>, RegistryError> {
+        Ok(match package.kind {
             ArtifactKind::Airlock => {
                 let m = TrainedModel::from_bytes(&package.artifact)?;
                 if m.signature() != &package.signature {
-                    return Err(tampered("the model's signature differs from the package's"));
+                    return Err(RegistryError::Tampered {
+                        name: name.to_string(),
+                        version: package.hash().short(),
+                        reason: "the model's signature differs from the package's",
+                    });
                 }
                 Arc::new(m)
             }
@@ -519,13 +534,13 @@ impl Registry {
                     .onnx
                     .as_ref()
                     .ok_or_else(|| RegistryError::Unsupported {
-                        name: v.name.to_string(),
+                        name: name.to_string(),
                         reason: "this build has no ONNX runtime".into(),
                     })?;
                 let width = package.signature.width(airlock_models::Encoding::OneHot);
                 let inner = rt.load(&package.artifact, width).map_err(|reason| {
                     RegistryError::Unsupported {
-                        name: v.name.to_string(),
+                        name: name.to_string(),
                         reason,
                     }
                 })?;
@@ -534,8 +549,7 @@ impl Registry {
                     inner,
                 })
             }
-        };
-        Ok(LoadedModel::new(v.clone(), package.signature, scorer))
+        })
     }
 
     /// `registered → validated`: the registry re-reads and verifies the artifact, decodes it,

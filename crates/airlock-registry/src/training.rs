@@ -150,6 +150,159 @@ pub async fn train_on_dataset(
     })
 }
 
+/// A model trained elsewhere, to evaluate on a dataset version and register.
+#[derive(Debug, Clone)]
+pub struct ImportRequest {
+    /// What the artifact is.
+    pub kind: crate::package::ArtifactKind,
+    /// Its bytes (an ONNX file).
+    pub artifact: Vec<u8>,
+    /// What it accepts; its one-hot encoding is the model's input vector.
+    pub signature: airlock_models::Signature,
+    /// `NAME[@VERSION]` of a dataset (development or staging) with the features and the target,
+    /// on which Airlock measures the model for its card.
+    pub dataset: String,
+    /// Which CSV of the version.
+    pub file: Option<String>,
+    /// Target column.
+    pub target: String,
+    /// Positive value of the target.
+    pub positive: String,
+    /// Registry name.
+    pub name: ModelName,
+    /// Model card.
+    pub intended_use: String,
+    /// Model card.
+    pub limitations: Vec<String>,
+    /// Who trained it, outside Airlock (never an approver).
+    pub trained_by: airlock_types::ActorId,
+}
+
+/// Import a model trained elsewhere: load it with the registry's runtime (which refuses what it
+/// cannot run), measure it on a dataset version Airlock holds, and register it.
+pub async fn import_model(
+    home: &Home,
+    registry: &Registry,
+    req: &ImportRequest,
+) -> Result<TrainResult, RegistryError> {
+    req.signature.validate()?;
+    let package = Package {
+        kind: req.kind,
+        artifact: req.artifact.clone(),
+        signature: req.signature.clone(),
+    };
+    let scorer = registry.scorer_for(&req.name, &package)?;
+    let mut columns: Vec<&str> = req
+        .signature
+        .features
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    columns.push(&req.target);
+    let (v, table) = read_table(home, &req.dataset, req.file.as_deref(), &columns).await?;
+    let signature = req.signature.clone();
+    let target = req.target.clone();
+    let positive = req.positive.clone();
+    let (scores, labels) = tokio::task::spawn_blocking(move || {
+        let mut scores = Vec::with_capacity(table.rows());
+        for row in 0..table.rows() {
+            let rec = record_at(&table, &signature, row);
+            scores.push(scorer.score(&rec).map_err(|e| (row, e))?);
+        }
+        let labels: Vec<bool> = table
+            .column(&target)
+            .map(|c| c.cells().iter().map(|x| *x == positive).collect())
+            .unwrap_or_default();
+        Ok::<_, (usize, RegistryError)>((scores, labels))
+    })
+    .await
+    .map_err(|_| store_err("evaluation was interrupted"))?
+    .map_err(|(row, e)| RegistryError::Package {
+        reason: format!("row {}: {e}", row + 1),
+    })?;
+    let metrics = Metrics::compute(&labels, &scores)?;
+    let card = ModelCard {
+        intended_use: req.intended_use.clone(),
+        limitations: req.limitations.clone(),
+        trained_by: req.trained_by.clone(),
+        family: req.kind.as_str().to_string(),
+        training_data: TrainingData {
+            dataset: format!("{}@{}", v.dataset, v.version),
+            dataset_hash: v.manifest_hash,
+            zone: v.zone,
+            classification: v.classification,
+            rows: scores.len() as u64,
+        },
+        features: req
+            .signature
+            .features
+            .iter()
+            .map(|f| f.name.clone())
+            .collect(),
+        metrics: metrics.clone(),
+        experiment: None,
+        code_version: format!(
+            "imported; evaluated by airlock-registry {}",
+            env!("CARGO_PKG_VERSION")
+        ),
+    };
+    let version = registry.register(&req.name, &package, &card).await?;
+    let experiment = Experiment {
+        dataset_hash: v.manifest_hash,
+        target: req.target.clone(),
+        positive: req.positive.clone(),
+        features: card.features.clone(),
+        signature: req.signature.clone(),
+        kind: airlock_models::ModelKind::Onnx,
+        params: Params::Logistic(airlock_models::LogisticParams::default()),
+        seed: 0,
+        code_version: card.code_version.clone(),
+        split: airlock_models::SplitSummary {
+            test_fraction: 1.0,
+            train_rows: 0,
+            test_rows: scores.len() as u64,
+            train_positives: 0,
+            test_positives: labels.iter().filter(|l| **l).count() as u64,
+        },
+        metrics,
+        training_seconds: 0.0,
+        model_hash: version.hash,
+    };
+    Ok(TrainResult {
+        version,
+        experiment,
+        dataset: format!("{}@{}", v.dataset, v.version),
+    })
+}
+
+/// A record from one table row, typed by the signature (numeric cells that do not parse stay
+/// text, so the signature refuses them by name).
+pub(crate) fn record_at(
+    table: &Table,
+    signature: &airlock_models::Signature,
+    row: usize,
+) -> Record {
+    let mut rec = Record::new();
+    for f in &signature.features {
+        let cell = table
+            .column(&f.name)
+            .ok()
+            .and_then(|c| c.cells().get(row))
+            .map(String::as_str)
+            .unwrap_or_default();
+        let value = match f.kind {
+            airlock_models::FeatureKind::Numeric { .. } => cell
+                .trim()
+                .parse::<f64>()
+                .map(Value::Number)
+                .unwrap_or_else(|_| Value::Text(cell.to_string())),
+            airlock_models::FeatureKind::Categorical { .. } => Value::Text(cell.to_string()),
+        };
+        rec.insert(f.name.clone(), value);
+    }
+    rec
+}
+
 /// Batch scores of a dataset version.
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchScores {
@@ -186,29 +339,9 @@ pub async fn score_dataset(
     let loaded2 = loaded.clone();
     let target_owned = target.map(|(t, p)| (t.to_string(), p.to_string()));
     let (scores, labels) = tokio::task::spawn_blocking(move || {
-        let cols: Vec<&airlock_models::Column> = loaded2
-            .signature
-            .features
-            .iter()
-            .filter_map(|f| table.column(&f.name).ok())
-            .collect();
         let mut scores = Vec::with_capacity(table.rows());
         for row in 0..table.rows() {
-            let mut rec = Record::new();
-            for (f, c) in loaded2.signature.features.iter().zip(&cols) {
-                let cell = c.cells().get(row).map(String::as_str).unwrap_or_default();
-                let value = match f.kind {
-                    airlock_models::FeatureKind::Numeric { .. } => cell
-                        .trim()
-                        .parse::<f64>()
-                        .map(Value::Number)
-                        .unwrap_or_else(|_| Value::Text(cell.to_string())),
-                    airlock_models::FeatureKind::Categorical { .. } => {
-                        Value::Text(cell.to_string())
-                    }
-                };
-                rec.insert(f.name.clone(), value);
-            }
+            let rec = record_at(&table, &loaded2.signature, row);
             scores.push(loaded2.score(&rec).map_err(|e| (row, e))?);
         }
         let labels = target_owned.and_then(|(t, p)| {

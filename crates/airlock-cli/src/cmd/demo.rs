@@ -306,7 +306,8 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             airlock_authz::Authorizer::new()?,
             airlock_server::IdentityPolicy::default(),
         )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_onnx(std::sync::Arc::new(airlock_onnx::TractRuntime));
         let listener = match airlock_server::tls::bind(a.listen).await {
             Ok(l) => l,
             Err(_) => {

@@ -15,6 +15,11 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::home::{HomeArgs, block_on};
 
+/// The registry with the ONNX runtime.
+fn registry(home: &airlock_store::Home) -> Registry {
+    Registry::new(home).with_onnx(std::sync::Arc::new(airlock_onnx::TractRuntime))
+}
+
 /// Model family.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Family {
@@ -77,7 +82,7 @@ pub struct TrainArgs {
 pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
     block_on(async {
         let home = a.home.open().await?;
-        let registry = Registry::new(&home);
+        let registry = registry(&home);
         let features = a
             .features
             .iter()
@@ -181,13 +186,49 @@ enum ModelsCmd {
         /// The model.
         name: String,
     },
+    /// Import a binary classifier trained elsewhere (ONNX, run with tract), measure it on a
+    /// de-identified dataset version and register it.
+    Import {
+        /// The ONNX file (one float input of the signature's one-hot width; output a
+        /// probability, e.g. scikit-learn exported with skl2onnx and zipmap off).
+        #[arg(long)]
+        onnx: PathBuf,
+        /// The signature (JSON: `{"features": [{"name", "kind": {"type": "numeric", "min",
+        /// "max"} | {"type": "categorical", "categories"}}]}`).
+        #[arg(long)]
+        signature: PathBuf,
+        /// `NAME[@VERSION]` of the evaluation dataset (development or staging).
+        #[arg(long)]
+        dataset: String,
+        /// Its CSV file, when it has several.
+        #[arg(long)]
+        file: Option<String>,
+        /// Target column.
+        #[arg(long)]
+        target: String,
+        /// Positive value of the target.
+        #[arg(long, default_value = "1")]
+        positive: String,
+        /// Registry name.
+        #[arg(long)]
+        name: String,
+        /// Who trained it (never an approver).
+        #[arg(long)]
+        trained_by: String,
+        /// Intended use, for the model card.
+        #[arg(long)]
+        intended_use: String,
+        /// A known limitation (repeatable, at least one).
+        #[arg(long = "limitation", required = true)]
+        limitations: Vec<String>,
+    },
 }
 
 /// Model listings, verification and reports.
 pub fn models(a: ModelsArgs) -> anyhow::Result<ExitCode> {
     block_on(async {
         let home = a.home.open().await?;
-        let reg = Registry::new(&home);
+        let reg = registry(&home);
         let code = match a.cmd {
             ModelsCmd::List => {
                 println!(
@@ -262,6 +303,68 @@ pub fn models(a: ModelsArgs) -> anyhow::Result<ExitCode> {
                 }
                 ExitCode::SUCCESS
             }
+            ModelsCmd::Import {
+                onnx,
+                signature,
+                dataset,
+                file,
+                target,
+                positive,
+                name,
+                trained_by,
+                intended_use,
+                limitations,
+            } => {
+                let artifact = std::fs::read(&onnx)
+                    .with_context(|| format!("cannot read `{}`", onnx.display()))?;
+                let sig_text = std::fs::read(&signature)
+                    .with_context(|| format!("cannot read `{}`", signature.display()))?;
+                let sig: airlock_models::Signature =
+                    serde_json::from_slice(&sig_text).map_err(|e| {
+                        anyhow::anyhow!(
+                            "`{}` is not a signature: line {}, column {}",
+                            signature.display(),
+                            e.line(),
+                            e.column()
+                        )
+                    })?;
+                let r = airlock_registry::import_model(
+                    &home,
+                    &reg,
+                    &airlock_registry::ImportRequest {
+                        kind: airlock_registry::ArtifactKind::Onnx,
+                        artifact,
+                        signature: sig,
+                        dataset,
+                        file,
+                        target,
+                        positive,
+                        name: ModelName::new(name).context("`--name`")?,
+                        intended_use,
+                        limitations,
+                        trained_by: airlock_types::ActorId::new(trained_by)
+                            .context("`--trained-by`")?,
+                    },
+                )
+                .await
+                .with_context(|| format!("importing `{}`", onnx.display()))?;
+                let m = &r.version.card.metrics;
+                println!(
+                    "imported {}: evaluated on {} ({} rows): AUROC {:.4}  AUPRC {:.4}  Brier {:.4}",
+                    onnx.display(),
+                    r.dataset,
+                    m.n,
+                    m.auroc,
+                    m.auprc,
+                    m.brier
+                );
+                println!(
+                    "registered {} version {} (state registered, signed)",
+                    r.version.name,
+                    r.version.hash.to_hex()
+                );
+                ExitCode::SUCCESS
+            }
             ModelsCmd::Report { name } => {
                 let name = ModelName::new(name)?;
                 let dir = home.ledger_dir();
@@ -321,7 +424,7 @@ pub struct PredictArgs {
 pub fn predict(a: PredictArgs) -> anyhow::Result<ExitCode> {
     block_on(async {
         let home = a.home.open().await?;
-        let reg = Registry::new(&home);
+        let reg = registry(&home);
         let (name, version) = a
             .model
             .split_once('@')

@@ -104,7 +104,8 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             client_ca.as_deref(),
         )?;
         let state = AppState::new(home.clone(), authz, IdentityPolicy::default())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .with_onnx(std::sync::Arc::new(airlock_onnx::TractRuntime));
         let listener = airlock_server::tls::bind(a.listen).await?;
         let addr = listener.local_addr()?;
         audit_change(&home, "server".into(), format!("server started on {addr}"))?;
