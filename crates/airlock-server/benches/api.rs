@@ -24,243 +24,21 @@
     clippy::panic
 )]
 
-use std::net::SocketAddr;
+mod common;
+
+use common::{Scenario, Target, WARM_UP, env_or, report, run_scenario, session};
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use airlock_authz::{Authorizer, Role};
-use airlock_crypto::{KdfParams, Secret};
+use airlock_crypto::KdfParams;
 use airlock_server::client::{Client, tls_config};
-use airlock_server::{AppState, IdentityPolicy, app, tls, totp};
+use airlock_server::{AppState, IdentityPolicy, app, tls};
 use airlock_store::{Home, IngestRequest, InitOptions, Passphrase};
 use airlock_types::{ActorId, Classification, DatasetName, Zone};
-use serde_json::{Value, json};
-
-const PASSWORD: &str = "a long enough passphrase 1";
-const WARM_UP: Duration = Duration::from_secs(1);
-/// How many non-200 replies (or transport errors) each scenario prints.
-const SHOWN_FAILURES: usize = 5;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a positive integer, not {v:?}")),
-        Err(_) => default,
-    }
-}
-
-/// One request shape, sent again and again on every connection.
-struct Scenario {
-    name: &'static str,
-    method: &'static str,
-    path: &'static str,
-    bearer: Option<String>,
-    body: Option<Value>,
-}
-
-/// What one scenario measured.
-struct Outcome {
-    requests: usize,
-    elapsed: Duration,
-    /// Sorted, in microseconds.
-    latencies_us: Vec<u64>,
-    failures: usize,
-    shown: Vec<String>,
-    ledger_before: u64,
-    ledger_after: u64,
-}
-
-impl Outcome {
-    fn throughput(&self) -> f64 {
-        self.requests as f64 / self.elapsed.as_secs_f64()
-    }
-
-    /// Nearest-rank percentile, in milliseconds.
-    fn percentile_ms(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return f64::NAN;
-        }
-        let rank = (p * self.latencies_us.len() as f64).ceil() as usize;
-        let i = rank.clamp(1, self.latencies_us.len()) - 1;
-        self.latencies_us[i] as f64 / 1000.0
-    }
-
-    fn max_ms(&self) -> f64 {
-        self.latencies_us
-            .last()
-            .map_or(f64::NAN, |&v| v as f64 / 1000.0)
-    }
-
-    fn appended(&self) -> u64 {
-        self.ledger_after.saturating_sub(self.ledger_before)
-    }
-}
-
-/// What one connection saw during the measured window.
-#[derive(Default)]
-struct ConnResult {
-    latencies_us: Vec<u64>,
-    failures: usize,
-    shown: Vec<String>,
-    last_finish: Option<Instant>,
-}
-
-struct Target {
-    addr: SocketAddr,
-    tls: Arc<rustls::ClientConfig>,
-    state: AppState,
-}
-
-async fn run_scenario(target: &Target, sc: &Scenario, conns: usize, secs: u64) -> Outcome {
-    let sc = Arc::new((
-        sc.method,
-        sc.path,
-        sc.bearer.as_ref().map(|t| format!("Bearer {t}")),
-        sc.body.clone(),
-    ));
-    let mut clients = Vec::with_capacity(conns);
-    for _ in 0..conns {
-        clients.push(
-            Client::connect(target.addr, "localhost", Arc::clone(&target.tls))
-                .await
-                .expect("connect"),
-        );
-    }
-    let start = Instant::now();
-    let measure_from = start + WARM_UP;
-    let measure_until = measure_from + Duration::from_secs(secs);
-    let mut tasks = Vec::with_capacity(conns);
-    for mut client in clients {
-        let sc = Arc::clone(&sc);
-        tasks.push(tokio::spawn(async move {
-            let (method, path, auth, body) = &*sc;
-            let headers: Vec<(&str, &str)> = auth
-                .as_deref()
-                .map(|a| vec![("authorization", a)])
-                .unwrap_or_default();
-            let mut out = ConnResult::default();
-            loop {
-                let sent = Instant::now();
-                if sent >= measure_until {
-                    break;
-                }
-                let reply = client.send(method, path, &headers, body.as_ref()).await;
-                let done = Instant::now();
-                if sent < measure_from {
-                    // Warm-up: failures still count, latencies do not.
-                    if let Ok(r) = &reply
-                        && r.status == 200
-                    {
-                        continue;
-                    }
-                }
-                match reply {
-                    Ok(r) if r.status == 200 => {
-                        out.latencies_us.push(
-                            u64::try_from(done.duration_since(sent).as_micros())
-                                .unwrap_or(u64::MAX),
-                        );
-                        out.last_finish = Some(done);
-                    }
-                    Ok(r) => {
-                        out.failures += 1;
-                        if out.shown.len() < SHOWN_FAILURES {
-                            let body = String::from_utf8_lossy(&r.body);
-                            out.shown
-                                .push(format!("HTTP {}: {}", r.status, truncate(&body, 200)));
-                        }
-                    }
-                    Err(e) => {
-                        out.failures += 1;
-                        if out.shown.len() < SHOWN_FAILURES {
-                            out.shown.push(format!("transport: {e}"));
-                        }
-                        // The connection is likely gone; stop this one rather than spin.
-                        break;
-                    }
-                }
-            }
-            out
-        }));
-    }
-    tokio::time::sleep_until(measure_from.into()).await;
-    let ledger_before = target.state.home().ledger().size().expect("ledger size");
-    let mut latencies_us = Vec::new();
-    let mut failures = 0;
-    let mut shown = Vec::new();
-    let mut last = measure_from;
-    for t in tasks {
-        let r = t.await.expect("client task");
-        latencies_us.extend(r.latencies_us);
-        failures += r.failures;
-        for s in r.shown {
-            if shown.len() < SHOWN_FAILURES {
-                shown.push(s);
-            }
-        }
-        if let Some(f) = r.last_finish {
-            last = last.max(f);
-        }
-    }
-    let ledger_after = target.state.home().ledger().size().expect("ledger size");
-    latencies_us.sort_unstable();
-    Outcome {
-        requests: latencies_us.len(),
-        elapsed: last
-            .duration_since(measure_from)
-            .max(Duration::from_millis(1)),
-        latencies_us,
-        failures,
-        shown,
-        ledger_before,
-        ledger_after,
-    }
-}
-
-fn truncate(s: &str, n: usize) -> &str {
-    match s.char_indices().nth(n) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
-fn report(name: &str, o: &Outcome) {
-    println!(
-        "{name:<24} {:>9.0} req/s  p50 {:>7.2} ms  p90 {:>7.2} ms  p99 {:>7.2} ms  max {:>8.2} ms  ({} requests in {:.2} s)",
-        o.throughput(),
-        o.percentile_ms(0.50),
-        o.percentile_ms(0.90),
-        o.percentile_ms(0.99),
-        o.max_ms(),
-        o.requests,
-        o.elapsed.as_secs_f64(),
-    );
-    let per_s = o.appended() as f64 / o.elapsed.as_secs_f64();
-    let per_req = if o.requests == 0 {
-        0.0
-    } else {
-        o.appended() as f64 / o.requests as f64
-    };
-    println!(
-        "{:<24} ledger {} -> {} entries: {} appended, {per_s:.0} entries/s, {per_req:.2} per request",
-        "",
-        o.ledger_before,
-        o.ledger_after,
-        o.appended(),
-    );
-    if o.failures > 0 {
-        println!(
-            "{:<24} FAILURES: {} non-200 replies or transport errors",
-            "", o.failures
-        );
-        for s in &o.shown {
-            println!("{:<24}   {s}", "");
-        }
-    }
-}
+use serde_json::json;
 
 fn ingest(name: &str, zone: Zone, class: Classification, files: Vec<PathBuf>) -> IngestRequest {
     IngestRequest {
@@ -329,43 +107,6 @@ async fn deployment(dir: &Path) -> Home {
 }
 
 /// Enrol `user` with `role` and log in over TLS; returns the session token.
-async fn session(target: &Target, user: &str, role: Role) -> String {
-    let op = ActorId::new("operator").unwrap();
-    let id = ActorId::new(user).unwrap();
-    let enrolment = target
-        .state
-        .identities()
-        .add_user(
-            &op,
-            &id,
-            &[role],
-            &Secret::new(PASSWORD.as_bytes().to_vec()),
-        )
-        .await
-        .unwrap();
-    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
-    let code = totp::code_at(enrolment.secret.expose_secret(), now);
-    let mut c = Client::connect(target.addr, "localhost", Arc::clone(&target.tls))
-        .await
-        .unwrap();
-    let r = c
-        .send(
-            "POST",
-            "/v1/auth/login",
-            &[],
-            Some(&json!({"username": user, "password": PASSWORD, "totp": code})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status,
-        200,
-        "login {user}: {}",
-        String::from_utf8_lossy(&r.body)
-    );
-    r.json()["token"].as_str().unwrap().to_string()
-}
-
 fn main() {
     // Server-side errors (the detail behind a 500) go to stderr; `RUST_LOG` widens it.
     tracing_subscriber::fmt()
@@ -450,6 +191,7 @@ async fn bench(conns: usize, secs: u64, cores: usize) {
             path: "/healthz",
             bearer: None,
             body: None,
+            purpose: None,
         },
         Scenario {
             name: "GET /v1/datasets",
@@ -457,6 +199,7 @@ async fn bench(conns: usize, secs: u64, cores: usize) {
             path: "/v1/datasets",
             bearer: Some(scientist),
             body: None,
+            purpose: None,
         },
         Scenario {
             name: "POST /v1/audit/search",
@@ -464,6 +207,7 @@ async fn bench(conns: usize, secs: u64, cores: usize) {
             path: "/v1/audit/search",
             bearer: Some(auditor),
             body: Some(json!({"events": ["login"], "limit": 50})),
+            purpose: None,
         },
     ];
     let mut outcomes = Vec::new();

@@ -270,8 +270,8 @@ pub struct Ctx {
     pub request_id: RequestId,
     /// The declared purpose of use, if any.
     pub purpose: Option<Purpose>,
-    /// The deployment, acting as this principal.
-    pub home: Home,
+    /// The deployment acting as this principal, made on first use (see [`Ctx::home`]).
+    home: std::sync::OnceLock<Home>,
     mark: Option<Arc<AuditMark>>,
 }
 
@@ -389,33 +389,6 @@ impl FromRequestParts<AppState> for Ctx {
                     })?,
             ),
         };
-        // The coarse outer bound the database enforces: the zones where the policy lets this
-        // principal list datasets or read a patient's record (for treatment). Each action is
-        // still decided on its own, with the request's real purpose, by the handler.
-        let may = |action: Action, resource: Resource, purpose: Option<Purpose>| {
-            state
-                .authorizer()
-                .decide(&AuthzRequest {
-                    principal: &who.principal,
-                    action,
-                    resource: &resource,
-                    purpose,
-                    break_glass: false,
-                    mfa: who.mfa,
-                })
-                .allowed()
-        };
-        let scope = Scope::zones(Zone::ALL.into_iter().filter(|z| {
-            may(Action::ListDatasets, Resource::Zone(*z), purpose)
-                || may(
-                    Action::ReadPatientRecord,
-                    Resource::Patient { zone: *z },
-                    Some(Purpose::Treatment),
-                )
-        }));
-        let home = state
-            .home()
-            .acting_as(who.principal.id.clone(), request_id.clone(), scope);
         if let Some(m) = &mark
             && let Ok(mut a) = m.actor.lock()
         {
@@ -426,7 +399,7 @@ impl FromRequestParts<AppState> for Ctx {
             who,
             request_id,
             purpose,
-            home,
+            home: std::sync::OnceLock::new(),
             mark,
         })
     }
@@ -445,6 +418,52 @@ fn describe(resource: &Resource) -> String {
 }
 
 impl Ctx {
+    /// The deployment, acting as this principal, under this request's id, within the coarse
+    /// outer bound the database enforces: the zones where the policy lets this principal list
+    /// datasets or read a patient's record (for treatment). Each action is still decided on its
+    /// own, with the request's real purpose, by the handler. Computed on first use (eight policy
+    /// decisions), so a request that never reads the metadata store does not pay for it.
+    pub fn home(&self) -> &Home {
+        self.home.get_or_init(|| {
+            let may = |action: Action, resource: Resource, purpose: Option<Purpose>| {
+                self.state
+                    .authorizer()
+                    .decide(&AuthzRequest {
+                        principal: &self.who.principal,
+                        action,
+                        resource: &resource,
+                        purpose,
+                        break_glass: false,
+                        mfa: self.who.mfa,
+                    })
+                    .allowed()
+            };
+            let scope = Scope::zones(Zone::ALL.into_iter().filter(|z| {
+                may(Action::ListDatasets, Resource::Zone(*z), self.purpose)
+                    || may(
+                        Action::ReadPatientRecord,
+                        Resource::Patient { zone: *z },
+                        Some(Purpose::Treatment),
+                    )
+            }));
+            self.state.home().acting_as(
+                self.who.principal.id.clone(),
+                self.request_id.clone(),
+                scope,
+            )
+        })
+    }
+
+    /// A ledger-only handle acting as this principal under this request's id (no zone scope:
+    /// it writes entries and reads nothing).
+    fn ledger_home(&self) -> Home {
+        self.state.home().acting_as(
+            self.who.principal.id.clone(),
+            self.request_id.clone(),
+            Scope::none(),
+        )
+    }
+
     /// The shared state.
     pub fn state(&self) -> &AppState {
         &self.state
@@ -533,7 +552,7 @@ impl Ctx {
     /// The append waits for the ledger's group commit on a blocking thread, so concurrent
     /// requests share fsyncs and the async workers keep serving.
     pub async fn audit(&self, entry: Entry) -> Result<(), ApiError> {
-        append(&self.home, entry).await?;
+        append(&self.ledger_home(), entry).await?;
         if let Some(m) = &self.mark {
             m.recorded.store(true, std::sync::atomic::Ordering::SeqCst);
         }
@@ -543,7 +562,7 @@ impl Ctx {
     /// Append several entries for this request in one durable group (consecutive indices);
     /// returns the first index.
     pub async fn audit_many(&self, entries: Vec<Entry>) -> Result<u64, ApiError> {
-        let home = self.home.clone();
+        let home = self.state.home().clone();
         let first = tokio::task::spawn_blocking(move || home.ledger().append_many(&entries))
             .await
             .map_err(ApiError::internal)??;

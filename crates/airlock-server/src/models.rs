@@ -105,7 +105,11 @@ impl AppState {
 impl Ctx {
     /// The registry, acting as this principal under this request's id.
     pub fn registry(&self) -> Registry {
-        let r = Registry::new(&self.home);
+        let r = Registry::new(&self.state().home().acting_as(
+            self.who.principal.id.clone(),
+            self.request_id.clone(),
+            airlock_store::Scope::all(),
+        ));
         match &self.state().inner.onnx {
             Some(rt) => r.with_onnx(Arc::clone(rt)),
             None => r,

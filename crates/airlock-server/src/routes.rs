@@ -206,7 +206,7 @@ async fn whoami(ctx: Ctx) -> Result<Json<Value>, ApiError> {
     .await?;
     let zones: Vec<&str> = Zone::ALL
         .into_iter()
-        .filter(|z| ctx.home.scope().contains(*z))
+        .filter(|z| ctx.home().scope().contains(*z))
         .map(|z| z.as_str())
         .collect();
     Ok(Json(json!({
@@ -471,7 +471,7 @@ async fn find_version(
         .map(DatasetVersionId::new)
         .transpose()
         .map_err(|_| ApiError::bad("version", "must be 1 or more"))?;
-    match ctx.home.version(&name, version).await {
+    match ctx.home().version(&name, version).await {
         Ok(v) => Ok(v),
         Err(airlock_store::StoreError::NotFound { .. }) => {
             // Absent and outside the principal's zones look the same to the caller; the ledger
@@ -504,7 +504,7 @@ async fn list_datasets(ctx: Ctx) -> Result<Json<Value>, ApiError> {
         &Resource::Zone(listable.unwrap_or(Zone::Clinical)),
     )
     .await?;
-    let all = ctx.home.datasets().await?;
+    let all = ctx.home().datasets().await?;
     let mut out = Vec::new();
     for d in &all {
         let r = Resource::Dataset {
@@ -544,7 +544,7 @@ async fn show_dataset(
     ctx.authorize(Action::ReadDataset, &dataset_resource(&v))
         .await?;
     let versions: Vec<u32> = ctx
-        .home
+        .home()
         .versions(&v.dataset)
         .await?
         .into_iter()
@@ -565,7 +565,7 @@ async fn lineage(
     let v = find_version(&ctx, &name, q.version).await?;
     ctx.authorize(Action::ReadDataset, &dataset_resource(&v))
         .await?;
-    let chain = ctx.home.lineage(&v.dataset, Some(v.version)).await?;
+    let chain = ctx.home().lineage(&v.dataset, Some(v.version)).await?;
     Ok(Json(json!({
         "lineage": chain.iter().map(summary_json).collect::<Vec<_>>(),
     })))
@@ -576,7 +576,7 @@ async fn read_files(
     v: &DatasetVersion,
 ) -> Result<Vec<(airlock_store::ManifestFile, Vec<u8>)>, ApiError> {
     Ok(ctx
-        .home
+        .home()
         .read_version(v, Access::Zone(v.zone), ctx.purpose)
         .await?)
 }
@@ -663,7 +663,7 @@ async fn start_deid(
     ctx.authorize(Action::RunDeid, &dataset_resource(&input))
         .await?;
     let run_id = hex::encode(rand::random::<[u8; 12]>());
-    let db = ctx.home.db().clone();
+    let db = ctx.home().db().clone();
     let mut tx = db.begin(&Scope::zones([Zone::Airlock])).await?;
     sqlx::query(
         "INSERT INTO deid_runs (id, zone, actor, profile, dataset, out_dataset, status, started_at) \
@@ -679,7 +679,7 @@ async fn start_deid(
     .await?;
     tx.commit().await?;
     // The gate runs as the requester, across the zones a gate spans.
-    let home = ctx.home.acting_as(
+    let home = ctx.home().acting_as(
         ctx.who.principal.id.clone(),
         ctx.request_id.clone(),
         Scope::all(),
@@ -722,7 +722,11 @@ async fn run_row(ctx: &Ctx, id: &str) -> Result<Value, ApiError> {
             what: "de-identification run",
         });
     }
-    let mut tx = ctx.home.db().begin(&Scope::zones([Zone::Airlock])).await?;
+    let mut tx = ctx
+        .home()
+        .db()
+        .begin(&Scope::zones([Zone::Airlock]))
+        .await?;
     let row = sqlx::query(
         "SELECT id, actor, profile, dataset, out_dataset, status, report, error, started_at, finished_at \
          FROM deid_runs WHERE id = $1",
@@ -763,7 +767,7 @@ async fn deid_report(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiEr
     };
     let (name, ver) = parse_version_spec(output).map_err(ApiError::internal)?;
     // The report lives in the output version; read it with a handle that spans the gate.
-    let home = ctx.home.acting_as(
+    let home = ctx.home().acting_as(
         ctx.who.principal.id.clone(),
         ctx.request_id.clone(),
         Scope::all(),
@@ -855,9 +859,9 @@ async fn audit_search(
 async fn audit_verify(ctx: Ctx) -> Result<Json<Value>, ApiError> {
     ctx.authorize(Action::VerifyAudit, &Resource::Audit).await?;
     // Sign a checkpoint first so the verification covers every entry written so far.
-    ctx.home.ledger().checkpoint()?;
-    let dir = ctx.home.ledger_dir();
-    let key = ctx.home.verifier_key();
+    ctx.home().ledger().checkpoint()?;
+    let dir = ctx.home().ledger_dir();
+    let key = ctx.home().verifier_key();
     let r = tokio::task::spawn_blocking(move || airlock_ledger::verify_dir(&dir, &key, None))
         .await
         .map_err(ApiError::internal)?;
@@ -875,7 +879,7 @@ async fn audit_verify(ctx: Ctx) -> Result<Json<Value>, ApiError> {
 
 async fn audit_checkpoint(ctx: Ctx) -> Result<Response, ApiError> {
     ctx.authorize(Action::VerifyAudit, &Resource::Audit).await?;
-    let cp = ctx.home.ledger().checkpoint()?;
+    let cp = ctx.home().ledger().checkpoint()?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         cp.text,
@@ -885,7 +889,7 @@ async fn audit_checkpoint(ctx: Ctx) -> Result<Response, ApiError> {
 
 async fn audit_proof(ctx: Ctx, Path(index): Path<u64>) -> Result<Response, ApiError> {
     ctx.authorize(Action::VerifyAudit, &Resource::Audit).await?;
-    let ledger = ctx.home.ledger();
+    let ledger = ctx.home().ledger();
     if index >= ledger.size()? {
         return Err(ApiError::NotFound {
             what: "ledger entry",
@@ -1009,7 +1013,11 @@ async fn break_glass(
     let id = hex::encode(rand::random::<[u8; 12]>());
     let now = chrono::Utc::now();
     let expires = now + chrono::Duration::minutes(minutes);
-    let mut tx = ctx.home.db().begin(&Scope::zones([Zone::Clinical])).await?;
+    let mut tx = ctx
+        .home()
+        .db()
+        .begin(&Scope::zones([Zone::Clinical]))
+        .await?;
     sqlx::query(
         "INSERT INTO break_glass (id, zone, principal, patient, reason, started_at, expires_at) \
          VALUES ($1, 'clinical', $2, $3, $4, $5, $6)",
@@ -1048,7 +1056,11 @@ pub(crate) async fn active_grant(
     ctx: &Ctx,
     p: &PatientPseudonym,
 ) -> Result<Option<String>, ApiError> {
-    let mut tx = ctx.home.db().begin(&Scope::zones([Zone::Clinical])).await?;
+    let mut tx = ctx
+        .home()
+        .db()
+        .begin(&Scope::zones([Zone::Clinical]))
+        .await?;
     let rows =
         sqlx::query("SELECT id, expires_at FROM break_glass WHERE principal = $1 AND patient = $2")
             .bind(ctx.who.principal.id.as_str())
@@ -1069,7 +1081,11 @@ pub(crate) async fn active_grant(
 async fn list_break_glass(ctx: Ctx) -> Result<Json<Value>, ApiError> {
     ctx.authorize(Action::ReviewBreakGlass, &Resource::Audit)
         .await?;
-    let mut tx = ctx.home.db().begin(&Scope::zones([Zone::Clinical])).await?;
+    let mut tx = ctx
+        .home()
+        .db()
+        .begin(&Scope::zones([Zone::Clinical]))
+        .await?;
     let rows = sqlx::query(
         "SELECT id, principal, patient, reason, started_at, expires_at, reviewed_by, reviewed_at \
          FROM break_glass ORDER BY started_at",
@@ -1112,7 +1128,11 @@ async fn review_break_glass(
     ctx.authorize(Action::ReviewBreakGlass, &Resource::Audit)
         .await?;
     let Json(body) = body.map_err(json_rejection)?;
-    let mut tx = ctx.home.db().begin(&Scope::zones([Zone::Clinical])).await?;
+    let mut tx = ctx
+        .home()
+        .db()
+        .begin(&Scope::zones([Zone::Clinical]))
+        .await?;
     let n = sqlx::query("UPDATE break_glass SET reviewed_by = $1, reviewed_at = $2 WHERE id = $3 AND reviewed_at IS NULL")
         .bind(ctx.who.principal.id.as_str())
         .bind(chrono::Utc::now().to_rfc3339())

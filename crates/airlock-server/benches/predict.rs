@@ -1,0 +1,385 @@
+//! Audited predictions over HTTPS on loopback, next to the same model called in process.
+//!
+//! `cargo bench -p airlock-server --bench predict`
+//!
+//! Builds a deployment in a temporary directory, trains a logistic regression on a synthetic
+//! readmission-shaped table (8 numeric and 9 categorical features), takes it through the
+//! registry (validated, approved by a clinical reviewer and the privacy officer, silent, canary,
+//! production), and gives an EHR integration (a service identity with the clinician role) an
+//! API token scoped to `predict`. Then:
+//!
+//! 1. in process: `LoadedModel::score` on the same record (validation, encoding, the model), no
+//!    HTTP, no policy, no ledger: the baseline;
+//! 2. closed loop: `C` connections sending `POST /v1/models/{name}/predict` as fast as replies
+//!    come: the most the API sustains, every reply a durable ledger entry;
+//! 3. open loop at `R` requests/s (the target rate): latency from each request's scheduled send
+//!    time, p50/p99 against the 2 ms target;
+//! 4. the same open loop with a second version in silent mode (two ledger entries per request).
+//!
+//! Every prediction must be 200 and leave its ledger entry (checked: entries appended equals
+//! requests times versions). `AIRLOCK_BENCH_CONNS` (16), `AIRLOCK_BENCH_SECS` (5) and
+//! `AIRLOCK_BENCH_RATE` (5000) set `C`, the measured seconds and `R`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Instant;
+
+use airlock_authz::{Action, Authorizer, Role};
+use airlock_crypto::KdfParams;
+use airlock_models::{FeatureSpec, LogisticParams, Params, Record, Table, TrainConfig, Value};
+use airlock_registry::{ModelCard, ModelName, Package, Registry, State, TrainingData};
+use airlock_server::client::tls_config;
+use airlock_server::{AppState, IdentityPolicy, app, tls};
+use airlock_store::{Home, InitOptions, Passphrase, Scope};
+use airlock_types::{ActorId, Classification, ContentHash, Zone};
+use common::{Outcome, Scenario, Target, env_or, report, run_open_loop, run_scenario};
+use serde_json::json;
+
+const NUMERIC: [&str; 8] = [
+    "time_in_hospital",
+    "num_lab_procedures",
+    "num_procedures",
+    "num_medications",
+    "number_outpatient",
+    "number_emergency",
+    "number_inpatient",
+    "number_diagnoses",
+];
+const CATEGORICAL: [(&str, &[&str]); 9] = [
+    (
+        "age",
+        &["[40-50)", "[50-60)", "[60-70)", "[70-80)", "[80-90)"],
+    ),
+    ("gender", &["Female", "Male"]),
+    ("A1Cresult", &[">7", ">8", "None", "Norm"]),
+    ("insulin", &["Down", "No", "Steady", "Up"]),
+    ("change", &["Ch", "No"]),
+    ("diabetesMed", &["No", "Yes"]),
+    ("admission_type_id", &["1", "2", "3", "5", "6"]),
+    ("discharge_disposition_id", &["1", "2", "3", "6", "22"]),
+    ("admission_source_id", &["1", "4", "6", "7"]),
+];
+const MODEL: &str = "readmission-30d";
+
+/// A deterministic readmission-shaped table.
+fn table(rows: usize, seed: u64) -> Table {
+    let mut s = seed;
+    let mut next = move || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (s >> 33) as f64 / (1u64 << 31) as f64
+    };
+    let mut cols: Vec<(String, Vec<String>)> = NUMERIC
+        .iter()
+        .map(|n| ((*n).to_string(), Vec::with_capacity(rows)))
+        .chain(
+            CATEGORICAL
+                .iter()
+                .map(|(n, _)| ((*n).to_string(), Vec::with_capacity(rows))),
+        )
+        .collect();
+    let mut y = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let mut z = -2.0;
+        for (i, col) in cols.iter_mut().enumerate() {
+            if i < NUMERIC.len() {
+                let v = (next() * 20.0).floor();
+                z += v * 0.01 * (i as f64 - 3.0);
+                col.1.push(format!("{v}"));
+            } else {
+                let cats = CATEGORICAL[i - NUMERIC.len()].1;
+                let k = ((next() * cats.len() as f64) as usize).min(cats.len() - 1);
+                z += k as f64 * 0.1;
+                col.1.push(cats[k].to_string());
+            }
+        }
+        y.push(
+            if next() < 1.0 / (1.0 + (-z).exp()) {
+                "<30"
+            } else {
+                "NO"
+            }
+            .to_string(),
+        );
+    }
+    cols.push(("readmitted".into(), y));
+    Table::from_columns(cols).unwrap()
+}
+
+fn record() -> Record {
+    let mut r = Record::new();
+    for (i, n) in NUMERIC.iter().enumerate() {
+        r.insert((*n).to_string(), Value::Number(3.0 + i as f64));
+    }
+    for (n, cats) in CATEGORICAL {
+        r.insert(n.to_string(), Value::Text(cats[0].to_string()));
+    }
+    r
+}
+
+fn as_actor(home: &Home, a: &str) -> Registry {
+    Registry::new(&home.acting_as(ActorId::new(a).unwrap(), home.request_id(), Scope::all()))
+}
+
+/// Train, register and take a version to `to` (silent or production). Returns its hash.
+async fn deploy(home: &Home, seed: u64, to: State) -> String {
+    let features: Vec<FeatureSpec> = NUMERIC
+        .iter()
+        .map(|n| FeatureSpec::Numeric((*n).into()))
+        .chain(
+            CATEGORICAL
+                .iter()
+                .map(|(n, _)| FeatureSpec::Categorical((*n).into())),
+        )
+        .collect();
+    let outcome = airlock_models::train(
+        &table(20_000, seed),
+        &TrainConfig {
+            dataset_hash: ContentHash::from_bytes([3; 32]),
+            target: "readmitted".into(),
+            positive: "<30".into(),
+            features,
+            params: Params::Logistic(LogisticParams::default()),
+            seed,
+            test_fraction: 0.2,
+        },
+    )
+    .unwrap();
+    let card = ModelCard::for_trained(
+        &outcome,
+        TrainingData {
+            dataset: "bench@1".into(),
+            dataset_hash: ContentHash::from_bytes([3; 32]),
+            zone: Zone::Development,
+            classification: Classification::Synthetic,
+            rows: 20_000,
+        },
+        ActorId::new("dana").unwrap(),
+        "benchmark",
+        vec!["synthetic".into()],
+    );
+    let name = ModelName::new(MODEL).unwrap();
+    let v = as_actor(home, "dana")
+        .register(&name, &Package::from_trained(&outcome.model), &card)
+        .await
+        .unwrap();
+    let h = v.hash.to_hex();
+    as_actor(home, "dana")
+        .validate(&name, &h, "bench")
+        .await
+        .unwrap();
+    as_actor(home, "rita")
+        .approve(&name, &h, "clinical-reviewer", "bench")
+        .await
+        .unwrap();
+    as_actor(home, "pat")
+        .approve(&name, &h, "privacy-officer", "bench")
+        .await
+        .unwrap();
+    let mo = as_actor(home, "mo");
+    mo.deploy(&name, &h, State::Silent, None, "bench")
+        .await
+        .unwrap();
+    if to == State::Production {
+        mo.deploy(&name, &h, State::Canary, Some(10_000), "bench")
+            .await
+            .unwrap();
+        mo.promote(&name, "bench").await.unwrap();
+    }
+    h
+}
+
+/// The in-process baseline: nanoseconds per call, and the p50/p99 of single timed calls.
+fn in_process(state: &AppState, rt: &tokio::runtime::Handle) -> (f64, f64, f64) {
+    let dep = rt.block_on(state.deployment(true)).unwrap();
+    let m = dep.routes(MODEL).unwrap().production.clone().unwrap();
+    let rec = record();
+    for _ in 0..10_000 {
+        std::hint::black_box(m.score(&rec).unwrap());
+    }
+    let n = 200_000;
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(m.score(std::hint::black_box(&rec)).unwrap());
+    }
+    let per_call_ns = t.elapsed().as_nanos() as f64 / n as f64;
+    let mut single: Vec<u64> = (0..20_000)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(m.score(&rec).unwrap());
+            t.elapsed().as_nanos() as u64
+        })
+        .collect();
+    single.sort_unstable();
+    let p = |q: f64| single[((q * single.len() as f64) as usize).min(single.len() - 1)] as f64;
+    (per_call_ns, p(0.5), p(0.99))
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let conns = usize::try_from(env_or("AIRLOCK_BENCH_CONNS", 16).max(1)).unwrap();
+    let secs = env_or("AIRLOCK_BENCH_SECS", 5).max(1);
+    let rate = env_or("AIRLOCK_BENCH_RATE", 5000).max(1) as f64;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, target, stop, server, bearer) = rt.block_on(setup(tmp.path()));
+    let (per_call_ns, p50_ns, p99_ns) = in_process(&state, rt.handle());
+    rt.block_on(async {
+        println!(
+            "airlock-server audited prediction benchmark: HTTPS (rustls, TLS 1.3) on loopback, HTTP/1.1 keep-alive"
+        );
+        println!(
+            "model: logistic regression, 17 features (8 numeric, 9 categorical; 43 encoded inputs); caller: an EHR service token scoped to predict"
+        );
+        println!(
+            "note: client and server share this machine's {cores} core(s); every prediction is an fsynced ledger entry (group commit)"
+        );
+        println!();
+        println!(
+            "in-process LoadedModel::score (validate + encode + model; no HTTP, policy or ledger): {:.0} ns/call = {:.0} calls/s; single calls p50 {:.2} us, p99 {:.2} us",
+            per_call_ns,
+            1e9 / per_call_ns,
+            p50_ns / 1000.0,
+            p99_ns / 1000.0
+        );
+        let sc = Scenario {
+            name: "POST predict",
+            method: "POST",
+            path: "/v1/models/readmission-30d/predict",
+            bearer: Some(bearer),
+            body: Some(json!({"patient_mrn": "MRN-0042", "features": serde_json::to_value(record()).unwrap()})),
+            purpose: Some("treatment"),
+        };
+        let closed = run_scenario(&target, &sc, conns, secs).await;
+        report(&format!("closed loop, {conns} conns"), &closed);
+        let open = run_open_loop(&target, &sc, conns, rate, secs).await;
+        report(&format!("open loop at {rate:.0}/s"), &open);
+        // A second version in silent mode: every request now scores two models and writes two
+        // entries.
+        deploy(state.home(), 2, State::Silent).await;
+        state.deployment(true).await.unwrap();
+        let silent = run_open_loop(&target, &sc, conns, rate, secs).await;
+        report(&format!("+1 silent at {rate:.0}/s"), &silent);
+        println!();
+        let ratio = |o: &Outcome, name: &str| {
+            println!(
+                "{name}: throughput {:.4} of in-process ({:.0} vs {:.0} calls/s); p50 latency {:.0}x, p99 {:.0}x the in-process single call",
+                o.throughput() / (1e9 / per_call_ns),
+                o.throughput(),
+                1e9 / per_call_ns,
+                o.percentile_ms(0.5) * 1e6 / p50_ns,
+                o.percentile_ms(0.99) * 1e6 / p99_ns,
+            );
+        };
+        ratio(&closed, "governance cost, closed loop");
+        ratio(&open, "governance cost, open loop");
+        let target_met = open.percentile_ms(0.99) < 2.0 && open.throughput() >= rate * 0.98;
+        println!(
+            "target p99 < 2 ms at {rate:.0} req/s: {} (p99 {:.2} ms at {:.0} req/s achieved)",
+            if target_met { "MET" } else { "NOT MET" },
+            open.percentile_ms(0.99),
+            open.throughput()
+        );
+        let mut bad = Vec::new();
+        for (name, o, per) in [("closed", &closed, 1u64), ("open", &open, 1), ("silent", &silent, 2)] {
+            if o.failures > 0 {
+                bad.push(format!("{name}: {} failures", o.failures));
+            }
+            // Entries written during the window belong to requests that finished in it, give or
+            // take those in flight at either edge.
+            let expected = o.requests as u64 * per;
+            let slack = conns as u64 * per * 2;
+            if o.appended() + slack < expected || o.appended() > expected + slack {
+                bad.push(format!(
+                    "{name}: {} ledger entries for {} predictions",
+                    o.appended(),
+                    o.requests
+                ));
+            }
+        }
+        let _ = stop.send(());
+        let _ = server.await;
+        if !bad.is_empty() {
+            panic!("{}", bad.join("; "));
+        }
+    });
+    drop(tmp);
+}
+
+type Setup = (
+    AppState,
+    Target,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+    String,
+);
+
+async fn setup(dir: &Path) -> Setup {
+    let home = Home::init(
+        &dir.join("home"),
+        &Passphrase::new("bench passphrase".into()),
+        &InitOptions {
+            name: "bench".into(),
+            kdf: KdfParams::danger_fast_for_tests(),
+            database_url: None,
+        },
+        ActorId::new("operator").unwrap(),
+    )
+    .await
+    .unwrap();
+    deploy(&home, 1, State::Production).await;
+    let (cert, key) = home.tls_identity().unwrap();
+    let server_tls = tls::server_config(&cert, key.expose_secret()).unwrap();
+    let state = AppState::new(home, Authorizer::new().unwrap(), IdentityPolicy::default()).unwrap();
+    let op = ActorId::new("operator").unwrap();
+    let svc = ActorId::new("ehr-integration").unwrap();
+    state
+        .identities()
+        .add_service(&op, &svc, &[Role::Clinician])
+        .await
+        .unwrap();
+    let bearer = state
+        .identities()
+        .issue_token(&svc, &[Action::Predict], 30)
+        .await
+        .unwrap()
+        .bearer();
+    let listener = tls::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(tls::serve(
+        listener,
+        server_tls,
+        app(state.clone()),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let target = Target {
+        addr,
+        tls: tls_config(&cert).unwrap(),
+        state: state.clone(),
+    };
+    (state, target, stop, server, bearer)
+}
