@@ -51,6 +51,9 @@ pub struct TrainResult {
     pub experiment: Experiment,
     /// The dataset version trained on.
     pub dataset: String,
+    /// The exact split (row indices), so callers can evaluate on held-out rows only.
+    #[serde(skip)]
+    pub split: Option<airlock_models::DataSplit>,
 }
 
 fn store_err(e: impl std::fmt::Display) -> RegistryError {
@@ -147,6 +150,7 @@ pub async fn train_on_dataset(
         version,
         experiment: outcome.experiment,
         dataset: format!("{}@{}", v.dataset, v.version),
+        split: Some(outcome.split),
     })
 }
 
@@ -272,6 +276,7 @@ pub async fn import_model(
         version,
         experiment,
         dataset: format!("{}@{}", v.dataset, v.version),
+        split: None,
     })
 }
 

@@ -30,6 +30,10 @@ pub struct DemoArgs {
     /// Check the API over TLS, then stop instead of serving until Ctrl-C.
     #[arg(long)]
     no_serve: bool,
+    /// Train the demo's models on a synthetic registry even when the shared readmission table
+    /// is present.
+    #[arg(long)]
+    synthetic_only: bool,
 }
 
 fn step(n: u32, what: &str) {
@@ -426,9 +430,10 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             r.json().get("size").cloned().unwrap_or_default()
         );
 
+        // A TOTP code is good once: dana-scientist keeps the session she opened above.
         let mut tokens = std::collections::BTreeMap::new();
+        tokens.insert("dana-scientist", tok.clone());
         for user in [
-            "dana-scientist",
             "rita-reviewer",
             "pat-privacy",
             "mo-mlops",
@@ -445,7 +450,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 .to_string();
             tokens.insert(user, tok);
         }
-        super::demo_models::tour(&mut c, &home, &root, &tokens).await?;
+        super::demo_models::tour(&mut c, &home, &root, &tokens, a.synthetic_only).await?;
         let r = c
             .send("GET", "/v1/audit/verify", &[("authorization", &auth)], None)
             .await?;
