@@ -424,10 +424,6 @@ impl Ledger {
                 for w in &waiters {
                     w.unpark();
                 }
-                // Best effort: anything not written now is written by the next checkpoint.
-                if ok && let Ok(mut d) = lock(&self.derived) {
-                    let _ = self.publish_full_tiles(&mut d);
-                }
                 q = lock(&self.queue)?;
                 q.leader = false;
                 q.commits += u64::from(ok);
@@ -436,13 +432,22 @@ impl Ledger {
                     buf.clear();
                     q.buf = buf;
                 }
-                // Hand over: wake one writer of the next batch to lead it (all of them if
-                // the ledger failed, so they see it).
+                // Hand over first: wake one writer of the next batch to lead it (all of them
+                // if the ledger failed, so they see it), so its write and fsync overlap the
+                // tile publishing below instead of waiting for it.
                 if !ok {
                     q.waiters.iter().for_each(Thread::unpark);
-                } else if let Some(next) = q.waiters.first() {
+                    return Err(LedgerError::Failed);
+                }
+                if let Some(next) = q.waiters.first() {
                     next.unpark();
                 }
+                drop(q);
+                // Best effort: anything not written now is written by the next checkpoint.
+                if let Ok(mut d) = lock(&self.derived) {
+                    let _ = self.publish_full_tiles(&mut d);
+                }
+                return Ok(first);
             }
             drop(q);
             // Wait for the batch holding our entries, or for our turn to lead.

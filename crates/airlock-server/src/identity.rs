@@ -40,6 +40,11 @@ pub struct IdentityPolicy {
     pub min_password_len: usize,
     /// Longest lifetime of an API token.
     pub max_token_days: i64,
+    /// How long a checked bearer credential is trusted without asking the database again (zero:
+    /// every request asks). Revoking a token, disabling a principal or logging out through this
+    /// server forgets every cached credential at once; a change made by another process (the
+    /// CLI) takes effect within this time.
+    pub credential_cache: std::time::Duration,
 }
 
 impl Default for IdentityPolicy {
@@ -51,6 +56,7 @@ impl Default for IdentityPolicy {
             lockout: Duration::minutes(15),
             min_password_len: 12,
             max_token_days: 365,
+            credential_cache: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -216,6 +222,17 @@ pub struct Identities {
     /// A valid Argon2id hash of a random password, checked when the user does not exist so the
     /// response time does not say whether a name is taken.
     dummy_hash: String,
+    /// Recently checked credentials, by token digest (see
+    /// [`IdentityPolicy::credential_cache`]).
+    cache: std::sync::Arc<std::sync::Mutex<CredentialCache>>,
+}
+
+/// Most credentials the cache holds; past that it starts again empty.
+const CACHE_CAP: usize = 10_000;
+
+#[derive(Default)]
+struct CredentialCache {
+    entries: std::collections::HashMap<String, (Authenticated, std::time::Instant)>,
 }
 
 impl fmt::Debug for Identities {
@@ -297,6 +314,7 @@ impl Identities {
             issuer: issuer.to_string(),
             policy,
             dummy_hash: hash_password(&hex::encode(dummy))?,
+            cache: std::sync::Arc::default(),
         })
     }
 
@@ -481,6 +499,7 @@ impl Identities {
 
     /// Disable a principal and end its sessions and tokens.
     pub async fn disable(&self, id: &ActorId) -> Result<(), IdentityError> {
+        self.forget_credentials();
         let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
         let n = sqlx::query("UPDATE principals SET disabled = 1 WHERE id = $1")
             .bind(id.as_str())
@@ -507,6 +526,7 @@ impl Identities {
 
     /// Give a person a new TOTP secret (a lost phone), ending their sessions.
     pub async fn reset_mfa(&self, id: &ActorId) -> Result<Enrolment, IdentityError> {
+        self.forget_credentials();
         let rec = self
             .principal(id)
             .await?
@@ -649,6 +669,7 @@ impl Identities {
 
     /// End a session.
     pub async fn logout(&self, bearer: &str) -> Result<(), IdentityError> {
+        self.forget_credentials();
         let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(digest(bearer))
@@ -765,6 +786,7 @@ impl Identities {
 
     /// Revoke an API token.
     pub async fn revoke_token(&self, id: &str) -> Result<(), IdentityError> {
+        self.forget_credentials();
         let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
         let n = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
@@ -789,6 +811,42 @@ impl Identities {
         now: DateTime<Utc>,
     ) -> Result<Option<Authenticated>, IdentityError> {
         let h = digest(bearer);
+        if let Some(a) = self.cached(&h) {
+            return Ok(Some(a));
+        }
+        let found = self.authenticate_uncached(bearer, &h, now).await?;
+        if let Some(a) = &found
+            && !self.policy.credential_cache.is_zero()
+            && let Ok(mut c) = self.cache.lock()
+        {
+            if c.entries.len() >= CACHE_CAP {
+                c.entries.clear();
+            }
+            c.entries.insert(h, (a.clone(), std::time::Instant::now()));
+        }
+        Ok(found)
+    }
+
+    fn cached(&self, digest: &str) -> Option<Authenticated> {
+        let ttl = self.policy.credential_cache;
+        let c = self.cache.lock().ok()?;
+        let (a, at) = c.entries.get(digest)?;
+        (at.elapsed() < ttl).then(|| a.clone())
+    }
+
+    /// Forget every cached credential (after any change that could end one).
+    pub fn forget_credentials(&self) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.entries.clear();
+        }
+    }
+
+    async fn authenticate_uncached(
+        &self,
+        bearer: &str,
+        h: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Authenticated>, IdentityError> {
         // Read only inside the transaction: a read that upgrades to a write would make
         // concurrent requests on one session collide (SQLite answers "database is locked"
         // at once for a deferred transaction's upgrade). The touch and the clean-up follow,
@@ -800,7 +858,7 @@ impl Identities {
                 "SELECT s.last_seen, s.expires_at, p.id, p.kind, p.roles, p.disabled \
                  FROM sessions s JOIN principals p ON p.id = s.principal WHERE s.token_hash = $1",
             )
-            .bind(&h)
+            .bind(h)
             .fetch_optional(&mut *tx)
             .await?;
             match row {
@@ -835,7 +893,7 @@ impl Identities {
                 "SELECT t.id AS tid, t.scopes, t.expires_at, t.revoked_at, p.id, p.roles, p.disabled \
                  FROM api_tokens t JOIN principals p ON p.id = t.principal WHERE t.token_hash = $1",
             )
-            .bind(&h)
+            .bind(h)
             .fetch_optional(&mut *tx)
             .await?;
             match row {
@@ -879,7 +937,7 @@ impl Identities {
                         "UPDATE sessions SET last_seen = $1 WHERE token_hash = $2 AND last_seen < $1",
                     )
                     .bind(now_text(now))
-                    .bind(&h)
+                    .bind(h)
                     .execute(&mut *tx)
                     .await?;
                     tx.commit().await?;
@@ -892,7 +950,7 @@ impl Identities {
             Followup::Delete => {
                 let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
                 sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-                    .bind(&h)
+                    .bind(h)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;

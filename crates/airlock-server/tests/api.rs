@@ -907,3 +907,43 @@ async fn every_request_is_in_the_ledger(db: Db) {
                 .starts_with("deny:")
     );
 }
+
+both!(a_credential_revoked_elsewhere_ends_within_the_cache_time);
+async fn a_credential_revoked_elsewhere_ends_within_the_cache_time(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let treatment = [("x-purpose-of-use", "treatment")];
+    let lookup = || {
+        w.call(
+            "POST",
+            "/v1/patients/lookup",
+            Some(&w.service_token),
+            &treatment,
+            Some(json!({"dataset": "ehr", "mrn": w.mrn})),
+        )
+    };
+    assert_eq!(lookup().await.status, 200);
+    // Another process (the CLI) revokes the token: straight in the database, so this server's
+    // cache is not told.
+    let mut tx = w
+        .state
+        .home()
+        .db()
+        .begin(&airlock_store::Scope::none())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE api_tokens SET revoked_at = $1")
+        .bind(chrono::Utc::now().to_rfc3339())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let ttl = airlock_server::IdentityPolicy::default().credential_cache;
+    tokio::time::sleep(ttl + std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        lookup().await.status,
+        401,
+        "a revoked token must stop working within the credential cache time"
+    );
+}

@@ -50,6 +50,11 @@ pub struct Outcome {
     pub shown: Vec<String>,
     pub ledger_before: u64,
     pub ledger_after: u64,
+    /// 200 replies over the whole run, warm-up included.
+    pub ok_total: usize,
+    /// Ledger size before the first request and after the last reply.
+    pub ledger_start: u64,
+    pub ledger_end: u64,
 }
 
 impl Outcome {
@@ -85,6 +90,7 @@ pub struct ConnResult {
     pub failures: usize,
     pub shown: Vec<String>,
     pub last_finish: Option<Instant>,
+    pub ok_total: usize,
 }
 
 pub struct Target {
@@ -109,6 +115,7 @@ pub async fn run_scenario(target: &Target, sc: &Scenario, conns: usize, secs: u6
                 .expect("connect"),
         );
     }
+    let ledger_start = target.state.home().ledger().size().expect("ledger size");
     let start = Instant::now();
     let measure_from = start + WARM_UP;
     let measure_until = measure_from + Duration::from_secs(secs);
@@ -132,6 +139,11 @@ pub async fn run_scenario(target: &Target, sc: &Scenario, conns: usize, secs: u6
                 }
                 let reply = client.send(method, path, &headers, body.as_ref()).await;
                 let done = Instant::now();
+                if let Ok(r) = &reply
+                    && r.status == 200
+                {
+                    out.ok_total += 1;
+                }
                 if sent < measure_from {
                     // Warm-up: failures still count, latencies do not.
                     if let Ok(r) = &reply
@@ -175,8 +187,10 @@ pub async fn run_scenario(target: &Target, sc: &Scenario, conns: usize, secs: u6
     let mut failures = 0;
     let mut shown = Vec::new();
     let mut last = measure_from;
+    let mut ok_total = 0;
     for t in tasks {
         let r = t.await.expect("client task");
+        ok_total += r.ok_total;
         latencies_us.extend(r.latencies_us);
         failures += r.failures;
         for s in r.shown {
@@ -200,6 +214,9 @@ pub async fn run_scenario(target: &Target, sc: &Scenario, conns: usize, secs: u6
         shown,
         ledger_before,
         ledger_after,
+        ok_total,
+        ledger_start,
+        ledger_end: ledger_after,
     }
 }
 
@@ -308,6 +325,7 @@ pub async fn run_open_loop(
         );
     }
     let period = Duration::from_secs_f64(conns as f64 / rate);
+    let ledger_start = target.state.home().ledger().size().expect("ledger size");
     let start = Instant::now() + Duration::from_millis(50);
     let measure_from = start + WARM_UP;
     let measure_until = measure_from + Duration::from_secs(secs);
@@ -335,6 +353,11 @@ pub async fn run_open_loop(
                 tokio::time::sleep_until(scheduled.into()).await;
                 let reply = client.send(method, path, &headers, body.as_ref()).await;
                 let done = Instant::now();
+                if let Ok(r) = &reply
+                    && r.status == 200
+                {
+                    out.ok_total += 1;
+                }
                 if scheduled < measure_from {
                     continue;
                 }
@@ -372,8 +395,10 @@ pub async fn run_open_loop(
     let mut failures = 0;
     let mut shown = Vec::new();
     let mut last = measure_from;
+    let mut ok_total = 0;
     for t in tasks {
         let r = t.await.expect("client task");
+        ok_total += r.ok_total;
         latencies_us.extend(r.latencies_us);
         failures += r.failures;
         shown.extend(r.shown.into_iter().take(SHOWN_FAILURES));
@@ -393,5 +418,8 @@ pub async fn run_open_loop(
         shown,
         ledger_before,
         ledger_after,
+        ok_total,
+        ledger_start,
+        ledger_end: ledger_after,
     }
 }
