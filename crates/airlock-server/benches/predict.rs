@@ -299,7 +299,19 @@ fn main() {
             body: Some(json!({"patient_mrn": "MRN-0042", "features": serde_json::to_value(record()).unwrap()})),
             purpose: Some("treatment"),
         };
-        // The target rate first, on a quiet machine (a saturating run leaves the disk with
+        // The transport floor: the same open loop on `GET /healthz` (TLS, HTTP, the request
+        // middleware; no authentication, policy, model or ledger).
+        let health = Scenario {
+            name: "GET /healthz",
+            method: "GET",
+            path: "/healthz",
+            bearer: None,
+            body: None,
+            purpose: None,
+        };
+        let floor = run_open_loop(&target, &health, conns, rate, secs).await;
+        report(&format!("healthz at {rate:.0}/s"), &floor);
+        // The target rate next, on a quiet machine (a saturating run leaves the disk with
         // writeback that would land in the next run's tail).
         let open = run_open_loop(&target, &sc, conns, rate, secs).await;
         report(&format!("open loop at {rate:.0}/s"), &open);
@@ -330,6 +342,11 @@ fn main() {
                 o.percentile_ms(0.99) * 1e6 / p99_ns,
             );
         };
+        println!(
+            "open loop at {rate:.0}/s, predict vs healthz (the cost of authentication, policy, model and a durable ledger entry over the bare transport): p50 +{:.2} ms, p99 +{:.2} ms",
+            open.percentile_ms(0.5) - floor.percentile_ms(0.5),
+            open.percentile_ms(0.99) - floor.percentile_ms(0.99)
+        );
         ratio(&closed, "governance cost, closed loop");
         ratio(&open, "governance cost, open loop");
         let target_met = open.percentile_ms(0.99) < 2.0 && open.throughput() >= rate * 0.98;

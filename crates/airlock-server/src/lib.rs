@@ -63,7 +63,70 @@ struct AuditIndex {
     entries: Vec<(u64, Entry)>,
 }
 
+/// One request's entries and where to send their first index.
+type Batch = (
+    Vec<Entry>,
+    tokio::sync::oneshot::Sender<Result<u64, String>>,
+);
+
+/// The server's ledger writer: one thread that drains every request waiting to append, writes
+/// them in one durable group (one fsync), and answers each request with its first index. A
+/// request's entries stay consecutive. Compared with a blocking-pool thread per append, a
+/// waiting request costs one wake-up to hand over and one to be answered.
+struct LedgerWriter {
+    tx: std::sync::mpsc::Sender<Batch>,
+}
+
+impl LedgerWriter {
+    fn start(home: Home) -> Result<LedgerWriter, ApiError> {
+        let (tx, rx) = std::sync::mpsc::channel::<Batch>();
+        std::thread::Builder::new()
+            .name("airlock-ledger-writer".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batches = vec![first];
+                    while let Ok(more) = rx.try_recv() {
+                        batches.push(more);
+                    }
+                    let entries: Vec<Entry> = batches
+                        .iter()
+                        .flat_map(|(e, _)| e.iter().cloned())
+                        .collect();
+                    let result = home.ledger().append_many(&entries);
+                    let mut at = 0u64;
+                    for (e, reply) in batches {
+                        let answer = match &result {
+                            Ok(first) => Ok(first + at),
+                            Err(err) => Err(err.to_string()),
+                        };
+                        at += e.len() as u64;
+                        let _ = reply.send(answer);
+                    }
+                }
+            })
+            .map_err(ApiError::internal)?;
+        Ok(LedgerWriter { tx })
+    }
+
+    async fn append(&self, entries: Vec<Entry>) -> Result<u64, ApiError> {
+        // Check each entry here, so one bad entry fails its own request, not the group.
+        for e in &entries {
+            e.to_canonical_json()
+                .map_err(|err| ApiError::internal(format!("ledger entry: {err}")))?;
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((entries, reply))
+            .map_err(|_| ApiError::internal("the ledger writer stopped"))?;
+        answer
+            .await
+            .map_err(|_| ApiError::internal("the ledger writer stopped"))?
+            .map_err(|e| ApiError::internal(format!("ledger: {e}")))
+    }
+}
+
 struct StateInner {
+    writer: LedgerWriter,
     audit: std::sync::Mutex<AuditIndex>,
     home: Home,
     authz: Authorizer,
@@ -95,6 +158,7 @@ impl AppState {
         .map_err(ApiError::internal)?;
         Ok(AppState {
             inner: Arc::new(StateInner {
+                writer: LedgerWriter::start(home.clone())?,
                 audit: std::sync::Mutex::new(AuditIndex::default()),
                 home,
                 authz,
@@ -236,7 +300,7 @@ pub async fn track(
             "refused before a policy decision: HTTP {}",
             status.as_u16()
         ));
-        if let Err(e) = append(state.home(), entry).await {
+        if let Err(e) = append(&state, entry).await {
             tracing::error!(error = %e, "ledger append failed");
         }
     }
@@ -302,13 +366,9 @@ fn request_id_of(parts: &Parts) -> RequestId {
         .unwrap_or_else(new_request_id)
 }
 
-/// Append to the ledger on a blocking thread (the append waits for a durable group commit).
-pub(crate) async fn append(home: &Home, entry: Entry) -> Result<u64, ApiError> {
-    let home = home.clone();
-    tokio::task::spawn_blocking(move || home.audit(entry))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::from)
+/// Append to the ledger through the server's writer; returns once the entry is durable.
+pub(crate) async fn append(state: &AppState, entry: Entry) -> Result<u64, ApiError> {
+    state.inner.writer.append(vec![entry]).await
 }
 
 /// Write an authentication failure to the ledger.
@@ -322,7 +382,7 @@ pub(crate) async fn audit_unauthenticated(state: &AppState, request_id: RequestI
         OutcomeKind::Denied,
     )
     .with_reason(reason.to_string());
-    if let Err(e) = append(state.home(), entry).await {
+    if let Err(e) = append(state, entry).await {
         tracing::error!(error = %e, "ledger append failed");
     }
 }
@@ -454,16 +514,6 @@ impl Ctx {
         })
     }
 
-    /// A ledger-only handle acting as this principal under this request's id (no zone scope:
-    /// it writes entries and reads nothing).
-    fn ledger_home(&self) -> Home {
-        self.state.home().acting_as(
-            self.who.principal.id.clone(),
-            self.request_id.clone(),
-            Scope::none(),
-        )
-    }
-
     /// The shared state.
     pub fn state(&self) -> &AppState {
         &self.state
@@ -552,7 +602,7 @@ impl Ctx {
     /// The append waits for the ledger's group commit on a blocking thread, so concurrent
     /// requests share fsyncs and the async workers keep serving.
     pub async fn audit(&self, entry: Entry) -> Result<(), ApiError> {
-        append(&self.ledger_home(), entry).await?;
+        append(&self.state, entry).await?;
         if let Some(m) = &self.mark {
             m.recorded.store(true, std::sync::atomic::Ordering::SeqCst);
         }
@@ -562,10 +612,7 @@ impl Ctx {
     /// Append several entries for this request in one durable group (consecutive indices);
     /// returns the first index.
     pub async fn audit_many(&self, entries: Vec<Entry>) -> Result<u64, ApiError> {
-        let home = self.state.home().clone();
-        let first = tokio::task::spawn_blocking(move || home.ledger().append_many(&entries))
-            .await
-            .map_err(ApiError::internal)??;
+        let first = self.state.inner.writer.append(entries).await?;
         if let Some(m) = &self.mark {
             m.recorded.store(true, std::sync::atomic::Ordering::SeqCst);
         }

@@ -133,7 +133,7 @@ async fn login(
     {
         Ok((actor, session)) => {
             crate::append(
-                state.home(),
+                &state,
                 entry(actor, OutcomeKind::Success, "password and TOTP"),
             )
             .await?;
@@ -147,7 +147,7 @@ async fn login(
         Err(IdentityError::BadCredentials) => {
             let actor = ActorId::new(body.username.clone()).unwrap_or_else(|_| anonymous());
             crate::append(
-                state.home(),
+                &state,
                 entry(actor, OutcomeKind::Failure, "invalid credentials"),
             )
             .await?;
@@ -155,7 +155,7 @@ async fn login(
         }
         Err(IdentityError::UnknownPrincipal) => {
             crate::append(
-                state.home(),
+                &state,
                 entry(
                     anonymous(),
                     OutcomeKind::Failure,
@@ -167,11 +167,7 @@ async fn login(
         }
         Err(IdentityError::Locked { id, .. }) => {
             let actor = ActorId::new(id).unwrap_or_else(|_| anonymous());
-            crate::append(
-                state.home(),
-                entry(actor, OutcomeKind::Failure, "account locked"),
-            )
-            .await?;
+            crate::append(&state, entry(actor, OutcomeKind::Failure, "account locked")).await?;
             Err(ApiError::Locked)
         }
         Err(e) => Err(ApiError::internal(e)),
