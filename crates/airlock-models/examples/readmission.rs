@@ -28,29 +28,8 @@ use airlock_types::ContentHash;
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 
-const NUMERIC: &[&str] = &[
-    "time_in_hospital",
-    "num_lab_procedures",
-    "num_procedures",
-    "num_medications",
-    "number_outpatient",
-    "number_emergency",
-    "number_inpatient",
-    "number_diagnoses",
-];
-const CATEGORICAL: &[&str] = &[
-    "age",
-    "gender",
-    "A1Cresult",
-    "max_glu_serum",
-    "insulin",
-    "metformin",
-    "change",
-    "diabetesMed",
-    "admission_type_id",
-    "discharge_disposition_id",
-    "admission_source_id",
-];
+const NUMERIC: &[&str] = &airlock_models::reference::READMISSION_NUMERIC;
+const CATEGORICAL: &[&str] = &airlock_models::reference::READMISSION_CATEGORICAL;
 const SEED: u64 = 20_261_129;
 
 fn main() -> anyhow::Result<()> {

@@ -26,6 +26,7 @@
 pub mod gbdt;
 pub mod logistic;
 pub mod metrics;
+pub mod reference;
 
 mod codec;
 mod error;

@@ -14,27 +14,9 @@ use airlock_store::{Home, IngestRequest, Scope};
 use airlock_types::{ActorId, Classification, DatasetName, Zone};
 use serde_json::{Value, json};
 
-const READMISSION_NUMERIC: &[&str] = &[
-    "time_in_hospital",
-    "num_lab_procedures",
-    "num_procedures",
-    "num_medications",
-    "number_outpatient",
-    "number_emergency",
-    "number_inpatient",
-    "number_diagnoses",
-];
-const READMISSION_CATEGORICAL: &[&str] = &[
-    "age",
-    "gender",
-    "A1Cresult",
-    "insulin",
-    "change",
-    "diabetesMed",
-    "admission_type_id",
-    "discharge_disposition_id",
-    "admission_source_id",
-];
+use airlock_models::reference::{
+    READMISSION_CATEGORICAL, READMISSION_NUMERIC, READMISSION_POSITIVE, READMISSION_TARGET,
+};
 const COHORT_FEATURES: &[&str] = &[
     "sex",
     "length_of_stay",
@@ -106,8 +88,8 @@ async fn training_set(
         return Ok(TrainingSet {
             dataset: format!("{}@{}", v.dataset, v.version),
             features,
-            target: "readmitted",
-            positive: "<30",
+            target: READMISSION_TARGET,
+            positive: READMISSION_POSITIVE,
             patient_column: "patient_nbr",
             describe: format!(
                 "the public de-identified Diabetes 130-US readmission table ({} encounters), ingested into development",

@@ -99,7 +99,31 @@ pub struct Target {
     pub state: AppState,
 }
 
+/// Closed loop: every connection sends its next request as soon as the previous reply arrives.
 pub async fn run_scenario(target: &Target, sc: &Scenario, conns: usize, secs: u64) -> Outcome {
+    run(target, sc, conns, None, secs).await
+}
+
+/// Open loop: every connection sends on a fixed schedule so that all of them together offer
+/// `rate` requests per second; each latency runs from the request's scheduled time, so time a
+/// request spends waiting behind a slow one counts (no coordinated omission).
+pub async fn run_open_loop(
+    target: &Target,
+    sc: &Scenario,
+    conns: usize,
+    rate: f64,
+    secs: u64,
+) -> Outcome {
+    run(target, sc, conns, Some(rate), secs).await
+}
+
+async fn run(
+    target: &Target,
+    sc: &Scenario,
+    conns: usize,
+    rate: Option<f64>,
+    secs: u64,
+) -> Outcome {
     let sc = Arc::new((
         sc.method,
         sc.path,
@@ -115,13 +139,15 @@ pub async fn run_scenario(target: &Target, sc: &Scenario, conns: usize, secs: u6
                 .expect("connect"),
         );
     }
+    let period = rate.map(|r| Duration::from_secs_f64(conns as f64 / r));
     let ledger_start = target.state.home().ledger().size().expect("ledger size");
-    let start = Instant::now();
+    let start = Instant::now() + Duration::from_millis(50);
     let measure_from = start + WARM_UP;
     let measure_until = measure_from + Duration::from_secs(secs);
     let mut tasks = Vec::with_capacity(conns);
-    for mut client in clients {
+    for (i, mut client) in clients.into_iter().enumerate() {
         let sc = Arc::clone(&sc);
+        let offset = period.map(|p| p.mul_f64(i as f64 / conns as f64));
         tasks.push(tokio::spawn(async move {
             let (method, path, auth, body, purpose) = &*sc;
             let mut headers: Vec<(&str, &str)> = auth
@@ -132,25 +158,33 @@ pub async fn run_scenario(target: &Target, sc: &Scenario, conns: usize, secs: u6
                 headers.push(("x-purpose-of-use", p));
             }
             let mut out = ConnResult::default();
+            let mut k: u32 = 0;
             loop {
-                let sent = Instant::now();
+                // Open loop: the scheduled time; closed loop: now.
+                let sent = match (period, offset) {
+                    (Some(p), Some(o)) => {
+                        let at = start + o + p * k;
+                        k += 1;
+                        if at >= measure_until {
+                            break;
+                        }
+                        tokio::time::sleep_until(at.into()).await;
+                        at
+                    }
+                    _ => Instant::now(),
+                };
                 if sent >= measure_until {
                     break;
                 }
                 let reply = client.send(method, path, &headers, body.as_ref()).await;
                 let done = Instant::now();
-                if let Ok(r) = &reply
-                    && r.status == 200
-                {
+                let ok = matches!(&reply, Ok(r) if r.status == 200);
+                if ok {
                     out.ok_total += 1;
                 }
-                if sent < measure_from {
-                    // Warm-up: failures still count, latencies do not.
-                    if let Ok(r) = &reply
-                        && r.status == 200
-                    {
-                        continue;
-                    }
+                // Warm-up: failures still count, latencies do not.
+                if sent < measure_from && ok {
+                    continue;
                 }
                 match reply {
                     Ok(r) if r.status == 200 => {
@@ -297,129 +331,4 @@ pub async fn session(target: &Target, user: &str, role: Role) -> String {
         String::from_utf8_lossy(&r.body)
     );
     r.json()["token"].as_str().unwrap().to_string()
-}
-
-/// Open loop: every connection sends on a fixed schedule so that all of them together offer
-/// `rate` requests per second; each latency runs from the request's scheduled time, so time a
-/// request spends waiting behind a slow one counts (no coordinated omission).
-pub async fn run_open_loop(
-    target: &Target,
-    sc: &Scenario,
-    conns: usize,
-    rate: f64,
-    secs: u64,
-) -> Outcome {
-    let sc = Arc::new((
-        sc.method,
-        sc.path,
-        sc.bearer.as_ref().map(|t| format!("Bearer {t}")),
-        sc.body.clone(),
-        sc.purpose,
-    ));
-    let mut clients = Vec::with_capacity(conns);
-    for _ in 0..conns {
-        clients.push(
-            Client::connect(target.addr, "localhost", Arc::clone(&target.tls))
-                .await
-                .expect("connect"),
-        );
-    }
-    let period = Duration::from_secs_f64(conns as f64 / rate);
-    let ledger_start = target.state.home().ledger().size().expect("ledger size");
-    let start = Instant::now() + Duration::from_millis(50);
-    let measure_from = start + WARM_UP;
-    let measure_until = measure_from + Duration::from_secs(secs);
-    let mut tasks = Vec::with_capacity(conns);
-    for (i, mut client) in clients.into_iter().enumerate() {
-        let sc = Arc::clone(&sc);
-        let offset = period.mul_f64(i as f64 / conns as f64);
-        tasks.push(tokio::spawn(async move {
-            let (method, path, auth, body, purpose) = &*sc;
-            let mut headers: Vec<(&str, &str)> = auth
-                .as_deref()
-                .map(|a| vec![("authorization", a)])
-                .unwrap_or_default();
-            if let Some(p) = purpose {
-                headers.push(("x-purpose-of-use", p));
-            }
-            let mut out = ConnResult::default();
-            let mut k: u32 = 0;
-            loop {
-                let scheduled = start + offset + period * k;
-                k += 1;
-                if scheduled >= measure_until {
-                    break;
-                }
-                tokio::time::sleep_until(scheduled.into()).await;
-                let reply = client.send(method, path, &headers, body.as_ref()).await;
-                let done = Instant::now();
-                if let Ok(r) = &reply
-                    && r.status == 200
-                {
-                    out.ok_total += 1;
-                }
-                if scheduled < measure_from {
-                    continue;
-                }
-                match reply {
-                    Ok(r) if r.status == 200 => {
-                        out.latencies_us.push(
-                            u64::try_from(done.duration_since(scheduled).as_micros())
-                                .unwrap_or(u64::MAX),
-                        );
-                        out.last_finish = Some(done);
-                    }
-                    Ok(r) => {
-                        out.failures += 1;
-                        if out.shown.len() < SHOWN_FAILURES {
-                            let body = String::from_utf8_lossy(&r.body);
-                            out.shown
-                                .push(format!("HTTP {}: {}", r.status, truncate(&body, 200)));
-                        }
-                    }
-                    Err(e) => {
-                        out.failures += 1;
-                        if out.shown.len() < SHOWN_FAILURES {
-                            out.shown.push(format!("transport: {e}"));
-                        }
-                        break;
-                    }
-                }
-            }
-            out
-        }));
-    }
-    tokio::time::sleep_until(measure_from.into()).await;
-    let ledger_before = target.state.home().ledger().size().expect("ledger size");
-    let mut latencies_us = Vec::new();
-    let mut failures = 0;
-    let mut shown = Vec::new();
-    let mut last = measure_from;
-    let mut ok_total = 0;
-    for t in tasks {
-        let r = t.await.expect("client task");
-        ok_total += r.ok_total;
-        latencies_us.extend(r.latencies_us);
-        failures += r.failures;
-        shown.extend(r.shown.into_iter().take(SHOWN_FAILURES));
-        if let Some(f) = r.last_finish {
-            last = last.max(f);
-        }
-    }
-    let ledger_after = target.state.home().ledger().size().expect("ledger size");
-    latencies_us.sort_unstable();
-    Outcome {
-        requests: latencies_us.len(),
-        elapsed: last
-            .duration_since(measure_from)
-            .max(Duration::from_millis(1)),
-        latencies_us,
-        failures,
-        shown,
-        ledger_before,
-        ledger_after,
-        ok_total,
-        ledger_start,
-        ledger_end: ledger_after,
-    }
 }
