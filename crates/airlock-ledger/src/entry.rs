@@ -388,6 +388,17 @@ pub struct DisclosureInfo {
 }
 
 /// One ledger entry. Build with [`Entry::new`] and the `with_*` methods.
+/// An entry already validated and in canonical form: only [`Entry::encode`] makes one, so the
+/// ledger can append it without encoding or checking it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded(Vec<u8>);
+
+impl Encoded {
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
@@ -573,6 +584,12 @@ impl Entry {
             return Err(EntryError::TooLarge { len: bytes.len() });
         }
         Ok(bytes)
+    }
+
+    /// Validate and encode once, for a writer that appends later (see
+    /// [`crate::Ledger::append_encoded`]).
+    pub fn encode(&self) -> Result<Encoded, EntryError> {
+        self.to_canonical_json().map(Encoded)
     }
 
     /// Parse an entry strictly: schema, bounds, and canonical form.

@@ -381,6 +381,17 @@ impl Ledger {
     }
 
     /// Queue records and wait until they are durable (group commit). Returns the first index.
+    /// Append entries encoded earlier with [`Entry::encode`] (one fsync); returns the index of
+    /// the first. They get consecutive indices.
+    pub fn append_encoded(&self, entries: Vec<crate::entry::Encoded>) -> Result<u64, LedgerError> {
+        self.append_records(
+            entries
+                .into_iter()
+                .map(crate::entry::Encoded::into_bytes)
+                .collect(),
+        )
+    }
+
     fn append_records(&self, records: Vec<Vec<u8>>) -> Result<u64, LedgerError> {
         if records.is_empty() {
             return self.size();

@@ -60,8 +60,8 @@ pub mod verify;
 pub mod wal;
 
 pub use entry::{
-    DisclosureInfo, Display, Entry, EntryError, EventType, Outcome, OutcomeKind, PatientPseudonym,
-    Prediction, SchemaVersion, Timestamp, patient_pseudonym,
+    DisclosureInfo, Display, Encoded, Entry, EntryError, EventType, Outcome, OutcomeKind,
+    PatientPseudonym, Prediction, SchemaVersion, Timestamp, patient_pseudonym,
 };
 pub use ledger::{Ledger, LedgerError, Recovery, Stats};
 pub use merkle::{Hash, ProofError, leaf_hash, verify_consistency, verify_inclusion};

@@ -63,16 +63,16 @@ struct AuditIndex {
     entries: Vec<(u64, Entry)>,
 }
 
-/// One request's entries and where to send their first index.
+/// One request's encoded entries and where to send their first index.
 type Batch = (
-    Vec<Entry>,
+    Vec<airlock_ledger::Encoded>,
     tokio::sync::oneshot::Sender<Result<u64, String>>,
 );
 
 /// The server's ledger writer: one thread that drains every request waiting to append, writes
 /// them in one durable group (one fsync), and answers each request with its first index. A
-/// request's entries stay consecutive. Compared with a blocking-pool thread per append, a
-/// waiting request costs one wake-up to hand over and one to be answered.
+/// request's entries stay consecutive. Entries are validated and encoded on the request's task
+/// (so one bad entry fails its own request, not the group), never again by the writer.
 struct LedgerWriter {
     tx: std::sync::mpsc::Sender<Batch>,
 }
@@ -88,18 +88,20 @@ impl LedgerWriter {
                     while let Ok(more) = rx.try_recv() {
                         batches.push(more);
                     }
-                    let entries: Vec<Entry> = batches
-                        .iter()
-                        .flat_map(|(e, _)| e.iter().cloned())
-                        .collect();
-                    let result = home.ledger().append_many(&entries);
-                    let mut at = 0u64;
+                    let mut entries = Vec::new();
+                    let mut replies = Vec::with_capacity(batches.len());
                     for (e, reply) in batches {
+                        replies.push((e.len() as u64, reply));
+                        entries.extend(e);
+                    }
+                    let result = home.ledger().append_encoded(entries);
+                    let mut at = 0u64;
+                    for (n, reply) in replies {
                         let answer = match &result {
                             Ok(first) => Ok(first + at),
                             Err(err) => Err(err.to_string()),
                         };
-                        at += e.len() as u64;
+                        at += n;
                         let _ = reply.send(answer);
                     }
                 }
@@ -109,14 +111,14 @@ impl LedgerWriter {
     }
 
     async fn append(&self, entries: Vec<Entry>) -> Result<u64, ApiError> {
-        // Check each entry here, so one bad entry fails its own request, not the group.
-        for e in &entries {
-            e.to_canonical_json()
-                .map_err(|err| ApiError::internal(format!("ledger entry: {err}")))?;
-        }
+        let encoded = entries
+            .iter()
+            .map(Entry::encode)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| ApiError::internal(format!("ledger entry: {err}")))?;
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.tx
-            .send((entries, reply))
+            .send((encoded, reply))
             .map_err(|_| ApiError::internal("the ledger writer stopped"))?;
         answer
             .await
@@ -134,7 +136,7 @@ struct StateInner {
     metrics: Metrics,
     pseudonym_key: Secret,
     models: models::ModelCache,
-    onnx: Option<Arc<dyn airlock_registry::OnnxRuntime>>,
+    onnx: std::sync::OnceLock<Arc<dyn airlock_registry::OnnxRuntime>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -166,22 +168,22 @@ impl AppState {
                 metrics: Metrics::default(),
                 pseudonym_key: key,
                 models: models::ModelCache::default(),
-                onnx: None,
+                onnx: std::sync::OnceLock::new(),
             }),
         })
     }
 
-    /// The same state, running ONNX model artifacts with `runtime` (call before serving).
-    pub fn with_onnx(self, runtime: Arc<dyn airlock_registry::OnnxRuntime>) -> Self {
-        match Arc::try_unwrap(self.inner) {
-            Ok(mut inner) => {
-                inner.onnx = Some(runtime);
-                AppState {
-                    inner: Arc::new(inner),
-                }
-            }
-            Err(inner) => AppState { inner },
-        }
+    /// The same state, running ONNX model artifacts with `runtime`. The first runtime given
+    /// stays: a later call is refused.
+    pub fn with_onnx(
+        self,
+        runtime: Arc<dyn airlock_registry::OnnxRuntime>,
+    ) -> Result<Self, ApiError> {
+        self.inner
+            .onnx
+            .set(runtime)
+            .map_err(|_| ApiError::internal("an ONNX runtime is already set"))?;
+        Ok(self)
     }
 
     /// The deployment (acting as the operator who started the server).
