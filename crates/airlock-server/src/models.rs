@@ -49,8 +49,13 @@ impl Default for ModelCache {
 impl AppState {
     /// The registry, acting as the server's operator (callers use [`Ctx::registry`]).
     pub fn registry(&self) -> Registry {
-        let r = Registry::new(self.home());
-        match &self.inner.onnx {
+        self.registry_for(self.home())
+    }
+
+    /// The registry acting as `home`'s actor, with this server's ONNX runtime if it has one.
+    fn registry_for(&self, home: &airlock_store::Home) -> Registry {
+        let r = Registry::new(home);
+        match self.inner.onnx.get() {
             Some(rt) => r.with_onnx(Arc::clone(rt)),
             None => r,
         }
@@ -105,15 +110,11 @@ impl AppState {
 impl Ctx {
     /// The registry, acting as this principal under this request's id.
     pub fn registry(&self) -> Registry {
-        let r = Registry::new(&self.state().home().acting_as(
+        self.state().registry_for(&self.state().home().acting_as(
             self.who.principal.id.clone(),
             self.request_id.clone(),
             airlock_store::Scope::all(),
-        ));
-        match &self.state().inner.onnx {
-            Some(rt) => r.with_onnx(Arc::clone(rt)),
-            None => r,
-        }
+        ))
     }
 }
 

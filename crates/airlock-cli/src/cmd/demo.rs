@@ -311,7 +311,8 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             airlock_server::IdentityPolicy::default(),
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?
-        .with_onnx(std::sync::Arc::new(airlock_onnx::TractRuntime));
+        .with_onnx(std::sync::Arc::new(airlock_onnx::TractRuntime))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         let listener = match airlock_server::tls::bind(a.listen).await {
             Ok(l) => l,
             Err(_) => {

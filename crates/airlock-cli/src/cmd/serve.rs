@@ -105,7 +105,8 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         )?;
         let state = AppState::new(home.clone(), authz, IdentityPolicy::default())
             .map_err(|e| anyhow::anyhow!("{e}"))?
-            .with_onnx(std::sync::Arc::new(airlock_onnx::TractRuntime));
+            .with_onnx(std::sync::Arc::new(airlock_onnx::TractRuntime))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let listener = airlock_server::tls::bind(a.listen).await?;
         let addr = listener.local_addr()?;
         audit_change(&home, "server".into(), format!("server started on {addr}"))?;
