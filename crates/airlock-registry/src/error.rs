@@ -81,6 +81,13 @@ pub enum RegistryError {
         /// What is wrong (offsets and field names only).
         reason: String,
     },
+    /// The data a model is trained, evaluated or scored on cannot be used (names the dataset,
+    /// file or row and the rule, never a value).
+    #[error("training data: {reason}")]
+    Data {
+        /// What is wrong.
+        reason: String,
+    },
     /// The artifact kind cannot be run in this build.
     #[error("model `{name}`: {reason}")]
     Unsupported {

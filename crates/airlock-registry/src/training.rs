@@ -56,8 +56,8 @@ pub struct TrainResult {
     pub split: Option<airlock_models::DataSplit>,
 }
 
-fn store_err(e: impl std::fmt::Display) -> RegistryError {
-    RegistryError::Package {
+fn data_err(e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::Data {
         reason: e.to_string(),
     }
 }
@@ -71,7 +71,7 @@ pub async fn read_table(
     file: Option<&str>,
     columns: &[&str],
 ) -> Result<(DatasetVersion, Table), RegistryError> {
-    let (name, ver) = parse_version_spec(spec).map_err(store_err)?;
+    let (name, ver) = parse_version_spec(spec).map_err(data_err)?;
     let v = home.version(&name, ver).await?;
     let zone = match v.zone {
         Zone::Development | Zone::Staging => v.zone,
@@ -89,7 +89,7 @@ pub async fn read_table(
     let (_, bytes) = match csvs.as_slice() {
         [one] => *one,
         [] => {
-            return Err(store_err(format!(
+            return Err(data_err(format!(
                 "{}@{} has no CSV file{}",
                 v.dataset,
                 v.version,
@@ -97,7 +97,7 @@ pub async fn read_table(
             )));
         }
         _ => {
-            return Err(store_err(format!(
+            return Err(data_err(format!(
                 "{}@{} has several CSV files; name one with --file",
                 v.dataset, v.version
             )));
@@ -129,7 +129,7 @@ pub async fn train_on_dataset(
     let rows = table.rows() as u64;
     let outcome = tokio::task::spawn_blocking(move || train(&table, &config))
         .await
-        .map_err(|_| store_err("training was interrupted"))??;
+        .map_err(|_| data_err("training was interrupted"))??;
     let card = ModelCard::for_trained(
         &outcome,
         TrainingData {
@@ -220,8 +220,8 @@ pub async fn import_model(
         Ok::<_, (usize, RegistryError)>((scores, labels))
     })
     .await
-    .map_err(|_| store_err("evaluation was interrupted"))?
-    .map_err(|(row, e)| RegistryError::Package {
+    .map_err(|_| data_err("evaluation was interrupted"))?
+    .map_err(|(row, e)| RegistryError::Data {
         reason: format!("row {}: {e}", row + 1),
     })?;
     let metrics = Metrics::compute(&labels, &scores)?;
@@ -358,8 +358,8 @@ pub async fn score_dataset(
         Ok::<_, (usize, RegistryError)>((scores, labels))
     })
     .await
-    .map_err(|_| store_err("scoring was interrupted"))?
-    .map_err(|(row, e)| RegistryError::Package {
+    .map_err(|_| data_err("scoring was interrupted"))?
+    .map_err(|(row, e)| RegistryError::Data {
         reason: format!("row {}: {e}", row + 1),
     })?;
     let metrics = match labels {
