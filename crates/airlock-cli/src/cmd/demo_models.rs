@@ -228,10 +228,10 @@ pub async fn tour(
         10,
         "approval: a clinical reviewer and the privacy officer, never the person who trained it",
     );
-    let post = |path: String, body: Value| (path, body);
     let call = async |c: &mut Client,
                       user: &str,
-                      (path, body): (String, Value)|
+                      path: String,
+                      body: Value|
            -> anyhow::Result<(u16, Value)> {
         let auth = bearer(user);
         let r = c
@@ -249,32 +249,26 @@ pub async fn tour(
         call(
             c,
             "dana-scientist",
-            post(
-                format!("{base}/validate"),
-                json!({"reason": "held-out metrics and card reviewed"}),
-            ),
+            format!("{base}/validate"),
+            json!({"reason": "held-out metrics and card reviewed"}),
         )
         .await?;
         let (s, _) = call(
             c,
             "dana-scientist",
-            post(
-                format!("{base}/approve"),
-                json!({"role": "data-scientist", "reason": "my own model"}),
-            ),
+            format!("{base}/approve"),
+            json!({"role": "data-scientist", "reason": "my own model"}),
         )
         .await?;
         if h == &h1 {
             println!("    dana-scientist approves her own model -> {s}");
         }
-        call(c, "rita-reviewer", post(format!("{base}/approve"), json!({"role": "clinical-reviewer", "reason": "clinically plausible features; card reviewed"}))).await?;
+        call(c, "rita-reviewer", format!("{base}/approve"), json!({"role": "clinical-reviewer", "reason": "clinically plausible features; card reviewed"})).await?;
         let (s, j) = call(
             c,
             "pat-privacy",
-            post(
-                format!("{base}/approve"),
-                json!({"role": "privacy-officer", "reason": "trained on de-identified data only"}),
-            ),
+            format!("{base}/approve"),
+            json!({"role": "privacy-officer", "reason": "trained on de-identified data only"}),
         )
         .await?;
         println!(
@@ -293,38 +287,30 @@ pub async fn tour(
     let (s, _) = call(
         c,
         "mo-mlops",
-        post(
-            format!("{base1}/deploy"),
-            json!({"state": "canary", "canary_percent": 100, "reason": "skip silent"}),
-        ),
+        format!("{base1}/deploy"),
+        json!({"state": "canary", "canary_percent": 100, "reason": "skip silent"}),
     )
     .await?;
     println!("    straight from approved to canary -> {s} (refused by the lifecycle)");
     call(
         c,
         "mo-mlops",
-        post(
-            format!("{base1}/deploy"),
-            json!({"state": "silent", "reason": "shadow the current process"}),
-        ),
+        format!("{base1}/deploy"),
+        json!({"state": "silent", "reason": "shadow the current process"}),
     )
     .await?;
     call(
         c,
         "mo-mlops",
-        post(
-            format!("{base1}/deploy"),
-            json!({"state": "canary", "canary_percent": 100, "reason": "no production model yet"}),
-        ),
+        format!("{base1}/deploy"),
+        json!({"state": "canary", "canary_percent": 100, "reason": "no production model yet"}),
     )
     .await?;
     let (s, _) = call(
         c,
         "mo-mlops",
-        post(
-            "/v1/models/readmission-30d/promote".into(),
-            json!({"reason": "canary held"}),
-        ),
+        "/v1/models/readmission-30d/promote".into(),
+        json!({"reason": "canary held"}),
     )
     .await?;
     println!(
@@ -334,19 +320,15 @@ pub async fn tour(
     call(
         c,
         "mo-mlops",
-        post(
-            format!("{base2}/deploy"),
-            json!({"state": "silent", "reason": "shadow production"}),
-        ),
+        format!("{base2}/deploy"),
+        json!({"state": "silent", "reason": "shadow production"}),
     )
     .await?;
     let (s, _) = call(
         c,
         "mo-mlops",
-        post(
-            format!("{base2}/deploy"),
-            json!({"state": "canary", "canary_percent": 25, "reason": "a quarter of patients"}),
-        ),
+        format!("{base2}/deploy"),
+        json!({"state": "canary", "canary_percent": 25, "reason": "a quarter of patients"}),
     )
     .await?;
     println!(
@@ -386,10 +368,8 @@ pub async fn tour(
         let (s, j) = call(
             c,
             "casey-clinician",
-            post(
-                "/v1/models/readmission-30d/predict".into(),
-                json!({"patient_mrn": mrn, "features": features}),
-            ),
+            "/v1/models/readmission-30d/predict".into(),
+            json!({"patient_mrn": mrn, "features": features}),
         )
         .await?;
         if s != 200 {
@@ -424,10 +404,8 @@ pub async fn tour(
     let (s, _) = call(
         c,
         "dana-scientist",
-        post(
-            "/v1/models/readmission-30d/predict".into(),
-            json!({"patient_mrn": "x", "features": {}}),
-        ),
+        "/v1/models/readmission-30d/predict".into(),
+        json!({"patient_mrn": "x", "features": {}}),
     )
     .await?;
     println!(
@@ -437,10 +415,8 @@ pub async fn tour(
         let (s, j) = call(
             c,
             "casey-clinician",
-            post(
-                format!("/v1/predictions/{id}/override"),
-                json!({"reason": "information-not-in-model", "decision": "high-risk"}),
-            ),
+            format!("/v1/predictions/{id}/override"),
+            json!({"reason": "information-not-in-model", "decision": "high-risk"}),
         )
         .await?;
         println!(
@@ -458,10 +434,8 @@ pub async fn tour(
         call(
             c,
             "casey-clinician",
-            post(
-                format!("/v1/predictions/{id}/outcome"),
-                json!({"label": label}),
-            ),
+            format!("/v1/predictions/{id}/outcome"),
+            json!({"label": label}),
         )
         .await?;
     }
@@ -500,10 +474,8 @@ pub async fn tour(
     let (s, _) = call(
         c,
         "mo-mlops",
-        post(
-            "/v1/models/readmission-30d/rollback".into(),
-            json!({"reason": "demo: roll back in one call"}),
-        ),
+        "/v1/models/readmission-30d/rollback".into(),
+        json!({"reason": "demo: roll back in one call"}),
     )
     .await?;
     println!(
