@@ -38,24 +38,8 @@ fn train_list_verify_and_batch_score_through_the_binary() {
     let home = tmp.path().join("home");
     let h = home.to_str().unwrap();
     ok(&airlock(&["init", "--home", h, "--name", "models-e2e"]));
-    // y depends on x and c; a fixed LCG keeps it deterministic.
-    let mut s: u64 = 7;
-    let mut next = || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (s >> 33) as f64 / (1u64 << 31) as f64
-    };
-    let mut csv = String::from("x,c,y\n");
-    for _ in 0..600 {
-        let x = next() * 10.0;
-        let c = if next() < 0.5 { "a" } else { "b" };
-        let z = x - 5.0 + if c == "a" { 1.0 } else { -1.0 } + (next() - 0.5) * 4.0;
-        csv.push_str(&format!(
-            "{x:.3},{c},{}\n",
-            if z > 0.0 { "yes" } else { "no" }
-        ));
-    }
+    let csv =
+        airlock_models::testing::to_csv(&airlock_models::testing::separable_table(600, 7).unwrap());
     let file = tmp.path().join("cohort.csv");
     std::fs::write(&file, csv).unwrap();
     let f = file.to_str().unwrap();

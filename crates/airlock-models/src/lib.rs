@@ -27,6 +27,7 @@ pub mod gbdt;
 pub mod logistic;
 pub mod metrics;
 pub mod reference;
+pub mod testing;
 
 mod codec;
 mod error;

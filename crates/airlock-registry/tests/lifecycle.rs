@@ -20,24 +20,7 @@ use airlock_store::{Home, InitOptions, Passphrase};
 use airlock_types::{ActorId, Classification, ContentHash, Zone};
 
 fn table(seed: u64) -> Table {
-    // y depends on x (numeric) and c (categorical); a tiny LCG keeps it deterministic.
-    let mut s = seed;
-    let mut next = || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (s >> 33) as f64 / (1u64 << 31) as f64
-    };
-    let (mut x, mut c, mut y) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..400 {
-        let xv = next() * 10.0;
-        let cv = if next() < 0.5 { "a" } else { "b" };
-        let z = xv - 5.0 + if cv == "a" { 1.0 } else { -1.0 } + (next() - 0.5) * 4.0;
-        x.push(format!("{xv:.3}"));
-        c.push(cv.to_string());
-        y.push(if z > 0.0 { "yes" } else { "no" }.to_string());
-    }
-    Table::from_columns(vec![("x".into(), x), ("c".into(), c), ("y".into(), y)]).unwrap()
+    airlock_models::testing::separable_table(400, seed).unwrap()
 }
 
 fn trained(seed: u64, trainer: &str) -> (Package, ModelCard) {
@@ -473,12 +456,7 @@ async fn tampered_versions_are_refused_and_the_refusal_is_in_the_ledger() {
 async fn trains_on_deidentified_versions_only_and_scores_in_batch() {
     let dir = tempfile::tempdir().unwrap();
     let home = home(dir.path()).await;
-    let t = table(5);
-    let mut csv = String::from("x,c,y\n");
-    for r in 0..t.rows() {
-        let cell = |n: &str| t.column(n).unwrap().cells()[r].clone();
-        csv.push_str(&format!("{},{},{}\n", cell("x"), cell("c"), cell("y")));
-    }
+    let csv = airlock_models::testing::to_csv(&table(5));
     let path = dir.path().join("cohort.csv");
     std::fs::write(&path, csv).unwrap();
     for (name, zone, class) in [

@@ -10,6 +10,7 @@
 //! The API suite, run against both metadata backends (SQLite always; PostgreSQL with row-level
 //! security when `AIRLOCK_TEST_POSTGRES` names a server).
 
+#[macro_use]
 mod common;
 
 use airlock_authz::Role;
@@ -17,21 +18,6 @@ use airlock_server::openapi::{ROUTES, document};
 use airlock_types::Zone;
 use common::{Db, World, user_of};
 use serde_json::json;
-
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Db::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Db::Postgres).await
-            }
-        }
-    };
-}
 
 fn concrete(path: &str) -> String {
     path.split('/')

@@ -10,6 +10,7 @@
 //! silent mode and a canary, each prediction is in the ledger with everything an auditor needs
 //! and no PHI, overrides link to their prediction, and the silent report compares versions.
 
+#[macro_use]
 mod common;
 
 use airlock_authz::Role;
@@ -20,39 +21,8 @@ use airlock_types::{ActorId, Classification, ContentHash, Zone};
 use common::{Db, World, user_of};
 use serde_json::json;
 
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Db::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Db::Postgres).await
-            }
-        }
-    };
-}
-
 fn table(seed: u64) -> Table {
-    let mut s = seed;
-    let mut next = || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (s >> 33) as f64 / (1u64 << 31) as f64
-    };
-    let (mut x, mut c, mut y) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..400 {
-        let xv = next() * 10.0;
-        let cv = if next() < 0.5 { "a" } else { "b" };
-        let z = xv - 5.0 + if cv == "a" { 1.0 } else { -1.0 } + (next() - 0.5) * 4.0;
-        x.push(format!("{xv:.3}"));
-        c.push(cv.to_string());
-        y.push(if z > 0.0 { "yes" } else { "no" }.to_string());
-    }
-    Table::from_columns(vec![("x".into(), x), ("c".into(), c), ("y".into(), y)]).unwrap()
+    airlock_models::testing::separable_table(400, seed).unwrap()
 }
 
 /// Register a version trained by the data scientist; returns its hash.

@@ -17,6 +17,23 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
+/// One test function, run once on SQLite and once on PostgreSQL (skipped without a server).
+#[allow(unused_macros, reason = "only the suites that run on both backends use it")]
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::Db::Postgres).await
+            }
+        }
+    };
+}
+
 pub const PASSWORD: &str = "a long enough passphrase 1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
