@@ -26,7 +26,7 @@
 
 mod common;
 
-use common::{Scenario, Target, WARM_UP, env_or, report, run_scenario, session};
+use common::{Scenario, WARM_UP, env_or, report, run_scenario, session};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,8 +34,8 @@ use std::time::Instant;
 
 use airlock_authz::{Authorizer, Role};
 use airlock_crypto::KdfParams;
-use airlock_server::client::{Client, tls_config};
-use airlock_server::{AppState, IdentityPolicy, app, tls};
+use airlock_server::client::Client;
+use airlock_server::{AppState, IdentityPolicy};
 use airlock_store::{Home, IngestRequest, InitOptions, Passphrase};
 use airlock_types::{ActorId, Classification, DatasetName, Zone};
 use serde_json::json;
@@ -108,24 +108,10 @@ async fn deployment(dir: &Path) -> Home {
 
 /// Enrol `user` with `role` and log in over TLS; returns the session token.
 fn main() {
-    // Server-side errors (the detail behind a 500) go to stderr; `RUST_LOG` widens it.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    common::init_tracing();
     let conns = usize::try_from(env_or("AIRLOCK_BENCH_CONNS", 16).max(1)).unwrap();
     let secs = env_or("AIRLOCK_BENCH_SECS", 5).max(1);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // Client and server share one runtime: as many workers as cores, no more, so the bench
-    // does not add scheduler contention of its own.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (rt, cores) = common::runtime();
     rt.block_on(bench(conns, secs, cores));
 }
 
@@ -133,25 +119,13 @@ async fn bench(conns: usize, secs: u64, cores: usize) {
     let tmp = tempfile::tempdir().unwrap();
     let t = Instant::now();
     let home = deployment(tmp.path()).await;
-    let (cert, key) = home.tls_identity().unwrap();
-    let server_tls = tls::server_config(&cert, key.expose_secret()).unwrap();
     let state = AppState::new(home, Authorizer::new().unwrap(), IdentityPolicy::default()).unwrap();
-    let listener = tls::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(tls::serve(
-        listener,
-        server_tls,
-        app(state.clone()),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let target = Target {
-        addr,
-        tls: tls_config(&cert).unwrap(),
-        state,
-    };
+    let common::Running {
+        target,
+        stop,
+        server,
+    } = common::serve(state).await;
+    let addr = target.addr;
     let scientist = session(&target, "u-data-scientist", Role::DataScientist).await;
     let auditor = session(&target, "u-auditor", Role::Auditor).await;
 

@@ -37,8 +37,7 @@ use airlock_authz::{Action, Authorizer, Role};
 use airlock_crypto::KdfParams;
 use airlock_models::{FeatureSpec, LogisticParams, Params, Record, Table, TrainConfig, Value};
 use airlock_registry::{ModelCard, ModelName, Package, Registry, State, TrainingData};
-use airlock_server::client::tls_config;
-use airlock_server::{AppState, IdentityPolicy, app, tls};
+use airlock_server::{AppState, IdentityPolicy};
 use airlock_store::{Home, InitOptions, Passphrase, Scope};
 use airlock_types::{ActorId, Classification, ContentHash, Zone};
 use common::{Outcome, Scenario, Target, env_or, report, run_open_loop, run_scenario};
@@ -250,22 +249,11 @@ fn fdatasync_floor(dir: &Path) -> (f64, f64) {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    common::init_tracing();
     let conns = usize::try_from(env_or("AIRLOCK_BENCH_CONNS", 16).max(1)).unwrap();
     let secs = env_or("AIRLOCK_BENCH_SECS", 5).max(1);
     let rate = env_or("AIRLOCK_BENCH_RATE", 5000).max(1) as f64;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (rt, cores) = common::runtime();
     let tmp = tempfile::tempdir().unwrap();
     let (state, target, stop, server, bearer) = rt.block_on(setup(tmp.path()));
     let (per_call_ns, p50_ns, p99_ns) = in_process(&state, rt.handle());
@@ -409,8 +397,6 @@ async fn setup(dir: &Path) -> Setup {
     .await
     .unwrap();
     deploy(&home, 1, State::Production).await;
-    let (cert, key) = home.tls_identity().unwrap();
-    let server_tls = tls::server_config(&cert, key.expose_secret()).unwrap();
     let state = AppState::new(home, Authorizer::new().unwrap(), IdentityPolicy::default()).unwrap();
     let op = ActorId::new("operator").unwrap();
     let svc = ActorId::new("ehr-integration").unwrap();
@@ -425,21 +411,10 @@ async fn setup(dir: &Path) -> Setup {
         .await
         .unwrap()
         .bearer();
-    let listener = tls::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(tls::serve(
-        listener,
-        server_tls,
-        app(state.clone()),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let target = Target {
-        addr,
-        tls: tls_config(&cert).unwrap(),
-        state: state.clone(),
-    };
+    let common::Running {
+        target,
+        stop,
+        server,
+    } = common::serve(state.clone()).await;
     (state, target, stop, server, bearer)
 }

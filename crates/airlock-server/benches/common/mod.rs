@@ -332,3 +332,61 @@ pub async fn session(target: &Target, user: &str, role: Role) -> String {
     );
     r.json()["token"].as_str().unwrap().to_string()
 }
+
+/// Server-side errors (the detail behind a 500) go to stderr; `RUST_LOG` widens it.
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Client and server share one runtime: as many workers as cores, no more, so the bench does
+/// not add scheduler contention of its own. Returns it with the core count.
+pub fn runtime() -> (tokio::runtime::Runtime, usize) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()
+        .unwrap();
+    (rt, cores)
+}
+
+/// A running server on `127.0.0.1:0` over `state`'s deployment, with its own certificate.
+pub struct Running {
+    pub target: Target,
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    pub server: tokio::task::JoinHandle<()>,
+}
+
+/// Serve `state` over TLS on an ephemeral loopback port.
+pub async fn serve(state: AppState) -> Running {
+    let (cert, key) = state.home().tls_identity().unwrap();
+    let server_tls = airlock_server::tls::server_config(&cert, key.expose_secret()).unwrap();
+    let listener = airlock_server::tls::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(airlock_server::tls::serve(
+        listener,
+        server_tls,
+        airlock_server::app(state.clone()),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Running {
+        target: Target {
+            addr,
+            tls: airlock_server::client::tls_config(&cert).unwrap(),
+            state,
+        },
+        stop,
+        server,
+    }
+}
