@@ -43,16 +43,8 @@ use airlock_types::{ActorId, Classification, ContentHash, Zone};
 use common::{Outcome, Scenario, Target, env_or, report, run_open_loop, run_scenario};
 use serde_json::json;
 
-const NUMERIC: [&str; 8] = [
-    "time_in_hospital",
-    "num_lab_procedures",
-    "num_procedures",
-    "num_medications",
-    "number_outpatient",
-    "number_emergency",
-    "number_inpatient",
-    "number_diagnoses",
-];
+/// The reference task's numeric columns.
+const NUMERIC: [&str; 8] = airlock_models::reference::READMISSION_NUMERIC;
 const CATEGORICAL: [(&str, &[&str]); 9] = [
     (
         "age",
