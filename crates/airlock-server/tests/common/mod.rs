@@ -18,7 +18,10 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 /// One test function, run once on SQLite and once on PostgreSQL (skipped without a server).
-#[allow(unused_macros, reason = "only the suites that run on both backends use it")]
+#[allow(
+    unused_macros,
+    reason = "only the suites that run on both backends use it"
+)]
 macro_rules! both {
     ($name:ident) => {
         mod $name {
