@@ -190,6 +190,12 @@ pub struct Ledger {
     failed: AtomicBool,
     wal: Mutex<File>,
     derived: Mutex<Derived>,
+    /// Held by whoever writes tiles and bundles (taken before `derived`), so the files of full
+    /// tiles are written without holding `derived`, and appends go on meanwhile.
+    publishing: Mutex<()>,
+    /// Appends leave full tiles to [`Ledger::publish`] (a background publisher) instead of
+    /// writing them on the committing thread.
+    deferred: AtomicBool,
     recovery: Recovery,
 }
 
@@ -312,6 +318,8 @@ impl Ledger {
                 partials: Vec::new(),
                 checkpoint: checkpoint.clone(),
             }),
+            publishing: Mutex::new(()),
+            deferred: AtomicBool::new(false),
             recovery: Recovery {
                 entries: size,
                 torn_bytes,
@@ -454,9 +462,10 @@ impl Ledger {
                     next.unpark();
                 }
                 drop(q);
-                // Best effort: anything not written now is written by the next checkpoint.
-                if let Ok(mut d) = lock(&self.derived) {
-                    let _ = self.publish_full_tiles(&mut d);
+                // Best effort: anything not written now is written by the next publish or
+                // checkpoint.
+                if !self.deferred.load(Ordering::Acquire) {
+                    let _ = self.publish();
                 }
                 return Ok(first);
             }
@@ -509,15 +518,57 @@ impl Ledger {
         Ok(())
     }
 
-    /// Write the full tiles and bundles completed since `tiles_done`.
-    fn publish_full_tiles(&self, d: &mut Derived) -> Result<(), LedgerError> {
+    /// Leave the tiles and bundles of full tiles to [`Ledger::publish`] (`true`), called by a
+    /// background publisher, instead of writing them on the thread that commits a batch, so
+    /// no append waits for them. [`Ledger::checkpoint`] still publishes everything.
+    pub fn defer_publishing(&self, deferred: bool) {
+        self.deferred.store(deferred, Ordering::Release);
+    }
+
+    /// Write the tiles and bundles of the full tiles completed since the last publish (not
+    /// fsynced: the next checkpoint makes them durable). The tree is locked only to copy them
+    /// out; appends go on while the files are written.
+    pub fn publish(&self) -> Result<(), LedgerError> {
+        let _one = lock(&self.publishing)?;
+        let (files, full_end) = {
+            let d = lock(&self.derived)?;
+            match Ledger::full_tile_files(&d)? {
+                Some(work) => work,
+                None => return Ok(()),
+            }
+        };
+        for (path, bytes) in &files {
+            self.store.write(path, bytes).map_err(io_err(path))?;
+        }
+        let mut d = lock(&self.derived)?;
+        Ledger::mark_published(&mut d, files, full_end);
+        Ok(())
+    }
+
+    /// [`Ledger::publish`] with `publishing` and `derived` already held (the checkpoint).
+    fn publish_locked(&self, d: &mut Derived) -> Result<(), LedgerError> {
+        let Some((files, full_end)) = Ledger::full_tile_files(d)? else {
+            return Ok(());
+        };
+        for (path, bytes) in &files {
+            self.store.write(path, bytes).map_err(io_err(path))?;
+        }
+        Ledger::mark_published(d, files, full_end);
+        Ok(())
+    }
+
+    /// The tiles and bundles of the full tiles completed since `tiles_done`, with the new
+    /// `tiles_done`; `None` when there is none.
+    #[allow(clippy::type_complexity)]
+    fn full_tile_files(d: &Derived) -> Result<Option<(Vec<(String, Vec<u8>)>, u64)>, LedgerError> {
         let full_end = d.tree.size() / TILE_WIDTH * TILE_WIDTH;
         if full_end <= d.tiles_done {
-            return Ok(());
+            return Ok(None);
         }
+        let mut files = Vec::new();
         for t in tiles_between(d.tiles_done, full_end) {
             if t.width == TILE_WIDTH {
-                self.write_tile(d, &t)?;
+                files.push((t.path(), Ledger::tile_of(d, &t)?));
             }
         }
         let first = d.tiles_done / TILE_WIDTH;
@@ -534,21 +585,30 @@ impl Ledger {
                     source,
                 }
             })?;
-            self.store.write(&path, &bytes).map_err(io_err(&path))?;
-            d.unsynced.push(path);
+            files.push((path, bytes));
         }
-        let done = (full_end - d.tiles_done) as usize;
+        Ok(Some((files, full_end)))
+    }
+
+    /// Record files written for the full tiles up to `full_end`: they await the next fsync, and
+    /// their entries leave memory.
+    fn mark_published(d: &mut Derived, files: Vec<(String, Vec<u8>)>, full_end: u64) {
+        d.unsynced.extend(files.into_iter().map(|(path, _)| path));
+        let done = full_end.saturating_sub(d.tiles_done) as usize;
         d.entries.drain(..done.min(d.entries.len()));
         d.tiles_done = full_end;
-        Ok(())
+    }
+
+    fn tile_of(d: &Derived, t: &TileRef) -> Result<Vec<u8>, LedgerError> {
+        Ok(tile_bytes(&d.tree, t).ok_or(ProofError::SizeOutOfRange {
+            size: (t.index + 1) * TILE_WIDTH,
+            available: d.tree.size(),
+        })?)
     }
 
     fn write_tile(&self, d: &mut Derived, t: &TileRef) -> Result<(), LedgerError> {
         let path = t.path();
-        let bytes = tile_bytes(&d.tree, t).ok_or(ProofError::SizeOutOfRange {
-            size: (t.index + 1) * TILE_WIDTH,
-            available: d.tree.size(),
-        })?;
+        let bytes = Ledger::tile_of(d, t)?;
         self.store.write(&path, &bytes).map_err(io_err(&path))?;
         d.unsynced.push(path);
         Ok(())
@@ -557,6 +617,7 @@ impl Ledger {
     /// Publish everything durable: full and partial tiles, entry bundles, and a freshly signed
     /// checkpoint (written last, atomically, after the tiles are durable).
     pub fn checkpoint(&self) -> Result<SignedCheckpoint, LedgerError> {
+        let _one = lock(&self.publishing)?;
         let mut d = lock(&self.derived)?;
         let n = d.tree.size();
         if let Some(cp) = &d.checkpoint
@@ -564,7 +625,7 @@ impl Ledger {
         {
             return Ok(cp.clone());
         }
-        self.publish_full_tiles(&mut d)?;
+        self.publish_locked(&mut d)?;
         let floor = n / TILE_WIDTH * TILE_WIDTH;
         for t in tiles_between(floor, n) {
             self.write_tile(&mut d, &t)?;

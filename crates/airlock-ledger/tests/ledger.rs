@@ -543,6 +543,63 @@ fn ledger_is_send_and_sync() {
 }
 
 #[test]
+fn deferred_publishing_leaves_tiles_to_the_publisher() {
+    let d = tempfile::tempdir().unwrap();
+    let l = Arc::new(Ledger::open(d.path(), ORIGIN, key()).unwrap());
+    l.defer_publishing(true);
+    for i in 0..300 {
+        l.append(&entry(i)).unwrap();
+    }
+    // The committer wrote the WAL only.
+    assert!(!d.path().join(tile_path(0, 0, 256)).exists());
+    l.publish().unwrap();
+    assert!(d.path().join(tile_path(0, 0, 256)).exists());
+    assert!(d.path().join(bundle_path(0, 256)).exists());
+    // A publisher racing eight appending threads: every full tile and bundle is written once,
+    // from the entries in order, and the result verifies.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = {
+        let (l, stop) = (l.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut rounds = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                l.publish().unwrap();
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    let writers: Vec<_> = (0..8u64)
+        .map(|t| {
+            let l = l.clone();
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    l.append(&entry(10_000 + t * 1000 + i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    assert!(publisher.join().unwrap() > 0);
+    l.publish().unwrap();
+    let size = l.size().unwrap();
+    assert_eq!(size, 1900);
+    for t in 0..size / 256 {
+        assert!(d.path().join(bundle_path(t, 256)).exists(), "bundle {t}");
+        assert!(d.path().join(tile_path(0, t, 256)).exists(), "tile {t}");
+    }
+    // The checkpoint publishes the rest (partial tiles) and everything verifies, bundles
+    // included: each holds the entries of its indices.
+    let cp = l.checkpoint().unwrap();
+    assert_eq!(cp.checkpoint.size, 1900);
+    let r = verify_dir(d.path(), &l.verifier_key(), None).unwrap();
+    assert_eq!(r.entries, 1900);
+}
+
+#[test]
 fn superseded_partial_tiles_are_removed() {
     let d = tempfile::tempdir().unwrap();
     let l = filled(d.path(), 300);

@@ -73,13 +73,47 @@ type Batch = (
 /// them in one durable group (one fsync), and answers each request with its first index. A
 /// request's entries stay consecutive. Entries are validated and encoded on the request's task
 /// (so one bad entry fails its own request, not the group), never again by the writer.
+///
+/// The tiles and bundles of each full tile (every 256 entries) are written by a second
+/// thread, nudged when a group completes one (and at least every second, for entries appended
+/// elsewhere in the process), so no request waits for those files; checkpoints make them
+/// durable as before.
 struct LedgerWriter {
     tx: std::sync::mpsc::Sender<Batch>,
 }
 
+/// How long the tile publisher waits for a nudge before publishing anyway.
+const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl LedgerWriter {
     fn start(home: Home) -> Result<LedgerWriter, ApiError> {
         let (tx, rx) = std::sync::mpsc::channel::<Batch>();
+        let (nudge, nudged) = std::sync::mpsc::channel::<()>();
+        let publisher = home.clone();
+        home.ledger().defer_publishing(true);
+        std::thread::Builder::new()
+            .name("airlock-ledger-tiles".into())
+            .spawn(move || {
+                use std::sync::mpsc::RecvTimeoutError;
+                loop {
+                    let last = match nudged.recv_timeout(PUBLISH_EVERY) {
+                        Ok(()) | Err(RecvTimeoutError::Timeout) => false,
+                        Err(RecvTimeoutError::Disconnected) => true,
+                    };
+                    while nudged.try_recv().is_ok() {}
+                    if last {
+                        publisher.ledger().defer_publishing(false);
+                    }
+                    if let Err(err) = publisher.ledger().publish() {
+                        // Not lost: the next checkpoint writes them.
+                        tracing::warn!(error = %err, "publishing ledger tiles");
+                    }
+                    if last {
+                        break;
+                    }
+                }
+            })
+            .map_err(ApiError::internal)?;
         std::thread::Builder::new()
             .name("airlock-ledger-writer".into())
             .spawn(move || {
@@ -94,7 +128,14 @@ impl LedgerWriter {
                         replies.push((e.len() as u64, reply));
                         entries.extend(e);
                     }
+                    let n_ent = entries.len();
                     let result = home.ledger().append_encoded(entries);
+                    if let Ok(first) = &result
+                        && *first / airlock_ledger::tiles::TILE_WIDTH
+                            != (*first + n_ent as u64) / airlock_ledger::tiles::TILE_WIDTH
+                    {
+                        let _ = nudge.send(());
+                    }
                     let mut at = 0u64;
                     for (n, reply) in replies {
                         let answer = match &result {
