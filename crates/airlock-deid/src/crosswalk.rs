@@ -7,19 +7,19 @@
 //! ([`Crosswalk::to_bytes`]), encrypted, in the clinical zone. It is PHI: its `Debug` prints
 //! counts only.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::DeidError;
+use crate::hash::FastMap;
 
 /// Real value → random surrogate, per namespace (`mrn`, `id`, `identifier`, `facility`...).
 #[derive(Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Crosswalk {
     version: u32,
-    namespaces: HashMap<String, HashMap<String, String>>,
+    namespaces: FastMap<String, FastMap<String, String>>,
     #[serde(skip)]
     added: u64,
 }
@@ -76,7 +76,7 @@ impl Crosswalk {
 
     /// Number of pairs held.
     pub fn len(&self) -> usize {
-        self.namespaces.values().map(HashMap::len).sum()
+        self.namespaces.values().map(FastMap::len).sum()
     }
 
     /// Whether no pair is held.

@@ -3,12 +3,11 @@
 //! keyed primitives every format uses the same way (so one patient is one patient across
 //! FHIR, HL7 and CSV).
 
-use std::collections::HashMap;
-
 use airlock_text::{Engine as TextEngine, KnownIdentifiers, Mode, SurrogateContext};
 
 use crate::codes::RareCodes;
 use crate::crosswalk::Crosswalk;
+use crate::hash::FastMap;
 use crate::keys::DeidKeys;
 use crate::leak::{LeakKind, LeakSet};
 use crate::profile::{DatePolicy, Method, Profile, ProfileInner, PseudonymScheme, TextPolicy};
@@ -36,7 +35,7 @@ pub(crate) const IDS_MAX_ENTRIES: usize = 1 << 16;
 /// checked on a hit.
 #[derive(Default)]
 struct TextMemo {
-    map: HashMap<(Mode, Option<String>, String), MemoEntry>,
+    map: FastMap<(Mode, Option<String>, String), MemoEntry>,
 }
 
 struct MemoEntry {
@@ -69,9 +68,9 @@ pub(crate) struct Run<'a> {
     pub changes: Changes,
     pub leaks: LeakSet,
     /// FHIR Patient resource id → MRN.
-    pub patients: HashMap<String, String>,
+    pub patients: FastMap<String, String>,
     /// MRN → identifiers known from structured data (for the text engine).
-    pub known: HashMap<String, KnownIdentifiers>,
+    pub known: FastMap<String, KnownIdentifiers>,
     pub rare: Option<RareCodes>,
     pub warnings: Vec<String>,
     pub quarantined: Vec<Quarantined>,
@@ -84,9 +83,9 @@ pub(crate) struct Run<'a> {
     scrub_epoch: u64,
     memo: TextMemo,
     /// Resource id → its pseudonymous id (each id is referenced many times in a document).
-    ids: HashMap<String, String>,
+    ids: FastMap<String, String>,
     /// Reference → its pseudonymous form (see `fhir::pseudo_ref`), for the same reason.
-    pub refs: HashMap<String, Option<String>>,
+    pub refs: FastMap<String, Option<String>>,
 }
 
 impl<'a> Run<'a> {
@@ -97,8 +96,8 @@ impl<'a> Run<'a> {
             crosswalk,
             changes: Changes::default(),
             leaks: LeakSet::default(),
-            patients: HashMap::new(),
-            known: HashMap::new(),
+            patients: FastMap::default(),
+            known: FastMap::default(),
             rare: None,
             warnings: Vec::new(),
             quarantined: Vec::new(),
@@ -108,8 +107,8 @@ impl<'a> Run<'a> {
             scrubber: None,
             scrub_epoch: 0,
             memo: TextMemo::default(),
-            ids: HashMap::new(),
-            refs: HashMap::new(),
+            ids: FastMap::default(),
+            refs: FastMap::default(),
         }
     }
 

@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde::{Deserialize, Serialize};
 
+use crate::hash::FastMap;
+
 /// The kind of an identifying value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -61,12 +63,12 @@ impl LeakKind {
 /// Identifying values collected from the input.
 #[derive(Default)]
 pub struct LeakSet {
-    values: HashMap<String, LeakKind>,
-    lower: std::collections::HashSet<String>,
+    values: FastMap<String, LeakKind>,
+    lower: crate::hash::FastSet<String>,
     version: u64,
     /// Every (trimmed) value offered to [`LeakSet::add`], with the kinds it was offered as:
     /// adding is idempotent, and a document offers the same dates and ids many times.
-    offered: HashMap<String, u32>,
+    offered: FastMap<String, u32>,
 }
 
 /// Titles and suffixes that are not names.

@@ -36,6 +36,7 @@ mod engine;
 mod error;
 mod fhir;
 pub mod fhir_types;
+mod hash;
 mod hl7;
 mod keys;
 pub mod leak;

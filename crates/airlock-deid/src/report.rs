@@ -2,11 +2,12 @@
 //! risk. Serializable (`deid-report.json`) with a human-readable [`RunReport::summary`]. Never
 //! holds an input value.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::hash::FastMap;
 use crate::risk::RiskReport;
 
 /// A record set aside because it could not be processed.
@@ -184,7 +185,7 @@ fn short(h: &str) -> &str {
 /// over and over, and a fixed-size cache keyed by a fast hash cannot be slowed down by input.
 #[derive(Debug)]
 pub(crate) struct Changes {
-    map: HashMap<String, Vec<(&'static str, u64)>>,
+    map: FastMap<String, Vec<(&'static str, u64)>>,
     cache: Vec<Slot>,
 }
 
@@ -201,7 +202,7 @@ const CACHE_SLOTS: usize = 256;
 impl Default for Changes {
     fn default() -> Self {
         Changes {
-            map: HashMap::new(),
+            map: FastMap::default(),
             cache: vec![Slot::default(); CACHE_SLOTS],
         }
     }
@@ -244,7 +245,7 @@ impl Changes {
     }
 
     fn add_to(
-        map: &mut HashMap<String, Vec<(&'static str, u64)>>,
+        map: &mut FastMap<String, Vec<(&'static str, u64)>>,
         path: &str,
         method: &'static str,
         n: u64,
