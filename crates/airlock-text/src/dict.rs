@@ -74,7 +74,7 @@ impl std::hash::Hasher for Fnv {
     }
 }
 
-type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
 
 /// The gazetteers, built once.
 pub(crate) struct Dicts {
@@ -197,16 +197,15 @@ impl Dicts {
 
     /// Whether `word` (any case) is an inflection of a dictionary word ("weeks", "treated").
     pub(crate) fn is_inflected_word(&self, word: &str) -> bool {
-        let lower = word.to_ascii_lowercase();
-        Self::inflection_stems(&lower).any(|stem| {
-            self.words
-                .get(stem.as_str())
-                .is_some_and(|f| f & (WORD | ENGLISH | COMMON) != 0)
-        })
+        self.inflects_a_word(&word.to_ascii_lowercase())
     }
 
-    fn inflection_stems(lower: &str) -> impl Iterator<Item = String> + '_ {
-        [
+    /// Whether the lower-case `lower` is an inflection of a dictionary word: some suffix
+    /// replaced by its stem's ending ("ies" → "y", "ing" → "e"...) gives a word of at least
+    /// three letters before the ending. Stems are built in a stack buffer (no allocation: this
+    /// runs for every word of every note that no list knows).
+    fn inflects_a_word(&self, lower: &str) -> bool {
+        const RULES: [(&str, &str); 8] = [
             ("ies", "y"),
             ("es", ""),
             ("s", ""),
@@ -215,11 +214,28 @@ impl Dicts {
             ("ing", ""),
             ("ing", "e"),
             ("ly", ""),
-        ]
-        .into_iter()
-        .filter_map(move |(suffix, repl)| {
-            let stem = lower.strip_suffix(suffix)?;
-            (stem.len() >= 3).then(|| format!("{stem}{repl}"))
+        ];
+        let mut buf = [0u8; 64];
+        RULES.iter().any(|(suffix, repl)| {
+            let Some(stem) = lower.strip_suffix(suffix) else {
+                return false;
+            };
+            let len = stem.len() + repl.len();
+            if stem.len() < 3 || len > buf.len() {
+                return false;
+            }
+            let (head, rest) = buf.split_at_mut(stem.len());
+            let Some(tail) = rest.get_mut(..repl.len()) else {
+                return false;
+            };
+            head.copy_from_slice(stem.as_bytes());
+            tail.copy_from_slice(repl.as_bytes());
+            // `stem` ends on a char boundary of a str and `repl` is ASCII.
+            std::str::from_utf8(buf.get(..len).unwrap_or_default()).is_ok_and(|w| {
+                self.words
+                    .get(w)
+                    .is_some_and(|f| f & (WORD | ENGLISH | COMMON) != 0)
+            })
         })
     }
 
@@ -229,13 +245,40 @@ impl Dicts {
             return *f;
         }
         // Inflections of dictionary words ("pleasures", "treated") are words too.
-        if Self::inflection_stems(lower).any(|stem| {
-            self.words
-                .get(stem.as_str())
-                .is_some_and(|f| f & (WORD | ENGLISH | COMMON) != 0)
-        }) {
+        if self.inflects_a_word(lower) {
             return WORD;
         }
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn inflections_of_dictionary_words_are_words() {
+        let d = crate::engine::dicts().unwrap();
+        for w in [
+            "treated",
+            "pleasures",
+            "studies",
+            "weeks",
+            "making",
+            "briefly",
+        ] {
+            assert!(d.is_inflected_word(w), "{w}");
+        }
+        // Stems shorter than three letters, stems longer than the buffer, and non-words.
+        for w in [
+            "ies",
+            "sing",
+            "zorblats",
+            "qwxzzing",
+            &"a".repeat(80),
+            "Ærøskøbinged",
+        ] {
+            assert!(!d.is_inflected_word(w), "{w}");
+        }
     }
 }

@@ -73,7 +73,7 @@ pub struct Engine {
 static DICTS: OnceLock<Result<Dicts, String>> = OnceLock::new();
 static BUILTIN: OnceLock<Engine> = OnceLock::new();
 
-fn dicts() -> Result<&'static Dicts, TextError> {
+pub(crate) fn dicts() -> Result<&'static Dicts, TextError> {
     match DICTS.get_or_init(|| Dicts::build().map_err(|e| e.to_string())) {
         Ok(d) => Ok(d),
         Err(_) => Err(TextError::Pattern { name: "gazetteer" }),

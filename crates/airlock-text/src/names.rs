@@ -203,12 +203,12 @@ impl Tok {
 #[derive(Debug)]
 pub struct NameRecognizer {
     dicts: &'static Dicts,
-    roles: std::collections::HashMap<&'static str, u8>,
+    roles: crate::dict::FastMap<&'static str, u8>,
 }
 
 impl NameRecognizer {
     pub(crate) fn new(dicts: &'static Dicts) -> NameRecognizer {
-        let mut roles = std::collections::HashMap::new();
+        let mut roles = crate::dict::FastMap::default();
         for (list, role) in [
             (TITLES, R_TITLE),
             (TRIGGERS, R_TRIGGER),
