@@ -62,6 +62,70 @@ struct Inner {
     cache: RwLock<HashMap<(SliceKey, u8), Arc<PolicySet>>>,
     cedar: cedar_policy::Authorizer,
     types: Types,
+    /// Decisions already taken, by the hash of their request (see [`Memo`]).
+    memo: RwLock<Memo>,
+}
+
+/// At most this many decisions are remembered; the memo is emptied when full.
+const MEMO_MAX_ENTRIES: usize = 4096;
+
+/// Decisions already taken. A decision is a pure function of the request (principal with
+/// roles, action, resource with its attributes, purpose, break-glass, MFA) and the policy set,
+/// which is fixed for an [`Authorizer`]; nothing else reaches Cedar (no clock, no store). So
+/// a request equal in every field to one decided before gets the same decision without
+/// evaluating the policies again: an EHR integration asks the same question thousands of
+/// times a second. Entries are found by a hash of the request and confirmed by comparing
+/// every field.
+#[derive(Default)]
+struct Memo {
+    by_hash: HashMap<u64, Vec<(MemoKey, Decision)>>,
+    len: usize,
+}
+
+/// Everything a decision depends on, owned.
+#[derive(PartialEq, Eq)]
+struct MemoKey {
+    principal: Principal,
+    action: Action,
+    resource: Resource,
+    purpose: Option<Purpose>,
+    break_glass: bool,
+    mfa: bool,
+}
+
+impl MemoKey {
+    fn of(req: &Request<'_>) -> MemoKey {
+        MemoKey {
+            principal: req.principal.clone(),
+            action: req.action,
+            resource: req.resource.clone(),
+            purpose: req.purpose,
+            break_glass: req.break_glass,
+            mfa: req.mfa,
+        }
+    }
+
+    fn is(&self, req: &Request<'_>) -> bool {
+        self.principal == *req.principal
+            && self.action == req.action
+            && self.resource == *req.resource
+            && self.purpose == req.purpose
+            && self.break_glass == req.break_glass
+            && self.mfa == req.mfa
+    }
+}
+
+/// The memo's hash of a request (fixed keys: a collision only costs a comparison).
+fn request_hash(req: &Request<'_>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    req.principal.hash(&mut h);
+    req.action.hash(&mut h);
+    req.resource.hash(&mut h);
+    req.purpose.hash(&mut h);
+    req.break_glass.hash(&mut h);
+    req.mfa.hash(&mut h);
+    h.finish()
 }
 
 /// What a slice of the policy set is for.
@@ -145,6 +209,33 @@ impl Authorizer {
     /// May this principal do this, here, for this purpose? Never panics; anything that goes
     /// wrong is a deny with an error.
     pub fn decide(&self, req: &Request<'_>) -> Decision {
+        let hash = request_hash(req);
+        if let Ok(memo) = self.inner.memo.read()
+            && let Some((_, d)) = memo
+                .by_hash
+                .get(&hash)
+                .and_then(|bucket| bucket.iter().find(|(k, _)| k.is(req)))
+        {
+            return d.clone();
+        }
+        let decision = self.decide_uncached(req);
+        if let Ok(mut memo) = self.inner.memo.write() {
+            if memo.len >= MEMO_MAX_ENTRIES {
+                memo.by_hash.clear();
+                memo.len = 0;
+            }
+            let bucket = memo.by_hash.entry(hash).or_default();
+            if !bucket.iter().any(|(k, _)| k.is(req)) {
+                bucket.push((MemoKey::of(req), decision.clone()));
+                memo.len += 1;
+            }
+        }
+        decision
+    }
+
+    /// [`Authorizer::decide`] evaluating the policies every time, without the memo of
+    /// decisions already taken (for benchmarks and tests that compare the two).
+    pub fn decide_uncached(&self, req: &Request<'_>) -> Decision {
         match self.policies_for(req) {
             Some(set) => self.decide_with(req, &set),
             // No slice: the action does not apply to this kind of resource; `decide_with` says so.
@@ -262,6 +353,7 @@ impl Authorizer {
                 cache: RwLock::new(HashMap::new()),
                 cedar: cedar_policy::Authorizer::new(),
                 types,
+                memo: RwLock::new(Memo::default()),
             }),
         })
     }

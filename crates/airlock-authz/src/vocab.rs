@@ -103,7 +103,7 @@ impl fmt::Display for PrincipalKind {
 }
 
 /// Who is asking.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Principal {
     /// The actor id, as recorded in the ledger.
     pub id: ActorId,
@@ -274,7 +274,7 @@ impl FromStr for Action {
 }
 
 /// What is being acted on. Each variant is a Cedar entity type in the `Airlock` namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Resource {
     /// A whole zone (listing, ingest, de-identification runs, break-glass).

@@ -144,6 +144,34 @@ proptest! {
     }
 
     #[test]
+    fn remembered_decisions_equal_fresh_ones(
+        p in principal(),
+        action in select(Action::ALL.to_vec()),
+        r in resource(),
+        purpose in purpose(),
+        break_glass in any::<bool>(),
+        mfa in any::<bool>(),
+        flip in 0usize..5,
+    ) {
+        // The same principal id with no roles: the memo must not take one for the other.
+        let bare = Principal { roles: Vec::new(), ..p.clone() };
+        let a = Request { principal: &p, action, resource: &r, purpose, break_glass, mfa };
+        let mut b = a;
+        match flip {
+            0 => b.mfa = !mfa,
+            1 => b.break_glass = !break_glass,
+            2 => b.purpose = if purpose.is_some() { None } else { Some(Purpose::Treatment) },
+            3 => b.principal = &bare,
+            _ => b.action = Action::ALL[(Action::ALL.iter().position(|x| *x == action).unwrap_or(0) + 1) % Action::ALL.len()],
+        }
+        for authz in [default_authz(), open_authz()] {
+            for req in [a, b, a, b] {
+                prop_assert_eq!(authz.decide(&req), authz.decide_uncached(&req));
+            }
+        }
+    }
+
+    #[test]
     fn identified_data_in_development_or_staging_is_always_denied(
         p in principal(),
         action in select(Action::ALL.to_vec()),
