@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use airlock_ledger::{Entry, EventType, OutcomeKind, Timestamp};
 use airlock_models::TrainedModel;
-use airlock_store::{Home, Scope};
+use airlock_store::{Backend, Home, Scope};
 use airlock_types::{ActorId, Classification, ContentHash, Gate, Zone, zone};
 use serde::Serialize;
 use sqlx::Row;
@@ -17,6 +17,20 @@ use crate::package::{
 };
 use crate::serving::{Deployment, LoadedModel, Routes};
 use crate::state::State;
+
+/// Orders the lifecycle steps of this process (see [`Registry::lifecycle`]).
+static LIFECYCLE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The PostgreSQL advisory lock key of model lifecycle steps ("AIRLOCKM" as a big-endian
+/// integer).
+const LIFECYCLE_LOCK_KEY: i64 = 0x4149_524c_4f43_4b4d;
+
+/// Held while a lifecycle step runs: the process-wide mutex and, on PostgreSQL, the open
+/// transaction holding the advisory lock (released when it ends, with the guard).
+struct LifecycleGuard {
+    _shared: Option<airlock_store::Tx>,
+    _local: tokio::sync::MutexGuard<'static, ()>,
+}
 
 /// The roles whose approvals move a validated version to approved, unless the deployment names
 /// others: a clinical reviewer and the privacy officer, two different people, neither of them
@@ -180,6 +194,30 @@ impl Registry {
         &self.approvers
     }
 
+    /// Serialise lifecycle steps: every step reads the versions, checks the rules, writes the
+    /// ledger and then the rows, and two steps interleaving there would each check against a
+    /// state the other is about to change (two approvers each seeing the quorum incomplete; a
+    /// promote and a rollback both moving the same canary; two transitions taking the same
+    /// sequence number). Within a process a mutex orders them; on PostgreSQL a transaction-level
+    /// advisory lock, held until the guard is dropped, orders them across servers too.
+    async fn lifecycle(&self) -> Result<LifecycleGuard, RegistryError> {
+        let local = LIFECYCLE.lock().await;
+        let shared = if self.home.db().backend() == Backend::Postgres {
+            let mut tx = self.home.db().begin(&Scope::all()).await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(LIFECYCLE_LOCK_KEY)
+                .execute(&mut *tx)
+                .await?;
+            Some(tx)
+        } else {
+            None
+        };
+        Ok(LifecycleGuard {
+            _shared: shared,
+            _local: local,
+        })
+    }
+
     fn entry(&self, event: EventType, zone: Zone, outcome: OutcomeKind) -> Entry {
         Entry::new(
             Timestamp::now(),
@@ -199,6 +237,7 @@ impl Registry {
         package: &Package,
         card: &ModelCard,
     ) -> Result<ModelVersion, RegistryError> {
+        let _order = self.lifecycle().await?;
         card.check().map_err(|rule| RegistryError::Package {
             reason: rule.to_string(),
         })?;
@@ -560,6 +599,7 @@ impl Registry {
         prefix: &str,
         reason: &str,
     ) -> Result<Transition, RegistryError> {
+        let _order = self.lifecycle().await?;
         let v = self.get(name, prefix).await?;
         self.check_step(&v, State::Validated)?;
         self.load(&v).await?;
@@ -602,6 +642,7 @@ impl Registry {
         role: &str,
         reason: &str,
     ) -> Result<ApprovalOutcome, RegistryError> {
+        let _order = self.lifecycle().await?;
         let v = self.get(name, prefix).await?;
         let refuse = |rule: String| RegistryError::Approval {
             name: name.to_string(),
@@ -698,6 +739,7 @@ impl Registry {
         canary_share_bp: Option<u16>,
         reason: &str,
     ) -> Result<Vec<Transition>, RegistryError> {
+        let _order = self.lifecycle().await?;
         let v = self.get(name, prefix).await?;
         self.check_step(&v, to)?;
         let rule = |rule| RegistryError::Transition {
@@ -725,7 +767,7 @@ impl Registry {
                     ));
                 }
             }
-            State::Production => return self.promote(name, reason).await,
+            State::Production => return self.promote_in_order(name, reason).await,
             _ => return Err(rule("use validate or approve for this step")),
         }
         let v = if to.is_deployed() && v.zone != Zone::Clinical {
@@ -781,6 +823,16 @@ impl Registry {
         name: &ModelName,
         reason: &str,
     ) -> Result<Vec<Transition>, RegistryError> {
+        let _order = self.lifecycle().await?;
+        self.promote_in_order(name, reason).await
+    }
+
+    /// [`Registry::promote`] with the lifecycle lock already held.
+    async fn promote_in_order(
+        &self,
+        name: &ModelName,
+        reason: &str,
+    ) -> Result<Vec<Transition>, RegistryError> {
         let versions = self.versions(name).await?;
         let canary = versions
             .iter()
@@ -805,6 +857,7 @@ impl Registry {
         name: &ModelName,
         reason: &str,
     ) -> Result<Vec<Transition>, RegistryError> {
+        let _order = self.lifecycle().await?;
         let canary = self
             .versions(name)
             .await?

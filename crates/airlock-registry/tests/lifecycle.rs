@@ -556,3 +556,103 @@ async fn trains_on_deidentified_versions_only_and_scores_in_batch() {
         "no batch scoring of PHI outside the clinical zone"
     );
 }
+
+/// Lifecycle steps that race (two approvers at the same moment; a promote and a rollback of
+/// the same canary; steps of two models at once) end in a state the history explains: the
+/// quorum completes, one of the racing steps is refused, and every transition has its own
+/// sequence number.
+#[tokio::test]
+async fn racing_lifecycle_steps_are_serialised() {
+    let dir = tempfile::tempdir().unwrap();
+    racing_steps(home(dir.path()).await).await;
+}
+
+/// The same on PostgreSQL, where the advisory lock takes part.
+#[tokio::test]
+async fn racing_lifecycle_steps_are_serialised_on_postgres() {
+    let Some(url) = airlock_store::testing::fresh_postgres_url("registry")
+        .await
+        .unwrap()
+    else {
+        eprintln!("skipping the PostgreSQL run: AIRLOCK_TEST_POSTGRES is not set");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::init(
+        dir.path(),
+        &Passphrase::new("registry test passphrase".into()),
+        &InitOptions {
+            name: "registry-test".into(),
+            kdf: KdfParams::danger_fast_for_tests(),
+            database_url: Some(url),
+        },
+        ActorId::new("operator").unwrap(),
+    )
+    .await
+    .unwrap();
+    racing_steps(home).await;
+}
+
+async fn racing_steps(home: Home) {
+    let name = ModelName::new("readmission").unwrap();
+    for round in 0..3u64 {
+        let (pkg, card) = trained(100 + round, "dana");
+        let v = as_actor(&home, "dana")
+            .register(&name, &pkg, &card)
+            .await
+            .unwrap();
+        let h = v.hash.to_hex();
+        as_actor(&home, "dana")
+            .validate(&name, &h, "reviewed")
+            .await
+            .unwrap();
+        let (rita, pat) = (as_actor(&home, "rita"), as_actor(&home, "pat"));
+        let (a, b) = tokio::join!(
+            rita.approve(&name, &h, "clinical-reviewer", "ok"),
+            pat.approve(&name, &h, "privacy-officer", "ok"),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        // Exactly one of the two completes the quorum.
+        assert_eq!(
+            usize::from(a.transition.is_some()) + usize::from(b.transition.is_some()),
+            1,
+            "round {round}"
+        );
+        let after = as_actor(&home, "mo").get(&name, &h).await.unwrap();
+        assert_eq!(after.state, State::Approved, "round {round}");
+    }
+    // A canary promoted and rolled back at the same moment: one wins, the other is refused.
+    let reg = as_actor(&home, "mo");
+    let versions = reg.versions(&name).await.unwrap();
+    let (first, second) = (versions[0].hash.to_hex(), versions[1].hash.to_hex());
+    for h in [&first, &second] {
+        reg.deploy(&name, h, State::Silent, None, "shadow")
+            .await
+            .unwrap();
+    }
+    reg.deploy(&name, &first, State::Canary, Some(5_000), "half")
+        .await
+        .unwrap();
+    reg.promote(&name, "go").await.unwrap();
+    reg.deploy(&name, &second, State::Canary, Some(5_000), "half")
+        .await
+        .unwrap();
+    let (mo, lee) = (as_actor(&home, "mo"), as_actor(&home, "lee"));
+    let (p, r) = tokio::join!(mo.promote(&name, "go"), lee.rollback(&name, "stop"));
+    assert!(p.is_ok() != r.is_ok(), "promote {p:?} rollback {r:?}");
+    let states: Vec<State> = reg
+        .versions(&name)
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.state)
+        .collect();
+    assert!(states.iter().filter(|s| **s == State::Production).count() == 1);
+    assert!(!states.contains(&State::Canary));
+    // Sequence numbers are unique and the history replays to the same states.
+    let history = reg.history(&name).await.unwrap();
+    let mut seqs: Vec<i64> = history.iter().map(|t| t.seq).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), history.len());
+}
