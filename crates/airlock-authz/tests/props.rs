@@ -113,17 +113,25 @@ fn purpose() -> impl Strategy<Value = Option<Purpose>> {
     proptest::option::of(select(Purpose::ALL.to_vec()))
 }
 
+/// Every part of an authorization question: principal, action, resource, purpose,
+/// break-glass, MFA.
+fn question() -> impl Strategy<Value = (Principal, Action, Resource, Option<Purpose>, bool, bool)> {
+    (
+        principal(),
+        select(Action::ALL.to_vec()),
+        resource(),
+        purpose(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
     fn decide_never_panics_and_explains_itself(
-        p in principal(),
-        action in select(Action::ALL.to_vec()),
-        r in resource(),
-        purpose in purpose(),
-        break_glass in any::<bool>(),
-        mfa in any::<bool>(),
+        (p, action, r, purpose, break_glass, mfa) in question(),
     ) {
         for authz in [default_authz(), open_authz()] {
             let d = authz.decide(&Request { principal: &p, action, resource: &r, purpose, break_glass, mfa });
@@ -145,12 +153,7 @@ proptest! {
 
     #[test]
     fn remembered_decisions_equal_fresh_ones(
-        p in principal(),
-        action in select(Action::ALL.to_vec()),
-        r in resource(),
-        purpose in purpose(),
-        break_glass in any::<bool>(),
-        mfa in any::<bool>(),
+        (p, action, r, purpose, break_glass, mfa) in question(),
         flip in 0usize..5,
     ) {
         // The same principal id with no roles: the memo must not take one for the other.
