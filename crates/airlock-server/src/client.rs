@@ -134,6 +134,19 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<&serde_json::Value>,
     ) -> Result<Reply, ClientError> {
+        let bytes = body.map(|v| Bytes::from(serde_json::to_vec(v).unwrap_or_default()));
+        self.send_bytes(method, path, headers, bytes).await
+    }
+
+    /// Send one request whose JSON body is already serialised (a load generator sends the
+    /// same body many times).
+    pub async fn send_bytes(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Bytes>,
+    ) -> Result<Reply, ClientError> {
         let mut b = hyper::Request::builder()
             .method(method)
             .uri(path)
@@ -142,9 +155,9 @@ impl Client {
             b = b.header(*k, *v);
         }
         let bytes = match body {
-            Some(v) => {
+            Some(bytes) => {
                 b = b.header("content-type", "application/json");
-                Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+                bytes
             }
             None => Bytes::new(),
         };
