@@ -10,27 +10,19 @@
 //! proofs, tampering, and no PHI in any output.
 
 use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
+
+use common::ok;
 
 const PASS: &str = "an end to end passphrase";
 
 fn airlock(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(args)
-        .env("AIRLOCK_PASSPHRASE", PASS)
-        .env("AIRLOCK_LOG", "trace")
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    let s = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{s}");
-    s
+    common::run(
+        args,
+        &[("AIRLOCK_PASSPHRASE", PASS), ("AIRLOCK_LOG", "trace")],
+    )
 }
 
 fn truth_values(dir: &Path) -> Vec<String> {
@@ -70,11 +62,10 @@ fn home_lifecycle_through_the_binary() {
     logs += &ok(&airlock(&["init", "--home", h, "--name", "e2e"]));
     // A second init is refused; a wrong passphrase is refused.
     assert!(!airlock(&["init", "--home", h]).status.success());
-    let wrong = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["datasets", "--home", h, "list"])
-        .env("AIRLOCK_PASSPHRASE", "wrong passphrase here")
-        .output()
-        .unwrap();
+    let wrong = common::run(
+        &["datasets", "--home", h, "list"],
+        &[("AIRLOCK_PASSPHRASE", "wrong passphrase here")],
+    );
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong passphrase"));
 

@@ -9,27 +9,22 @@
 //! The model commands through the binary: train on a de-identified version (PHI refused),
 //! list, show, verify, batch-score, and the ledger still verifies.
 
+mod common;
+
 use std::process::{Command, Output};
+
+use common::ok;
 
 const PASS: &str = "a models end to end passphrase";
 
 fn airlock(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(args)
-        .env("AIRLOCK_PASSPHRASE", PASS)
-        .env("AIRLOCK_ACTOR", "dana-scientist")
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    let s = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{s}");
-    s
+    common::run(
+        args,
+        &[
+            ("AIRLOCK_PASSPHRASE", PASS),
+            ("AIRLOCK_ACTOR", "dana-scientist"),
+        ],
+    )
 }
 
 #[test]
