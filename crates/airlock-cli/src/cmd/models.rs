@@ -29,11 +29,9 @@ pub enum Family {
     Gbdt,
 }
 
-/// `airlock train`.
+/// The labelled data a model is trained or measured on.
 #[derive(Debug, Args)]
-pub struct TrainArgs {
-    #[command(flatten)]
-    home: HomeArgs,
+pub struct LabelledData {
     /// `NAME[@VERSION]` of a de-identified (or synthetic) dataset in development or staging.
     #[arg(long)]
     dataset: String,
@@ -46,6 +44,15 @@ pub struct TrainArgs {
     /// The target value that counts as positive.
     #[arg(long, default_value = "1")]
     positive: String,
+}
+
+/// `airlock train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    home: HomeArgs,
+    #[command(flatten)]
+    data: LabelledData,
     /// Model family.
     #[arg(long, value_enum, default_value = "logistic")]
     model: Family,
@@ -97,16 +104,16 @@ pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
         let limitations = if a.limitations.is_empty() {
             vec![format!(
                 "Trained on {}; validate on local data before clinical use.",
-                a.dataset
+                a.data.dataset
             )]
         } else {
             a.limitations.clone()
         };
         let req = TrainRequest {
-            dataset: a.dataset.clone(),
-            file: a.file.clone(),
-            target: a.target.clone(),
-            positive: a.positive.clone(),
+            dataset: a.data.dataset.clone(),
+            file: a.data.file.clone(),
+            target: a.data.target.clone(),
+            positive: a.data.positive.clone(),
             features,
             params: match a.model {
                 Family::Logistic => Params::Logistic(LogisticParams::default()),
@@ -197,18 +204,9 @@ enum ModelsCmd {
         /// "max"} | {"type": "categorical", "categories"}}]}`).
         #[arg(long)]
         signature: PathBuf,
-        /// `NAME[@VERSION]` of the evaluation dataset (development or staging).
-        #[arg(long)]
-        dataset: String,
-        /// Its CSV file, when it has several.
-        #[arg(long)]
-        file: Option<String>,
-        /// Target column.
-        #[arg(long)]
-        target: String,
-        /// Positive value of the target.
-        #[arg(long, default_value = "1")]
-        positive: String,
+        /// The evaluation data.
+        #[command(flatten)]
+        data: LabelledData,
         /// Registry name.
         #[arg(long)]
         name: String,
@@ -306,10 +304,7 @@ pub fn models(a: ModelsArgs) -> anyhow::Result<ExitCode> {
             ModelsCmd::Import {
                 onnx,
                 signature,
-                dataset,
-                file,
-                target,
-                positive,
+                data,
                 name,
                 trained_by,
                 intended_use,
@@ -335,10 +330,10 @@ pub fn models(a: ModelsArgs) -> anyhow::Result<ExitCode> {
                         kind: airlock_registry::ArtifactKind::Onnx,
                         artifact,
                         signature: sig,
-                        dataset,
-                        file,
-                        target,
-                        positive,
+                        dataset: data.dataset,
+                        file: data.file,
+                        target: data.target,
+                        positive: data.positive,
                         name: ModelName::new(name).context("`--name`")?,
                         intended_use,
                         limitations,
