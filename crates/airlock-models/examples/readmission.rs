@@ -71,15 +71,7 @@ fn main() -> anyhow::Result<()> {
         dataset_hash.short()
     );
 
-    let features: Vec<FeatureSpec> = CATEGORICAL
-        .iter()
-        .map(|c| FeatureSpec::Categorical((*c).to_owned()))
-        .chain(
-            NUMERIC
-                .iter()
-                .map(|c| FeatureSpec::Numeric((*c).to_owned())),
-        )
-        .collect();
+    let features: Vec<FeatureSpec> = airlock_models::reference::readmission_features();
     let config = |params| TrainConfig {
         dataset_hash,
         target: "readmitted".into(),

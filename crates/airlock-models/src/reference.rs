@@ -29,6 +29,20 @@ pub const READMISSION_CATEGORICAL: [&str; 11] = [
     "admission_source_id",
 ];
 
+/// The reference task's features, categorical first, as the example, the demo and the
+/// scikit-learn comparison train on them.
+pub fn readmission_features() -> Vec<crate::FeatureSpec> {
+    READMISSION_CATEGORICAL
+        .iter()
+        .map(|c| crate::FeatureSpec::Categorical((*c).to_owned()))
+        .chain(
+            READMISSION_NUMERIC
+                .iter()
+                .map(|c| crate::FeatureSpec::Numeric((*c).to_owned())),
+        )
+        .collect()
+}
+
 /// The target column.
 pub const READMISSION_TARGET: &str = "readmitted";
 

@@ -14,9 +14,7 @@ use airlock_store::{Home, IngestRequest, Scope};
 use airlock_types::{ActorId, Classification, DatasetName, Zone};
 use serde_json::{Value, json};
 
-use airlock_models::reference::{
-    READMISSION_CATEGORICAL, READMISSION_NUMERIC, READMISSION_POSITIVE, READMISSION_TARGET,
-};
+use airlock_models::reference::{READMISSION_POSITIVE, READMISSION_TARGET};
 const COHORT_FEATURES: &[&str] = &[
     "sex",
     "length_of_stay",
@@ -76,15 +74,7 @@ async fn training_set(
                 &mut |_, _| {},
             )
             .await?;
-        let features = READMISSION_CATEGORICAL
-            .iter()
-            .map(|c| FeatureSpec::Categorical((*c).into()))
-            .chain(
-                READMISSION_NUMERIC
-                    .iter()
-                    .map(|c| FeatureSpec::Numeric((*c).into())),
-            )
-            .collect();
+        let features = airlock_models::reference::readmission_features();
         return Ok(TrainingSet {
             dataset: format!("{}@{}", v.dataset, v.version),
             features,
