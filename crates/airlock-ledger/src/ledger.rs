@@ -537,9 +537,7 @@ impl Ledger {
                 None => return Ok(()),
             }
         };
-        for (path, bytes) in &files {
-            self.store.write(path, bytes).map_err(io_err(path))?;
-        }
+        self.write_files(&files)?;
         let mut d = lock(&self.derived)?;
         Ledger::mark_published(&mut d, files, full_end);
         Ok(())
@@ -550,10 +548,15 @@ impl Ledger {
         let Some((files, full_end)) = Ledger::full_tile_files(d)? else {
             return Ok(());
         };
-        for (path, bytes) in &files {
+        self.write_files(&files)?;
+        Ledger::mark_published(d, files, full_end);
+        Ok(())
+    }
+
+    fn write_files(&self, files: &[(String, Vec<u8>)]) -> Result<(), LedgerError> {
+        for (path, bytes) in files {
             self.store.write(path, bytes).map_err(io_err(path))?;
         }
-        Ledger::mark_published(d, files, full_end);
         Ok(())
     }
 
