@@ -25,7 +25,7 @@
 //! Run: `cargo bench -p airlock-deid --bench deid` (add `-- NAME` to time only the deid
 //! profiles whose label contains NAME, e.g. `-- safe-harbor` or `-- =safe-harbor`, and skip the
 //! risk report; set `AIRLOCK_BENCH_ONCE=1` for a single pass of each, to count instructions
-//! under callgrind).
+//! under callgrind, and `AIRLOCK_BENCH_INPUT=N` to run only the Nth input).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -214,7 +214,14 @@ fn main() {
         "parse + serialise of the same bytes, timed in the same run; ratio = deid / baseline."
     );
     let mut summary = Vec::new();
-    for input in &inputs {
+    // `AIRLOCK_BENCH_INPUT=N`: only the Nth input (1-based), e.g. to profile one of them.
+    let only: Option<usize> = std::env::var("AIRLOCK_BENCH_INPUT")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    for (i, input) in inputs.iter().enumerate() {
+        if only.is_some_and(|n| n != i + 1) {
+            continue;
+        }
         let resources = input.resources();
         let mb = input.mb();
         println!();
