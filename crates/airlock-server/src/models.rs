@@ -34,6 +34,8 @@ pub(crate) struct ModelCache {
     current: std::sync::RwLock<Arc<Deployment>>,
     checked: std::sync::Mutex<Option<Instant>>,
     reload: tokio::sync::Mutex<()>,
+    /// A background check of the registry is under way.
+    checking: std::sync::atomic::AtomicBool,
 }
 
 impl Default for ModelCache {
@@ -42,6 +44,7 @@ impl Default for ModelCache {
             current: std::sync::RwLock::new(Arc::new(Deployment::default())),
             checked: std::sync::Mutex::new(None),
             reload: tokio::sync::Mutex::new(()),
+            checking: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -61,24 +64,65 @@ impl AppState {
         }
     }
 
-    /// The current routing table, reloaded from the registry when it changed (checked at most
-    /// every [`RELOAD_INTERVAL`], or now when `force`).
+    /// The current routing table, reloaded from the registry when it changed, or now when
+    /// `force` (a change made through this server).
+    ///
+    /// A table older than [`RELOAD_INTERVAL`] is still served while one background task asks
+    /// the registry whether it changed: a prediction never waits for that query. (When the
+    /// requests that found the table stale each waited for it, and then each queried the
+    /// registry in turn, every check held up the predictions behind it: a stall every half
+    /// second in the prediction bench.) Only the first load is made on the request's path.
     pub async fn deployment(&self, force: bool) -> Result<Arc<Deployment>, ApiError> {
+        use std::sync::atomic::Ordering;
         let cache = &self.inner.models;
         let current = cache
             .current
             .read()
             .map(|d| Arc::clone(&d))
             .map_err(|_| ApiError::internal("model cache poisoned"))?;
-        let fresh = cache
+        let (fresh, checked_once) = cache
             .checked
             .lock()
-            .map(|c| c.is_some_and(|t| t.elapsed() < RELOAD_INTERVAL))
-            .unwrap_or(false);
-        if fresh && !force {
+            .map(|c| {
+                (
+                    c.is_some_and(|t| t.elapsed() < RELOAD_INTERVAL),
+                    c.is_some(),
+                )
+            })
+            .unwrap_or((false, false));
+        if force {
+            return self.reload_deployment(true).await;
+        }
+        if fresh {
             return Ok(current);
         }
+        if checked_once {
+            if !cache.checking.swap(true, Ordering::AcqRel) {
+                let state = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = state.reload_deployment(false).await {
+                        tracing::error!(error = %e, "checking the model registry");
+                    }
+                    state.inner.models.checking.store(false, Ordering::Release);
+                });
+            }
+            return Ok(current);
+        }
+        self.reload_deployment(false).await
+    }
+
+    /// Asks the registry whether the deployment changed and reloads it if so; unless `force`,
+    /// not again when another task did while this one waited for its turn.
+    async fn reload_deployment(&self, force: bool) -> Result<Arc<Deployment>, ApiError> {
+        let cache = &self.inner.models;
         let _one = cache.reload.lock().await;
+        if !force
+            && let Ok(c) = cache.checked.lock()
+            && c.is_some_and(|t| t.elapsed() < RELOAD_INTERVAL)
+            && let Ok(d) = cache.current.read()
+        {
+            return Ok(Arc::clone(&d));
+        }
         let registry = self.registry();
         let generation = registry.generation().await?;
         let current = cache

@@ -525,3 +525,61 @@ async fn lifecycle_over_the_api(db: Db) {
         .json();
     assert_eq!(list["models"].as_array().unwrap().len(), 0);
 }
+
+both!(changes_made_elsewhere_reach_the_routing_table);
+/// A version deployed behind this server's back (by another server or the CLI sharing the
+/// database) starts taking predictions once a background check of the registry sees it: no
+/// request waits for that check, and none is needed to trigger more than one.
+async fn changes_made_elsewhere_reach_the_routing_table(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let v1 = register(&w, 1).await;
+    // The server has loaded its (empty) routing table.
+    assert_eq!(predict(&w, Role::Clinician, &w.mrn).await.status, 404);
+    let home = w.state.home();
+    let as_role = |role: Role| {
+        Registry::new(&home.acting_as(
+            ActorId::new(user_of(role)).unwrap(),
+            home.request_id(),
+            airlock_store::Scope::all(),
+        ))
+    };
+    let name = ModelName::new("risk").unwrap();
+    as_role(Role::DataScientist)
+        .validate(&name, &v1, "reviewed")
+        .await
+        .unwrap();
+    for (role, as_str) in [
+        (Role::ClinicalReviewer, "clinical-reviewer"),
+        (Role::PrivacyOfficer, "privacy-officer"),
+    ] {
+        as_role(role)
+            .approve(&name, &v1, as_str, "ok")
+            .await
+            .unwrap();
+    }
+    let ops = as_role(Role::MlopsEngineer);
+    ops.deploy(&name, &v1, airlock_registry::State::Silent, None, "shadow")
+        .await
+        .unwrap();
+    ops.deploy(&name, &v1, airlock_registry::State::Canary, Some(10_000), "all")
+        .await
+        .unwrap();
+    ops.promote(&name, "held").await.unwrap();
+    // Within a few reload intervals the server serves it.
+    let start = std::time::Instant::now();
+    loop {
+        let r = predict(&w, Role::Clinician, &w.mrn).await;
+        if r.status == 200 {
+            assert_eq!(r.json()["version"], v1.as_str());
+            break;
+        }
+        assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
+        assert!(
+            start.elapsed() < 10 * airlock_server::models::RELOAD_INTERVAL,
+            "the deployment made elsewhere never reached the server"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
