@@ -6,7 +6,7 @@ use std::io::{self, Read as _, Seek as _, SeekFrom};
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, Thread};
 
 use base64::Engine as _;
@@ -146,14 +146,40 @@ struct WalEnd {
     end: u64,
 }
 
+/// The files of full tiles, copied out of [`Derived`]: tiles as bytes, bundles as their
+/// entries (shared, encoded by [`TileWork::files`] without the lock).
+struct TileWork {
+    tiles: Vec<(String, Vec<u8>)>,
+    bundles: Vec<(String, Vec<Arc<[u8]>>)>,
+    full_end: u64,
+}
+
+impl TileWork {
+    /// Every file's path and bytes.
+    fn files(self) -> Result<Vec<(String, Vec<u8>)>, LedgerError> {
+        let mut files = self.tiles;
+        for (path, entries) in self.bundles {
+            let bytes = encode_bundle(entries.iter().map(|e| &e[..])).map_err(|source| {
+                LedgerError::Bundle {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            files.push((path, bytes));
+        }
+        Ok(files)
+    }
+}
+
 /// State derived from the WAL: the tree and what is published.
 #[derive(Debug)]
 struct Derived {
     tree: Tree,
     /// Full tiles and bundles for leaves `0..tiles_done` are written (a multiple of 256).
     tiles_done: u64,
-    /// Entries `tiles_done..tree.size()`, kept for the next bundles.
-    entries: Vec<Vec<u8>>,
+    /// Entries `tiles_done..tree.size()`, kept for the next bundles (shared with a publisher
+    /// that is writing them).
+    entries: Vec<Arc<[u8]>>,
     /// Objects written but not yet fsynced.
     unsynced: Vec<String>,
     /// Partial tiles and bundles written since open, as `(level, index, path)` (bundles count
@@ -271,7 +297,7 @@ impl Ledger {
         let scan = wal::scan(&mut file, |index, entry, leaf| {
             tree.push(*leaf);
             if index >= keep_from {
-                entries.push(entry.to_vec());
+                entries.push(Arc::from(entry));
             }
             Ok(())
         })
@@ -537,8 +563,12 @@ impl Ledger {
             w.end = at + buf.len() as u64;
             w.file.sync_data().map_err(io_err(WAL_FILE))?;
         }
+        let shared: Vec<(Hash, Arc<[u8]>)> = pending
+            .into_iter()
+            .map(|(leaf, bytes)| (leaf, Arc::from(bytes)))
+            .collect();
         let mut d = lock(&self.derived)?;
-        for (leaf, bytes) in pending {
+        for (leaf, bytes) in shared {
             d.tree.push(leaf);
             d.entries.push(bytes);
         }
@@ -568,13 +598,17 @@ impl Ledger {
     /// out; appends go on while the files are written.
     pub fn publish(&self) -> Result<(), LedgerError> {
         let _one = lock(&self.publishing)?;
-        let (files, full_end) = {
+        // Under the tree's lock only what the files need is copied out (the tiles' hashes and
+        // the entries' shared bytes): the commits waiting for that lock wait microseconds.
+        let work = {
             let d = lock(&self.derived)?;
-            match Ledger::full_tile_files(&d)? {
+            match Ledger::full_tile_work(&d)? {
                 Some(work) => work,
                 None => return Ok(()),
             }
         };
+        let full_end = work.full_end;
+        let files = work.files()?;
         self.write_files(&files)?;
         let mut d = lock(&self.derived)?;
         Ledger::mark_published(&mut d, files, full_end);
@@ -583,9 +617,11 @@ impl Ledger {
 
     /// [`Ledger::publish`] with `publishing` and `derived` already held (the checkpoint).
     fn publish_locked(&self, d: &mut Derived) -> Result<(), LedgerError> {
-        let Some((files, full_end)) = Ledger::full_tile_files(d)? else {
+        let Some(work) = Ledger::full_tile_work(d)? else {
             return Ok(());
         };
+        let full_end = work.full_end;
+        let files = work.files()?;
         self.write_files(&files)?;
         Ledger::mark_published(d, files, full_end);
         Ok(())
@@ -598,37 +634,32 @@ impl Ledger {
         Ok(())
     }
 
-    /// The tiles and bundles of the full tiles completed since `tiles_done`, with the new
-    /// `tiles_done`; `None` when there is none.
-    #[allow(clippy::type_complexity)]
-    fn full_tile_files(d: &Derived) -> Result<Option<(Vec<(String, Vec<u8>)>, u64)>, LedgerError> {
+    /// What the full tiles completed since `tiles_done` need written: their tiles, the
+    /// entries of their bundles, and the new `tiles_done`; `None` when there is none.
+    fn full_tile_work(d: &Derived) -> Result<Option<TileWork>, LedgerError> {
         let full_end = d.tree.size() / TILE_WIDTH * TILE_WIDTH;
         if full_end <= d.tiles_done {
             return Ok(None);
         }
-        let mut files = Vec::new();
+        let mut tiles = Vec::new();
         for t in tiles_between(d.tiles_done, full_end) {
             if t.width == TILE_WIDTH {
-                files.push((t.path(), Ledger::tile_of(d, &t)?));
+                tiles.push((t.path(), Ledger::tile_of(d, &t)?));
             }
         }
         let first = d.tiles_done / TILE_WIDTH;
-        for (k, chunk) in d
+        let bundles = d
             .entries
             .chunks(TILE_WIDTH as usize)
             .take(((full_end - d.tiles_done) / TILE_WIDTH) as usize)
             .enumerate()
-        {
-            let path = bundle_path(first + k as u64, TILE_WIDTH);
-            let bytes = encode_bundle(chunk.iter().map(Vec::as_slice)).map_err(|source| {
-                LedgerError::Bundle {
-                    path: path.clone(),
-                    source,
-                }
-            })?;
-            files.push((path, bytes));
-        }
-        Ok(Some((files, full_end)))
+            .map(|(k, chunk)| (bundle_path(first + k as u64, TILE_WIDTH), chunk.to_vec()))
+            .collect();
+        Ok(Some(TileWork {
+            tiles,
+            bundles,
+            full_end,
+        }))
     }
 
     /// Record files written for the full tiles up to `full_end`: they await the next fsync, and
@@ -676,7 +707,7 @@ impl Ledger {
         }
         if n > floor {
             let path = bundle_path(floor / TILE_WIDTH, n - floor);
-            let bytes = encode_bundle(d.entries.iter().map(Vec::as_slice)).map_err(|source| {
+            let bytes = encode_bundle(d.entries.iter().map(|e| &e[..])).map_err(|source| {
                 LedgerError::Bundle {
                     path: path.clone(),
                     source,
@@ -752,7 +783,7 @@ impl Ledger {
         let bytes = if index >= d.tiles_done {
             d.entries
                 .get((index - d.tiles_done) as usize)
-                .cloned()
+                .map(|e| e.to_vec())
                 .ok_or(LedgerError::StoredEntry { index })?
         } else {
             let path = bundle_path(index / TILE_WIDTH, TILE_WIDTH);

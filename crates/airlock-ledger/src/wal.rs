@@ -208,6 +208,11 @@ pub fn torn_span(file: &File, from: u64, len: u64) -> io::Result<u64> {
     Ok(last_nonzero.map_or(0, |i| i + 1 - from))
 }
 
+// `rustix` flag values, for `std`'s `custom_flags`.
+#[allow(clippy::cast_possible_wrap)]
+const O_DIRECT: i32 = rustix::fs::OFlags::DIRECT.bits() as i32;
+const EINVAL: i32 = rustix::io::Errno::INVAL.raw_os_error();
+
 /// Alignment of `O_DIRECT` offsets, lengths and buffers (the largest logical block size in
 /// use; 512-byte devices accept it too).
 const ALIGN: u64 = 4096;
@@ -329,11 +334,11 @@ impl Space {
         if direct.is_none() {
             match OpenOptions::new()
                 .write(true)
-                .custom_flags(libc::O_DIRECT)
+                .custom_flags(O_DIRECT)
                 .open(&self.path)
             {
                 Ok(f) => *direct = Some(f),
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(false),
+                Err(e) if e.raw_os_error() == Some(EINVAL) => return Ok(false),
                 Err(e) => return Err(e),
             }
         }
@@ -349,7 +354,7 @@ impl Space {
             let n = usize::try_from((end - at).min(ZERO_WRITE as u64)).unwrap_or(ZERO_WRITE);
             match file.write_all_at(zeros.get(..n).unwrap_or_default(), at) {
                 Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) && at == start => {
+                Err(e) if e.raw_os_error() == Some(EINVAL) && at == start => {
                     return Ok(false);
                 }
                 Err(e) => return Err(e),
@@ -377,7 +382,7 @@ mod tests {
         std::fs::write(&probe, b"").unwrap();
         OpenOptions::new()
             .write(true)
-            .custom_flags(libc::O_DIRECT)
+            .custom_flags(O_DIRECT)
             .open(&probe)
             .is_ok()
     }
