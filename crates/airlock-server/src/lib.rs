@@ -97,6 +97,14 @@ impl LedgerWriter {
             .name("airlock-ledger-tiles".into())
             .spawn(move || {
                 use std::sync::mpsc::RecvTimeoutError;
+                // Publishing and preallocating must not take a core from the requests: at
+                // nice 10 this thread runs in the time they leave (files are published
+                // milliseconds later at most). Best effort: a failure only logs.
+                if let Err(err) =
+                    rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10)
+                {
+                    tracing::warn!(error = %err, "lowering the tile publisher's priority");
+                }
                 loop {
                     // Zeros ahead of the WAL's end, so group commits overwrite existing blocks
                     // (see `Ledger::preallocate`); checked at start, then with every tile.
