@@ -18,7 +18,8 @@
 //!
 //! Every prediction must be 200 and leave its ledger entry (checked: entries appended equals
 //! requests times versions). `AIRLOCK_BENCH_CONNS` (16), `AIRLOCK_BENCH_SECS` (5) and
-//! `AIRLOCK_BENCH_RATE` (5000) set `C`, the measured seconds and `R`.
+//! `AIRLOCK_BENCH_RATE` (5000) set `C`, the measured seconds and `R`; `AIRLOCK_BENCH_TRACE=DIR`
+//! writes each run's requests (send time, latency) to `DIR/run-N.tsv`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

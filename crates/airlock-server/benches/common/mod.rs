@@ -109,6 +109,7 @@ pub struct ConnResult {
     pub shown: Vec<String>,
     pub last_finish: Option<Instant>,
     pub ok_total: usize,
+    pub trace: Vec<(u64, u64)>,
 }
 
 pub struct Target {
@@ -220,6 +221,10 @@ async fn run(
                             u64::try_from(done.duration_since(sent).as_micros())
                                 .unwrap_or(u64::MAX),
                         );
+                        out.trace.push((
+                            sent.saturating_duration_since(measure_from).as_micros() as u64,
+                            done.duration_since(sent).as_micros() as u64,
+                        ));
                         out.last_finish = Some(done);
                     }
                     Ok(r) => {
@@ -246,6 +251,7 @@ async fn run(
     tokio::time::sleep_until(measure_from.into()).await;
     let ledger_before = target.state.home().ledger().size().expect("ledger size");
     let mut latencies_us = Vec::new();
+    let mut trace: Vec<(u64, u64)> = Vec::new();
     let mut failures = 0;
     let mut shown = Vec::new();
     let mut last = measure_from;
@@ -254,6 +260,7 @@ async fn run(
         let r = t.await.expect("client task");
         ok_total += r.ok_total;
         latencies_us.extend(r.latencies_us);
+        trace.extend(r.trace);
         failures += r.failures;
         for s in r.shown {
             if shown.len() < SHOWN_FAILURES {
@@ -265,6 +272,17 @@ async fn run(
         }
     }
     let ledger_after = target.state.home().ledger().size().expect("ledger size");
+    // `AIRLOCK_BENCH_TRACE=DIR`: every measured request's send time (µs after the measured
+    // window opened) and latency (µs), one run per file, to see whether slow replies come
+    // alone or in bursts, and at what period (a periodic burst has a periodic cause).
+    if let Ok(dir) = std::env::var("AIRLOCK_BENCH_TRACE") {
+        static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        trace.sort_unstable();
+        let text: String = trace.iter().map(|(t, l)| format!("{t}\t{l}\n")).collect();
+        let path = std::path::Path::new(&dir).join(format!("run-{n}.tsv"));
+        std::fs::write(&path, text).expect("trace file");
+    }
     latencies_us.sort_unstable();
     let pacer_late_us = pacer.map(Pacer::finish).unwrap_or_default();
     Outcome {
