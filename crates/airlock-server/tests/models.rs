@@ -563,9 +563,15 @@ async fn changes_made_elsewhere_reach_the_routing_table(db: Db) {
     ops.deploy(&name, &v1, airlock_registry::State::Silent, None, "shadow")
         .await
         .unwrap();
-    ops.deploy(&name, &v1, airlock_registry::State::Canary, Some(10_000), "all")
-        .await
-        .unwrap();
+    ops.deploy(
+        &name,
+        &v1,
+        airlock_registry::State::Canary,
+        Some(10_000),
+        "all",
+    )
+    .await
+    .unwrap();
     ops.promote(&name, "held").await.unwrap();
     // Within a few reload intervals the server serves it.
     let start = std::time::Instant::now();
