@@ -253,6 +253,8 @@ struct SpaceState {
     extending: Option<(u64, u64)>,
     /// `O_DIRECT` is unavailable here: no preallocation.
     unsupported: bool,
+    /// The zeros found at open have been read into the page cache.
+    warmed: bool,
 }
 
 fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -270,6 +272,7 @@ impl Space {
                 reserved: end,
                 extending: None,
                 unsupported: false,
+                warmed: false,
             }),
             done: Condvar::new(),
             direct: Mutex::new(None),
@@ -292,6 +295,24 @@ impl Space {
     /// progress, or `O_DIRECT` is unavailable). Blocks for the writes and one `fdatasync`: call
     /// it from a background thread.
     pub fn extend(&self) -> io::Result<u64> {
+        // Zeros left by an earlier run: read them into the page cache once (see [`warm`]).
+        let found = {
+            let mut st = guard(&self.state);
+            let found = (!st.warmed && st.allocated > st.reserved)
+                .then(|| (st.reserved, st.allocated - st.reserved));
+            st.warmed = true;
+            found
+        };
+        if let Some((offset, len)) = found {
+            let file = File::open(&self.path)?;
+            let mut at = offset;
+            while at < offset + len {
+                let n = (offset + len - at).min(ZERO_WRITE as u64);
+                warm(&file, at, n);
+                at += n;
+                std::thread::sleep(ZERO_PAUSE);
+            }
+        }
         let (start, end) = {
             let mut st = guard(&self.state);
             if st.unsupported || st.extending.is_some() {
@@ -359,6 +380,9 @@ impl Space {
                 }
                 Err(e) => return Err(e),
             }
+            // Read back into the page cache as it goes (a burst of 16 MiB of reads stalled
+            // commits as a burst of writes did).
+            warm(file, at, n as u64);
             at += n as u64;
             if at < end {
                 std::thread::sleep(ZERO_PAUSE);
@@ -367,6 +391,20 @@ impl Space {
         file.sync_data()?;
         Ok(true)
     }
+}
+
+/// Asks the kernel to read `len` bytes at `offset` into the page cache (advice; failures are
+/// ignored; callers pace it in small pieces). Zeros written with `O_DIRECT` are not cached, and a buffered write of part of a
+/// page that is not cached first reads that page: without this, every 4 KiB of records began
+/// with a synchronous disk read inside a group commit (0.07 reads per commit; p99 of one
+/// write + fdatasync 0.197 ms without, 0.152 ms with, max 1.2-4.0 ms without, 0.45 ms with).
+fn warm(file: &File, offset: u64, len: u64) {
+    let _ = rustix::fs::fadvise(
+        file,
+        offset,
+        std::num::NonZeroU64::new(len),
+        rustix::fs::Advice::WillNeed,
+    );
 }
 
 #[cfg(test)]
