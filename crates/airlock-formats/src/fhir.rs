@@ -199,6 +199,8 @@ pub struct NdjsonLines<R> {
     record: u64,
     buf: Vec<u8>,
     done: bool,
+    /// Bytes of the reader's buffer lent out as the last line, consumed at the next call.
+    lent: usize,
 }
 
 impl<R: BufRead> NdjsonLines<R> {
@@ -210,48 +212,92 @@ impl<R: BufRead> NdjsonLines<R> {
             record: 0,
             buf: Vec::new(),
             done: false,
+            lent: 0,
         }
     }
 
     /// The next non-blank line; `Err` only for an I/O failure of the stream (which ends it).
+    ///
+    /// A line that lies whole in the reader's buffer (every line of a byte slice, most lines of
+    /// a file) is lent from it without a copy; one that crosses the buffer's end is copied.
     pub fn next_line(&mut self) -> Option<Result<RawLine<'_>, FormatError>> {
         loop {
             if self.done {
                 return None;
             }
-            self.buf.clear();
-            match self.reader.read_until(b'\n', &mut self.buf) {
-                Ok(0) => {
+            self.reader.consume(std::mem::take(&mut self.lent));
+            let whole = match self.reader.fill_buf() {
+                Ok([]) => {
                     self.done = true;
                     return None;
                 }
-                Ok(_) => {}
-                Err(_) => {
-                    self.done = true;
-                    return Some(Err(FormatError::Json {
-                        line: self.line + 1,
-                        column: 0,
-                        category: "io",
-                    }));
+                Ok(avail) => memchr::memchr(b'\n', avail).map(|i| i + 1),
+                Err(_) => return Some(Err(self.failed())),
+            };
+            let lent = whole.is_some();
+            if !lent {
+                self.buf.clear();
+                match self.reader.read_until(b'\n', &mut self.buf) {
+                    Ok(_) => {}
+                    Err(_) => return Some(Err(self.failed())),
                 }
             }
             self.line += 1;
-            let skip = if self.line == 1 { UTF8_BOM.len() } else { 0 };
-            let skip = if self.buf.starts_with(UTF8_BOM) {
-                skip
-            } else {
-                0
+            // Where the line's content starts (after a BOM on line 1), and whether it is blank.
+            let (skip, blank) = {
+                let bytes: &[u8] = match whole {
+                    Some(n) => match self.reader.fill_buf() {
+                        Ok(avail) => avail.get(..n).unwrap_or_default(),
+                        Err(_) => return Some(Err(self.failed())),
+                    },
+                    None => &self.buf,
+                };
+                let skip = if self.line == 1 && bytes.starts_with(UTF8_BOM) {
+                    UTF8_BOM.len()
+                } else {
+                    0
+                };
+                let blank = bytes.iter().skip(skip).all(u8::is_ascii_whitespace);
+                (skip, blank)
             };
-            if self.buf.iter().skip(skip).all(u8::is_ascii_whitespace) {
+            if let Some(n) = whole {
+                self.lent = n;
+            }
+            if blank {
                 continue;
             }
             let record = self.record;
             self.record += 1;
+            let line = self.line;
+            let bytes = match whole {
+                // The same, unconsumed buffer as above (refilling it reads nothing).
+                Some(n) => match self.reader.fill_buf() {
+                    Ok(avail) => avail.get(skip..n).unwrap_or_default(),
+                    Err(_) => {
+                        return Some(Err(FormatError::Json {
+                            line,
+                            column: 0,
+                            category: "io",
+                        }));
+                    }
+                },
+                None => self.buf.get(skip..).unwrap_or_default(),
+            };
             return Some(Ok(RawLine {
                 record,
-                line: self.line,
-                bytes: self.buf.get(skip..).unwrap_or_default(),
+                line,
+                bytes,
             }));
+        }
+    }
+
+    /// Ends the stream after an I/O failure, naming the line it happened on.
+    fn failed(&mut self) -> FormatError {
+        self.done = true;
+        FormatError::Json {
+            line: self.line + 1,
+            column: 0,
+            category: "io",
         }
     }
 }
@@ -320,6 +366,67 @@ mod tests {
         // A BOM-only first line is blank.
         let mut lines = NdjsonLines::new(&b"\xEF\xBB\xBF\n{}"[..]);
         assert_eq!(lines.next_line().unwrap().unwrap().line, 2);
+    }
+
+    fn all_lines<R: BufRead>(r: R) -> Vec<(u64, u64, Vec<u8>)> {
+        let mut lines = NdjsonLines::new(r);
+        let mut out = Vec::new();
+        while let Some(l) = lines.next_line() {
+            let l = l.unwrap();
+            out.push((l.record, l.line, l.bytes.to_vec()));
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// Lines lent from the reader's buffer and lines copied across its end (a reader with a
+        /// buffer of a few bytes) are the same lines, numbered the same, as a plain split.
+        #[test]
+        fn lent_and_copied_lines_agree(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::string::string_regex("[a-z{}:\"]{0,40}").unwrap(),
+                    proptest::string::string_regex("[ \t\r]{0,3}").unwrap(),
+                ],
+                0..12,
+            ),
+            bom: bool,
+            final_newline: bool,
+            cap in 1usize..64,
+        ) {
+            let mut input = Vec::new();
+            if bom {
+                input.extend_from_slice(UTF8_BOM);
+            }
+            for (i, p) in parts.iter().enumerate() {
+                input.extend_from_slice(p.as_bytes());
+                if i + 1 < parts.len() || final_newline {
+                    input.push(b'\n');
+                }
+            }
+            // The reference: split after each newline, number from 1, drop blank lines.
+            let mut expected = Vec::new();
+            let mut record = 0;
+            let mut start = 0;
+            let mut line = 0;
+            while start < input.len() {
+                let end = input[start..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(input.len(), |i| start + i + 1);
+                line += 1;
+                let skip = if line == 1 && input[start..end].starts_with(UTF8_BOM) { 3 } else { 0 };
+                let bytes = &input[start + skip..end];
+                if !bytes.iter().all(u8::is_ascii_whitespace) {
+                    expected.push((record, line, bytes.to_vec()));
+                    record += 1;
+                }
+                start = end;
+            }
+            proptest::prop_assert_eq!(&all_lines(&input[..]), &expected);
+            let small = std::io::BufReader::with_capacity(cap, &input[..]);
+            proptest::prop_assert_eq!(&all_lines(small), &expected);
+        }
     }
 
     #[test]
