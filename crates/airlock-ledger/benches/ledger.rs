@@ -86,6 +86,19 @@ struct AppendRun {
     p99: f64,
 }
 
+impl AppendRun {
+    /// One row of the table: rate, ratio to raw fdatasync, latency.
+    fn row(&self, label: &str, fdatasync: f64) -> String {
+        format!(
+            "{label:<44} {:>12.0}/s {:>11.2}x   append p50 {:.3} ms, p99 {:.3} ms",
+            self.rate,
+            self.rate / fdatasync,
+            self.p50,
+            self.p99,
+        )
+    }
+}
+
 /// Durable appends with `threads` concurrent writers; with `preallocate`, a background thread
 /// keeps zeros ahead of the WAL's end ([`Ledger::preallocate`]), as the server does.
 fn append_rate(dir: &Path, threads: u64, secs: f64, preallocate: bool) -> AppendRun {
@@ -165,23 +178,21 @@ fn main() {
     for threads in [1u64, 8, 64] {
         let r = append_rate(dir, threads, secs, false);
         println!(
-            "{:<44} {:>12.0}/s {:>11.2}x   append p50 {:.3} ms, p99 {:.3} ms",
-            format!("durable appends, {threads} writers (batch {:.1})", r.batch),
-            r.rate,
-            r.rate / fdatasync,
-            r.p50,
-            r.p99,
+            "{}",
+            r.row(
+                &format!("durable appends, {threads} writers (batch {:.1})", r.batch),
+                fdatasync
+            )
         );
         if threads <= 8 {
             // The same with zeros kept ahead of the end: the fsync writes data only.
             let p = append_rate(dir, threads, secs, true);
             println!(
-                "{:<44} {:>12.0}/s {:>11.2}x   append p50 {:.3} ms, p99 {:.3} ms ({:.2}x the rate without)",
-                format!("  same, WAL preallocated (batch {:.1})", p.batch),
-                p.rate,
-                p.rate / fdatasync,
-                p.p50,
-                p.p99,
+                "{} ({:.2}x the rate without)",
+                p.row(
+                    &format!("  same, WAL preallocated (batch {:.1})", p.batch),
+                    fdatasync
+                ),
                 p.rate / r.rate,
             );
         }
