@@ -90,7 +90,8 @@ impl AppendRun {
     /// One row of the table: rate, ratio to raw fdatasync, latency.
     fn row(&self, label: &str, fdatasync: f64) -> String {
         format!(
-            "{label:<44} {:>12.0}/s {:>11.2}x   append p50 {:.3} ms, p99 {:.3} ms",
+            "{:<44} {:>12.0}/s {:>11.2}x   append p50 {:.3} ms, p99 {:.3} ms",
+            format!("{label} (batch {:.1})", self.batch),
             self.rate,
             self.rate / fdatasync,
             self.p50,
@@ -177,24 +178,13 @@ fn main() {
     );
     for threads in [1u64, 8, 64] {
         let r = append_rate(dir, threads, secs, false);
-        println!(
-            "{}",
-            r.row(
-                &format!("durable appends, {threads} writers (batch {:.1})", r.batch),
-                fdatasync
-            )
-        );
+        let label = format!("durable appends, {threads} writers");
+        println!("{}", r.row(&label, fdatasync));
         if threads <= 8 {
             // The same with zeros kept ahead of the end: the fsync writes data only.
             let p = append_rate(dir, threads, secs, true);
-            println!(
-                "{} ({:.2}x the rate without)",
-                p.row(
-                    &format!("  same, WAL preallocated (batch {:.1})", p.batch),
-                    fdatasync
-                ),
-                p.rate / r.rate,
-            );
+            let row = p.row("  same, WAL preallocated", fdatasync);
+            println!("{row} ({:.2}x the rate without)", p.rate / r.rate);
         }
     }
 
