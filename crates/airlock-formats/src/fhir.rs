@@ -226,49 +226,42 @@ impl<R: BufRead> NdjsonLines<R> {
                 return None;
             }
             self.reader.consume(std::mem::take(&mut self.lent));
-            let whole = match self.reader.fill_buf() {
+            let line = self.line + 1;
+            // The line's length when it lies whole in the buffer, where its content starts
+            // (after a BOM on line 1), and whether it is blank.
+            let (whole, skip, blank) = match self.reader.fill_buf() {
                 Ok([]) => {
                     self.done = true;
                     return None;
                 }
-                Ok(avail) => memchr::memchr(b'\n', avail).map(|i| i + 1),
+                Ok(avail) => match memchr::memchr(b'\n', avail) {
+                    Some(i) => {
+                        let (skip, blank) = content(line, avail.get(..=i).unwrap_or_default());
+                        (Some(i + 1), skip, blank)
+                    }
+                    None => (None, 0, false),
+                },
                 Err(_) => return Some(Err(self.failed())),
             };
-            let lent = whole.is_some();
-            if !lent {
-                self.buf.clear();
-                match self.reader.read_until(b'\n', &mut self.buf) {
-                    Ok(_) => {}
-                    Err(_) => return Some(Err(self.failed())),
+            let (skip, blank) = match whole {
+                Some(n) => {
+                    self.lent = n;
+                    (skip, blank)
                 }
-            }
-            self.line += 1;
-            // Where the line's content starts (after a BOM on line 1), and whether it is blank.
-            let (skip, blank) = {
-                let bytes: &[u8] = match whole {
-                    Some(n) => match self.reader.fill_buf() {
-                        Ok(avail) => avail.get(..n).unwrap_or_default(),
-                        Err(_) => return Some(Err(self.failed())),
-                    },
-                    None => &self.buf,
-                };
-                let skip = if self.line == 1 && bytes.starts_with(UTF8_BOM) {
-                    UTF8_BOM.len()
-                } else {
-                    0
-                };
-                let blank = bytes.iter().skip(skip).all(u8::is_ascii_whitespace);
-                (skip, blank)
+                None => {
+                    self.buf.clear();
+                    if self.reader.read_until(b'\n', &mut self.buf).is_err() {
+                        return Some(Err(self.failed()));
+                    }
+                    content(line, &self.buf)
+                }
             };
-            if let Some(n) = whole {
-                self.lent = n;
-            }
+            self.line = line;
             if blank {
                 continue;
             }
             let record = self.record;
             self.record += 1;
-            let line = self.line;
             let bytes = match whole {
                 // The same, unconsumed buffer as above (refilling it reads nothing).
                 Some(n) => match self.reader.fill_buf() {
@@ -300,6 +293,18 @@ impl<R: BufRead> NdjsonLines<R> {
             category: "io",
         }
     }
+}
+
+/// Where the content of line number `line` starts (after a BOM on line 1), and whether it is
+/// blank.
+fn content(line: u64, bytes: &[u8]) -> (usize, bool) {
+    let skip = if line == 1 && bytes.starts_with(UTF8_BOM) {
+        UTF8_BOM.len()
+    } else {
+        0
+    };
+    let blank = bytes.iter().skip(skip).all(u8::is_ascii_whitespace);
+    (skip, blank)
 }
 
 /// The value of NDJSON line number `line` (1-based) whose bytes are `bytes`, as
