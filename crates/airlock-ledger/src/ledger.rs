@@ -133,7 +133,7 @@ struct Queue {
     /// Encoded WAL records waiting for the next batch.
     buf: Vec<u8>,
     /// Their leaf hashes and entries, in index order.
-    pending: Vec<(Hash, Vec<u8>)>,
+    pending: Vec<(Hash, Arc<[u8]>)>,
     /// The threads waiting for them.
     waiters: Vec<Thread>,
 }
@@ -461,7 +461,9 @@ impl Ledger {
                 return Err(EntryError::TooLarge { len: bytes.len() }.into());
             }
             let leaf = leaf_hash(&bytes);
-            encoded.push((leaf, bytes));
+            // Shared from here on (the tree's entries, a publisher's bundles): made by each
+            // appender, not by the leader its batch waits for.
+            encoded.push((leaf, Arc::<[u8]>::from(bytes)));
         }
         let mut q = lock(&self.queue)?;
         if self.failed.load(Ordering::Acquire) {
@@ -552,7 +554,7 @@ impl Ledger {
     fn commit(
         &self,
         buf: &[u8],
-        pending: Vec<(Hash, Vec<u8>)>,
+        pending: Vec<(Hash, Arc<[u8]>)>,
         end: u64,
     ) -> Result<(), LedgerError> {
         {
@@ -563,12 +565,8 @@ impl Ledger {
             w.end = at + buf.len() as u64;
             w.file.sync_data().map_err(io_err(WAL_FILE))?;
         }
-        let shared: Vec<(Hash, Arc<[u8]>)> = pending
-            .into_iter()
-            .map(|(leaf, bytes)| (leaf, Arc::from(bytes)))
-            .collect();
         let mut d = lock(&self.derived)?;
-        for (leaf, bytes) in shared {
+        for (leaf, bytes) in pending {
             d.tree.push(leaf);
             d.entries.push(bytes);
         }
@@ -607,11 +605,8 @@ impl Ledger {
                 None => return Ok(()),
             }
         };
-        let full_end = work.full_end;
-        let files = work.files()?;
-        self.write_files(&files)?;
-        let mut d = lock(&self.derived)?;
-        Ledger::mark_published(&mut d, files, full_end);
+        let written = self.write_work(work)?;
+        Ledger::mark_published(&mut *lock(&self.derived)?, written);
         Ok(())
     }
 
@@ -620,18 +615,20 @@ impl Ledger {
         let Some(work) = Ledger::full_tile_work(d)? else {
             return Ok(());
         };
-        let full_end = work.full_end;
-        let files = work.files()?;
-        self.write_files(&files)?;
-        Ledger::mark_published(d, files, full_end);
+        let written = self.write_work(work)?;
+        Ledger::mark_published(d, written);
         Ok(())
     }
 
-    fn write_files(&self, files: &[(String, Vec<u8>)]) -> Result<(), LedgerError> {
-        for (path, bytes) in files {
-            self.store.write(path, bytes).map_err(io_err(path))?;
+    /// Writes the files of `work` (not fsynced); returns their paths and the new `tiles_done`.
+    fn write_work(&self, work: TileWork) -> Result<(Vec<String>, u64), LedgerError> {
+        let full_end = work.full_end;
+        let mut paths = Vec::new();
+        for (path, bytes) in work.files()? {
+            self.store.write(&path, &bytes).map_err(io_err(&path))?;
+            paths.push(path);
         }
-        Ok(())
+        Ok((paths, full_end))
     }
 
     /// What the full tiles completed since `tiles_done` need written: their tiles, the
@@ -664,8 +661,8 @@ impl Ledger {
 
     /// Record files written for the full tiles up to `full_end`: they await the next fsync, and
     /// their entries leave memory.
-    fn mark_published(d: &mut Derived, files: Vec<(String, Vec<u8>)>, full_end: u64) {
-        d.unsynced.extend(files.into_iter().map(|(path, _)| path));
+    fn mark_published(d: &mut Derived, (paths, full_end): (Vec<String>, u64)) {
+        d.unsynced.extend(paths);
         let done = full_end.saturating_sub(d.tiles_done) as usize;
         d.entries.drain(..done.min(d.entries.len()));
         d.tiles_done = full_end;
