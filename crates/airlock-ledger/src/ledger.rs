@@ -29,6 +29,11 @@ pub const WAL_FILE: &str = "wal";
 pub const CHECKPOINT_PATH: &str = "checkpoint";
 /// First line of a C2SP tlog-proof.
 pub const PROOF_HEADER: &str = "c2sp.org/tlog-proof@v1";
+/// Most entries left to a background publisher ([`Ledger::defer_publishing`]) before the
+/// committing thread publishes them itself: 64 full tiles, a few megabytes of entries kept in
+/// memory. A publisher that runs only in idle time falls this far behind only when the
+/// machine is saturated for a while.
+pub const MAX_DEFERRED: u64 = 64 * TILE_WIDTH;
 
 /// A failure of the ledger engine. Messages name files, indices and sizes, never entry
 /// contents.
@@ -235,6 +240,8 @@ pub struct Ledger {
     /// Appends leave full tiles to [`Ledger::publish`] (a background publisher) instead of
     /// writing them on the committing thread.
     deferred: AtomicBool,
+    /// `Derived::tiles_done`, readable without the lock (for the backlog check after a commit).
+    published: AtomicU64,
     recovery: Recovery,
 }
 
@@ -370,6 +377,7 @@ impl Ledger {
             }),
             publishing: Mutex::new(()),
             deferred: AtomicBool::new(false),
+            published: AtomicU64::new(keep_from),
             recovery: Recovery {
                 entries: size,
                 torn_bytes,
@@ -516,8 +524,10 @@ impl Ledger {
                 }
                 drop(q);
                 // Best effort: anything not written now is written by the next publish or
-                // checkpoint.
-                if !self.deferred.load(Ordering::Acquire) {
+                // checkpoint. A background publisher that has fallen behind is helped out.
+                if !self.deferred.load(Ordering::Acquire)
+                    || end - self.published.load(Ordering::Acquire) > MAX_DEFERRED
+                {
                     let _ = self.publish();
                 }
                 return Ok(first);
@@ -586,7 +596,9 @@ impl Ledger {
 
     /// Leave the tiles and bundles of full tiles to [`Ledger::publish`] (`true`), called by a
     /// background publisher, instead of writing them on the thread that commits a batch, so
-    /// no append waits for them. [`Ledger::checkpoint`] still publishes everything.
+    /// no append waits for them. [`Ledger::checkpoint`] still publishes everything, and a
+    /// commit that finds more than [`MAX_DEFERRED`] entries unpublished publishes them itself,
+    /// so a publisher starved of CPU never lets the entries held in memory grow unbounded.
     pub fn defer_publishing(&self, deferred: bool) {
         self.deferred.store(deferred, Ordering::Release);
     }
@@ -606,7 +618,7 @@ impl Ledger {
             }
         };
         let written = self.write_work(work)?;
-        Ledger::mark_published(&mut *lock(&self.derived)?, written);
+        self.mark_published(&mut *lock(&self.derived)?, written);
         Ok(())
     }
 
@@ -616,7 +628,7 @@ impl Ledger {
             return Ok(());
         };
         let written = self.write_work(work)?;
-        Ledger::mark_published(d, written);
+        self.mark_published(d, written);
         Ok(())
     }
 
@@ -661,11 +673,20 @@ impl Ledger {
 
     /// Record files written for the full tiles up to `full_end`: they await the next fsync, and
     /// their entries leave memory.
-    fn mark_published(d: &mut Derived, (paths, full_end): (Vec<String>, u64)) {
+    fn mark_published(&self, d: &mut Derived, (paths, full_end): (Vec<String>, u64)) {
         d.unsynced.extend(paths);
         let done = full_end.saturating_sub(d.tiles_done) as usize;
         d.entries.drain(..done.min(d.entries.len()));
         d.tiles_done = full_end;
+        self.published.store(full_end, Ordering::Release);
+    }
+
+    /// Entries durable in the WAL whose full tiles and bundles are not yet written (always
+    /// under [`TILE_WIDTH`] unless publishing is deferred).
+    pub fn unpublished(&self) -> u64 {
+        self.durable
+            .load(Ordering::Acquire)
+            .saturating_sub(self.published.load(Ordering::Acquire))
     }
 
     fn tile_of(d: &Derived, t: &TileRef) -> Result<Vec<u8>, LedgerError> {

@@ -68,7 +68,7 @@ pub use entry::{
     DisclosureInfo, Display, Encoded, Entry, EntryError, EventType, Outcome, OutcomeKind,
     PatientPseudonym, Prediction, SchemaVersion, Timestamp, patient_pseudonym,
 };
-pub use ledger::{Ledger, LedgerError, Recovery, Stats};
+pub use ledger::{Ledger, LedgerError, MAX_DEFERRED, Recovery, Stats};
 pub use merkle::{Hash, ProofError, leaf_hash, verify_consistency, verify_inclusion};
 pub use note::{Checkpoint, NoteError, SignedCheckpoint, Verifier};
 pub use search::{

@@ -672,6 +672,35 @@ fn deferred_publishing_leaves_tiles_to_the_publisher() {
 }
 
 #[test]
+fn a_publisher_that_falls_behind_is_helped_by_the_committer() {
+    // Deferred publishing with no publisher running (as when it is starved of CPU): the
+    // entries wait in memory up to MAX_DEFERRED, then the committing thread writes them.
+    let d = tempfile::tempdir().unwrap();
+    let l = Ledger::open(d.path(), ORIGIN, key()).unwrap();
+    l.defer_publishing(true);
+    let batch = |from: u64| (from..from + 256).map(entry).collect::<Vec<_>>();
+    let mut n = 0;
+    while n + 256 <= MAX_DEFERRED {
+        l.append_many(&batch(n)).unwrap();
+        n += 256;
+    }
+    assert_eq!(l.unpublished(), MAX_DEFERRED);
+    assert!(!d.path().join(tile_path(0, 0, 256)).exists());
+    l.append(&entry(n)).unwrap();
+    assert_eq!(
+        l.unpublished(),
+        1,
+        "the committer published every full tile"
+    );
+    let last = MAX_DEFERRED / 256 - 1;
+    assert!(d.path().join(tile_path(0, last, 256)).exists());
+    assert!(d.path().join(bundle_path(last, 256)).exists());
+    l.checkpoint().unwrap();
+    let r = verify_dir(d.path(), &l.verifier_key(), None).unwrap();
+    assert_eq!(r.entries, MAX_DEFERRED + 1);
+}
+
+#[test]
 fn superseded_partial_tiles_are_removed() {
     let d = tempfile::tempdir().unwrap();
     let l = filled(d.path(), 300);
