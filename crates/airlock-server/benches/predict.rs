@@ -17,7 +17,8 @@
 //! 4. the same open loop with a second version in silent mode (two ledger entries per request).
 //!
 //! Every prediction must be 200 and leave its ledger entry (checked: entries appended equals
-//! requests times versions). `AIRLOCK_BENCH_CONNS` (16), `AIRLOCK_BENCH_SECS` (5) and
+//! requests times versions), and the tile publisher, which runs in idle time, must have caught
+//! up within 5 s of the last run (checked). `AIRLOCK_BENCH_CONNS` (16), `AIRLOCK_BENCH_SECS` (5) and
 //! `AIRLOCK_BENCH_RATE` (5000) set `C`, the measured seconds and `R`; `AIRLOCK_BENCH_TRACE=DIR`
 //! writes each run's requests (send time, latency) to `DIR/run-N.tsv`.
 #![allow(
@@ -323,6 +324,12 @@ fn main() {
         report(&format!("open loop at {rate:.0}/s"), &open);
         let closed = run_scenario(&target, &sc, conns, secs).await;
         report(&format!("closed loop, {conns} conns"), &closed);
+        // The tile publisher runs in idle time: how far behind saturation left it.
+        println!(
+            "                         tile publisher (idle-time thread) behind by {} entries at the end (the committer takes over past {})",
+            state.home().ledger().unpublished(),
+            airlock_ledger::MAX_DEFERRED
+        );
         // A second version in silent mode: every request now scores two models and writes two
         // entries.
         deploy(state.home(), 2, State::Silent).await;
@@ -384,6 +391,22 @@ fn main() {
                 + (open.ledger_end - open.ledger_start)
                 + (silent.ledger_end - silent.ledger_start)
         );
+        // The idle-time publisher catches up once the load stops.
+        let ledger = state.home().ledger();
+        let caught_up = Instant::now();
+        while ledger.unpublished() >= airlock_ledger::tiles::TILE_WIDTH
+            && caught_up.elapsed().as_secs() < 5
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        println!(
+            "tile publisher: caught up to {} unpublished entries (under one tile) {:.0} ms after the last run",
+            ledger.unpublished(),
+            caught_up.elapsed().as_secs_f64() * 1e3
+        );
+        if ledger.unpublished() >= airlock_ledger::tiles::TILE_WIDTH {
+            bad.push(format!("tile publisher: {} entries unpublished 5 s after the load", ledger.unpublished()));
+        }
         let _ = stop.send(());
         let _ = server.await;
         if !bad.is_empty() {
