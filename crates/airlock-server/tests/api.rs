@@ -894,6 +894,82 @@ async fn every_request_is_in_the_ledger(db: Db) {
     );
 }
 
+both!(a_credential_in_steady_use_is_checked_again_by_one_request_at_a_time);
+async fn a_credential_in_steady_use_is_checked_again_by_one_request_at_a_time(db: Db) {
+    let ttl = std::time::Duration::from_millis(400);
+    let policy = airlock_server::IdentityPolicy {
+        credential_cache: ttl,
+        ..Default::default()
+    };
+    let Some(w) = World::with_policy(db, policy).await else {
+        return;
+    };
+    let ids = w.state.identities().clone();
+    let hammer = |ids: airlock_server::identity::Identities, token: String, run_for| async move {
+        // 32 callers at once, each about 1,000 calls a second, as the requests of a busy
+        // integration engine are.
+        let callers: Vec<_> = (0..32)
+            .map(|_| {
+                let (ids, token) = (ids.clone(), token.clone());
+                tokio::spawn(async move {
+                    let (start, mut outcomes) = (std::time::Instant::now(), Vec::new());
+                    while start.elapsed() < run_for {
+                        let a = ids.authenticate(&token, chrono::Utc::now()).await.unwrap();
+                        outcomes.push((start.elapsed(), a.is_some()));
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    }
+                    outcomes
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for c in callers {
+            all.extend(c.await.unwrap());
+        }
+        all
+    };
+    let before = ids.credential_lookups();
+    let run_for = ttl * 5;
+    let outcomes = hammer(ids.clone(), w.service_token.clone(), run_for).await;
+    let lookups = ids.credential_lookups() - before;
+    assert!(outcomes.iter().all(|(_, ok)| *ok));
+    assert!(outcomes.len() > 1000, "{} calls", outcomes.len());
+    // One lookup to start, then one refresh each half cache time: about 11. Without the
+    // refresh, every caller that found it expired asked (32 at a time, 5 times).
+    let most = 2 + (run_for.as_millis() / (ttl / 2).as_millis()) as u64;
+    assert!(
+        lookups <= most,
+        "{lookups} database lookups for {} calls in {run_for:?} (at most {most})",
+        outcomes.len()
+    );
+    // Revoked elsewhere while in steady use: the refreshes keep the answer from living past
+    // the cache time.
+    let mut tx = w
+        .state
+        .home()
+        .db()
+        .begin(&airlock_store::Scope::none())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE api_tokens SET revoked_at = $1")
+        .bind(chrono::Utc::now().to_rfc3339())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let outcomes = hammer(ids, w.service_token.clone(), ttl * 2).await;
+    let late: Vec<_> = outcomes
+        .iter()
+        .filter(|(at, ok)| *ok && *at >= ttl)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "{} calls trusted a revoked token after the cache time",
+        late.len()
+    );
+    assert!(outcomes.iter().any(|(_, ok)| !*ok));
+}
+
 both!(a_credential_revoked_elsewhere_ends_within_the_cache_time);
 async fn a_credential_revoked_elsewhere_ends_within_the_cache_time(db: Db) {
     let Some(w) = World::new(db).await else {
