@@ -255,11 +255,34 @@ impl fmt::Debug for Ledger {
     }
 }
 
+/// Asks ext2/3/4 to place directories made under `dir` (the tile tree, made on the first
+/// publish) as it places top-level ones, in another block group, by setting the directory's
+/// `FS_TOPDIR_FL` (`chattr +T`). Best effort: other file systems refuse it, and it changes
+/// nothing for a tile tree that already exists.
+///
+/// Without it the tile directories' inodes were allocated in the WAL's inode-table block (seen
+/// with `ls -i` on this machine's ext4, which has no journal there), so every tile file created
+/// dirtied the block each group commit's fdatasync writes for the WAL's own inode. In 4
+/// interleaved pairs of predict-bench runs at 5,000 requests/s, open-loop p99 went from
+/// 1.79/2.35/2.19/1.48 ms to 1.47/1.05/2.19/1.30 ms.
+fn spread_subdirectories(dir: &Path) {
+    use rustix::fs::{IFlags, ioctl_getflags, ioctl_setflags};
+    let Ok(d) = File::open(dir) else {
+        return;
+    };
+    if let Ok(flags) = ioctl_getflags(&d)
+        && !flags.contains(IFlags::TOPDIR)
+    {
+        let _ = ioctl_setflags(&d, flags | IFlags::TOPDIR);
+    }
+}
+
 impl Ledger {
     /// Open (or create) the ledger in `dir`: the WAL at `dir/wal`, tiles and the checkpoint
     /// under `dir`. `origin` names the log and its key (e.g. `airlock.example/ledger`).
     pub fn open(dir: &Path, origin: &str, signer: SigningKey) -> Result<Ledger, LedgerError> {
         fs::create_dir_all(dir).map_err(io_err(dir.display().to_string()))?;
+        spread_subdirectories(dir);
         Ledger::open_with_store(dir, Box::new(FsStore::new(dir)), origin, signer)
     }
 

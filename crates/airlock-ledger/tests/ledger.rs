@@ -701,6 +701,23 @@ fn a_publisher_that_falls_behind_is_helped_by_the_committer() {
 }
 
 #[test]
+fn the_tile_tree_is_placed_away_from_the_wal() {
+    use rustix::fs::{IFlags, ioctl_getflags};
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("ledger");
+    let l = Ledger::open(&dir, ORIGIN, key()).unwrap();
+    l.append_many(&(0..256).map(entry).collect::<Vec<_>>())
+        .unwrap();
+    assert!(dir.join(tile_path(0, 0, 256)).exists());
+    match ioctl_getflags(fs::File::open(&dir).unwrap()) {
+        // ext2/3/4: the ledger directory asks for its subdirectories (the tile tree) to be
+        // placed as top-level ones, away from the WAL's inode.
+        Ok(flags) => assert!(flags.contains(IFlags::TOPDIR), "{flags:?}"),
+        Err(e) => eprintln!("skipping: this file system has no inode flags ({e})"),
+    }
+}
+
+#[test]
 fn superseded_partial_tiles_are_removed() {
     let d = tempfile::tempdir().unwrap();
     let l = filled(d.path(), 300);
