@@ -16,6 +16,13 @@ pub trait TileStore: Send + Sync + fmt::Debug {
     fn write(&self, path: &str, data: &[u8]) -> io::Result<()>;
     /// Make the named objects, written earlier, durable.
     fn sync(&self, paths: &[String]) -> io::Result<()>;
+    /// Start writing an object written earlier to storage in the background, without waiting
+    /// and without making it durable ([`TileStore::sync`] still does): a hint, so that a busy
+    /// log's objects reach the disk as they are made rather than in the operating system's
+    /// periodic bursts. Does nothing by default.
+    fn write_behind(&self, _path: &str) -> io::Result<()> {
+        Ok(())
+    }
     /// Delete an object; deleting a missing object succeeds.
     fn delete(&self, path: &str) -> io::Result<()>;
 }
@@ -91,6 +98,19 @@ impl TileStore for FsStore {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// `POSIX_FADV_DONTNEED` on the file, which starts writeback of its dirty pages.
+    fn write_behind(&self, path: &str) -> io::Result<()> {
+        let f = File::open(self.full(path)?)?;
+        let len = f.metadata()?.len();
+        rustix::fs::fadvise(
+            &f,
+            0,
+            std::num::NonZeroU64::new(len),
+            rustix::fs::Advice::DontNeed,
+        )?;
+        Ok(())
     }
 
     fn sync(&self, paths: &[String]) -> io::Result<()> {

@@ -701,6 +701,36 @@ fn a_publisher_that_falls_behind_is_helped_by_the_committer() {
 }
 
 #[test]
+fn paced_publishing_writes_the_same_files_and_starts_their_writeback() {
+    let d = tempfile::tempdir().unwrap();
+    let l = Ledger::open(d.path(), ORIGIN, key()).unwrap();
+    l.defer_publishing(true);
+    l.append_many(&(0..600).map(entry).collect::<Vec<_>>())
+        .unwrap();
+    let started = std::time::Instant::now();
+    l.publish_paced(std::time::Duration::from_millis(5))
+        .unwrap();
+    // Two tiles and two bundles, a pause after each.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(20));
+    for t in 0..2 {
+        assert!(d.path().join(tile_path(0, t, 256)).exists(), "tile {t}");
+        assert!(d.path().join(bundle_path(t, 256)).exists(), "bundle {t}");
+    }
+    assert_eq!(l.unpublished(), 600 - 512);
+    l.checkpoint().unwrap();
+    assert_eq!(
+        verify_dir(d.path(), &l.verifier_key(), None)
+            .unwrap()
+            .entries,
+        600
+    );
+    // The hint itself: fine on a file written earlier, an error for a missing one.
+    let store = FsStore::new(d.path());
+    store.write_behind(&bundle_path(0, 256)).unwrap();
+    assert!(store.write_behind("tile/0/999").is_err());
+}
+
+#[test]
 fn the_tile_tree_is_placed_away_from_the_wal() {
     use rustix::fs::{IFlags, ioctl_getflags};
     let d = tempfile::tempdir().unwrap();

@@ -84,6 +84,10 @@ struct LedgerWriter {
     tx: std::sync::mpsc::Sender<Batch>,
 }
 
+/// The tile publisher's pause after each file it writes and starts writing to disk
+/// ([`airlock_ledger::Ledger::publish_paced`]).
+const WRITE_BEHIND_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// How long the tile publisher waits for a nudge before publishing anyway.
 const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -143,7 +147,7 @@ impl LedgerWriter {
                     if last {
                         publisher.ledger().defer_publishing(false);
                     }
-                    if let Err(err) = publisher.ledger().publish() {
+                    if let Err(err) = publisher.ledger().publish_paced(WRITE_BEHIND_PAUSE) {
                         // Not lost: the next checkpoint writes them.
                         tracing::warn!(error = %err, "publishing ledger tiles");
                     }
