@@ -100,16 +100,11 @@ impl TileStore for FsStore {
         }
     }
 
-    /// `POSIX_FADV_DONTNEED` on the file, which starts writeback of its dirty pages.
+    /// `POSIX_FADV_DONTNEED` on the whole file (no length: to its end), which starts writeback
+    /// of its dirty pages.
     fn write_behind(&self, path: &str) -> io::Result<()> {
         let f = File::open(self.full(path)?)?;
-        let len = f.metadata()?.len();
-        rustix::fs::fadvise(
-            &f,
-            0,
-            std::num::NonZeroU64::new(len),
-            rustix::fs::Advice::DontNeed,
-        )?;
+        rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed)?;
         Ok(())
     }
 

@@ -135,7 +135,7 @@ impl LedgerWriter {
                 run_in_idle_time();
                 loop {
                     // Zeros ahead of the WAL's end, so group commits overwrite existing blocks
-                    // (see `Ledger::preallocate`); checked at start, then with every tile.
+                    // (see `Ledger::preallocate`); checked at start, then with every publish.
                     if let Err(err) = publisher.ledger().preallocate() {
                         tracing::warn!(error = %err, "preallocating ledger space");
                     }
