@@ -63,6 +63,30 @@ pub struct Outcome {
     pub ledger_end: u64,
     /// Open loop: how late the pacer handed out each measured request, sorted, microseconds.
     pub pacer_late_us: Vec<u64>,
+    /// p99 latency (ms) of the requests sent in each whole [`SLICE`] of the measured window:
+    /// how much the tail moves between shorter windows of the same run.
+    pub slice_p99_ms: Vec<f64>,
+}
+
+/// The length of the slices whose p99s [`report`] shows beside the whole run's.
+pub const SLICE: Duration = Duration::from_secs(5);
+
+/// p99 (ms) of the requests in each whole `slice` of a trace of (send time, latency) in
+/// microseconds, sorted by send time; a slice with no requests is skipped.
+fn slice_p99s(trace: &[(u64, u64)], window: Duration, slice: Duration) -> Vec<f64> {
+    let slice_us = u64::try_from(slice.as_micros()).unwrap_or(u64::MAX).max(1);
+    let whole = window.as_micros() / u128::from(slice_us);
+    (0..u64::try_from(whole).unwrap_or(0))
+        .filter_map(|k| {
+            let mut lat: Vec<u64> = trace
+                .iter()
+                .filter(|(t, _)| t / slice_us == k)
+                .map(|&(_, l)| l)
+                .collect();
+            lat.sort_unstable();
+            (!lat.is_empty()).then(|| percentile_us(&lat, 0.99))
+        })
+        .collect()
 }
 
 impl Outcome {
@@ -272,18 +296,19 @@ async fn run(
         }
     }
     let ledger_after = target.state.home().ledger().size().expect("ledger size");
+    trace.sort_unstable();
     // `AIRLOCK_BENCH_TRACE=DIR`: every measured request's send time (µs after the measured
     // window opened) and latency (µs), one run per file, to see whether slow replies come
     // alone or in bursts, and at what period (a periodic burst has a periodic cause).
     if let Ok(dir) = std::env::var("AIRLOCK_BENCH_TRACE") {
         static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        trace.sort_unstable();
         let text: String = trace.iter().map(|(t, l)| format!("{t}\t{l}\n")).collect();
         let path = std::path::Path::new(&dir).join(format!("run-{n}.tsv"));
         std::fs::write(&path, text).expect("trace file");
     }
     latencies_us.sort_unstable();
+    let slice_p99_ms = slice_p99s(&trace, Duration::from_secs(secs), SLICE);
     let pacer_late_us = pacer.map(Pacer::finish).unwrap_or_default();
     Outcome {
         requests: latencies_us.len(),
@@ -299,6 +324,7 @@ async fn run(
         ledger_start,
         ledger_end: ledger_after,
         pacer_late_us,
+        slice_p99_ms,
     }
 }
 
@@ -378,6 +404,15 @@ pub fn report(name: &str, o: &Outcome) {
             o.pacer_late_ms(0.5),
             o.pacer_late_ms(0.99),
             o.pacer_late_ms(1.0),
+        );
+    }
+    if o.slice_p99_ms.len() > 1 {
+        let shown: Vec<String> = o.slice_p99_ms.iter().map(|p| format!("{p:.2}")).collect();
+        println!(
+            "{:<24} p99 of each {} s slice: {} ms",
+            "",
+            SLICE.as_secs(),
+            shown.join(", ")
         );
     }
     let per_s = o.appended() as f64 / o.elapsed.as_secs_f64();
