@@ -20,7 +20,8 @@
 //! requests times versions), and the tile publisher, which runs in idle time, must have caught
 //! up within 5 s of the last run (checked). `AIRLOCK_BENCH_CONNS` (16), `AIRLOCK_BENCH_SECS` (20)
 //! and `AIRLOCK_BENCH_RATE` (5000) set `C`, the measured seconds and `R`; `AIRLOCK_BENCH_TRACE=DIR`
-//! writes each run's requests (send time, latency) to `DIR/run-N.tsv`.
+//! writes each run's requests (send time, latency) to `DIR/run-N.tsv`, which
+//! `bench/slow_requests.py` lines up with a `perf` trace of the scheduler (its doc says how).
 //!
 //! Two floors are measured first, each for as long as a run: the disk's (back-to-back
 //! `fdatasync`) and the CPU's (a thread spinning on each core, counting the times its core was

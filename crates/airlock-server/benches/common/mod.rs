@@ -299,11 +299,25 @@ async fn run(
     trace.sort_unstable();
     // `AIRLOCK_BENCH_TRACE=DIR`: every measured request's send time (µs after the measured
     // window opened) and latency (µs), one run per file, to see whether slow replies come
-    // alone or in bursts, and at what period (a periodic burst has a periodic cause).
+    // alone or in bursts, and at what period (a periodic burst has a periodic cause). A header
+    // gives this process's id and when the window opened on `CLOCK_MONOTONIC`, the clock of
+    // `perf record -k mono`, so `bench/slow_requests.py` can line the requests up with what
+    // else ran on the machine.
     if let Ok(dir) = std::env::var("AIRLOCK_BENCH_TRACE") {
         static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        let text: String = trace.iter().map(|(t, l)| format!("{t}\t{l}\n")).collect();
+        let mono = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let opened = Duration::new(
+            u64::try_from(mono.tv_sec).unwrap_or(0),
+            u32::try_from(mono.tv_nsec).unwrap_or(0),
+        )
+        .saturating_sub(measure_from.elapsed());
+        let mut text = format!(
+            "# pid {} window_opened_monotonic_s {:.6}\n",
+            std::process::id(),
+            opened.as_secs_f64()
+        );
+        text.extend(trace.iter().map(|(t, l)| format!("{t}\t{l}\n")));
         let path = std::path::Path::new(&dir).join(format!("run-{n}.tsv"));
         std::fs::write(&path, text).expect("trace file");
     }
