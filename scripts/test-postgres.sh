@@ -3,9 +3,11 @@
 # (no SUPERUSER, no BYPASSRLS: the role row-level security binds), and print the URL to use.
 #
 #   eval "$(scripts/test-postgres.sh)"    # exports AIRLOCK_TEST_POSTGRES
+#   scripts/test-postgres.sh --stop         # stops the cluster (CI does, if it started it)
 #
 # Installs Debian's postgresql package when no server binary is found. Idempotent: a cluster
-# already running on the port is reused.
+# already running on the port is reused, and AIRLOCK_TEST_POSTGRES_STARTED says whether this
+# call started it (1) or found it running (0), so a caller stops only what it started.
 set -euo pipefail
 PORT="${AIRLOCK_PG_PORT:-55432}"
 DIR="${AIRLOCK_PG_DIR:-/tmp/airlock-pg-$PORT}"
@@ -18,6 +20,9 @@ find_bin() {
 }
 
 BIN="$(find_bin || true)"
+if [ -z "$BIN" ] && [ "${1:-}" = "--stop" ]; then
+    exit 0 # nothing installed, nothing running
+fi
 if [ -z "$BIN" ]; then
     echo "installing postgresql from Debian's packages" >&2
     export DEBIAN_FRONTEND=noninteractive
@@ -34,7 +39,17 @@ if [ "$(id -u)" -eq 0 ]; then
     RUN=(runuser -u postgres --)
 fi
 
+if [ "${1:-}" = "--stop" ]; then
+    if [ -f "$DIR/postmaster.pid" ]; then
+        "${RUN[@]}" "$BIN/pg_ctl" -D "$DIR" -m fast -w stop >/dev/null
+        echo "stopped the test cluster in $DIR" >&2
+    fi
+    exit 0
+fi
+
+STARTED=0
 if ! "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" 2>/dev/null; then
+    STARTED=1
     if [ ! -f "$DIR/PG_VERSION" ]; then
         mkdir -p "$DIR"
         [ "$(id -u)" -eq 0 ] && chown postgres "$DIR"
@@ -58,3 +73,4 @@ $$;
 SQL
 echo "export AIRLOCK_TEST_POSTGRES=postgres://airlock_test:airlock_test@127.0.0.1:$PORT/postgres"
 echo "export AIRLOCK_TEST_POSTGRES_SUPER=postgres://airlock_test_super:airlock_test_super@127.0.0.1:$PORT/postgres"
+echo "export AIRLOCK_TEST_POSTGRES_STARTED=$STARTED"
