@@ -476,13 +476,6 @@ fn record_of(features: serde_json::Map<String, Value>) -> Result<Record, ApiErro
     Ok(r)
 }
 
-fn check_mrn(mrn: &str) -> Result<(), ApiError> {
-    if mrn.is_empty() || mrn.len() > 128 || mrn.chars().any(char::is_control) {
-        return Err(ApiError::bad("patient_mrn", "must be 1 to 128 characters"));
-    }
-    Ok(())
-}
-
 /// `POST /v1/models/{name}/predict`.
 pub(crate) async fn predict(
     ctx: Ctx,
@@ -493,14 +486,13 @@ pub(crate) async fn predict(
         .map(|FastJson(t)| t)
         .map_err(crate::routes::json_rejection)?;
     let name = model_name(&name)?;
-    check_mrn(&b.patient_mrn)?;
+    let patient = crate::routes::patient(&ctx, "patient_mrn", &b.patient_mrn)?;
     let record = record_of(b.features)?;
     let deployment = ctx.state().deployment(false).await?;
     let routes = deployment.routes(name.as_str()).ok_or(ApiError::NotFound {
         what: "deployed model",
     })?;
     let key = ctx.state().pseudonym_key().expose_secret();
-    let patient = crate::routes::pseudonym(&ctx, &b.patient_mrn);
     let shown = routes.shown_for(key, &patient).ok_or(ApiError::NotFound {
         what: "deployed model",
     })?;

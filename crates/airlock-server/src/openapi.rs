@@ -303,20 +303,22 @@ fn schemas() -> Value {
         .map(|e| e.as_str())
         .collect();
     let obj = |props: Value, required: &[&str]| json!({"type": "object", "additionalProperties": false, "properties": props, "required": required});
+    // What `routes::patient` accepts: 1 to 128 characters, no control characters.
+    let mrn = json!({"type": "string", "minLength": 1, "maxLength": crate::routes::MRN_MAX, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"});
     json!({
         "Login": obj(json!({"username": {"type": "string"}, "password": {"type": "string"}, "totp": {"type": "string", "pattern": "^[0-9]{6}$"}}), &["username", "password", "totp"]),
         "NewPrincipal": obj(json!({"id": {"type": "string", "pattern": "^[A-Za-z0-9._@:-]{1,128}$"}, "kind": {"type": "string", "enum": ["user", "service"]}, "roles": {"type": "array", "items": roles, "minItems": 1}, "password": {"type": "string", "minLength": 12}}), &["id", "kind", "roles"]),
         "NewToken": obj(json!({"principal": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string", "enum": actions}, "minItems": 1}, "days": {"type": "integer", "minimum": 1, "maximum": 365}}), &["principal", "scopes", "days"]),
         "DeidRun": obj(json!({"profile": {"type": "string", "enum": API_PROFILES}, "dataset": {"type": "string", "pattern": DATASET_SPEC}, "out_dataset": {"type": "string", "pattern": DATASET_NAME}}), &["profile", "dataset", "out_dataset"]),
-        "AuditSearch": obj(json!({"actor": {"type": "string"}, "patient_mrn": {"type": "string"}, "events": {"type": "array", "items": {"type": "string", "enum": events}}, "since": {"type": "string", "format": "date-time"}, "until": {"type": "string", "format": "date-time"}, "limit": {"type": "integer", "minimum": 1, "maximum": 10000}}), &[]),
-        "Disclosures": obj(json!({"patient_mrn": {"type": "string"}}), &["patient_mrn"]),
-        "BreakGlass": obj(json!({"patient_mrn": {"type": "string"}, "reason": {"type": "string", "enum": ["emergency-treatment", "patient-unresponsive", "urgent-consult", "system-downtime"]}, "minutes": {"type": "integer", "minimum": 1, "maximum": 240}}), &["patient_mrn", "reason"]),
+        "AuditSearch": obj(json!({"actor": {"type": "string"}, "patient_mrn": mrn.clone(), "events": {"type": "array", "items": {"type": "string", "enum": events}}, "since": {"type": "string", "format": "date-time"}, "until": {"type": "string", "format": "date-time"}, "limit": {"type": "integer", "minimum": 1, "maximum": 10000}}), &[]),
+        "Disclosures": obj(json!({"patient_mrn": mrn.clone()}), &["patient_mrn"]),
+        "BreakGlass": obj(json!({"patient_mrn": mrn.clone(), "reason": {"type": "string", "enum": ["emergency-treatment", "patient-unresponsive", "urgent-consult", "system-downtime"]}, "minutes": {"type": "integer", "minimum": 1, "maximum": 240}}), &["patient_mrn", "reason"]),
         "Review": obj(json!({"outcome": {"type": "string", "enum": ["appropriate", "inappropriate"]}}), &["outcome"]),
-        "PatientLookup": obj(json!({"dataset": {"type": "string", "pattern": DATASET_SPEC}, "mrn": {"type": "string"}}), &["dataset", "mrn"]),
+        "PatientLookup": obj(json!({"dataset": {"type": "string", "pattern": DATASET_SPEC}, "mrn": mrn.clone()}), &["dataset", "mrn"]),
         "Reason": obj(json!({"reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "^[^\\x00-\\x1f]*[^\\s\\x00-\\x1f][^\\x00-\\x1f]*$"}}), &["reason"]),
         "Approve": obj(json!({"role": roles, "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "^[^\\x00-\\x1f]*[^\\s\\x00-\\x1f][^\\x00-\\x1f]*$"}}), &["role", "reason"]),
         "Deploy": obj(json!({"state": {"type": "string", "enum": ["silent", "canary", "retired"]}, "canary_percent": {"type": "number", "exclusiveMinimum": 0, "maximum": 100}, "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "^[^\\x00-\\x1f]*[^\\s\\x00-\\x1f][^\\x00-\\x1f]*$"}}), &["state", "reason"]),
-        "Predict": obj(json!({"patient_mrn": {"type": "string", "minLength": 1, "maxLength": 128}, "features": {"type": "object", "additionalProperties": {"type": ["number", "string"]}}}), &["patient_mrn", "features"]),
+        "Predict": obj(json!({"patient_mrn": mrn.clone(), "features": {"type": "object", "additionalProperties": {"type": ["number", "string"]}}}), &["patient_mrn", "features"]),
         "Override": obj(json!({"reason": {"type": "string", "enum": ["clinical-judgement", "information-not-in-model", "data-error", "model-not-applicable", "patient-preference"]}, "decision": {"type": "string", "enum": ["high-risk", "low-risk"]}}), &["reason", "decision"]),
         "Outcome": obj(json!({"label": {"type": "boolean"}}), &["label"]),
         "Error": {"type": "object", "properties": {"error": {"type": "string"}, "message": {"type": "string"}, "request_id": {"type": "string"}}, "required": ["error", "message"]},

@@ -806,6 +806,28 @@ pub(crate) fn pseudonym(ctx: &Ctx, mrn: &str) -> PatientPseudonym {
     patient_pseudonym(ctx.state().pseudonym_key().expose_secret(), mrn)
 }
 
+/// The longest medical record number a request may name, in characters.
+pub(crate) const MRN_MAX: usize = 128;
+
+/// The pseudonym of the patient a request names in `field`, once the value is checked: 1 to
+/// [`MRN_MAX`] characters, none of them control characters. (An empty one would name a
+/// patient nobody is, and a break-glass grant for it would be a grant for nobody.) The error
+/// names the field, never the value.
+pub(crate) fn patient(
+    ctx: &Ctx,
+    field: &'static str,
+    mrn: &str,
+) -> Result<PatientPseudonym, ApiError> {
+    let n = mrn.chars().count();
+    if n == 0 || n > MRN_MAX || mrn.chars().any(char::is_control) {
+        return Err(ApiError::bad(
+            field,
+            format!("must be 1 to {MRN_MAX} characters, none of them control characters"),
+        ));
+    }
+    Ok(pseudonym(ctx, mrn))
+}
+
 async fn audit_search(
     ctx: Ctx,
     body: Result<Json<SearchBody>, axum::extract::rejection::JsonRejection>,
@@ -818,7 +840,11 @@ async fn audit_search(
             .map(ActorId::new)
             .transpose()
             .map_err(|_| ApiError::bad("actor", "is not a valid actor id"))?,
-        patient: body.patient_mrn.as_deref().map(|m| pseudonym(&ctx, m)),
+        patient: body
+            .patient_mrn
+            .as_deref()
+            .map(|m| patient(&ctx, "patient_mrn", m))
+            .transpose()?,
         events: body
             .events
             .iter()
@@ -948,7 +974,7 @@ async fn audit_disclosures(
 ) -> Result<Json<Value>, ApiError> {
     ctx.authorize(Action::ReadAudit, &Resource::Audit).await?;
     let Json(body) = body.map_err(json_rejection)?;
-    let p = pseudonym(&ctx, &body.patient_mrn);
+    let p = patient(&ctx, "patient_mrn", &body.patient_mrn)?;
     let all = ctx.state().audit_search(Filter::default()).await?;
     let recs =
         airlock_ledger::disclosures(all.iter().map(|(i, e)| (*i, e)), &p, chrono::Utc::now());
@@ -996,7 +1022,7 @@ async fn break_glass(
     if !(1..=240).contains(&minutes) {
         return Err(ApiError::bad("minutes", "must be between 1 and 240"));
     }
-    let p = pseudonym(&ctx, &body.patient_mrn);
+    let p = patient(&ctx, "patient_mrn", &body.patient_mrn)?;
     ctx.authorize_with(
         Action::BreakGlass,
         &Resource::Patient {
@@ -1250,8 +1276,8 @@ async fn patient_lookup(
     let Json(body) = body.map_err(json_rejection)?;
     let (name, ver) =
         parse_version_spec(&body.dataset).map_err(|e| ApiError::bad("dataset", e.to_string()))?;
+    let p = patient(&ctx, "mrn", &body.mrn)?;
     let v = find_version(&ctx, name.as_str(), ver.map(|v| v.get())).await?;
-    let p = pseudonym(&ctx, &body.mrn);
     let grant = if ctx.purpose == Some(Purpose::Emergency) {
         active_grant(&ctx, &p).await?
     } else {

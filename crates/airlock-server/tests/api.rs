@@ -408,6 +408,49 @@ async fn break_glass_is_allowed_flagged_and_reviewed(db: Db) {
         .await;
     assert_eq!(bad.status, 400);
     assert!(!String::from_utf8_lossy(&bad.body).contains("John"));
+    // The patient must be named: 1 to 128 characters, no control characters (an empty record
+    // number would open a grant for nobody). The field is named, the value never echoed.
+    for mrn in [String::new(), "MRN-SECRET\u{7}".into(), "SECRET".repeat(22)] {
+        let bad = w
+            .as_role(
+                Role::Clinician,
+                "POST",
+                "/v1/break-glass",
+                &emergency,
+                Some(json!({"patient_mrn": mrn, "reason": "urgent-consult"})),
+            )
+            .await;
+        let text = String::from_utf8_lossy(&bad.body);
+        assert_eq!(bad.status, 400, "{text}");
+        assert!(
+            text.contains("patient_mrn") && !text.contains("SECRET"),
+            "{text}"
+        );
+    }
+    let bad = w
+        .as_role(
+            Role::Clinician,
+            "POST",
+            "/v1/patients/lookup",
+            &emergency,
+            Some(json!({"dataset": "ehr", "mrn": ""})),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(String::from_utf8_lossy(&bad.body).contains("mrn"));
+    // Characters are counted, not bytes: 128 two-byte characters are a valid record number.
+    for (n, status) in [(128, 200), (129, 400)] {
+        let r = w
+            .as_role(
+                Role::PrivacyOfficer,
+                "POST",
+                "/v1/audit/disclosures",
+                &[],
+                Some(json!({"patient_mrn": "é".repeat(n)})),
+            )
+            .await;
+        assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+    }
     let r = w
         .as_role(
             Role::Clinician,
