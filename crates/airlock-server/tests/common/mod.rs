@@ -75,6 +75,17 @@ impl Resp {
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
+
+    /// A 400 that names `field` and does not echo `value` (nothing to check when empty).
+    pub fn assert_refused(&self, field: &str, value: &str) {
+        let text = String::from_utf8_lossy(&self.body);
+        assert_eq!(self.status, 400, "{text}");
+        assert!(text.contains(field), "{field} not named: {text}");
+        assert!(
+            value.is_empty() || !text.contains(value),
+            "value echoed: {text}"
+        );
+    }
 }
 
 impl World {
