@@ -802,10 +802,6 @@ fn parse_time(field: &'static str, s: &str) -> Result<chrono::DateTime<chrono::U
         .map_err(|_| ApiError::bad(field, "must be an RFC 3339 time"))
 }
 
-pub(crate) fn pseudonym(ctx: &Ctx, mrn: &str) -> PatientPseudonym {
-    patient_pseudonym(ctx.state().pseudonym_key().expose_secret(), mrn)
-}
-
 /// The longest medical record number a request may name, in characters.
 pub(crate) const MRN_MAX: usize = 128;
 
@@ -825,7 +821,10 @@ pub(crate) fn patient(
             format!("must be 1 to {MRN_MAX} characters, none of them control characters"),
         ));
     }
-    Ok(pseudonym(ctx, mrn))
+    Ok(patient_pseudonym(
+        ctx.state().pseudonym_key().expose_secret(),
+        mrn,
+    ))
 }
 
 async fn audit_search(

@@ -75,16 +75,14 @@ pub const SLICE: Duration = Duration::from_secs(5);
 /// microseconds, sorted by send time; a slice with no requests is skipped.
 fn slice_p99s(trace: &[(u64, u64)], window: Duration, slice: Duration) -> Vec<f64> {
     let slice_us = u64::try_from(slice.as_micros()).unwrap_or(u64::MAX).max(1);
-    let whole = window.as_micros() / u128::from(slice_us);
-    (0..u64::try_from(whole).unwrap_or(0))
-        .filter_map(|k| {
-            let mut lat: Vec<u64> = trace
-                .iter()
-                .filter(|(t, _)| t / slice_us == k)
-                .map(|&(_, l)| l)
-                .collect();
+    let whole = u64::try_from(window.as_micros()).unwrap_or(u64::MAX) / slice_us;
+    trace
+        .chunk_by(|a, b| a.0 / slice_us == b.0 / slice_us)
+        .filter(|c| c[0].0 / slice_us < whole)
+        .map(|c| {
+            let mut lat: Vec<u64> = c.iter().map(|&(_, l)| l).collect();
             lat.sort_unstable();
-            (!lat.is_empty()).then(|| percentile_us(&lat, 0.99))
+            percentile_us(&lat, 0.99)
         })
         .collect()
 }
