@@ -24,8 +24,8 @@ pub enum ApiError {
     /// A malformed request; names the field.
     #[error("invalid request: `{field}` {reason}")]
     BadRequest {
-        /// The field.
-        field: &'static str,
+        /// The field (a name, a JSON path or a parameter).
+        field: std::borrow::Cow<'static, str>,
         /// What is wrong (no value).
         reason: String,
     },
@@ -67,9 +67,12 @@ impl ApiError {
     }
 
     /// A bad request naming `field`.
-    pub fn bad(field: &'static str, reason: impl Into<String>) -> Self {
+    pub fn bad(
+        field: impl Into<std::borrow::Cow<'static, str>>,
+        reason: impl Into<String>,
+    ) -> Self {
         ApiError::BadRequest {
-            field,
+            field: field.into(),
             reason: reason.into(),
         }
     }
@@ -113,10 +116,7 @@ impl From<airlock_store::StoreError> for ApiError {
             S::DatasetMismatch { .. } => ApiError::Conflict {
                 reason: e.to_string(),
             },
-            S::Id(i) => ApiError::BadRequest {
-                field: "id",
-                reason: i.to_string(),
-            },
+            S::Id(i) => ApiError::bad("id", i.to_string()),
             other => ApiError::internal(other),
         }
     }
@@ -127,14 +127,8 @@ impl From<airlock_registry::RegistryError> for ApiError {
         use airlock_registry::RegistryError as R;
         match e {
             R::NotFound { .. } => ApiError::NotFound { what: "model" },
-            R::Name { .. } | R::Ambiguous { .. } => ApiError::BadRequest {
-                field: "name",
-                reason: e.to_string(),
-            },
-            R::Model(m) => ApiError::BadRequest {
-                field: "features",
-                reason: m.to_string(),
-            },
+            R::Name { .. } | R::Ambiguous { .. } => ApiError::bad("name", e.to_string()),
+            R::Model(m) => ApiError::bad("features", m.to_string()),
             R::Duplicate { .. } | R::Transition { .. } | R::Approval { .. } => ApiError::Conflict {
                 reason: e.to_string(),
             },

@@ -101,9 +101,16 @@ pub enum IdentityError {
         /// Minimum length.
         min: usize,
     },
-    /// A request that does not fit the principal (a token for a person, MFA for a service...).
+    /// A malformed request (a password that is not UTF-8, a token with no scope...).
     #[error("{reason}")]
     Invalid {
+        /// Why.
+        reason: String,
+    },
+    /// A well-formed request that does not fit the principal as it is now (a token for a
+    /// person or a disabled service, MFA for a service...).
+    #[error("{reason}")]
+    WrongKind {
         /// Why.
         reason: String,
     },
@@ -558,7 +565,7 @@ impl Identities {
             .await?
             .ok_or_else(|| IdentityError::NotFound { id: id.to_string() })?;
         if rec.kind != "user" {
-            return Err(IdentityError::Invalid {
+            return Err(IdentityError::WrongKind {
                 reason: "services authenticate with tokens, not MFA".into(),
             });
         }
@@ -732,7 +739,7 @@ impl Identities {
                 id: principal.to_string(),
             })?;
         if rec.kind != "service" || rec.disabled {
-            return Err(IdentityError::Invalid {
+            return Err(IdentityError::WrongKind {
                 reason: "API tokens are for enabled service identities; people log in with MFA"
                     .into(),
             });
@@ -772,7 +779,7 @@ impl Identities {
             .await?
             .ok_or_else(|| IdentityError::NotFound { id: id.to_string() })?;
         if rec.kind != "service" {
-            return Err(IdentityError::Invalid {
+            return Err(IdentityError::WrongKind {
                 reason: "client certificates are for service identities".into(),
             });
         }

@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod error;
+mod extract;
 pub mod gate;
 pub mod identity;
 pub mod metrics;

@@ -19,10 +19,10 @@ use airlock_registry::serving::{self, Scored};
 use airlock_registry::{Deployment, LoadedModel, ModelName, ModelVersion, Registry, State};
 use airlock_types::{Purpose, Zone};
 use axum::Json;
-use axum::extract::Path;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::extract::{Body, Path};
 use crate::{ApiError, AppState, Ctx};
 
 /// How long a server trusts its routing table before asking the registry whether it changed
@@ -220,51 +220,6 @@ fn check_reason(r: &str) -> Result<&str, ApiError> {
     Ok(r)
 }
 
-fn body<T>(b: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(t)| t).map_err(crate::routes::json_rejection)
-}
-
-/// A JSON body for the prediction route, the busiest in the API: parsed straight into `T` when
-/// the request is well formed (`Json` tracks the path of every field it reads, for its error
-/// messages, and that costs on every request). Anything else (another content type, malformed
-/// JSON, a missing or mistyped field) goes through axum's `Json` on the same bytes, so the
-/// rejection, and its message naming the field, is the one every other route gives.
-pub(crate) struct FastJson<T>(pub T);
-
-impl<T, S> axum::extract::FromRequest<S> for FastJson<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = axum::extract::rejection::JsonRejection;
-
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = req.headers().get(axum::http::header::CONTENT_TYPE).cloned();
-        let bytes = axum::body::Bytes::from_request(req, state).await?;
-        // Stricter than `Json` (which also takes `application/*+json`): what passes here,
-        // `Json` would accept too.
-        let plain_json = content_type
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                let v = v.trim().to_ascii_lowercase();
-                v == "application/json" || v == "application/json; charset=utf-8"
-            });
-        if plain_json && let Ok(t) = serde_json::from_slice::<T>(&bytes) {
-            return Ok(FastJson(t));
-        }
-        let mut again = axum::extract::Request::new(axum::body::Body::from(bytes));
-        if let Some(v) = content_type {
-            again
-                .headers_mut()
-                .insert(axum::http::header::CONTENT_TYPE, v);
-        }
-        Json::<T>::from_request(again, state)
-            .await
-            .map(|Json(t)| FastJson(t))
-    }
-}
-
 /// `GET /v1/models`: every version the principal may read.
 pub(crate) async fn list_models(ctx: Ctx) -> Result<Json<Value>, ApiError> {
     let all = ctx.registry().list().await?;
@@ -322,9 +277,9 @@ pub(crate) async fn show_model(
 pub(crate) async fn validate(
     ctx: Ctx,
     Path((name, version)): Path<(String, String)>,
-    b: Result<Json<ReasonBody>, axum::extract::rejection::JsonRejection>,
+    b: Result<Body<ReasonBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let b = body(b)?;
+    let Body(b) = b?;
     let name = model_name(&name)?;
     let reg = ctx.registry();
     let v = reg.get(&name, &version).await?;
@@ -347,9 +302,9 @@ pub(crate) struct ApproveBody {
 pub(crate) async fn approve(
     ctx: Ctx,
     Path((name, version)): Path<(String, String)>,
-    b: Result<Json<ApproveBody>, axum::extract::rejection::JsonRejection>,
+    b: Result<Body<ApproveBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let b = body(b)?;
+    let Body(b) = b?;
     let name = model_name(&name)?;
     let reg = ctx.registry();
     let v = reg.get(&name, &version).await?;
@@ -379,9 +334,9 @@ pub(crate) struct DeployBody {
 pub(crate) async fn deploy(
     ctx: Ctx,
     Path((name, version)): Path<(String, String)>,
-    b: Result<Json<DeployBody>, axum::extract::rejection::JsonRejection>,
+    b: Result<Body<DeployBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let b = body(b)?;
+    let Body(b) = b?;
     let name = model_name(&name)?;
     let reg = ctx.registry();
     let v = reg.get(&name, &version).await?;
@@ -429,9 +384,9 @@ async fn canary_step(
 pub(crate) async fn promote(
     ctx: Ctx,
     Path(name): Path<String>,
-    b: Result<Json<ReasonBody>, axum::extract::rejection::JsonRejection>,
+    b: Result<Body<ReasonBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let b = body(b)?;
+    let Body(b) = b?;
     canary_step(ctx, name, b.reason, true).await
 }
 
@@ -439,9 +394,9 @@ pub(crate) async fn promote(
 pub(crate) async fn rollback(
     ctx: Ctx,
     Path(name): Path<String>,
-    b: Result<Json<ReasonBody>, axum::extract::rejection::JsonRejection>,
+    b: Result<Body<ReasonBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let b = body(b)?;
+    let Body(b) = b?;
     canary_step(ctx, name, b.reason, false).await
 }
 
@@ -480,11 +435,9 @@ fn record_of(features: serde_json::Map<String, Value>) -> Result<Record, ApiErro
 pub(crate) async fn predict(
     ctx: Ctx,
     Path(name): Path<String>,
-    b: Result<FastJson<PredictBody>, axum::extract::rejection::JsonRejection>,
+    b: Result<Body<PredictBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let b = b
-        .map(|FastJson(t)| t)
-        .map_err(crate::routes::json_rejection)?;
+    let Body(b) = b?;
     let name = model_name(&name)?;
     let patient = crate::routes::patient(&ctx, "patient_mrn", &b.patient_mrn)?;
     let record = record_of(b.features)?;
@@ -629,9 +582,9 @@ pub(crate) struct OverrideBody {
 pub(crate) async fn override_prediction(
     ctx: Ctx,
     Path(index): Path<u64>,
-    b: Result<Json<OverrideBody>, axum::extract::rejection::JsonRejection>,
+    b: Result<Body<OverrideBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let b = body(b)?;
+    let Body(b) = b?;
     let e = shown_prediction(&ctx, index).await?;
     let res = model_resource_of(&ctx, &e).await?;
     let patient = e.patient.clone();
@@ -686,9 +639,9 @@ pub(crate) struct OutcomeBody {
 pub(crate) async fn post_outcome(
     ctx: Ctx,
     Path(index): Path<u64>,
-    b: Result<Json<OutcomeBody>, axum::extract::rejection::JsonRejection>,
+    b: Result<Body<OutcomeBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let b = body(b)?;
+    let Body(b) = b?;
     let e = shown_prediction(&ctx, index).await?;
     let res = model_resource_of(&ctx, &e).await?;
     ctx.authorize_with(Action::Predict, &res, false, e.patient.clone())
@@ -729,73 +682,4 @@ pub(crate) async fn report(ctx: Ctx, Path(name): Path<String>) -> Result<Json<Va
         .map(|v| (v.hash.to_hex(), json!(v.state)))
         .collect();
     Ok(Json(json!({"report": c, "states": states})))
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
-
-    use axum::extract::FromRequest;
-    use axum::response::IntoResponse;
-
-    use super::*;
-
-    #[derive(Debug, PartialEq, Deserialize)]
-    struct Body {
-        patient_mrn: String,
-        n: u32,
-    }
-
-    fn request(content_type: Option<&str>, body: &str) -> axum::extract::Request {
-        let mut r = axum::extract::Request::new(axum::body::Body::from(body.to_owned()));
-        if let Some(ct) = content_type {
-            r.headers_mut().insert(
-                axum::http::header::CONTENT_TYPE,
-                axum::http::HeaderValue::from_str(ct).unwrap(),
-            );
-        }
-        r
-    }
-
-    /// `FastJson` accepts what `Json` accepts and refuses the rest with `Json`'s own rejection
-    /// (status and message).
-    #[tokio::test]
-    async fn fast_json_answers_as_json_does() {
-        let good = r#"{"patient_mrn": "M1", "n": 3}"#;
-        let cases = [
-            (Some("application/json"), good),
-            (Some("application/json; charset=utf-8"), good),
-            (Some("Application/JSON"), good),
-            (Some("application/fhir+json"), good),
-            (Some("text/plain"), good),
-            (None, good),
-            (Some("application/json"), r#"{"patient_mrn": "M1"}"#),
-            (
-                Some("application/json"),
-                r#"{"patient_mrn": "M1", "n": "three"}"#,
-            ),
-            (Some("application/json"), r#"{"patient_mrn": "M1", "n": 3"#),
-            (
-                Some("application/json"),
-                r#"{"patient_mrn": "M1", "n": 3} trailing"#,
-            ),
-            (Some("application/json"), ""),
-        ];
-        for (ct, body) in cases {
-            let fast = FastJson::<Body>::from_request(request(ct, body), &()).await;
-            let slow = Json::<Body>::from_request(request(ct, body), &()).await;
-            match (fast, slow) {
-                (Ok(FastJson(a)), Ok(Json(b))) => assert_eq!(a, b, "{ct:?} {body}"),
-                (Err(a), Err(b)) => {
-                    assert_eq!(a.body_text(), b.body_text(), "{ct:?} {body}");
-                    assert_eq!(
-                        a.into_response().status(),
-                        b.into_response().status(),
-                        "{ct:?} {body}"
-                    );
-                }
-                (a, b) => panic!("{ct:?} {body}: fast {:?}, json {:?}", a.is_ok(), b.is_ok()),
-            }
-        }
-    }
 }

@@ -21,6 +21,8 @@ pub struct Route {
     pub query: &'static [(&'static str, &'static str)],
     /// Whether the route reads the purpose-of-use header.
     pub purpose: bool,
+    /// The status of a success: 200, 201 (created), 202 (started) or 204 (no body).
+    pub success: u16,
 }
 
 const fn r(method: &'static str, path: &'static str, summary: &'static str) -> Route {
@@ -32,11 +34,14 @@ const fn r(method: &'static str, path: &'static str, summary: &'static str) -> R
         body: None,
         query: &[],
         purpose: false,
+        success: 200,
     }
 }
 
 /// What a dataset name looks like (`airlock_types::DatasetName`).
 const DATASET_NAME: &str = "^[a-z0-9][a-z0-9._-]{0,63}$";
+/// What an actor id looks like (`airlock_types::ActorId`).
+const ACTOR: &str = "^[A-Za-z0-9._@:-]{1,128}$";
 /// A dataset name with an optional `@VERSION`.
 const DATASET_SPEC: &str = "^[a-z0-9][a-z0-9._-]{0,63}(@[1-9][0-9]{0,8})?$";
 
@@ -67,7 +72,10 @@ pub const ROUTES: &[Route] = &[
             "Log in with password and TOTP; returns a session token",
         )
     },
-    r("post", "/v1/auth/logout", "End this session"),
+    Route {
+        success: 204,
+        ..r("post", "/v1/auth/logout", "End this session")
+    },
     r(
         "get",
         "/v1/auth/whoami",
@@ -80,17 +88,21 @@ pub const ROUTES: &[Route] = &[
     ),
     Route {
         body: Some("NewPrincipal"),
+        success: 201,
         ..r(
             "post",
             "/v1/users",
             "Create a user (returns the TOTP enrolment URI once) or a service",
         )
     },
-    r(
-        "post",
-        "/v1/users/{id}/disable",
-        "Disable a principal, ending its sessions and tokens",
-    ),
+    Route {
+        success: 204,
+        ..r(
+            "post",
+            "/v1/users/{id}/disable",
+            "Disable a principal, ending its sessions and tokens",
+        )
+    },
     r(
         "post",
         "/v1/users/{id}/reset-mfa",
@@ -98,13 +110,17 @@ pub const ROUTES: &[Route] = &[
     ),
     Route {
         body: Some("NewToken"),
+        success: 201,
         ..r(
             "post",
             "/v1/tokens",
             "Issue a scoped, expiring API token to a service",
         )
     },
-    r("delete", "/v1/tokens/{id}", "Revoke an API token"),
+    Route {
+        success: 204,
+        ..r("delete", "/v1/tokens/{id}", "Revoke an API token")
+    },
     r("get", "/v1/datasets", "Datasets the principal may list"),
     Route {
         query: &[("version", "integer")],
@@ -142,6 +158,7 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         body: Some("DeidRun"),
+        success: 202,
         ..r(
             "post",
             "/v1/deid-runs",
@@ -189,6 +206,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         body: Some("BreakGlass"),
         purpose: true,
+        success: 201,
         ..r(
             "post",
             "/v1/break-glass",
@@ -197,6 +215,7 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         body: Some("Review"),
+        success: 204,
         ..r(
             "post",
             "/v1/break-glass/{id}/review",
@@ -303,21 +322,28 @@ fn schemas() -> Value {
         .map(|e| e.as_str())
         .collect();
     let obj = |props: Value, required: &[&str]| json!({"type": "object", "additionalProperties": false, "properties": props, "required": required});
+    // An optional field: absent and `null` both mean "not given".
+    let nullable = |schema: Value| json!({"anyOf": [schema, {"type": "null"}]});
+    let actor = json!({"type": "string", "pattern": ACTOR});
     // What `routes::patient` accepts: 1 to 128 characters, no control characters.
     let mrn = json!({"type": "string", "minLength": 1, "maxLength": crate::routes::MRN_MAX, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"});
     json!({
         "Login": obj(json!({"username": {"type": "string"}, "password": {"type": "string"}, "totp": {"type": "string", "pattern": "^[0-9]{6}$"}}), &["username", "password", "totp"]),
-        "NewPrincipal": obj(json!({"id": {"type": "string", "pattern": "^[A-Za-z0-9._@:-]{1,128}$"}, "kind": {"type": "string", "enum": ["user", "service"]}, "roles": {"type": "array", "items": roles, "minItems": 1}, "password": {"type": "string", "minLength": 12}}), &["id", "kind", "roles"]),
-        "NewToken": obj(json!({"principal": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string", "enum": actions}, "minItems": 1}, "days": {"type": "integer", "minimum": 1, "maximum": 365}}), &["principal", "scopes", "days"]),
+        // A user has a password; a service has none (it authenticates with tokens).
+        "NewPrincipal": {"oneOf": [
+            obj(json!({"id": actor.clone(), "kind": {"const": "user"}, "roles": {"type": "array", "items": roles.clone(), "minItems": 1}, "password": {"type": "string", "minLength": crate::IdentityPolicy::default().min_password_len}}), &["id", "kind", "roles", "password"]),
+            obj(json!({"id": actor.clone(), "kind": {"const": "service"}, "roles": {"type": "array", "items": roles.clone(), "minItems": 1}, "password": {"type": "null"}}), &["id", "kind", "roles"]),
+        ]},
+        "NewToken": obj(json!({"principal": actor.clone(), "scopes": {"type": "array", "items": {"type": "string", "enum": actions}, "minItems": 1}, "days": {"type": "integer", "minimum": 1, "maximum": 365}}), &["principal", "scopes", "days"]),
         "DeidRun": obj(json!({"profile": {"type": "string", "enum": API_PROFILES}, "dataset": {"type": "string", "pattern": DATASET_SPEC}, "out_dataset": {"type": "string", "pattern": DATASET_NAME}}), &["profile", "dataset", "out_dataset"]),
-        "AuditSearch": obj(json!({"actor": {"type": "string"}, "patient_mrn": mrn.clone(), "events": {"type": "array", "items": {"type": "string", "enum": events}}, "since": {"type": "string", "format": "date-time"}, "until": {"type": "string", "format": "date-time"}, "limit": {"type": "integer", "minimum": 1, "maximum": 10000}}), &[]),
+        "AuditSearch": obj(json!({"actor": nullable(actor), "patient_mrn": nullable(mrn.clone()), "events": {"type": "array", "items": {"type": "string", "enum": events}}, "since": nullable(json!({"type": "string", "format": "date-time"})), "until": nullable(json!({"type": "string", "format": "date-time"})), "limit": nullable(json!({"type": "integer", "minimum": 1, "maximum": 10000}))}), &[]),
         "Disclosures": obj(json!({"patient_mrn": mrn.clone()}), &["patient_mrn"]),
-        "BreakGlass": obj(json!({"patient_mrn": mrn.clone(), "reason": {"type": "string", "enum": ["emergency-treatment", "patient-unresponsive", "urgent-consult", "system-downtime"]}, "minutes": {"type": "integer", "minimum": 1, "maximum": 240}}), &["patient_mrn", "reason"]),
+        "BreakGlass": obj(json!({"patient_mrn": mrn.clone(), "reason": {"type": "string", "enum": ["emergency-treatment", "patient-unresponsive", "urgent-consult", "system-downtime"]}, "minutes": nullable(json!({"type": "integer", "minimum": 1, "maximum": 240}))}), &["patient_mrn", "reason"]),
         "Review": obj(json!({"outcome": {"type": "string", "enum": ["appropriate", "inappropriate"]}}), &["outcome"]),
         "PatientLookup": obj(json!({"dataset": {"type": "string", "pattern": DATASET_SPEC}, "mrn": mrn.clone()}), &["dataset", "mrn"]),
         "Reason": obj(json!({"reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "^[^\\x00-\\x1f]*[^\\s\\x00-\\x1f][^\\x00-\\x1f]*$"}}), &["reason"]),
         "Approve": obj(json!({"role": roles, "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "^[^\\x00-\\x1f]*[^\\s\\x00-\\x1f][^\\x00-\\x1f]*$"}}), &["role", "reason"]),
-        "Deploy": obj(json!({"state": {"type": "string", "enum": ["silent", "canary", "retired"]}, "canary_percent": {"type": "number", "exclusiveMinimum": 0, "maximum": 100}, "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "^[^\\x00-\\x1f]*[^\\s\\x00-\\x1f][^\\x00-\\x1f]*$"}}), &["state", "reason"]),
+        "Deploy": obj(json!({"state": {"type": "string", "enum": ["silent", "canary", "retired"]}, "canary_percent": nullable(json!({"type": "number", "exclusiveMinimum": 0, "maximum": 100})), "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "^[^\\x00-\\x1f]*[^\\s\\x00-\\x1f][^\\x00-\\x1f]*$"}}), &["state", "reason"]),
         "Predict": obj(json!({"patient_mrn": mrn.clone(), "features": {"type": "object", "additionalProperties": {"type": ["number", "string"]}}}), &["patient_mrn", "features"]),
         "Override": obj(json!({"reason": {"type": "string", "enum": ["clinical-judgement", "information-not-in-model", "data-error", "model-not-applicable", "patient-preference"]}, "decision": {"type": "string", "enum": ["high-risk", "low-risk"]}}), &["reason", "decision"]),
         "Outcome": obj(json!({"label": {"type": "boolean"}}), &["label"]),
@@ -330,7 +356,7 @@ fn path_params(path: &str) -> Vec<Value> {
         .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
         .map(|name| {
             let schema = match name {
-                "index" => json!({"type": "integer", "minimum": 0}),
+                "index" => json!({"type": "integer", "minimum": 0, "maximum": u64::MAX}),
                 "version" => json!({"type": "string", "pattern": "^[0-9a-f]{6,64}$"}),
                 "name" => json!({"type": "string", "pattern": DATASET_NAME}),
                 "id" => json!({"type": "string", "pattern": "^[A-Za-z0-9._@:-]{1,128}$"}),
@@ -339,6 +365,35 @@ fn path_params(path: &str) -> Vec<Value> {
             json!({"name": name, "in": "path", "required": true, "schema": schema})
         })
         .collect()
+}
+
+/// Every status `route` may answer with, short of a server error.
+pub fn statuses(route: &Route) -> Vec<u16> {
+    let mut out = vec![route.success, 400];
+    if route.authenticated {
+        out.extend([401, 403, 404, 409, 422]);
+    }
+    if route.path == "/v1/auth/login" {
+        out.extend([401, 429]);
+    }
+    out
+}
+
+/// The route that answers `method` on `path` (a concrete path, query string allowed).
+pub fn route_for(method: &str, path: &str) -> Option<&'static Route> {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    ROUTES.iter().find(|r| {
+        r.method.eq_ignore_ascii_case(method) && {
+            let (mut want, mut got) = (r.path.split('/'), path.split('/'));
+            loop {
+                match (want.next(), got.next()) {
+                    (None, None) => break true,
+                    (Some(w), Some(g)) if w == g || (w.starts_with('{') && !g.is_empty()) => {}
+                    _ => break false,
+                }
+            }
+        }
+    })
 }
 
 /// The document.
@@ -360,23 +415,24 @@ pub fn document() -> Value {
         }
         let err = |d: &str| json!({"description": d, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
         let mut responses = Map::new();
-        responses.insert("200".into(), json!({"description": "OK"}));
-        responses.insert(
-            "400".into(),
-            err("Invalid request (the field is named, its value never echoed)"),
-        );
-        if route.authenticated || route.path == "/v1/auth/login" {
-            responses.insert("401".into(), err("Authentication required"));
-        }
-        if route.authenticated {
-            responses.insert(
-                "403".into(),
-                err("Denied by policy (the deciding policies are named)"),
-            );
-            responses.insert(
-                "404".into(),
-                err("Not found or not visible to this principal"),
-            );
+        for status in statuses(route) {
+            let response = match status {
+                200 => json!({"description": "OK"}),
+                201 => json!({"description": "Created"}),
+                202 => json!({"description": "Accepted: the run goes on in the background"}),
+                204 => json!({"description": "Done (no body)"}),
+                400 => err("Invalid request (the field is named, its value never echoed)"),
+                401 => err("Authentication required"),
+                403 => err("Denied by policy (the deciding policies are named)"),
+                404 => err("Not found or not visible to this principal"),
+                409 => err(
+                    "Conflicts with the current state (an existing name, a lifecycle step out of order)",
+                ),
+                422 => err("Refused by the zone rules or a gate"),
+                429 => err("Too many failed attempts: the account is locked for a while"),
+                _ => err("Error"),
+            };
+            responses.insert(status.to_string(), response);
         }
         let mut op = json!({
             "summary": route.summary,

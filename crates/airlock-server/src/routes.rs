@@ -10,7 +10,7 @@ use airlock_store::{Access, DatasetVersion, Scope, parse_version_spec};
 use airlock_types::{ActorId, Classification, DatasetName, DatasetVersionId, Purpose, Zone};
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
 
+use crate::extract::{Body, Path, Query};
 use crate::identity::IdentityError;
 use crate::{ApiError, AppState, Ctx, anonymous};
 
@@ -110,10 +111,10 @@ struct LoginBody {
 async fn login(
     State(state): State<AppState>,
     ctx_id: Option<axum::Extension<crate::ReqId>>,
-    body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Body<LoginBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     let request_id = ctx_id.map(|e| e.0.0).unwrap_or_else(crate::new_request_id);
-    let Json(body) = body.map_err(json_rejection)?;
+    let Body(body) = body?;
     let password = Secret::new(body.password.into_bytes());
     let entry = |actor: ActorId, outcome, reason: &str| {
         airlock_ledger::Entry::new(
@@ -214,19 +215,6 @@ async fn whoami(ctx: Ctx) -> Result<Json<Value>, ApiError> {
     })))
 }
 
-pub(crate) fn json_rejection(e: axum::extract::rejection::JsonRejection) -> ApiError {
-    // serde's message names the field and position, never the value.
-    let text = e.body_text();
-    let reason: String = text
-        .split(": ")
-        .last()
-        .unwrap_or("malformed JSON")
-        .chars()
-        .take(200)
-        .collect();
-    ApiError::bad("body", reason)
-}
-
 // ----------------------------------------------------------------------------- users, tokens
 
 /// Record an identity or token change made by this request.
@@ -256,6 +244,7 @@ fn identity_error(e: IdentityError) -> ApiError {
         IdentityError::WeakPassword { .. } | IdentityError::Invalid { .. } => {
             ApiError::bad("body", e.to_string())
         }
+        IdentityError::WrongKind { reason } => ApiError::Conflict { reason },
         other => ApiError::internal(other),
     }
 }
@@ -291,11 +280,11 @@ struct NewPrincipal {
 
 async fn add_user(
     ctx: Ctx,
-    body: Result<Json<NewPrincipal>, axum::extract::rejection::JsonRejection>,
+    body: Result<Body<NewPrincipal>, ApiError>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     ctx.authorize(Action::ManageUsers, &Resource::Identities)
         .await?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let Body(body) = body?;
     let id = ActorId::new(body.id).map_err(|e| ApiError::bad("id", e.to_string()))?;
     if body.roles.is_empty() {
         return Err(ApiError::bad("roles", "at least one role is required"));
@@ -377,16 +366,17 @@ async fn reset_mfa(ctx: Ctx, Path(id): Path<String>) -> Result<Json<Value>, ApiE
 struct NewToken {
     principal: String,
     scopes: Vec<Action>,
+    #[serde(deserialize_with = "crate::extract::integer")]
     days: i64,
 }
 
 async fn issue_token(
     ctx: Ctx,
-    body: Result<Json<NewToken>, axum::extract::rejection::JsonRejection>,
+    body: Result<Body<NewToken>, ApiError>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     ctx.authorize(Action::ManageTokens, &Resource::Identities)
         .await?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let Body(body) = body?;
     let principal =
         ActorId::new(body.principal).map_err(|e| ApiError::bad("principal", e.to_string()))?;
     let t = ctx
@@ -641,9 +631,9 @@ struct DeidBody {
 
 async fn start_deid(
     ctx: Ctx,
-    body: Result<Json<DeidBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Body<DeidBody>, ApiError>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(body) = body.map_err(json_rejection)?;
+    let Body(body) = body?;
     // Only the built-in profiles over the API: a path would let a request read server files.
     if !crate::openapi::API_PROFILES.contains(&body.profile.as_str()) {
         return Err(ApiError::bad(
@@ -792,7 +782,7 @@ struct SearchBody {
     since: Option<String>,
     #[serde(default)]
     until: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::optional_integer")]
     limit: Option<usize>,
 }
 
@@ -829,10 +819,10 @@ pub(crate) fn patient(
 
 async fn audit_search(
     ctx: Ctx,
-    body: Result<Json<SearchBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Body<SearchBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     ctx.authorize(Action::ReadAudit, &Resource::Audit).await?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let Body(body) = body?;
     let filter = Filter {
         actor: body
             .actor
@@ -863,7 +853,11 @@ async fn audit_search(
             .map(|s| parse_time("until", s))
             .transpose()?,
     };
-    let limit = body.limit.unwrap_or(1000).clamp(1, 10_000);
+    let limit = match body.limit {
+        None => 1000,
+        Some(n) if (1..=10_000).contains(&n) => n,
+        Some(_) => return Err(ApiError::bad("limit", "must be between 1 and 10000")),
+    };
     let hits = ctx.state().audit_search(filter).await?;
     let total = hits.len();
     let entries: Vec<Value> = hits
@@ -969,10 +963,10 @@ struct DisclosuresBody {
 
 async fn audit_disclosures(
     ctx: Ctx,
-    body: Result<Json<DisclosuresBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Body<DisclosuresBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     ctx.authorize(Action::ReadAudit, &Resource::Audit).await?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let Body(body) = body?;
     let p = patient(&ctx, "patient_mrn", &body.patient_mrn)?;
     let all = ctx.state().audit_search(Filter::default()).await?;
     let recs =
@@ -1002,15 +996,15 @@ const BREAK_GLASS_REASONS: &[&str] = &[
 struct BreakGlassBody {
     patient_mrn: String,
     reason: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::optional_integer")]
     minutes: Option<i64>,
 }
 
 async fn break_glass(
     ctx: Ctx,
-    body: Result<Json<BreakGlassBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Body<BreakGlassBody>, ApiError>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(body) = body.map_err(json_rejection)?;
+    let Body(body) = body?;
     if !BREAK_GLASS_REASONS.contains(&body.reason.as_str()) {
         return Err(ApiError::bad(
             "reason",
@@ -1144,11 +1138,11 @@ struct ReviewBody {
 async fn review_break_glass(
     ctx: Ctx,
     Path(id): Path<String>,
-    body: Result<Json<ReviewBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Body<ReviewBody>, ApiError>,
 ) -> Result<StatusCode, ApiError> {
     ctx.authorize(Action::ReviewBreakGlass, &Resource::Audit)
         .await?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let Body(body) = body?;
     let mut tx = ctx
         .home()
         .db()
@@ -1270,9 +1264,9 @@ fn references_any(v: &Value, refs: &BTreeSet<String>) -> bool {
 
 async fn patient_lookup(
     ctx: Ctx,
-    body: Result<Json<LookupBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Body<LookupBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body.map_err(json_rejection)?;
+    let Body(body) = body?;
     let (name, ver) =
         parse_version_spec(&body.dataset).map_err(|e| ApiError::bad("dataset", e.to_string()))?;
     let p = patient(&ctx, "mrn", &body.mrn)?;

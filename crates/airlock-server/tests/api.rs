@@ -435,6 +435,17 @@ async fn break_glass_is_allowed_flagged_and_reviewed(db: Db) {
     )
     .await
     .assert_refused("mrn", "");
+    // A record number sent as a JSON number is refused naming the field, and the number is
+    // not repeated (serde's own message would quote it).
+    w.as_role(
+        Role::Clinician,
+        "POST",
+        "/v1/break-glass",
+        &emergency,
+        Some(json!({"patient_mrn": 4_815_162_342_u64, "reason": "urgent-consult"})),
+    )
+    .await
+    .assert_refused("patient_mrn", "4815162342");
     // Characters are counted, not bytes: 128 two-byte characters are a valid record number.
     for (n, status) in [(128, 200), (129, 400)] {
         let r = w
@@ -528,6 +539,28 @@ async fn break_glass_is_allowed_flagged_and_reviewed(db: Db) {
         )
         .await;
     assert_eq!(svc.status, 403);
+    // JSON Schema's integers include `10.0`: the OpenAPI document allows it, so the API does.
+    let r = w
+        .as_role(
+            Role::Clinician,
+            "POST",
+            "/v1/break-glass",
+            &emergency,
+            Some(json!({"patient_mrn": w.mrn, "reason": "urgent-consult", "minutes": 10.0})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    for minutes in [json!(10.5), json!(-3), json!(1e300)] {
+        w.as_role(
+            Role::Clinician,
+            "POST",
+            "/v1/break-glass",
+            &emergency,
+            Some(json!({"patient_mrn": w.mrn, "reason": "urgent-consult", "minutes": minutes})),
+        )
+        .await
+        .assert_refused("minutes", &minutes.to_string());
+    }
 }
 
 both!(sessions_lockout_and_tokens);
@@ -635,7 +668,8 @@ async fn sessions_lockout_and_tokens(db: Db) {
             Some(json!({"principal": user_of(Role::Clinician), "scopes": ["predict"], "days": 1})),
         )
         .await;
-    assert_eq!(r.status, 400);
+    // Well formed, but it does not fit that principal: a conflict, not a bad request.
+    assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
     // Logout ends a session at once.
     let ca = w.sessions[&Role::ClinicalReviewer].clone();
     assert_eq!(
@@ -704,6 +738,72 @@ async fn sessions_lockout_and_tokens(db: Db) {
             .status,
         401
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_and_query_parameters_are_refused_like_bodies() {
+    let Some(w) = World::new(Db::Sqlite).await else {
+        return;
+    };
+    // (role, path, the parameter named, a value that must not come back)
+    let cases = [
+        (Role::Auditor, "GET", "/v1/audit/proofs/-1", "index", "-1"),
+        (
+            Role::Auditor,
+            "GET",
+            "/v1/audit/proofs/184467440737095516160",
+            "index",
+            "184467440737095516160",
+        ),
+        (
+            Role::Auditor,
+            "GET",
+            "/v1/audit/export?format=JaneDoe",
+            "format",
+            "JaneDoe",
+        ),
+        (
+            Role::Auditor,
+            "GET",
+            "/v1/audit/export?format=jsonl&format=fhir",
+            "format",
+            "",
+        ),
+        (
+            Role::PrivacyOfficer,
+            "GET",
+            "/v1/datasets/ehr?version=4294967296",
+            "version",
+            "4294967296",
+        ),
+        (
+            Role::PrivacyOfficer,
+            "GET",
+            "/v1/datasets/ehr/files/x9?version=1",
+            "index",
+            "x9",
+        ),
+        (
+            Role::Clinician,
+            "POST",
+            "/v1/predictions/-7/outcome",
+            "index",
+            "-7",
+        ),
+    ];
+    for (role, method, path, field, value) in cases {
+        let body = (method == "POST").then(|| json!({"label": true}));
+        // `call` also checks the answer is a status the OpenAPI document lists and a JSON body.
+        w.as_role(
+            role,
+            method,
+            path,
+            &[("x-purpose-of-use", "operations")],
+            body,
+        )
+        .await
+        .assert_refused(field, value);
+    }
 }
 
 both!(no_route_leaks_another_zone_or_value);

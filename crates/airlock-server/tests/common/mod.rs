@@ -283,6 +283,25 @@ impl World {
         };
         let resp = self.app.clone().oneshot(req).await.unwrap();
         let status = resp.status().as_u16();
+        // Every answer is one the OpenAPI document gives for its route, and every error is the
+        // API's JSON error (not a framework's plain text).
+        if let Some(route) = airlock_server::openapi::route_for(method, path) {
+            assert!(
+                airlock_server::openapi::statuses(route).contains(&status),
+                "{method} {path} answered {status}, which the OpenAPI document does not list"
+            );
+            if status >= 400 {
+                let ct = resp
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok());
+                assert_eq!(
+                    ct,
+                    Some("application/json"),
+                    "{method} {path} answered {status}"
+                );
+            }
+        }
         let body = resp
             .into_body()
             .collect()
