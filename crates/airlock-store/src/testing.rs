@@ -4,6 +4,10 @@
 //! (`scripts/test-postgres.sh` starts one); each call makes a fresh database so tests never see
 //! each other's rows. When the variable is unset the PostgreSQL half of a suite is skipped with
 //! a message, unless `AIRLOCK_REQUIRE_POSTGRES=1` (set by `.ci/run`) makes that a failure.
+//!
+//! A database is named after the test process (`airlock_t_<label>_<pid>_<random>`), and the first
+//! call in a process drops the databases of test processes that have ended, so a developer's
+//! cluster does not fill up run after run.
 
 use sqlx::AnyConnection;
 use sqlx::Connection;
@@ -45,10 +49,75 @@ pub async fn fresh_postgres_url(label: &str) -> Result<Option<String>, StoreErro
         rand::random::<u32>()
     );
     let mut conn = AnyConnection::connect(&base).await?;
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        drop_ended(&mut conn).await;
+    }
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await?;
     conn.close().await?;
     url.set_path(&format!("/{name}"));
     Ok(Some(url.to_string()))
+}
+
+/// Drops the test databases left by test processes that are no longer running on this machine
+/// (best effort: one that cannot be dropped, say because another role owns it, is left).
+async fn drop_ended(conn: &mut AnyConnection) {
+    use sqlx::Row;
+    let Ok(rows) =
+        sqlx::query("SELECT datname::text FROM pg_database WHERE datname LIKE 'airlock\\_t\\_%'")
+            .fetch_all(&mut *conn)
+            .await
+    else {
+        return;
+    };
+    for row in rows {
+        let Ok(name) = row.try_get::<String, _>(0) else {
+            continue;
+        };
+        if let Some(pid) = pid_of(&name)
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            // The name is one of ours (checked by `pid_of`): safe to splice.
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name}"
+            )))
+            .execute(&mut *conn)
+            .await;
+        }
+    }
+}
+
+/// The process id in a test database's name, if the name is exactly one this module makes.
+fn pid_of(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("airlock_t_")?;
+    let mut parts = rest.rsplitn(3, '_');
+    let random = parts.next()?;
+    let pid = parts.next()?;
+    let label = parts.next()?;
+    let ours = random.len() == 8
+        && random.bytes().all(|b| b.is_ascii_hexdigit())
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if ours { pid.parse().ok() } else { None }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_names_this_module_makes_give_a_pid() {
+        assert_eq!(super::pid_of("airlock_t_api_4242_0badf00d"), Some(4242));
+        assert_eq!(super::pid_of("airlock_t__4242_0badf00d"), Some(4242));
+        for other in [
+            "airlock_t_api_4242_0badf00",
+            "airlock_t_api_x42_0badf00d",
+            "airlock_t_api;drop_4242_0badf00d",
+            "airlock_prod",
+            "airlock_t_api_4242",
+        ] {
+            assert_eq!(super::pid_of(other), None, "{other}");
+        }
+    }
 }
