@@ -23,6 +23,8 @@ pub struct Route {
     pub purpose: bool,
     /// The status of a success: 200, 201 (created), 202 (started) or 204 (no body).
     pub success: u16,
+    /// The success body's schema name in `components.schemas`, where the document states it.
+    pub returns: Option<&'static str>,
 }
 
 const fn r(method: &'static str, path: &'static str, summary: &'static str) -> Route {
@@ -35,6 +37,7 @@ const fn r(method: &'static str, path: &'static str, summary: &'static str) -> R
         query: &[],
         purpose: false,
         success: 200,
+        returns: None,
     }
 }
 
@@ -66,6 +69,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         authenticated: false,
         body: Some("Login"),
+        returns: Some("Session"),
         ..r(
             "post",
             "/v1/auth/login",
@@ -280,6 +284,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         body: Some("Predict"),
         purpose: true,
+        returns: Some("Prediction"),
         ..r(
             "post",
             "/v1/models/{name}/predict",
@@ -294,6 +299,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         body: Some("Override"),
         purpose: true,
+        returns: Some("OverrideRecorded"),
         ..r(
             "post",
             "/v1/predictions/{index}/override",
@@ -303,6 +309,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         body: Some("Outcome"),
         purpose: true,
+        returns: Some("OutcomeRecorded"),
         ..r(
             "post",
             "/v1/predictions/{index}/outcome",
@@ -347,6 +354,20 @@ fn schemas() -> Value {
         "Predict": obj(json!({"patient_mrn": mrn.clone(), "features": {"type": "object", "additionalProperties": {"type": ["number", "string"]}}}), &["patient_mrn", "features"]),
         "Override": obj(json!({"reason": {"type": "string", "enum": ["clinical-judgement", "information-not-in-model", "data-error", "model-not-applicable", "patient-preference"]}, "decision": {"type": "string", "enum": ["high-risk", "low-risk"]}}), &["reason", "decision"]),
         "Outcome": obj(json!({"label": {"type": "boolean"}}), &["label"]),
+        "Session": obj(json!({"token": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"}, "idle_timeout_seconds": {"type": "integer", "minimum": 0}}), &["token", "expires_at", "idle_timeout_seconds"]),
+        "Prediction": obj(json!({
+            "prediction_id": {"type": "integer", "minimum": 0, "description": "The ledger index of the prediction's entry: overrides and outcomes name it"},
+            "model": {"type": "string"},
+            "version": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "SHA-256 of the model version's package"},
+            "state": {"type": "string", "enum": ["canary", "production"], "description": "The lifecycle state of the version that answered"},
+            "score": {"type": "number", "minimum": 0, "maximum": 1, "description": "The predicted probability"},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            "features": {"type": "array", "items": {"type": "string"}, "description": "The features the model used, by name"},
+            "display": {"const": "shown"},
+            "silent_versions_logged": {"type": "integer", "minimum": 0, "description": "Silent versions that scored the same request (logged, never returned)"},
+        }), &["prediction_id", "model", "version", "state", "score", "confidence", "features", "display", "silent_versions_logged"]),
+        "OverrideRecorded": obj(json!({"override_id": {"type": "integer", "minimum": 0}, "prediction_id": {"type": "integer", "minimum": 0}, "reason": {"type": "string"}, "decision": {"type": "string", "enum": ["high-risk", "low-risk"]}}), &["override_id", "prediction_id", "reason", "decision"]),
+        "OutcomeRecorded": obj(json!({"prediction_id": {"type": "integer", "minimum": 0}, "recorded": {"const": true}}), &["prediction_id", "recorded"]),
         "Error": {"type": "object", "properties": {"error": {"type": "string"}, "message": {"type": "string"}, "request_id": {"type": "string"}}, "required": ["error", "message"]},
     })
 }
@@ -417,6 +438,10 @@ pub fn document() -> Value {
         let mut responses = Map::new();
         for status in statuses(route) {
             let response = match status {
+                200 | 201 if route.returns.is_some() => json!({
+                    "description": if status == 200 { "OK" } else { "Created" },
+                    "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", route.returns.unwrap_or_default())}}},
+                }),
                 200 => json!({"description": "OK"}),
                 201 => json!({"description": "Created"}),
                 202 => json!({"description": "Accepted: the run goes on in the background"}),

@@ -285,7 +285,8 @@ impl World {
         let status = resp.status().as_u16();
         // Every answer is one the OpenAPI document gives for its route, and every error is the
         // API's JSON error (not a framework's plain text).
-        if let Some(route) = airlock_server::openapi::route_for(method, path) {
+        let route = airlock_server::openapi::route_for(method, path);
+        if let Some(route) = route {
             assert!(
                 airlock_server::openapi::statuses(route).contains(&status),
                 "{method} {path} answered {status}, which the OpenAPI document does not list"
@@ -309,6 +310,25 @@ impl World {
             .unwrap()
             .to_bytes()
             .to_vec();
+        // A success body the document describes must fit its schema.
+        if let Some(name) = route
+            .filter(|r| r.success == status)
+            .and_then(|r| r.returns)
+        {
+            let doc = airlock_server::openapi::document();
+            let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let mut errors = Vec::new();
+            conforms(
+                &doc["components"]["schemas"][name],
+                &value,
+                "$",
+                &mut errors,
+            );
+            assert!(
+                errors.is_empty(),
+                "{method} {path}: the body does not fit `{name}`: {errors:?}"
+            );
+        }
         Resp { status, body }
     }
 
@@ -326,5 +346,89 @@ impl World {
 
     pub fn ledger_size(&self) -> u64 {
         self.state.home().ledger().size().unwrap()
+    }
+}
+
+/// Checks `value` against the JSON Schema subset the OpenAPI document uses (type, enum, const,
+/// minimum, maximum, properties, required, additionalProperties: false, items, anyOf, oneOf),
+/// pushing the path of each misfit onto `errors`.
+pub fn conforms(schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
+    let fits = |s: &Value| {
+        let mut e = Vec::new();
+        conforms(s, value, at, &mut e);
+        e.is_empty()
+    };
+    if let Some(any) = schema["anyOf"].as_array()
+        && !any.iter().any(fits)
+    {
+        errors.push(format!("{at}: fits no anyOf branch"));
+    }
+    if let Some(one) = schema["oneOf"].as_array()
+        && one.iter().filter(|s| fits(s)).count() != 1
+    {
+        errors.push(format!("{at}: does not fit exactly one oneOf branch"));
+    }
+    if let Some(c) = schema.get("const")
+        && c != value
+    {
+        errors.push(format!("{at}: not the constant {c}"));
+    }
+    if let Some(e) = schema["enum"].as_array()
+        && !e.contains(value)
+    {
+        errors.push(format!("{at}: not one of {e:?}"));
+    }
+    let type_ok = |t: &str| match t {
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "null" => value.is_null(),
+        _ => false,
+    };
+    let typed = match &schema["type"] {
+        Value::String(t) => type_ok(t),
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(type_ok),
+        _ => true,
+    };
+    if !typed {
+        errors.push(format!("{at}: not of type {}", schema["type"]));
+        return;
+    }
+    if let (Some(min), Some(v)) = (schema["minimum"].as_f64(), value.as_f64())
+        && v < min
+    {
+        errors.push(format!("{at}: below {min}"));
+    }
+    if let (Some(max), Some(v)) = (schema["maximum"].as_f64(), value.as_f64())
+        && v > max
+    {
+        errors.push(format!("{at}: above {max}"));
+    }
+    if let Some(obj) = value.as_object() {
+        let props = schema["properties"].as_object();
+        for req in schema["required"].as_array().into_iter().flatten() {
+            if let Some(k) = req.as_str()
+                && !obj.contains_key(k)
+            {
+                errors.push(format!("{at}.{k}: required, missing"));
+            }
+        }
+        for (k, v) in obj {
+            match props.and_then(|p| p.get(k)) {
+                Some(s) => conforms(s, v, &format!("{at}.{k}"), errors),
+                None if schema["additionalProperties"] == Value::Bool(false) => {
+                    errors.push(format!("{at}.{k}: not in the schema"));
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Some(items), Some(arr)) = (schema.get("items"), value.as_array()) {
+        for (i, v) in arr.iter().enumerate() {
+            conforms(items, v, &format!("{at}[{i}]"), errors);
+        }
     }
 }
