@@ -34,8 +34,7 @@ where
                 let template = parts
                     .extensions
                     .get::<axum::extract::MatchedPath>()
-                    .map(|m| m.as_str().to_owned())
-                    .unwrap_or_default();
+                    .map_or("", axum::extract::MatchedPath::as_str);
                 let params: Vec<&str> = template
                     .split('/')
                     .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
@@ -231,7 +230,7 @@ fn name(key: &str, fallback: &'static str) -> Cow<'static, str> {
 /// (`invalid type: integer`), the wanted part (from our own types) is kept whole. Field names
 /// that serde quotes (`missing field`, `unknown field`, `duplicate field`) are kept when they
 /// look like field names. Anything else quoted is dropped.
-pub(crate) fn scrub(message: &str) -> String {
+fn scrub(message: &str) -> String {
     let message: String = message.chars().take(400).collect();
     let (given, wanted) = match message.split_once(", expected ") {
         Some((given, wanted)) => (given, Some(wanted)),

@@ -333,6 +333,8 @@ fn schemas() -> Value {
     let nullable = |schema: Value| json!({"anyOf": [schema, {"type": "null"}]});
     let actor = json!({"type": "string", "pattern": ACTOR});
     // What `routes::patient` accepts: 1 to 128 characters, no control characters.
+    // A free-text reason on one line: 1 to 500 characters, not all blank (`models::check_reason`).
+    let reason = json!({"type": "string", "minLength": 1, "maxLength": 500, "pattern": "^[^\\x00-\\x1f]*[^\\s\\x00-\\x1f][^\\x00-\\x1f]*$"});
     let mrn = json!({"type": "string", "minLength": 1, "maxLength": crate::routes::MRN_MAX, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"});
     json!({
         "Login": obj(json!({"username": {"type": "string"}, "password": {"type": "string"}, "totp": {"type": "string", "pattern": "^[0-9]{6}$"}}), &["username", "password", "totp"]),
@@ -348,9 +350,9 @@ fn schemas() -> Value {
         "BreakGlass": obj(json!({"patient_mrn": mrn.clone(), "reason": {"type": "string", "enum": ["emergency-treatment", "patient-unresponsive", "urgent-consult", "system-downtime"]}, "minutes": nullable(json!({"type": "integer", "minimum": 1, "maximum": 240}))}), &["patient_mrn", "reason"]),
         "Review": obj(json!({"outcome": {"type": "string", "enum": ["appropriate", "inappropriate"]}}), &["outcome"]),
         "PatientLookup": obj(json!({"dataset": {"type": "string", "pattern": DATASET_SPEC}, "mrn": mrn.clone()}), &["dataset", "mrn"]),
-        "Reason": obj(json!({"reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "^[^\\x00-\\x1f]*[^\\s\\x00-\\x1f][^\\x00-\\x1f]*$"}}), &["reason"]),
-        "Approve": obj(json!({"role": roles, "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "^[^\\x00-\\x1f]*[^\\s\\x00-\\x1f][^\\x00-\\x1f]*$"}}), &["role", "reason"]),
-        "Deploy": obj(json!({"state": {"type": "string", "enum": ["silent", "canary", "retired"]}, "canary_percent": nullable(json!({"type": "number", "exclusiveMinimum": 0, "maximum": 100})), "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "^[^\\x00-\\x1f]*[^\\s\\x00-\\x1f][^\\x00-\\x1f]*$"}}), &["state", "reason"]),
+        "Reason": obj(json!({"reason": reason.clone()}), &["reason"]),
+        "Approve": obj(json!({"role": roles, "reason": reason.clone()}), &["role", "reason"]),
+        "Deploy": obj(json!({"state": {"type": "string", "enum": ["silent", "canary", "retired"]}, "canary_percent": nullable(json!({"type": "number", "exclusiveMinimum": 0, "maximum": 100})), "reason": reason.clone()}), &["state", "reason"]),
         "Predict": obj(json!({"patient_mrn": mrn.clone(), "features": {"type": "object", "additionalProperties": {"type": ["number", "string"]}}}), &["patient_mrn", "features"]),
         "Override": obj(json!({"reason": {"type": "string", "enum": ["clinical-judgement", "information-not-in-model", "data-error", "model-not-applicable", "patient-preference"]}, "decision": {"type": "string", "enum": ["high-risk", "low-risk"]}}), &["reason", "decision"]),
         "Outcome": obj(json!({"label": {"type": "boolean"}}), &["label"]),
@@ -437,24 +439,24 @@ pub fn document() -> Value {
         let err = |d: &str| json!({"description": d, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
         let mut responses = Map::new();
         for status in statuses(route) {
-            let response = match status {
-                200 | 201 if route.returns.is_some() => json!({
+            let response = match (status, route.returns) {
+                (200 | 201, Some(body)) => json!({
                     "description": if status == 200 { "OK" } else { "Created" },
-                    "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", route.returns.unwrap_or_default())}}},
+                    "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}},
                 }),
-                200 => json!({"description": "OK"}),
-                201 => json!({"description": "Created"}),
-                202 => json!({"description": "Accepted: the run goes on in the background"}),
-                204 => json!({"description": "Done (no body)"}),
-                400 => err("Invalid request (the field is named, its value never echoed)"),
-                401 => err("Authentication required"),
-                403 => err("Denied by policy (the deciding policies are named)"),
-                404 => err("Not found or not visible to this principal"),
-                409 => err(
+                (200, None) => json!({"description": "OK"}),
+                (201, None) => json!({"description": "Created"}),
+                (202, _) => json!({"description": "Accepted: the run goes on in the background"}),
+                (204, _) => json!({"description": "Done (no body)"}),
+                (400, _) => err("Invalid request (the field is named, its value never echoed)"),
+                (401, _) => err("Authentication required"),
+                (403, _) => err("Denied by policy (the deciding policies are named)"),
+                (404, _) => err("Not found or not visible to this principal"),
+                (409, _) => err(
                     "Conflicts with the current state (an existing name, a lifecycle step out of order)",
                 ),
-                422 => err("Refused by the zone rules or a gate"),
-                429 => err("Too many failed attempts: the account is locked for a while"),
+                (422, _) => err("Refused by the zone rules or a gate"),
+                (429, _) => err("Too many failed attempts: the account is locked for a while"),
                 _ => err("Error"),
             };
             responses.insert(status.to_string(), response);

@@ -315,7 +315,9 @@ impl World {
             .filter(|r| r.success == status)
             .and_then(|r| r.returns)
         {
-            let doc = airlock_server::openapi::document();
+            // Built once per test binary.
+            static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+            let doc = DOC.get_or_init(airlock_server::openapi::document);
             let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let mut errors = Vec::new();
             conforms(
