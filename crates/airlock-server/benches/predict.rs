@@ -383,6 +383,20 @@ fn idle_poll_us() -> u64 {
     total
 }
 
+/// The server's ledger group commits between two snapshots of its histogram (warm-up
+/// included): how many, their mean, and how many took over 2 and 5 ms. A commit over 2 ms holds
+/// every request queued behind it past the target.
+fn print_commits(before: &airlock_server::Histogram, after: &airlock_server::Histogram) {
+    let n = after.count() - before.count();
+    let over = |ms: f64| after.over(ms / 1e3).unwrap_or(0) - before.over(ms / 1e3).unwrap_or(0);
+    println!(
+        "                         ledger group commits meanwhile: {n}, mean {:.3} ms; {} over 2 ms, {} over 5 ms",
+        (after.sum_secs() - before.sum_secs()) * 1e3 / n.max(1) as f64,
+        over(2.0),
+        over(5.0)
+    );
+}
+
 fn main() {
     common::init_tracing();
     let conns = usize::try_from(env_or("AIRLOCK_BENCH_CONNS", 16).max(1)).unwrap();
@@ -454,8 +468,10 @@ fn main() {
         // The target rate next, on a quiet machine (a saturating run leaves the disk with
         // writeback that would land in the next run's tail).
         let (polled_us, began) = (idle_poll_us(), Instant::now());
+        let commits = state.metrics().commits().unwrap();
         let open = run_open_loop(&target, &sc, conns, rate, secs).await;
         report(&format!("open loop at {rate:.0}/s"), &open);
+        print_commits(&commits, &state.metrics().commits().unwrap());
         let polled_us = idle_poll_us().saturating_sub(polled_us);
         if polled_us > 0 {
             println!(
@@ -476,8 +492,10 @@ fn main() {
         deploy(state.home(), 2, State::Silent).await;
         state.deployment(true).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let commits = state.metrics().commits().unwrap();
         let silent = run_open_loop(&target, &sc, conns, rate, secs).await;
         report(&format!("+1 silent at {rate:.0}/s"), &silent);
+        print_commits(&commits, &state.metrics().commits().unwrap());
         // The server's own view (the request middleware's histogram): time inside the server,
         // without the client or the TLS records on the wire.
         for line in state.metrics().render().lines() {

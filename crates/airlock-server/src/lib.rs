@@ -43,7 +43,7 @@ use axum::response::Response;
 
 pub use error::ApiError;
 pub use identity::{Authenticated, Identities, IdentityError, IdentityPolicy, Via};
-pub use metrics::Metrics;
+pub use metrics::{Histogram, Metrics};
 
 /// The header that carries the purpose of use.
 pub const PURPOSE_HEADER: &str = "x-purpose-of-use";
@@ -123,7 +123,7 @@ fn run_in_idle_time() {
 }
 
 impl LedgerWriter {
-    fn start(home: Home) -> Result<LedgerWriter, ApiError> {
+    fn start(home: Home, metrics: Arc<Metrics>) -> Result<LedgerWriter, ApiError> {
         let (tx, rx) = std::sync::mpsc::channel::<Batch>();
         let (nudge, nudged) = std::sync::mpsc::channel::<()>();
         let publisher = home.clone();
@@ -180,7 +180,11 @@ impl LedgerWriter {
                         entries.extend(e);
                     }
                     let n_ent = entries.len();
+                    let began = std::time::Instant::now();
                     let result = home.ledger().append_encoded(entries);
+                    if result.is_ok() {
+                        metrics.commit(n_ent, began.elapsed());
+                    }
                     if let Ok(first) = &result
                         && *first / PUBLISH_BATCH != (*first + n_ent as u64) / PUBLISH_BATCH
                     {
@@ -224,7 +228,7 @@ struct StateInner {
     home: Home,
     authz: Authorizer,
     identities: Identities,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     pseudonym_key: Secret,
     models: models::ModelCache,
     onnx: std::sync::OnceLock<Arc<dyn airlock_registry::OnnxRuntime>>,
@@ -249,14 +253,15 @@ impl AppState {
             policy,
         )
         .map_err(ApiError::internal)?;
+        let metrics = Arc::new(Metrics::default());
         Ok(AppState {
             inner: Arc::new(StateInner {
-                writer: LedgerWriter::start(home.clone())?,
+                writer: LedgerWriter::start(home.clone(), Arc::clone(&metrics))?,
                 audit: std::sync::Mutex::new(AuditIndex::default()),
                 home,
                 authz,
                 identities,
-                metrics: Metrics::default(),
+                metrics,
                 pseudonym_key: key,
                 models: models::ModelCache::default(),
                 onnx: std::sync::OnceLock::new(),

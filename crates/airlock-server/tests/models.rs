@@ -355,7 +355,34 @@ async fn lifecycle_over_the_api(db: Db) {
             .status,
         200
     );
+    // `/metrics` counts the ledger's group commits and the entries they made durable: both of
+    // a prediction's entries (shown and silent), as many as the ledger grew by.
+    let metric = |text: &str, name: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(&format!("{name} ")));
+        line.and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+    };
+    let metrics = || async {
+        String::from_utf8(w.call("GET", "/metrics", None, &[], None).await.body).unwrap()
+    };
+    let (text, size) = (metrics().await, w.ledger_size());
+    let (commits, entries) = (
+        metric(&text, "airlock_ledger_commit_seconds_count"),
+        metric(&text, "airlock_ledger_committed_entries_total"),
+    );
+    assert!(
+        commits >= 1 && entries >= commits && entries <= size,
+        "{commits} {entries} {size}"
+    );
     let r = predict(&w, Role::Clinician, "MRN-A").await;
+    let text = metrics().await;
+    assert!(metric(&text, "airlock_ledger_commit_seconds_count") > commits);
+    assert_eq!(
+        metric(&text, "airlock_ledger_committed_entries_total") - entries,
+        2
+    );
+    assert_eq!(w.ledger_size() - size, 2);
+    assert!(!text.contains("MRN-A"));
     assert_eq!(r.json()["version"], v1.as_str());
     assert_eq!(r.json()["silent_versions_logged"], 1);
     let shown_id = r.json()["prediction_id"].as_u64().unwrap();
