@@ -31,6 +31,10 @@
 //! on how many of those land in it. The default 20-second runs (100,000 requests at 5,000/s)
 //! average them out; each run also shows the p99 of each 5-second slice, to show the spread.
 //!
+//! After each open loop it prints the server's ledger group commits meanwhile (from its
+//! `airlock_ledger_commit_seconds` histogram): how many, their mean, and how many took over 2
+//! and 5 ms. Each of those holds every request queued behind it.
+//!
 //! It also prints how idle CPUs wait (cpuidle's driver and, on a KVM guest, `haltpoll`'s
 //! `guest_halt_poll_ns`) and, where they poll, the vCPU time polling took during the open loop.
 //! This VM ships with 0: an idle vCPU halts at once, and the disk's completion interrupt then
