@@ -80,7 +80,7 @@ async fn deployment(dir: &Path) -> Home {
     )
     .await
     .unwrap();
-    airlock_server::gate::run_gate(
+    airlock_service::gate::run_gate(
         &home,
         "safe-harbor",
         "ehr",

@@ -3,6 +3,7 @@
 //! request id, and the details go to the server log (which never carries PHI either: store and
 //! engine errors name files, fields and positions only).
 
+use airlock_service::ServiceError;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -50,6 +51,12 @@ pub enum ApiError {
     /// Too many failures: the account is locked for a while.
     #[error("account temporarily locked")]
     Locked,
+    /// Too many attempts from this source.
+    #[error("too many attempts; retry in {} s", retry_after.as_secs().max(1))]
+    Throttled {
+        /// How long until one more attempt is allowed (sent as `Retry-After`).
+        retry_after: std::time::Duration,
+    },
     /// Anything else; the detail is logged, not returned.
     #[error("internal error")]
     Internal {
@@ -86,7 +93,7 @@ impl ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Locked => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Locked | ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,56 +107,38 @@ impl ApiError {
             ApiError::Conflict { .. } => "conflict",
             ApiError::Refused { .. } => "refused",
             ApiError::Locked => "locked",
+            ApiError::Throttled { .. } => "throttled",
             ApiError::Internal { .. } => "internal",
         }
     }
 }
 
-impl From<airlock_store::StoreError> for ApiError {
-    fn from(e: airlock_store::StoreError) -> Self {
-        use airlock_store::StoreError as S;
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
         match e {
-            S::NotFound { .. } => ApiError::NotFound { what: "dataset" },
-            S::Zone(z) => ApiError::Refused {
-                reason: z.to_string(),
-            },
-            S::DatasetMismatch { .. } => ApiError::Conflict {
-                reason: e.to_string(),
-            },
-            S::Id(i) => ApiError::bad("id", i.to_string()),
+            ServiceError::Unauthenticated => ApiError::Unauthenticated,
+            ServiceError::Forbidden { reason } => ApiError::Forbidden { reason },
+            ServiceError::Invalid { field, reason } => ApiError::BadRequest { field, reason },
+            ServiceError::NotFound { what } => ApiError::NotFound { what },
+            ServiceError::Conflict { reason } => ApiError::Conflict { reason },
+            ServiceError::Refused { reason } => ApiError::Refused { reason },
+            ServiceError::Locked => ApiError::Locked,
+            ServiceError::Throttled { retry_after } => ApiError::Throttled { retry_after },
+            ServiceError::Internal { detail } => ApiError::Internal { detail },
             other => ApiError::internal(other),
         }
     }
 }
 
-impl From<airlock_registry::RegistryError> for ApiError {
-    fn from(e: airlock_registry::RegistryError) -> Self {
-        use airlock_registry::RegistryError as R;
+/// A request refused by the HTTP layer (a body that did not parse) handed to an operation that
+/// decides before it looks at the body: it stays the same refusal.
+impl From<ApiError> for ServiceError {
+    fn from(e: ApiError) -> Self {
         match e {
-            R::NotFound { .. } => ApiError::NotFound { what: "model" },
-            R::Name { .. } | R::Ambiguous { .. } => ApiError::bad("name", e.to_string()),
-            R::Model(m) => ApiError::bad("features", m.to_string()),
-            R::Duplicate { .. } | R::Transition { .. } | R::Approval { .. } => ApiError::Conflict {
-                reason: e.to_string(),
-            },
-            R::Tampered { .. } | R::Zone(_) | R::Unsupported { .. } => ApiError::Refused {
-                reason: e.to_string(),
-            },
-            R::Store(s) => ApiError::from(s),
-            other => ApiError::internal(other),
+            ApiError::BadRequest { field, reason } => ServiceError::Invalid { field, reason },
+            ApiError::NotFound { what } => ServiceError::NotFound { what },
+            other => ServiceError::internal(other),
         }
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        ApiError::internal(format!("metadata store: {e}"))
-    }
-}
-
-impl From<airlock_ledger::LedgerError> for ApiError {
-    fn from(e: airlock_ledger::LedgerError) -> Self {
-        ApiError::internal(format!("ledger: {e}"))
     }
 }
 
@@ -169,6 +158,13 @@ impl IntoResponse for ApiError {
             Json(json!({"error": self.code(), "message": message})),
         )
             .into_response();
+        if let ApiError::Throttled { retry_after } = &self
+            && let Ok(v) =
+                axum::http::HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
+        {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

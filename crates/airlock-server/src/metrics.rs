@@ -110,6 +110,17 @@ impl Default for Metrics {
     }
 }
 
+/// The application reports its commits and decisions here.
+impl airlock_service::Observer for Metrics {
+    fn commit(&self, entries: usize, took: Duration) {
+        Metrics::commit(self, entries, took);
+    }
+
+    fn decision(&self, action: &'static str, allowed: bool) {
+        Metrics::decision(self, action, if allowed { "allow" } else { "deny" });
+    }
+}
+
 impl Metrics {
     /// Record one request.
     pub fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {

@@ -50,7 +50,7 @@ const DATASET_SPEC: &str = "^[a-z0-9][a-z0-9._-]{0,63}(@[1-9][0-9]{0,8})?$";
 
 /// The de-identification profiles a run started over the API may name: the built-in ones
 /// (a path would let a request read files on the server).
-pub use airlock_deid::BUILTIN_PROFILES as API_PROFILES;
+pub use airlock_service::deid_runs::REMOTE_PROFILES as API_PROFILES;
 
 /// Every route the server answers.
 pub const ROUTES: &[Route] = &[
@@ -335,7 +335,7 @@ fn schemas() -> Value {
     // What `routes::patient` accepts: 1 to 128 characters, no control characters.
     // A free-text reason on one line: 1 to 500 characters, not all blank (`models::check_reason`).
     let reason = json!({"type": "string", "minLength": 1, "maxLength": 500, "pattern": "^[^\\x00-\\x1f]*[^\\s\\x00-\\x1f][^\\x00-\\x1f]*$"});
-    let mrn = json!({"type": "string", "minLength": 1, "maxLength": crate::routes::MRN_MAX, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"});
+    let mrn = json!({"type": "string", "minLength": 1, "maxLength": airlock_types::Mrn::MAX_CHARS, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"});
     json!({
         "Login": obj(json!({"username": {"type": "string"}, "password": {"type": "string"}, "totp": {"type": "string", "pattern": "^[0-9]{6}$"}}), &["username", "password", "totp"]),
         // A user has a password; a service has none (it authenticates with tokens).
@@ -501,16 +501,4 @@ pub fn document() -> Value {
             "schemas": schemas(),
         },
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn api_profiles_are_built_in() {
-        for p in API_PROFILES {
-            assert!(airlock_deid::Profile::builtin(p).is_ok(), "{p}");
-        }
-    }
 }

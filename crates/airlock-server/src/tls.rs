@@ -1,11 +1,13 @@
 //! HTTPS only: rustls (TLS 1.2 and 1.3, ring provider) with the deployment's certificate, made
 //! at `init` and sealed in the keyring, or one configured by the operator.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
@@ -126,24 +128,112 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, TlsError> {
         .map_err(|source| TlsError::Bind { addr, source })
 }
 
-/// Serve `app` over TLS on `listener` until `shutdown` resolves.
+/// What one server lets its clients hold: time and connections. Every limit bounds what an
+/// unauthenticated client can take before it has said who it is.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections open at once; the next waits in the kernel's backlog until one closes.
+    pub max_connections: usize,
+    /// The TLS handshake must complete within this.
+    pub handshake: Duration,
+    /// Each request's headers must arrive within this; on a kept-alive connection it also
+    /// bounds the idle wait for the next request (hyper starts the timer when it starts
+    /// waiting for a request).
+    pub headers: Duration,
+    /// A request's body must arrive whole within this, counted from its headers.
+    pub body: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            handshake: Duration::from_secs(10),
+            headers: Duration::from_secs(30),
+            body: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The client's address, as a request extension (for per-source limits and summaries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// Logs a repeated error at most once a second, with how many were held back: at the file
+/// descriptor limit `accept` fails as fast as it is called, and one line per failure wrote
+/// hundreds of megabytes a minute.
+#[derive(Debug, Default)]
+struct Throttled {
+    last: Option<std::time::Instant>,
+    held: u64,
+}
+
+impl Throttled {
+    fn warn(&mut self, what: &str, error: &std::io::Error) {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            self.held += 1;
+            return;
+        }
+        tracing::warn!(error = %error, held_back = self.held, "{what}");
+        self.last = Some(now);
+        self.held = 0;
+    }
+}
+
+/// Serve `app` over TLS on `listener` until `shutdown` resolves, with the default [`Limits`].
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
+    serve_with(listener, tls, app, shutdown, Limits::default()).await;
+}
+
+/// Serve `app` over TLS on `listener` until `shutdown` resolves, within `limits`.
+pub async fn serve_with(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    limits: Limits,
+) {
     let acceptor = TlsAcceptor::from(tls);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let mut errors = Throttled::default();
+    let mut backoff = Duration::ZERO;
     tokio::pin!(shutdown);
     loop {
+        // A slot first: at the limit, new connections wait in the backlog, not in memory.
+        let slot = tokio::select! {
+            s = Arc::clone(&slots).acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             () = &mut shutdown => break,
         };
-        let (tcp, _peer) = match accepted {
-            Ok(x) => x,
+        let (tcp, peer_addr) = match accepted {
+            Ok(x) => {
+                backoff = Duration::ZERO;
+                x
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
+                // Out of descriptors (EMFILE, ENFILE) or memory: accepting again at once fails
+                // again at once. Back off, doubling up to a second, until one succeeds.
+                errors.warn("accept failed; backing off", &e);
+                backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = &mut shutdown => break,
+                }
                 continue;
             }
         };
@@ -151,10 +241,15 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {
-            let stream = match acceptor.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
+            let _slot = slot;
+            let stream = match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
                     tracing::debug!(error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake timed out");
                     return;
                 }
             };
@@ -167,18 +262,72 @@ pub async fn serve(
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let app = app.clone();
-                    let mut req = req.map(axum::body::Body::new);
+                    let mut req = req.map(|b| axum::body::Body::new(Deadline::new(b, limits.body)));
+                    req.extensions_mut().insert(PeerAddr(peer_addr));
                     if let Some(p) = &peer {
                         req.extensions_mut().insert(p.clone());
                     }
                     async move { app.oneshot(req).await }
                 });
-            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(limits.headers);
+            if let Err(e) = http.serve_connection(TokioIo::new(stream), service).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
+    }
+}
+
+/// A request body that must arrive whole before a deadline: a client that sends its body a
+/// byte at a time holds a connection and a task for as long as it likes otherwise.
+struct Deadline<B> {
+    inner: B,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> Deadline<B> {
+    fn new(inner: B, limit: Duration) -> Self {
+        Deadline {
+            inner,
+            sleep: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+}
+
+/// The body did not arrive in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+struct BodyTimeout;
+
+impl<B> hyper::body::Body for Deadline<B>
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(f) => Poll::Ready(f.map(|r| r.map_err(Into::into))),
+            Poll::Pending => match this.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout)))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -605,7 +605,7 @@ async fn changes_made_elsewhere_reach_the_routing_table(db: Db) {
         }
         assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
         assert!(
-            start.elapsed() < 10 * airlock_server::models::RELOAD_INTERVAL,
+            start.elapsed() < 10 * airlock_service::models::RELOAD_INTERVAL,
             "the deployment made elsewhere never reached the server"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -25,6 +25,14 @@ pub enum IdError {
     /// A dataset version id that is not a positive integer.
     #[error("invalid dataset version: expected a positive integer")]
     DatasetVersion,
+    /// A value of `kind` that breaks `rule` (the value itself is never quoted).
+    #[error("invalid {kind}: {rule}")]
+    Invalid {
+        /// What kind of value.
+        kind: &'static str,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
 }
 
 /// The name of a dataset: short, lowercase, safe in paths and URLs.

@@ -9,5 +9,5 @@ pub mod phi;
 pub mod zone;
 
 pub use ids::{ActorId, ContentHash, DatasetName, DatasetVersionId, IdError, RequestId};
-pub use phi::Phi;
+pub use phi::{Mrn, Phi};
 pub use zone::{Classification, Gate, Purpose, Zone, ZoneError};

@@ -308,7 +308,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         let state = airlock_server::AppState::new(
             home.clone(),
             airlock_authz::Authorizer::new()?,
-            airlock_server::IdentityPolicy::default(),
+            airlock_service::IdentityPolicy::default(),
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .with_onnx(std::sync::Arc::new(airlock_onnx::TractRuntime))
@@ -339,7 +339,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 return serde_json::Value::Null;
             };
             let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
-            serde_json::json!({"username": user, "password": pw, "totp": airlock_server::totp::code_at(secret.expose_secret(), now)})
+            serde_json::json!({"username": user, "password": pw, "totp": airlock_service::totp::code_at(secret.expose_secret(), now)})
         };
         let mut c =
             airlock_server::client::Client::connect(addr, "localhost", client_tls.clone()).await?;

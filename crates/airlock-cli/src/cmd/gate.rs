@@ -1,5 +1,5 @@
 //! `airlock deid --home ...`: the de-identification gate from the command line. The gate
-//! itself lives in `airlock_server::gate`, shared with the API.
+//! itself lives in `airlock_service::gate`, shared with the API.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,16 +27,16 @@ pub struct GateRequest {
     pub allow_quarantine: bool,
 }
 
-pub use airlock_server::gate::GateOutcome;
+pub use airlock_service::gate::GateOutcome;
 
-/// Run the gate inside an open home (see [`airlock_server::gate::run_gate`]).
+/// Run the gate inside an open home (see [`airlock_service::gate::run_gate`]).
 pub async fn run_gate(
     home: &Home,
     profile_spec: &str,
     dataset: &str,
     out_dataset: &DatasetName,
 ) -> anyhow::Result<GateOutcome> {
-    Ok(airlock_server::gate::run_gate(home, profile_spec, dataset, out_dataset).await?)
+    Ok(airlock_service::gate::run_gate(home, profile_spec, dataset, out_dataset).await?)
 }
 
 /// `airlock deid --home ...`.

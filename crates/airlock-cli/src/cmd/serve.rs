@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use airlock_authz::{Action, Authorizer, PolicyMode, Role};
 use airlock_crypto::Secret;
 use airlock_ledger::{EventType, OutcomeKind};
-use airlock_server::{AppState, Identities, IdentityPolicy};
+use airlock_server::AppState;
+use airlock_service::{Identities, IdentityPolicy};
 use airlock_store::Home;
 use airlock_types::{ActorId, Zone};
 use anyhow::Context;
@@ -398,10 +399,10 @@ pub fn totp(a: TotpArgs) -> anyhow::Result<ExitCode> {
         Some((_, rest)) => rest.split('&').next().unwrap_or(""),
         None => line,
     };
-    let secret = airlock_server::totp::base32_decode(b32)
+    let secret = airlock_service::totp::base32_decode(b32)
         .filter(|s| !s.is_empty())
         .context("the file holds no base32 TOTP secret")?;
     let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
-    println!("{}", airlock_server::totp::code_at(&secret, now));
+    println!("{}", airlock_service::totp::code_at(&secret, now));
     Ok(ExitCode::SUCCESS)
 }

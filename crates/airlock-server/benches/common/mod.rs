@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use airlock_authz::Role;
 use airlock_crypto::Secret;
+use airlock_server::AppState;
 use airlock_server::client::Client;
-use airlock_server::{AppState, totp};
+use airlock_service::totp;
 use airlock_types::ActorId;
 use serde_json::{Value, json};
 

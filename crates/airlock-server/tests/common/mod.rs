@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use airlock_authz::{Action, Authorizer, Role};
 use airlock_crypto::{KdfParams, Secret};
-use airlock_server::{AppState, IdentityPolicy, app, totp};
+use airlock_server::{AppState, IdentityPolicy, app};
+use airlock_service::totp;
 use airlock_store::{Home, IngestRequest, InitOptions, Passphrase};
 use airlock_types::{ActorId, Classification, DatasetName, Zone};
 use axum::Router;
@@ -178,7 +179,7 @@ impl World {
         )
         .await
         .unwrap();
-        airlock_server::gate::run_gate(
+        airlock_service::gate::run_gate(
             &home,
             "safe-harbor",
             "ehr",
@@ -186,7 +187,7 @@ impl World {
         )
         .await
         .unwrap();
-        airlock_server::gate::run_gate(
+        airlock_service::gate::run_gate(
             &home,
             "limited-data-set",
             "ehr",

@@ -46,6 +46,10 @@ pub struct IdentityPolicy {
     /// or logging out through this server forgets every cached credential at once; a change
     /// made by another process (the CLI) takes effect within this time.
     pub credential_cache: std::time::Duration,
+    /// Password checks one source address may start at once...
+    pub login_burst: u32,
+    /// ...and per second after that (Argon2id costs tens of milliseconds of CPU each).
+    pub login_per_second: f64,
 }
 
 impl Default for IdentityPolicy {
@@ -58,6 +62,8 @@ impl Default for IdentityPolicy {
             min_password_len: 12,
             max_token_days: 365,
             credential_cache: std::time::Duration::from_secs(1),
+            login_burst: 20,
+            login_per_second: 1.0,
         }
     }
 }
@@ -310,6 +316,13 @@ fn parse_roles(s: &str) -> Vec<Role> {
     s.split(',').filter_map(|r| r.parse().ok()).collect()
 }
 
+/// Ids the ledger uses for principals nobody logs in as: a person or service created with one
+/// could pass for them in the record.
+fn is_reserved(id: &ActorId) -> bool {
+    let s = id.as_str().to_ascii_lowercase();
+    s == "anonymous" || s == "local-operator" || s.starts_with("operator:")
+}
+
 fn hash_password(password: &str) -> Result<String, IdentityError> {
     let salt_bytes: [u8; 16] = rand::random();
     let salt = SaltString::encode_b64(&salt_bytes).map_err(|_| IdentityError::Seal)?;
@@ -456,6 +469,11 @@ impl Identities {
         password_hash: Option<&str>,
         totp_secret: Option<&str>,
     ) -> Result<(), IdentityError> {
+        if is_reserved(id) {
+            return Err(IdentityError::Invalid {
+                reason: format!("`{id}` is reserved for the deployment's own records"),
+            });
+        }
         let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
         let exists: Option<String> = sqlx::query_scalar("SELECT id FROM principals WHERE id = $1")
             .bind(id.as_str())
@@ -615,6 +633,9 @@ impl Identities {
         if let Some(until) = locked_until.as_deref().and_then(parse_time)
             && until > now
         {
+            // Same work as a real check: a locked account must not answer faster than a live
+            // one (the caller answers both alike, so neither says the name exists).
+            let _ = password_matches(pw, &self.dummy_hash);
             return Err(IdentityError::Locked {
                 id,
                 until: now_text(until),

@@ -1,0 +1,104 @@
+//! `/v1/auth/*`, `/v1/users`, `/v1/tokens`: sessions, principals and API tokens.
+
+use airlock_crypto::Secret;
+use airlock_service::accounts::{
+    CreatedPrincipal, IssuedToken, MfaReset, NewPrincipal, NewToken, Session, WhoAmI,
+};
+use airlock_service::identity::PrincipalRecord;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::{Deserialize, Serialize};
+
+use super::parsed;
+use crate::extract::{Body, Path};
+use crate::{ApiError, AppState, Ctx, ReqId};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LoginBody {
+    username: String,
+    password: String,
+    totp: String,
+}
+
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    id: Option<axum::Extension<ReqId>>,
+    peer: Option<axum::Extension<crate::tls::PeerAddr>>,
+    body: Result<Body<LoginBody>, ApiError>,
+) -> Result<Json<Session>, ApiError> {
+    let request_id = id.map(|e| e.0.0).unwrap_or_else(crate::new_request_id);
+    let Body(body) = body?;
+    let password = Secret::new(body.password.into_bytes());
+    Ok(Json(
+        state
+            .service()
+            .login(
+                request_id,
+                peer.map(|p| p.0.0.ip()),
+                &body.username,
+                &password,
+                &body.totp,
+            )
+            .await?,
+    ))
+}
+
+pub(crate) async fn logout(ctx: Ctx, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    ctx.logout(bearer).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn whoami(ctx: Ctx) -> Result<Json<WhoAmI>, ApiError> {
+    Ok(Json(ctx.whoami().await?))
+}
+
+#[derive(Serialize)]
+pub(crate) struct Principals {
+    principals: Vec<PrincipalRecord>,
+}
+
+pub(crate) async fn list_users(ctx: Ctx) -> Result<Json<Principals>, ApiError> {
+    Ok(Json(Principals {
+        principals: ctx.principals().await?,
+    }))
+}
+
+pub(crate) async fn add_user(
+    ctx: Ctx,
+    body: Result<Body<NewPrincipal>, ApiError>,
+) -> Result<(StatusCode, Json<CreatedPrincipal>), ApiError> {
+    let created = ctx.add_principal(parsed(body)).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+pub(crate) async fn disable_user(ctx: Ctx, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    ctx.disable_principal(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn reset_mfa(
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Json<MfaReset>, ApiError> {
+    Ok(Json(ctx.reset_mfa(&id).await?))
+}
+
+pub(crate) async fn issue_token(
+    ctx: Ctx,
+    body: Result<Body<NewToken>, ApiError>,
+) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
+    let issued = ctx.issue_token(parsed(body)).await?;
+    Ok((StatusCode::CREATED, Json(issued)))
+}
+
+pub(crate) async fn revoke_token(ctx: Ctx, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    ctx.revoke_token(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

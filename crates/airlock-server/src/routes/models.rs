@@ -1,0 +1,99 @@
+//! `/v1/models`, `/v1/predictions`: the model lifecycle, predictions, overrides, outcomes and
+//! the silent-mode report.
+
+use airlock_registry::ApprovalOutcome;
+use airlock_service::models::{
+    ApproveBody, DeployBody, ModelDetail, ModelList, OutcomeBody, OutcomeRecorded, Overridden,
+    OverrideBody, PredictBody, Prediction, ReasonBody, Report, Transitions, Validated,
+};
+use axum::Json;
+
+use crate::extract::{Body, Path};
+use crate::{ApiError, Ctx};
+
+pub(crate) async fn list(ctx: Ctx) -> Result<Json<ModelList>, ApiError> {
+    Ok(Json(ctx.models().await?))
+}
+
+pub(crate) async fn show(
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> Result<Json<ModelDetail>, ApiError> {
+    Ok(Json(ctx.model(&name).await?))
+}
+
+pub(crate) async fn validate(
+    ctx: Ctx,
+    Path((name, version)): Path<(String, String)>,
+    b: Result<Body<ReasonBody>, ApiError>,
+) -> Result<Json<Validated>, ApiError> {
+    let Body(b) = b?;
+    Ok(Json(ctx.validate_model(&name, &version, b).await?))
+}
+
+pub(crate) async fn approve(
+    ctx: Ctx,
+    Path((name, version)): Path<(String, String)>,
+    b: Result<Body<ApproveBody>, ApiError>,
+) -> Result<Json<ApprovalOutcome>, ApiError> {
+    let Body(b) = b?;
+    Ok(Json(ctx.approve_model(&name, &version, b).await?))
+}
+
+pub(crate) async fn deploy(
+    ctx: Ctx,
+    Path((name, version)): Path<(String, String)>,
+    b: Result<Body<DeployBody>, ApiError>,
+) -> Result<Json<Transitions>, ApiError> {
+    let Body(b) = b?;
+    Ok(Json(ctx.deploy_model(&name, &version, b).await?))
+}
+
+pub(crate) async fn promote(
+    ctx: Ctx,
+    Path(name): Path<String>,
+    b: Result<Body<ReasonBody>, ApiError>,
+) -> Result<Json<Transitions>, ApiError> {
+    let Body(b) = b?;
+    Ok(Json(ctx.promote_model(&name, b).await?))
+}
+
+pub(crate) async fn rollback(
+    ctx: Ctx,
+    Path(name): Path<String>,
+    b: Result<Body<ReasonBody>, ApiError>,
+) -> Result<Json<Transitions>, ApiError> {
+    let Body(b) = b?;
+    Ok(Json(ctx.rollback_model(&name, b).await?))
+}
+
+pub(crate) async fn predict(
+    ctx: Ctx,
+    Path(name): Path<String>,
+    b: Result<Body<PredictBody>, ApiError>,
+) -> Result<Json<Prediction>, ApiError> {
+    let Body(b) = b?;
+    Ok(Json(ctx.predict(&name, b).await?))
+}
+
+pub(crate) async fn override_prediction(
+    ctx: Ctx,
+    Path(index): Path<u64>,
+    b: Result<Body<OverrideBody>, ApiError>,
+) -> Result<Json<Overridden>, ApiError> {
+    let Body(b) = b?;
+    Ok(Json(ctx.override_prediction(index, b).await?))
+}
+
+pub(crate) async fn outcome(
+    ctx: Ctx,
+    Path(index): Path<u64>,
+    b: Result<Body<OutcomeBody>, ApiError>,
+) -> Result<Json<OutcomeRecorded>, ApiError> {
+    let Body(b) = b?;
+    Ok(Json(ctx.post_outcome(index, b).await?))
+}
+
+pub(crate) async fn report(ctx: Ctx, Path(name): Path<String>) -> Result<Json<Report>, ApiError> {
+    Ok(Json(ctx.model_report(&name).await?))
+}

@@ -1,0 +1,392 @@
+//! People and services as the API and the CLI manage them: login and logout with their ledger
+//! entries, who am I, principals and API tokens (each change a `config-change` entry).
+
+use airlock_authz::{Action, PrincipalKind, Resource, Role};
+use airlock_crypto::Secret;
+use airlock_ledger::{Entry, EventType, OutcomeKind, Timestamp};
+use airlock_types::{ActorId, RequestId, Zone};
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{IdentityError, PrincipalRecord};
+use crate::{Caller, LedgerResource, Service, ServiceError, anonymous};
+
+/// A new login session: the bearer value is shown once.
+#[derive(Serialize)]
+pub struct Session {
+    /// The bearer token.
+    pub token: String,
+    /// Absolute expiry (RFC 3339).
+    pub expires_at: String,
+    /// Seconds of inactivity that end the session.
+    pub idle_timeout_seconds: i64,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// Check a password and TOTP code; on success a session, and a `login` entry either way.
+    /// A typed name is recorded only when it names a principal (it could be anything, a
+    /// patient's name included).
+    pub async fn login(
+        &self,
+        request_id: RequestId,
+        source: Option<std::net::IpAddr>,
+        username: &str,
+        password: &Secret,
+        totp: &str,
+    ) -> Result<Session, ServiceError> {
+        self.admit_login(source).await?;
+        let entry = |actor: ActorId, outcome, reason: &str| {
+            Entry::new(
+                Timestamp::now(),
+                actor,
+                EventType::Login,
+                Zone::Clinical,
+                request_id.clone(),
+                outcome,
+            )
+            .with_reason(reason.to_string())
+        };
+        let (actor, outcome, reason, result) = match self
+            .identities()
+            .login(username, password, totp, chrono::Utc::now())
+            .await
+        {
+            Ok((actor, session)) => (
+                actor,
+                OutcomeKind::Success,
+                "password and TOTP",
+                Ok(Session {
+                    token: session.bearer(),
+                    expires_at: session.expires_at,
+                    idle_timeout_seconds: self.identities().policy().idle_timeout.num_seconds(),
+                }),
+            ),
+            Err(IdentityError::BadCredentials) => (
+                ActorId::new(username).unwrap_or_else(|_| anonymous()),
+                OutcomeKind::Failure,
+                "invalid credentials",
+                Err(ServiceError::Unauthenticated),
+            ),
+            Err(IdentityError::UnknownPrincipal) => (
+                anonymous(),
+                OutcomeKind::Failure,
+                "invalid credentials (unknown principal)",
+                Err(ServiceError::Unauthenticated),
+            ),
+            // Answered as a wrong password: a distinct answer would say the name exists, and
+            // would tell whoever locked the account that it worked. The ledger knows.
+            Err(IdentityError::Locked { id, .. }) => (
+                ActorId::new(id).unwrap_or_else(|_| anonymous()),
+                OutcomeKind::Failure,
+                "account locked",
+                Err(ServiceError::Unauthenticated),
+            ),
+            Err(e) => return Err(ServiceError::internal(e)),
+        };
+        self.append(vec![entry(actor, outcome, reason)]).await?;
+        result
+    }
+}
+
+/// Who the caller is, as the policy sees them.
+#[derive(Debug, Serialize)]
+pub struct WhoAmI {
+    /// The principal.
+    pub id: ActorId,
+    /// Person or service.
+    pub kind: PrincipalKind,
+    /// Roles held.
+    pub roles: Vec<Role>,
+    /// Whether a second factor was presented.
+    pub mfa: bool,
+    /// The zones whose data this principal may see at all.
+    pub zones: Vec<Zone>,
+}
+
+/// What kind of principal to create.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum NewKind {
+    /// A person: password and TOTP.
+    User,
+    /// A program: API tokens or a client certificate.
+    Service,
+}
+
+/// A principal to create.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPrincipal {
+    /// Its id.
+    pub id: String,
+    /// Person or service.
+    pub kind: NewKind,
+    /// The roles it holds (at least one).
+    pub roles: Vec<Role>,
+    /// A person's initial password.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for NewPrincipal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewPrincipal")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A created principal; a person's authenticator enrolment is shown once.
+#[derive(Debug, Serialize)]
+pub struct CreatedPrincipal {
+    /// Its id.
+    pub id: ActorId,
+    /// `user` or `service`.
+    pub kind: &'static str,
+    /// `otpauth://` for a person's authenticator app.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otpauth_uri: Option<String>,
+}
+
+/// A new MFA enrolment for a principal.
+#[derive(Debug, Serialize)]
+pub struct MfaReset {
+    /// The principal.
+    pub id: ActorId,
+    /// `otpauth://` for the authenticator app.
+    pub otpauth_uri: String,
+}
+
+/// An API token to issue.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// The service it authenticates.
+    pub principal: String,
+    /// The actions it may be used for.
+    pub scopes: Vec<Action>,
+    /// Lifetime in days.
+    #[serde(deserialize_with = "crate::json::integer")]
+    pub days: i64,
+}
+
+/// An issued API token: the bearer value is shown once.
+#[derive(Serialize)]
+pub struct IssuedToken {
+    /// The token's id (for revocation).
+    pub id: String,
+    /// The bearer value.
+    pub token: String,
+    /// Absolute expiry (RFC 3339).
+    pub expires_at: String,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("id", &self.id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Caller {
+    /// End this caller's session (`bearer` is the session token presented).
+    pub async fn logout(&self, bearer: Option<&str>) -> Result<(), ServiceError> {
+        if let Some(t) = bearer {
+            self.service()
+                .identities()
+                .logout(t)
+                .await
+                .map_err(ServiceError::internal)?;
+        }
+        self.audit(
+            self.entry(EventType::Login, Zone::Clinical, OutcomeKind::Success)
+                .with_reason("logout"),
+        )
+        .await
+    }
+
+    /// Who the caller is.
+    pub async fn whoami(&self) -> Result<WhoAmI, ServiceError> {
+        self.audit(
+            self.entry(EventType::Access, Zone::Clinical, OutcomeKind::Success)
+                .with_resource(LedgerResource::Myself),
+        )
+        .await?;
+        Ok(WhoAmI {
+            id: self.who.principal.id.clone(),
+            kind: self.who.principal.kind,
+            roles: self.who.principal.roles.clone(),
+            mfa: self.who.mfa,
+            zones: Zone::ALL
+                .into_iter()
+                .filter(|z| self.home().scope().contains(*z))
+                .collect(),
+        })
+    }
+
+    /// Record an identity or token change made by this request.
+    async fn config_change(
+        &self,
+        resource: LedgerResource,
+        reason: impl Into<String>,
+    ) -> Result<(), ServiceError> {
+        self.audit(
+            self.entry(
+                EventType::ConfigChange,
+                Zone::Clinical,
+                OutcomeKind::Success,
+            )
+            .with_resource(resource)
+            .with_reason(reason),
+        )
+        .await
+    }
+
+    /// Every principal, without secrets.
+    pub async fn principals(&self) -> Result<Vec<PrincipalRecord>, ServiceError> {
+        self.authorize(Action::ManageUsers, &Resource::Identities)
+            .await?;
+        Ok(self.service().identities().list().await?)
+    }
+
+    /// Create a person or a service. The request is decided before its body is looked at
+    /// (`body` may be a refusal of the parser), so an unauthorized caller learns nothing from
+    /// the validation.
+    pub async fn add_principal(
+        &self,
+        body: Result<NewPrincipal, ServiceError>,
+    ) -> Result<CreatedPrincipal, ServiceError> {
+        self.authorize(Action::ManageUsers, &Resource::Identities)
+            .await?;
+        let body = body?;
+        let id = ActorId::new(body.id).map_err(|e| ServiceError::invalid("id", e.to_string()))?;
+        if body.roles.is_empty() {
+            return Err(ServiceError::invalid(
+                "roles",
+                "at least one role is required",
+            ));
+        }
+        let ids = self.service().identities();
+        let by = self.who.principal.id.clone();
+        let out = match body.kind {
+            NewKind::User => {
+                let pw = body
+                    .password
+                    .ok_or_else(|| ServiceError::invalid("password", "is required for a user"))?;
+                let e = ids
+                    .add_user(&by, &id, &body.roles, &Secret::new(pw.into_bytes()))
+                    .await?;
+                CreatedPrincipal {
+                    id: id.clone(),
+                    kind: "user",
+                    otpauth_uri: Some(e.otpauth_uri),
+                }
+            }
+            NewKind::Service => {
+                if body.password.is_some() {
+                    return Err(ServiceError::invalid(
+                        "password",
+                        "services authenticate with tokens",
+                    ));
+                }
+                ids.add_service(&by, &id, &body.roles).await?;
+                CreatedPrincipal {
+                    id: id.clone(),
+                    kind: "service",
+                    otpauth_uri: None,
+                }
+            }
+        };
+        let roles = body.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>();
+        self.config_change(
+            LedgerResource::Principal(id),
+            format!("principal created with roles {}", roles.join(",")),
+        )
+        .await?;
+        Ok(out)
+    }
+
+    /// Disable a principal: its sessions and tokens end.
+    pub async fn disable_principal(&self, id: &str) -> Result<(), ServiceError> {
+        self.authorize(Action::ManageUsers, &Resource::Identities)
+            .await?;
+        let id = principal_id(id)?;
+        self.service().identities().disable(&id).await?;
+        self.config_change(
+            LedgerResource::Principal(id),
+            "principal disabled; sessions and tokens ended",
+        )
+        .await
+    }
+
+    /// A new TOTP secret for a person; their sessions end.
+    pub async fn reset_mfa(&self, id: &str) -> Result<MfaReset, ServiceError> {
+        self.authorize(Action::ManageUsers, &Resource::Identities)
+            .await?;
+        let id = principal_id(id)?;
+        let e = self.service().identities().reset_mfa(&id).await?;
+        self.config_change(
+            LedgerResource::Principal(id.clone()),
+            "MFA reset; sessions ended",
+        )
+        .await?;
+        Ok(MfaReset {
+            id,
+            otpauth_uri: e.otpauth_uri,
+        })
+    }
+
+    /// Issue a scoped, expiring API token to a service (decided before `body` is looked at).
+    pub async fn issue_token(
+        &self,
+        body: Result<NewToken, ServiceError>,
+    ) -> Result<IssuedToken, ServiceError> {
+        self.authorize(Action::ManageTokens, &Resource::Identities)
+            .await?;
+        let body = body?;
+        let principal = ActorId::new(body.principal)
+            .map_err(|e| ServiceError::invalid("principal", e.to_string()))?;
+        let t = self
+            .service()
+            .identities()
+            .issue_token(&principal, &body.scopes, body.days)
+            .await?;
+        self.config_change(
+            LedgerResource::Token(t.id.clone()),
+            format!("API token issued to {principal}, expires {}", t.expires_at),
+        )
+        .await?;
+        Ok(IssuedToken {
+            token: t.bearer(),
+            id: t.id,
+            expires_at: t.expires_at,
+        })
+    }
+
+    /// Revoke an API token by id.
+    pub async fn revoke_token(&self, id: &str) -> Result<(), ServiceError> {
+        self.authorize(Action::ManageTokens, &Resource::Identities)
+            .await?;
+        if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ServiceError::NotFound { what: "token" });
+        }
+        self.service().identities().revoke_token(id).await?;
+        self.config_change(LedgerResource::Token(id.to_string()), "API token revoked")
+            .await
+    }
+}
+
+fn principal_id(id: &str) -> Result<ActorId, ServiceError> {
+    ActorId::new(id).map_err(|_| ServiceError::NotFound { what: "principal" })
+}

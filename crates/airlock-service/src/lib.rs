@@ -1,0 +1,210 @@
+//! Airlock's application layer: what the CLI and the HTTPS API both call.
+//!
+//! A [`Service`] holds a deployment ([`Home`]), the policy engine, the identity store, the one
+//! ledger writer every caller appends through, and the loaded models. A [`Caller`] is one
+//! request's authorization context: who (authenticated, with how), why (purpose of use), under
+//! which request id; operations take it as a value, ask the policy through
+//! [`Caller::authorize`] (which records the decision before anything is read) and return typed
+//! outputs and [`ServiceError`]s. Nothing here speaks HTTP or writes to a terminal.
+//!
+//! Where PHI is unwrapped: a record number ([`airlock_types::Mrn`]) travels inside
+//! [`airlock_types::Phi`] from the request to two places only, [`Service::pseudonym`] (the
+//! ledger's keyed pseudonym) and [`Caller::lookup`] (matching a FHIR `Patient.identifier`).
+
+pub mod accounts;
+pub mod audit;
+pub mod break_glass;
+mod caller;
+pub mod datasets;
+pub mod deid_runs;
+pub mod error;
+pub mod gate;
+pub mod identity;
+pub mod json;
+pub mod ledger;
+pub mod models;
+pub mod patients;
+pub mod resource;
+mod throttle;
+pub mod totp;
+
+use std::sync::Arc;
+
+use airlock_authz::Authorizer;
+use airlock_crypto::Secret;
+use airlock_ledger::{Entry, PatientPseudonym};
+use airlock_store::Home;
+use airlock_types::{Mrn, Phi};
+
+pub use caller::{Caller, Trace, anonymous};
+pub use error::ServiceError;
+pub use identity::{Authenticated, Identities, IdentityError, IdentityPolicy, Via};
+pub use ledger::{NoObserver, Observer};
+pub use resource::LedgerResource;
+
+/// The application: a deployment with its policy, identities, ledger writer and models.
+/// Cheap to clone (shared).
+#[derive(Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: ledger::LedgerWriter,
+    audit: std::sync::Mutex<ledger::AuditIndex>,
+    home: Home,
+    authz: Authorizer,
+    identities: Identities,
+    observer: Arc<dyn Observer>,
+    pseudonym_key: Secret,
+    models: models::ModelCache,
+    onnx: std::sync::OnceLock<Arc<dyn airlock_registry::OnnxRuntime>>,
+    logins: throttle::LoginBuckets,
+    refusals: throttle::Refusals,
+    /// The task that writes refusal summaries each minute, started on the first refusal.
+    summariser: std::sync::OnceLock<()>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("home", &self.inner.home)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// Start the application over an open home: the identity store, and the ledger writer's
+    /// threads (group commit, tile publisher). `observer` hears of commits and decisions.
+    pub fn new(
+        home: Home,
+        authz: Authorizer,
+        policy: IdentityPolicy,
+        observer: Arc<dyn Observer>,
+    ) -> Result<Self, ServiceError> {
+        let key = home.pseudonym_key().map_err(ServiceError::internal)?;
+        let identities = Identities::new(
+            home.db().clone(),
+            &key,
+            &home.config().deployment.name,
+            policy,
+        )
+        .map_err(ServiceError::internal)?;
+        let logins = throttle::LoginBuckets::new(
+            identities.policy().login_burst,
+            identities.policy().login_per_second,
+        );
+        Ok(Service {
+            inner: Arc::new(Inner {
+                logins,
+                refusals: throttle::Refusals::default(),
+                summariser: std::sync::OnceLock::new(),
+                writer: ledger::LedgerWriter::start(home.clone(), Arc::clone(&observer))?,
+                audit: std::sync::Mutex::new(ledger::AuditIndex::default()),
+                home,
+                authz,
+                identities,
+                observer,
+                pseudonym_key: key,
+                models: models::ModelCache::default(),
+                onnx: std::sync::OnceLock::new(),
+            }),
+        })
+    }
+
+    /// The same service, running ONNX model artifacts with `runtime`. The first runtime given
+    /// stays: a later call is refused.
+    pub fn with_onnx(
+        self,
+        runtime: Arc<dyn airlock_registry::OnnxRuntime>,
+    ) -> Result<Self, ServiceError> {
+        self.inner
+            .onnx
+            .set(runtime)
+            .map_err(|_| ServiceError::internal("an ONNX runtime is already set"))?;
+        Ok(self)
+    }
+
+    /// The deployment (acting as the operator who started the service).
+    pub fn home(&self) -> &Home {
+        &self.inner.home
+    }
+
+    /// The identity store.
+    pub fn identities(&self) -> &Identities {
+        &self.inner.identities
+    }
+
+    /// The policy engine.
+    pub fn authorizer(&self) -> &Authorizer {
+        &self.inner.authz
+    }
+
+    /// What hears of commits and decisions.
+    pub fn observer(&self) -> &dyn Observer {
+        self.inner.observer.as_ref()
+    }
+
+    /// The ledger's keyed pseudonym of a patient: one of the two places a record number is
+    /// unwrapped (see the crate's documentation).
+    pub fn pseudonym(&self, mrn: &Phi<Mrn>) -> PatientPseudonym {
+        airlock_ledger::patient_pseudonym(
+            self.inner.pseudonym_key.expose_secret(),
+            mrn.expose().as_str(),
+        )
+    }
+
+    /// The key the canary's per-patient share and the features' hash are keyed with.
+    pub(crate) fn pseudonym_key(&self) -> &Secret {
+        &self.inner.pseudonym_key
+    }
+
+    /// Append entries in one durable group (consecutive indices) through the one ledger
+    /// writer; returns the first index once they are durable.
+    pub async fn append(&self, entries: Vec<Entry>) -> Result<u64, ServiceError> {
+        self.inner.writer.append(entries).await
+    }
+
+    /// Ledger entries matching `filter`, oldest first (on a blocking thread: the index catches
+    /// up with the write-ahead log first).
+    pub async fn audit_search(
+        &self,
+        filter: airlock_ledger::Filter,
+    ) -> Result<Vec<(u64, Entry)>, ServiceError> {
+        let service = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let dir = service.home().ledger_dir();
+            let mut idx = service
+                .inner
+                .audit
+                .lock()
+                .map_err(|_| ServiceError::internal("audit index lock poisoned"))?;
+            let mut tail = idx.tail;
+            let new = airlock_ledger::read_new_entries(&dir, &mut tail)?;
+            idx.entries.extend(new);
+            idx.tail = tail;
+            Ok(idx
+                .entries
+                .iter()
+                .filter(|(_, e)| filter.matches(e))
+                .cloned()
+                .collect())
+        })
+        .await
+        .map_err(ServiceError::internal)?
+    }
+
+    /// The registry, acting as `home`'s actor, with this service's ONNX runtime if it has one.
+    pub(crate) fn registry_for(&self, home: &Home) -> airlock_registry::Registry {
+        let r = airlock_registry::Registry::new(home);
+        match self.inner.onnx.get() {
+            Some(rt) => r.with_onnx(Arc::clone(rt)),
+            None => r,
+        }
+    }
+
+    /// The registry, acting as the service's operator.
+    pub fn registry(&self) -> airlock_registry::Registry {
+        self.registry_for(self.home())
+    }
+}
