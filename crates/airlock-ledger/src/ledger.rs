@@ -69,6 +69,23 @@ pub enum LedgerError {
         /// Size in the checkpoint.
         checkpoint: u64,
     },
+    /// The WAL is damaged at `offset`: a record there fails its check and is not a torn final
+    /// record, so cutting it off would erase the entries after it. The WAL is left exactly as
+    /// it was found, for an incident and a person to look at.
+    #[error(
+        "write-ahead log `{path}` is damaged at byte {offset} (entry {index}): {defect}; \
+         refusing to open it, and it was left unchanged"
+    )]
+    Corrupt {
+        /// The WAL path.
+        path: String,
+        /// Byte offset of the record that fails.
+        offset: u64,
+        /// Its entry index (the entries before it verify).
+        index: u64,
+        /// What is wrong there.
+        defect: wal::Defect,
+    },
     /// The WAL's first entries do not hash to the stored checkpoint's root.
     #[error("write-ahead log does not match the checkpoint of size {size}")]
     WalMismatch {
@@ -214,6 +231,9 @@ pub struct Recovery {
     pub preallocated_bytes: u64,
     /// Size of the checkpoint found on disk (0 if none).
     pub checkpoint_size: u64,
+    /// Entries the WAL held beyond that checkpoint: left unsigned by a kill, a crash or a
+    /// stop without a checkpoint, and signed by the checkpoint that opening writes.
+    pub unsigned_entries: u64,
 }
 
 /// An open ledger. Thread-safe: share it with `Arc<Ledger>` and call [`Ledger::append`] from
@@ -343,6 +363,39 @@ impl Ledger {
             }
         }
         let size = tree.size();
+        // After the last record: zeros are preallocated space (kept); a torn final record is
+        // an append that never returned, cut off below with the zeros after it. Anything else
+        // is damage: refused before anything is written, so the bytes stay as they are. Checked
+        // before the checkpoint, which damage inside the signed part also fails, because this
+        // names the offset.
+        let torn_bytes = if scan.has_header {
+            match wal::inspect_end(&file, scan.valid_len, size).map_err(io_err(&wal_name))? {
+                wal::LogEnd::Corrupt {
+                    offset,
+                    index,
+                    defect,
+                } => {
+                    return Err(LedgerError::Corrupt {
+                        path: wal_name,
+                        offset,
+                        index,
+                        defect,
+                    });
+                }
+                wal::LogEnd::Torn { offset, bytes } if offset == scan.valid_len => bytes,
+                wal::LogEnd::Clean { offset, .. } if offset == scan.valid_len => 0,
+                // INVARIANT: the scan and `inspect_end` accept the same records, and the file
+                // is locked, so the end is where the scan stopped. Refuse rather than cut.
+                _ => {
+                    return Err(io_err(&wal_name)(io::Error::other(
+                        "write-ahead log changed while it was read",
+                    )));
+                }
+            }
+        } else {
+            // A torn header write (checked above), rewritten below.
+            wal::torn_span(&file, 0, scan.file_len).map_err(io_err(&wal_name))?
+        };
         if size < cp_size {
             return Err(LedgerError::WalBehindCheckpoint {
                 wal: size,
@@ -354,13 +407,6 @@ impl Ledger {
         {
             return Err(LedgerError::WalMismatch { size: cp_size });
         }
-        // After the last record: zeros are preallocated space (kept); anything else is a torn
-        // append, cut off with the zeros after it.
-        let torn_bytes = if scan.file_len > scan.valid_len {
-            wal::torn_span(&file, scan.valid_len, scan.file_len).map_err(io_err(&wal_name))?
-        } else {
-            0
-        };
         let mut file_len = scan.file_len;
         if torn_bytes > 0 {
             file.set_len(scan.valid_len).map_err(io_err(&wal_name))?;
@@ -406,6 +452,7 @@ impl Ledger {
                 torn_bytes,
                 preallocated_bytes: file_len - end,
                 checkpoint_size: cp_size,
+                unsigned_entries: size.saturating_sub(cp_size),
             },
         };
         if checkpoint.is_none() || size > cp_size {
@@ -414,7 +461,8 @@ impl Ledger {
         Ok(ledger)
     }
 
-    /// What opening found: entries recovered, torn bytes cut, checkpoint size.
+    /// What opening found: entries recovered, torn bytes cut, checkpoint size, entries it
+    /// found unsigned.
     pub fn recovery(&self) -> Recovery {
         self.recovery
     }
@@ -442,6 +490,15 @@ impl Ledger {
     /// Number of durable entries.
     pub fn size(&self) -> Result<u64, LedgerError> {
         Ok(lock(&self.derived)?.tree.size())
+    }
+
+    /// Durable entries that no signed checkpoint covers yet (appended since the latest
+    /// [`Ledger::checkpoint`]). Until one is signed, only the WAL's check bytes protect them:
+    /// callers sign often (and on shutdown) to keep this small.
+    pub fn unsigned_entries(&self) -> Result<u64, LedgerError> {
+        let d = lock(&self.derived)?;
+        let signed = d.checkpoint.as_ref().map_or(0, |c| c.checkpoint.size);
+        Ok(d.tree.size().saturating_sub(signed))
     }
 
     /// Append an entry; returns its index once it is durable (written and fsynced).

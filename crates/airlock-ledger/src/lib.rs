@@ -37,18 +37,26 @@
 //!
 //! # Recovery ([`Ledger::open`])
 //! Scan the WAL, stopping at the first record that is short, out of bounds, or whose check
-//! does not match its leaf hash: that is a torn tail, an append that never returned, and is
-//! cut off (zeros alone after the last record are preallocated space, and kept). The tree is rebuilt from the leaf hashes. Then the invariants are checked: the WAL
-//! holds at least the stored checkpoint's size, and its first entries hash to the
-//! checkpoint's root; otherwise opening fails rather than silently losing acknowledged
-//! history. Finally a fresh checkpoint publishes anything durable but unpublished.
+//! does not match its leaf hash, and rebuild the tree from the leaf hashes. What follows must
+//! be zeros (preallocated space, kept) or a torn final record (the start of one record, then
+//! zeros or the end of the file: an append that never returned, cut off). Anything else (a
+//! complete record that fails its check, data after the failing record) is damage:
+//! opening fails with [`LedgerError::Corrupt`], naming the byte offset and entry index, and
+//! leaves the WAL untouched. Cutting there would erase every acknowledged entry after the
+//! damage, and the checkpoint signed next would make the shortened log verify. Then the
+//! invariants are checked: the WAL holds at least the stored checkpoint's size, and its first
+//! entries hash to the checkpoint's root; otherwise opening fails rather than silently losing
+//! acknowledged history. Finally a fresh checkpoint signs and publishes anything durable but
+//! unsigned ([`Recovery::unsigned_entries`] says how much; [`Ledger::unsigned_entries`] and
+//! [`VerifyReport::unsigned_entries`] count what awaits the next checkpoint).
 //!
 //! # Where the invariants live
 //! - Hashing and proof shapes: [`merkle`] (tested against the transparency-dev vectors and a
 //!   naive reference).
 //! - One encoding per event: [`Entry::parse`] (strict, re-serialises and compares).
 //! - Durability before acknowledgement: `Ledger::append_records` in `ledger.rs`.
-//! - Torn tails and WAL/checkpoint agreement: `Ledger::open_with_store` and [`wal`].
+//! - Torn tails, damage and WAL/checkpoint agreement: `Ledger::open_with_store` and
+//!   [`wal::inspect_end`].
 //! - Third-party checks: [`verify_dir`] (streams bundles in groups, hashes them on all cores,
 //!   and names the first bad index or object path), [`verify_proof_file`].
 //!

@@ -5,6 +5,9 @@
 //! level-0 tile, rebuilds the tree, compares every higher tile, and checks the checkpoint
 //! root; with an older checkpoint it also checks that the old tree is a prefix of the new one.
 //! The first failure is reported with the index and the object path where it was found.
+//! After the WAL's last valid entry only zeros or a torn final record may follow; anything
+//! else is damage, reported with its byte offset. [`VerifyReport::unsigned_entries`] counts
+//! the entries no signed checkpoint covers yet.
 
 use std::io;
 use std::path::Path;
@@ -90,6 +93,18 @@ pub enum VerifyError {
         index: u64,
         /// The checkpoint size.
         size: u64,
+    },
+    /// The write-ahead log is damaged after its last valid entry: not zeros, not a torn final
+    /// record (see [`wal::inspect_end`]). The entries after the damage cannot be read, so the
+    /// log cannot be said to hold them.
+    #[error("write-ahead log is damaged at byte {offset} (entry {index}): {defect}")]
+    WalCorrupt {
+        /// Byte offset of the first record that fails.
+        offset: u64,
+        /// Its entry index.
+        index: u64,
+        /// What is wrong there.
+        defect: wal::Defect,
     },
     /// A published entry differs from the write-ahead log.
     #[error("entry {index} in `{path}` differs from the write-ahead log")]
@@ -178,21 +193,59 @@ pub struct VerifyReport {
     pub consistent_with: Option<u64>,
 }
 
+impl VerifyReport {
+    /// Entries that no signed checkpoint covers: in the write-ahead log (or published) beyond
+    /// the verified checkpoint. Only the WAL's check bytes protect them until the next
+    /// checkpoint is signed; a crash, kill or stop without a checkpoint leaves them so.
+    pub fn unsigned_entries(&self) -> u64 {
+        self.wal_entries
+            .unwrap_or(0)
+            .max(self.entries)
+            .saturating_sub(self.checkpoint.size)
+    }
+}
+
 /// Verify the ledger in `dir` with only the public `verifier_key`; with `since` (the text of
-/// an older signed checkpoint), also prove the log extends it.
+/// an older signed checkpoint), also prove the log extends it. What follows the write-ahead
+/// log's last valid entry must be zeros or a torn final record ([`wal::inspect_end`]):
+/// damage there fails with [`VerifyError::WalCorrupt`], since the entries after it are lost
+/// to every reader.
 pub fn verify_dir(
     dir: &Path,
     verifier_key: &str,
     since: Option<&str>,
 ) -> Result<VerifyReport, VerifyError> {
     let wal_path = dir.join(WAL_FILE);
+    let name = wal_path.display().to_string();
     let mut reader = if wal_path.exists() {
-        let name = wal_path.display().to_string();
         Some(wal::Reader::open(&wal_path).map_err(io_err(&name))?)
     } else {
         None
     };
-    verify_store(&FsStore::new(dir), reader.as_mut(), verifier_key, since)
+    let (report, wal_stop) =
+        verify_store_at(&FsStore::new(dir), reader.as_mut(), verifier_key, since)?;
+    if let (Some(offset), Some(index)) = (wal_stop, report.wal_entries) {
+        let file = std::fs::File::open(&wal_path).map_err(io_err(&name))?;
+        let end = || wal::inspect_end(&file, offset, index).map_err(io_err(&name));
+        if let wal::LogEnd::Corrupt { offset, .. } = end()? {
+            // A live writer's append, read half-copied, can look like damage for an instant:
+            // only damage seen twice at the same place counts.
+            if let wal::LogEnd::Corrupt {
+                offset: again,
+                index,
+                defect,
+            } = end()?
+                && again == offset
+            {
+                return Err(VerifyError::WalCorrupt {
+                    offset,
+                    index,
+                    defect,
+                });
+            }
+        }
+    }
+    Ok(report)
 }
 
 fn read_checkpoint(text: &[u8], path: &str, v: &Verifier) -> Result<Checkpoint, VerifyError> {
@@ -217,6 +270,17 @@ pub fn verify_store(
     verifier_key: &str,
     since: Option<&str>,
 ) -> Result<VerifyReport, VerifyError> {
+    verify_store_at(store, wal, verifier_key, since).map(|(report, _)| report)
+}
+
+/// [`verify_store`], also returning where the WAL's valid records end (its byte offset, when a
+/// WAL with a header was read), for [`verify_dir`] to inspect what follows.
+fn verify_store_at(
+    store: &dyn TileStore,
+    wal: Option<&mut wal::Reader>,
+    verifier_key: &str,
+    since: Option<&str>,
+) -> Result<(VerifyReport, Option<u64>), VerifyError> {
     let verifier = Verifier::parse(verifier_key).map_err(VerifyError::Key)?;
     let cp_bytes = store
         .read(CHECKPOINT_PATH)
@@ -329,23 +393,40 @@ pub fn verify_store(
         }
     }
     let m = tree.size();
+    let mut wal_stop = None;
     let wal_entries = match wal {
         None => None,
         Some(w) => Some(match wal_end {
-            Some(end) => end,
+            Some(end) => {
+                wal_stop = Some(w.offset());
+                end
+            }
             None => {
+                // Entries beyond the published ones (unsigned, so nothing else vouches for
+                // them): each must pass its check, and the first that fails ends the log.
                 let mut extra = 0u64;
-                while w
-                    .next_into(&mut wal_buf)
-                    .map_err(io_err(WAL_FILE))?
-                    .is_some()
-                {
-                    extra += 1;
+                loop {
+                    let at = w.offset();
+                    match w.next_into(&mut wal_buf).map_err(io_err(WAL_FILE))? {
+                        Some(check) if leaf_hash(&wal_buf).get(..4) == Some(&check[..]) => {
+                            extra += 1;
+                        }
+                        Some(_) => {
+                            wal_stop = Some(at);
+                            break;
+                        }
+                        None => {
+                            wal_stop = Some(w.offset());
+                            break;
+                        }
+                    }
                 }
                 m + extra
             }
         }),
     };
+    // A WAL without a header has no records to inspect after.
+    let wal_stop = wal_stop.filter(|&at| at > 0);
     if let Some(len) = wal_entries
         && len < n
     {
@@ -407,14 +488,17 @@ pub fn verify_store(
         }
     };
 
-    Ok(VerifyReport {
-        checkpoint: cp,
-        entries: m,
-        wal_entries,
-        tiles,
-        bundles: bundles_read,
-        consistent_with,
-    })
+    Ok((
+        VerifyReport {
+            checkpoint: cp,
+            entries: m,
+            wal_entries,
+            tiles,
+            bundles: bundles_read,
+            consistent_with,
+        },
+        wal_stop,
+    ))
 }
 
 /// Read a tile at `width`, falling back to the full tile (whose prefix it is).

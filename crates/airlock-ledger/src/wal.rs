@@ -4,11 +4,32 @@
 //! `len: u32 BE || entry (len bytes) || check (4 bytes)`, where `check` is the first four bytes
 //! of the entry's RFC 6962 leaf hash. Recovery needs the leaf hash anyway, so the check costs
 //! nothing extra. A record is valid when `1 <= len <= 65535`, all its bytes are there and the
-//! check matches. Scanning stops at the first invalid record; everything from there on is a
-//! torn tail (a write that never completed its fsync, so never acknowledged).
+//! check matches. Scanning stops at the first invalid record.
 //!
-//! Zeros after the last record are not a torn tail but preallocated space ([`Space`]): a
-//! record's length is never zero, so a scan stops there, and recovery keeps them.
+//! # What may follow the last valid record ([`inspect_end`])
+//! Only three things, told apart without trusting anything the damage could have changed:
+//! - Zeros only: preallocated space ([`Space`]). A record's length is never zero, so a zero
+//!   length is the end of the log, and recovery keeps the zeros.
+//! - A torn final record: the start of one record, then zeros or the end of the file. A crash
+//!   or kill during an append leaves exactly this: the write never completed its fsync, so the
+//!   append never returned, and recovery cuts it off.
+//! - Anything else is damage, and the log is left as it is: a complete record whose check
+//!   fails, data after a record or after a zero length, a length no append writes. Cutting
+//!   there would erase every acknowledged entry after the damage, so callers refuse instead
+//!   and name the offset.
+//!
+//! "The start of one record" leans on what entries are: every entry is an [`crate::Entry`]'s
+//! canonical JSON, one object with no zero byte (`serde_json` escapes control characters). So
+//! a torn record's body is zero-free up to where the write stopped, holds no complete JSON
+//! object unless the whole body is there, and its check bytes, as far as they are non-zero,
+//! agree with the body's hash. A flipped byte in the last record, or in any record's length,
+//! breaks one of these, so it is refused rather than taken for a torn write. Zeros cannot be
+//! told from bytes not yet written, so a check byte that is really zero counts as unwritten:
+//! a flip inside such a record is caught only by the check bytes that are non-zero.
+//!
+//! A power loss (unlike a kill) can persist the pages of an unfinished write out of order,
+//! leaving zeros and then data after the last record. That looks like damage and is refused:
+//! the log fails closed, and an operator decides.
 //!
 //! # Preallocation
 //! An `fdatasync` after an append must also commit the file's new size and any newly
@@ -113,6 +134,165 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// What follows the last valid record of a WAL (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogEnd {
+    /// Nothing, or zeros only (preallocated space), from `offset`.
+    Clean {
+        /// Where the last valid record ends.
+        offset: u64,
+        /// Zero bytes from there to the end of the file.
+        zeros: u64,
+    },
+    /// A torn final record at `offset`: the start of a record, then zeros or the end of the
+    /// file (a short write at the very end, never acknowledged).
+    Torn {
+        /// Where the last valid record ends (and the torn one starts).
+        offset: u64,
+        /// Bytes from there to the last non-zero byte.
+        bytes: u64,
+    },
+    /// Damage: the record at `offset` fails its check, and it is not a torn final record.
+    Corrupt {
+        /// Byte offset of the first record that does not verify.
+        offset: u64,
+        /// Its entry index.
+        index: u64,
+        /// What is wrong with it.
+        defect: Defect,
+    },
+}
+
+/// Why the bytes at a record that does not verify are damage rather than a torn final record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Defect {
+    /// The record's bytes are all there (or data follows them) and the check bytes do not
+    /// match the entry.
+    #[error("a complete record fails its check")]
+    CheckMismatch,
+    /// A zero length (the end of the log) with data after it.
+    #[error("a zero length is followed by data")]
+    DataAfterEnd,
+    /// A length that no append writes.
+    #[error("length {len} is out of range")]
+    LengthOutOfRange {
+        /// The length found.
+        len: u32,
+    },
+    /// The last record is incomplete, but its bytes are not the start of any record an append
+    /// writes (a zero byte inside the entry, a complete entry under a longer length, an entry
+    /// that is not a JSON object).
+    #[error("an incomplete final record is not the start of a record")]
+    NotAPrefix,
+}
+
+/// Tell what follows the last valid record of `file`, which a scan found ending at `offset`
+/// after `index` records. Complete, valid records found there are skipped first (a live
+/// writer appended them after the caller's scan). Reads only; never changes the file.
+pub fn inspect_end(file: &File, offset: u64, index: u64) -> io::Result<LogEnd> {
+    let file_len = file.metadata()?.len();
+    let (mut pos, mut index) = (offset, index);
+    let mut rec = Vec::new();
+    let (len, rec) = loop {
+        // The length, zero-padded where the file ends inside it.
+        let mut head = [0u8; 4];
+        let head_n = usize::try_from(file_len.saturating_sub(pos).min(4)).unwrap_or(4);
+        file.read_exact_at(head.get_mut(..head_n).unwrap_or_default(), pos)?;
+        let len = u32::from_be_bytes(head);
+        let want = if (1..=MAX_ENTRY as u32).contains(&len) {
+            8 + u64::from(len)
+        } else {
+            4
+        };
+        let n = usize::try_from(file_len.saturating_sub(pos).min(want)).unwrap_or(0);
+        rec.resize(n, 0);
+        file.read_exact_at(&mut rec, pos)?;
+        match record_at(&rec, len) {
+            Some(size) => {
+                pos += size;
+                index += 1;
+            }
+            None => break (len, rec),
+        }
+    };
+    let written = torn_span(file, pos, file_len)?;
+    if written == 0 {
+        return Ok(LogEnd::Clean {
+            offset: pos,
+            zeros: file_len - pos,
+        });
+    }
+    Ok(match judge_end(&rec, len, written) {
+        None => LogEnd::Torn {
+            offset: pos,
+            bytes: written,
+        },
+        Some(defect) => LogEnd::Corrupt {
+            offset: pos,
+            index,
+            defect,
+        },
+    })
+}
+
+/// The size of the complete, valid record at the start of `rec` (whose length field reads
+/// `len`), if it is one.
+fn record_at(rec: &[u8], len: u32) -> Option<u64> {
+    let n = len as usize;
+    if !(1..=MAX_ENTRY).contains(&n) {
+        return None;
+    }
+    let entry = rec.get(4..4 + n)?;
+    let check = rec.get(4 + n..8 + n)?;
+    (leaf_hash(entry).get(..4) == Some(check)).then_some(8 + n as u64)
+}
+
+/// Why the record at the start of `rec` (length field `len`, `written` bytes from its start to
+/// the last non-zero byte of the file, `written > 0`) is damage; `None` when it is a torn final
+/// record. `rec` holds the record's bytes as far as the file has them.
+fn judge_end(rec: &[u8], len: u32, written: u64) -> Option<Defect> {
+    if len == 0 {
+        // Four zero bytes, then something non-zero.
+        return Some(Defect::DataAfterEnd);
+    }
+    if len as usize > MAX_ENTRY {
+        // Also when the file ends inside the length: a prefix of a real length starts with
+        // two zero bytes.
+        return Some(Defect::LengthOutOfRange { len });
+    }
+    let n = len as usize;
+    if written > 8 + u64::from(len) {
+        // Data after the record's last byte: the record was written whole and is wrong.
+        return Some(Defect::CheckMismatch);
+    }
+    // The bytes written after the length (entry, then check), at most `n + 4`.
+    let w = usize::try_from(written.saturating_sub(4)).unwrap_or(usize::MAX);
+    let body = rec.get(4..4 + w.min(n)).unwrap_or_default();
+    if body.contains(&0) || body.first().is_some_and(|&b| b != b'{') {
+        return Some(Defect::NotAPrefix);
+    }
+    if w < n {
+        // An object completes only at its last byte: a complete one before the length's end
+        // means the length was changed (and would hide the record behind it).
+        let mut values =
+            serde_json::Deserializer::from_slice(body).into_iter::<serde::de::IgnoredAny>();
+        return matches!(values.next(), Some(Ok(_))).then_some(Defect::NotAPrefix);
+    }
+    // The entry is whole; its check bytes, up to the last non-zero one, must agree with it.
+    let c = w - n;
+    let found = rec.get(4 + n..4 + n + c).unwrap_or_default();
+    let expected = leaf_hash(body);
+    // `c == 4` with matching bytes is a valid record, which the caller skipped: never call it
+    // torn (it would be cut).
+    if expected.get(..c) == Some(found) && c < 4 {
+        None
+    } else {
+        Some(Defect::CheckMismatch)
+    }
+}
+
 /// Read every valid entry of the WAL at `path` without modifying it.
 pub fn read_all(path: &Path) -> io::Result<Vec<Vec<u8>>> {
     let mut f = File::open(path)?;
@@ -129,12 +309,15 @@ pub fn read_all(path: &Path) -> io::Result<Vec<Vec<u8>>> {
 pub struct Reader {
     r: BufReader<Box<dyn Read + Send>>,
     ended: bool,
+    /// Bytes of `r` consumed by the header and the records returned.
+    offset: u64,
 }
 
 impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reader")
             .field("ended", &self.ended)
+            .field("offset", &self.offset)
             .finish_non_exhaustive()
     }
 }
@@ -146,7 +329,8 @@ impl Reader {
         let mut r = BufReader::with_capacity(1 << 20, Box::new(source) as Box<dyn Read + Send>);
         let mut magic = [0u8; 12];
         let ended = read_full(&mut r, &mut magic)? < 12 || &magic != MAGIC;
-        Ok(Reader { r, ended })
+        let offset = if ended { 0 } else { MAGIC.len() as u64 };
+        Ok(Reader { r, ended, offset })
     }
 
     /// Open the WAL file at `path`.
@@ -176,7 +360,15 @@ impl Reader {
             self.ended = true;
             return Ok(None);
         }
+        self.offset += 8 + len as u64;
         Ok(Some(check))
+    }
+
+    /// Byte offset in the source just past the last record returned (past the header before
+    /// the first; 0 without a header). Where the reader ended, it is where the record it
+    /// could not read starts ([`inspect_end`] tells what is there).
+    pub fn offset(&self) -> u64 {
+        self.offset
     }
 }
 
@@ -471,6 +663,39 @@ mod tests {
             assert!(bytes.len() as u64 > end, "no zeros ahead of the end");
         } else {
             assert_eq!(added, 0);
+        }
+    }
+
+    /// Every prefix of a record, at the end of the file or followed by zeros, is a torn end;
+    /// the whole record is valid (skipped, as for a live reader) and what follows is clean.
+    #[test]
+    fn every_prefix_of_a_record_is_a_torn_end() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("wal");
+        let entry = br#"{"v":1,"actor":"clinician0","zone":"clinical"}"#;
+        let mut rec = Vec::new();
+        encode_record(entry, &leaf_hash(entry), &mut rec);
+        for cut in 0..=rec.len() {
+            for zeros in [0usize, 5000] {
+                let mut b = MAGIC.to_vec();
+                b.extend_from_slice(&rec[..cut]);
+                b.resize(b.len() + zeros, 0);
+                std::fs::write(&path, &b).unwrap();
+                let f = File::open(&path).unwrap();
+                let end = inspect_end(&f, 12, 0).unwrap();
+                let whole = 12 + rec.len() as u64;
+                match end {
+                    LogEnd::Clean { offset, zeros: z } if cut == rec.len() => {
+                        assert_eq!((offset, z), (whole, zeros as u64));
+                    }
+                    LogEnd::Torn { offset: 12, bytes } if cut < rec.len() => {
+                        assert!(bytes <= cut as u64);
+                    }
+                    // Only the length's leading zeros were written.
+                    LogEnd::Clean { offset: 12, .. } if rec[..cut].iter().all(|&b| b == 0) => {}
+                    other => panic!("cut {cut}, zeros {zeros}: {other:?}"),
+                }
+            }
         }
     }
 

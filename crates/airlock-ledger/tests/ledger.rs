@@ -377,15 +377,15 @@ fn torn_tails_are_cut_and_acknowledged_entries_kept() {
             })
         ));
     }
-    // A torn append after the checkpoint (partial record, garbage, zeros) is cut off.
+    // A torn append after the checkpoint (the start of a record, then zeros) is cut off.
+    // Anything else there is damage and refuses to open (`tests/security.rs`, finding 4).
     let mut torn_record = Vec::new();
     let e = entry(10).to_canonical_json().unwrap();
     airlock_ledger::wal::encode_record(&e, &leaf_hash(&e), &mut torn_record);
     let junks: Vec<Vec<u8>> = vec![
         vec![0],
         vec![0, 0, 0, 0, 0, 0, 0, 0],
-        b"\x00\x00\x00\x05abc".to_vec(),
-        vec![0xff; 4],
+        b"\x00\x00\x00\x05{bc".to_vec(),
         b"\x00\x00\x00\x02{}\x00\x00\x00\x00".to_vec(),
         torn_record[..torn_record.len() - 1].to_vec(),
         torn_record[..5].to_vec(),
