@@ -149,12 +149,44 @@ pub fn encrypt_object(
         });
     }
     let dek = DataKey::generate();
+    let bytes = seal_object(&dek, binding, plaintext)?;
+    let wrapped_key = kms.wrap_data_key(&dek, &binding.key_aad())?;
+    Ok(EncryptedObject { bytes, wrapped_key })
+}
+
+/// Seal `plaintext` under an existing data key, given wrapped as it is stored.
+///
+/// For a store where several writers may put the same content at once: they agree on one
+/// wrapped key first (the metadata row that won), then each seals under it, so whichever
+/// writer's bytes land last decrypt under the recorded key. Every call still draws a fresh
+/// nonce, so two seals of the same plaintext under one key never reuse a (key, nonce) pair
+/// (AES-GCM's bound of about 2^32 random nonces per key is far beyond any object's writers).
+pub fn encrypt_object_with_key(
+    kms: &dyn KeyManager,
+    binding: &Binding,
+    wrapped_key: &WrappedKey,
+    plaintext: &[u8],
+) -> Result<EncryptedObject, CryptoError> {
+    if sha256(plaintext) != binding.hash {
+        return Err(CryptoError::Integrity {
+            what: format!("object {}", binding.hash.short()),
+        });
+    }
+    let dek = kms.unwrap_data_key(wrapped_key, &binding.key_aad())?;
+    let bytes = seal_object(&dek, binding, plaintext)?;
+    Ok(EncryptedObject {
+        bytes,
+        wrapped_key: wrapped_key.clone(),
+    })
+}
+
+/// `ALK1 || nonce || ciphertext || tag` of `plaintext` under `dek`, bound to `binding`.
+fn seal_object(dek: &DataKey, binding: &Binding, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let sealed = seal(dek.secret(), plaintext, &binding.object_aad())?;
     let mut bytes = Vec::with_capacity(OBJECT_MAGIC.len() + sealed.len());
     bytes.extend_from_slice(OBJECT_MAGIC);
     bytes.extend_from_slice(&sealed);
-    let wrapped_key = kms.wrap_data_key(&dek, &binding.key_aad())?;
-    Ok(EncryptedObject { bytes, wrapped_key })
+    Ok(bytes)
 }
 
 /// Open an object sealed by [`encrypt_object`], checking its binding and content hash.
@@ -280,6 +312,26 @@ mod tests {
         };
         assert!(decrypt_object(&kms, &relabelled, &obj.wrapped_key, &obj.bytes, "x").is_err());
         assert!(encrypt_object(&kms, &binding(b"other"), data).is_err());
+    }
+
+    #[test]
+    fn sealing_under_a_recorded_key_opens_with_that_key() {
+        let kms = kms();
+        let data = b"the same bytes from two writers";
+        let b = binding(data);
+        let first = encrypt_object(&kms, &b, data).unwrap();
+        let second = encrypt_object_with_key(&kms, &b, &first.wrapped_key, data).unwrap();
+        assert_eq!(second.wrapped_key, first.wrapped_key);
+        // A fresh nonce each time, and either ciphertext opens under the one recorded key.
+        assert_ne!(second.bytes, first.bytes);
+        for bytes in [&first.bytes, &second.bytes] {
+            let back = decrypt_object(&kms, &b, &first.wrapped_key, bytes, "x").unwrap();
+            assert_eq!(back, data);
+        }
+        // The key stays bound to its object, and the content to its address.
+        let other = binding(b"other");
+        assert!(encrypt_object_with_key(&kms, &other, &first.wrapped_key, b"other").is_err());
+        assert!(encrypt_object_with_key(&kms, &b, &first.wrapped_key, b"other").is_err());
     }
 
     #[test]

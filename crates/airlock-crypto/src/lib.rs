@@ -20,7 +20,10 @@ mod keyring;
 mod secret;
 mod tls;
 
-pub use envelope::{Binding, DataKey, EncryptedObject, WrappedKey, decrypt_object, encrypt_object};
+pub use envelope::{
+    Binding, DataKey, EncryptedObject, WrappedKey, decrypt_object, encrypt_object,
+    encrypt_object_with_key,
+};
 pub use keyring::{KdfParams, KeyId, KeyManager, Keyring, LocalKeyManager, NamedKey, RotationPlan};
 pub use secret::Secret;
 pub use tls::{TlsIdentity, generate_tls_identity};

@@ -16,6 +16,34 @@ pub struct Config {
     pub storage: StorageConfig,
     /// The audit ledger.
     pub ledger: LedgerConfig,
+    /// How a model version may reach every patient.
+    #[serde(default)]
+    pub rollout: RolloutConfig,
+}
+
+/// How a model version may reach every patient: a canary's largest share, and the soak it must
+/// have before it is promoted (both checked by the registry and named in the transition's
+/// ledger entry).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RolloutConfig {
+    /// The largest share of patients a canary may get, in percent.
+    pub max_canary_percent: f64,
+    /// The shortest time a version must be the canary before it is promoted, in minutes.
+    pub min_canary_minutes: u64,
+    /// The fewest predictions shown from the canary before it is promoted.
+    pub min_canary_predictions: u64,
+}
+
+impl Default for RolloutConfig {
+    /// Half the patients at most, an hour and 100 shown predictions of soak.
+    fn default() -> Self {
+        RolloutConfig {
+            max_canary_percent: 50.0,
+            min_canary_minutes: 60,
+            min_canary_predictions: 100,
+        }
+    }
 }
 
 /// About the deployment.
@@ -65,6 +93,7 @@ impl Config {
                 origin: format!("airlock.local/{name}/audit"),
                 dir: "ledger".into(),
             },
+            rollout: RolloutConfig::default(),
         }
     }
 
@@ -75,6 +104,13 @@ impl Config {
             path: path.to_path_buf(),
             reason: e.message().to_string(),
         })?;
+        let share = cfg.rollout.max_canary_percent;
+        if !(share > 0.0 && share <= 100.0) {
+            return Err(StoreError::Config {
+                path: path.to_path_buf(),
+                reason: "`rollout.max_canary_percent` must be in (0, 100]".into(),
+            });
+        }
         Ok(cfg)
     }
 

@@ -91,6 +91,18 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// A directory that would receive decrypted identified data is open to other users.
+    #[error(
+        "`{}` is open to other users (mode {mode:o}); decrypted identified data goes only into a \
+         new directory or one with mode 0700",
+        path.display()
+    )]
+    Permissions {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The ledger failed.
     #[error("audit ledger: {0}")]
     Ledger(#[from] airlock_ledger::LedgerError),

@@ -14,6 +14,7 @@ use crate::datasets::{
     Access, DatasetSummary, DatasetVersion, IngestRequest, Lineage, Manifest, ManifestFile,
     NewFile, NewVersion, Transform, VersionRef,
 };
+use crate::files::{self, write_atomic};
 use crate::meta::{Db, DbTarget, Meta, Scope, is_postgres_url};
 use crate::objects::Objects;
 use crate::{AIRLOCK_VERSION, StoreError};
@@ -160,26 +161,103 @@ impl fmt::Debug for Home {
     }
 }
 
-/// Write a file atomically: temporary name, fsync, rename, fsync the directory.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let res = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// A SQLite database file and the journal, WAL and shared-memory files beside it.
+fn sqlite_files(db: &Path) -> [PathBuf; 4] {
+    let with = |suffix: &str| {
+        let mut name = db.as_os_str().to_os_string();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    [
+        db.to_path_buf(),
+        with("-journal"),
+        with("-wal"),
+        with("-shm"),
+    ]
+}
+
+/// Undoes a failed (or abandoned) `init` when dropped armed: removes the outermost directory
+/// `init` created, or, in a directory that existed before, each path `init` added, and restores
+/// that directory's mode. Dropping rather than an explicit call covers every `?` and a future
+/// dropped mid-way.
+struct InitGuard {
+    dir: PathBuf,
+    /// The outermost directory this `init` created (the home, or an ancestor made for it).
+    created: Option<PathBuf>,
+    /// The mode of a home directory that existed before.
+    previous_mode: Option<u32>,
+    /// Paths made inside a home directory that existed before, in the order made.
+    made: Vec<PathBuf>,
+    armed: bool,
+}
+
+impl InitGuard {
+    /// Create `dir` 0700 (its missing parents with the default mode), or make an existing one
+    /// 0700, remembering which.
+    fn begin(dir: &Path) -> Result<Self, StoreError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut created = None;
+        let mut missing = Some(dir);
+        while let Some(d) = missing {
+            if std::fs::symlink_metadata(d).is_ok() || d.as_os_str().is_empty() {
+                break;
+            }
+            created = Some(d.to_path_buf());
+            missing = d.parent();
+        }
+        let mut guard = InitGuard {
+            dir: dir.to_path_buf(),
+            created,
+            previous_mode: None,
+            made: Vec::new(),
+            armed: true,
+        };
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(StoreError::io(parent))?;
+        }
+        if !files::create_private_dir(dir).map_err(StoreError::io(dir))? {
+            let md = std::fs::metadata(dir).map_err(StoreError::io(dir))?;
+            guard.previous_mode = Some(md.permissions().mode() & 0o7777);
+            files::make_private(dir).map_err(StoreError::io(dir))?;
+        }
+        Ok(guard)
     }
-    res.map_err(StoreError::io(path))
+
+    /// Note `path`, about to be created; a path that exists already is not `init`'s to remove.
+    fn track(&mut self, path: &Path) {
+        if self.created.is_none() && std::fs::symlink_metadata(path).is_err() {
+            self.made.push(path.to_path_buf());
+        }
+    }
+
+    /// `init` succeeded: keep everything.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for InitGuard {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt as _;
+        if !self.armed {
+            return;
+        }
+        // Best effort: the error that made `init` fail is the one worth reporting.
+        if let Some(top) = &self.created {
+            let _ = std::fs::remove_dir_all(top);
+            return;
+        }
+        for p in self.made.iter().rev() {
+            let _ = match std::fs::symlink_metadata(p) {
+                Ok(md) if md.is_dir() => std::fs::remove_dir_all(p),
+                Ok(_) => std::fs::remove_file(p),
+                Err(_) => Ok(()),
+            };
+        }
+        if let Some(mode) = self.previous_mode {
+            let _ = std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(mode));
+        }
+    }
 }
 
 /// Domain separation for artifact signatures.
@@ -209,6 +287,12 @@ fn signing_key(kms: &LocalKeyManager) -> Result<ed25519_dalek::SigningKey, Store
 
 impl Home {
     /// Create a deployment in `dir` (which must not hold one).
+    ///
+    /// The home is made 0700 and everything in it 0600 (directories 0700), whatever the umask.
+    /// An `init` that fails removes what it made: the whole directory when it created it, or
+    /// else the files and directories it added (and the directory's mode is restored). A
+    /// PostgreSQL database keeps the tables its migrations created; they are empty, and a new
+    /// `init` migrates over them.
     pub async fn init(
         dir: &Path,
         passphrase: &Passphrase,
@@ -220,15 +304,31 @@ impl Home {
                 path: dir.to_path_buf(),
             });
         }
-        std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
+        if let Some(url) = &opts.database_url
+            && (!is_postgres_url(url) || url.parse::<url::Url>().is_err())
+        {
+            return Err(StoreError::Config {
+                path: PathBuf::from("--database"),
+                reason: "expected a postgres:// URL".into(),
+            });
+        }
+        let mut guard = InitGuard::begin(dir)?;
+        let home = Self::init_in(dir, passphrase, opts, actor, &mut guard).await?;
+        guard.disarm();
+        Ok(home)
+    }
+
+    /// [`Home::init`]'s work, in a directory that exists and is 0700; `guard` is told of every
+    /// path before it is created.
+    async fn init_in(
+        dir: &Path,
+        passphrase: &Passphrase,
+        opts: &InitOptions,
+        actor: ActorId,
+        guard: &mut InitGuard,
+    ) -> Result<Home, StoreError> {
         let mut config = Config::new(&opts.name);
         if let Some(url) = &opts.database_url {
-            if !is_postgres_url(url) {
-                return Err(StoreError::Config {
-                    path: PathBuf::from("--database"),
-                    reason: "expected a postgres:// URL".into(),
-                });
-            }
             config.storage.database = without_password(url);
         }
         let (mut keyring, mut kms) = Keyring::create(passphrase.as_str()?, opts.kdf)?;
@@ -236,17 +336,33 @@ impl Home {
         keyring.put_named(&mut kms, NamedKey::TlsPrivateKey, tls.key_pem)?;
         keyring.public.insert(PUBLIC_TLS_CERT.into(), tls.cert_pem);
         let ledger_dir = Config::resolve(dir, &config.ledger.dir);
+        guard.track(&ledger_dir);
+        if !ledger_dir.exists() {
+            // Made here, 0700, before the ledger fills it.
+            files::create_private_dir(&ledger_dir).map_err(StoreError::io(&ledger_dir))?;
+        }
         let ledger = Ledger::open(&ledger_dir, &config.ledger.origin, signing_key(&kms)?)?;
         keyring
             .public
             .insert(PUBLIC_LEDGER_VERIFIER.into(), ledger.verifier_key());
+        guard.track(&dir.join(KEYRING_FILE));
         write_atomic(&dir.join(KEYRING_FILE), &keyring.to_json())?;
-        let meta = Meta::open(
-            &db_target(dir, &config, opts.database_url.as_deref())?,
-            true,
-        )
-        .await?;
-        let objects = Objects::local(Config::resolve(dir, &config.storage.objects))?;
+        let target = db_target(dir, &config, opts.database_url.as_deref())?;
+        if let DbTarget::Sqlite(path) = &target {
+            for p in sqlite_files(path) {
+                guard.track(&p);
+            }
+            // SQLite creates its journal, WAL and shared-memory files with the database file's
+            // mode, so a database file made 0600 here keeps all of them private.
+            if !path.exists() {
+                files::create_private_file(path).map_err(StoreError::io(path))?;
+            }
+        }
+        let meta = Meta::open(&target, true).await?;
+        let objects_dir = Config::resolve(dir, &config.storage.objects);
+        guard.track(&objects_dir);
+        let objects = Objects::local(objects_dir)?;
+        guard.track(&dir.join(CONFIG_FILE));
         write_atomic(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
         let home = Home {
             inner: Arc::new(HomeInner {
@@ -274,7 +390,55 @@ impl Home {
             .with_reason("deployment initialised"),
         )?;
         home.inner.ledger.checkpoint()?;
+        home.make_private().map_err(StoreError::io(dir))?;
         Ok(home)
+    }
+
+    /// Make the home and what Airlock keeps in it 0700/0600: the keyring, the configuration,
+    /// the SQLite files, the object store's root, and the ledger with every file in it. Returns
+    /// how many modes changed.
+    ///
+    /// The ledger's own writer (the `airlock-ledger` crate) creates its files with the umask's
+    /// mode; this is called after `init`, on `open` and after the checkpoint on `close`, so they
+    /// are private at rest, and the 0700 home and ledger directories keep everyone else out in
+    /// between. Objects are not walked: the store writes each one 0600 itself.
+    fn make_private(&self) -> std::io::Result<usize> {
+        let dir = &self.inner.dir;
+        let config = &self.inner.config;
+        let mut changed = 0;
+        for p in [
+            dir.to_path_buf(),
+            dir.join(KEYRING_FILE),
+            dir.join(CONFIG_FILE),
+            Config::resolve(dir, &config.storage.objects),
+        ] {
+            changed += usize::from(files::make_private(&p)?);
+        }
+        if self.inner.meta.db().backend() == crate::Backend::Sqlite {
+            for p in sqlite_files(&Config::resolve(dir, &config.storage.database)) {
+                changed += usize::from(files::make_private(&p)?);
+            }
+        }
+        changed += files::make_private_tree(&self.ledger_dir())?;
+        Ok(changed)
+    }
+
+    /// [`Home::make_private`] for a deployment that is already running: a file that cannot be
+    /// changed (another user's, say) is reported rather than refusing to open.
+    fn make_private_or_warn(&self) {
+        match self.make_private() {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                home = %self.inner.dir.display(),
+                changed = n,
+                "made files of the deployment private (0600, directories 0700)"
+            ),
+            Err(e) => tracing::warn!(
+                home = %self.inner.dir.display(),
+                error = %e,
+                "could not make every file of the deployment private"
+            ),
+        }
     }
 
     /// Open an existing deployment with its passphrase.
@@ -311,7 +475,7 @@ impl Home {
         let ledger = Ledger::open(&ledger_dir, &config.ledger.origin, signing_key(&kms)?)?;
         let meta = Meta::open(&db_target(dir, &config, database_url)?, false).await?;
         let objects = Objects::local(Config::resolve(dir, &config.storage.objects))?;
-        Ok(Home {
+        let home = Home {
             inner: Arc::new(HomeInner {
                 dir: dir.to_path_buf(),
                 config,
@@ -324,7 +488,10 @@ impl Home {
             actor,
             request: None,
             scope: Scope::all(),
-        })
+        };
+        // Deployments made before `init` set modes itself have 0644 files.
+        home.make_private_or_warn();
+        Ok(home)
     }
 
     /// The public verifier key of the ledger of the deployment at `dir` (no passphrase needed).
@@ -548,7 +715,15 @@ impl Home {
                 &manifest_bytes,
             )
             .await?;
-        let mut tx = self.inner.meta.begin(&self.scope).await?;
+        // Read back every object the version names before recording it: a version is complete
+        // only when each of its objects opens under its recorded key to its content hash.
+        for obj in manifest.files.iter().map(|f| &f.object).chain([&mobj]) {
+            self.inner
+                .objects
+                .verify(&self.inner.kms, &self.inner.meta, obj)
+                .await?;
+        }
+        let mut tx = self.inner.meta.begin_write(&self.scope).await?;
         match Meta::dataset_home(&mut tx, &nv.dataset).await? {
             None => {
                 Meta::insert_dataset(
@@ -792,7 +967,9 @@ impl Home {
     }
 
     /// Decrypt a version into `out_dir`, allowed only where the zone rules allow a reader in
-    /// `zone`; identified data needs a purpose of use.
+    /// `zone`; identified data needs a purpose of use. Files are written 0600 (atomically), a
+    /// missing `out_dir` is created 0700, and identified data is refused an existing `out_dir`
+    /// that other users can reach ([`StoreError::Permissions`]).
     pub async fn export(
         &self,
         v: &DatasetVersion,
@@ -806,8 +983,25 @@ impl Home {
                 reason: format!("exporting {} data needs a purpose of use", v.classification),
             });
         }
+        // Decrypted identified data goes only where no one else can read it. A directory that
+        // exists and is open to others is refused rather than changed: it is the caller's, and
+        // may be shared on purpose. De-identified and synthetic data may go there.
+        if v.classification.is_identified()
+            && let Ok(md) = std::fs::metadata(out_dir)
+            && files::open_to_others(&md)
+        {
+            return Err(StoreError::Permissions {
+                path: out_dir.to_path_buf(),
+                mode: std::os::unix::fs::PermissionsExt::mode(&md.permissions()) & 0o7777,
+            });
+        }
         let files = self.read_version(v, Access::Zone(zone), purpose).await?;
-        std::fs::create_dir_all(out_dir).map_err(StoreError::io(out_dir))?;
+        if !out_dir.is_dir() {
+            if let Some(parent) = out_dir.parent() {
+                std::fs::create_dir_all(parent).map_err(StoreError::io(parent))?;
+            }
+            files::create_private_dir(out_dir).map_err(StoreError::io(out_dir))?;
+        }
         let mut written = Vec::with_capacity(files.len());
         let mut used = BTreeSet::new();
         for (i, (f, bytes)) in files.into_iter().enumerate() {
@@ -936,6 +1130,8 @@ impl Home {
     pub async fn close(self) -> Result<(), StoreError> {
         self.inner.ledger.checkpoint()?;
         self.inner.meta.close().await;
+        // The checkpoint may have written new tiles.
+        self.make_private_or_warn();
         Ok(())
     }
 }

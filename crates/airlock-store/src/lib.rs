@@ -18,17 +18,24 @@
 //!   [`Home::read_version`]); nothing else decides what may cross a zone;
 //! * nothing identified is in `metadata.db`: file names and per-file details live in each
 //!   version's manifest, which is itself an encrypted object;
-//! * every operation that reads, writes or moves data appends to the ledger before it returns.
+//! * every operation that reads, writes or moves data appends to the ledger before it returns;
+//! * the home and every directory in it are 0700 and every file 0600, whatever the umask, and
+//!   decrypted identified data is exported only 0600 into a 0700 directory (see [`Home::init`],
+//!   [`Home::export`]);
+//! * a dataset version is recorded only once each of its objects reads back and verifies, and
+//!   concurrent writers of the same content agree on one data key before any bytes are written
+//!   (the object store's module docs).
 
 mod config;
 mod datasets;
 mod error;
+mod files;
 mod home;
 mod meta;
 mod objects;
 pub mod testing;
 
-pub use config::Config;
+pub use config::{Config, RolloutConfig};
 pub use datasets::{
     Access, DatasetSummary, DatasetVersion, IngestRequest, Lineage, Manifest, ManifestFile,
     NewFile, NewVersion, Transform, VersionRef, parse_version_spec,

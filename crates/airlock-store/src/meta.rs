@@ -198,6 +198,20 @@ impl Db {
         Ok(tx)
     }
 
+    /// Begin a transaction that will write, seeing only `scope`'s zones.
+    ///
+    /// On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), waiting its turn behind
+    /// other writers. A plain (deferred) transaction that reads and then writes cannot wait:
+    /// when another writer committed since its read, SQLite refuses the upgrade at once with
+    /// "database is locked", which made concurrent runs fail at random. On PostgreSQL it is
+    /// [`Db::begin`].
+    pub async fn begin_write(&self, scope: &Scope) -> Result<Tx, StoreError> {
+        if self.backend != Backend::Sqlite {
+            return self.begin(scope).await;
+        }
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
@@ -300,12 +314,19 @@ impl Meta {
             .transpose()
     }
 
-    pub(crate) async fn insert_object(
+    /// Record `offered` as the object's data key unless one is recorded already, and return
+    /// the key that is recorded: the one every writer of this object must seal under.
+    ///
+    /// Of concurrent callers exactly one insert wins. On PostgreSQL a losing insert waits for
+    /// the winner's transaction and then does nothing, and the read after it (a new snapshot
+    /// per statement under READ COMMITTED) sees the winner's row; on SQLite the write lock,
+    /// taken at `BEGIN`, serialises the whole transaction.
+    pub(crate) async fn claim_object_key(
         &self,
         obj: &ObjectRef,
-        key: &WrappedKey,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.db.begin(&Scope::zones([obj.zone])).await?;
+        offered: &WrappedKey,
+    ) -> Result<WrappedKey, StoreError> {
+        let mut tx = self.db.begin_write(&Scope::zones([obj.zone])).await?;
         sqlx::query(
             "INSERT INTO objects (zone, classification, hash, size, wrapped_key, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
@@ -314,12 +335,24 @@ impl Meta {
         .bind(obj.classification.as_str())
         .bind(obj.hash.to_hex())
         .bind(i64::try_from(obj.size).unwrap_or(i64::MAX))
-        .bind(key.to_text())
+        .bind(offered.to_text())
         .bind(chrono::Utc::now().to_rfc3339())
         .execute(&mut *tx)
         .await?;
+        let recorded: Option<String> = sqlx::query_scalar(
+            "SELECT wrapped_key FROM objects WHERE zone = $1 AND classification = $2 AND hash = $3",
+        )
+        .bind(obj.zone.as_str())
+        .bind(obj.classification.as_str())
+        .bind(obj.hash.to_hex())
+        .fetch_optional(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(())
+        let text = recorded.ok_or_else(|| StoreError::Corrupt {
+            hash: obj.hash.short(),
+            reason: "its data key was recorded but cannot be read back".into(),
+        })?;
+        Ok(WrappedKey::from_text(&text)?)
     }
 
     /// Every object with its wrapped key (for key rotation).
@@ -365,8 +398,8 @@ impl Meta {
         Ok(())
     }
 
-    pub(crate) async fn begin(&self, scope: &Scope) -> Result<Tx, StoreError> {
-        self.db.begin(scope).await
+    pub(crate) async fn begin_write(&self, scope: &Scope) -> Result<Tx, StoreError> {
+        self.db.begin_write(scope).await
     }
 
     /// The dataset's zone and classification, if it exists.
