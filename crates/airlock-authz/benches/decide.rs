@@ -10,7 +10,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
-    clippy::print_stdout
+    clippy::print_stdout,
+    reason = "a benchmark binary: a broken setup stops it at once, and it prints its results"
 )]
 
 use std::hint::black_box;

@@ -9,7 +9,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
-    clippy::print_stdout
+    clippy::print_stdout,
+    reason = "test code: helpers outside `#[test]` fns panic to fail a test and print to its log"
 )]
 
 use airlock_authz::{Action, Authorizer, Effect, Principal, Request, Resource, Role};

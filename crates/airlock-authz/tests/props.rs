@@ -4,7 +4,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
-    clippy::print_stdout
+    clippy::print_stdout,
+    reason = "test code: helpers outside `#[test]` fns panic to fail a test and print to its log"
 )]
 
 use std::sync::OnceLock;

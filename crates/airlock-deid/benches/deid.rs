@@ -4,7 +4,8 @@
     clippy::panic,
     clippy::indexing_slicing,
     clippy::print_stdout,
-    clippy::print_stderr
+    clippy::print_stderr,
+    reason = "a benchmark binary: a broken setup stops it at once, and it prints its results"
 )]
 //! Throughput of the de-identification engine, next to a baseline measured in the same run.
 //!

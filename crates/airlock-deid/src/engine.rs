@@ -44,22 +44,6 @@ struct MemoEntry {
     out: String,
 }
 
-fn same_known(a: Option<&KnownIdentifiers>, b: Option<&KnownIdentifiers>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => {
-            a.names == b.names
-                && a.ids == b.ids
-                && a.phones == b.phones
-                && a.emails == b.emails
-                && a.addresses == b.addresses
-                && a.cities == b.cities
-                && a.dates == b.dates
-        }
-        _ => false,
-    }
-}
-
 /// Mutable state of one run.
 pub(crate) struct Run<'a> {
     pub profile: &'a Profile,
@@ -248,7 +232,7 @@ impl<'a> Run<'a> {
         if let Some(key) = &memo_key
             && let Some(hit) = self.memo.map.get(key)
             && hit.epoch == self.scrub_epoch
-            && same_known(hit.known.as_ref(), known)
+            && hit.known.as_ref() == known
         {
             return Some(hit.out.clone());
         }

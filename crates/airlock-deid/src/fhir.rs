@@ -1208,7 +1208,10 @@ fn is_ref_key(w: &Walk<'_>, key: &str, pt: Option<&'static str>) -> bool {
         || (w.resource_type == "Bundle" && matches!(key, "fullUrl" | "url" | "location"))
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a rule needs the run, walk, field types and value; a struct would only rename them"
+)]
 fn apply_rule(
     run: &mut Run<'_>,
     w: &Walk<'_>,
@@ -1287,7 +1290,6 @@ fn namespace_for(w: &Walk<'_>, value: &str) -> String {
     "identifier".to_owned()
 }
 
-#[allow(clippy::too_many_arguments)]
 fn default_action(
     run: &mut Run<'_>,
     w: &Walk<'_>,

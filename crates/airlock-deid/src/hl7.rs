@@ -462,7 +462,6 @@ fn date_method_name(m: DateMethod) -> &'static str {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn process_kind(
     run: &mut Run<'_>,
     info: &PatientInfo,

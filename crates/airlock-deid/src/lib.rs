@@ -91,7 +91,13 @@ pub(crate) enum Walker {
     /// The token tape where it applies (see `fhir::stream`), the tree elsewhere.
     Tape,
     /// The `serde_json::Value` tree only (the reference the tape walk is tested against).
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "only the tests walk the tree, to check the tape walk against it"
+        )
+    )]
     Tree,
 }
 

@@ -4,7 +4,8 @@
     clippy::panic,
     clippy::indexing_slicing,
     clippy::print_stdout,
-    clippy::print_stderr
+    clippy::print_stderr,
+    reason = "test code: helpers outside `#[test]` fns panic to fail a test and print to its log"
 )]
 //! Behaviour on hand-made fixtures: one patient across formats, quarantine, profile validation,
 //! the crosswalk, the leak check failing a run, ages over 89, restricted zips, k-anonymity;

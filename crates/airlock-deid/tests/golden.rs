@@ -4,7 +4,8 @@
     clippy::panic,
     clippy::indexing_slicing,
     clippy::print_stdout,
-    clippy::print_stderr
+    clippy::print_stderr,
+    reason = "test code: helpers outside `#[test]` fns panic to fail a test and print to its log"
 )]
 //! The Microsoft FHIR anonymizer's golden fixtures (`../shared/data/fhir/anonymizer-golden`),
 //! for every method whose semantics match ours: `redact`, `keep`, `cryptoHash` (HMAC-SHA256

@@ -4,7 +4,8 @@
     clippy::panic,
     clippy::indexing_slicing,
     clippy::print_stdout,
-    clippy::print_stderr
+    clippy::print_stderr,
+    reason = "test code: helpers outside `#[test]` fns panic to fail a test and print to its log"
 )]
 //! The quality bars on the shared data (skipped when `../shared/data` is absent): zero leaks
 //! under safe-harbor on Synthea, HL7 samples and the readmission table; references still

@@ -2,7 +2,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: helpers outside `#[test]` fns panic to fail a test"
 )]
 //! Property tests: no parser panics on arbitrary input; HL7 values survive encode → parse.
 

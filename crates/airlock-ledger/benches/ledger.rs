@@ -9,7 +9,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::print_stdout,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "a benchmark binary: a broken setup stops it at once, and it prints its results"
 )]
 
 use std::fs::OpenOptions;

@@ -9,7 +9,8 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    clippy::print_stdout
+    clippy::print_stdout,
+    reason = "test code: helpers outside `#[test]` fns panic to fail a test and print to its log"
 )]
 
 use std::io::{BufRead, BufReader, Write};

@@ -4,7 +4,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: helpers outside `#[test]` fns panic to fail a test"
 )]
 
 use airlock_ledger::{Checkpoint, Ledger, SignedCheckpoint, Verifier, tiles, verify_proof_file};

@@ -3,7 +3,8 @@
     clippy::expect_used,
     clippy::indexing_slicing,
     clippy::print_stdout,
-    clippy::print_stderr
+    clippy::print_stderr,
+    reason = "an example binary: it stops on bad input and prints its results"
 )]
 //! The reference task: 30-day readmission (`readmitted == "<30"`) on the shared Diabetes 130-US
 //! hospitals table, with logistic regression and gradient-boosted trees on the same seeded split.

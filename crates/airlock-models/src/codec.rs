@@ -1,7 +1,10 @@
 //! Canonical binary encoding for models and signatures: little-endian integers, IEEE-754 bits
 //! for floats (exact round trip, unlike decimal text), `u32` length prefixes. One value has one
-//! encoding, so the SHA-256 of the bytes names the model. The reader checks every length against
-//! the bytes left before it allocates, and never panics on hostile input.
+//! encoding, so the SHA-256 of the bytes names the model. The [`Reader`] checks every length
+//! against the bytes left before it allocates, and never panics on hostile input; it is public so
+//! that other decoders of untrusted bytes (the ONNX envelope) share it rather than copy it.
+
+use std::fmt;
 
 use crate::error::ModelsError;
 
@@ -56,18 +59,25 @@ impl Writer {
     }
 }
 
-#[derive(Debug)]
-pub(crate) struct Reader<'a> {
+/// A bounds-checked reader over untrusted bytes: little-endian integers, finite IEEE-754 floats
+/// and `u32` length prefixes, as [`crate::Model`] encodings use them.
+///
+/// No method panics or allocates on a length it has not checked against the bytes left; every
+/// error is [`ModelsError::Malformed`] with the offset where decoding stopped, so a caller with
+/// its own error type (`airlock-onnx`'s envelope) can map it without losing the position.
+pub struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+    /// A reader at the start of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
         Reader { bytes, pos: 0 }
     }
 
-    pub(crate) fn err(&self, what: &'static str) -> ModelsError {
+    /// A [`ModelsError::Malformed`] at the current offset, for a rule the caller checks itself.
+    pub fn err(&self, what: &'static str) -> ModelsError {
         ModelsError::Malformed {
             offset: self.pos,
             what,
@@ -78,7 +88,11 @@ impl<'a> Reader<'a> {
         self.bytes.len().saturating_sub(self.pos)
     }
 
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], ModelsError> {
+    /// The next `n` bytes, borrowed from the input.
+    ///
+    /// # Errors
+    /// [`ModelsError::Malformed`] if fewer than `n` bytes are left.
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], ModelsError> {
         let end = self
             .pos
             .checked_add(n)
@@ -98,17 +112,37 @@ impl<'a> Reader<'a> {
         Ok(a)
     }
 
-    pub(crate) fn u8(&mut self) -> Result<u8, ModelsError> {
-        Ok(self.array::<1>()?[0])
+    /// One byte.
+    ///
+    /// # Errors
+    /// [`ModelsError::Malformed`] at the end of the input.
+    pub fn u8(&mut self) -> Result<u8, ModelsError> {
+        let [b] = self.array::<1>()?;
+        Ok(b)
     }
 
-    pub(crate) fn u32(&mut self) -> Result<u32, ModelsError> {
+    /// A little-endian `u32`.
+    ///
+    /// # Errors
+    /// [`ModelsError::Malformed`] if fewer than 4 bytes are left.
+    pub fn u32(&mut self) -> Result<u32, ModelsError> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
-    /// A length prefix for items of at least `min_item` bytes each, checked against what is
-    /// left so that a forged length cannot make us allocate.
-    pub(crate) fn len(&mut self, min_item: usize) -> Result<usize, ModelsError> {
+    /// A little-endian `u64`.
+    ///
+    /// # Errors
+    /// [`ModelsError::Malformed`] if fewer than 8 bytes are left.
+    pub fn u64(&mut self) -> Result<u64, ModelsError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    /// A `u32` length prefix for items of at least `min_item` bytes each, checked against what
+    /// is left so that a forged length cannot make the caller allocate.
+    ///
+    /// # Errors
+    /// [`ModelsError::Malformed`] if the prefix is cut short or promises more than is left.
+    pub fn len(&mut self, min_item: usize) -> Result<usize, ModelsError> {
         let n = self.u32()? as usize;
         if n.saturating_mul(min_item.max(1)) > self.remaining() {
             return Err(self.err("length exceeds input"));
@@ -116,7 +150,11 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
-    pub(crate) fn f64(&mut self) -> Result<f64, ModelsError> {
+    /// A finite `f64` from its little-endian IEEE-754 bits.
+    ///
+    /// # Errors
+    /// [`ModelsError::Malformed`] if fewer than 8 bytes are left or the value is not finite.
+    pub fn f64(&mut self) -> Result<f64, ModelsError> {
         let v = f64::from_bits(u64::from_le_bytes(self.array()?));
         if !v.is_finite() {
             return Err(self.err("non-finite float"));
@@ -124,23 +162,45 @@ impl<'a> Reader<'a> {
         Ok(v)
     }
 
-    pub(crate) fn f64s(&mut self) -> Result<Vec<f64>, ModelsError> {
+    /// A length-prefixed vector of finite `f64`s.
+    ///
+    /// # Errors
+    /// [`ModelsError::Malformed`] as [`Reader::len`] and [`Reader::f64`].
+    pub fn f64s(&mut self) -> Result<Vec<f64>, ModelsError> {
         let n = self.len(8)?;
         (0..n).map(|_| self.f64()).collect()
     }
 
-    pub(crate) fn str(&mut self) -> Result<String, ModelsError> {
+    /// A length-prefixed UTF-8 string.
+    ///
+    /// # Errors
+    /// [`ModelsError::Malformed`] as [`Reader::len`], or if the bytes are not UTF-8.
+    pub fn str(&mut self) -> Result<String, ModelsError> {
         let n = self.len(1)?;
         let s = self.take(n)?;
         String::from_utf8(s.to_vec()).map_err(|_| self.err("invalid utf-8"))
     }
 
-    pub(crate) fn expect_end(&self) -> Result<(), ModelsError> {
+    /// Succeeds only when every byte has been read.
+    ///
+    /// # Errors
+    /// [`ModelsError::Malformed`] (`trailing bytes`) otherwise.
+    pub fn expect_end(&self) -> Result<(), ModelsError> {
         if self.remaining() == 0 {
             Ok(())
         } else {
             Err(self.err("trailing bytes"))
         }
+    }
+}
+
+impl fmt::Debug for Reader<'_> {
+    /// Length and position only: the reader may hold any caller's bytes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reader")
+            .field("len", &self.bytes.len())
+            .field("pos", &self.pos)
+            .finish()
     }
 }
 

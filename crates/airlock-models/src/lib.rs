@@ -5,7 +5,7 @@
 //! L2-regularised logistic regression fitted by Newton's method on standardised inputs
 //! ([`logistic`]), and histogram-based gradient-boosted trees on log-loss ([`gbdt`]). Both
 //! implement [`Model`] and serialise to canonical bytes (little-endian integers, IEEE-754 float
-//! bits, length prefixes), so a [`TrainedModel`] (signature plus model) is named by the SHA-256
+//! bits, length prefixes: [`codec`]), so a [`TrainedModel`] (signature plus model) is named by the SHA-256
 //! of its bytes.
 //!
 //! **Reproducibility.** [`train`] splits the table with a seeded, stratified shuffle
@@ -23,13 +23,13 @@
 //! **No values in errors.** [`ModelsError`] carries column names, row indices, offsets and rules.
 //! [`Table`], [`Column`] and [`Value`] print their shape, not their cells.
 
+pub mod codec;
 pub mod gbdt;
 pub mod logistic;
 pub mod metrics;
 pub mod reference;
 pub mod testing;
 
-mod codec;
 mod error;
 mod model;
 mod rng;

@@ -3,7 +3,8 @@
     clippy::expect_used,
     clippy::indexing_slicing,
     clippy::print_stdout,
-    clippy::print_stderr
+    clippy::print_stderr,
+    reason = "test code: helpers outside `#[test]` fns panic to fail a test and print to its log"
 )]
 //! The reference task on the shared readmission table (a 30,000-row slice, to keep debug test
 //! runs short; the example trains on all of it). Skips when the shared data is absent.

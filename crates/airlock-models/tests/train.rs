@@ -2,7 +2,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
-    clippy::print_stdout
+    clippy::print_stdout,
+    reason = "test code: helpers outside `#[test]` fns panic to fail a test and print to its log"
 )]
 //! Training through the public API on a synthetic table: reproducibility, round trips,
 //! validation at prediction time, and the experiment record.

@@ -5,6 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Arc;
 
+use airlock_models::codec::Reader;
 use airlock_models::{Model, ModelKind, ModelsError};
 use airlock_types::ContentHash;
 use sha2::{Digest, Sha256};
@@ -136,19 +137,7 @@ impl OnnxModel {
 
     /// Decode [`OnnxModel::to_canonical_bytes`] and load the model it holds.
     pub fn from_canonical_bytes(bytes: &[u8]) -> Result<OnnxModel, OnnxError> {
-        let mut r = Envelope { bytes, pos: 0 };
-        if r.take(MAGIC.len())? != MAGIC {
-            return Err(r.err("not an airlock ONNX envelope"));
-        }
-        if r.take(1)? != [ENVELOPE_VERSION] {
-            return Err(r.err("unknown envelope version"));
-        }
-        let n_inputs = r.u64_usize()?;
-        let len = r.u64_usize()?;
-        let file = r.take(len)?;
-        if r.pos != bytes.len() {
-            return Err(r.err("trailing bytes"));
-        }
+        let (file, n_inputs) = read_envelope(bytes).map_err(envelope_error)?;
         OnnxModel::load(file, n_inputs)
     }
 
@@ -383,37 +372,36 @@ impl ModelDataResolver for NoExternalData {
     }
 }
 
-/// A bounds-checked reader over the canonical envelope.
-struct Envelope<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+/// The model file and input width inside canonical bytes, read with the models crate's
+/// bounds-checked reader.
+fn read_envelope(bytes: &[u8]) -> Result<(&[u8], usize), ModelsError> {
+    let mut r = Reader::new(bytes);
+    if r.take(MAGIC.len())? != MAGIC {
+        return Err(r.err("not an airlock ONNX envelope"));
+    }
+    if r.u8()? != ENVELOPE_VERSION {
+        return Err(r.err("unknown envelope version"));
+    }
+    let mut length = || {
+        let n = r.u64()?;
+        usize::try_from(n).map_err(|_| r.err("length overflow"))
+    };
+    let n_inputs = length()?;
+    let len = length()?;
+    let file = r.take(len)?;
+    r.expect_end()?;
+    Ok((file, n_inputs))
 }
 
-impl<'a> Envelope<'a> {
-    fn err(&self, what: &'static str) -> OnnxError {
-        OnnxError::Envelope {
-            offset: self.pos,
-            what,
-        }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], OnnxError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .ok_or_else(|| self.err("length overflow"))?;
-        let s = self
-            .bytes
-            .get(self.pos..end)
-            .ok_or_else(|| self.err("unexpected end"))?;
-        self.pos = end;
-        Ok(s)
-    }
-
-    fn u64_usize(&mut self) -> Result<usize, OnnxError> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        usize::try_from(u64::from_le_bytes(a)).map_err(|_| self.err("length overflow"))
+/// The reader reports only [`ModelsError::Malformed`]; its offset and reason carry over.
+fn envelope_error(e: ModelsError) -> OnnxError {
+    match e {
+        ModelsError::Malformed { offset, what } => OnnxError::Envelope { offset, what },
+        // Unreachable from `Reader`, but `ModelsError` is non-exhaustive.
+        _ => OnnxError::Envelope {
+            offset: 0,
+            what: "undecodable",
+        },
     }
 }
 

@@ -1,7 +1,10 @@
 //! Generates a cohort and writes everything: `gen [PATIENTS] [OUT_DIR] [SEED]`.
 //!
 //! `cargo run --release -p airlock-synth --example gen -- 1000 /tmp/x`
-#![allow(clippy::print_stdout)]
+#![allow(
+    clippy::print_stdout,
+    reason = "an example binary: its output goes to the terminal"
+)]
 
 use std::path::PathBuf;
 use std::time::Instant;

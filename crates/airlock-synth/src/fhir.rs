@@ -481,7 +481,6 @@ fn encounter(p: &SynthPatient, e: &Encounter, pref: &str, style: RefStyle) -> Va
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

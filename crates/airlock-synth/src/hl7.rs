@@ -227,7 +227,6 @@ pub(crate) fn adt_a01(p: &SynthPatient, enc_index: usize, e: &Encounter) -> Stri
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -7,7 +7,7 @@
 //! ids (`MRN: S-987654`, `HMO-234567`), hospitals by short name, relatives by first name. They
 //! also use clinical abbreviations that are not PHI (O2, x2, q4h, CT, BP, Foley).
 
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime};
+use chrono::{Datelike, Duration, Month, NaiveDate, NaiveDateTime};
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 
@@ -50,26 +50,12 @@ impl NoteBuf {
     }
 }
 
-const MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-
 fn month_name(d: NaiveDate) -> &'static str {
-    MONTHS
-        .get(d.month0() as usize)
-        .copied()
-        .unwrap_or("January")
+    // chrono already carries the English month names; no table of our own.
+    u8::try_from(d.month())
+        .ok()
+        .and_then(|m| Month::try_from(m).ok())
+        .map_or("January", |m| m.name())
 }
 
 fn ordinal(n: u32) -> String {
@@ -692,7 +678,6 @@ fn discharge(rng: &mut ChaCha20Rng, c: &Ctx<'_>) -> NoteBuf {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::rng::stream_rng;
@@ -705,6 +690,14 @@ mod tests {
         assert_eq!(ordinal(11), "11th");
         assert_eq!(ordinal(14), "14th");
         assert_eq!(ordinal(22), "22nd");
+    }
+
+    #[test]
+    fn month_names_are_english() {
+        let name = |m| month_name(NaiveDate::from_ymd_opt(2020, m, 14).unwrap());
+        assert_eq!(name(1), "January");
+        assert_eq!(name(3), "March");
+        assert_eq!(name(12), "December");
     }
 
     #[test]

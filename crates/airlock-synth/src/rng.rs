@@ -95,7 +95,6 @@ pub(crate) fn chance(rng: &mut ChaCha20Rng, p: f64) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -6,7 +6,12 @@
 //! FORMAT is `asq`, `presidio` or `jsonl`. With `--predictions`, FILE is JSONL, one line per
 //! corpus entry, `{"phi": [{"start", "end", "type"}]}` in character offsets. Without it the
 //! engine runs, and its throughput is printed too.
-#![allow(clippy::print_stdout, clippy::print_stderr, clippy::indexing_slicing)]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::indexing_slicing,
+    reason = "an example binary: it stops on bad input and prints its results"
+)]
 
 use std::time::Instant;
 

@@ -1,5 +1,9 @@
 //! Prints the spans found in each argument (development aid).
-#![allow(clippy::print_stdout, clippy::indexing_slicing)]
+#![allow(
+    clippy::print_stdout,
+    clippy::indexing_slicing,
+    reason = "an example binary: it stops on bad input and prints its results"
+)]
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -254,8 +254,6 @@ impl Dicts {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     #[test]
     fn inflections_of_dictionary_words_are_words() {
         let d = crate::engine::dicts().unwrap();

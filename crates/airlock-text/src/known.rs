@@ -24,7 +24,9 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use crate::engine::{Candidate, Priority};
 use crate::{KnownIdentifiers, PhiKind, Span};
 
-const MONTHS: [&str; 12] = [
+/// English month names, January first; the date surrogates parse and write them too
+/// (matching case-insensitively), so the crate has one table.
+pub(crate) const MONTHS: [&str; 12] = [
     "January",
     "February",
     "March",

@@ -213,7 +213,7 @@ pub struct Span {
 /// searched for explicitly in every spelling variant.
 ///
 /// `Debug` prints only how many values each field holds.
-#[derive(Default, Clone)]
+#[derive(Default, Clone, PartialEq, Eq)]
 pub struct KnownIdentifiers {
     /// Names as written in the record ("Carolee951 Smith", "Smith, John"), given and family
     /// parts may also be passed separately.

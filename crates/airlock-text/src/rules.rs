@@ -1169,7 +1169,6 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::print_stdout)]
     fn fast_paths_match_the_reference() {
         let r = PatternRecognizer::new().unwrap();
         let mut texts = generated(20_000);

@@ -12,22 +12,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::dict::Dicts;
+use crate::known::MONTHS;
 use crate::{Mode, PhiKind, Span, SurrogateContext};
-
-const MONTHS: [&str; 12] = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
 
 pub(crate) fn render(
     dicts: &Dicts,
@@ -296,7 +282,10 @@ fn month_index(word: &str) -> Option<u32> {
     }
     MONTHS
         .iter()
-        .position(|m| m.starts_with(&w) || (w == "sept" && *m == "september"))
+        .position(|m| {
+            m.get(..w.len()).is_some_and(|p| p.eq_ignore_ascii_case(&w))
+                || (w == "sept" && *m == "September")
+        })
         .map(|i| i as u32 + 1)
 }
 
@@ -451,6 +440,21 @@ mod tests {
         );
         assert_eq!(shift_date("3/14", 1).as_deref(), Some("3/15"));
         assert_eq!(shift_date("10:30", 1), None);
+    }
+
+    #[test]
+    fn month_words_match_in_any_case_and_keep_it() {
+        assert_eq!(shift_date("MARCH 2019", 31).as_deref(), Some("APRIL 2019"));
+        assert_eq!(shift_date("march 2019", 31).as_deref(), Some("april 2019"));
+        assert_eq!(
+            shift_date("sept 30, 2019", 1).as_deref(),
+            Some("oct 1, 2019")
+        );
+        assert_eq!(
+            shift_date("Dec 31, 2019", 1).as_deref(),
+            Some("Jan 1, 2020")
+        );
+        assert_eq!(shift_date("Foo 2019", 1), None);
     }
 
     #[test]

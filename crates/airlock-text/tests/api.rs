@@ -1,5 +1,10 @@
 //! Public API behaviour: output modes, surrogate consistency, known identifiers, JSONL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "test code: helpers outside `#[test]` fns panic to fail a test"
+)]
 
 use airlock_text::{Engine, KnownIdentifiers, Mode, PhiKind, SurrogateContext, process_jsonl};
 

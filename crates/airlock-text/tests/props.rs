@@ -1,6 +1,10 @@
 //! Property tests: arbitrary text never panics, spans are sorted, non-overlapping and on
 //! character boundaries, and `char_offsets` agrees with a naive count.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test code: helpers outside `#[test]` fns panic to fail a test"
+)]
 
 use airlock_text::{Engine, KnownIdentifiers, Mode, SurrogateContext, char_offsets};
 use proptest::prelude::*;
