@@ -1,6 +1,10 @@
 //! `airlock`: the command-line edge of Airlock. Thin: parse arguments, call the libraries,
 //! print results. `anyhow` lives here and nowhere else.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the command line prints what it did"
+)]
 
 mod cmd;
 

@@ -54,14 +54,17 @@ pub enum NamedKey {
     Pseudonym,
     /// PKCS#8 PEM private key of the deployment's TLS certificate.
     TlsPrivateKey,
+    /// AES-256-GCM key that seals people's TOTP secrets in the metadata database.
+    IdentitySeal,
 }
 
 impl NamedKey {
     /// Every named key.
-    pub const ALL: [NamedKey; 3] = [
+    pub const ALL: [NamedKey; 4] = [
         NamedKey::LedgerSigning,
         NamedKey::Pseudonym,
         NamedKey::TlsPrivateKey,
+        NamedKey::IdentitySeal,
     ];
 
     /// The key's name in the keyring.
@@ -70,6 +73,7 @@ impl NamedKey {
             NamedKey::LedgerSigning => "ledger-signing",
             NamedKey::Pseudonym => "pseudonym",
             NamedKey::TlsPrivateKey => "tls-private-key",
+            NamedKey::IdentitySeal => "identity-seal",
         }
     }
 }
@@ -254,6 +258,7 @@ impl Keyring {
         };
         ring.put_named(&mut kms, NamedKey::LedgerSigning, Secret::random(32))?;
         ring.put_named(&mut kms, NamedKey::Pseudonym, Secret::random(32))?;
+        ring.put_named(&mut kms, NamedKey::IdentitySeal, Secret::random(32))?;
         Ok((ring, kms))
     }
 

@@ -97,3 +97,15 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     rand::rngs::OsRng.fill_bytes(&mut out);
     out
 }
+
+/// A key for one job derived from `material` and a `label` (HMAC-SHA256 of the label under the
+/// material), so one secret never serves two jobs under the same key.
+pub fn derive_key(material: &Secret, label: &[u8]) -> Result<Secret, CryptoError> {
+    use hmac::Mac as _;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(material.expose_secret())
+        .map_err(|_| CryptoError::MissingKey {
+            name: "derivation material".into(),
+        })?;
+    mac.update(label);
+    Ok(Secret::new(mac.finalize().into_bytes().to_vec()))
+}

@@ -297,11 +297,20 @@ fn spread_subdirectories(dir: &Path) {
     }
 }
 
+/// Create `dir` (and missing parents) 0700.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 impl Ledger {
     /// Open (or create) the ledger in `dir`: the WAL at `dir/wal`, tiles and the checkpoint
     /// under `dir`. `origin` names the log and its key (e.g. `airlock.example/ledger`).
     pub fn open(dir: &Path, origin: &str, signer: SigningKey) -> Result<Ledger, LedgerError> {
-        fs::create_dir_all(dir).map_err(io_err(dir.display().to_string()))?;
+        private_dir(dir).map_err(io_err(dir.display().to_string()))?;
         spread_subdirectories(dir);
         Ledger::open_with_store(dir, Box::new(FsStore::new(dir)), origin, signer)
     }
@@ -314,7 +323,7 @@ impl Ledger {
         signer: SigningKey,
     ) -> Result<Ledger, LedgerError> {
         let verifier = Verifier::new(origin, signer.verifying_key())?;
-        fs::create_dir_all(dir).map_err(io_err(dir.display().to_string()))?;
+        private_dir(dir).map_err(io_err(dir.display().to_string()))?;
         let wal_path = dir.join(WAL_FILE);
         let wal_name = wal_path.display().to_string();
         let mut file = wal::open_rw(&wal_path).map_err(io_err(&wal_name))?;

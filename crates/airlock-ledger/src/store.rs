@@ -4,6 +4,7 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 /// A key-value store of published log objects, addressed by tlog-tiles paths
@@ -79,7 +80,12 @@ impl TileStore for FsStore {
     fn write(&self, path: &str, data: &[u8]) -> io::Result<()> {
         let full = self.full(path)?;
         let dir = full.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir)?;
+        // The ledger names patients by keyed pseudonym only, but who did what is still nobody
+        // else's business: directories 0700, files 0600, whatever the umask.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
         let mut tmp = full.clone().into_os_string();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
@@ -87,6 +93,7 @@ impl TileStore for FsStore {
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(0o600)
             .open(&tmp)?;
         f.write_all(data)?;
         drop(f);

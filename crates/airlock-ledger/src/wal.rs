@@ -379,6 +379,7 @@ pub fn open_rw(path: &Path) -> io::Result<File> {
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
         .open(path)
 }
 
@@ -401,7 +402,10 @@ pub fn torn_span(file: &File, from: u64, len: u64) -> io::Result<u64> {
 }
 
 // `rustix` flag values, for `std`'s `custom_flags`.
-#[allow(clippy::cast_possible_wrap)]
+#[allow(
+    clippy::cast_possible_wrap,
+    reason = "`O_DIRECT` is one low bit on every Linux architecture, so the cast cannot wrap"
+)]
 const O_DIRECT: i32 = rustix::fs::OFlags::DIRECT.bits() as i32;
 const EINVAL: i32 = rustix::io::Errno::INVAL.raw_os_error();
 
@@ -600,7 +604,6 @@ fn warm(file: &File, offset: u64, len: u64) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use std::sync::Arc;

@@ -4,7 +4,8 @@
     clippy::panic,
     clippy::indexing_slicing,
     clippy::print_stdout,
-    clippy::print_stderr
+    clippy::print_stderr,
+    reason = "test code: helpers outside `#[test]` fns panic to fail a test and print to its log"
 )]
 //! scikit-learn as the oracle: models exported by `export_sklearn.py` (skl2onnx) must predict what
 //! scikit-learn predicts, and what tract cannot run must be refused by name.
@@ -417,6 +418,12 @@ async fn an_imported_scikit_learn_model_is_registered_deployed_and_served() {
             airlock_store::Scope::all(),
         ))
         .with_onnx(std::sync::Arc::new(airlock_onnx::TractRuntime))
+        // A canary to every patient, promoted at once: the rollout rules are tested elsewhere.
+        .with_rollout(airlock_store::RolloutConfig {
+            max_canary_percent: 100.0,
+            min_canary_minutes: 0,
+            min_canary_predictions: 0,
+        })
     };
     let request = |file: &str| ImportRequest {
         kind: ArtifactKind::Onnx,
@@ -475,7 +482,7 @@ async fn an_imported_scikit_learn_model_is_registered_deployed_and_served() {
         .deploy(&name, &h, State::Canary, Some(10_000), "all")
         .await
         .unwrap();
-    as_actor("mo").promote(&name, "go").await.unwrap();
+    as_actor("mo").promote(&name, "go", 0).await.unwrap();
     // Without an ONNX runtime the version cannot load (and says why).
     let (bare, errors) = Registry::new(&home).deployment(None).await.unwrap();
     assert!(bare.routes("imported").is_none());

@@ -39,6 +39,22 @@ pub enum RegistryError {
         /// The version hash.
         hash: String,
     },
+    /// The rollout rules refuse this step (a canary's share, a canary's soak).
+    #[error("`{name}`: {rule}")]
+    Rollout {
+        /// The model.
+        name: String,
+        /// The rule and the figures.
+        rule: String,
+    },
+    /// A prediction has an outcome already, with the other label.
+    #[error(
+        "prediction {prediction} has an outcome already; post it with `correction: true` to replace it"
+    )]
+    OutcomeRecorded {
+        /// The prediction's ledger index.
+        prediction: u64,
+    },
     /// The lifecycle does not allow this step.
     #[error("`{name}` version {version} is {from}; it cannot move to {to}: {rule}")]
     Transition {

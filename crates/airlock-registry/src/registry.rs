@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use airlock_ledger::{Entry, EventType, OutcomeKind, Timestamp};
 use airlock_models::TrainedModel;
-use airlock_store::{Backend, Home, Scope};
+use airlock_store::{Backend, Home, RolloutConfig, Scope};
 use airlock_types::{ActorId, Classification, ContentHash, Gate, Zone, zone};
 use serde::Serialize;
 use sqlx::Row;
@@ -132,6 +132,7 @@ pub struct Registry {
     home: Home,
     approvers: Vec<String>,
     onnx: Option<Arc<dyn OnnxRuntime>>,
+    rollout: RolloutConfig,
 }
 
 impl std::fmt::Debug for Registry {
@@ -172,7 +173,19 @@ impl Registry {
                 .map(|s| s.to_string())
                 .collect(),
             onnx: None,
+            rollout: home.config().rollout,
         }
+    }
+
+    /// Apply these rollout rules instead of the deployment's (`airlock.toml`'s `[rollout]`).
+    pub fn with_rollout(mut self, rollout: RolloutConfig) -> Registry {
+        self.rollout = rollout;
+        self
+    }
+
+    /// The rollout rules in force.
+    pub fn rollout(&self) -> RolloutConfig {
+        self.rollout
     }
 
     /// Require these roles' approvals instead of the defaults (at least one).
@@ -756,6 +769,16 @@ impl Registry {
                 share = canary_share_bp
                     .filter(|s| (1..=10_000).contains(s))
                     .ok_or_else(|| rule("a canary needs a share of 1 to 10,000 basis points"))?;
+                if f64::from(share) > self.rollout.max_canary_percent * 100.0 {
+                    return Err(RegistryError::Rollout {
+                        name: name.to_string(),
+                        rule: format!(
+                            "a canary may reach at most {}% of patients (rollout.max_canary_percent); asked {}%",
+                            self.rollout.max_canary_percent,
+                            f64::from(share) / 100.0
+                        ),
+                    });
+                }
                 if self
                     .versions(name)
                     .await?
@@ -767,7 +790,11 @@ impl Registry {
                     ));
                 }
             }
-            State::Production => return self.promote_in_order(name, reason).await,
+            State::Production => {
+                return Err(rule(
+                    "promote the canary instead (its soak is checked there)",
+                ));
+            }
             _ => return Err(rule("use validate or approve for this step")),
         }
         let v = if to.is_deployed() && v.zone != Zone::Clinical {
@@ -817,14 +844,35 @@ impl Registry {
     }
 
     /// The canary becomes production; the production version it replaces is retired. One
-    /// step: both transitions commit together.
+    /// step: both transitions commit together. The canary must have soaked as the rollout
+    /// rules ask: long enough since it became the canary, and `shown` predictions from it
+    /// (counted by the caller from the ledger, after the canary transition's entry); the
+    /// transition's reason records both.
     pub async fn promote(
         &self,
         name: &ModelName,
         reason: &str,
+        shown: u64,
     ) -> Result<Vec<Transition>, RegistryError> {
         let _order = self.lifecycle().await?;
-        self.promote_in_order(name, reason).await
+        self.promote_in_order(name, reason, shown).await
+    }
+
+    /// When the current canary of `name` became the canary: its transition, if any.
+    pub async fn canary_since(
+        &self,
+        name: &ModelName,
+    ) -> Result<Option<Transition>, RegistryError> {
+        let versions = self.versions(name).await?;
+        let Some(canary) = versions.iter().find(|v| v.state == State::Canary) else {
+            return Ok(None);
+        };
+        Ok(self
+            .history(name)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|t| t.hash == canary.hash && t.to == State::Canary))
     }
 
     /// [`Registry::promote`] with the lifecycle lock already held.
@@ -832,6 +880,7 @@ impl Registry {
         &self,
         name: &ModelName,
         reason: &str,
+        shown: u64,
     ) -> Result<Vec<Transition>, RegistryError> {
         let versions = self.versions(name).await?;
         let canary = versions
@@ -842,6 +891,27 @@ impl Registry {
                 name: name.to_string(),
                 version: Some("(canary)".into()),
             })?;
+        let since = self.canary_since(name).await?;
+        let minutes = since
+            .as_ref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t.at).ok())
+            .map_or(0, |t| {
+                u64::try_from((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_minutes())
+                    .unwrap_or(0)
+            });
+        let soak = format!(
+            "canary soaked {minutes} min with {shown} shown predictions (rollout: at least {} min and {})",
+            self.rollout.min_canary_minutes, self.rollout.min_canary_predictions
+        );
+        if minutes < self.rollout.min_canary_minutes || shown < self.rollout.min_canary_predictions
+        {
+            return Err(RegistryError::Rollout {
+                name: name.to_string(),
+                rule: format!("not promoted: {soak}"),
+            });
+        }
+        let reason = format!("{reason}; {soak}");
+        let reason = reason.as_str();
         let mut steps: Vec<(ModelVersion, State, u16)> = versions
             .into_iter()
             .filter(|v| v.state == State::Production)
@@ -985,14 +1055,39 @@ impl Registry {
         Ok((Deployment::new(routes, generation), errors))
     }
 
-    /// Record the observed outcome (label) of a prediction, by its ledger index.
-    pub async fn post_outcome(&self, prediction: u64, label: bool) -> Result<(), RegistryError> {
+    /// Record the observed outcome of a prediction. The first outcome stands: a later one with
+    /// another label is refused unless it is marked a `correction`, and then the ledger entry
+    /// the caller writes says what it replaced, so no outcome is ever changed without a trace.
+    /// Returns the label it replaced, if any.
+    pub async fn post_outcome(
+        &self,
+        prediction: u64,
+        label: bool,
+        correction: bool,
+    ) -> Result<Option<bool>, RegistryError> {
+        let index = i64::try_from(prediction).unwrap_or(i64::MAX);
         let mut tx = self.home.db().begin(&Scope::all()).await?;
+        let before: Option<i64> =
+            sqlx::query_scalar("SELECT label FROM prediction_outcomes WHERE prediction = $1")
+                .bind(index)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let before = before.map(|l| l != 0);
+        match before {
+            Some(b) if b == label => {
+                tx.commit().await?;
+                return Ok(Some(b));
+            }
+            Some(_) if !correction => {
+                return Err(RegistryError::OutcomeRecorded { prediction });
+            }
+            _ => {}
+        }
         sqlx::query(
             "INSERT INTO prediction_outcomes (prediction, zone, label, posted_by, at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (prediction) DO UPDATE SET label = excluded.label, posted_by = excluded.posted_by, at = excluded.at",
         )
-        .bind(i64::try_from(prediction).unwrap_or(i64::MAX))
+        .bind(index)
         .bind(Zone::Clinical.as_str())
         .bind(i64::from(label))
         .bind(self.home.actor().as_str())
@@ -1000,7 +1095,7 @@ impl Registry {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(before)
     }
 
     /// Every posted outcome: prediction ledger index to label.

@@ -2,7 +2,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
-    clippy::panic
+    clippy::panic,
+    reason = "tests and benches fail by panicking; helpers outside #[test] are not covered by clippy.toml"
 )]
 //! The registry against a real deployment (SQLite metadata, encrypted object store, ledger):
 //! lifecycle rules, the approval quorum, per-patient canary routing, rollback, verification of
@@ -71,12 +72,21 @@ async fn home(dir: &std::path::Path) -> Home {
     .unwrap()
 }
 
+/// Rollout rules that let a test take a canary to every patient and promote it at once (the
+/// deployment's defaults are tested in `default_rollout_rules_cap_the_canary_and_ask_for_soak`).
+const IMMEDIATE: airlock_store::RolloutConfig = airlock_store::RolloutConfig {
+    max_canary_percent: 100.0,
+    min_canary_minutes: 0,
+    min_canary_predictions: 0,
+};
+
 fn as_actor(home: &Home, actor: &str) -> Registry {
     Registry::new(&home.acting_as(
         ActorId::new(actor).unwrap(),
         home.request_id(),
         airlock_store::Scope::all(),
     ))
+    .with_rollout(IMMEDIATE)
 }
 
 fn record(x: f64, c: &str) -> Record {
@@ -216,7 +226,7 @@ async fn lifecycle_quorum_and_refusals() {
     ops.deploy(&name, &h, State::Canary, Some(10_000), "everyone")
         .await
         .unwrap();
-    ops.promote(&name, "first production").await.unwrap();
+    ops.promote(&name, "first production", 0).await.unwrap();
     assert_eq!(registry_state(&home, &name, &h).await, State::Production);
 
     // The history has every step, each with its ledger entry.
@@ -279,7 +289,7 @@ async fn canary_is_deterministic_per_patient_and_rolls_back() {
     ops.deploy(&name, &v1, State::Canary, Some(10_000), "all")
         .await
         .unwrap();
-    ops.promote(&name, "go").await.unwrap();
+    ops.promote(&name, "go", 0).await.unwrap();
     let v2 = approved(&home, &name, 12).await.to_hex();
     // Only one canary at a time.
     ops.deploy(&name, &v2, State::Silent, None, "shadow")
@@ -379,7 +389,7 @@ async fn canary_is_deterministic_per_patient_and_rolls_back() {
     ops.deploy(&name, &v2, State::Canary, Some(5_000), "again")
         .await
         .unwrap();
-    let t = ops.promote(&name, "canary held").await.unwrap();
+    let t = ops.promote(&name, "canary held", 0).await.unwrap();
     assert_eq!(t.len(), 2);
     assert_eq!(registry_state(&home, &name, &v1).await, State::Retired);
     assert_eq!(registry_state(&home, &name, &v2).await, State::Production);
@@ -633,12 +643,12 @@ async fn racing_steps(home: Home) {
     reg.deploy(&name, &first, State::Canary, Some(5_000), "half")
         .await
         .unwrap();
-    reg.promote(&name, "go").await.unwrap();
+    reg.promote(&name, "go", 0).await.unwrap();
     reg.deploy(&name, &second, State::Canary, Some(5_000), "half")
         .await
         .unwrap();
     let (mo, lee) = (as_actor(&home, "mo"), as_actor(&home, "lee"));
-    let (p, r) = tokio::join!(mo.promote(&name, "go"), lee.rollback(&name, "stop"));
+    let (p, r) = tokio::join!(mo.promote(&name, "go", 0), lee.rollback(&name, "stop"));
     assert!(p.is_ok() != r.is_ok(), "promote {p:?} rollback {r:?}");
     let states: Vec<State> = reg
         .versions(&name)
@@ -655,4 +665,64 @@ async fn racing_steps(home: Home) {
     seqs.sort_unstable();
     seqs.dedup();
     assert_eq!(seqs.len(), history.len());
+}
+
+/// Issue 28, finding 2: with the deployment's rollout rules (`airlock.toml`'s defaults), a
+/// canary reaches at most half the patients and is promoted only after its soak; the promote
+/// transition names the soak it had.
+#[tokio::test]
+async fn default_rollout_rules_cap_the_canary_and_ask_for_soak() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = home(&tmp.path().join("h")).await;
+    let name = ModelName::new("risk").unwrap();
+    let h = approved(&home, &name, 3).await.to_hex();
+    let mo = Registry::new(&home.acting_as(
+        ActorId::new("mo").unwrap(),
+        home.request_id(),
+        airlock_store::Scope::all(),
+    ));
+    assert_eq!(mo.rollout(), airlock_store::RolloutConfig::default());
+    mo.deploy(&name, &h, State::Silent, None, "shadow")
+        .await
+        .unwrap();
+    let too_much = mo
+        .deploy(&name, &h, State::Canary, Some(5_001), "most patients")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(too_much.contains("at most 50%"), "{too_much}");
+    mo.deploy(&name, &h, State::Canary, Some(5_000), "half")
+        .await
+        .unwrap();
+    let early = mo
+        .promote(&name, "now", 1_000)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        early.contains("soaked 0 min with 1000 shown predictions"),
+        "{early}"
+    );
+    assert_eq!(registry_state(&home, &name, &h).await, State::Canary);
+    // Production is reached by promoting the canary, never by a deploy.
+    assert!(
+        mo.deploy(&name, &h, State::Production, None, "skip the soak")
+            .await
+            .is_err()
+    );
+    // With the soak met (no minimum time here), the transition records it.
+    let soaked = mo.with_rollout(airlock_store::RolloutConfig {
+        min_canary_minutes: 0,
+        ..Default::default()
+    });
+    assert!(soaked.promote(&name, "held", 99).await.is_err());
+    let t = soaked.promote(&name, "held", 100).await.unwrap();
+    let last = t.last().unwrap();
+    assert_eq!(last.to, State::Production);
+    assert!(
+        last.reason
+            .contains("canary soaked 0 min with 100 shown predictions"),
+        "{}",
+        last.reason
+    );
 }

@@ -49,7 +49,8 @@
     clippy::print_stdout,
     clippy::print_stderr,
     clippy::indexing_slicing,
-    clippy::panic
+    clippy::panic,
+    reason = "tests and benches fail by panicking; helpers outside #[test] are not covered by clippy.toml"
 )]
 
 mod common;
@@ -143,7 +144,13 @@ fn record() -> Record {
 }
 
 fn as_actor(home: &Home, a: &str) -> Registry {
+    // Straight to production: the bench measures serving, not the rollout's soak.
     Registry::new(&home.acting_as(ActorId::new(a).unwrap(), home.request_id(), Scope::all()))
+        .with_rollout(airlock_store::RolloutConfig {
+            max_canary_percent: 100.0,
+            min_canary_minutes: 0,
+            min_canary_predictions: 0,
+        })
 }
 
 /// Train, register and take a version to `to` (silent or production). Returns its hash.
@@ -209,7 +216,7 @@ async fn deploy(home: &Home, seed: u64, to: State) -> String {
         mo.deploy(&name, &h, State::Canary, Some(10_000), "bench")
             .await
             .unwrap();
-        mo.promote(&name, "bench").await.unwrap();
+        mo.promote(&name, "bench", 0).await.unwrap();
     }
     h
 }

@@ -296,7 +296,6 @@ fn drop_quoted(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
 
     use axum::extract::FromRequest;
     use axum::response::IntoResponse;

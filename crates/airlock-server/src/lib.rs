@@ -80,6 +80,14 @@ impl AppState {
         })
     }
 
+    /// The same state, with these rollout rules instead of `airlock.toml`'s.
+    pub fn with_rollout(self, rollout: airlock_store::RolloutConfig) -> Result<Self, ApiError> {
+        Ok(AppState {
+            service: self.service.with_rollout(rollout)?,
+            metrics: self.metrics,
+        })
+    }
+
     /// The application.
     pub fn service(&self) -> &Service {
         &self.service

@@ -355,7 +355,7 @@ fn schemas() -> Value {
         "Deploy": obj(json!({"state": {"type": "string", "enum": ["silent", "canary", "retired"]}, "canary_percent": nullable(json!({"type": "number", "exclusiveMinimum": 0, "maximum": 100})), "reason": reason.clone()}), &["state", "reason"]),
         "Predict": obj(json!({"patient_mrn": mrn.clone(), "features": {"type": "object", "additionalProperties": {"type": ["number", "string"]}}}), &["patient_mrn", "features"]),
         "Override": obj(json!({"reason": {"type": "string", "enum": ["clinical-judgement", "information-not-in-model", "data-error", "model-not-applicable", "patient-preference"]}, "decision": {"type": "string", "enum": ["high-risk", "low-risk"]}}), &["reason", "decision"]),
-        "Outcome": obj(json!({"label": {"type": "boolean"}}), &["label"]),
+        "Outcome": obj(json!({"label": {"type": "boolean"}, "correction": {"type": "boolean", "description": "replace an outcome already recorded with the other label; the ledger keeps both"}}), &["label"]),
         "Session": obj(json!({"token": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"}, "idle_timeout_seconds": {"type": "integer", "minimum": 0}}), &["token", "expires_at", "idle_timeout_seconds"]),
         "Prediction": obj(json!({
             "prediction_id": {"type": "integer", "minimum": 0, "description": "The ledger index of the prediction's entry: overrides and outcomes name it"},
@@ -398,6 +398,9 @@ pub fn statuses(route: &Route) -> Vec<u16> {
     }
     if route.path == "/v1/auth/login" {
         out.extend([401, 429]);
+    }
+    if route.path == "/v1/patients/lookup" {
+        out.push(429);
     }
     out
 }
@@ -456,7 +459,12 @@ pub fn document() -> Value {
                     "Conflicts with the current state (an existing name, a lifecycle step out of order)",
                 ),
                 (422, _) => err("Refused by the zone rules or a gate"),
-                (429, _) => err("Too many failed attempts: the account is locked for a while"),
+                (429, _) if route.path == "/v1/auth/login" => err(
+                    "Too many password checks from this source; Retry-After says when to try again",
+                ),
+                (429, _) => err(
+                    "Too many patient records opened by this principal; Retry-After says when to try again",
+                ),
                 _ => err("Error"),
             };
             responses.insert(status.to_string(), response);

@@ -4,7 +4,8 @@
     clippy::panic,
     clippy::indexing_slicing,
     clippy::print_stdout,
-    clippy::print_stderr
+    clippy::print_stderr,
+    reason = "tests and benches fail by panicking; helpers outside #[test] are not covered by clippy.toml"
 )]
 //! PHI never reaches the logs: the API suite's kinds of request, including failing ones that
 //! carry identifying values in their bodies and headers, with every log level on, and the log

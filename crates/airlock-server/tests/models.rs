@@ -3,7 +3,8 @@
     clippy::expect_used,
     clippy::indexing_slicing,
     clippy::panic,
-    clippy::print_stderr
+    clippy::print_stderr,
+    reason = "tests and benches fail by panicking; helpers outside #[test] are not covered by clippy.toml"
 )]
 //! The model lifecycle and audited predictions over the API, on SQLite and PostgreSQL: the
 //! policy decides every step, the approval quorum holds, a model reaches patients only through
@@ -14,82 +15,12 @@
 mod common;
 
 use airlock_authz::Role;
-use airlock_ledger::{Display, Entry, EventType, patient_pseudonym};
-use airlock_models::{FeatureSpec, LogisticParams, Params, Table, TrainConfig, train};
-use airlock_registry::{ModelCard, ModelName, Package, Registry, TrainingData};
-use airlock_types::{ActorId, Classification, ContentHash, Zone};
+use airlock_ledger::{Display, EventType, patient_pseudonym};
+use airlock_registry::{ModelName, Registry};
+use airlock_types::ActorId;
+use common::models::{TREAT, entry, predict, register, step};
 use common::{Db, World, user_of};
 use serde_json::json;
-
-fn table(seed: u64) -> Table {
-    airlock_models::testing::separable_table(400, seed).unwrap()
-}
-
-/// Register a version trained by the data scientist; returns its hash.
-async fn register(w: &World, seed: u64) -> String {
-    let outcome = train(
-        &table(seed),
-        &TrainConfig {
-            dataset_hash: ContentHash::from_bytes([1; 32]),
-            target: "y".into(),
-            positive: "yes".into(),
-            features: vec![
-                FeatureSpec::Numeric("x".into()),
-                FeatureSpec::Categorical("c".into()),
-            ],
-            params: Params::Logistic(LogisticParams::default()),
-            seed,
-            test_fraction: 0.25,
-        },
-    )
-    .unwrap();
-    let dana = ActorId::new(user_of(Role::DataScientist)).unwrap();
-    let card = ModelCard::for_trained(
-        &outcome,
-        TrainingData {
-            dataset: "synth-dev@1".into(),
-            dataset_hash: ContentHash::from_bytes([1; 32]),
-            zone: Zone::Development,
-            classification: Classification::Synthetic,
-            rows: 400,
-        },
-        dana.clone(),
-        "API test model",
-        vec!["Synthetic data only".into()],
-    );
-    let home = w.state.home();
-    let reg = Registry::new(&home.acting_as(dana, home.request_id(), airlock_store::Scope::all()));
-    reg.register(
-        &ModelName::new("risk").unwrap(),
-        &Package::from_trained(&outcome.model),
-        &card,
-    )
-    .await
-    .unwrap()
-    .hash
-    .to_hex()
-}
-
-async fn step(w: &World, role: Role, path: &str, body: serde_json::Value) -> common::Resp {
-    w.as_role(role, "POST", path, &[], Some(body)).await
-}
-
-fn entry(w: &World, index: u64) -> Entry {
-    Entry::parse(&w.state.home().ledger().entry_bytes(index).unwrap()).unwrap()
-}
-
-const TREAT: &[(&str, &str)] = &[("x-purpose-of-use", "treatment")];
-
-async fn predict(w: &World, role: Role, mrn: &str) -> common::Resp {
-    w.as_role(
-        role,
-        "POST",
-        "/v1/models/risk/predict",
-        TREAT,
-        Some(json!({"patient_mrn": mrn, "features": {"x": 6.5, "c": "a"}})),
-    )
-    .await
-}
 
 both!(lifecycle_over_the_api);
 async fn lifecycle_over_the_api(db: Db) {
@@ -566,6 +497,7 @@ async fn changes_made_elsewhere_reach_the_routing_table(db: Db) {
             home.request_id(),
             airlock_store::Scope::all(),
         ))
+        .with_rollout(common::IMMEDIATE)
     };
     let name = ModelName::new("risk").unwrap();
     as_role(Role::DataScientist)
@@ -594,7 +526,7 @@ async fn changes_made_elsewhere_reach_the_routing_table(db: Db) {
     )
     .await
     .unwrap();
-    ops.promote(&name, "held").await.unwrap();
+    ops.promote(&name, "held", 0).await.unwrap();
     // Within a few reload intervals the server serves it.
     let start = std::time::Instant::now();
     loop {

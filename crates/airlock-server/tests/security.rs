@@ -4,7 +4,8 @@
     clippy::panic,
     clippy::indexing_slicing,
     clippy::print_stdout,
-    clippy::print_stderr
+    clippy::print_stderr,
+    reason = "tests and benches fail by panicking; helpers outside #[test] are not covered by clippy.toml"
 )]
 //! Regression tests for the findings of attacking Airlock (issue 28), one or more per finding,
 //! named after it. Each failed before its fix.
@@ -305,4 +306,414 @@ async fn finding_16_invalid_purpose_is_recorded() {
         .await;
     r.assert_refused("X-Purpose-Of-Use", "curiosity");
     assert_eq!(w.ledger_size(), before + 1, "the refusal left no trace");
+}
+
+/// Finding 2: with the deployment's rollout rules, a canary above half the patients is
+/// refused, and promotion waits for the soak (time and shown predictions), which the promote
+/// transition's ledger entry names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_02_canary_share_is_capped_and_promotion_needs_soak() {
+    use common::models::{silent_version, step};
+    let w = World::with_rules(Db::Sqlite, Default::default(), None)
+        .await
+        .unwrap();
+    let v = silent_version(&w, 1).await;
+    let deploy = format!("/v1/models/risk/versions/{v}/deploy");
+    let all = step(
+        &w,
+        Role::MlopsEngineer,
+        &deploy,
+        json!({"state": "canary", "canary_percent": 100, "reason": "everyone at once"}),
+    )
+    .await;
+    assert_eq!(all.status, 422, "{}", String::from_utf8_lossy(&all.body));
+    assert!(String::from_utf8_lossy(&all.body).contains("at most 50%"));
+    let half = step(
+        &w,
+        Role::MlopsEngineer,
+        &deploy,
+        json!({"state": "canary", "canary_percent": 50, "reason": "half"}),
+    )
+    .await;
+    assert_eq!(half.status, 200);
+    let early = step(
+        &w,
+        Role::MlopsEngineer,
+        "/v1/models/risk/promote",
+        json!({"reason": "looks fine"}),
+    )
+    .await;
+    assert_eq!(early.status, 422);
+    assert!(
+        String::from_utf8_lossy(&early.body).contains("soaked 0 min with 0 shown predictions"),
+        "{}",
+        String::from_utf8_lossy(&early.body)
+    );
+}
+
+/// Finding 2: the soak counts predictions shown from the canary since it became the canary,
+/// and the promote transition records it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_02_promotion_counts_the_canarys_shown_predictions() {
+    use common::models::{TREAT, silent_version, step};
+    let rules = airlock_store::RolloutConfig {
+        max_canary_percent: 100.0,
+        min_canary_minutes: 0,
+        min_canary_predictions: 3,
+    };
+    let w = World::with_rules(Db::Sqlite, Default::default(), Some(rules))
+        .await
+        .unwrap();
+    let v = silent_version(&w, 1).await;
+    let r = step(
+        &w,
+        Role::MlopsEngineer,
+        &format!("/v1/models/risk/versions/{v}/deploy"),
+        json!({"state": "canary", "canary_percent": 100, "reason": "all"}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let promote = || {
+        step(
+            &w,
+            Role::MlopsEngineer,
+            "/v1/models/risk/promote",
+            json!({"reason": "soaked"}),
+        )
+    };
+    for i in 0..3 {
+        assert_eq!(
+            promote().await.status,
+            422,
+            "promoted after {i} predictions"
+        );
+        let p = w
+            .as_role(
+                Role::Clinician,
+                "POST",
+                "/v1/models/risk/predict",
+                TREAT,
+                Some(json!({"patient_mrn": format!("MRN-{i}"), "features": {"x": 1.0, "c": "a"}})),
+            )
+            .await;
+        assert_eq!(p.status, 200, "{}", String::from_utf8_lossy(&p.body));
+    }
+    let done = promote().await;
+    assert_eq!(done.status, 200, "{}", String::from_utf8_lossy(&done.body));
+    let reason = done.json()["transitions"]
+        .as_array()
+        .and_then(|t| t.last().cloned())
+        .unwrap_or_default()["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.contains("with 3 shown predictions"), "{reason}");
+}
+
+/// Finding 9: a prediction is overridden by the clinician it was shown to (or one with a live
+/// break-glass grant), an outcome is never silently replaced, prediction errors do not echo a
+/// client's field names, and a caller who may not predict learns nothing about deployments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_09_overrides_outcomes_and_predict_errors() {
+    use common::models::{TREAT, silent_version, step};
+    let w = World::new(Db::Sqlite).await.unwrap();
+    // Nothing deployed: an unauthorized caller gets 403, not the 404 that would say so.
+    let r = w
+        .as_role(
+            Role::DataScientist,
+            "POST",
+            "/v1/models/risk/predict",
+            TREAT,
+            Some(json!({"patient_mrn": "MRN-1", "features": {"x": 1.0, "c": "a"}})),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    let v = silent_version(&w, 1).await;
+    step(
+        &w,
+        Role::MlopsEngineer,
+        &format!("/v1/models/risk/versions/{v}/deploy"),
+        json!({"state": "canary", "canary_percent": 100, "reason": "all"}),
+    )
+    .await;
+    let p = w
+        .as_role(
+            Role::Clinician,
+            "POST",
+            "/v1/models/risk/predict",
+            TREAT,
+            Some(json!({"patient_mrn": "MRN-1", "features": {"x": 1.0, "c": "a"}})),
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", String::from_utf8_lossy(&p.body));
+    let id = p.json()["prediction_id"].as_u64().unwrap();
+
+    // A field the model does not know is refused without its name.
+    let secret_key = "Jane-Doe-555-0142";
+    let bad = w
+        .as_role(
+            Role::Clinician,
+            "POST",
+            "/v1/models/risk/predict",
+            TREAT,
+            Some(json!({"patient_mrn": "MRN-1", "features": {"x": 1.0, "c": "a", secret_key: 1}})),
+        )
+        .await;
+    bad.assert_refused("features", secret_key);
+    let odd = w
+        .as_role(
+            Role::Clinician,
+            "POST",
+            "/v1/models/risk/predict",
+            TREAT,
+            Some(json!({"patient_mrn": "MRN-1", "features": {secret_key: [1]}})),
+        )
+        .await;
+    odd.assert_refused("features", secret_key);
+
+    // Another clinician (a second account with the clinician role) may not override it.
+    let other = airlock_types::ActorId::new("u-clinician-2").unwrap();
+    let e = w
+        .state
+        .identities()
+        .add_user(
+            &airlock_types::ActorId::new("operator").unwrap(),
+            &other,
+            &[Role::Clinician],
+            &airlock_crypto::Secret::new(common::PASSWORD.as_bytes().to_vec()),
+        )
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().timestamp() as u64;
+    let login = w
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            &[],
+            Some(
+                json!({"username": "u-clinician-2", "password": common::PASSWORD,
+                        "totp": airlock_service::totp::code_at(e.secret.expose_secret(), now)}),
+            ),
+        )
+        .await;
+    assert_eq!(login.status, 200);
+    let token = login.json()["token"].as_str().unwrap().to_string();
+    let body = json!({"reason": "clinical-judgement", "decision": "low-risk"});
+    let path = format!("/v1/predictions/{id}/override");
+    let theirs = w
+        .call("POST", &path, Some(&token), TREAT, Some(body.clone()))
+        .await;
+    assert_eq!(
+        theirs.status,
+        403,
+        "{}",
+        String::from_utf8_lossy(&theirs.body)
+    );
+    assert!(String::from_utf8_lossy(&theirs.body).contains("override-not-shown-to-caller"));
+    let mine = w
+        .as_role(Role::Clinician, "POST", &path, TREAT, Some(body))
+        .await;
+    assert_eq!(mine.status, 200, "{}", String::from_utf8_lossy(&mine.body));
+
+    // The first outcome stands; a different one needs `correction`, and the ledger keeps both.
+    let outcome = format!("/v1/predictions/{id}/outcome");
+    let post = |label: bool, correction: Option<bool>| {
+        let mut b = json!({"label": label});
+        if let Some(c) = correction {
+            b["correction"] = json!(c);
+        }
+        w.as_role(Role::Clinician, "POST", &outcome, TREAT, Some(b))
+    };
+    assert_eq!(post(true, None).await.status, 200);
+    assert_eq!(
+        post(false, None).await.status,
+        409,
+        "an outcome was overwritten"
+    );
+    assert_eq!(post(false, Some(true)).await.status, 200);
+    let hits = w
+        .state
+        .service()
+        .audit_search(airlock_ledger::Filter {
+            events: vec![airlock_ledger::EventType::Outcome],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let reasons: Vec<String> = hits
+        .iter()
+        .filter_map(|(_, e)| e.outcome.reason.clone())
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons[1].contains("corrected from true to false"),
+        "{reasons:?}"
+    );
+}
+
+/// Finding 16: a de-identification run a stopped server left `running` is marked failed by
+/// the next server, and revoking a token twice says "token", not "principal".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_16_interrupted_runs_fail_and_token_refusals_name_tokens() {
+    let w = World::new(Db::Sqlite).await.unwrap();
+    let db = w.state.home().db().clone();
+    let mut tx = db.begin(&airlock_store::Scope::all()).await.unwrap();
+    sqlx::query(
+        "INSERT INTO deid_runs (id, zone, actor, profile, dataset, out_dataset, status, started_at) \
+         VALUES ('00aa', 'airlock', 'u-privacy-officer', 'safe-harbor', 'ehr@1', 'x', 'running', '2020-01-01T00:00:00+00:00')",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let r = w
+        .as_role(Role::PrivacyOfficer, "GET", "/v1/deid-runs/00aa", &[], None)
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["status"], "failed");
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("interrupted")
+    );
+
+    let issued = w
+        .as_role(
+            Role::SecurityAdmin,
+            "POST",
+            "/v1/tokens",
+            &[],
+            Some(json!({"principal": "svc-ehr", "scopes": ["read-patient-record"], "days": 1})),
+        )
+        .await;
+    assert_eq!(
+        issued.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&issued.body)
+    );
+    let path = format!("/v1/tokens/{}", issued.json()["id"].as_str().unwrap());
+    let first = w
+        .as_role(Role::SecurityAdmin, "DELETE", &path, &[], None)
+        .await;
+    assert_eq!(first.status, 204);
+    let again = w
+        .as_role(Role::SecurityAdmin, "DELETE", &path, &[], None)
+        .await;
+    assert_eq!(again.status, 404);
+    let text = String::from_utf8_lossy(&again.body);
+    assert!(
+        text.contains("token") && !text.contains("principal"),
+        "{text}"
+    );
+}
+
+/// Finding 8: a clinician opens a record by its record number only (an SSN finds nobody),
+/// at a bounded rate, and nobody reviews their own break-glass grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_08_lookup_by_record_number_only_at_a_bounded_rate() {
+    let w = World::new(Db::Sqlite).await.unwrap();
+    let treat = [("x-purpose-of-use", "treatment")];
+    let lookup = |id: String| {
+        w.as_role(
+            Role::Clinician,
+            "POST",
+            "/v1/patients/lookup",
+            &treat,
+            Some(json!({"dataset": "ehr", "mrn": id})),
+        )
+    };
+    let by_mrn = lookup(w.mrn.clone()).await;
+    assert_eq!(
+        by_mrn.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&by_mrn.body)
+    );
+    // The same patient's SSN (in the synthetic cohort, the value after the MRN).
+    let i = w.phi_values.iter().position(|v| *v == w.mrn).unwrap();
+    let ssn = w.phi_values[i + 1].clone();
+    assert_eq!(
+        lookup(ssn).await.status,
+        404,
+        "a lookup by SSN found a patient"
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..airlock_service::LOOKUP_BURST + 2 {
+        statuses.push(lookup(w.mrn.clone()).await.status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .take(airlock_service::LOOKUP_BURST as usize - 2)
+            .all(|s| *s == 200),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_08_break_glass_is_not_reviewed_by_its_holder() {
+    let w = World::new(Db::Sqlite).await.unwrap();
+    let both = airlock_types::ActorId::new("dr-both").unwrap();
+    let e = w
+        .state
+        .identities()
+        .add_user(
+            &airlock_types::ActorId::new("operator").unwrap(),
+            &both,
+            &[Role::Clinician, Role::PrivacyOfficer],
+            &airlock_crypto::Secret::new(common::PASSWORD.as_bytes().to_vec()),
+        )
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().timestamp() as u64;
+    let login = w
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            &[],
+            Some(json!({"username": "dr-both", "password": common::PASSWORD,
+                        "totp": airlock_service::totp::code_at(e.secret.expose_secret(), now)})),
+        )
+        .await;
+    let token = login.json()["token"].as_str().unwrap().to_string();
+    let emergency = [("x-purpose-of-use", "emergency")];
+    let g = w
+        .call(
+            "POST",
+            "/v1/break-glass",
+            Some(&token),
+            &emergency,
+            Some(json!({"patient_mrn": w.mrn, "reason": "patient-unresponsive"})),
+        )
+        .await;
+    assert_eq!(g.status, 201, "{}", String::from_utf8_lossy(&g.body));
+    let path = format!(
+        "/v1/break-glass/{}/review",
+        g.json()["id"].as_str().unwrap()
+    );
+    let own = w
+        .call(
+            "POST",
+            &path,
+            Some(&token),
+            &[],
+            Some(json!({"outcome": "appropriate"})),
+        )
+        .await;
+    assert_eq!(own.status, 403, "{}", String::from_utf8_lossy(&own.body));
+    let other = w
+        .as_role(
+            Role::PrivacyOfficer,
+            "POST",
+            &path,
+            &[],
+            Some(json!({"outcome": "appropriate"})),
+        )
+        .await;
+    assert_eq!(other.status, 204);
 }

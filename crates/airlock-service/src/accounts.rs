@@ -381,7 +381,13 @@ impl Caller {
         if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ServiceError::NotFound { what: "token" });
         }
-        self.service().identities().revoke_token(id).await?;
+        match self.service().identities().revoke_token(id).await {
+            // Unknown and already revoked read alike, as a token, not a principal.
+            Err(IdentityError::NotFound { .. }) => {
+                return Err(ServiceError::NotFound { what: "live token" });
+            }
+            other => other?,
+        }
         self.config_change(LedgerResource::Token(id.to_string()), "API token revoked")
             .await
     }

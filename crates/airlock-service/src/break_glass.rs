@@ -228,6 +228,22 @@ impl Caller {
         Ok(None)
     }
 
+    /// Who holds grant `id`, if it exists.
+    async fn grant_holder(&self, id: &str) -> Result<Option<String>, ServiceError> {
+        let mut tx = self
+            .home()
+            .db()
+            .begin(&Scope::zones([Zone::Clinical]))
+            .await?;
+        let holder: Option<String> =
+            sqlx::query_scalar("SELECT principal FROM break_glass WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(holder)
+    }
+
     /// Every grant, for review.
     pub async fn break_glass_grants(&self) -> Result<Grants, ServiceError> {
         self.authorize(Action::ReviewBreakGlass, &Resource::Audit)
@@ -272,6 +288,19 @@ impl Caller {
         self.authorize(Action::ReviewBreakGlass, &Resource::Audit)
             .await?;
         let review = review?;
+        let holder = self.grant_holder(id).await?;
+        if holder.as_deref() == Some(self.who.principal.id.as_str()) {
+            let denied = airlock_authz::Decision {
+                effect: airlock_authz::Effect::Deny,
+                policies: vec!["forbid:review-own-break-glass".into()],
+                errors: Vec::new(),
+            };
+            self.record(Action::ReviewBreakGlass, &Resource::Audit, &denied, None)
+                .await?;
+            return Err(ServiceError::Forbidden {
+                reason: denied.reason(),
+            });
+        }
         let mut tx = self
             .home()
             .db()

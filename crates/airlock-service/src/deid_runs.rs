@@ -64,6 +64,39 @@ fn airlock_zone() -> Resource {
     Resource::Zone(Zone::Airlock)
 }
 
+impl crate::Service {
+    /// Mark the runs a stopped server left `running` as failed (once per service: runs this
+    /// service started are its own and still going).
+    pub async fn fail_interrupted_runs(&self) -> Result<(), ServiceError> {
+        let Some(started) = self.claim_run_recovery() else {
+            return Ok(());
+        };
+        let mut tx = self
+            .home()
+            .db()
+            .begin(&Scope::zones([Zone::Airlock]))
+            .await?;
+        let n = sqlx::query(
+            "UPDATE deid_runs SET status = 'failed', error = $1, finished_at = $2 \
+             WHERE status = 'running' AND started_at < $3",
+        )
+        .bind("interrupted: the server stopped during the run; start it again")
+        .bind(chrono::Utc::now().to_rfc3339())
+        .bind(started)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        if n > 0 {
+            tracing::warn!(
+                runs = n,
+                "de-identification runs interrupted by a stop marked failed"
+            );
+        }
+        Ok(())
+    }
+}
+
 impl Caller {
     /// Start the de-identification gate over a clinical version, in the background.
     pub async fn start_deid(&self, body: NewRun) -> Result<Started, ServiceError> {
@@ -136,6 +169,7 @@ impl Caller {
     }
 
     async fn run_row(&self, id: &str) -> Result<Run, ServiceError> {
+        self.service().fail_interrupted_runs().await?;
         const NOT_FOUND: ServiceError = ServiceError::NotFound {
             what: "de-identification run",
         };

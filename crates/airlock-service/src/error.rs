@@ -100,15 +100,23 @@ impl From<airlock_registry::RegistryError> for ServiceError {
         match e {
             R::NotFound { .. } => ServiceError::NotFound { what: "model" },
             R::Name { .. } | R::Ambiguous { .. } => ServiceError::invalid("name", e.to_string()),
+            // An unknown field's name is the client's own text: never echoed.
+            R::Model(airlock_models::ModelsError::UnknownField { .. }) => ServiceError::invalid(
+                "features",
+                "names a field that is not a feature of this model",
+            ),
             R::Model(m) => ServiceError::invalid("features", m.to_string()),
-            R::Duplicate { .. } | R::Transition { .. } | R::Approval { .. } => {
-                ServiceError::Conflict {
+            R::Duplicate { .. }
+            | R::Transition { .. }
+            | R::Approval { .. }
+            | R::OutcomeRecorded { .. } => ServiceError::Conflict {
+                reason: e.to_string(),
+            },
+            R::Tampered { .. } | R::Zone(_) | R::Unsupported { .. } | R::Rollout { .. } => {
+                ServiceError::Refused {
                     reason: e.to_string(),
                 }
             }
-            R::Tampered { .. } | R::Zone(_) | R::Unsupported { .. } => ServiceError::Refused {
-                reason: e.to_string(),
-            },
             R::Store(s) => ServiceError::from(s),
             other => ServiceError::internal(other),
         }

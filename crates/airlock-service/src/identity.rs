@@ -19,7 +19,6 @@ use airlock_types::ActorId;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
@@ -341,18 +340,14 @@ fn password_matches(password: &str, phc: &str) -> bool {
 }
 
 impl Identities {
-    /// Open the store. `key_material` is a deployment secret (the pseudonym key); the sealing
-    /// key is derived from it with a label, so it is never the same key used for another job.
+    /// Open the store. `seal_key` seals TOTP secrets (the deployment's identity seal key,
+    /// [`airlock_store::Home::identity_seal_key`]).
     pub fn new(
         db: Db,
-        key_material: &Secret,
+        seal_key: Secret,
         issuer: &str,
         policy: IdentityPolicy,
     ) -> Result<Self, IdentityError> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key_material.expose_secret())
-            .map_err(|_| IdentityError::Seal)?;
-        mac.update(b"airlock identity seal v1");
-        let seal_key = Secret::new(mac.finalize().into_bytes().to_vec());
         let dummy: [u8; 16] = rand::random();
         Ok(Identities {
             db,

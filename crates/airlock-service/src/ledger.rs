@@ -62,6 +62,9 @@ pub(crate) struct LedgerWriter {
 /// ([`airlock_ledger::Ledger::publish_paced`]).
 const WRITE_BEHIND_PAUSE: Duration = Duration::from_millis(1);
 
+/// How often the publisher signs a checkpoint of what was appended (when anything was).
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+
 /// How long the tile publisher waits for a nudge before publishing anyway.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
@@ -110,6 +113,7 @@ impl LedgerWriter {
                 use std::sync::mpsc::RecvTimeoutError;
                 // Publishing and preallocating must not take a core from the requests.
                 run_in_idle_time();
+                let mut signed = std::time::Instant::now();
                 loop {
                     // Zeros ahead of the WAL's end, so group commits overwrite existing blocks
                     // (see `Ledger::preallocate`); checked at start, then with every publish.
@@ -127,6 +131,15 @@ impl LedgerWriter {
                     if let Err(err) = publisher.ledger().publish_paced(WRITE_BEHIND_PAUSE) {
                         // Not lost: the next checkpoint writes them.
                         tracing::warn!(error = %err, "publishing ledger tiles");
+                    }
+                    // A signed checkpoint every few seconds, so a crash or a kill leaves at
+                    // most that much of the log unsigned (an unsigned tail is what a forger
+                    // would edit; signing costs one Ed25519 signature and a small file).
+                    if signed.elapsed() >= CHECKPOINT_EVERY || last {
+                        if let Err(err) = publisher.ledger().checkpoint() {
+                            tracing::warn!(error = %err, "signing a ledger checkpoint");
+                        }
+                        signed = std::time::Instant::now();
                     }
                     if last {
                         break;

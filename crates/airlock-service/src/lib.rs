@@ -42,6 +42,11 @@ pub use identity::{Authenticated, Identities, IdentityError, IdentityPolicy, Via
 pub use ledger::{NoObserver, Observer};
 pub use resource::LedgerResource;
 
+/// Patient records a principal may open at once...
+pub const LOOKUP_BURST: u32 = 20;
+/// ...and per second after that (one every six seconds: rounds, not a harvest).
+pub const LOOKUP_PER_SECOND: f64 = 1.0 / 6.0;
+
 /// The application: a deployment with its policy, identities, ledger writer and models.
 /// Cheap to clone (shared).
 #[derive(Clone)]
@@ -59,10 +64,19 @@ struct Inner {
     pseudonym_key: Secret,
     models: models::ModelCache,
     onnx: std::sync::OnceLock<Arc<dyn airlock_registry::OnnxRuntime>>,
+    /// Rollout rules that replace `airlock.toml`'s, when set.
+    rollout: std::sync::OnceLock<airlock_store::RolloutConfig>,
     logins: throttle::LoginBuckets,
+    /// Patient records each principal may open, beyond which they wait (minimum necessary:
+    /// a clinician harvested 50 records in 7.6 s).
+    lookups: throttle::Buckets<airlock_types::ActorId>,
     refusals: throttle::Refusals,
     /// The task that writes refusal summaries each minute, started on the first refusal.
     summariser: std::sync::OnceLock<()>,
+    /// When this service started (RFC 3339), and whether it has failed the de-identification
+    /// runs an earlier process left running.
+    started_at: String,
+    runs_recovered: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Service {
@@ -85,7 +99,7 @@ impl Service {
         let key = home.pseudonym_key().map_err(ServiceError::internal)?;
         let identities = Identities::new(
             home.db().clone(),
-            &key,
+            home.identity_seal_key().map_err(ServiceError::internal)?,
             &home.config().deployment.name,
             policy,
         )
@@ -97,8 +111,11 @@ impl Service {
         Ok(Service {
             inner: Arc::new(Inner {
                 logins,
+                lookups: throttle::Buckets::new(LOOKUP_BURST, LOOKUP_PER_SECOND),
                 refusals: throttle::Refusals::default(),
                 summariser: std::sync::OnceLock::new(),
+                started_at: chrono::Utc::now().to_rfc3339(),
+                runs_recovered: std::sync::atomic::AtomicBool::new(false),
                 writer: ledger::LedgerWriter::start(home.clone(), Arc::clone(&observer))?,
                 audit: std::sync::Mutex::new(ledger::AuditIndex::default()),
                 home,
@@ -108,6 +125,7 @@ impl Service {
                 pseudonym_key: key,
                 models: models::ModelCache::default(),
                 onnx: std::sync::OnceLock::new(),
+                rollout: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -122,6 +140,16 @@ impl Service {
             .onnx
             .set(runtime)
             .map_err(|_| ServiceError::internal("an ONNX runtime is already set"))?;
+        Ok(self)
+    }
+
+    /// The same service, with these rollout rules instead of `airlock.toml`'s (the demo's
+    /// canary soaks for a handful of predictions, not an hour). The first given stays.
+    pub fn with_rollout(self, rollout: airlock_store::RolloutConfig) -> Result<Self, ServiceError> {
+        self.inner
+            .rollout
+            .set(rollout)
+            .map_err(|_| ServiceError::internal("rollout rules are already set"))?;
         Ok(self)
     }
 
@@ -196,11 +224,24 @@ impl Service {
 
     /// The registry, acting as `home`'s actor, with this service's ONNX runtime if it has one.
     pub(crate) fn registry_for(&self, home: &Home) -> airlock_registry::Registry {
-        let r = airlock_registry::Registry::new(home);
+        let mut r = airlock_registry::Registry::new(home);
+        if let Some(rollout) = self.inner.rollout.get() {
+            r = r.with_rollout(*rollout);
+        }
         match self.inner.onnx.get() {
             Some(rt) => r.with_onnx(Arc::clone(rt)),
             None => r,
         }
+    }
+
+    /// This service's start time, the first time it is asked (the runs started before it are
+    /// an earlier process's).
+    pub(crate) fn claim_run_recovery(&self) -> Option<&str> {
+        let first = !self
+            .inner
+            .runs_recovered
+            .swap(true, std::sync::atomic::Ordering::AcqRel);
+        first.then_some(self.inner.started_at.as_str())
     }
 
     /// The registry, acting as the service's operator.

@@ -415,6 +415,9 @@ pub struct Overridden {
 pub struct OutcomeBody {
     /// Whether the predicted event happened.
     pub label: bool,
+    /// Replace an outcome already recorded with the other label (the ledger keeps both).
+    #[serde(default)]
+    pub correction: bool,
 }
 
 /// An outcome recorded.
@@ -448,19 +451,20 @@ fn check_reason(r: &str) -> Result<&str, ServiceError> {
 
 fn record_of(features: serde_json::Map<String, Value>) -> Result<Record, ServiceError> {
     let mut r = Record::new();
-    for (k, v) in features {
+    for (i, (k, v)) in features.into_iter().enumerate() {
         let value = match v {
             Value::Number(n) => FeatureValue::Number(
                 n.as_f64()
                     .ok_or_else(|| ServiceError::invalid("features", "a number is out of range"))?,
             ),
             Value::String(s) => FeatureValue::Text(s),
+            // The key is the client's text: named by position, never echoed.
             _ => {
                 return Err(ServiceError::invalid(
                     "features",
                     format!(
-                        "`{}` must be a number or a string",
-                        k.chars().take(64).collect::<String>()
+                        "the value of feature {} (in the order sent) must be a number or a string",
+                        i + 1
                     ),
                 ));
             }
@@ -620,12 +624,39 @@ impl Caller {
             .await?;
         let reason = check_reason(reason)?;
         let transitions = if promote {
-            reg.promote(&name, reason).await?
+            let shown = self.shown_since_canary(&reg, &name, &canary).await?;
+            reg.promote(&name, reason, shown).await?
         } else {
             reg.rollback(&name, reason).await?
         };
         self.service().deployment(true).await?;
         Ok(Transitions { transitions })
+    }
+
+    /// Predictions shown from `canary` since it became the canary, counted in the ledger.
+    async fn shown_since_canary(
+        &self,
+        reg: &airlock_registry::Registry,
+        name: &ModelName,
+        canary: &ModelVersion,
+    ) -> Result<u64, ServiceError> {
+        let since = reg.canary_since(name).await?.map_or(0, |t| t.ledger_index);
+        let entries = self
+            .service()
+            .audit_search(Filter {
+                events: vec![EventType::Prediction],
+                ..Filter::default()
+            })
+            .await?;
+        Ok(entries
+            .iter()
+            .filter(|(i, e)| {
+                *i > since
+                    && e.prediction.as_ref().is_some_and(|p| {
+                        p.version_hash == canary.hash && p.display == Display::Shown
+                    })
+            })
+            .count() as u64)
     }
 
     /// The canary becomes production (the old one retires).
@@ -652,6 +683,27 @@ impl Caller {
         let name = model_name(name)?;
         let patient = self.patient("patient_mrn", &body.patient_mrn)?;
         let record = record_of(body.features)?;
+        let grant = if self.purpose == Some(Purpose::Emergency) {
+            self.active_grant(&patient).await?
+        } else {
+            None
+        };
+        // Decided before anything about the deployment is looked at, so a caller who may not
+        // predict cannot learn which models are deployed from a 404.
+        let any = Resource::Model {
+            name: name.to_string(),
+            zone: Zone::Clinical,
+            trained_by: None,
+            state: State::Production.as_str().to_string(),
+        };
+        let first = self.decide(Action::Predict, &any, grant.is_some());
+        if !first.allowed() {
+            self.record(Action::Predict, &any, &first, Some(patient))
+                .await?;
+            return Err(ServiceError::Forbidden {
+                reason: first.reason(),
+            });
+        }
         let deployment = self.service().deployment(false).await?;
         let routes = deployment
             .routes(name.as_str())
@@ -665,11 +717,6 @@ impl Caller {
                 what: "deployed model",
             })?;
         let res = loaded_resource(shown);
-        let grant = if self.purpose == Some(Purpose::Emergency) {
-            self.active_grant(&patient).await?
-        } else {
-            None
-        };
         let decision = self.decide(Action::Predict, &res, grant.is_some());
         if !decision.allowed() {
             self.record(Action::Predict, &res, &decision, Some(patient))
@@ -763,7 +810,16 @@ impl Caller {
             (Some(p), Some(Purpose::Emergency)) => self.active_grant(p).await?,
             _ => None,
         };
-        let decision = self.decide(Action::OverridePrediction, &res, grant.is_some());
+        let mut decision = self.decide(Action::OverridePrediction, &res, grant.is_some());
+        // The policy says clinicians may override; which clinician is a fact of this
+        // prediction: the one it was shown to, or one with a live grant for the patient.
+        if decision.allowed() && e.actor != self.who.principal.id && grant.is_none() {
+            decision = airlock_authz::Decision {
+                effect: airlock_authz::Effect::Deny,
+                policies: vec!["forbid:override-not-shown-to-caller".into()],
+                errors: Vec::new(),
+            };
+        }
         if !decision.allowed() {
             self.record(Action::OverridePrediction, &res, &decision, patient)
                 .await?;
@@ -807,11 +863,23 @@ impl Caller {
         let res = self.model_resource_of(&e).await?;
         self.authorize_with(Action::Predict, &res, false, e.patient.clone())
             .await?;
-        self.registry().post_outcome(index, body.label).await?;
+        let before = self
+            .registry()
+            .post_outcome(index, body.label, body.correction)
+            .await?;
+        let reason = match before {
+            Some(b) if b != body.label => {
+                format!(
+                    "outcome corrected from {b} to {} for outcome metrics",
+                    body.label
+                )
+            }
+            _ => "outcome posted for outcome metrics".to_string(),
+        };
         let mut entry = self
             .entry(EventType::Outcome, Zone::Clinical, OutcomeKind::Success)
             .with_resource(LedgerResource::Prediction(index))
-            .with_reason("outcome posted for outcome metrics");
+            .with_reason(reason);
         if let Some(p) = e.patient {
             entry = entry.with_patient(p);
         }

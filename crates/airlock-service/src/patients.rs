@@ -93,12 +93,15 @@ fn patient_resources(files: &[(ManifestFile, Vec<u8>)], mrn: &Phi<Mrn>) -> Vec<V
     let mut refs = BTreeSet::new();
     for (full, r) in &resources {
         let is_patient = r.get("resourceType").and_then(Value::as_str) == Some("Patient");
+        // Medical record numbers only (type MR, HL7 table 0203): a lookup by SSN, licence or
+        // passport number is a search across patients, not the opening of one record.
         let has_mrn = r
             .get("identifier")
             .and_then(Value::as_array)
             .is_some_and(|ids| {
-                ids.iter()
-                    .any(|i| i.get("value").and_then(Value::as_str) == Some(mrn))
+                ids.iter().any(|i| {
+                    is_record_number(i) && i.get("value").and_then(Value::as_str) == Some(mrn)
+                })
             });
         if is_patient && has_mrn {
             if let Some(id) = r.get("id").and_then(Value::as_str) {
@@ -119,6 +122,18 @@ fn patient_resources(files: &[(ManifestFile, Vec<u8>)], mrn: &Phi<Mrn>) -> Vec<V
         })
         .map(|(_, r)| r)
         .collect()
+}
+
+/// Whether an identifier is a medical record number: its type has the code `MR`.
+fn is_record_number(identifier: &Value) -> bool {
+    identifier
+        .pointer("/type/coding")
+        .and_then(Value::as_array)
+        .is_some_and(|codings| {
+            codings
+                .iter()
+                .any(|c| c.get("code").and_then(Value::as_str) == Some("MR"))
+        })
 }
 
 fn references_any(v: &Value, refs: &BTreeSet<String>) -> bool {
@@ -147,6 +162,26 @@ impl Caller {
         } else {
             None
         };
+        if let Err(retry_after) = self
+            .service()
+            .inner
+            .lookups
+            .take(self.who.principal.id.clone(), std::time::Instant::now())
+        {
+            let denied = airlock_authz::Decision {
+                effect: airlock_authz::Effect::Deny,
+                policies: vec!["throttle:patient-lookups".into()],
+                errors: Vec::new(),
+            };
+            self.record(
+                Action::ReadPatientRecord,
+                &Resource::Patient { zone: v.zone },
+                &denied,
+                Some(p),
+            )
+            .await?;
+            return Err(ServiceError::Throttled { retry_after });
+        }
         self.authorize_with(
             Action::ReadPatientRecord,
             &Resource::Patient { zone: v.zone },

@@ -7,21 +7,24 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// A token bucket per source address.
+/// A token bucket per key (a source address, a principal).
 #[derive(Debug)]
-pub(crate) struct LoginBuckets {
+pub(crate) struct Buckets<K> {
     burst: f64,
     per_second: f64,
-    buckets: std::sync::Mutex<std::collections::HashMap<IpAddr, (f64, Instant)>>,
+    buckets: std::sync::Mutex<std::collections::HashMap<K, (f64, Instant)>>,
 }
+
+/// Password checks per source address.
+pub(crate) type LoginBuckets = Buckets<IpAddr>;
 
 /// Most sources tracked; past that the oldest half is forgotten (a full bucket is the same as
 /// none, so forgetting only ever lets a source in sooner).
 const MAX_SOURCES: usize = 65_536;
 
-impl LoginBuckets {
+impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
     pub(crate) fn new(burst: u32, per_second: f64) -> Self {
-        LoginBuckets {
+        Buckets {
             burst: f64::from(burst.max(1)),
             per_second: per_second.max(0.0),
             buckets: std::sync::Mutex::default(),
@@ -29,12 +32,12 @@ impl LoginBuckets {
     }
 
     /// Take one attempt for `source`; `Err(wait)` when its bucket is empty.
-    pub(crate) fn take(&self, source: IpAddr, now: Instant) -> Result<(), Duration> {
+    pub(crate) fn take(&self, source: K, now: Instant) -> Result<(), Duration> {
         let Ok(mut b) = self.buckets.lock() else {
             return Ok(());
         };
         if b.len() >= MAX_SOURCES && !b.contains_key(&source) {
-            let mut by_age: Vec<(IpAddr, Instant)> = b.iter().map(|(k, v)| (*k, v.1)).collect();
+            let mut by_age: Vec<(K, Instant)> = b.iter().map(|(k, v)| (k.clone(), v.1)).collect();
             by_age.sort_by_key(|(_, t)| *t);
             for (k, _) in by_age.into_iter().take(MAX_SOURCES / 2) {
                 b.remove(&k);

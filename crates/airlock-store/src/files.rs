@@ -141,7 +141,6 @@ pub(crate) fn open_to_others(md: &std::fs::Metadata) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use super::*;
 

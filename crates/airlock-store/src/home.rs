@@ -616,6 +616,21 @@ impl Home {
         Ok(self.inner.kms.named_key(NamedKey::Pseudonym)?)
     }
 
+    /// The key that seals people's TOTP secrets: a named key of its own, wrapped by the master
+    /// key like the others (so `keys rotate` re-wraps it). A home made before it existed has
+    /// none; its secrets were sealed under a key derived from the pseudonym key, which is
+    /// returned instead, so they still open.
+    pub fn identity_seal_key(&self) -> Result<Secret, StoreError> {
+        match self.inner.kms.named_key(NamedKey::IdentitySeal) {
+            Ok(k) => Ok(k),
+            Err(airlock_crypto::CryptoError::MissingKey { .. }) => Ok(airlock_crypto::derive_key(
+                &self.pseudonym_key()?,
+                b"airlock identity seal v1",
+            )?),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The request id this handle writes (a fresh one per entry when none was set).
     pub fn request_id(&self) -> RequestId {
         self.request.clone().unwrap_or_else(request_id)

@@ -4,7 +4,8 @@
     clippy::panic,
     clippy::indexing_slicing,
     clippy::print_stdout,
-    clippy::print_stderr
+    clippy::print_stderr,
+    reason = "tests and benches fail by panicking; helpers outside #[test] are not covered by clippy.toml"
 )]
 //! The same deployment on PostgreSQL, and the database's own row-level security: a transaction
 //! scoped to `development` cannot see, count or write a clinical row even with raw SQL.

@@ -312,6 +312,14 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .with_onnx(std::sync::Arc::new(airlock_onnx::TractRuntime))
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        // The deployment's canary cap (50%), with a soak of a few predictions instead of an
+        // hour and 100, so the tour can show a promotion.
+        .with_rollout(airlock_store::RolloutConfig {
+            min_canary_minutes: 0,
+            min_canary_predictions: super::demo_models::DEMO_SOAK,
+            ..Default::default()
+        })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         let listener = match airlock_server::tls::bind(a.listen).await {
             Ok(l) => l,
@@ -499,7 +507,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             proof_file.display()
         );
         if !a.no_serve {
-            let _ = tokio::signal::ctrl_c().await;
+            super::home::stop_signal().await;
         }
         let _ = stop_tx.send(());
         let _ = server.await;

@@ -172,6 +172,10 @@ fn step(n: u32, what: &str) {
     println!("\n[{n}] {what}");
 }
 
+/// Shown predictions a canary needs before the demo promotes it (a deployment's default is
+/// 100, and an hour; `airlock.toml`'s `[rollout]`).
+pub const DEMO_SOAK: u64 = 5;
+
 /// The tour. `tokens` holds a bearer per demo user.
 pub async fn tour(
     c: &mut Client,
@@ -268,9 +272,28 @@ pub async fn tour(
         );
     }
 
+    let dana = as_actor(home, "dana-scientist")?;
+    let mut columns: Vec<&str> = set.features.iter().map(FeatureSpec::name).collect();
+    columns.push(set.target);
+    columns.push(set.patient_column);
+    let (_, table) =
+        airlock_registry::training::read_table(&dana, &set.dataset, None, &columns).await?;
+    let signature = v1
+        .version
+        .card
+        .experiment
+        .as_ref()
+        .map(|e| e.signature.clone());
+    // Held-out rows only (both versions were split with the same seed, so these are held out
+    // for both): the outcome metrics below are not measured on training data.
+    let rows: Vec<usize> = v1
+        .split
+        .as_ref()
+        .map(|sp| sp.test.iter().copied().take(300).collect())
+        .unwrap_or_default();
     step(
         11,
-        "MLOps deploys: silent first, then a canary, then production",
+        "MLOps deploys: silent first, then a canary (at most half the patients), then production once it has soaked",
     );
     let base1 = format!("/v1/models/readmission-30d/versions/{h1}");
     let base2 = format!("/v1/models/readmission-30d/versions/{h2}");
@@ -278,7 +301,7 @@ pub async fn tour(
         c,
         "mo-mlops",
         format!("{base1}/deploy"),
-        json!({"state": "canary", "canary_percent": 100, "reason": "skip silent"}),
+        json!({"state": "canary", "canary_percent": 50, "reason": "skip silent"}),
     )
     .await?;
     println!("    straight from approved to canary -> {s} (refused by the lifecycle)");
@@ -289,22 +312,63 @@ pub async fn tour(
         json!({"state": "silent", "reason": "shadow the current process"}),
     )
     .await?;
+    let (s, _) = call(
+        c,
+        "mo-mlops",
+        format!("{base1}/deploy"),
+        json!({"state": "canary", "canary_percent": 100, "reason": "everyone at once"}),
+    )
+    .await?;
+    println!(
+        "    a canary for 100% of patients -> {s} (refused: the rollout rules allow at most 50%)"
+    );
     call(
         c,
         "mo-mlops",
         format!("{base1}/deploy"),
-        json!({"state": "canary", "canary_percent": 100, "reason": "no production model yet"}),
+        json!({"state": "canary", "canary_percent": 50, "reason": "no production model yet"}),
     )
     .await?;
-    let (s, _) = call(
+    let (s, j) = call(
+        c,
+        "mo-mlops",
+        "/v1/models/readmission-30d/promote".into(),
+        json!({"reason": "looks fine"}),
+    )
+    .await?;
+    println!(
+        "    promote at once -> {s}: {}",
+        field(&j, "/message").as_str().unwrap_or("?")
+    );
+    // The canary soaks: clinicians' requests for a few patients, half of them shown by it.
+    let mut soaked = 0;
+    for &row in rows.iter().rev().take(2 * DEMO_SOAK as usize + 8) {
+        let (mrn, features, _) = request_of(&table, row, &set, signature.as_ref());
+        let (s, _) = call(
+            c,
+            "casey-clinician",
+            "/v1/models/readmission-30d/predict".into(),
+            json!({"patient_mrn": mrn, "features": features}),
+        )
+        .await?;
+        soaked += usize::from(s == 200);
+    }
+    let (s, j) = call(
         c,
         "mo-mlops",
         "/v1/models/readmission-30d/promote".into(),
         json!({"reason": "canary held"}),
     )
     .await?;
+    let soak = field(&j, "/transitions")
+        .as_array()
+        .and_then(|t| t.last())
+        .and_then(|t| t.get("reason"))
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_string();
     println!(
-        "    logistic {}: silent -> canary -> production ({s})",
+        "    after {soaked} canary predictions: logistic {} silent -> canary -> production ({s}): \"{soak}\"",
         short(&h1)
     );
     call(
@@ -330,25 +394,6 @@ pub async fn tour(
         12,
         "a clinician asks for predictions (purpose: treatment); every request is in the ledger",
     );
-    let dana = as_actor(home, "dana-scientist")?;
-    let mut columns: Vec<&str> = set.features.iter().map(FeatureSpec::name).collect();
-    columns.push(set.target);
-    columns.push(set.patient_column);
-    let (_, table) =
-        airlock_registry::training::read_table(&dana, &set.dataset, None, &columns).await?;
-    let signature = v1
-        .version
-        .card
-        .experiment
-        .as_ref()
-        .map(|e| e.signature.clone());
-    // Held-out rows only (both versions were split with the same seed, so these are held out
-    // for both): the outcome metrics below are not measured on training data.
-    let rows: Vec<usize> = v1
-        .split
-        .as_ref()
-        .map(|sp| sp.test.iter().copied().take(300).collect())
-        .unwrap_or_default();
     let t = Instant::now();
     let mut shown: BTreeMap<String, usize> = BTreeMap::new();
     let mut first: Option<Value> = None;

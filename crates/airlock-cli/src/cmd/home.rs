@@ -420,3 +420,20 @@ pub fn keys(a: KeysArgs) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     })?
 }
+
+/// Resolves on Ctrl-C or SIGTERM (what service managers send), so the server stops the same
+/// way for both: its refusal summaries written and a checkpoint signed.
+pub async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

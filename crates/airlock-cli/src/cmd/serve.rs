@@ -112,12 +112,22 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         let addr = listener.local_addr()?;
         audit_change(&home, "server".into(), format!("server started on {addr}"))?;
         println!(
-            "Airlock API listening on https://{addr} (OpenAPI at /openapi.json); Ctrl-C stops it"
+            "Airlock API listening on https://{addr} (OpenAPI at /openapi.json); Ctrl-C or SIGTERM stops it"
         );
-        airlock_server::tls::serve(listener, tls, airlock_server::app(state), async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        let service = state.service().clone();
+        service
+            .fail_interrupted_runs()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        airlock_server::tls::serve(
+            listener,
+            tls,
+            airlock_server::app(state),
+            super::home::stop_signal(),
+        )
         .await;
+        // The refusals counted since the last summary, then a signed checkpoint (close).
+        service.flush_refusals().await;
         home.close().await?;
         Ok(ExitCode::SUCCESS)
     })?
@@ -125,10 +135,9 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// The identity store of an open home.
 pub fn identities(home: &Home) -> anyhow::Result<Identities> {
-    let key = home.pseudonym_key()?;
     Ok(Identities::new(
         home.db().clone(),
-        &key,
+        home.identity_seal_key()?,
         &home.config().deployment.name,
         IdentityPolicy::default(),
     )?)

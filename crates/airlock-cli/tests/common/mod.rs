@@ -1,5 +1,8 @@
 //! Running the built `airlock` binary, shared by the end-to-end tests.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the shared helpers"
+)]
 
 use std::process::{Command, Output};
 

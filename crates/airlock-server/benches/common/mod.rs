@@ -7,7 +7,10 @@
 //! added about a millisecond to every measured latency); each scheduled request goes to
 //! whichever connection is idle, as an integration engine's connection pool does. How late
 //! the pacer itself ran is measured and printed, so the client's own error is on the page.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the shared helpers"
+)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,6 +1,11 @@
 //! A deployment with data in every zone and one logged-in person per role, on SQLite or
 //! PostgreSQL, driven through the router with `oneshot` (no socket).
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the shared helpers"
+)]
+
+pub mod models;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,6 +44,14 @@ macro_rules! both {
 }
 
 pub const PASSWORD: &str = "a long enough passphrase 1";
+
+/// Rollout rules that let a lifecycle test take a canary to every patient and promote it at
+/// once; the deployment's defaults are exercised by the security suite (finding 2).
+pub const IMMEDIATE: airlock_store::RolloutConfig = airlock_store::RolloutConfig {
+    max_canary_percent: 100.0,
+    min_canary_minutes: 0,
+    min_canary_predictions: 0,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Db {
@@ -95,6 +108,15 @@ impl World {
     }
 
     pub async fn with_policy(db: Db, policy: IdentityPolicy) -> Option<World> {
+        Self::with_rules(db, policy, Some(IMMEDIATE)).await
+    }
+
+    /// A world with these identity rules and rollout rules (`None`: the deployment's defaults).
+    pub async fn with_rules(
+        db: Db,
+        policy: IdentityPolicy,
+        rollout: Option<airlock_store::RolloutConfig>,
+    ) -> Option<World> {
         let database_url = match db {
             Db::Sqlite => None,
             Db::Postgres => {
@@ -196,7 +218,10 @@ impl World {
         .await
         .unwrap();
 
-        let state = AppState::new(home, Authorizer::new().unwrap(), policy).unwrap();
+        let mut state = AppState::new(home, Authorizer::new().unwrap(), policy).unwrap();
+        if let Some(r) = rollout {
+            state = state.with_rollout(r).unwrap();
+        }
         let ids = state.identities().clone();
         let op = ActorId::new("operator").unwrap();
         let mut totp_secrets = BTreeMap::new();
