@@ -389,8 +389,8 @@ fn scrub(run: &mut Run<'_>, msg: &mut Message) {
 /// Collects identifying values from every message of an HL7 file (a pre-pass, so the scrub
 /// and the text engine know values that appear in later messages or files).
 pub(crate) fn collect_file(run: &mut Run<'_>, bytes: &[u8]) {
-    if let Ok(file) = airlock_formats::hl7::split(bytes) {
-        for raw in &file.messages {
+    if let Ok(messages) = airlock_formats::hl7::messages(bytes) {
+        for raw in messages {
             if let Ok(m) = raw.parse() {
                 let mut k = KnownIdentifiers::default();
                 collect_message(run, &m, &mut k);

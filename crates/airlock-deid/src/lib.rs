@@ -21,7 +21,9 @@
 //!   searched for in the output; under a `fail` policy (`safe-harbor`) any hit fails the run.
 //! * Malformed records (broken JSON line, unparsable HL7 message, ragged CSV row, Bundle entry
 //!   without `resourceType`) are quarantined (reported by position, not written) and the run
-//!   continues.
+//!   continues. So is an HL7 message over `airlock_formats::hl7::MAX_MESSAGE_BYTES` (1 MiB).
+//! * HL7 v2 files are de-identified one message at a time (parse, transform, write, drop), so
+//!   memory follows the largest message, not the file.
 //! * The engine is pure: no async runtime, no database. [`deid_paths`] (file mode) reads and
 //!   writes files, streaming NDJSON and CSV; [`deid_bytes`] works on one buffer (gate mode).
 //! * FHIR JSON and NDJSON are read through a flat token tape (no tree of values): the walk
@@ -189,7 +191,12 @@ pub(crate) fn deid_bytes_with(
             quick = walker == Walker::Tape;
             out
         }
-        Format::Hl7v2 => deid_hl7(&mut run, label, bytes),
+        Format::Hl7v2 => {
+            let mut out = Vec::with_capacity(bytes.len());
+            deid_hl7(&mut run, label, bytes, &mut out)
+                .map_err(|e| DeidError::io(Path::new(label), &e))?;
+            out
+        }
         Format::Csv => {
             let input = airlock_formats::strip_bom(bytes);
             let mut out = Vec::new();
@@ -326,14 +333,18 @@ pub fn deid_paths(
         let q_before = run.quarantined.len();
         let r_before = run.records_in;
         match fmt {
-            Format::FhirJson | Format::Hl7v2 => {
+            Format::FhirJson => {
                 let bytes = std::fs::read(input).map_err(|e| DeidError::io(input, &e))?;
-                let out = if *fmt == Format::FhirJson {
-                    deid_fhir_json(&mut run, &index, &label, &bytes)
-                } else {
-                    deid_hl7(&mut run, &label, &bytes)
-                };
+                let out = deid_fhir_json(&mut run, &index, &label, &bytes);
                 std::fs::write(output, out).map_err(|e| DeidError::io(output, &e))?;
+            }
+            Format::Hl7v2 => {
+                let bytes = std::fs::read(input).map_err(|e| DeidError::io(input, &e))?;
+                let o = File::create(output).map_err(|e| DeidError::io(output, &e))?;
+                let mut w = BufWriter::new(o);
+                deid_hl7(&mut run, &label, &bytes, &mut w)
+                    .map_err(|e| DeidError::io(output, &e))?;
+                w.flush().map_err(|e| DeidError::io(output, &e))?;
             }
             Format::FhirNdjson => {
                 let f = File::open(input).map_err(|e| DeidError::io(input, &e))?;
@@ -684,37 +695,47 @@ fn deid_ndjson<R: std::io::BufRead, W: Write>(
     Ok(())
 }
 
-fn deid_hl7(run: &mut Run<'_>, label: &str, bytes: &[u8]) -> Vec<u8> {
-    let file = match airlock_formats::hl7::split(bytes) {
-        Ok(f) => f,
+/// HL7 v2, one message at a time (parse, de-identify, write, drop), so memory follows the
+/// largest message rather than the file; a message over the size limit is quarantined like
+/// any other that does not parse. Output uses the standard segment separator `\r`, with one
+/// after every message.
+fn deid_hl7<W: Write>(
+    run: &mut Run<'_>,
+    label: &str,
+    bytes: &[u8],
+    out: &mut W,
+) -> std::io::Result<()> {
+    let messages = match airlock_formats::hl7::messages(bytes) {
+        Ok(m) => m,
         Err(e) => {
             quarantine(run, label, 0, 0, "file", &e.to_string());
-            return Vec::new();
+            return Ok(());
         }
     };
-    let mut out = Vec::with_capacity(file.messages.len());
-    for raw in &file.messages {
+    let mut buf = String::new();
+    for raw in messages {
         run.records_in += 1;
         match raw.parse() {
             Ok(mut m) => {
                 hl7::deid_message(run, &mut m);
                 run.records_out += 1;
-                out.push(m);
+                buf.clear();
+                m.serialize_into(airlock_formats::hl7::Terminator::Cr, &mut buf);
+                buf.push('\r');
+                out.write_all(buf.as_bytes())?;
             }
             Err(e) => {
                 run.quarantined.push(Quarantined {
                     file: label.to_owned(),
                     record: raw.index,
-                    line: raw.first_line(),
+                    line: raw.line,
                     path: "message".to_owned(),
                     reason: e.to_string(),
                 });
             }
         }
     }
-    // Output uses the standard segment separator `\r`, with a final one.
-    airlock_formats::hl7::serialize_file(&out, airlock_formats::hl7::Terminator::Cr, true)
-        .into_bytes()
+    Ok(())
 }
 
 /// CSV with optional k-anonymity: pass 1 reads the quasi-identifiers, pass 2 writes.
@@ -796,8 +817,9 @@ fn scan_output(
         }
         Format::FhirNdjson => scan_ndjson(scanner, bytes, label, hits, scanned),
         Format::Hl7v2 => {
-            if let Ok(f) = airlock_formats::hl7::split(bytes) {
-                for raw in &f.messages {
+            if let Ok(messages) = airlock_formats::hl7::messages(bytes) {
+                // The output is ours and every message of it must be scanned: no size limit.
+                for raw in messages.max_message_bytes(usize::MAX) {
                     if let Ok(m) = raw.parse() {
                         hl7::scan_message(scanner, &m, label, raw.index, hits, scanned);
                     }
@@ -885,9 +907,11 @@ fn observe_codes(
             }
         }
         Format::Hl7v2 => {
-            if let Ok((_, msgs)) = airlock_formats::hl7::parse_all(bytes) {
-                for m in &msgs {
-                    let mrn = hl7::message_mrn(m).unwrap_or_default();
+            // One message at a time; messages that do not parse are quarantined by the main
+            // pass and their codes are not counted.
+            if let Ok(messages) = airlock_formats::hl7::messages(bytes) {
+                for m in messages.filter_map(|raw| raw.parse().ok()) {
+                    let mrn = hl7::message_mrn(&m).unwrap_or_default();
                     let d = m.delimiters;
                     for s in m.segments.iter().filter(|s| s.id == "DG1") {
                         if let Some(rep) = s.field(3).and_then(|f| f.repetitions.first()) {

@@ -21,12 +21,28 @@
 //! ([`Hl7File::terminator`]); blank lines are dropped; a final separator is kept iff the input
 //! ended with one. Batch envelope segments (`FHS`, `BHS`, `BTS`, `FTS`) are set aside in
 //! [`Hl7File::envelope`] and not re-emitted by [`serialize_file`].
+//!
+//! # Memory
+//! The model costs far more than the text it holds (a vector per field, repetition and
+//! component, a string per leaf: tens of bytes of heap for every byte of input), so a file is
+//! never parsed whole. [`messages`] walks a file lazily, one [`MessageSpan`] (a borrowed byte
+//! range) at a time, without allocating; the caller parses a span, uses the message and drops
+//! it, so memory follows the largest message, not the file. [`MessageSpan::parse`] refuses a
+//! message over [`MAX_MESSAGE_BYTES`] (or the limit set with [`Messages::max_message_bytes`])
+//! with [`FormatError::Hl7MessageTooLarge`], naming its index and byte offset, before building
+//! anything. [`split`] and [`parse_all`] keep every message of a file (and `parse_all` every
+//! tree): they are for small inputs.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::fhir::count;
 use crate::{FormatError, FormatSummary, strip_bom, utf8};
+
+/// The default largest message [`MessageSpan::parse`] accepts, in bytes of the file (from the
+/// start of its `MSH` segment to the end of its last segment): 1 MiB. Real messages are a few
+/// kilobytes; one with a large embedded document (`OBX-5` of type `ED`) can reach hundreds.
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 /// The delimiters of a message (`MSH-1` and `MSH-2`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,10 +247,21 @@ pub struct Message {
     pub segments: Vec<Segment>,
 }
 
+/// `raw` split at `sep`, each piece mapped by `f`, in a vector of exactly the right capacity.
+///
+/// `collect` over `split` cannot know the count and starts at four elements, so a field with
+/// one repetition of one component (most of them) cost three 96-byte blocks instead of three
+/// 24-byte ones; this per-leaf overhead was most of the model's memory.
+fn split_exact<'s, T>(raw: &'s str, sep: char, f: impl FnMut(&'s str) -> T) -> Vec<T> {
+    let mut out = Vec::with_capacity(raw.matches(sep).count() + 1);
+    out.extend(raw.split(sep).map(f));
+    out
+}
+
 impl Component {
     fn parse(raw: &str, d: &Delimiters) -> Component {
         Component {
-            subcomponents: raw.split(d.subcomponent).map(str::to_owned).collect(),
+            subcomponents: split_exact(raw, d.subcomponent, str::to_owned),
         }
     }
 
@@ -275,10 +302,7 @@ impl Component {
 impl Repetition {
     fn parse(raw: &str, d: &Delimiters) -> Repetition {
         Repetition {
-            components: raw
-                .split(d.component)
-                .map(|c| Component::parse(c, d))
-                .collect(),
+            components: split_exact(raw, d.component, |c| Component::parse(c, d)),
         }
     }
 
@@ -310,10 +334,7 @@ impl Repetition {
 impl Field {
     fn parse(raw: &str, d: &Delimiters) -> Field {
         Field {
-            repetitions: raw
-                .split(d.repetition)
-                .map(|r| Repetition::parse(r, d))
-                .collect(),
+            repetitions: split_exact(raw, d.repetition, |r| Repetition::parse(r, d)),
         }
     }
 
@@ -418,8 +439,7 @@ impl Message {
     /// lines ignored; a BOM allowed).
     pub fn parse(text: &str) -> Result<Message, FormatError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let lines: Vec<(u64, &str)> = segment_lines(text).collect();
-        parse_lines(&lines, 0)
+        parse_lines(segment_lines(text), 0)
     }
 
     /// The first segment with this id.
@@ -450,6 +470,12 @@ impl Message {
         let mut out = String::new();
         self.write(terminator, &mut out);
         out
+    }
+
+    /// Appends what [`Message::serialize`] returns to `out` (to reuse one buffer across the
+    /// messages of a file).
+    pub fn serialize_into(&self, terminator: Terminator, out: &mut String) {
+        self.write(terminator, out);
     }
 
     fn write(&self, terminator: Terminator, out: &mut String) {
@@ -497,7 +523,7 @@ pub struct RawMessage<'a> {
 impl RawMessage<'_> {
     /// Parses this message; the error names the message, line and segment.
     pub fn parse(&self) -> Result<Message, FormatError> {
-        parse_lines(&self.lines, self.index)
+        parse_lines(self.lines.iter().copied(), self.index)
     }
 
     /// 1-based line of the first segment.
@@ -526,22 +552,16 @@ pub struct Hl7File<'a> {
 pub fn split(bytes: &[u8]) -> Result<Hl7File<'_>, FormatError> {
     let bom = bytes.starts_with(crate::UTF8_BOM);
     let text = utf8(strip_bom(bytes))?;
-    let terminator = match text.find(['\r', '\n']) {
-        Some(i) if text.get(i..i + 2) == Some("\r\n") => Terminator::CrLf,
-        Some(i) if text.get(i..=i) == Some("\r") => Terminator::Cr,
-        Some(_) => Terminator::Lf,
-        None => Terminator::Cr,
-    };
+    let terminator = first_terminator(text);
     let trailing_terminator = text.ends_with(['\r', '\n']);
     let mut envelope = Vec::new();
     let mut messages: Vec<RawMessage<'_>> = Vec::new();
     for (line, seg) in segment_lines(text) {
-        let id = seg.get(..3).unwrap_or(seg);
-        if matches!(id, "FHS" | "BHS" | "BTS" | "FTS") {
+        if is_envelope(seg) {
             envelope.push((line, seg));
             continue;
         }
-        let start_new = id == "MSH" || messages.is_empty();
+        let start_new = seg_id(seg) == "MSH" || messages.is_empty();
         if start_new {
             messages.push(RawMessage {
                 index: messages.len() as u64,
@@ -595,13 +615,14 @@ pub fn serialize_file(
 
 /// Validates HL7 v2 (see [`crate::validate`]): every message parses and has `MSH-9` (message
 /// type) and `MSH-12` (version).
+///
+/// Messages are read one at a time (see [`messages`]); one over [`MAX_MESSAGE_BYTES`] is an
+/// error.
 pub fn validate(bytes: &[u8]) -> Result<FormatSummary, FormatError> {
-    let file = split(bytes)?;
-    if file.messages.is_empty() {
-        return Err(FormatError::Empty);
-    }
     let mut summary = FormatSummary::default();
-    for raw in &file.messages {
+    let mut any = false;
+    for raw in messages(bytes)? {
+        any = true;
         let m = raw.parse()?;
         let msh = m.segment("MSH");
         for (n, reason) in [
@@ -611,7 +632,7 @@ pub fn validate(bytes: &[u8]) -> Result<FormatSummary, FormatError> {
             if msh.and_then(|s| s.field(n)).is_none_or(Field::is_empty) {
                 return Err(FormatError::Hl7 {
                     message: raw.index,
-                    line: raw.first_line(),
+                    line: raw.line,
                     segment: "MSH".into(),
                     reason,
                 });
@@ -620,29 +641,215 @@ pub fn validate(bytes: &[u8]) -> Result<FormatSummary, FormatError> {
         count(&mut summary.message_types, &m.message_type());
         summary.records += 1;
     }
+    if !any {
+        return Err(FormatError::Empty);
+    }
     Ok(summary)
 }
 
 /// Non-blank segments with their 1-based line numbers (`\r\n` counts as one break).
 fn segment_lines(text: &str) -> impl Iterator<Item = (u64, &str)> {
-    let mut line = 0u64;
-    let mut prev_cr = false;
-    let mut pieces = Vec::new();
-    let mut start = 0usize;
-    for (i, b) in text.bytes().enumerate() {
-        if b == b'\r' || b == b'\n' {
-            if !(b == b'\n' && prev_cr) {
-                line += 1;
-                pieces.push((line, text.get(start..i).unwrap_or_default()));
-            }
-            start = i + 1;
+    Segments::new(text, 0).map(|(line, _, seg)| (line, seg))
+}
+
+/// The non-blank segments of a text, lazily: `(1-based line, byte offset, text)`. A line ends
+/// at `\r`, `\n` or `\r\n`; lines that are only whitespace are skipped.
+#[derive(Debug, Clone)]
+struct Segments<'a> {
+    text: &'a str,
+    /// Next byte to read.
+    pos: usize,
+    /// Lines read so far (plus the line number the text starts after).
+    line: u64,
+}
+
+impl<'a> Segments<'a> {
+    /// `text`'s segments, its first line being `first_line_after + 1`.
+    fn new(text: &'a str, first_line_after: u64) -> Segments<'a> {
+        Segments {
+            text,
+            pos: 0,
+            line: first_line_after,
         }
-        prev_cr = b == b'\r';
     }
-    if start < text.len() {
-        pieces.push((line + 1, text.get(start..).unwrap_or_default()));
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = (u64, usize, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let start = self.pos;
+            let rest = self.text.get(start..).filter(|r| !r.is_empty())?;
+            self.line += 1;
+            let (piece, advance) = match memchr::memchr2(b'\r', b'\n', rest.as_bytes()) {
+                Some(i) => {
+                    let crlf = rest.get(i..i + 2) == Some("\r\n");
+                    (
+                        rest.get(..i).unwrap_or_default(),
+                        i + if crlf { 2 } else { 1 },
+                    )
+                }
+                None => (rest, rest.len()),
+            };
+            self.pos = start + advance;
+            if !piece.trim().is_empty() {
+                return Some((self.line, start, piece));
+            }
+        }
     }
-    pieces.into_iter().filter(|(_, s)| !s.trim().is_empty())
+}
+
+/// A segment's id as [`split`] reads it: its first three bytes (the whole text when shorter).
+fn seg_id(seg: &str) -> &str {
+    seg.get(..3).unwrap_or(seg)
+}
+
+/// Whether a segment is a batch envelope segment (set aside, never part of a message).
+fn is_envelope(seg: &str) -> bool {
+    matches!(seg_id(seg), "FHS" | "BHS" | "BTS" | "FTS")
+}
+
+/// The first segment separator of a text (`\r` when there is none).
+fn first_terminator(text: &str) -> Terminator {
+    match text.find(['\r', '\n']) {
+        Some(i) if text.get(i..i + 2) == Some("\r\n") => Terminator::CrLf,
+        Some(i) if text.get(i..=i) == Some("\r") => Terminator::Cr,
+        Some(_) => Terminator::Lf,
+        None => Terminator::Cr,
+    }
+}
+
+/// Walks an HL7 file one message at a time (see the [module docs](self#memory)). Fails only
+/// when the input is not UTF-8.
+///
+/// Messages are cut exactly as [`split`] cuts them (each starts at an `MSH` segment; lines
+/// before the first `MSH` that are not envelope segments form a message of their own, which
+/// fails to parse); envelope segments are skipped.
+pub fn messages(bytes: &[u8]) -> Result<Messages<'_>, FormatError> {
+    let bom = bytes.starts_with(crate::UTF8_BOM);
+    let text = utf8(strip_bom(bytes))?;
+    Ok(Messages {
+        segments: Segments::new(text, 0),
+        base: bytes.len() - text.len(),
+        pending: None,
+        index: 0,
+        limit: MAX_MESSAGE_BYTES,
+        bom,
+        terminator: first_terminator(text),
+        trailing_terminator: text.ends_with(['\r', '\n']),
+    })
+}
+
+/// The messages of an HL7 file, lazily (see [`messages`]): an iterator of [`MessageSpan`]s.
+#[derive(Debug, Clone)]
+pub struct Messages<'a> {
+    segments: Segments<'a>,
+    /// Bytes before the text (the BOM), so offsets count from the start of the input.
+    base: usize,
+    /// The `MSH` segment that ended the previous message and starts the next one.
+    pending: Option<(u64, usize, &'a str)>,
+    index: u64,
+    limit: usize,
+    bom: bool,
+    terminator: Terminator,
+    trailing_terminator: bool,
+}
+
+impl Messages<'_> {
+    /// Sets the largest message [`MessageSpan::parse`] accepts, in bytes (default
+    /// [`MAX_MESSAGE_BYTES`]).
+    #[must_use]
+    pub fn max_message_bytes(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Whether the input started with a UTF-8 BOM (skipped).
+    pub fn bom(&self) -> bool {
+        self.bom
+    }
+
+    /// The first segment separator in the input (`\r` when there is none).
+    pub fn terminator(&self) -> Terminator {
+        self.terminator
+    }
+
+    /// Whether the input ended with a segment separator.
+    pub fn trailing_terminator(&self) -> bool {
+        self.trailing_terminator
+    }
+}
+
+impl<'a> Iterator for Messages<'a> {
+    type Item = MessageSpan<'a>;
+
+    fn next(&mut self) -> Option<MessageSpan<'a>> {
+        let (line, start, first) = loop {
+            let seg = self.pending.take().or_else(|| self.segments.next())?;
+            if !is_envelope(seg.2) {
+                break seg;
+            }
+        };
+        // The message runs to the end of its last segment before the next `MSH`; envelope
+        // segments inside that range stay in the text and are skipped when it is parsed.
+        let mut end = start + first.len();
+        for seg in self.segments.by_ref() {
+            if is_envelope(seg.2) {
+                continue;
+            }
+            if seg_id(seg.2) == "MSH" {
+                self.pending = Some(seg);
+                break;
+            }
+            end = seg.1 + seg.2.len();
+        }
+        let index = self.index;
+        self.index += 1;
+        Some(MessageSpan {
+            index,
+            offset: (self.base + start) as u64,
+            line,
+            text: self.segments.text.get(start..end).unwrap_or_default(),
+            limit: self.limit,
+        })
+    }
+}
+
+/// One message of a file as a byte range of the input, not yet parsed.
+#[derive(Debug, Clone)]
+pub struct MessageSpan<'a> {
+    /// 0-based message index in the file.
+    pub index: u64,
+    /// Byte offset of its first segment in the input (a BOM included).
+    pub offset: u64,
+    /// 1-based line of its first segment.
+    pub line: u64,
+    /// Its text, from the start of its first segment to the end of its last (segment
+    /// separators, blank lines and envelope segments in between included).
+    pub text: &'a str,
+    limit: usize,
+}
+
+impl MessageSpan<'_> {
+    /// Parses this message; the error names the message, line and segment. A message longer
+    /// than the limit (see [`Messages::max_message_bytes`]) is refused before anything is
+    /// built, by index and byte offset.
+    pub fn parse(&self) -> Result<Message, FormatError> {
+        if self.text.len() > self.limit {
+            return Err(FormatError::Hl7MessageTooLarge {
+                message: self.index,
+                offset: self.offset,
+                line: self.line,
+                size: self.text.len() as u64,
+                limit: self.limit as u64,
+            });
+        }
+        let segments = Segments::new(self.text, self.line.saturating_sub(1))
+            .filter(|(_, _, seg)| !is_envelope(seg))
+            .map(|(line, _, seg)| (line, seg));
+        parse_lines(segments, self.index)
+    }
 }
 
 fn hl7_err(message: u64, line: u64, segment: &str, reason: &'static str) -> FormatError {
@@ -666,8 +873,11 @@ fn is_segment_id(s: &str) -> bool {
         && s.bytes().next().is_some_and(|b| b.is_ascii_uppercase())
 }
 
-fn parse_lines(lines: &[(u64, &str)], index: u64) -> Result<Message, FormatError> {
-    let Some(&(first_line, msh)) = lines.first() else {
+fn parse_lines<'s>(
+    mut lines: impl Iterator<Item = (u64, &'s str)>,
+    index: u64,
+) -> Result<Message, FormatError> {
+    let Some((first_line, msh)) = lines.next() else {
         return Err(hl7_err(index, 0, "?", "empty message"));
     };
     if !msh.starts_with("MSH") {
@@ -691,8 +901,8 @@ fn parse_lines(lines: &[(u64, &str)], index: u64) -> Result<Message, FormatError
             "invalid encoding characters in `MSH-1`/`MSH-2`",
         ));
     };
-    let mut segments = Vec::with_capacity(lines.len());
-    for &(line, text) in lines {
+    let mut segments = Vec::new();
+    for (line, text) in std::iter::once((first_line, msh)).chain(lines) {
         let mut parts = text.split(d.field);
         let id = parts.next().unwrap_or_default();
         if !is_segment_id(id) {
@@ -702,14 +912,15 @@ fn parse_lines(lines: &[(u64, &str)], index: u64) -> Result<Message, FormatError
             if line != first_line {
                 return Err(hl7_err(index, line, id, "second `MSH` in one message"));
             }
-            let mut fields = vec![
-                Field::raw(d.field.to_string()),
-                Field::raw(parts.next().unwrap_or_default()),
-            ];
+            let mut fields = Vec::with_capacity(text.matches(d.field).count() + 1);
+            fields.push(Field::raw(d.field.to_string()));
+            fields.push(Field::raw(parts.next().unwrap_or_default()));
             fields.extend(parts.map(|f| Field::parse(f, &d)));
             fields
         } else {
-            parts.map(|f| Field::parse(f, &d)).collect()
+            let mut fields = Vec::with_capacity(text.matches(d.field).count());
+            fields.extend(parts.map(|f| Field::parse(f, &d)));
+            fields
         };
         segments.push(Segment {
             id: id.to_owned(),

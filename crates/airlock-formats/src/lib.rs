@@ -125,6 +125,23 @@ pub enum FormatError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// An HL7 v2 message longer than the limit (see [`hl7::MAX_MESSAGE_BYTES`]): refused
+    /// before it is parsed, since the parsed model is many times its size.
+    #[error(
+        "hl7 message {message} at byte offset {offset} (line {line}): {size} bytes, over the {limit}-byte limit"
+    )]
+    Hl7MessageTooLarge {
+        /// 0-based message index within the file.
+        message: u64,
+        /// Byte offset of the message's first segment in the input.
+        offset: u64,
+        /// 1-based line of the message's first segment.
+        line: u64,
+        /// The message's length in bytes.
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// A CSV row with a different number of fields than the header.
     #[error("csv line {line}: {found} fields, header has {expected}")]
     RaggedRow {

@@ -28,6 +28,32 @@ proptest! {
         }
     }
 
+    /// The lazy reader cuts and parses a file exactly as `split` does (envelope segments, blank
+    /// lines, mixed separators, a BOM, text before the first `MSH`).
+    #[test]
+    fn hl7_lazy_messages_match_split(
+        bom in any::<bool>(),
+        s in "(MSH\\|\\^~\\\\&|PID|OBX|BHS|FTS|\\||\\^|~|&|\\\\|[A-Z0-9 ]|\r|\n|\r\n){0,80}",
+    ) {
+        let text = if bom { format!("\u{feff}{s}") } else { s };
+        let bytes = text.as_bytes();
+        let file = hl7::split(bytes).unwrap();
+        let lazy = hl7::messages(bytes).unwrap();
+        prop_assert_eq!(lazy.bom(), file.bom);
+        prop_assert_eq!(lazy.terminator(), file.terminator);
+        prop_assert_eq!(lazy.trailing_terminator(), file.trailing_terminator);
+        let spans: Vec<_> = lazy.collect();
+        prop_assert_eq!(spans.len(), file.messages.len());
+        for (span, raw) in spans.iter().zip(&file.messages) {
+            prop_assert_eq!(span.index, raw.index);
+            prop_assert_eq!(span.line, raw.first_line());
+            let first = raw.lines[0].1;
+            prop_assert!(text[span.offset as usize..].starts_with(first));
+            prop_assert!(span.text.starts_with(first));
+            prop_assert_eq!(span.parse(), raw.parse());
+        }
+    }
+
     #[test]
     fn hl7_values_survive(values in proptest::collection::vec("\\PC{0,20}", 1..6)) {
         let d = hl7::Delimiters::default();
