@@ -26,11 +26,21 @@ done
 token() {
     local user="$1" pw code
     pw="$(awk -F'\t' -v u="$user" '$1==u{print $3}' "$WORK/demo/demo-logins.tsv")"
-    code="$("$BIN" totp --secret-file "$WORK/demo/$user.otpauth")"
-    curl -sf --cacert "$WORK/demo/tls-cert.pem" -H 'content-type: application/json' \
-        "https://localhost:$PORT/v1/auth/login" \
-        -d "{\"username\":\"$user\",\"password\":\"$pw\",\"totp\":\"$code\"}" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
+    # Password checks are rate-limited per source: the previous run's login fuzzing may have
+    # used this address's share, so wait for it to refill (a refused check spends no code).
+    for _ in $(seq 1 30); do
+        code="$("$BIN" totp --secret-file "$WORK/demo/$user.otpauth")"
+        if curl -sf --cacert "$WORK/demo/tls-cert.pem" -H 'content-type: application/json' \
+            "https://localhost:$PORT/v1/auth/login" \
+            -d "{\"username\":\"$user\",\"password\":\"$pw\",\"totp\":\"$code\"}" \
+            -o "$WORK/login.json"; then
+            python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["token"])' "$WORK/login.json"
+            return
+        fi
+        sleep 2
+    done
+    echo "login as $user failed" >&2
+    return 1
 }
 # The privacy officer may do most things, the clinician reads patients and breaks the glass, the
 # security administrator manages principals and tokens (last: it may disable the others). Logout

@@ -158,6 +158,9 @@ pub enum Action {
     ManageUsers,
     /// Issue and revoke API tokens.
     ManageTokens,
+    /// Confirm a role another person granted (the second person of the two-person rule for
+    /// roles that reach PHI or approve models).
+    ConfirmRole,
     /// Rotate and manage keys.
     ManageKeys,
     /// Start emergency access (on a [`Resource::Zone`] or a [`Resource::Patient`]).
@@ -182,7 +185,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in a stable order.
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 21] = [
         Action::ListDatasets,
         Action::ReadDataset,
         Action::DownloadDataset,
@@ -193,6 +196,7 @@ impl Action {
         Action::VerifyAudit,
         Action::ManageUsers,
         Action::ManageTokens,
+        Action::ConfirmRole,
         Action::ManageKeys,
         Action::BreakGlass,
         Action::ReviewBreakGlass,
@@ -218,6 +222,7 @@ impl Action {
             Action::VerifyAudit => "verify-audit",
             Action::ManageUsers => "manage-users",
             Action::ManageTokens => "manage-tokens",
+            Action::ConfirmRole => "confirm-role",
             Action::ManageKeys => "manage-keys",
             Action::BreakGlass => "break-glass",
             Action::ReviewBreakGlass => "review-break-glass",
@@ -242,7 +247,7 @@ impl Action {
             | Action::ReadDeidReport => &[K::Zone, K::Dataset],
             Action::ReadDataset | Action::DownloadDataset => &[K::Dataset],
             Action::ReadAudit | Action::VerifyAudit | Action::ReviewBreakGlass => &[K::Audit],
-            Action::ManageUsers | Action::ManageTokens => &[K::Identities],
+            Action::ManageUsers | Action::ManageTokens | Action::ConfirmRole => &[K::Identities],
             Action::ManageKeys => &[K::Keys],
             Action::BreakGlass => &[K::Zone, K::Patient],
             Action::ReadPatientRecord => &[K::Patient],

@@ -51,6 +51,8 @@ enum Command {
     Tokens(cmd::serve::TokensArgs),
     /// Print the current TOTP code for an enrolment URI or secret in a file (scripted logins).
     Totp(cmd::serve::TotpArgs),
+    /// Print who the ledger records for commands run here with the passphrase.
+    Whoami,
     /// Train a model on a de-identified dataset version and register it.
     Train(cmd::models::TrainArgs),
     /// The model registry: list, show, verify, deployment history, silent-mode report.
@@ -76,6 +78,11 @@ fn main() -> ExitCode {
         Command::Users(a) => cmd::serve::users(a),
         Command::Tokens(a) => cmd::serve::tokens(a),
         Command::Totp(a) => cmd::serve::totp(a),
+        Command::Whoami => cmd::home::local_actor(std::env::var("AIRLOCK_ACTOR").ok().as_deref())
+            .map(|a| {
+                println!("{a}");
+                ExitCode::SUCCESS
+            }),
         Command::Train(a) => cmd::models::train(a),
         Command::Models(a) => cmd::models::models(a),
         Command::Predict(a) => cmd::models::predict(a),

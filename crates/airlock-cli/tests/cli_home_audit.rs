@@ -237,15 +237,15 @@ fn home_lifecycle_through_the_binary() {
         "audit", "export", "--home", h, "--format", "fhir",
     ]));
     assert!(fhir_audit.contains("AuditEvent"));
+    // The ledger records the operating-system user and host, not a name from the command line.
+    let me = ok(&airlock(&["whoami"]))
+        .lines()
+        .find(|l| l.starts_with("operator:"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(me.starts_with("operator:"), "{me}");
     let search = ok(&airlock(&[
-        "audit",
-        "search",
-        "--home",
-        h,
-        "--event",
-        "export",
-        "--actor",
-        "local-operator",
+        "audit", "search", "--home", h, "--event", "export", "--actor", &me,
     ]));
     assert!(
         search.lines().filter(|l| l.starts_with('{')).count() >= 2,
@@ -275,6 +275,113 @@ fn home_lifecycle_through_the_binary() {
     assert!(!bad.status.success());
     let msg = String::from_utf8_lossy(&bad.stderr);
     assert!(msg.contains("FAILED"), "{msg}");
+}
+
+#[test]
+fn finding_12_ingest_outside_clinical_is_an_attested_import() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let h = home.to_str().unwrap();
+    let src = tmp.path().join("src");
+    ok(&airlock(&[
+        "generate",
+        "--patients",
+        "4",
+        "--out",
+        src.to_str().unwrap(),
+    ]));
+    ok(&airlock(&["init", "--home", h, "--name", "attest"]));
+    let cohort = src.join("cohort.csv");
+    let c = cohort.to_str().unwrap();
+    let ingest = |dataset: &str, file: &str, extra: &[&str]| {
+        let mut args = vec![
+            "ingest",
+            "--home",
+            h,
+            "--zone",
+            "development",
+            "--classification",
+            "deidentified",
+            "--source-system",
+            "partner",
+            "--dataset",
+            dataset,
+        ];
+        args.extend_from_slice(extra);
+        args.push(file);
+        airlock(&args)
+    };
+    let mut logs = String::new();
+    // Without an attestation: refused, whatever the classification claims.
+    let r = ingest("leak", c, &[]);
+    assert!(!r.status.success());
+    let msg = common::text(&r);
+    assert!(msg.contains("attested import"), "{msg}");
+    logs += &msg;
+    // With one, the scan finds the identifiers, and says where and what, never the value.
+    let r = ingest(
+        "leak",
+        c,
+        &[
+            "--attest-basis",
+            "data-use-agreement",
+            "--attest-reference",
+            "DUA-17",
+        ],
+    );
+    assert!(!r.status.success());
+    let msg = common::text(&r);
+    assert!(msg.contains("`files[0]` line 2"), "{msg}");
+    assert!(msg.contains("found"), "{msg}");
+    logs += &msg;
+    // An attestation has no place in the clinical zone.
+    assert!(
+        !airlock(&[
+            "ingest",
+            "--home",
+            h,
+            "--source-system",
+            "ehr",
+            "--dataset",
+            "raw",
+            "--attest-basis",
+            "synthetic",
+            c
+        ])
+        .status
+        .success()
+    );
+    // A table without identifiers goes in; its lineage names the attestation.
+    let clean = tmp.path().join("clean.csv");
+    std::fs::write(&clean, "age_band,sex,dx\n40-49,F,E11\n70-79,M,I10\n").unwrap();
+    logs += &ok(&ingest(
+        "synth",
+        clean.to_str().unwrap(),
+        &[
+            "--attest-basis",
+            "synthetic",
+            "--attest-reference",
+            "airlock-synth seed 7",
+        ],
+    ));
+    let lineage = ok(&airlock(&["datasets", "--home", h, "lineage", "synth"]));
+    assert!(
+        lineage
+            .contains("attested by local-operator (synthetic, reference `airlock-synth seed 7`)"),
+        "{lineage}"
+    );
+    assert!(lineage.contains("transform=attested-import"), "{lineage}");
+    logs += &lineage;
+    // Refusals are in the ledger, without values.
+    let failures = ok(&airlock(&[
+        "audit", "search", "--home", h, "--event", "ingest",
+    ]));
+    assert!(failures.contains("ingest failed"), "{failures}");
+    assert!(failures.contains("found"), "{failures}");
+    logs += &failures;
+    for t in &truth_values(&src) {
+        assert!(!logs.contains(t.as_str()), "identifier in command output");
+    }
 }
 
 #[test]
@@ -447,4 +554,24 @@ fn identities_from_the_command_line() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("oops"), "{err}");
+}
+
+/// Issue 28, finding 13: `AIRLOCK_ACTOR=dr-nobody airlock export ...` exported PHI and the
+/// ledger believed it. The ledger now records the operating-system user and host, and a
+/// claimed name only as "on behalf of".
+#[test]
+fn finding_13_the_ledger_records_the_operator_not_a_claimed_name() {
+    let who = |env: &[(&str, &str)]| {
+        ok(&common::run(&["whoami"], env))
+            .lines()
+            .find(|l| l.starts_with("operator:"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let alice = who(&[("USER", "alice")]);
+    assert!(alice.starts_with("operator:alice@"), "{alice}");
+    let claimed = who(&[("USER", "alice"), ("AIRLOCK_ACTOR", "dr-nobody")]);
+    assert!(claimed.starts_with("operator:alice@"), "{claimed}");
+    assert!(claimed.ends_with(":dr-nobody"), "{claimed}");
+    assert_ne!(claimed, "dr-nobody");
 }

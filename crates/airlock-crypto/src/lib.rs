@@ -26,7 +26,7 @@ pub use envelope::{
 };
 pub use keyring::{KdfParams, KeyId, KeyManager, Keyring, LocalKeyManager, NamedKey, RotationPlan};
 pub use secret::Secret;
-pub use tls::{TlsIdentity, generate_tls_identity};
+pub use tls::{TLS_VALID_DAYS, TlsIdentity, generate_tls_identity};
 
 use sha2::{Digest, Sha256};
 

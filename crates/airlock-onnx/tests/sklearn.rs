@@ -387,13 +387,18 @@ async fn an_imported_scikit_learn_model_is_registered_deployed_and_served() {
     }
     let path = dir.path().join("holdout.csv");
     std::fs::write(&path, csv).unwrap();
-    home.ingest(
+    home.import_attested(
         &airlock_store::IngestRequest {
             zone: Zone::Development,
             classification: Classification::Deidentified,
             source_system: "test".into(),
             dataset: airlock_types::DatasetName::new("holdout").unwrap(),
             files: vec![path],
+        },
+        &airlock_store::Attestation {
+            basis: airlock_store::AttestationBasis::Synthetic,
+            attested_by: airlock_types::ActorId::new("privacy-officer").unwrap(),
+            reference: None,
         },
         &mut |_, _| {},
     )

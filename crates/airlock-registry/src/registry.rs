@@ -672,13 +672,15 @@ impl Registry {
             )));
         }
         let actor = self.home.actor().as_str();
-        if v.card.trained_by.as_str() == actor || v.registered_by.as_str() == actor {
+        if same_person(v.card.trained_by.as_str(), actor)
+            || same_person(v.registered_by.as_str(), actor)
+        {
             return Err(refuse(
                 "nobody approves a model they trained or registered".into(),
             ));
         }
         let existing = self.approvals(&v.hash).await?;
-        if existing.iter().any(|a| a.actor == actor) {
+        if existing.iter().any(|a| same_person(&a.actor, actor)) {
             return Err(refuse(
                 "one person approves once; the quorum needs different people".into(),
             ));
@@ -1117,6 +1119,13 @@ impl Registry {
     }
 }
 
+/// Whether two recorded actors are one person for the rules that need different people. Every
+/// `operator:` actor is the holder of the deployment passphrase (root), whoever they claim to
+/// act for, so all of them count as one.
+fn same_person(a: &str, b: &str) -> bool {
+    a == b || (a.starts_with("operator:") && b.starts_with("operator:"))
+}
+
 fn zone_of(v: &ModelVersion, to: State) -> Zone {
     if to.is_deployed() {
         Zone::Clinical
@@ -1202,4 +1211,20 @@ fn version_of_row(r: &sqlx::any::AnyRow) -> Result<ModelVersion, RegistryError> 
         ed25519: r.try_get("ed25519")?,
         card_json,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// Issue 28, finding 13: every operator (the passphrase holder) is one person, whoever
+    /// they claim to act for.
+    #[test]
+    fn operators_are_one_person_for_the_quorum() {
+        assert!(super::same_person(
+            "operator:alice@h1",
+            "operator:bob@h2:dr-lee"
+        ));
+        assert!(super::same_person("dr-lee", "dr-lee"));
+        assert!(!super::same_person("dr-lee", "operator:alice@h1:dr-lee"));
+        assert!(!super::same_person("dr-lee", "dr-kim"));
+    }
 }

@@ -477,17 +477,25 @@ async fn trains_on_deidentified_versions_only_and_scores_in_batch() {
         ),
         ("cohort-phi", Zone::Clinical, Classification::Phi),
     ] {
-        home.ingest(
-            &airlock_store::IngestRequest {
-                zone,
-                classification: class,
-                source_system: "test".into(),
-                dataset: airlock_types::DatasetName::new(name).unwrap(),
-                files: vec![path.clone()],
-            },
-            &mut |_, _| {},
-        )
-        .await
+        let req = airlock_store::IngestRequest {
+            zone,
+            classification: class,
+            source_system: "test".into(),
+            dataset: airlock_types::DatasetName::new(name).unwrap(),
+            files: vec![path.clone()],
+        };
+        // Outside the clinical zone an ingest is an attested import.
+        let attestation = airlock_store::Attestation {
+            basis: airlock_store::AttestationBasis::Synthetic,
+            attested_by: ActorId::new("privacy-officer").unwrap(),
+            reference: None,
+        };
+        if zone == Zone::Clinical {
+            home.ingest(&req, &mut |_, _| {}).await
+        } else {
+            home.import_attested(&req, &attestation, &mut |_, _| {})
+                .await
+        }
         .unwrap();
     }
     let dana = home.acting_as(

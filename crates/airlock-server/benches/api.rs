@@ -91,14 +91,20 @@ async fn deployment(dir: &Path) -> Home {
     .unwrap();
     let csv = dir.join("synth.csv");
     std::fs::write(&csv, "age_band,sex,dx\n40-49,F,E11\n70-79,M,I10\n").unwrap();
+    let synthetic = airlock_store::Attestation {
+        basis: airlock_store::AttestationBasis::Synthetic,
+        attested_by: ActorId::new("privacy-officer").unwrap(),
+        reference: None,
+    };
     for name in ["synth-a", "synth-b", "synth-c"] {
-        home.ingest(
+        home.import_attested(
             &ingest(
                 name,
                 Zone::Development,
                 Classification::Synthetic,
                 vec![csv.clone()],
             ),
+            &synthetic,
             &mut |_, _| {},
         )
         .await

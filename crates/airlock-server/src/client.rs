@@ -29,10 +29,13 @@ pub enum ClientError {
     Io(String),
 }
 
-/// A client connection.
+/// A client connection. A connection the server closed (its idle limit passed while the
+/// caller did other work) is opened again before the next request.
 pub struct Client {
     sender: SendRequest<Full<Bytes>>,
     host: String,
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl std::fmt::Debug for Client {
@@ -104,6 +107,19 @@ impl Client {
         server_name: &str,
         tls: Arc<rustls::ClientConfig>,
     ) -> Result<Client, ClientError> {
+        Ok(Client {
+            sender: Self::open(addr, server_name, Arc::clone(&tls)).await?,
+            host: server_name.to_string(),
+            addr,
+            tls,
+        })
+    }
+
+    async fn open(
+        addr: SocketAddr,
+        server_name: &str,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Result<SendRequest<Full<Bytes>>, ClientError> {
         let tcp = TcpStream::connect(addr)
             .await
             .map_err(|e| ClientError::Io(e.to_string()))?;
@@ -120,10 +136,7 @@ impl Client {
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        Ok(Client {
-            sender,
-            host: server_name.to_string(),
-        })
+        Ok(sender)
     }
 
     /// Send one request.
@@ -164,10 +177,13 @@ impl Client {
         let req = b
             .body(Full::new(bytes))
             .map_err(|e| ClientError::Io(e.to_string()))?;
-        self.sender
-            .ready()
-            .await
-            .map_err(|e| ClientError::Io(e.to_string()))?;
+        if self.sender.is_closed() || self.sender.ready().await.is_err() {
+            self.sender = Self::open(self.addr, &self.host, Arc::clone(&self.tls)).await?;
+            self.sender
+                .ready()
+                .await
+                .map_err(|e| ClientError::Io(e.to_string()))?;
+        }
         let resp = self
             .sender
             .send_request(req)

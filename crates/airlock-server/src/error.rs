@@ -1,7 +1,8 @@
-//! One error type for every handler. 4xx responses carry a safe message that names the field
-//! or rule at fault, never a submitted value; 5xx responses carry a generic message and the
-//! request id, and the details go to the server log (which never carries PHI either: store and
-//! engine errors name files, fields and positions only).
+//! The application's errors as HTTP answers. [`ApiError`] wraps the service's one error type
+//! ([`ServiceError`], whose messages are safe to show: they name the field or rule at fault,
+//! never a submitted value) and gives each kind its status and code; 5xx responses carry a
+//! generic message and the request id, and the details go to the server log (which never
+//! carries PHI either: store and engine errors name files, fields and positions only).
 
 use airlock_service::ServiceError;
 use axum::Json;
@@ -11,66 +12,16 @@ use serde_json::json;
 
 /// What went wrong, as the client may see it.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ApiError {
-    /// No or bad credentials.
-    #[error("authentication required")]
-    Unauthenticated,
-    /// Credentials are fine; the policy said no.
-    #[error("forbidden: {reason}")]
-    Forbidden {
-        /// The deciding policies (ids only).
-        reason: String,
-    },
-    /// A malformed request; names the field.
-    #[error("invalid request: `{field}` {reason}")]
-    BadRequest {
-        /// The field (a name, a JSON path or a parameter).
-        field: std::borrow::Cow<'static, str>,
-        /// What is wrong (no value).
-        reason: String,
-    },
-    /// Not found (or not visible to this principal: the two are not distinguished).
-    #[error("not found: {what}")]
-    NotFound {
-        /// What was asked for, by kind.
-        what: &'static str,
-    },
-    /// A conflict with existing state.
-    #[error("conflict: {reason}")]
-    Conflict {
-        /// Why.
-        reason: String,
-    },
-    /// The request was refused by the zone rules or a gate.
-    #[error("refused: {reason}")]
-    Refused {
-        /// Why (zone names, rule names).
-        reason: String,
-    },
-    /// Too many failures: the account is locked for a while.
-    #[error("account temporarily locked")]
-    Locked,
-    /// Too many attempts from this source.
-    #[error("too many attempts; retry in {} s", retry_after.as_secs().max(1))]
-    Throttled {
-        /// How long until one more attempt is allowed (sent as `Retry-After`).
-        retry_after: std::time::Duration,
-    },
-    /// Anything else; the detail is logged, not returned.
-    #[error("internal error")]
-    Internal {
-        /// For the log only.
-        detail: String,
-    },
-}
+#[error(transparent)]
+pub struct ApiError(pub ServiceError);
 
 impl ApiError {
+    /// No or bad credentials.
+    pub const UNAUTHENTICATED: ApiError = ApiError(ServiceError::Unauthenticated);
+
     /// An internal error from any displayable cause (logged, never returned).
     pub fn internal(e: impl std::fmt::Display) -> Self {
-        ApiError::Internal {
-            detail: e.to_string(),
-        }
+        ApiError(ServiceError::internal(e))
     }
 
     /// A bad request naming `field`.
@@ -78,55 +29,41 @@ impl ApiError {
         field: impl Into<std::borrow::Cow<'static, str>>,
         reason: impl Into<String>,
     ) -> Self {
-        ApiError::BadRequest {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        ApiError(ServiceError::invalid(field, reason))
     }
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Locked | ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        match &self.0 {
+            ServiceError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ServiceError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ServiceError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ServiceError::Conflict { .. } => StatusCode::CONFLICT,
+            ServiceError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ServiceError::Locked | ServiceError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn code(&self) -> &'static str {
-        match self {
-            ApiError::Unauthenticated => "unauthenticated",
-            ApiError::Forbidden { .. } => "forbidden",
-            ApiError::BadRequest { .. } => "bad_request",
-            ApiError::NotFound { .. } => "not_found",
-            ApiError::Conflict { .. } => "conflict",
-            ApiError::Refused { .. } => "refused",
-            ApiError::Locked => "locked",
-            ApiError::Throttled { .. } => "throttled",
-            ApiError::Internal { .. } => "internal",
+        match &self.0 {
+            ServiceError::Unauthenticated => "unauthenticated",
+            ServiceError::Forbidden { .. } => "forbidden",
+            ServiceError::Invalid { .. } => "bad_request",
+            ServiceError::NotFound { .. } => "not_found",
+            ServiceError::Conflict { .. } => "conflict",
+            ServiceError::Refused { .. } => "refused",
+            ServiceError::Locked => "locked",
+            ServiceError::Throttled { .. } => "throttled",
+            _ => "internal",
         }
     }
 }
 
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
-        match e {
-            ServiceError::Unauthenticated => ApiError::Unauthenticated,
-            ServiceError::Forbidden { reason } => ApiError::Forbidden { reason },
-            ServiceError::Invalid { field, reason } => ApiError::BadRequest { field, reason },
-            ServiceError::NotFound { what } => ApiError::NotFound { what },
-            ServiceError::Conflict { reason } => ApiError::Conflict { reason },
-            ServiceError::Refused { reason } => ApiError::Refused { reason },
-            ServiceError::Locked => ApiError::Locked,
-            ServiceError::Throttled { retry_after } => ApiError::Throttled { retry_after },
-            ServiceError::Internal { detail } => ApiError::Internal { detail },
-            other => ApiError::internal(other),
-        }
+        ApiError(e)
     }
 }
 
@@ -134,11 +71,7 @@ impl From<ServiceError> for ApiError {
 /// decides before it looks at the body: it stays the same refusal.
 impl From<ApiError> for ServiceError {
     fn from(e: ApiError) -> Self {
-        match e {
-            ApiError::BadRequest { field, reason } => ServiceError::Invalid { field, reason },
-            ApiError::NotFound { what } => ServiceError::NotFound { what },
-            other => ServiceError::internal(other),
-        }
+        e.0
     }
 }
 
@@ -146,19 +79,22 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         // The request id is attached by the middleware (it reads the response extension).
-        let message = match &self {
-            ApiError::Internal { detail } => {
-                tracing::error!(detail = %detail, "internal error");
-                "internal error; quote the request id to an administrator".to_string()
-            }
-            other => other.to_string(),
+        let message = if status.is_server_error() {
+            let detail = match &self.0 {
+                ServiceError::Internal { detail } => detail.clone(),
+                other => other.to_string(),
+            };
+            tracing::error!(detail = %detail, "internal error");
+            "internal error; quote the request id to an administrator".to_string()
+        } else {
+            self.0.to_string()
         };
         let mut resp = (
             status,
             Json(json!({"error": self.code(), "message": message})),
         )
             .into_response();
-        if let ApiError::Throttled { retry_after } = &self
+        if let ServiceError::Throttled { retry_after } = &self.0
             && let Ok(v) =
                 axum::http::HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
         {

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::ApiError;
 
-/// `axum::extract::Path`, rejected as [`ApiError::BadRequest`] naming the parameter.
+/// `axum::extract::Path`, rejected as [`ServiceError::Invalid`](airlock_service::ServiceError::Invalid) naming the parameter.
 #[derive(Debug)]
 pub(crate) struct Path<T>(pub T);
 
@@ -45,7 +45,7 @@ where
     }
 }
 
-/// `axum::extract::Query`, rejected as [`ApiError::BadRequest`] naming the parameter.
+/// `axum::extract::Query`, rejected as [`ServiceError::Invalid`](airlock_service::ServiceError::Invalid) naming the parameter.
 #[derive(Debug)]
 pub(crate) struct Query<T>(pub T);
 
@@ -64,7 +64,7 @@ where
     }
 }
 
-/// A JSON object body, rejected as [`ApiError::BadRequest`] naming the field (its JSON path)
+/// A JSON object body, rejected as [`ServiceError::Invalid`](airlock_service::ServiceError::Invalid) naming the field (its JSON path)
 /// and what was expected. A JSON array is refused even where serde would read it as the
 /// struct's fields in order: the OpenAPI document promises objects.
 ///
@@ -368,7 +368,7 @@ mod tests {
                     .await
                     .unwrap_err();
             assert!(
-                matches!(&refused, crate::ApiError::BadRequest { field, .. } if field == "body"),
+                matches!(&refused, crate::ApiError(airlock_service::ServiceError::Invalid { field, .. }) if field == "body"),
                 "{refused}"
             );
         }

@@ -245,7 +245,7 @@ impl FromRequestParts<AppState> for Ctx {
                 service
                     .audit_unauthenticated(source, "unauthenticated: no credentials")
                     .await;
-                return Err(ApiError::Unauthenticated);
+                return Err(ApiError::UNAUTHENTICATED);
             }
         };
         let who = match found {
@@ -257,7 +257,7 @@ impl FromRequestParts<AppState> for Ctx {
                         "unauthenticated: unknown, expired or revoked credentials",
                     )
                     .await;
-                return Err(ApiError::Unauthenticated);
+                return Err(ApiError::UNAUTHENTICATED);
             }
             Err(e) => return Err(ApiError::internal(e)),
         };
@@ -282,6 +282,22 @@ impl FromRequestParts<AppState> for Ctx {
         };
         Ok(Ctx(service.caller(who, request_id, purpose, trace)))
     }
+}
+
+/// Prometheus metrics alone, for a listener of their own (`airlock serve --metrics-listen`,
+/// plain HTTP, normally on loopback for a local scraper): the API does not serve them.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(routes::metrics))
+        .with_state(state)
+}
+
+/// Serve [`metrics_app`] over plain HTTP on `listener` until the process ends.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+) -> std::io::Result<()> {
+    axum::serve(listener, metrics_app(state)).await
 }
 
 /// The whole API as a router (socket-free: tests drive it with `oneshot`).

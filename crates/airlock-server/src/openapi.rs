@@ -60,10 +60,6 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         authenticated: false,
-        ..r("get", "/metrics", "Prometheus metrics (no PHI in labels)")
-    },
-    Route {
-        authenticated: false,
         ..r("get", "/openapi.json", "This document")
     },
     Route {
@@ -96,9 +92,23 @@ pub const ROUTES: &[Route] = &[
         ..r(
             "post",
             "/v1/users",
-            "Create a user (returns the TOTP enrolment URI once) or a service",
+            "Create a person (returns a one-time enrolment token; roles that reach PHI wait for a second person) or a service",
         )
     },
+    Route {
+        authenticated: false,
+        body: Some("Enrol"),
+        ..r(
+            "post",
+            "/v1/enrol",
+            "Redeem an enrolment token: set (or prove) your password and receive your TOTP enrolment URI once",
+        )
+    },
+    r(
+        "post",
+        "/v1/users/{id}/roles/{role}/confirm",
+        "Confirm a role another person granted (privacy officer; never the granter)",
+    ),
     Route {
         success: 204,
         ..r(
@@ -110,7 +120,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "post",
         "/v1/users/{id}/reset-mfa",
-        "Give a user a new TOTP secret",
+        "Give a person a new one-time enrolment token (they set up a new second factor with it and their password)",
     ),
     Route {
         body: Some("NewToken"),
@@ -320,8 +330,10 @@ pub const ROUTES: &[Route] = &[
 
 fn schemas() -> Value {
     let roles = json!({"type": "string", "enum": ["data-scientist", "mlops-engineer", "clinician", "clinical-reviewer", "privacy-officer", "security-admin", "auditor"]});
+    // What a service token may carry: no person-only action.
     let actions: Vec<&str> = airlock_authz::Action::ALL
         .iter()
+        .filter(|a| !airlock_service::identity::person_only_action(**a))
         .map(|a| a.as_str())
         .collect();
     let events: Vec<&str> = airlock_ledger::EventType::ALL
@@ -338,12 +350,11 @@ fn schemas() -> Value {
     let mrn = json!({"type": "string", "minLength": 1, "maxLength": airlock_types::Mrn::MAX_CHARS, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"});
     json!({
         "Login": obj(json!({"username": {"type": "string"}, "password": {"type": "string"}, "totp": {"type": "string", "pattern": "^[0-9]{6}$"}}), &["username", "password", "totp"]),
-        // A user has a password; a service has none (it authenticates with tokens).
-        "NewPrincipal": {"oneOf": [
-            obj(json!({"id": actor.clone(), "kind": {"const": "user"}, "roles": {"type": "array", "items": roles.clone(), "minItems": 1}, "password": {"type": "string", "minLength": crate::IdentityPolicy::default().min_password_len}}), &["id", "kind", "roles", "password"]),
-            obj(json!({"id": actor.clone(), "kind": {"const": "service"}, "roles": {"type": "array", "items": roles.clone(), "minItems": 1}, "password": {"type": "null"}}), &["id", "kind", "roles"]),
-        ]},
-        "NewToken": obj(json!({"principal": actor.clone(), "scopes": {"type": "array", "items": {"type": "string", "enum": actions}, "minItems": 1}, "days": {"type": "integer", "minimum": 1, "maximum": 365}}), &["principal", "scopes", "days"]),
+        // Nobody sets another person's password: a person enrols with the token the answer
+        // carries. A service authenticates with tokens or a client certificate.
+        "NewPrincipal": obj(json!({"id": actor.clone(), "kind": {"type": "string", "enum": ["user", "service"]}, "roles": {"type": "array", "items": roles.clone(), "minItems": 1}}), &["id", "kind", "roles"]),
+        "Enrol": obj(json!({"token": {"type": "string", "pattern": "^ale_[A-Za-z0-9_-]{43}$"}, "password": {"type": "string", "minLength": crate::IdentityPolicy::default().min_password_len}}), &["token", "password"]),
+        "NewToken": obj(json!({"principal": actor.clone(), "scopes": {"type": "array", "items": {"type": "string", "enum": actions}, "minItems": 1}, "days": {"type": "integer", "minimum": 1, "maximum": crate::IdentityPolicy::default().max_token_days}}), &["principal", "scopes", "days"]),
         "DeidRun": obj(json!({"profile": {"type": "string", "enum": API_PROFILES}, "dataset": {"type": "string", "pattern": DATASET_SPEC}, "out_dataset": {"type": "string", "pattern": DATASET_NAME}}), &["profile", "dataset", "out_dataset"]),
         "AuditSearch": obj(json!({"actor": nullable(actor), "patient_mrn": nullable(mrn.clone()), "events": {"type": "array", "items": {"type": "string", "enum": events}}, "since": nullable(json!({"type": "string", "format": "date-time"})), "until": nullable(json!({"type": "string", "format": "date-time"})), "limit": nullable(json!({"type": "integer", "minimum": 1, "maximum": 10000}))}), &[]),
         "Disclosures": obj(json!({"patient_mrn": mrn.clone()}), &["patient_mrn"]),
@@ -383,6 +394,7 @@ fn path_params(path: &str) -> Vec<Value> {
                 "version" => json!({"type": "string", "pattern": "^[0-9a-f]{6,64}$"}),
                 "name" => json!({"type": "string", "pattern": DATASET_NAME}),
                 "id" => json!({"type": "string", "pattern": "^[A-Za-z0-9._@:-]{1,128}$"}),
+                "role" => json!({"type": "string", "enum": ["data-scientist", "mlops-engineer", "clinician", "clinical-reviewer", "privacy-officer", "security-admin", "auditor"]}),
                 _ => json!({"type": "string"}),
             };
             json!({"name": name, "in": "path", "required": true, "schema": schema})
@@ -396,7 +408,7 @@ pub fn statuses(route: &Route) -> Vec<u16> {
     if route.authenticated {
         out.extend([401, 403, 404, 409, 422]);
     }
-    if route.path == "/v1/auth/login" {
+    if route.path == "/v1/auth/login" || route.path == "/v1/enrol" {
         out.extend([401, 429]);
     }
     if route.path == "/v1/patients/lookup" {
@@ -459,7 +471,7 @@ pub fn document() -> Value {
                     "Conflicts with the current state (an existing name, a lifecycle step out of order)",
                 ),
                 (422, _) => err("Refused by the zone rules or a gate"),
-                (429, _) if route.path == "/v1/auth/login" => err(
+                (429, _) if route.path == "/v1/auth/login" || route.path == "/v1/enrol" => err(
                     "Too many password checks from this source; Retry-After says when to try again",
                 ),
                 (429, _) => err(

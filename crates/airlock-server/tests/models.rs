@@ -286,7 +286,7 @@ async fn lifecycle_over_the_api(db: Db) {
             .status,
         200
     );
-    // `/metrics` counts the ledger's group commits and the entries they made durable: both of
+    // The metrics listener counts the ledger's group commits and the entries they made durable: both of
     // a prediction's entries (shown and silent), as many as the ledger grew by.
     let metric = |text: &str, name: &str| -> u64 {
         let line = text.lines().find(|l| l.starts_with(&format!("{name} ")));
@@ -294,7 +294,18 @@ async fn lifecycle_over_the_api(db: Db) {
             .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
     };
     let metrics = || async {
-        String::from_utf8(w.call("GET", "/metrics", None, &[], None).await.body).unwrap()
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let req = axum::http::Request::builder()
+            .uri("/metrics")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = airlock_server::metrics_app(w.state.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(body.to_vec()).unwrap()
     };
     let (text, size) = (metrics().await, w.ledger_size());
     let (commits, entries) = (

@@ -717,3 +717,180 @@ async fn finding_08_break_glass_is_not_reviewed_by_its_holder() {
         .await;
     assert_eq!(other.status, 204);
 }
+
+/// Finding 1: a security administrator cannot give itself PHI access. A person it creates
+/// enrols their own password and second factor from a one-time token (the administrator
+/// sees neither), and a role that reaches PHI takes effect only when a second person (the
+/// privacy officer) confirms it; services hold no person roles and their tokens no person
+/// actions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_01_an_administrator_cannot_make_a_puppet_clinician() {
+    let w = World::new(Db::Sqlite).await.unwrap();
+    let admin = |method: &'static str, path: String, body: Option<serde_json::Value>| {
+        let w = &w;
+        async move {
+            w.as_role(Role::SecurityAdmin, method, &path, &[], body)
+                .await
+        }
+    };
+    // The old way, with a password the administrator chooses, is refused.
+    let with_pw = admin(
+        "POST",
+        "/v1/users".into(),
+        Some(json!({"id": "dr-puppet", "kind": "user", "roles": ["clinician"], "password": "a long enough passphrase 9"})),
+    )
+    .await;
+    assert_eq!(
+        with_pw.status,
+        400,
+        "{}",
+        String::from_utf8_lossy(&with_pw.body)
+    );
+    let created = admin(
+        "POST",
+        "/v1/users".into(),
+        Some(json!({"id": "dr-puppet", "kind": "user", "roles": ["clinician"]})),
+    )
+    .await;
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let body = created.json();
+    assert!(
+        body.get("otpauth_uri").is_none(),
+        "the administrator saw the second factor"
+    );
+    assert_eq!(body["pending_roles"], json!(["clinician"]));
+    let token = body["enrolment_token"].as_str().unwrap().to_string();
+
+    // Whoever holds the token (here, the administrator) sets a password and a second factor...
+    let guessable = w
+        .call(
+            "POST",
+            "/v1/enrol",
+            None,
+            &[],
+            Some(json!({"token": token, "password": "Password2024!!"})),
+        )
+        .await;
+    assert_eq!(guessable.status, 400, "a common password was accepted");
+    let pw = "correct horse battery staple 7";
+    let enrolled = w
+        .call(
+            "POST",
+            "/v1/enrol",
+            None,
+            &[],
+            Some(json!({"token": token, "password": pw})),
+        )
+        .await;
+    assert_eq!(
+        enrolled.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&enrolled.body)
+    );
+    let again = w
+        .call(
+            "POST",
+            "/v1/enrol",
+            None,
+            &[],
+            Some(json!({"token": token, "password": pw})),
+        )
+        .await;
+    assert_eq!(again.status, 401, "an enrolment token worked twice");
+    let uri = enrolled.json()["otpauth_uri"].as_str().unwrap().to_string();
+    let secret_b32 = uri
+        .split("secret=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .unwrap()
+        .to_string();
+    let secret = airlock_service::totp::base32_decode(&secret_b32).unwrap();
+    let now = chrono::Utc::now().timestamp() as u64;
+    let login = w
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            &[],
+            Some(json!({"username": "dr-puppet", "password": pw, "totp": airlock_service::totp::code_at(&secret, now)})),
+        )
+        .await;
+    assert_eq!(login.status, 200);
+    let puppet = login.json()["token"].as_str().unwrap().to_string();
+    // ...but the clinician role is not in effect: no record.
+    let treat = [("x-purpose-of-use", "treatment")];
+    let look = || {
+        w.call(
+            "POST",
+            "/v1/patients/lookup",
+            Some(&puppet),
+            &treat,
+            Some(json!({"dataset": "ehr", "mrn": w.mrn})),
+        )
+    };
+    // (404: with no role in effect, the clinical dataset is outside every zone it may see.)
+    let before = look().await.status;
+    assert!(
+        matches!(before, 403 | 404),
+        "an unconfirmed clinician read a record: {before}"
+    );
+    // The administrator cannot confirm its own grant; the privacy officer can.
+    let confirm = "/v1/users/dr-puppet/roles/clinician/confirm".to_string();
+    assert_eq!(admin("POST", confirm.clone(), None).await.status, 403);
+    let ok = w
+        .as_role(Role::PrivacyOfficer, "POST", &confirm, &[], None)
+        .await;
+    assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
+    let after = look().await;
+    assert_eq!(
+        after.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&after.body)
+    );
+
+    // Services hold no person roles, and their tokens no person actions or long lives.
+    let svc = admin(
+        "POST",
+        "/v1/users".into(),
+        Some(json!({"id": "svc-officer", "kind": "service", "roles": ["privacy-officer"]})),
+    )
+    .await;
+    assert_eq!(svc.status, 400, "{}", String::from_utf8_lossy(&svc.body));
+    for (scopes, days) in [
+        (json!(["manage-users"]), 1),
+        (json!(["read-patient-record"]), 365),
+    ] {
+        let t = admin(
+            "POST",
+            "/v1/tokens".into(),
+            Some(json!({"principal": "svc-ehr", "scopes": scopes, "days": days})),
+        )
+        .await;
+        assert_eq!(t.status, 400, "{}", String::from_utf8_lossy(&t.body));
+    }
+}
+
+/// Finding 16: the API does not serve metrics (request counts by route, decisions by action);
+/// they are on a listener of their own the operator opts into.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_16_metrics_are_not_on_the_api() {
+    let w = World::new(Db::Sqlite).await.unwrap();
+    let r = w.call("GET", "/metrics", None, &[], None).await;
+    assert_eq!(r.status, 404);
+    let req = Request::builder()
+        .uri("/metrics")
+        .body(Body::empty())
+        .unwrap();
+    let m = airlock_server::metrics_app(w.state.clone())
+        .oneshot(req)
+        .await
+        .unwrap();
+    assert_eq!(m.status(), 200);
+}

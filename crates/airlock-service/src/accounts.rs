@@ -42,17 +42,7 @@ impl Service {
         totp: &str,
     ) -> Result<Session, ServiceError> {
         self.admit_login(source).await?;
-        let entry = |actor: ActorId, outcome, reason: &str| {
-            Entry::new(
-                Timestamp::now(),
-                actor,
-                EventType::Login,
-                Zone::Clinical,
-                request_id.clone(),
-                outcome,
-            )
-            .with_reason(reason.to_string())
-        };
+        let entry = |actor, outcome, reason: &str| login_entry(&request_id, actor, outcome, reason);
         let (actor, outcome, reason, result) = match self
             .identities()
             .login(username, password, totp, chrono::Utc::now())
@@ -93,6 +83,67 @@ impl Service {
         self.append(vec![entry(actor, outcome, reason)]).await?;
         result
     }
+}
+
+impl Service {
+    /// Redeem an enrolment token (no session needed: the token is the credential). Recorded as
+    /// the person's own `login` entry; a refusal as `anonymous`.
+    pub async fn enrol(
+        &self,
+        request_id: RequestId,
+        source: Option<std::net::IpAddr>,
+        token: &str,
+        password: &Secret,
+    ) -> Result<Enrolled, ServiceError> {
+        self.admit_login(source).await?;
+        let entry = |actor, outcome, reason: &str| login_entry(&request_id, actor, outcome, reason);
+        match self
+            .identities()
+            .enrol(token, password, chrono::Utc::now())
+            .await
+        {
+            Ok((id, e)) => {
+                self.append(vec![entry(
+                    id.clone(),
+                    OutcomeKind::Success,
+                    "enrolled: own password and a new TOTP secret",
+                )])
+                .await?;
+                Ok(Enrolled {
+                    id,
+                    otpauth_uri: e.otpauth_uri,
+                })
+            }
+            Err(IdentityError::BadCredentials) => {
+                self.append(vec![entry(
+                    anonymous(),
+                    OutcomeKind::Failure,
+                    "enrolment refused: unknown, spent or expired token, or wrong password",
+                )])
+                .await?;
+                Err(ServiceError::Unauthenticated)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A `login` entry for a request made before anyone authenticated.
+fn login_entry(
+    request_id: &RequestId,
+    actor: ActorId,
+    outcome: OutcomeKind,
+    reason: &str,
+) -> Entry {
+    Entry::new(
+        Timestamp::now(),
+        actor,
+        EventType::Login,
+        Zone::Clinical,
+        request_id.clone(),
+        outcome,
+    )
+    .with_reason(reason.to_string())
 }
 
 /// Who the caller is, as the policy sees them.
@@ -145,25 +196,76 @@ impl std::fmt::Debug for NewPrincipal {
     }
 }
 
-/// A created principal; a person's authenticator enrolment is shown once.
-#[derive(Debug, Serialize)]
+/// A created principal; a person's enrolment token is shown once.
+#[derive(Serialize)]
 pub struct CreatedPrincipal {
     /// Its id.
     pub id: ActorId,
     /// `user` or `service`.
     pub kind: &'static str,
-    /// `otpauth://` for a person's authenticator app.
+    /// A person's one-time enrolment token (they redeem it at `POST /v1/enrol`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub otpauth_uri: Option<String>,
+    pub enrolment_token: Option<String>,
+    /// When the token stops working (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enrolment_expires_at: Option<String>,
+    /// Roles granted but not in effect until a second person confirms them.
+    pub pending_roles: Vec<Role>,
 }
 
-/// A new MFA enrolment for a principal.
+impl std::fmt::Debug for CreatedPrincipal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedPrincipal")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("pending_roles", &self.pending_roles)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A principal's roles in effect.
 #[derive(Debug, Serialize)]
-pub struct MfaReset {
+pub struct RolesNow {
     /// The principal.
+    pub id: ActorId,
+    /// Roles in effect.
+    pub roles: Vec<Role>,
+}
+
+/// A redeemed enrolment: the authenticator's URI, shown once to the person themselves.
+#[derive(Serialize)]
+pub struct Enrolled {
+    /// The person.
     pub id: ActorId,
     /// `otpauth://` for the authenticator app.
     pub otpauth_uri: String,
+}
+
+impl std::fmt::Debug for Enrolled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enrolled")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new enrolment token for a person who lost their second factor.
+#[derive(Serialize)]
+pub struct MfaReset {
+    /// The person.
+    pub id: ActorId,
+    /// The one-time token (redeemed with their password at `POST /v1/enrol`).
+    pub enrolment_token: String,
+    /// When it stops working (RFC 3339).
+    pub enrolment_expires_at: String,
+}
+
+impl std::fmt::Debug for MfaReset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaReset")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An API token to issue.
@@ -262,7 +364,9 @@ impl Caller {
 
     /// Create a person or a service. The request is decided before its body is looked at
     /// (`body` may be a refusal of the parser), so an unauthorized caller learns nothing from
-    /// the validation.
+    /// the validation. A person gets a one-time enrolment token instead of a password: whoever
+    /// creates them never learns their password or second factor. Roles that reach PHI or
+    /// approve models wait for a second person ([`Caller::confirm_role`]).
     pub async fn add_principal(
         &self,
         body: Result<NewPrincipal, ServiceError>,
@@ -277,44 +381,82 @@ impl Caller {
                 "at least one role is required",
             ));
         }
+        if body.password.is_some() {
+            return Err(ServiceError::invalid(
+                "password",
+                "nobody sets another person's password: people set their own with the enrolment token",
+            ));
+        }
         let ids = self.service().identities();
         let by = self.who.principal.id.clone();
         let out = match body.kind {
             NewKind::User => {
-                let pw = body
-                    .password
-                    .ok_or_else(|| ServiceError::invalid("password", "is required for a user"))?;
-                let e = ids
-                    .add_user(&by, &id, &body.roles, &Secret::new(pw.into_bytes()))
-                    .await?;
+                let (token, pending) = ids.invite_user(&by, &id, &body.roles).await?;
                 CreatedPrincipal {
                     id: id.clone(),
                     kind: "user",
-                    otpauth_uri: Some(e.otpauth_uri),
+                    enrolment_token: Some(token.bearer()),
+                    enrolment_expires_at: Some(token.expires_at),
+                    pending_roles: pending,
                 }
             }
             NewKind::Service => {
-                if body.password.is_some() {
-                    return Err(ServiceError::invalid(
-                        "password",
-                        "services authenticate with tokens",
-                    ));
-                }
-                ids.add_service(&by, &id, &body.roles).await?;
+                let pending = ids.add_service_pending(&by, &id, &body.roles).await?;
                 CreatedPrincipal {
                     id: id.clone(),
                     kind: "service",
-                    otpauth_uri: None,
+                    enrolment_token: None,
+                    enrolment_expires_at: None,
+                    pending_roles: pending,
                 }
             }
         };
         let roles = body.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>();
+        let pending = out
+            .pending_roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>();
         self.config_change(
             LedgerResource::Principal(id),
-            format!("principal created with roles {}", roles.join(",")),
+            format!(
+                "principal created with roles {}; awaiting a second person: {}",
+                roles.join(","),
+                if pending.is_empty() {
+                    "none".to_string()
+                } else {
+                    pending.join(",")
+                }
+            ),
         )
         .await?;
         Ok(out)
+    }
+
+    /// The second person of a role grant confirms it: the role takes effect. The policy says
+    /// who may confirm (the privacy officer); the identity store refuses the granter and the
+    /// grantee.
+    pub async fn confirm_role(&self, id: &str, role: &str) -> Result<RolesNow, ServiceError> {
+        self.authorize(Action::ConfirmRole, &Resource::Identities)
+            .await?;
+        let id = principal_id(id)?;
+        let role: Role = role
+            .parse()
+            .map_err(|_| ServiceError::invalid("role", "is not a role"))?;
+        let roles = self
+            .service()
+            .identities()
+            .confirm_role(&self.who.principal.id, &id, role)
+            .await?;
+        self.config_change(
+            LedgerResource::Principal(id.clone()),
+            format!(
+                "role {} confirmed by a second person; in effect",
+                role.as_str()
+            ),
+        )
+        .await?;
+        Ok(RolesNow { id, roles })
     }
 
     /// Disable a principal: its sessions and tokens end.
@@ -330,20 +472,33 @@ impl Caller {
         .await
     }
 
-    /// A new TOTP secret for a person; their sessions end.
+    /// A new enrolment token for a person: they set up a new second factor with it and their
+    /// password, so the administrator never sees the secret. Their current factor keeps
+    /// working until they do.
     pub async fn reset_mfa(&self, id: &str) -> Result<MfaReset, ServiceError> {
         self.authorize(Action::ManageUsers, &Resource::Identities)
             .await?;
         let id = principal_id(id)?;
-        let e = self.service().identities().reset_mfa(&id).await?;
+        let ids = self.service().identities();
+        match ids.principal(&id).await? {
+            None => return Err(ServiceError::NotFound { what: "principal" }),
+            Some(p) if p.kind != "user" => {
+                return Err(ServiceError::Conflict {
+                    reason: "services authenticate with tokens, not MFA".into(),
+                });
+            }
+            Some(_) => {}
+        }
+        let token = ids.enrolment_token(&self.who.principal.id, &id).await?;
         self.config_change(
             LedgerResource::Principal(id.clone()),
-            "MFA reset; sessions ended",
+            "MFA re-enrolment token issued",
         )
         .await?;
         Ok(MfaReset {
             id,
-            otpauth_uri: e.otpauth_uri,
+            enrolment_token: token.bearer(),
+            enrolment_expires_at: token.expires_at,
         })
     }
 

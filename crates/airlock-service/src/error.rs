@@ -143,7 +143,7 @@ impl From<crate::identity::IdentityError> for ServiceError {
             I::Exists { id } => ServiceError::Conflict {
                 reason: format!("principal `{id}` already exists"),
             },
-            I::WeakPassword { .. } | I::Invalid { .. } => {
+            I::WeakPassword { .. } | I::GuessablePassword { .. } | I::Invalid { .. } => {
                 ServiceError::invalid("body", e.to_string())
             }
             I::WrongKind { reason } => ServiceError::Conflict { reason },

@@ -59,7 +59,7 @@ impl Default for IdentityPolicy {
             max_failures: 5,
             lockout: Duration::minutes(15),
             min_password_len: 12,
-            max_token_days: 365,
+            max_token_days: 90,
             credential_cache: std::time::Duration::from_secs(1),
             login_burst: 20,
             login_per_second: 1.0,
@@ -106,6 +106,12 @@ pub enum IdentityError {
         /// Minimum length.
         min: usize,
     },
+    /// A password long enough but easy to guess.
+    #[error("the password is too easy to guess: {rule}")]
+    GuessablePassword {
+        /// The rule it breaks.
+        rule: &'static str,
+    },
     /// A malformed request (a password that is not UTF-8, a token with no scope...).
     #[error("{reason}")]
     Invalid {
@@ -148,8 +154,10 @@ pub struct PrincipalRecord {
     pub id: ActorId,
     /// User or service.
     pub kind: &'static str,
-    /// Roles.
+    /// Roles in effect.
     pub roles: Vec<Role>,
+    /// Roles granted but not yet confirmed by a second person (not in effect).
+    pub pending_roles: Vec<Role>,
     /// Whether MFA is enrolled.
     pub mfa_enrolled: bool,
     /// Disabled principals cannot authenticate.
@@ -216,6 +224,89 @@ pub struct Authenticated {
 }
 
 const SESSION_PREFIX: &str = "als_";
+const ENROL_PREFIX: &str = "ale_";
+
+/// Words that, with digits and symbols added, make most of the passwords found in breach
+/// corpora's top lists (lowercase letters only; compared after dropping everything else).
+const COMMON_PASSWORDS: &[&str] = &[
+    "password",
+    "passw",
+    "pass",
+    "welcome",
+    "letmein",
+    "qwerty",
+    "qwertyuiop",
+    "asdfgh",
+    "zxcvbn",
+    "admin",
+    "administrator",
+    "iloveyou",
+    "changeme",
+    "monkey",
+    "dragon",
+    "football",
+    "baseball",
+    "sunshine",
+    "princess",
+    "summer",
+    "winter",
+    "spring",
+    "autumn",
+    "secret",
+    "hospital",
+    "health",
+    "doctor",
+    "nurse",
+    "patient",
+    "airlock",
+    "abc",
+    "abcdef",
+    "login",
+    "master",
+    "shadow",
+    "trustno",
+    "superman",
+    "batman",
+    "michael",
+    "jennifer",
+    "",
+];
+
+/// How long an enrolment token lasts.
+pub const ENROLMENT_HOURS: i64 = 72;
+
+/// Roles that reach PHI or approve or deploy models: granted by one person, in effect only
+/// once a second person confirms (the two-person rule).
+pub fn needs_second_person(role: Role) -> bool {
+    matches!(
+        role,
+        Role::Clinician
+            | Role::ClinicalReviewer
+            | Role::PrivacyOfficer
+            | Role::MlopsEngineer
+            | Role::Auditor
+    )
+}
+
+/// Roles only a person may hold: a service acts for systems, not as a reviewer or an officer.
+pub fn person_only(role: Role) -> bool {
+    matches!(role, Role::ClinicalReviewer | Role::PrivacyOfficer)
+}
+
+/// Actions a service's token may never carry: administration, emergency access and approvals
+/// are people's.
+pub fn person_only_action(action: Action) -> bool {
+    matches!(
+        action,
+        Action::ManageUsers
+            | Action::ManageTokens
+            | Action::ConfirmRole
+            | Action::ManageKeys
+            | Action::BreakGlass
+            | Action::ReviewBreakGlass
+            | Action::ApproveModel
+    )
+}
 
 /// What `authenticate` writes after its read.
 enum Followup {
@@ -425,11 +516,7 @@ impl Identities {
             std::str::from_utf8(password.expose_secret()).map_err(|_| IdentityError::Invalid {
                 reason: "the password is not valid UTF-8".into(),
             })?;
-        if pw.chars().count() < self.policy.min_password_len {
-            return Err(IdentityError::WeakPassword {
-                min: self.policy.min_password_len,
-            });
-        }
+        self.check_password(id.as_str(), pw)?;
         let hash = hash_password(pw)?;
         let (enrolment, sealed) = self.new_enrolment(id)?;
         self.insert(
@@ -451,8 +538,67 @@ impl Identities {
         id: &ActorId,
         roles: &[Role],
     ) -> Result<(), IdentityError> {
+        if let Some(r) = roles.iter().find(|r| person_only(**r)) {
+            return Err(IdentityError::Invalid {
+                reason: format!(
+                    "a service cannot hold the role {}: only a person can",
+                    r.as_str()
+                ),
+            });
+        }
         self.insert(by, id, PrincipalKind::Service, roles, None, None)
             .await
+    }
+
+    /// A service whose roles that reach PHI wait for a second person (see
+    /// [`Identities::confirm_role`]); the others are in effect at once.
+    pub async fn add_service_pending(
+        &self,
+        by: &ActorId,
+        id: &ActorId,
+        roles: &[Role],
+    ) -> Result<Vec<Role>, IdentityError> {
+        if let Some(r) = roles.iter().find(|r| person_only(**r)) {
+            return Err(IdentityError::Invalid {
+                reason: format!(
+                    "a service cannot hold the role {}: only a person can",
+                    r.as_str()
+                ),
+            });
+        }
+        let (now_roles, pending): (Vec<Role>, Vec<Role>) =
+            roles.iter().partition(|r| !needs_second_person(**r));
+        self.insert(by, id, PrincipalKind::Service, &now_roles, None, None)
+            .await?;
+        self.grant_pending(by, id, &pending).await?;
+        Ok(pending)
+    }
+
+    /// The password rules: the policy's minimum length, enough different characters, not the
+    /// principal's own id, and not a common word dressed up with digits and symbols. Errors
+    /// name the rule, never the password.
+    pub fn check_password(&self, id: &str, pw: &str) -> Result<(), IdentityError> {
+        if pw.chars().count() < self.policy.min_password_len {
+            return Err(IdentityError::WeakPassword {
+                min: self.policy.min_password_len,
+            });
+        }
+        let weak = |rule: &'static str| Err(IdentityError::GuessablePassword { rule });
+        let distinct: std::collections::BTreeSet<char> = pw.chars().collect();
+        if distinct.len() < 6 {
+            return weak("it repeats too few different characters");
+        }
+        let lower = pw.to_lowercase();
+        if id.len() >= 3 && lower.contains(&id.to_lowercase()) {
+            return weak("it contains the account's name");
+        }
+        let letters: String = lower.chars().filter(|c| c.is_alphabetic()).collect();
+        if COMMON_PASSWORDS.contains(&letters.as_str())
+            || COMMON_PASSWORDS.iter().any(|c| letters == c.repeat(2))
+        {
+            return weak("it is a common password with digits or symbols added");
+        }
+        Ok(())
     }
 
     async fn insert(
@@ -531,6 +677,7 @@ impl Identities {
                 id,
                 kind: if kind == "service" { "service" } else { "user" },
                 roles: parse_roles(&r.try_get::<String, _>("roles")?),
+                pending_roles: Vec::new(),
                 mfa_enrolled: r.try_get::<Option<String>, _>("totp_secret")?.is_some(),
                 disabled: r.try_get::<i64, _>("disabled")? != 0,
                 locked_until: r
@@ -540,7 +687,233 @@ impl Identities {
                 created_by: r.try_get("created_by")?,
             });
         }
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        let grants = sqlx::query("SELECT principal, role FROM role_grants ORDER BY role")
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        for g in grants {
+            let who: String = g.try_get("principal")?;
+            let role: String = g.try_get("role")?;
+            if let (Some(rec), Ok(role)) = (
+                out.iter_mut().find(|r| r.id.as_str() == who),
+                role.parse::<Role>(),
+            ) {
+                rec.pending_roles.push(role);
+            }
+        }
         Ok(out)
+    }
+
+    /// Create a person who enrols themselves: no password, no second factor, the roles that
+    /// need a second person pending, and a one-time enrolment token valid for
+    /// [`ENROLMENT_HOURS`] (shown once; stored as a digest). Whoever creates the person never
+    /// learns their password or TOTP secret.
+    pub async fn invite_user(
+        &self,
+        by: &ActorId,
+        id: &ActorId,
+        roles: &[Role],
+    ) -> Result<(IssuedToken, Vec<Role>), IdentityError> {
+        let (now_roles, pending): (Vec<Role>, Vec<Role>) =
+            roles.iter().partition(|r| !needs_second_person(**r));
+        self.insert(by, id, PrincipalKind::User, &now_roles, None, None)
+            .await?;
+        self.grant_pending(by, id, &pending).await?;
+        let token = self.enrolment_token(by, id).await?;
+        Ok((token, pending))
+    }
+
+    /// A new one-time enrolment token for `id` (a person who lost their phone sets up a new
+    /// second factor with it and their password). Earlier tokens for `id` stop working.
+    pub async fn enrolment_token(
+        &self,
+        by: &ActorId,
+        id: &ActorId,
+    ) -> Result<IssuedToken, IdentityError> {
+        let token = random_token(ENROL_PREFIX);
+        let now = Utc::now();
+        let expires = now + Duration::hours(ENROLMENT_HOURS);
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        sqlx::query("DELETE FROM enrolments WHERE principal = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO enrolments (token_hash, principal, created_by, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(digest(&token))
+        .bind(id.as_str())
+        .bind(by.as_str())
+        .bind(now_text(now))
+        .bind(now_text(expires))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(IssuedToken {
+            id: digest(&token).get(..12).unwrap_or("").to_string(),
+            token: Secret::new(token.into_bytes()),
+            expires_at: now_text(expires),
+        })
+    }
+
+    /// Redeem an enrolment token: a new person sets their password (checked against the
+    /// policy), a person re-enrolling proves theirs; either way a fresh TOTP secret is sealed
+    /// and shown once, sessions end, and the token is spent. A wrong, spent or expired token
+    /// and a wrong password all answer [`IdentityError::BadCredentials`].
+    pub async fn enrol(
+        &self,
+        token: &str,
+        password: &Secret,
+        now: DateTime<Utc>,
+    ) -> Result<(ActorId, Enrolment), IdentityError> {
+        self.forget_credentials();
+        let pw = std::str::from_utf8(password.expose_secret()).unwrap_or("");
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        let row = sqlx::query(
+            "SELECT e.principal, e.expires_at, p.password_hash, p.kind, p.disabled \
+             FROM enrolments e JOIN principals p ON p.id = e.principal WHERE e.token_hash = $1",
+        )
+        .bind(digest(token))
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let Some(row) = row else {
+            let _ = password_matches(pw, &self.dummy_hash);
+            return Err(IdentityError::BadCredentials);
+        };
+        let id: String = row.try_get("principal")?;
+        let expires: String = row.try_get("expires_at")?;
+        let existing: Option<String> = row.try_get("password_hash")?;
+        let live = parse_time(&expires).is_some_and(|t| t > now)
+            && row.try_get::<String, _>("kind")? == "user"
+            && row.try_get::<i64, _>("disabled")? == 0;
+        let hash = match &existing {
+            Some(h) => {
+                if !password_matches(pw, h) || !live {
+                    return Err(IdentityError::BadCredentials);
+                }
+                h.clone()
+            }
+            None => {
+                if !live {
+                    let _ = password_matches(pw, &self.dummy_hash);
+                    return Err(IdentityError::BadCredentials);
+                }
+                self.check_password(&id, pw)?;
+                hash_password(pw)?
+            }
+        };
+        let actor = ActorId::new(id).map_err(|_| IdentityError::BadCredentials)?;
+        let (enrolment, sealed) = self.new_enrolment(&actor)?;
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        // Spent by whoever deletes it first: two redemptions of one token cannot both win.
+        let spent = sqlx::query("DELETE FROM enrolments WHERE token_hash = $1")
+            .bind(digest(token))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if spent == 0 {
+            return Err(IdentityError::BadCredentials);
+        }
+        sqlx::query(
+            "UPDATE principals SET password_hash = $1, totp_secret = $2, totp_last_step = 0, \
+             failed_logins = 0, locked_until = NULL WHERE id = $3",
+        )
+        .bind(hash)
+        .bind(sealed)
+        .bind(actor.as_str())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM sessions WHERE principal = $1")
+            .bind(actor.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((actor, enrolment))
+    }
+
+    /// Record roles granted to `id` that take effect only once a second person confirms them.
+    pub async fn grant_pending(
+        &self,
+        by: &ActorId,
+        id: &ActorId,
+        roles: &[Role],
+    ) -> Result<(), IdentityError> {
+        if roles.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        for role in roles {
+            sqlx::query(
+                "INSERT INTO role_grants (principal, role, granted_by, granted_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(id.as_str())
+            .bind(role.as_str())
+            .bind(by.as_str())
+            .bind(now_text(Utc::now()))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A second person confirms a pending grant: the role takes effect. Refused when the
+    /// confirmer is the person who granted it, or the person it was granted to.
+    pub async fn confirm_role(
+        &self,
+        by: &ActorId,
+        id: &ActorId,
+        role: Role,
+    ) -> Result<Vec<Role>, IdentityError> {
+        self.forget_credentials();
+        if by == id {
+            return Err(IdentityError::WrongKind {
+                reason: "nobody confirms a role granted to themselves".into(),
+            });
+        }
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        let granted_by: Option<String> = sqlx::query_scalar(
+            "SELECT granted_by FROM role_grants WHERE principal = $1 AND role = $2",
+        )
+        .bind(id.as_str())
+        .bind(role.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(granted_by) = granted_by else {
+            return Err(IdentityError::NotFound {
+                id: format!("{id} (no pending {} grant)", role.as_str()),
+            });
+        };
+        if granted_by == by.as_str() {
+            return Err(IdentityError::WrongKind {
+                reason: "the person who granted a role cannot also confirm it".into(),
+            });
+        }
+        let roles: Option<String> =
+            sqlx::query_scalar("SELECT roles FROM principals WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let mut now = parse_roles(&roles.unwrap_or_default());
+        if !now.contains(&role) {
+            now.push(role);
+        }
+        sqlx::query("UPDATE principals SET roles = $1 WHERE id = $2")
+            .bind(roles_text(&now))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM role_grants WHERE principal = $1 AND role = $2")
+            .bind(id.as_str())
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(now)
     }
 
     /// Disable a principal and end its sessions and tokens.
@@ -746,6 +1119,14 @@ impl Identities {
         if scopes.is_empty() {
             return Err(IdentityError::Invalid {
                 reason: "a token needs at least one scope".into(),
+            });
+        }
+        if let Some(a) = scopes.iter().find(|a| person_only_action(**a)) {
+            return Err(IdentityError::Invalid {
+                reason: format!(
+                    "a service token cannot carry `{}`: only people do that",
+                    a.as_str()
+                ),
             });
         }
         let rec = self

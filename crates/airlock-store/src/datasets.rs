@@ -10,6 +10,7 @@ use airlock_types::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::attest::Attestation;
 use crate::objects::ObjectRef;
 
 /// `name@version`.
@@ -71,8 +72,32 @@ pub struct Lineage {
     pub gate: Gate,
     /// The transform and its configuration hash.
     pub transform: Transform,
-    /// The Airlock version that made it.
+    /// The Airlock version that made it, with the commit it was built from as semver build
+    /// metadata where the build knew it (`0.1.0+3f2a9c1e0b7d`; see [`crate::AIRLOCK_VERSION`]).
     pub airlock_version: String,
+}
+
+impl Lineage {
+    /// The SHA-256 of the record as stored (its JSON), which the ledger entry that recorded
+    /// the version carries (`lineage:<hex>`), so an edit to the stored record shows.
+    pub fn record_hash(&self) -> ContentHash {
+        airlock_crypto::sha256(self.to_json().as_bytes())
+    }
+
+    /// The record as stored.
+    pub(crate) fn to_json(&self) -> String {
+        // Strings, a list, a map of strings and enums: serialisation cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Who attested an import outside the clinical zone, and on what basis (`None` for data
+    /// that came in any other way).
+    pub fn attestation(&self) -> Option<Attestation> {
+        if self.gate != Gate::Ingest {
+            return None;
+        }
+        Attestation::from_params(&self.transform.params)
+    }
 }
 
 /// One file in a version. Lives only in the encrypted manifest (file names can be identifying).
@@ -124,6 +149,9 @@ pub struct DatasetVersion {
     pub lineage: Lineage,
     /// When it was created.
     pub created_at: String,
+    /// The index of the ledger entry that recorded it (`None` for versions written before
+    /// entries carried the lineage record's hash).
+    pub ledger_index: Option<u64>,
 }
 
 impl DatasetVersion {
@@ -179,11 +207,13 @@ pub enum Access {
 /// `airlock ingest`'s request.
 #[derive(Debug, Clone)]
 pub struct IngestRequest {
-    /// The zone to ingest into (normally clinical).
+    /// The zone to ingest into: clinical for [`crate::Home::ingest`]; any other zone is an
+    /// attested import ([`crate::Home::import_attested`]).
     pub zone: Zone,
     /// The classification of the data (normally phi).
     pub classification: Classification,
-    /// The source system's name.
+    /// The source system's name (1 to 128 characters, no control characters: it is written
+    /// into the ledger).
     pub source_system: String,
     /// The dataset.
     pub dataset: DatasetName,

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use airlock_types::{IdError, ZoneError};
+use airlock_types::{Classification, IdError, Zone, ZoneError};
+
+use crate::scan::{DataPosition, IdentifierKind};
 
 /// Everything that can go wrong in the home.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +105,38 @@ pub enum StoreError {
         /// Its permission bits.
         mode: u32,
     },
+    /// An ingest outside the clinical zone without an attestation, or an attested import
+    /// where none belongs.
+    #[error("ingest into `{zone}` as {classification}: {reason}")]
+    Attestation {
+        /// The zone asked for.
+        zone: Zone,
+        /// The classification asked for.
+        classification: Classification,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// An attested import holds a direct identifier (the value is never shown).
+    #[error("attested import refused: `files[{file}]` {position}: {kind} found")]
+    Identifier {
+        /// The file's index in the request.
+        file: usize,
+        /// Where in the file.
+        position: DataPosition,
+        /// What kind of identifier.
+        kind: IdentifierKind,
+    },
+    /// A version's lineage record or manifest disagrees with the ledger entry that recorded
+    /// the version: the metadata was changed after the fact.
+    #[error("provenance of `{version}` does not match the ledger{}: {reason}", index.map(|i| format!(" (entry {i})")).unwrap_or_default())]
+    Provenance {
+        /// `name@version`.
+        version: String,
+        /// The ledger entry it was checked against, if one was found.
+        index: Option<u64>,
+        /// What disagrees.
+        reason: &'static str,
+    },
     /// The ledger failed.
     #[error("audit ledger: {0}")]
     Ledger(#[from] airlock_ledger::LedgerError),
@@ -112,6 +146,30 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A short class of the error for ledger entries: never a value, a path or a message
+    /// that could quote data.
+    pub(crate) fn class(&self) -> &'static str {
+        match self {
+            StoreError::Io { .. } => "unreadable file",
+            StoreError::Input { .. } => "not a valid FHIR, HL7 v2 or CSV file",
+            StoreError::Identifier { .. } => "identifier found",
+            StoreError::Attestation { .. } => "attestation missing or misplaced",
+            StoreError::Zone(_) => "refused by the zone rules",
+            StoreError::Id(_) => "invalid identifier or text",
+            StoreError::DatasetMismatch { .. } => "dataset lives in another zone or classification",
+            StoreError::Database(_) => "metadata store error",
+            StoreError::ObjectStore { .. } => "object store error",
+            StoreError::Crypto(_) => "encryption error",
+            StoreError::Corrupt { .. } | StoreError::Provenance { .. } => "integrity error",
+            StoreError::Ledger(_) | StoreError::Entry(_) => "ledger error",
+            StoreError::Config { .. }
+            | StoreError::MissingHome { .. }
+            | StoreError::HomeExists { .. }
+            | StoreError::NotFound { .. }
+            | StoreError::Permissions { .. } => "refused",
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
         let path = path.into();
         move |source| StoreError::Io { path, source }

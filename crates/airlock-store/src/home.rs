@@ -1,14 +1,17 @@
 //! The deployment home: `init`, `open`, and every operation that touches data.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use airlock_crypto::{KdfParams, KeyManager, Keyring, LocalKeyManager, NamedKey, Secret};
 use airlock_ledger::{Entry, EventType, Ledger, OutcomeKind, Timestamp};
-use airlock_types::{ActorId, DatasetName, DatasetVersionId, Gate, Purpose, RequestId, Zone, zone};
+use airlock_types::{
+    ActorId, Classification, DatasetName, DatasetVersionId, Gate, Purpose, RequestId, Zone, zone,
+};
 
+use crate::attest::Attestation;
 use crate::config::Config;
 use crate::datasets::{
     Access, DatasetSummary, DatasetVersion, IngestRequest, Lineage, Manifest, ManifestFile,
@@ -17,6 +20,7 @@ use crate::datasets::{
 use crate::files::{self, write_atomic};
 use crate::meta::{Db, DbTarget, Meta, Scope, is_postgres_url};
 use crate::objects::Objects;
+use crate::scan::{self, Refusal};
 use crate::{AIRLOCK_VERSION, StoreError};
 
 const CONFIG_FILE: &str = "airlock.toml";
@@ -283,6 +287,116 @@ fn signing_key(kms: &LocalKeyManager) -> Result<ed25519_dalek::SigningKey, Store
                 name: NamedKey::LedgerSigning.as_str().into(),
             })?;
     Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
+}
+
+/// Resource prefixes of a version's ledger entry: the hashes its provenance rests on.
+const MANIFEST_PREFIX: &str = "manifest:";
+const LINEAGE_PREFIX: &str = "lineage:";
+
+const NEEDS_ATTESTATION: &str = "outside the clinical zone an ingest is an attested import: it \
+     needs an attestation of the data's basis (`Home::import_attested`; `airlock ingest \
+     --attest-basis`)";
+
+/// Where an ingest may go with or without an attestation (the zone rules are checked first).
+fn check_import(
+    zone: Zone,
+    classification: Classification,
+    attested: bool,
+) -> Result<(), StoreError> {
+    let reason = match (zone, attested) {
+        (Zone::Clinical, false) => return Ok(()),
+        (Zone::Clinical, true) => {
+            "the clinical zone takes data from source systems without an attestation; an \
+             attested import goes to another zone"
+        }
+        (_, false) => NEEDS_ATTESTATION,
+        (_, true) if classification.is_identified() => {
+            "an attested import brings de-identified, synthetic or DP data; identified data is \
+             ingested into the clinical zone"
+        }
+        (_, true) => return Ok(()),
+    };
+    Err(StoreError::Attestation {
+        zone,
+        classification,
+        reason,
+    })
+}
+
+/// A source system's name goes into the lineage and the ledger.
+fn check_source_system(name: &str) -> Result<(), StoreError> {
+    let rule = if name.trim().is_empty() {
+        "must not be empty"
+    } else if name.len() > 128 {
+        "at most 128 bytes"
+    } else if name.chars().any(char::is_control) {
+        "no control characters"
+    } else {
+        return Ok(());
+    };
+    Err(airlock_types::IdError::Invalid {
+        kind: "source system",
+        rule,
+    }
+    .into())
+}
+
+/// Text from an older record, made fit for a ledger field (no control characters, bounded).
+fn ledger_text(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(128)
+        .collect()
+}
+
+/// Whether a ledger entry is the one that records a version's creation.
+fn creates_version(e: &Entry) -> bool {
+    matches!(e.event, EventType::Ingest | EventType::DatasetCreate)
+        && e.outcome.result == OutcomeKind::Success
+}
+
+/// How a version compares with a ledger entry that records its creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recorded {
+    /// The entry carries the version's lineage and manifest hashes.
+    Matches,
+    /// The entry is from before entries carried hashes.
+    Legacy,
+    /// Something differs: what.
+    Differs(&'static str),
+}
+
+fn recorded(v: &DatasetVersion, e: &Entry) -> Recorded {
+    if !creates_version(e) || e.resources.first() != Some(&v.reference().to_string()) {
+        return Recorded::Differs("its ledger entry records something else");
+    }
+    if e.zone != v.zone {
+        return Recorded::Differs("its zone was changed");
+    }
+    let carried = |prefix: &str| e.resources.iter().find_map(|r| r.strip_prefix(prefix));
+    match (carried(LINEAGE_PREFIX), carried(MANIFEST_PREFIX)) {
+        (None, None) => Recorded::Legacy,
+        (Some(lineage), Some(manifest)) => {
+            if lineage != v.lineage.record_hash().to_hex() {
+                Recorded::Differs("its lineage record was changed")
+            } else if manifest != v.manifest_hash.to_hex() {
+                Recorded::Differs("its manifest hash was changed")
+            } else {
+                Recorded::Matches
+            }
+        }
+        _ => Recorded::Differs("its ledger entry is incomplete"),
+    }
+}
+
+/// Name each of `v`'s parents in `hidden` by a placeholder only.
+fn withhold(v: &mut DatasetVersion, hidden: &BTreeSet<VersionRef>) {
+    let gate = v.lineage.gate;
+    for p in &mut v.lineage.parents {
+        if hidden.contains(p) {
+            p.dataset = DatasetName::withheld(gate);
+        }
+    }
 }
 
 impl Home {
@@ -673,7 +787,40 @@ impl Home {
     }
 
     /// Write a new dataset version through a gate. The only path by which data enters a zone.
+    ///
+    /// Data from outside Airlock (the ingest gate) goes to the clinical zone only: anywhere else
+    /// it is an attested import, which [`Home::import_attested`] scans and records, and lineage
+    /// parameters named `attestation.*` are that path's alone.
     pub async fn write_version(&self, nv: NewVersion) -> Result<DatasetVersion, StoreError> {
+        let misplaced = if nv.lineage.gate == Gate::Ingest && nv.zone != Zone::Clinical {
+            Some(NEEDS_ATTESTATION)
+        } else if Attestation::in_params(&nv.lineage.transform.params) {
+            Some("only an attested import records an attestation")
+        } else {
+            None
+        };
+        if let Some(reason) = misplaced {
+            let e = StoreError::Attestation {
+                zone: nv.zone,
+                classification: nv.classification,
+                reason,
+            };
+            self.audit(
+                self.entry(EventType::PolicyDecision, nv.zone, OutcomeKind::Denied)
+                    .with_resource(nv.dataset.to_string())
+                    .with_reason(e.to_string()),
+            )?;
+            return Err(e);
+        }
+        self.write_version_as(nv, None).await
+    }
+
+    /// [`Home::write_version`]'s work, for an attested import too.
+    async fn write_version_as(
+        &self,
+        nv: NewVersion,
+        attestation: Option<&Attestation>,
+    ) -> Result<DatasetVersion, StoreError> {
         let gate = nv.lineage.gate;
         let refusal = match nv.source {
             None if gate == Gate::Ingest => zone::check_residence(nv.zone, nv.classification),
@@ -776,9 +923,12 @@ impl Home {
             records,
             lineage: nv.lineage,
             created_at: chrono::Utc::now().to_rfc3339(),
+            ledger_index: None,
         };
         Meta::insert_version(&mut tx, &dv).await?;
-        // The ledger entry is durable before the version becomes visible.
+        // The ledger entry is durable before the version becomes visible. It carries what the
+        // version's provenance rests on (the hashes of its lineage record and manifest, its
+        // source system), so an edit to the metadata shows when the lineage is read.
         let mut entry = self
             .entry(
                 if gate == Gate::Ingest {
@@ -789,29 +939,110 @@ impl Home {
                 nv.zone,
                 OutcomeKind::Success,
             )
-            .with_resource(dv.reference().to_string())
-            .with_reason(format!(
-                "gate {gate}; {} files, {} records",
-                dv.objects, dv.records
-            ));
+            .with_resource(dv.reference().to_string());
         for p in &dv.lineage.parents {
             entry = entry.with_resource(p.to_string());
         }
-        self.audit(entry)?;
+        entry = entry
+            .with_resource(format!("{MANIFEST_PREFIX}{}", dv.manifest_hash.to_hex()))
+            .with_resource(format!(
+                "{LINEAGE_PREFIX}{}",
+                dv.lineage.record_hash().to_hex()
+            ));
+        if let Some(s) = &dv.lineage.source_system {
+            entry = entry.with_resource(format!("source-system:{}", ledger_text(s)));
+        }
+        let mut reason = format!(
+            "gate {gate}; {} as {}; {} files, {} records",
+            dv.zone, dv.classification, dv.objects, dv.records
+        );
+        if let Some(a) = attestation {
+            reason.push_str(&format!("; {a}"));
+        }
+        let index = self.audit(entry.with_reason(reason))?;
+        Meta::set_ledger_index(&mut tx, &dv, index).await?;
         tx.commit().await?;
-        Ok(dv)
+        Ok(DatasetVersion {
+            ledger_index: Some(index),
+            ..dv
+        })
     }
 
-    /// Ingest files from a source system. Every file is validated before anything is stored.
+    /// Ingest files from a source system into the clinical zone. Every file is validated
+    /// before anything is stored. Any other zone takes [`Home::import_attested`]. A failed
+    /// ingest is a ledger entry too, naming the file by its index and the class of failure.
     pub async fn ingest(
         &self,
         req: &IngestRequest,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<DatasetVersion, StoreError> {
+        self.ingest_as(req, None, progress).await
+    }
+
+    /// Import de-identified, synthetic or DP data from outside Airlock into a zone other than
+    /// clinical, on `attestation`. Every text value of every file is scanned before anything is
+    /// stored (see the `scan` module): a direct identifier refuses the whole import with
+    /// [`StoreError::Identifier`], which names the file's index, the position and the kind of
+    /// identifier, never the value. The attestation is kept in the version's lineage
+    /// ([`Lineage::attestation`]) and in the ledger entry.
+    ///
+    /// Who may attest (the privacy officer) is the caller's policy: the store has no roles.
+    pub async fn import_attested(
+        &self,
+        req: &IngestRequest,
+        attestation: &Attestation,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<DatasetVersion, StoreError> {
+        self.ingest_as(req, Some(attestation), progress).await
+    }
+
+    async fn ingest_as(
+        &self,
+        req: &IngestRequest,
+        attestation: Option<&Attestation>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<DatasetVersion, StoreError> {
+        let mut at = None;
+        let result = self.ingest_files(req, attestation, progress, &mut at).await;
+        if let Err(e) = &result {
+            let mut reason = String::from("ingest failed");
+            if let Some(i) = at {
+                reason.push_str(&format!(": `files[{i}]`"));
+            }
+            match e {
+                StoreError::Identifier { position, kind, .. } => {
+                    reason.push_str(&format!(" {position}: {kind} found"));
+                }
+                _ => reason.push_str(&format!(": {}", e.class())),
+            }
+            if let Some(a) = attestation {
+                reason.push_str(&format!("; {a}"));
+            }
+            self.audit(
+                self.entry(EventType::Ingest, req.zone, OutcomeKind::Failure)
+                    .with_resource(req.dataset.to_string())
+                    .with_reason(reason),
+            )?;
+        }
+        result
+    }
+
+    /// Read, validate (and for an attested import, scan) every file, then write the version;
+    /// `at` names the file being worked on, for the failure entry.
+    async fn ingest_files(
+        &self,
+        req: &IngestRequest,
+        attestation: Option<&Attestation>,
+        progress: &mut dyn FnMut(u64, u64),
+        at: &mut Option<usize>,
+    ) -> Result<DatasetVersion, StoreError> {
         zone::check_residence(req.zone, req.classification)?;
+        check_import(req.zone, req.classification, attestation.is_some())?;
+        check_source_system(&req.source_system)?;
         let total = req.files.len() as u64;
         let mut files = Vec::with_capacity(req.files.len());
         for (i, path) in req.files.iter().enumerate() {
+            *at = Some(i);
             let bytes = std::fs::read(path).map_err(StoreError::io(path))?;
             let head = bytes.get(..bytes.len().min(4096)).unwrap_or(&bytes);
             let format = airlock_formats::sniff(path, head).ok_or_else(|| StoreError::Input {
@@ -823,6 +1054,19 @@ impl Home {
                     path: path.clone(),
                     reason: e.to_string(),
                 })?;
+            if attestation.is_some() {
+                scan::scan(format, &bytes).map_err(|r| match r {
+                    Refusal::Identifier { position, kind } => StoreError::Identifier {
+                        file: i,
+                        position,
+                        kind,
+                    },
+                    Refusal::Unreadable { reason } => StoreError::Input {
+                        path: path.clone(),
+                        reason,
+                    },
+                })?;
+            }
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -834,6 +1078,11 @@ impl Home {
                 bytes,
             });
             progress(i as u64 + 1, total);
+        }
+        *at = None;
+        let mut params = BTreeMap::new();
+        if let Some(a) = attestation {
+            a.to_params(&mut params);
         }
         let nv = NewVersion {
             dataset: req.dataset.clone(),
@@ -848,14 +1097,19 @@ impl Home {
                 parents: Vec::new(),
                 gate: Gate::Ingest,
                 transform: Transform {
-                    name: "ingest".into(),
+                    name: if attestation.is_some() {
+                        "attested-import"
+                    } else {
+                        "ingest"
+                    }
+                    .into(),
                     config_hash: None,
-                    params: Default::default(),
+                    params,
                 },
                 airlock_version: AIRLOCK_VERSION.into(),
             },
         };
-        self.write_version(nv).await
+        self.write_version_as(nv, attestation).await
     }
 
     /// Every dataset.
@@ -863,13 +1117,24 @@ impl Home {
         self.inner.meta.datasets(&self.scope).await
     }
 
-    /// One version (the latest when `version` is `None`).
+    /// One version (the latest when `version` is `None`). Parents outside this handle's zones
+    /// are shown as [`DatasetName::withheld`] placeholders.
     pub async fn version(
         &self,
         name: &DatasetName,
         version: Option<DatasetVersionId>,
     ) -> Result<DatasetVersion, StoreError> {
-        self.inner.meta.version(&self.scope, name, version).await
+        let mut v = self.inner.meta.version(&self.scope, name, version).await?;
+        if self.scope != Scope::all() {
+            let mut hidden = BTreeSet::new();
+            for p in &v.lineage.parents {
+                if !self.inner.meta.visible(&self.scope, &p.dataset).await? {
+                    hidden.insert(p.clone());
+                }
+            }
+            withhold(&mut v, &hidden);
+        }
+        Ok(v)
     }
 
     /// All versions of a dataset.
@@ -878,31 +1143,125 @@ impl Home {
     }
 
     /// The version and all its ancestors, breadth first.
+    ///
+    /// Each version's lineage record and manifest hash are checked against the ledger entry
+    /// that recorded it: an edit in the database is a [`StoreError::Provenance`] naming the
+    /// version. A parent outside this handle's zones is not shown, and is named only by a
+    /// [`DatasetName::withheld`] placeholder in its child's record.
     pub async fn lineage(
         &self,
         name: &DatasetName,
         version: Option<DatasetVersionId>,
     ) -> Result<Vec<DatasetVersion>, StoreError> {
-        let first = self.version(name, version).await?;
+        let first = self.inner.meta.version(&self.scope, name, version).await?;
         let mut out = Vec::new();
         let mut seen = BTreeSet::new();
+        let mut hidden = BTreeSet::new();
         let mut queue = VecDeque::from([first]);
         while let Some(v) = queue.pop_front() {
             if !seen.insert(v.reference()) {
                 continue;
             }
             for p in &v.lineage.parents {
-                // A parent outside this handle's zones stays named in the child's lineage
-                // record, but its details are not shown.
-                match self.version(&p.dataset, Some(p.version)).await {
+                match self
+                    .inner
+                    .meta
+                    .version(&self.scope, &p.dataset, Some(p.version))
+                    .await
+                {
                     Ok(pv) => queue.push_back(pv),
-                    Err(StoreError::NotFound { .. }) if self.scope != Scope::all() => {}
+                    Err(StoreError::NotFound { .. }) if self.scope != Scope::all() => {
+                        hidden.insert(p.clone());
+                    }
                     Err(e) => return Err(e),
                 }
             }
             out.push(v);
         }
+        // Checked as stored, before anything is withheld from the caller.
+        self.check_provenance(&out)?;
+        for v in &mut out {
+            withhold(v, &hidden);
+        }
         Ok(out)
+    }
+
+    /// Check each version against the ledger entry that recorded it.
+    fn check_provenance(&self, versions: &[DatasetVersion]) -> Result<(), StoreError> {
+        let mismatch = |v: &DatasetVersion, index, reason| StoreError::Provenance {
+            version: v.reference().to_string(),
+            index,
+            reason,
+        };
+        let mut unindexed = Vec::new();
+        let size = self.inner.ledger.size()?;
+        for v in versions {
+            let Some(index) = v.ledger_index else {
+                unindexed.push(v);
+                continue;
+            };
+            if index >= size {
+                return Err(mismatch(
+                    v,
+                    Some(index),
+                    "its ledger entry is past the ledger's end",
+                ));
+            }
+            let entry = Entry::parse(&self.inner.ledger.entry_bytes(index)?)?;
+            match recorded(v, &entry) {
+                Recorded::Matches => {}
+                // Only an entry that carries the hashes is ever indexed.
+                Recorded::Legacy => {
+                    return Err(mismatch(
+                        v,
+                        Some(index),
+                        "its ledger entry carries no hashes",
+                    ));
+                }
+                Recorded::Differs(reason) => return Err(mismatch(v, Some(index), reason)),
+            }
+        }
+        if unindexed.is_empty() {
+            return Ok(());
+        }
+        // Versions written before the index was kept (or whose index was removed): the
+        // entries that name them, found by reading the whole ledger.
+        let wanted: BTreeSet<String> = unindexed
+            .iter()
+            .map(|v| v.reference().to_string())
+            .collect();
+        let mut found: BTreeMap<String, Vec<(u64, Entry)>> = BTreeMap::new();
+        for item in airlock_ledger::search::read_entries(&self.ledger_dir())? {
+            let (i, e) = item?;
+            if let Some(r) = e.resources.first()
+                && wanted.contains(r)
+            {
+                found.entry(r.clone()).or_default().push((i, e));
+            }
+        }
+        for v in unindexed {
+            let verdicts: Vec<(u64, Recorded)> = found
+                .get(&v.reference().to_string())
+                .into_iter()
+                .flatten()
+                .filter(|(_, e)| creates_version(e))
+                .map(|(i, e)| (*i, recorded(v, e)))
+                .collect();
+            if verdicts.iter().any(|(_, r)| *r == Recorded::Matches) {
+                continue;
+            }
+            if let Some((i, Recorded::Differs(reason))) = verdicts
+                .iter()
+                .find(|(_, r)| matches!(r, Recorded::Differs(_)))
+            {
+                return Err(mismatch(v, Some(*i), reason));
+            }
+            if verdicts.is_empty() {
+                return Err(mismatch(v, None, "no ledger entry records it"));
+            }
+            // Only entries from before they carried hashes: nothing to check against.
+        }
+        Ok(())
     }
 
     fn check_access(&self, v: &DatasetVersion, access: Access) -> Result<(), StoreError> {
@@ -1096,6 +1455,34 @@ impl Home {
             new_key_id,
             rewrapped: rewrapped.len(),
         })
+    }
+
+    /// Replace the deployment's own TLS certificate and key with a fresh pair valid for a
+    /// year (`airlock keys renew-tls`); servers pick it up at their next start. Returns the
+    /// new certificate (public).
+    pub async fn renew_tls_identity(&mut self) -> Result<String, StoreError> {
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| StoreError::Config {
+            path: PathBuf::from("keyring.json"),
+            reason: "renewing the certificate needs the only open handle on the deployment".into(),
+        })?;
+        let tls = airlock_crypto::generate_tls_identity(&["localhost", "127.0.0.1"])?;
+        let mut keyring = inner.keyring.clone();
+        keyring.put_named(&mut inner.kms, NamedKey::TlsPrivateKey, tls.key_pem)?;
+        keyring
+            .public
+            .insert(PUBLIC_TLS_CERT.into(), tls.cert_pem.clone());
+        write_atomic(&inner.dir.join(KEYRING_FILE), &keyring.to_json())?;
+        inner.keyring = keyring;
+        self.audit(
+            self.entry(EventType::KeyRotation, Zone::Clinical, OutcomeKind::Success)
+                .with_resource("tls-certificate")
+                .with_reason(format!(
+                    "TLS certificate renewed for {} days (sha256 {})",
+                    airlock_crypto::TLS_VALID_DAYS,
+                    airlock_crypto::sha256(tls.cert_pem.as_bytes()).to_hex()
+                )),
+        )?;
+        Ok(tls.cert_pem)
     }
 
     /// Store a named encrypted blob in a zone (replacing the previous one of that name).

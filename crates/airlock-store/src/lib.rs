@@ -18,7 +18,13 @@
 //!   [`Home::read_version`]); nothing else decides what may cross a zone;
 //! * nothing identified is in `metadata.db`: file names and per-file details live in each
 //!   version's manifest, which is itself an encrypted object;
-//! * every operation that reads, writes or moves data appends to the ledger before it returns;
+//! * every operation that reads, writes or moves data appends to the ledger before it returns,
+//!   a failed ingest included;
+//! * data from outside Airlock enters a zone other than clinical only as an attested import,
+//!   scanned for direct identifiers first ([`Home::import_attested`]);
+//! * the ledger entry that records a version carries the hashes of its lineage record and
+//!   manifest, and [`Home::lineage`] checks them; a parent outside the reader's zones is shown
+//!   only as a placeholder;
 //! * the home and every directory in it are 0700 and every file 0600, whatever the umask, and
 //!   decrypted identified data is exported only 0600 into a 0700 directory (see [`Home::init`],
 //!   [`Home::export`]);
@@ -26,6 +32,7 @@
 //!   concurrent writers of the same content agree on one data key before any bytes are written
 //!   (the object store's module docs).
 
+mod attest;
 mod config;
 mod datasets;
 mod error;
@@ -33,8 +40,10 @@ mod files;
 mod home;
 mod meta;
 mod objects;
+mod scan;
 pub mod testing;
 
+pub use attest::{Attestation, AttestationBasis, AttestationReference};
 pub use config::{Config, RolloutConfig};
 pub use datasets::{
     Access, DatasetSummary, DatasetVersion, IngestRequest, Lineage, Manifest, ManifestFile,
@@ -46,6 +55,10 @@ pub use home::{
 };
 pub use meta::{Backend, Db, DbTarget, Scope, Tx, is_postgres_url};
 pub use objects::ObjectRef;
+pub use scan::{DataPosition, IdentifierKind};
 
-/// The version of Airlock written into lineage records.
-pub const AIRLOCK_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The version of Airlock written into lineage records: the package version, with the git
+/// commit the binary was built from as semver build metadata when the build knew it
+/// (`0.1.0+3f2a9c1e0b7d`; `build.rs` asks git, or takes `AIRLOCK_GIT_COMMIT`). Uncommitted
+/// changes in the working tree are not recorded.
+pub const AIRLOCK_VERSION: &str = env!("AIRLOCK_BUILD_VERSION");

@@ -64,6 +64,16 @@ const MIGRATIONS: &[Migration] = &[
         postgres_only: false,
         sql: include_str!("../migrations/0005_models.sql"),
     },
+    Migration {
+        version: 6,
+        postgres_only: false,
+        sql: include_str!("../migrations/0006_enrolment_and_grants.sql"),
+    },
+    Migration {
+        version: 7,
+        postgres_only: false,
+        sql: include_str!("../migrations/0007_version_ledger_index.sql"),
+    },
 ];
 
 /// The zones a caller may see. On PostgreSQL, row-level security enforces it; on SQLite the
@@ -456,7 +466,7 @@ impl Meta {
     }
 
     pub(crate) async fn insert_version(tx: &mut Tx, v: &DatasetVersion) -> Result<(), StoreError> {
-        let lineage = serde_json::to_string(&v.lineage).unwrap_or_default();
+        let lineage = v.lineage.to_json();
         sqlx::query(
             "INSERT INTO dataset_versions (dataset, version, format, manifest_hash, objects, bytes, records, lineage, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -484,6 +494,36 @@ impl Meta {
             .await?;
         }
         Ok(())
+    }
+
+    /// Record which ledger entry recorded a version (in the transaction that inserted it).
+    pub(crate) async fn set_ledger_index(
+        tx: &mut Tx,
+        v: &DatasetVersion,
+        index: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE dataset_versions SET ledger_index = $1 WHERE dataset = $2 AND version = $3",
+        )
+        .bind(i64::try_from(index).unwrap_or(i64::MAX))
+        .bind(v.dataset.as_str())
+        .bind(i64::from(v.version.get()))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether the dataset exists in one of `scope`'s zones.
+    pub(crate) async fn visible(
+        &self,
+        scope: &Scope,
+        name: &DatasetName,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.db.begin(scope).await?;
+        let home = Self::dataset_home(&mut tx, name).await?;
+        tx.commit().await?;
+        // The application's own filter; on PostgreSQL the database applies it too.
+        Ok(home.is_some_and(|(z, _)| scope.contains(z)))
     }
 
     pub(crate) async fn datasets(&self, scope: &Scope) -> Result<Vec<DatasetSummary>, StoreError> {
@@ -576,6 +616,9 @@ impl Meta {
             records: n("records")?,
             lineage,
             created_at: r.try_get("created_at")?,
+            ledger_index: r
+                .try_get::<Option<i64>, _>("ledger_index")?
+                .and_then(|i| u64::try_from(i).ok()),
         })
     }
 

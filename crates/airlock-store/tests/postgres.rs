@@ -13,7 +13,8 @@
 use airlock_crypto::KdfParams;
 use airlock_store::testing::fresh_postgres_url;
 use airlock_store::{
-    Backend, Home, IngestRequest, InitOptions, Passphrase, Scope, StoreError, parse_version_spec,
+    Attestation, AttestationBasis, Backend, Home, IngestRequest, InitOptions, Passphrase, Scope,
+    StoreError, parse_version_spec,
 };
 use airlock_types::{ActorId, Classification, DatasetName, Purpose, RequestId, Zone};
 use sqlx::Row;
@@ -73,13 +74,18 @@ async fn deployment_on_postgres_with_row_level_security() {
         .await
         .unwrap();
     let dev = home
-        .ingest(
+        .import_attested(
             &ingest(
                 tmp.path(),
                 "synth",
                 Zone::Development,
                 Classification::Synthetic,
             ),
+            &Attestation {
+                basis: AttestationBasis::Synthetic,
+                attested_by: ActorId::new("privacy-officer").unwrap(),
+                reference: None,
+            },
             &mut |_, _| {},
         )
         .await

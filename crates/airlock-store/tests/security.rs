@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use airlock_crypto::KdfParams;
 use airlock_store::testing::fresh_postgres_url;
 use airlock_store::{
-    Access, Home, IngestRequest, InitOptions, Lineage, NewFile, NewVersion, Passphrase, Transform,
+    Access, Attestation, AttestationBasis, AttestationReference, Home, IdentifierKind,
+    IngestRequest, InitOptions, Lineage, NewFile, NewVersion, Passphrase, StoreError, Transform,
 };
 use airlock_types::{ActorId, Classification, DatasetName, Gate, Purpose, Zone};
 
@@ -359,4 +360,529 @@ async fn finding_11_failed_init_leaves_nothing() {
         std::fs::read_to_string(existing.join("notes.txt")).unwrap(),
         "mine"
     );
+}
+
+/// Every ledger entry of the deployment, in order.
+fn entries(home: &Home) -> Vec<airlock_ledger::Entry> {
+    airlock_ledger::search::read_entries(&home.ledger_dir())
+        .unwrap()
+        .map(|r| r.unwrap().1)
+        .collect()
+}
+
+async fn fresh(tmp: &Path) -> Home {
+    Home::init(
+        &tmp.join("home"),
+        &Passphrase::new(PASS.into()),
+        &opts(None),
+        actor(),
+    )
+    .await
+    .unwrap()
+}
+
+/// A CSV that looks de-identified by its header but holds names and SSNs.
+fn identified_csv(dir: &Path) -> PathBuf {
+    let csv = dir.join("extract.csv");
+    std::fs::write(
+        &csv,
+        "id,age_band,dx,note\n1,40-49,E11,stable\n2,70-79,I10,Zelda Quixotic 123-45-6789\n",
+    )
+    .unwrap();
+    csv
+}
+
+#[tokio::test]
+async fn finding_12_plain_ingest_outside_clinical_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = fresh(tmp.path()).await;
+    let csv = identified_csv(tmp.path());
+    for (zone, class) in [
+        (Zone::Development, Classification::Deidentified),
+        (Zone::Staging, Classification::Synthetic),
+        (Zone::Development, Classification::DpAggregate),
+    ] {
+        let r = home
+            .ingest(
+                &IngestRequest {
+                    zone,
+                    classification: class,
+                    source_system: "partner".into(),
+                    dataset: DatasetName::new("leak").unwrap(),
+                    files: vec![csv.clone()],
+                },
+                &mut |_, _| {},
+            )
+            .await;
+        assert!(r.is_err(), "{zone} {class}: stored without an attestation");
+    }
+    assert!(home.datasets().await.unwrap().is_empty());
+    home.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn finding_14_ingest_entry_names_source_manifest_and_lineage_hash() {
+    use sha2::Digest as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let home = fresh(tmp.path()).await;
+    let v = ingest(&home, fixture(tmp.path())).await;
+    let lineage_hash = hex::encode(sha2::Sha256::digest(
+        serde_json::to_vec(&v.lineage).unwrap(),
+    ));
+    let all = entries(&home);
+    let e = all
+        .iter()
+        .find(|e| e.event == airlock_ledger::EventType::Ingest)
+        .unwrap();
+    assert_eq!(e.resources[0], "ehr@1");
+    for want in [
+        "source-system:test-ehr".to_string(),
+        format!("manifest:{}", v.manifest_hash.to_hex()),
+        format!("lineage:{lineage_hash}"),
+    ] {
+        assert!(
+            e.resources.contains(&want),
+            "{want} not in {:?}",
+            e.resources
+        );
+    }
+    // The version knows which entry recorded it, and the lineage checks out against it.
+    assert_eq!(home.lineage(&v.dataset, None).await.unwrap().len(), 1);
+    home.close().await.unwrap();
+}
+
+/// Edit a version's row behind the store's back.
+async fn edit_version(home: &Home, sql: &str, value: Option<String>) {
+    let mut tx = home.db().begin(&airlock_store::Scope::all()).await.unwrap();
+    let q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+    let q = match value {
+        Some(v) => q.bind(v),
+        None => q,
+    };
+    q.execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn lineage_edits_are_refused(home: Home, tmp: &Path) {
+    let v = ingest(&home, fixture(tmp)).await;
+    assert!(v.ledger_index.is_some());
+    assert_eq!(home.lineage(&v.dataset, None).await.unwrap().len(), 1);
+    let mut forged = v.lineage.clone();
+    forged.source_system = Some("trusted-ehr".into());
+    let forged = serde_json::to_string(&forged).unwrap();
+    edit_version(
+        &home,
+        "UPDATE dataset_versions SET lineage = $1 WHERE dataset = 'ehr' AND version = 1",
+        Some(forged.clone()),
+    )
+    .await;
+    let err = home.lineage(&v.dataset, None).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("ehr@1"), "{msg}");
+    assert!(msg.contains("lineage"), "{msg}");
+    // Forgetting which entry recorded the version does not hide the edit: the entry is found
+    // by reading the ledger.
+    edit_version(
+        &home,
+        "UPDATE dataset_versions SET ledger_index = NULL WHERE dataset = 'ehr'",
+        None,
+    )
+    .await;
+    let msg = home
+        .lineage(&v.dataset, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("ehr@1") && msg.contains("lineage"), "{msg}");
+    // Nor does pointing at another entry.
+    edit_version(
+        &home,
+        "UPDATE dataset_versions SET ledger_index = 0 WHERE dataset = 'ehr'",
+        None,
+    )
+    .await;
+    let msg = home
+        .lineage(&v.dataset, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("ehr@1") && msg.contains("entry 0"), "{msg}");
+    // The true record, found by reading the ledger, checks out again.
+    edit_version(
+        &home,
+        "UPDATE dataset_versions SET ledger_index = NULL WHERE dataset = 'ehr'",
+        None,
+    )
+    .await;
+    edit_version(
+        &home,
+        "UPDATE dataset_versions SET lineage = $1 WHERE dataset = 'ehr' AND version = 1",
+        Some(serde_json::to_string(&v.lineage).unwrap()),
+    )
+    .await;
+    assert_eq!(home.lineage(&v.dataset, None).await.unwrap().len(), 1);
+    // A changed manifest hash is caught too.
+    edit_version(
+        &home,
+        "UPDATE dataset_versions SET manifest_hash = $1 WHERE dataset = 'ehr'",
+        Some("0".repeat(64)),
+    )
+    .await;
+    let msg = home
+        .lineage(&v.dataset, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("ehr@1") && msg.contains("manifest"), "{msg}");
+    home.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn finding_14_lineage_edited_in_the_database_is_refused_when_shown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = fresh(tmp.path()).await;
+    lineage_edits_are_refused(home, tmp.path()).await;
+}
+
+#[tokio::test]
+async fn finding_14_lineage_edited_in_the_database_is_refused_when_shown_on_postgres() {
+    let Some(url) = fresh_postgres_url("finding14").await.unwrap() else {
+        eprintln!(
+            "skipping: AIRLOCK_TEST_POSTGRES is not set (scripts/test-postgres.sh starts a server)"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = Home::init(
+        &tmp.path().join("home"),
+        &Passphrase::new(PASS.into()),
+        &opts(Some(url)),
+        actor(),
+    )
+    .await
+    .unwrap();
+    lineage_edits_are_refused(home, tmp.path()).await;
+}
+
+#[test]
+fn finding_14_lineage_records_the_build() {
+    // The package version, and the commit as semver build metadata when the build knew it:
+    // always, in a git checkout.
+    let v = airlock_store::AIRLOCK_VERSION;
+    assert!(v.starts_with(env!("CARGO_PKG_VERSION")), "{v}");
+    let in_checkout = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if in_checkout {
+        let (_, commit) = v
+            .split_once('+')
+            .unwrap_or_else(|| panic!("no commit in {v}"));
+        assert!(commit.len() >= 7, "{v}");
+        assert!(
+            commit
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "{v}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn finding_16_failed_ingest_leaves_a_ledger_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = fresh(tmp.path()).await;
+    let good = fixture(tmp.path());
+    let bad = tmp.path().join("Zelda-Quixotic.csv");
+    std::fs::write(&bad, "mrn,name\n123,Zelda Quixotic,extra,cells\n").unwrap();
+    let before = entries(&home).len();
+    let r = home
+        .ingest(
+            &IngestRequest {
+                zone: Zone::Clinical,
+                classification: Classification::Phi,
+                source_system: "test-ehr".into(),
+                dataset: DatasetName::new("ehr").unwrap(),
+                files: vec![good, bad],
+            },
+            &mut |_, _| {},
+        )
+        .await;
+    assert!(r.is_err());
+    let all = entries(&home);
+    let new = &all[before..];
+    let e = new
+        .iter()
+        .find(|e| {
+            e.event == airlock_ledger::EventType::Ingest
+                && e.outcome.result == airlock_ledger::OutcomeKind::Failure
+        })
+        .unwrap_or_else(|| panic!("no failure entry in {new:?}"));
+    let reason = e.outcome.reason.clone().unwrap();
+    assert!(reason.contains("files[1]"), "{reason}");
+    let text = serde_json::to_string(e).unwrap();
+    for secret in ["Zelda", "Quixotic", "123"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    // A refusal by the zone rules before any file is read is recorded too.
+    let before = all.len();
+    let r = home
+        .ingest(
+            &IngestRequest {
+                zone: Zone::Development,
+                classification: Classification::Phi,
+                source_system: "test-ehr".into(),
+                dataset: DatasetName::new("bad").unwrap(),
+                files: vec![fixture(tmp.path())],
+            },
+            &mut |_, _| {},
+        )
+        .await;
+    assert!(r.is_err());
+    assert!(
+        entries(&home)[before..]
+            .iter()
+            .any(|e| e.outcome.result != airlock_ledger::OutcomeKind::Success),
+        "a refused ingest left no entry"
+    );
+    home.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn finding_16_lineage_does_not_name_parents_outside_the_callers_zones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = fresh(tmp.path()).await;
+    let src = ingest(&home, fixture(tmp.path())).await;
+    let mut lin = lineage();
+    lin.parents = vec![src.reference()];
+    let out = home
+        .write_version(NewVersion {
+            dataset: DatasetName::new("ehr-deid").unwrap(),
+            zone: Zone::Development,
+            classification: Classification::Deidentified,
+            source: Some((Zone::Clinical, Classification::Phi)),
+            files: vec![NewFile {
+                name: "a.csv".into(),
+                format: "csv".into(),
+                records: 1,
+                bytes: b"age_band\n40-49\n".to_vec(),
+            }],
+            lineage: lin,
+        })
+        .await
+        .unwrap();
+    let scientist = home.acting_as(
+        ActorId::new("user:sci").unwrap(),
+        home.request_id(),
+        airlock_store::Scope::zones([Zone::Development, Zone::Staging]),
+    );
+    for shown in [
+        scientist.lineage(&out.dataset, None).await.unwrap(),
+        vec![scientist.version(&out.dataset, None).await.unwrap()],
+    ] {
+        assert_eq!(shown.len(), 1);
+        let text = serde_json::to_string(&shown).unwrap();
+        assert!(!text.contains("\"ehr\""), "{text}");
+        assert!(!text.contains("ehr@"), "{text}");
+        assert_eq!(shown[0].lineage.parents.len(), 1);
+        assert_eq!(
+            shown[0].lineage.parents[0].dataset.as_str(),
+            "(clinical source)"
+        );
+    }
+    // Someone who may see the clinical zone sees the parent by name.
+    let full = home.lineage(&out.dataset, None).await.unwrap();
+    assert_eq!(full.len(), 2);
+    assert_eq!(full[0].lineage.parents[0], src.reference());
+    home.close().await.unwrap();
+}
+
+fn attestation(basis: AttestationBasis) -> Attestation {
+    Attestation {
+        basis,
+        attested_by: ActorId::new("privacy-officer").unwrap(),
+        reference: Some(AttestationReference::new("DUA-2024-017").unwrap()),
+    }
+}
+
+fn dev_request(name: &str, files: Vec<PathBuf>) -> IngestRequest {
+    IngestRequest {
+        zone: Zone::Development,
+        classification: Classification::Deidentified,
+        source_system: "partner".into(),
+        dataset: DatasetName::new(name).unwrap(),
+        files,
+    }
+}
+
+#[tokio::test]
+async fn finding_12_attested_import_refuses_identifiers_naming_where_not_what() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = fresh(tmp.path()).await;
+    let clean = tmp.path().join("clean.csv");
+    std::fs::write(&clean, "age_band,sex,dx\n40-49,F,E11\n").unwrap();
+    let hl7 = tmp.path().join("adt.hl7");
+    std::fs::write(
+        &hl7,
+        "MSH|^~\\&|LAB|HOSP|EHR|HOSP|202401011200||ADT^A01|1|P|2.5\rPID|1||P-7f3a9c12^^^HOSP^MR||QUIXOTIC^ZELDA||1970|F\r",
+    )
+    .unwrap();
+    let ndjson = tmp.path().join("Patient.ndjson");
+    std::fs::write(
+        &ndjson,
+        "{\"resourceType\":\"Patient\",\"gender\":\"female\"}\n{\"resourceType\":\"Patient\",\"identifier\":[{\"system\":\"http://hl7.org/fhir/sid/us-ssn\",\"value\":\"123-45-6789\"}]}\n",
+    )
+    .unwrap();
+    let att = attestation(AttestationBasis::DataUseAgreement);
+    let cases: [(PathBuf, &str, IdentifierKind); 3] = [
+        (
+            identified_csv(tmp.path()),
+            "line 3, column 4",
+            IdentifierKind::Ssn,
+        ),
+        (
+            hl7,
+            "message 0, line 2, `PID-5`",
+            IdentifierKind::PersonName,
+        ),
+        (
+            ndjson,
+            "record 1 (line 2), `identifier[0].value`",
+            IdentifierKind::Ssn,
+        ),
+    ];
+    for (file, position, want) in cases {
+        let before = entries(&home).len();
+        let err = home
+            .import_attested(
+                &dev_request("leak", vec![clean.clone(), file]),
+                &att,
+                &mut |_, _| {},
+            )
+            .await
+            .unwrap_err();
+        let StoreError::Identifier {
+            file: index,
+            position: at,
+            kind,
+        } = &err
+        else {
+            panic!("{err}");
+        };
+        assert_eq!(
+            (*index, at.to_string(), *kind),
+            (1, position.to_string(), want)
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("`files[1]`") && msg.contains(want.as_str()),
+            "{msg}"
+        );
+        // The refusal is in the ledger, with the attestation, and without the value.
+        let new = entries(&home)[before..].to_vec();
+        let failure = new
+            .iter()
+            .find(|e| e.outcome.result == airlock_ledger::OutcomeKind::Failure)
+            .unwrap();
+        let reason = failure.outcome.reason.clone().unwrap();
+        assert!(
+            reason.contains(position) && reason.contains("privacy-officer"),
+            "{reason}"
+        );
+        let text = format!("{msg}{}", serde_json::to_string(&new).unwrap());
+        for secret in ["Zelda", "ZELDA", "Quixotic", "QUIXOTIC", "6789"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+    assert!(home.datasets().await.unwrap().is_empty());
+    home.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn finding_12_attested_import_is_recorded_in_lineage_and_ledger() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = fresh(tmp.path()).await;
+    let clean = tmp.path().join("clean.csv");
+    std::fs::write(
+        &clean,
+        "encounter_id,patient_key,age_band,ethnicity,dx\n2278392,P-7f3a9c12,40-49,Not Hispanic or Latino,E11\n",
+    )
+    .unwrap();
+    let att = attestation(AttestationBasis::ExpertDetermination);
+    let v = home
+        .import_attested(
+            &dev_request("partner-extract", vec![clean]),
+            &att,
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(v.zone, Zone::Development);
+    assert_eq!(v.lineage.attestation(), Some(att.clone()));
+    assert_eq!(v.lineage.transform.name, "attested-import");
+    // As read back, and checked against the ledger.
+    let shown = home.lineage(&v.dataset, None).await.unwrap();
+    assert_eq!(shown[0].lineage.attestation(), Some(att));
+    let e = entries(&home)
+        .into_iter()
+        .rfind(|e| e.event == airlock_ledger::EventType::Ingest)
+        .unwrap();
+    assert_eq!(e.outcome.result, airlock_ledger::OutcomeKind::Success);
+    let reason = e.outcome.reason.unwrap();
+    assert!(
+        reason.contains(
+            "attested by privacy-officer (expert-determination, reference `DUA-2024-017`)"
+        ),
+        "{reason}"
+    );
+    // An attestation cannot be forged into a lineage record by another path, nor can the
+    // ingest gate write outside the clinical zone without one.
+    let mut lin = v.lineage.clone();
+    lin.gate = Gate::Deidentify;
+    let nv = |lineage, gate_zone| NewVersion {
+        dataset: DatasetName::new("forged").unwrap(),
+        zone: gate_zone,
+        classification: Classification::Deidentified,
+        source: Some((Zone::Clinical, Classification::Phi)),
+        files: Vec::new(),
+        lineage,
+    };
+    assert!(matches!(
+        home.write_version(nv(lin, Zone::Development)).await,
+        Err(StoreError::Attestation { .. })
+    ));
+    let mut ingest_gate = lineage();
+    ingest_gate.gate = Gate::Ingest;
+    let mut direct = nv(ingest_gate, Zone::Development);
+    direct.source = None;
+    assert!(matches!(
+        home.write_version(direct).await,
+        Err(StoreError::Attestation { .. })
+    ));
+    // An attested import is for non-identified data outside the clinical zone.
+    let csv = fixture(tmp.path());
+    let mut req = dev_request("x", vec![csv.clone()]);
+    req.zone = Zone::Clinical;
+    assert!(
+        home.import_attested(
+            &req,
+            &attestation(AttestationBasis::Synthetic),
+            &mut |_, _| {}
+        )
+        .await
+        .is_err()
+    );
+    req.zone = Zone::Airlock;
+    req.classification = Classification::Phi;
+    assert!(
+        home.import_attested(
+            &req,
+            &attestation(AttestationBasis::Synthetic),
+            &mut |_, _| {}
+        )
+        .await
+        .is_err()
+    );
+    home.close().await.unwrap();
 }

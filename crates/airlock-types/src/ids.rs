@@ -62,6 +62,24 @@ impl DatasetName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// What lineage shows in place of a parent dataset outside the reader's zones. It is never
+    /// a valid name (it has parentheses and a space), so it cannot stand for a real dataset and
+    /// cannot be looked up; it does not parse back either. The gates that read identified data
+    /// read it in the clinical (or airlock) zone, hence the two wordings.
+    pub fn withheld(gate: crate::Gate) -> DatasetName {
+        use crate::Gate;
+        let text = match gate {
+            Gate::Deidentify | Gate::DpRelease | Gate::Synthesize => "(clinical source)",
+            Gate::Ingest | Gate::PromoteModel => "(source outside your zones)",
+        };
+        DatasetName(text.to_owned())
+    }
+
+    /// Whether this is a [`DatasetName::withheld`] placeholder.
+    pub fn is_withheld(&self) -> bool {
+        self.0.starts_with('(')
+    }
 }
 
 impl fmt::Display for DatasetName {
@@ -285,6 +303,22 @@ mod tests {
         assert!(DatasetName::new("-x").is_err());
         assert!(DatasetName::new("../etc").is_err());
         assert!(DatasetName::new("Upper").is_err());
+    }
+
+    #[test]
+    fn withheld_names_are_never_valid_names() {
+        for g in [
+            crate::Gate::Ingest,
+            crate::Gate::Deidentify,
+            crate::Gate::DpRelease,
+            crate::Gate::Synthesize,
+            crate::Gate::PromoteModel,
+        ] {
+            let w = DatasetName::withheld(g);
+            assert!(w.is_withheld());
+            assert!(DatasetName::new(w.as_str()).is_err());
+        }
+        assert!(!DatasetName::new("ehr").unwrap().is_withheld());
     }
 
     proptest! {

@@ -61,15 +61,24 @@ async fn training_set(
             .status()
             .is_ok_and(|s| s.success());
     if unzipped {
-        let engineer = as_actor(home, "data-engineer")?;
-        let v = engineer
-            .ingest(
+        // A public de-identified table enters development as an attested import: scanned for
+        // direct identifiers, with the privacy officer's basis in its lineage and the ledger.
+        let officer = as_actor(home, "pat-privacy")?;
+        let v = officer
+            .import_attested(
                 &IngestRequest {
                     zone: Zone::Development,
                     classification: Classification::Deidentified,
                     source_system: "uci-diabetes-130-us".into(),
                     dataset: DatasetName::new("readmission-uci")?,
                     files: vec![out.join("dataset_diabetes/diabetic_data.csv")],
+                },
+                &airlock_store::Attestation {
+                    basis: airlock_store::AttestationBasis::PublicDeidentified,
+                    attested_by: airlock_types::ActorId::new("pat-privacy")?,
+                    reference: Some(airlock_store::AttestationReference::new(
+                        "UCI ML repository dataset 296",
+                    )?),
                 },
                 &mut |_, _| {},
             )
@@ -82,7 +91,7 @@ async fn training_set(
             positive: READMISSION_POSITIVE,
             patient_column: "patient_nbr",
             describe: format!(
-                "the public de-identified Diabetes 130-US readmission table ({} encounters), ingested into development",
+                "the public de-identified Diabetes 130-US readmission table ({} encounters), imported into development on the privacy officer's attestation (scanned for identifiers first)",
                 v.records
             ),
         });

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use airlock_store::Home;
-use airlock_types::{ActorId, DatasetName};
+use airlock_types::DatasetName;
 use anyhow::Context;
 
 use super::home::{block_on, read_passphrase};
@@ -43,9 +43,7 @@ pub async fn run_gate(
 pub fn deid_gate(req: &GateRequest) -> anyhow::Result<ExitCode> {
     block_on(async {
         let pass = read_passphrase(req.passphrase_file.as_deref())?;
-        let actor = ActorId::new(
-            std::env::var("AIRLOCK_ACTOR").unwrap_or_else(|_| "local-operator".into()),
-        )?;
+        let actor = super::home::local_actor(std::env::var("AIRLOCK_ACTOR").ok().as_deref())?;
         let home = Home::open(&req.home, &pass, actor).await?;
         let out = DatasetName::new(req.out_dataset.clone()).context("`--out-dataset`")?;
         let result = run_gate(&home, &req.profile, &req.dataset, &out).await;

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use airlock_crypto::KdfParams;
-use airlock_store::{Home, IngestRequest, InitOptions, Passphrase, parse_version_spec};
+use airlock_store::{
+    Attestation, AttestationBasis, AttestationReference, Home, IngestRequest, InitOptions,
+    Passphrase, parse_version_spec,
+};
 use airlock_types::{ActorId, Classification, DatasetName, Purpose, Zone};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -19,9 +22,9 @@ pub struct HomeArgs {
     /// A file holding the passphrase (else the AIRLOCK_PASSPHRASE environment variable).
     #[arg(long)]
     pub passphrase_file: Option<PathBuf>,
-    /// Who is acting (recorded in the ledger).
-    #[arg(long, env = "AIRLOCK_ACTOR", default_value = "local-operator")]
-    pub actor: String,
+    /// On whose behalf the operator acts (recorded with the operator, never instead of them).
+    #[arg(long, env = "AIRLOCK_ACTOR")]
+    pub actor: Option<String>,
 }
 
 impl HomeArgs {
@@ -30,15 +33,53 @@ impl HomeArgs {
         read_passphrase(self.passphrase_file.as_deref())
     }
 
-    /// The acting identity.
+    /// The acting identity: the local operator (see [`local_actor`]).
     pub fn actor(&self) -> anyhow::Result<ActorId> {
-        ActorId::new(self.actor.clone()).context("`--actor`")
+        local_actor(self.actor.as_deref())
     }
 
     /// Open the deployment.
     pub async fn open(&self) -> anyhow::Result<Home> {
         Ok(Home::open(&self.home, &self.passphrase()?, self.actor()?).await?)
     }
+}
+
+/// Who the ledger records for a command run with the passphrase: the operating-system user
+/// and host (`operator:<user>@<host>`), whatever the command line claims. The passphrase is
+/// root, so a name given with `--actor` (or `AIRLOCK_ACTOR`) is recorded as "on behalf of"
+/// (`operator:<user>@<host>:<name>`), never as the actor itself, and the registry counts every
+/// `operator:` principal as one person for quorums and self-approval.
+pub fn local_actor(on_behalf_of: Option<&str>) -> anyhow::Result<ActorId> {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(40)
+            .collect()
+    };
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map_or_else(|| "unknown".to_string(), |u| clean(&u));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .map(|h| clean(h.trim()))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    let mut id = format!("operator:{user}@{host}");
+    if let Some(name) = on_behalf_of.filter(|n| !n.is_empty()) {
+        let name = ActorId::new(name.to_string()).context("`--actor`")?;
+        id.push(':');
+        id.push_str(name.as_str());
+    }
+    ActorId::new(id.chars().take(128).collect::<String>()).context("the operator's identity")
 }
 
 /// Read the passphrase from a file (first line) or `AIRLOCK_PASSPHRASE`.
@@ -160,6 +201,17 @@ pub struct IngestArgs {
     /// The dataset to add a version to.
     #[arg(long)]
     dataset: DatasetName,
+    /// Outside the clinical zone an ingest is an attested import, and this is required: the
+    /// basis on which the data is de-identified, synthetic or DP (public-deidentified,
+    /// data-use-agreement, expert-determination, synthetic). The acting identity is recorded
+    /// as the attester (the privacy officer); every text value is scanned first and a direct
+    /// identifier refuses the import.
+    #[arg(long)]
+    attest_basis: Option<AttestationBasis>,
+    /// What the attestation rests on: the data use agreement's number, the determination's
+    /// report, the dataset's published name.
+    #[arg(long, requires = "attest_basis")]
+    attest_reference: Option<AttestationReference>,
     /// Files or directories (recursed).
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -206,8 +258,15 @@ fn progress_bar(total: u64, what: &str) -> Option<indicatif::ProgressBar> {
     Some(pb)
 }
 
-/// Ingest files.
+/// Ingest files: into the clinical zone from a source system, or elsewhere as an attested
+/// import.
 pub fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
+    if a.zone == Zone::Clinical && a.attest_basis.is_some() {
+        bail!(
+            "`--attest-basis` is for an import outside the clinical zone; data from a source \
+             system enters the clinical zone without one"
+        );
+    }
     block_on(async {
         let home = a.home.open().await?;
         let files = expand_paths(&a.files)?;
@@ -218,19 +277,34 @@ pub fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
             dataset: a.dataset.clone(),
             files,
         };
+        // Without a basis, a zone other than clinical is refused by the store, which records
+        // the refusal in the ledger.
+        let attestation = a.attest_basis.map(|basis| Attestation {
+            basis,
+            attested_by: home.actor().clone(),
+            reference: a.attest_reference.clone(),
+        });
         let started = std::time::Instant::now();
         let pb = progress_bar(req.files.len() as u64, "ingesting");
-        let result = home
-            .ingest(&req, &mut |done, _| {
-                if let Some(pb) = &pb {
-                    pb.set_position(done);
-                }
-            })
-            .await;
+        let mut tick = |done, _| {
+            if let Some(pb) = &pb {
+                pb.set_position(done);
+            }
+        };
+        let result = match &attestation {
+            Some(att) => home.import_attested(&req, att, &mut tick).await,
+            None => home.ingest(&req, &mut tick).await,
+        };
         if let Some(pb) = pb {
             pb.finish_and_clear();
         }
-        let v = result?;
+        let v = match result {
+            Ok(v) => v,
+            Err(e) => {
+                home.close().await?;
+                return Err(e.into());
+            }
+        };
         println!(
             "ingested {}@{} into `{}` as {}: {} files, {} records, {} bytes in {:.2?}",
             v.dataset,
@@ -242,6 +316,9 @@ pub fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
             v.bytes,
             started.elapsed()
         );
+        if let Some(att) = v.lineage.attestation() {
+            println!("  {att}; scanned: no direct identifier found");
+        }
         home.close().await?;
         Ok(ExitCode::SUCCESS)
     })?
@@ -304,8 +381,13 @@ pub fn datasets(a: DatasetsArgs) -> anyhow::Result<ExitCode> {
                 for v in home.lineage(&name, ver).await? {
                     let parents: Vec<String> =
                         v.lineage.parents.iter().map(|p| p.to_string()).collect();
+                    let attested = v
+                        .lineage
+                        .attestation()
+                        .map(|a| format!(" {a};"))
+                        .unwrap_or_default();
                     println!(
-                        "{}@{}  zone={} class={} gate={} transform={}{} source={} by={} at={} parents=[{}]",
+                        "{}@{}  zone={} class={} gate={} transform={}{} source={} by={}{} at={} airlock={} parents=[{}]",
                         v.dataset,
                         v.version,
                         v.zone,
@@ -319,7 +401,9 @@ pub fn datasets(a: DatasetsArgs) -> anyhow::Result<ExitCode> {
                             .unwrap_or_default(),
                         v.lineage.source_system.as_deref().unwrap_or("-"),
                         v.lineage.triggered_by,
+                        attested,
                         v.created_at,
+                        v.lineage.airlock_version,
                         parents.join(", ")
                     );
                 }
@@ -394,6 +478,9 @@ enum KeysCmd {
         #[arg(long)]
         new_passphrase_file: Option<PathBuf>,
     },
+    /// Replace the deployment's own TLS certificate and key (valid for a year); restart the
+    /// server to use it.
+    RenewTls,
 }
 
 /// Key management.
@@ -413,6 +500,14 @@ pub fn keys(a: KeysArgs) -> anyhow::Result<ExitCode> {
                 println!(
                     "rotated the master key {} -> {}; {} data keys re-wrapped, no object rewritten",
                     s.old_key_id, s.new_key_id, s.rewrapped
+                );
+            }
+            KeysCmd::RenewTls => {
+                let cert = home.renew_tls_identity().await?;
+                print!("{cert}");
+                eprintln!(
+                    "renewed the deployment's TLS certificate (valid {} days); restart the server to use it",
+                    airlock_crypto::TLS_VALID_DAYS
                 );
             }
         }

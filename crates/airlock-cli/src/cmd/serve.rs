@@ -33,6 +33,10 @@ pub struct ServeArgs {
     /// Address to listen on (HTTPS only).
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
+    /// Serve Prometheus metrics at `/metrics` on this address, over plain HTTP (keep it on
+    /// loopback or a management network: the API itself does not serve them).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
     /// PostgreSQL URL with credentials, for a deployment initialised on PostgreSQL.
     #[arg(long, env = "AIRLOCK_DATABASE_URL", hide_env_values = true)]
     database: Option<String>,
@@ -55,25 +59,37 @@ pub struct ServeArgs {
 }
 
 /// Load the policy set: the built-in one, or a file validated against the schema.
-pub fn authorizer(policies: Option<&std::path::Path>, mode: Mode) -> anyhow::Result<Authorizer> {
+/// The policy set in force and the SHA-256 of its text (the defaults, the file added to them,
+/// or the file alone), which the server's start entry records.
+fn policy_set(
+    policies: Option<&std::path::Path>,
+    mode: Mode,
+) -> anyhow::Result<(Authorizer, airlock_types::ContentHash)> {
     match policies {
-        None => Ok(Authorizer::new()?),
+        None => Ok((
+            Authorizer::new()?,
+            airlock_crypto::sha256(Authorizer::default_policies_text().as_bytes()),
+        )),
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read the policy file `{}`", p.display()))?;
-            let mode = match mode {
-                Mode::Extend => PolicyMode::Extend,
-                Mode::Replace => PolicyMode::Replace,
+            let (mode, in_force) = match mode {
+                Mode::Extend => (
+                    PolicyMode::Extend,
+                    format!("{}\n{text}", Authorizer::default_policies_text()),
+                ),
+                Mode::Replace => (PolicyMode::Replace, text.clone()),
             };
-            Authorizer::with_policies(&text, mode)
-                .with_context(|| format!("the policy file `{}` is refused", p.display()))
+            let authz = Authorizer::with_policies(&text, mode)
+                .with_context(|| format!("the policy file `{}` is refused", p.display()))?;
+            Ok((authz, airlock_crypto::sha256(in_force.as_bytes())))
         }
     }
 }
 
 /// Start the server and run until Ctrl-C.
 pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
-    let authz = authorizer(a.policies.as_deref(), a.policy_mode)?;
+    let (authz, policy_hash) = policy_set(a.policies.as_deref(), a.policy_mode)?;
     block_on(async move {
         let home = Home::open_with_database(
             &a.home.home,
@@ -110,11 +126,36 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let listener = airlock_server::tls::bind(a.listen).await?;
         let addr = listener.local_addr()?;
-        audit_change(&home, "server".into(), format!("server started on {addr}"))?;
+        // What governs this server, in its start entry: the policy set's and airlock.toml's
+        // hashes (a changed policy or configuration shows as a changed hash at the next start).
+        let config =
+            std::fs::read(a.home.home.join("airlock.toml")).context("cannot read airlock.toml")?;
+        audit_change(
+            &home,
+            "server".into(),
+            format!(
+                "server started on {addr}; policy-set sha256 {}; airlock.toml sha256 {}; airlock {}",
+                policy_hash.to_hex(),
+                airlock_crypto::sha256(&config).to_hex(),
+                airlock_store::AIRLOCK_VERSION,
+            ),
+        )?;
         println!(
             "Airlock API listening on https://{addr} (OpenAPI at /openapi.json); Ctrl-C or SIGTERM stops it"
         );
         let service = state.service().clone();
+        if let Some(m) = a.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(m)
+                .await
+                .with_context(|| format!("cannot listen on {m} for metrics"))?;
+            println!("Prometheus metrics at http://{m}/metrics");
+            let metrics_state = state.clone();
+            tokio::spawn(async move {
+                if let Err(e) = airlock_server::serve_metrics(listener, metrics_state).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            });
+        }
         service
             .fail_interrupted_runs()
             .await

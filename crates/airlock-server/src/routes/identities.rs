@@ -2,7 +2,8 @@
 
 use airlock_crypto::Secret;
 use airlock_service::accounts::{
-    CreatedPrincipal, IssuedToken, MfaReset, NewPrincipal, NewToken, Session, WhoAmI,
+    CreatedPrincipal, Enrolled, IssuedToken, MfaReset, NewPrincipal, NewToken, RolesNow, Session,
+    WhoAmI,
 };
 use airlock_service::identity::PrincipalRecord;
 use axum::Json;
@@ -101,4 +102,35 @@ pub(crate) async fn issue_token(
 pub(crate) async fn revoke_token(ctx: Ctx, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     ctx.revoke_token(&id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EnrolBody {
+    token: String,
+    password: String,
+}
+
+pub(crate) async fn enrol(
+    State(state): State<AppState>,
+    id: Option<axum::Extension<ReqId>>,
+    peer: Option<axum::Extension<crate::tls::PeerAddr>>,
+    body: Result<Body<EnrolBody>, ApiError>,
+) -> Result<Json<Enrolled>, ApiError> {
+    let request_id = id.map(|e| e.0.0).unwrap_or_else(crate::new_request_id);
+    let Body(body) = body?;
+    let password = Secret::new(body.password.into_bytes());
+    Ok(Json(
+        state
+            .service()
+            .enrol(request_id, peer.map(|p| p.0.0.ip()), &body.token, &password)
+            .await?,
+    ))
+}
+
+pub(crate) async fn confirm_role(
+    ctx: Ctx,
+    Path((id, role)): Path<(String, String)>,
+) -> Result<Json<RolesNow>, ApiError> {
+    Ok(Json(ctx.confirm_role(&id, &role).await?))
 }

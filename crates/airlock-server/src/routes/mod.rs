@@ -23,7 +23,6 @@ use crate::AppState;
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/auth/login", post(identities::login))
         .route("/v1/auth/logout", post(identities::logout))
@@ -31,6 +30,11 @@ pub(crate) fn router() -> Router<AppState> {
         .route(
             "/v1/users",
             get(identities::list_users).post(identities::add_user),
+        )
+        .route("/v1/enrol", post(identities::enrol))
+        .route(
+            "/v1/users/{id}/roles/{role}/confirm",
+            post(identities::confirm_role),
         )
         .route("/v1/users/{id}/disable", post(identities::disable_user))
         .route("/v1/users/{id}/reset-mfa", post(identities::reset_mfa))
@@ -96,7 +100,9 @@ async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// The Prometheus text, for [`crate::metrics_app`] (not part of the API: request counts by
+/// route and decisions by action are nobody's business outside operations).
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     typed("text/plain; version=0.0.4", state.metrics().render())
 }
 

@@ -179,24 +179,32 @@ impl World {
         .unwrap();
         let synth_csv = tmp.path().join("synth.csv");
         std::fs::write(&synth_csv, "age_band,sex,dx\n40-49,F,E11\n70-79,M,I10\n").unwrap();
-        home.ingest(
+        // Generated data in development and staging: attested imports (issue 28, finding 12).
+        let synthetic = airlock_store::Attestation {
+            basis: airlock_store::AttestationBasis::Synthetic,
+            attested_by: ActorId::new("privacy-officer").unwrap(),
+            reference: None,
+        };
+        home.import_attested(
             &ingest(
                 "synth-dev",
                 Zone::Development,
                 Classification::Synthetic,
                 vec![synth_csv.clone()],
             ),
+            &synthetic,
             &mut |_, _| {},
         )
         .await
         .unwrap();
-        home.ingest(
+        home.import_attested(
             &ingest(
                 "synth-stage",
                 Zone::Staging,
                 Classification::Synthetic,
                 vec![synth_csv],
             ),
+            &synthetic,
             &mut |_, _| {},
         )
         .await
