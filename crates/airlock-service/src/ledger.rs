@@ -68,21 +68,18 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 /// How long the tile publisher waits for a nudge before publishing anyway.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
-/// Entries per nudge of the tile publisher: 16 full tiles (under a second at 5,000 entries/s;
-/// their entries wait in memory meanwhile, about 1.5 MB). Creating the tile files delays the
-/// commits around it a little; batched, that happens 16 times less often. In 8 interleaved
-/// runs of the predict bench at 5,000 requests/s, nudging every tile left 129 short bursts of
-/// slow requests (at most 5 requests over 2 ms each), nudging every 16 tiles 39.
+/// Entries per nudge of the tile publisher: 16 full tiles (their entries wait in memory
+/// meanwhile). Creating tile files delays the commits around it a little; batched, that
+/// happens 16 times less often (measurements in BENCHMARKS.md, "Ledger writer").
 const PUBLISH_BATCH: u64 = 16 * airlock_ledger::tiles::TILE_WIDTH;
 
 /// Lets the calling thread run only in the time other threads leave: `SCHED_IDLE`, or the
 /// weakest nice value where that is refused. Best effort: a failure only logs.
 ///
-/// The tile publisher used to run at nice 10, and its file writes every 256 entries still
-/// delayed a few requests by about 2 ms each time (the bench's latency trace showed bursts
-/// 51.2 ms apart at 5,000 requests/s, one per tile); under `SCHED_IDLE` those bursts are gone.
-/// A publisher starved this way falls behind only while the machine is saturated, and the
-/// ledger then publishes from the committing thread ([`airlock_ledger::MAX_DEFERRED`]).
+/// At a nice value the publisher's file writes still delayed requests once per tile; under
+/// `SCHED_IDLE` they do not (BENCHMARKS.md, "Ledger writer"). A publisher starved this way
+/// falls behind only while the machine is saturated, and the ledger then publishes from the
+/// committing thread ([`airlock_ledger::MAX_DEFERRED`]).
 fn run_in_idle_time() {
     use thread_priority::{
         NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
@@ -147,16 +144,9 @@ impl LedgerWriter {
                 }
             })
             .map_err(ServiceError::internal)?;
-        // The group-commit thread runs at normal priority. Under SCHED_FIFO (tried, at the lowest
-        // real-time priority: it then preempts whatever holds its core at each of its ~4,000
-        // wake-ups a second), in two interleaved pairs of 20 s predict-bench runs, the open
-        // loop's p50 went from 0.50/0.45 ms to 0.72/0.59 ms and its p99 from 2.35/1.81 ms to
-        // 5.01/3.32 ms. Requests leading their own group commits on the worker threads, without
-        // this thread, were slower too: closed loop 13,505/13,869 against 17,136/17,407
-        // requests/s, open-loop p99 5.16/7.10 against 2.98/3.63 ms. Lingering 150 us for more
-        // requests before each commit halved the commits (about 48,000 against 98,000 per 20 s
-        // open loop) but not the slow ones (14-27 over 2 ms against 20-35), and added about
-        // 0.2 ms to the p50 (2 interleaved pairs): it commits as soon as it has work.
+        // The group-commit thread runs at normal priority and commits as soon as it has work:
+        // SCHED_FIFO, committing on the request threads and lingering for more requests were
+        // each tried and were slower (BENCHMARKS.md, "Ledger writer").
         std::thread::Builder::new()
             .name("airlock-commit".into())
             .spawn(move || {
