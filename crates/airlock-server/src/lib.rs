@@ -192,6 +192,27 @@ pub async fn track(
     resp
 }
 
+/// What the server knows of a request before anyone has authenticated: its id and the
+/// client's address (`None` in process, as in the router tests).
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// This request's id.
+    pub request_id: RequestId,
+    /// The client's address.
+    pub source: Option<std::net::IpAddr>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Origin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Origin {
+            request_id: request_id_of(parts),
+            source: parts.extensions.get::<tls::PeerAddr>().map(|p| p.0.ip()),
+        })
+    }
+}
+
 /// The authorization context a handler receives: the service's [`Caller`] for the principal
 /// this request authenticated as.
 #[derive(Debug, Clone)]

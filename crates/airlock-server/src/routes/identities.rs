@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::parsed;
 use crate::extract::{Body, Path};
-use crate::{ApiError, AppState, Ctx, ReqId};
+use crate::{ApiError, AppState, Ctx, Origin};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,19 +25,17 @@ pub(crate) struct LoginBody {
 
 pub(crate) async fn login(
     State(state): State<AppState>,
-    id: Option<axum::Extension<ReqId>>,
-    peer: Option<axum::Extension<crate::tls::PeerAddr>>,
+    origin: Origin,
     body: Result<Body<LoginBody>, ApiError>,
 ) -> Result<Json<Session>, ApiError> {
-    let request_id = id.map(|e| e.0.0).unwrap_or_else(crate::new_request_id);
     let Body(body) = body?;
     let password = Secret::new(body.password.into_bytes());
     Ok(Json(
         state
             .service()
             .login(
-                request_id,
-                peer.map(|p| p.0.0.ip()),
+                origin.request_id,
+                origin.source,
                 &body.username,
                 &password,
                 &body.totp,
@@ -113,17 +111,15 @@ pub(crate) struct EnrolBody {
 
 pub(crate) async fn enrol(
     State(state): State<AppState>,
-    id: Option<axum::Extension<ReqId>>,
-    peer: Option<axum::Extension<crate::tls::PeerAddr>>,
+    origin: Origin,
     body: Result<Body<EnrolBody>, ApiError>,
 ) -> Result<Json<Enrolled>, ApiError> {
-    let request_id = id.map(|e| e.0.0).unwrap_or_else(crate::new_request_id);
     let Body(body) = body?;
     let password = Secret::new(body.password.into_bytes());
     Ok(Json(
         state
             .service()
-            .enrol(request_id, peer.map(|p| p.0.0.ip()), &body.token, &password)
+            .enrol(origin.request_id, origin.source, &body.token, &password)
             .await?,
     ))
 }
