@@ -344,6 +344,15 @@ fn schemas() -> Value {
     // An optional field: absent and `null` both mean "not given".
     let nullable = |schema: Value| json!({"anyOf": [schema, {"type": "null"}]});
     let actor = json!({"type": "string", "pattern": ACTOR});
+    // A new principal's id: an actor id that is not one the ledger reserves
+    // (`identity::is_reserved`: `anonymous`, `local-operator`, `operator:*`, in any case).
+    let new_id = json!({"type": "string", "pattern": ACTOR, "not": {"pattern": "^([Aa][Nn][Oo][Nn][Yy][Mm][Oo][Uu][Ss]|[Ll][Oo][Cc][Aa][Ll]-[Oo][Pp][Ee][Rr][Aa][Tt][Oo][Rr]|[Oo][Pp][Ee][Rr][Aa][Tt][Oo][Rr]:.*)$"}});
+    let service_roles: Vec<&str> = airlock_authz::Role::ALL
+        .iter()
+        .filter(|r| !airlock_service::identity::person_only(**r))
+        .map(|r| r.as_str())
+        .collect();
+    let service_roles = json!({"type": "string", "enum": service_roles});
     // What `routes::patient` accepts: 1 to 128 characters, no control characters.
     // A free-text reason on one line: 1 to 500 characters, not all blank (`models::check_reason`).
     let reason = json!({"type": "string", "minLength": 1, "maxLength": 500, "pattern": "^[^\\x00-\\x1f]*[^\\s\\x00-\\x1f][^\\x00-\\x1f]*$"});
@@ -352,7 +361,11 @@ fn schemas() -> Value {
         "Login": obj(json!({"username": {"type": "string"}, "password": {"type": "string"}, "totp": {"type": "string", "pattern": "^[0-9]{6}$"}}), &["username", "password", "totp"]),
         // Nobody sets another person's password: a person enrols with the token the answer
         // carries. A service authenticates with tokens or a client certificate.
-        "NewPrincipal": obj(json!({"id": actor.clone(), "kind": {"type": "string", "enum": ["user", "service"]}, "roles": {"type": "array", "items": roles.clone(), "minItems": 1}}), &["id", "kind", "roles"]),
+        // Services hold no person-only role (`identity::person_only`).
+        "NewPrincipal": {"oneOf": [
+            obj(json!({"id": new_id.clone(), "kind": {"const": "user"}, "roles": {"type": "array", "items": roles.clone(), "minItems": 1}}), &["id", "kind", "roles"]),
+            obj(json!({"id": new_id, "kind": {"const": "service"}, "roles": {"type": "array", "items": service_roles, "minItems": 1}}), &["id", "kind", "roles"]),
+        ]},
         "Enrol": obj(json!({"token": {"type": "string", "pattern": "^ale_[A-Za-z0-9_-]{43}$"}, "password": {"type": "string", "minLength": crate::IdentityPolicy::default().min_password_len}}), &["token", "password"]),
         "NewToken": obj(json!({"principal": actor.clone(), "scopes": {"type": "array", "items": {"type": "string", "enum": actions}, "minItems": 1}, "days": {"type": "integer", "minimum": 1, "maximum": crate::IdentityPolicy::default().max_token_days}}), &["principal", "scopes", "days"]),
         "DeidRun": obj(json!({"profile": {"type": "string", "enum": API_PROFILES}, "dataset": {"type": "string", "pattern": DATASET_SPEC}, "out_dataset": {"type": "string", "pattern": DATASET_NAME}}), &["profile", "dataset", "out_dataset"]),
