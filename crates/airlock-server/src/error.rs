@@ -41,7 +41,7 @@ impl ApiError {
             ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
             ServiceError::Conflict { .. } => StatusCode::CONFLICT,
             ServiceError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ServiceError::Locked | ServiceError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ServiceError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -54,7 +54,6 @@ impl ApiError {
             ServiceError::NotFound { .. } => "not_found",
             ServiceError::Conflict { .. } => "conflict",
             ServiceError::Refused { .. } => "refused",
-            ServiceError::Locked => "locked",
             ServiceError::Throttled { .. } => "throttled",
             _ => "internal",
         }

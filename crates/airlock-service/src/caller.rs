@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use airlock_authz::{Action, Decision, PrincipalKind, Request as AuthzRequest, Resource};
+use airlock_authz::{Action, Decision, Request as AuthzRequest, Resource};
 use airlock_ledger::{Entry, EventType, OutcomeKind, PatientPseudonym, Timestamp};
 use airlock_store::{Home, Scope};
 use airlock_types::{ActorId, Mrn, Phi, Purpose, RequestId, Zone};
@@ -390,11 +390,6 @@ impl Caller {
             e = e.with_purpose(p);
         }
         e
-    }
-
-    /// Whether the principal is a person.
-    pub fn is_user(&self) -> bool {
-        self.who.principal.kind == PrincipalKind::User
     }
 }
 

@@ -43,9 +43,6 @@ pub enum ServiceError {
         /// Why (zone names, rule names).
         reason: String,
     },
-    /// Too many failures: the account is locked for a while.
-    #[error("account temporarily locked")]
-    Locked,
     /// Too many attempts from this source; try again after the wait.
     #[error("too many attempts; retry in {} s", retry_after.as_secs().max(1))]
     Throttled {
