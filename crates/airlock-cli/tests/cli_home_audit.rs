@@ -576,3 +576,316 @@ fn finding_13_the_ledger_records_the_operator_not_a_claimed_name() {
     assert!(claimed.ends_with(":dr-nobody"), "{claimed}");
     assert_ne!(claimed, "dr-nobody");
 }
+
+/// The verifier key `airlock init` printed.
+fn init_key(init_output: &str) -> String {
+    init_output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("ledger verifier key:"))
+        .map(|k| k.trim().to_string())
+        .expect("init prints the ledger verifier key")
+}
+
+/// Issue 28, finding 6: `audit verify --home` trusted the key stored in the same directory, so
+/// a wholly replaced home verified. The key now comes from outside (`--key`); a check without
+/// it says it is not independent.
+#[test]
+fn finding_06_verify_takes_the_key_from_outside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let h = home.to_str().unwrap();
+    let key = init_key(&ok(&airlock(&["init", "--home", h, "--name", "f6"])));
+    let key_file = tmp.path().join("ledger.vkey");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    let at_file = format!("@{}", key_file.display());
+
+    let home_only = ok(&airlock(&["audit", "verify", "--home", h]));
+    assert!(
+        home_only.contains("ledger verified") && home_only.contains("NOT INDEPENDENT"),
+        "{home_only}"
+    );
+    for k in [key.as_str(), at_file.as_str()] {
+        let out = ok(&airlock(&["audit", "verify", "--home", h, "--key", k]));
+        assert!(out.contains("ledger verified"), "{out}");
+        assert!(!out.contains("NOT INDEPENDENT"), "{out}");
+    }
+
+    // The whole home replaced by another deployment of the same name (same log origin).
+    let other = tmp.path().join("other");
+    let other_key = init_key(&ok(&airlock(&[
+        "init",
+        "--home",
+        other.to_str().unwrap(),
+        "--name",
+        "f6",
+    ])));
+    assert_ne!(other_key, key);
+    std::fs::remove_dir_all(&home).unwrap();
+    std::fs::rename(&other, &home).unwrap();
+
+    // With its own key it verifies, and says that proves nothing about the original.
+    let replaced = ok(&airlock(&["audit", "verify", "--home", h]));
+    assert!(replaced.contains("NOT INDEPENDENT"), "{replaced}");
+    // With the original key it fails and names both keys.
+    let id = |k: &str| k.split('+').take(2).collect::<Vec<_>>().join("+");
+    for k in [key.as_str(), at_file.as_str()] {
+        let out = airlock(&["audit", "verify", "--home", h, "--key", k]);
+        assert!(!out.status.success());
+        let msg = common::text(&out);
+        assert!(
+            msg.contains("FAILED") && msg.contains("KEY MISMATCH"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&id(&other_key)) && msg.contains(&id(&key)),
+            "{msg} does not name both keys"
+        );
+    }
+    // A malformed key is refused before anything is checked.
+    let bad = airlock(&["audit", "verify", "--home", h, "--key", "not-a-key"]);
+    assert!(!bad.status.success());
+    assert!(
+        common::text(&bad).contains("`--key`"),
+        "{}",
+        common::text(&bad)
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// Finding 6: a rollback to an older copy of the home passed unless someone kept a newer
+/// checkpoint. With `ledger.checkpoint_export` set, every checkpoint is kept there, and verify
+/// checks the log extends the latest.
+#[test]
+fn finding_06_a_rolled_back_home_fails_against_the_checkpoint_export() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let h = home.to_str().unwrap();
+    let export = tmp.path().join("elsewhere/checkpoints");
+    let key = init_key(&ok(&airlock(&["init", "--home", h, "--name", "f6x"])));
+    let config = home.join("airlock.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("[ledger]\n"), "{text}");
+    let with_export = text.replace(
+        "[ledger]\n",
+        &format!("[ledger]\ncheckpoint_export = \"{}\"\n", export.display()),
+    );
+    std::fs::write(&config, &with_export).unwrap();
+
+    ok(&airlock(&["audit", "checkpoint", "--home", h]));
+    let old = tmp.path().join("old-copy");
+    copy_dir(&home, &old);
+    ok(&airlock(&[
+        "users",
+        "add",
+        "--home",
+        h,
+        "dr-later",
+        "--role",
+        "clinician",
+    ]));
+    ok(&airlock(&["audit", "checkpoint", "--home", h]));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&export), 0o700);
+    let files: Vec<_> = std::fs::read_dir(&export)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(files.len() >= 2, "{files:?}");
+    for f in &files {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+
+    let good = ok(&airlock(&["audit", "verify", "--home", h, "--key", &key]));
+    assert!(good.contains("consistent with 1 kept checkpoint"), "{good}");
+
+    // The older copy put back: it verifies by itself, but not against the export.
+    std::fs::remove_dir_all(&home).unwrap();
+    copy_dir(&old, &home);
+    let out = airlock(&["audit", "verify", "--home", h, "--key", &key]);
+    let msg = common::text(&out);
+    assert!(!out.status.success(), "{msg}");
+    assert!(
+        msg.contains("FAILED") && msg.contains("rolled back"),
+        "{msg}"
+    );
+    // Removing the export from the configuration does not help when the directory is named.
+    std::fs::write(&config, &text).unwrap();
+    ok(&airlock(&["audit", "verify", "--home", h, "--key", &key]));
+    let out = airlock(&[
+        "audit",
+        "verify",
+        "--home",
+        h,
+        "--key",
+        &key,
+        "--checkpoints",
+        export.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        common::text(&out).contains("rolled back"),
+        "{}",
+        common::text(&out)
+    );
+    // A configured export that cannot be read fails the check rather than skipping it.
+    std::fs::write(
+        &config,
+        text.replace(
+            "[ledger]\n",
+            "[ledger]\ncheckpoint_export = \"/nonexistent/airlock-export\"\n",
+        ),
+    )
+    .unwrap();
+    let out = airlock(&["audit", "verify", "--home", h, "--key", &key]);
+    assert!(!out.status.success());
+    assert!(
+        common::text(&out).contains("cannot read the checkpoint export"),
+        "{}",
+        common::text(&out)
+    );
+}
+
+/// Finding 6: another Airlock deployment witnesses the ledger (C2SP tlog-witness). It cosigns
+/// only checkpoints that extend the last one it cosigned, so a rolled-back or forked ledger is
+/// refused, and `verify` checks the cosignature with the witness's key from outside.
+#[test]
+fn finding_06_another_deployment_witnesses_the_ledger() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("log");
+    let h = home.to_str().unwrap();
+    let wit = tmp.path().join("wit");
+    let w = wit.to_str().unwrap();
+    let key = init_key(&ok(&airlock(&["init", "--home", h, "--name", "wlog"])));
+    ok(&airlock(&["init", "--home", w, "--name", "wwit"]));
+    // Before the witness trusts the log: unknown origin.
+    let out = airlock(&["audit", "witness", "--home", h, "--witness-home", w]);
+    assert!(!out.status.success());
+    assert!(
+        common::text(&out).contains("status 404"),
+        "{}",
+        common::text(&out)
+    );
+    let config = wit.join("airlock.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("\n[witness]\nlogs = [\"{key}\"]\n"));
+    std::fs::write(&config, text).unwrap();
+    // Standard output only: the log lines go to standard error.
+    let witness_key = |home: &str| {
+        let out = airlock(&["audit", "witness-key", "--home", home]);
+        ok(&out);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let wkey = witness_key(w);
+    assert!(wkey.starts_with("airlock.local/wwit/witness+"), "{wkey}");
+
+    let out = ok(&airlock(&[
+        "audit",
+        "witness",
+        "--home",
+        h,
+        "--witness-home",
+        w,
+    ]));
+    assert!(out.contains("cosigned by the witness"), "{out}");
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["audit", "verify", "--home", h, "--key", &key];
+        args.extend_from_slice(extra);
+        airlock(&args)
+    };
+    let v = ok(&verify(&["--witness-key", &wkey]));
+    assert!(v.contains("witnessed: the checkpoint of size"), "{v}");
+    let v = ok(&verify(&[]));
+    assert!(v.contains("cosignatures are not"), "{v}");
+    // Another witness's key finds no cosignature.
+    let other = tmp.path().join("other");
+    ok(&airlock(&[
+        "init",
+        "--home",
+        other.to_str().unwrap(),
+        "--name",
+        "other",
+    ]));
+    let other_key = witness_key(other.to_str().unwrap());
+    let out = verify(&["--witness-key", &other_key]);
+    assert!(!out.status.success());
+    assert!(
+        common::text(&out).contains("no checkpoint next to the ledger"),
+        "{}",
+        common::text(&out)
+    );
+
+    // Copies kept: one to put back later (a rollback) and one to fork.
+    let old = tmp.path().join("log-old");
+    copy_dir(&home, &old);
+    let fork = tmp.path().join("log-fork");
+    copy_dir(&home, &fork);
+    ok(&airlock(&[
+        "users",
+        "add",
+        "--home",
+        h,
+        "dr-real",
+        "--role",
+        "clinician",
+    ]));
+    ok(&airlock(&[
+        "audit",
+        "witness",
+        "--home",
+        h,
+        "--witness-home",
+        w,
+    ]));
+    ok(&verify(&["--witness-key", &wkey, "--witness-home", w]));
+
+    // The fork, signed by the same key, grows past the witnessed size: refused (422).
+    let f = fork.to_str().unwrap();
+    for user in ["dr-fake", "dr-fake-2"] {
+        ok(&airlock(&[
+            "users",
+            "add",
+            "--home",
+            f,
+            user,
+            "--role",
+            "clinician",
+        ]));
+    }
+    let out = airlock(&["audit", "witness", "--home", f, "--witness-home", w]);
+    assert!(!out.status.success());
+    let msg = common::text(&out);
+    assert!(msg.contains("REFUSED (status 422)"), "{msg}");
+
+    // The older copy put back: it verifies by itself (its own witnessed checkpoint is older
+    // too), but the witness knows better, both when asked to cosign and when verifying.
+    std::fs::remove_dir_all(&home).unwrap();
+    copy_dir(&old, &home);
+    ok(&verify(&["--witness-key", &wkey]));
+    let out = airlock(&["audit", "witness", "--home", h, "--witness-home", w]);
+    assert!(!out.status.success());
+    assert!(
+        common::text(&out).contains("ROLLED BACK"),
+        "{}",
+        common::text(&out)
+    );
+    let out = verify(&["--witness-home", w]);
+    assert!(!out.status.success());
+    assert!(
+        common::text(&out).contains("rolled back"),
+        "{}",
+        common::text(&out)
+    );
+}

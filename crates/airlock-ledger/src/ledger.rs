@@ -132,6 +132,16 @@ pub enum LedgerError {
     /// A lock was poisoned by a panicking thread.
     #[error("internal lock poisoned")]
     Poisoned,
+    /// The checkpoint export directory already holds a different checkpoint of this size: two
+    /// signed views of one size are a fork, and the file there, the earlier one, is left as
+    /// evidence.
+    #[error("`{path}` already holds a different checkpoint of size {size}; left unchanged")]
+    ExportDiffers {
+        /// The file in the export directory.
+        path: String,
+        /// The tree size.
+        size: u64,
+    },
 }
 
 fn io_err(path: impl Into<String>) -> impl FnOnce(io::Error) -> LedgerError {
@@ -209,6 +219,15 @@ struct Derived {
     partials: Vec<(u32, u64, String)>,
     /// The latest stored checkpoint.
     checkpoint: Option<SignedCheckpoint>,
+    /// Where every signed checkpoint is also written ([`Ledger::export_checkpoints`]).
+    export: Option<Export>,
+}
+
+/// A checkpoint export directory and the size last written to it.
+#[derive(Debug)]
+struct Export {
+    dir: PathBuf,
+    done: Option<u64>,
 }
 
 /// Group-commit counters since the ledger was opened.
@@ -304,6 +323,57 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
+}
+
+/// Write `cp` to `dir/<tree size>`: created 0600 under a temporary name, fsynced, renamed into
+/// place and the directory fsynced, so the file is there whole or not at all. A file of that
+/// size already there is kept: if its bytes differ, [`LedgerError::ExportDiffers`].
+pub fn export_checkpoint(dir: &Path, cp: &SignedCheckpoint) -> Result<(), LedgerError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let size = cp.checkpoint.size;
+    private_dir(dir).map_err(io_err(dir.display().to_string()))?;
+    let path = dir.join(size.to_string());
+    let shown = path.display().to_string();
+    match fs::read(&path) {
+        Ok(existing) if existing == cp.text.as_bytes() => return Ok(()),
+        Ok(_) => return Err(LedgerError::ExportDiffers { path: shown, size }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(shown)(e)),
+    }
+    // A dot name: never taken for a checkpoint by `latest_export`.
+    let tmp = dir.join(format!(".{size}.tmp"));
+    let write = || -> io::Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(cp.text.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path)?;
+        sync_dir(dir)
+    };
+    write().map_err(io_err(shown))
+}
+
+/// The largest tree size exported to `dir` by [`Ledger::export_checkpoints`] and that file's
+/// path; `None` if there is none. Names that are not a decimal size without leading zeros are
+/// not checkpoints and are skipped.
+pub fn latest_export(dir: &Path) -> io::Result<Option<(u64, PathBuf)>> {
+    let mut best: Option<u64> = None;
+    for e in fs::read_dir(dir)? {
+        let name = e?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let canonical = !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_digit())
+            && (name == "0" || !name.starts_with('0'));
+        if let Some(size) = canonical.then(|| name.parse::<u64>().ok()).flatten() {
+            best = best.max(Some(size));
+        }
+    }
+    Ok(best.map(|size| (size, dir.join(size.to_string()))))
 }
 
 impl Ledger {
@@ -452,6 +522,7 @@ impl Ledger {
                 unsynced: Vec::new(),
                 partials: Vec::new(),
                 checkpoint: checkpoint.clone(),
+                export: None,
             }),
             publishing: Mutex::new(()),
             deferred: AtomicBool::new(false),
@@ -827,7 +898,10 @@ impl Ledger {
         if let Some(cp) = &d.checkpoint
             && cp.checkpoint.size == n
         {
-            return Ok(cp.clone());
+            let cp = cp.clone();
+            // An export that failed last time is tried again.
+            Ledger::export_latest(&mut d)?;
+            return Ok(cp);
         }
         self.publish_locked(&mut d)?;
         let floor = n / TILE_WIDTH * TILE_WIDTH;
@@ -882,7 +956,40 @@ impl Ledger {
             }
         }
         d.partials = keep;
+        // Last: a failed export leaves the checkpoint signed and stored, and is retried by the
+        // next call.
+        Ledger::export_latest(&mut d)?;
         Ok(cp)
+    }
+
+    /// From now on, also write every checkpoint this ledger signs to `dir` (created 0700 if
+    /// missing), starting with the latest one now: each as a file named by its tree size, 0600,
+    /// written whole or not at all ([`export_checkpoint`]). Pointed at storage the operator of
+    /// this deployment cannot rewrite, the files pin the log's history: a rollback of the
+    /// ledger to an older copy, or a rewrite, no longer verifies against the latest of them
+    /// ([`latest_export`], [`crate::verify_dir_kept`]). Every later [`Ledger::checkpoint`]
+    /// fails while the export does (after storing its checkpoint), so the failure is seen.
+    pub fn export_checkpoints(&self, dir: &Path) -> Result<(), LedgerError> {
+        let _one = lock(&self.publishing)?;
+        let mut d = lock(&self.derived)?;
+        d.export = Some(Export {
+            dir: dir.to_path_buf(),
+            done: None,
+        });
+        Ledger::export_latest(&mut d)
+    }
+
+    /// Write the latest checkpoint to the export directory, unless it is there already.
+    fn export_latest(d: &mut Derived) -> Result<(), LedgerError> {
+        let (Some(export), Some(cp)) = (d.export.as_mut(), d.checkpoint.as_ref()) else {
+            return Ok(());
+        };
+        if export.done == Some(cp.checkpoint.size) {
+            return Ok(());
+        }
+        export_checkpoint(&export.dir, cp)?;
+        export.done = Some(cp.checkpoint.size);
+        Ok(())
     }
 
     /// The latest checkpoint written (without making a new one).

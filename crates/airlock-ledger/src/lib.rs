@@ -6,6 +6,8 @@
 //! - Checkpoints per C2SP `tlog-checkpoint` in a C2SP `signed-note`, Ed25519 ([`note`]).
 //! - Published objects per C2SP `tlog-tiles` ([`tiles`]): `tile/<L>/<N>[.p/<W>]`,
 //!   `tile/entries/<N>[.p/<W>]`, `checkpoint`, behind the [`TileStore`] trait.
+//! - Witness cosigning per C2SP `tlog-witness` and `tlog-cosignature` ([`witness`]): the
+//!   `add-checkpoint` request, the witness's checks and `cosignature/v1` signatures.
 //! - Offline proofs per C2SP `tlog-proof` ([`Ledger::proof_file`], [`verify_proof_file`]),
 //!   with the entry itself in the `extra` line.
 //! - Entries: versioned canonical JSON ([`Entry`]); patients only by keyed pseudonym.
@@ -58,7 +60,11 @@
 //! - Torn tails, damage and WAL/checkpoint agreement: `Ledger::open_with_store` and
 //!   [`wal::inspect_end`].
 //! - Third-party checks: [`verify_dir`] (streams bundles in groups, hashes them on all cores,
-//!   and names the first bad index or object path), [`verify_proof_file`].
+//!   names the first bad index or object path, then checks every other tile and bundle file
+//!   stored), [`verify_proof_file`].
+//! - Rollbacks and forks: [`Ledger::export_checkpoints`] keeps every signed checkpoint
+//!   elsewhere, [`verify_dir_kept`] proves the log extends kept ones, and [`witness`] lets
+//!   another party cosign only checkpoints that extend what it saw.
 //!
 //! This crate does no logging and holds no PHI: errors name files, indices and fields.
 
@@ -71,12 +77,15 @@ pub mod store;
 pub mod tiles;
 pub mod verify;
 pub mod wal;
+pub mod witness;
 
 pub use entry::{
     DisclosureInfo, Display, Encoded, Entry, EntryError, EventType, Outcome, OutcomeKind,
     PatientPseudonym, Prediction, SchemaVersion, Timestamp, patient_pseudonym,
 };
-pub use ledger::{Ledger, LedgerError, MAX_DEFERRED, Recovery, Stats};
+pub use ledger::{
+    Ledger, LedgerError, MAX_DEFERRED, Recovery, Stats, export_checkpoint, latest_export,
+};
 pub use merkle::{Hash, ProofError, leaf_hash, verify_consistency, verify_inclusion};
 pub use note::{Checkpoint, NoteError, SignedCheckpoint, Verifier};
 pub use search::{
@@ -85,5 +94,6 @@ pub use search::{
 };
 pub use store::{FsStore, TileStore};
 pub use verify::{
-    VerifiedProof, VerifyError, VerifyReport, verify_dir, verify_proof_file, verify_store,
+    Kept, VerifiedProof, VerifyError, VerifyReport, verify_dir, verify_dir_kept, verify_proof_file,
+    verify_store,
 };

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::merkle::Hash;
 
 /// The em dash that starts every signature line.
-const SIG_PREFIX: &str = "\u{2014} ";
+pub(crate) const SIG_PREFIX: &str = "\u{2014} ";
 /// Ed25519 algorithm byte in key ids and verifier keys.
 const ALG_ED25519: u8 = 0x01;
 /// Refuse notes with more signature lines than this (a denial-of-service guard).
@@ -93,7 +93,7 @@ pub fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
     id
 }
 
-fn check_name(name: &str) -> Result<(), NoteError> {
+pub(crate) fn check_name(name: &str) -> Result<(), NoteError> {
     if name.is_empty() || name.contains('+') || name.chars().any(char::is_whitespace) {
         return Err(NoteError::KeyName);
     }
@@ -220,7 +220,7 @@ impl fmt::Debug for Verifier {
 }
 
 /// Split a note into body (with its final newline) and signature block; check the shape.
-fn split_note(note: &str) -> Result<(&str, &str), NoteError> {
+pub(crate) fn split_note(note: &str) -> Result<(&str, &str), NoteError> {
     let malformed = |line, reason| NoteError::Malformed { line, reason };
     if !note.ends_with('\n') {
         return Err(malformed(
@@ -245,7 +245,10 @@ fn split_note(note: &str) -> Result<(&str, &str), NoteError> {
     Ok((body, sigs))
 }
 
-fn parse_sig_line(line: &str, line_no: usize) -> Result<(&str, [u8; 4], Vec<u8>), NoteError> {
+pub(crate) fn parse_sig_line(
+    line: &str,
+    line_no: usize,
+) -> Result<(&str, [u8; 4], Vec<u8>), NoteError> {
     let malformed = |reason| NoteError::Malformed {
         line: line_no,
         reason,
@@ -269,6 +272,20 @@ fn parse_sig_line(line: &str, line_no: usize) -> Result<(&str, [u8; 4], Vec<u8>)
     let mut key_id = [0u8; 4];
     key_id.copy_from_slice(id);
     Ok((name, key_id, sig.to_vec()))
+}
+
+/// Who signed a note: each signature line's key name and key id, in order, without checking
+/// any signature (for saying which key a note is signed by when it is not the one expected).
+pub fn signers(note: &str) -> Result<Vec<(String, [u8; 4])>, NoteError> {
+    let (body, sigs) = split_note(note)?;
+    let body_lines = body.matches('\n').count() + 1;
+    sigs.split_terminator('\n')
+        .enumerate()
+        .map(|(i, line)| {
+            let (name, id, _) = parse_sig_line(line, body_lines + 1 + i)?;
+            Ok((name.to_owned(), id))
+        })
+        .collect()
 }
 
 /// Sign `body` (which must end in a newline) as a note by `name`.

@@ -26,6 +26,10 @@ pub trait TileStore: Send + Sync + fmt::Debug {
     }
     /// Delete an object; deleting a missing object succeeds.
     fn delete(&self, path: &str) -> io::Result<()>;
+    /// Every object path under `prefix` (a directory-like prefix such as `tile`), in no
+    /// particular order; none if nothing is there. A verifier checks each one, since whatever
+    /// is stored may be served.
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>>;
 }
 
 /// A [`TileStore`] on the local file system under one directory.
@@ -113,6 +117,34 @@ impl TileStore for FsStore {
         let f = File::open(self.full(path)?)?;
         rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed)?;
         Ok(())
+    }
+
+    /// Walks the directory tree without following links to directories (a loop cannot hold
+    /// it up); a link to a file is listed, and reading it reads its target.
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut todo = vec![prefix.trim_end_matches('/').to_owned()];
+        while let Some(rel) = todo.pop() {
+            let entries = match fs::read_dir(self.full(&rel)?) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for e in entries {
+                let e = e?;
+                // A name that is not UTF-8 is no tlog-tiles path; skipped.
+                let Some(name) = e.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                let path = format!("{rel}/{name}");
+                if e.file_type()?.is_dir() {
+                    todo.push(path);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn sync(&self, paths: &[String]) -> io::Result<()> {

@@ -130,6 +130,62 @@ pub fn tiles_between(old: u64, new: u64) -> Vec<TileRef> {
     out
 }
 
+/// What a tlog-tiles object path names: a tile or an entry bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectPath {
+    /// `tile/<L>/<N>[.p/<W>]`.
+    Tile(TileRef),
+    /// `tile/entries/<N>[.p/<W>]`.
+    Bundle {
+        /// Bundle index.
+        index: u64,
+        /// Number of entries (1 to 256).
+        width: u64,
+    },
+}
+
+/// Parse a tile or bundle path, strictly: only the spelling [`tile_path`] and [`bundle_path`]
+/// write (levels 0 to 63, widths 1 to 255 behind `.p/`), so every name a server would answer
+/// for maps to exactly one object. Anything else (a `.tmp` file, a stray name) is `None`.
+pub fn parse_object_path(path: &str) -> Option<ObjectPath> {
+    let rest = path.strip_prefix("tile/")?;
+    let (kind, rest) = rest.split_once('/')?;
+    let (index_part, width) = match rest.split_once(".p/") {
+        Some((i, w)) => (
+            i,
+            w.parse::<u64>()
+                .ok()
+                .filter(|w| (1..TILE_WIDTH).contains(w))?,
+        ),
+        None => (rest, TILE_WIDTH),
+    };
+    let mut index = 0u64;
+    for group in index_part.split('/') {
+        let digits = group.strip_prefix('x').unwrap_or(group);
+        if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let g: u64 = digits.parse().ok()?;
+        index = index.checked_mul(1000)?.checked_add(g)?;
+    }
+    let parsed = if kind == "entries" {
+        ObjectPath::Bundle { index, width }
+    } else {
+        let level: u32 = kind.parse().ok().filter(|l| *l < 64)?;
+        ObjectPath::Tile(TileRef {
+            level,
+            index,
+            width,
+        })
+    };
+    // Round trip: rejects leading zeros, a missing or misplaced `x`, `+1` and the like.
+    let canonical = match &parsed {
+        ObjectPath::Tile(t) => t.path(),
+        ObjectPath::Bundle { index, width } => bundle_path(*index, *width),
+    };
+    (canonical == path).then_some(parsed)
+}
+
 /// The bytes of a tile, from the tree's stored hashes; `None` if the tree is too small.
 pub fn tile_bytes(tree: &Tree, tile: &TileRef) -> Option<Vec<u8>> {
     let row = tree.level(usize::try_from(tile.level * TILE_HEIGHT).ok()?);
@@ -235,6 +291,44 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn object_paths_parse_strictly() {
+        for (level, index, width) in [(0, 0, 1), (0, 1_234_067, 256), (5, 999, 255), (63, 0, 7)] {
+            let t = TileRef {
+                level,
+                index,
+                width,
+            };
+            assert_eq!(parse_object_path(&t.path()), Some(ObjectPath::Tile(t)));
+        }
+        assert_eq!(
+            parse_object_path("tile/entries/x001/002.p/7"),
+            Some(ObjectPath::Bundle {
+                index: 1002,
+                width: 7
+            })
+        );
+        for bad in [
+            "checkpoint",
+            "tile/0/000.tmp",
+            "tile/0/000.p/1.tmp",
+            "tile/0/000.p/0",
+            "tile/0/000.p/256",
+            "tile/0/000.p/01",
+            "tile/00/000",
+            "tile/64/000",
+            "tile/0/00",
+            "tile/0/x000/001",
+            "tile/0/001/002",
+            "tile/0/x001",
+            "tile/entries/000.p/+1",
+            "tile/0/000/",
+            "tile/level/000",
+        ] {
+            assert_eq!(parse_object_path(bad), None, "{bad}");
+        }
     }
 
     #[test]

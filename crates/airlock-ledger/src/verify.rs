@@ -5,10 +5,20 @@
 //! level-0 tile, rebuilds the tree, compares every higher tile, and checks the checkpoint
 //! root; with an older checkpoint it also checks that the old tree is a prefix of the new one.
 //! The first failure is reported with the index and the object path where it was found.
+//!
+//! Every other tile and bundle file in the store is then checked against the same tree:
+//! partial tiles of earlier sizes above all, which C2SP tlog-tiles requires a log to keep
+//! serving until the full tile exists (a client holding an older checkpoint fetches them), and
+//! leftovers the ledger no longer names. Keeping them and checking them all, rather than
+//! deleting superseded partials, is what the spec allows clients to rely on. The store is
+//! listed before the WAL is read, so on a live ledger every file listed covers entries already
+//! durable; a file that covers entries beyond the log (bundles, and the WAL's unsigned tail)
+//! cannot be vouched for by anything and fails.
 //! After the WAL's last valid entry only zeros or a torn final record may follow; anything
 //! else is damage, reported with its byte offset. [`VerifyReport::unsigned_entries`] counts
 //! the entries no signed checkpoint covers yet.
 
+use std::collections::HashSet;
 use std::io;
 use std::path::Path;
 use std::thread;
@@ -22,7 +32,8 @@ use crate::merkle::{Hash, ProofError, Tree, leaf_hash, verify_consistency, verif
 use crate::note::{Checkpoint, NoteError, SignedCheckpoint, Verifier};
 use crate::store::{FsStore, TileStore};
 use crate::tiles::{
-    BundleError, TILE_WIDTH, bundle_path, decode_bundle, tile_bytes, tile_path, tiles_between,
+    BundleError, ObjectPath, TILE_WIDTH, bundle_path, decode_bundle, hashes_at_level,
+    parse_object_path, tile_bytes, tile_path, tiles_between,
 };
 use crate::wal;
 
@@ -130,6 +141,24 @@ pub enum VerifyError {
         /// The tile path.
         tile: String,
     },
+    /// An entry in a bundle the checkpoint does not need (a partial bundle of an earlier size,
+    /// a leftover) differs from the log.
+    #[error("entry {index} in `{path}` differs from the log")]
+    EntryMismatch {
+        /// The entry's index in the log.
+        index: u64,
+        /// The bundle path.
+        path: String,
+    },
+    /// A tile or bundle that covers entries the log does not hold: no checkpoint, bundle or
+    /// write-ahead log entry vouches for it.
+    #[error("`{path}` covers entries beyond the log's {size}")]
+    BeyondLog {
+        /// The object path.
+        path: String,
+        /// Entries the log holds.
+        size: u64,
+    },
     /// A tile differs from the recomputed tree.
     #[error("tile `{path}` differs from the recomputed tree at hash {position}")]
     TileMismatch {
@@ -142,6 +171,19 @@ pub enum VerifyError {
     #[error("the entries do not hash to the signed root of checkpoint size {size}")]
     RootMismatch {
         /// The checkpoint size.
+        size: u64,
+    },
+    /// The log is smaller than a checkpoint it signed earlier and that was kept elsewhere:
+    /// rolled back to an older copy, or cut.
+    #[error(
+        "rolled back: the log holds {size} entries but the checkpoint `{source_name}` signed {kept}"
+    )]
+    RolledBack {
+        /// Where the kept checkpoint came from.
+        source_name: String,
+        /// Its size.
+        kept: u64,
+        /// The log's checkpoint size.
         size: u64,
     },
     /// The older checkpoint is not a prefix of the current log.
@@ -205,6 +247,16 @@ impl VerifyReport {
     }
 }
 
+/// A signed checkpoint of the log kept somewhere else (saved earlier, exported to storage the
+/// deployment's operator does not control, cosigned by a witness), which the log must extend.
+#[derive(Debug, Clone, Copy)]
+pub struct Kept<'a> {
+    /// Where it came from, named in errors (a file path, `since`).
+    pub source: &'a str,
+    /// The signed note, as kept (other signatures on it, such as cosignatures, are ignored).
+    pub text: &'a str,
+}
+
 /// Verify the ledger in `dir` with only the public `verifier_key`; with `since` (the text of
 /// an older signed checkpoint), also prove the log extends it. What follows the write-ahead
 /// log's last valid entry must be zeros or a torn final record ([`wal::inspect_end`]):
@@ -215,6 +267,25 @@ pub fn verify_dir(
     verifier_key: &str,
     since: Option<&str>,
 ) -> Result<VerifyReport, VerifyError> {
+    let kept: Vec<Kept<'_>> = since
+        .map(|text| Kept {
+            source: "since",
+            text,
+        })
+        .into_iter()
+        .collect();
+    verify_dir_kept(dir, verifier_key, &kept)
+}
+
+/// [`verify_dir`], proving the log extends each of the `kept` checkpoints: each must be signed
+/// by `verifier_key`, no larger than the log's checkpoint ([`VerifyError::RolledBack`]), and
+/// a prefix of it ([`VerifyError::Inconsistent`]). [`VerifyReport::consistent_with`] names the
+/// largest.
+pub fn verify_dir_kept(
+    dir: &Path,
+    verifier_key: &str,
+    kept: &[Kept<'_>],
+) -> Result<VerifyReport, VerifyError> {
     let wal_path = dir.join(WAL_FILE);
     let name = wal_path.display().to_string();
     let mut reader = if wal_path.exists() {
@@ -223,7 +294,7 @@ pub fn verify_dir(
         None
     };
     let (report, wal_stop) =
-        verify_store_at(&FsStore::new(dir), reader.as_mut(), verifier_key, since)?;
+        verify_store_at(&FsStore::new(dir), reader.as_mut(), verifier_key, kept)?;
     if let (Some(offset), Some(index)) = (wal_stop, report.wal_entries) {
         let file = std::fs::File::open(&wal_path).map_err(io_err(&name))?;
         let end = || wal::inspect_end(&file, offset, index).map_err(io_err(&name));
@@ -270,7 +341,14 @@ pub fn verify_store(
     verifier_key: &str,
     since: Option<&str>,
 ) -> Result<VerifyReport, VerifyError> {
-    verify_store_at(store, wal, verifier_key, since).map(|(report, _)| report)
+    let kept: Vec<Kept<'_>> = since
+        .map(|text| Kept {
+            source: "since",
+            text,
+        })
+        .into_iter()
+        .collect();
+    verify_store_at(store, wal, verifier_key, &kept).map(|(report, _)| report)
 }
 
 /// [`verify_store`], also returning where the WAL's valid records end (its byte offset, when a
@@ -279,7 +357,7 @@ fn verify_store_at(
     store: &dyn TileStore,
     wal: Option<&mut wal::Reader>,
     verifier_key: &str,
-    since: Option<&str>,
+    kept: &[Kept<'_>],
 ) -> Result<(VerifyReport, Option<u64>), VerifyError> {
     let verifier = Verifier::parse(verifier_key).map_err(VerifyError::Key)?;
     let cp_bytes = store
@@ -288,6 +366,11 @@ fn verify_store_at(
         .ok_or(VerifyError::MissingCheckpoint)?;
     let cp = read_checkpoint(&cp_bytes, CHECKPOINT_PATH, &verifier)?;
     let n = cp.size;
+    // Listed before the WAL is read: see the module docs.
+    let mut listed = store.list("tile").map_err(io_err("tile"))?;
+    listed.sort();
+    // Objects compared whole below, which the pass over `listed` need not read again.
+    let mut checked: HashSet<String> = HashSet::new();
 
     // Stream the bundles in groups (those the checkpoint needs, then any full ones published
     // after it): decode, hash on all cores, and check each entry against the WAL and its
@@ -328,6 +411,7 @@ fn verify_store_at(
             }
         }
         bundles_read += group.len() as u64;
+        checked.extend(group.iter().map(|(path, _, _)| path.clone()));
 
         // An entry count that differs from the width is reported after the index checks,
         // which name the exact entry.
@@ -409,6 +493,9 @@ fn verify_store_at(
                     let at = w.offset();
                     match w.next_into(&mut wal_buf).map_err(io_err(WAL_FILE))? {
                         Some(check) if leaf_hash(&wal_buf).get(..4) == Some(&check[..]) => {
+                            // In the tree too, for the tiles of a crash before their
+                            // checkpoint (`m` still counts only published entries).
+                            tree.push(leaf_hash(&wal_buf));
                             extra += 1;
                         }
                         Some(_) => {
@@ -456,8 +543,16 @@ fn verify_store_at(
                 position: pos,
             });
         }
+        // A partial read from its full tile checked only a prefix of that file.
+        if path == t.path() {
+            checked.insert(path);
+        }
         tiles += 1;
     }
+
+    let (more_tiles, more_bundles) = verify_other_objects(store, &listed, &checked, &tree)?;
+    tiles += more_tiles;
+    bundles_read += more_bundles;
 
     if tree
         .root(n)
@@ -467,26 +562,25 @@ fn verify_store_at(
         return Err(VerifyError::RootMismatch { size: n });
     }
 
-    let consistent_with = match since {
-        None => None,
-        Some(old_text) => {
-            let old = read_checkpoint(old_text.as_bytes(), "since", &verifier)?;
-            if old.size > n {
-                return Err(VerifyError::Inconsistent {
-                    old: old.size,
-                    new: n,
-                });
-            }
-            let proof = tree.consistency_proof(old.size, n)?;
-            verify_consistency(old.size, n, &proof, &old.root, &cp.root).map_err(|_| {
-                VerifyError::Inconsistent {
-                    old: old.size,
-                    new: n,
-                }
-            })?;
-            Some(old.size)
+    let mut consistent_with = None;
+    for k in kept {
+        let old = read_checkpoint(k.text.as_bytes(), k.source, &verifier)?;
+        if old.size > n {
+            return Err(VerifyError::RolledBack {
+                source_name: k.source.to_owned(),
+                kept: old.size,
+                size: n,
+            });
         }
-    };
+        let proof = tree.consistency_proof(old.size, n)?;
+        verify_consistency(old.size, n, &proof, &old.root, &cp.root).map_err(|_| {
+            VerifyError::Inconsistent {
+                old: old.size,
+                new: n,
+            }
+        })?;
+        consistent_with = consistent_with.max(Some(old.size));
+    }
 
     Ok((
         VerifyReport {
@@ -499,6 +593,84 @@ fn verify_store_at(
         },
         wal_stop,
     ))
+}
+
+/// Check every listed tile and bundle not `checked` already against `tree`; returns how many
+/// tiles and bundles were read. A file gone since the listing is skipped (the ledger deletes
+/// partials once their full tile is durable), and so are names that are no tlog-tiles path.
+fn verify_other_objects(
+    store: &dyn TileStore,
+    listed: &[String],
+    checked: &HashSet<String>,
+    tree: &Tree,
+) -> Result<(u64, u64), VerifyError> {
+    let size = tree.size();
+    let leaves = tree.level(0);
+    let (mut tiles, mut bundles) = (0u64, 0u64);
+    for path in listed {
+        if checked.contains(path) {
+            continue;
+        }
+        let Some(object) = parse_object_path(path) else {
+            continue;
+        };
+        let beyond = || VerifyError::BeyondLog {
+            path: path.clone(),
+            size,
+        };
+        match object {
+            ObjectPath::Tile(t) => {
+                let end = t
+                    .index
+                    .checked_mul(TILE_WIDTH)
+                    .and_then(|s| s.checked_add(t.width));
+                if end.is_none_or(|end| end > hashes_at_level(size, t.level)) {
+                    return Err(beyond());
+                }
+                let Some(bytes) = store.read(path).map_err(io_err(path))? else {
+                    continue;
+                };
+                let want = tile_bytes(tree, &t).ok_or_else(beyond)?;
+                if let Some(position) = first_diff(&bytes, &want) {
+                    return Err(VerifyError::TileMismatch {
+                        path: path.clone(),
+                        position,
+                    });
+                }
+                tiles += 1;
+            }
+            ObjectPath::Bundle { index, width } => {
+                let start = index.checked_mul(TILE_WIDTH).ok_or_else(beyond)?;
+                let want = usize::try_from(start)
+                    .ok()
+                    .and_then(|s| leaves.get(s..s.checked_add(width as usize)?))
+                    .ok_or_else(beyond)?;
+                let Some(raw) = store.read(path).map_err(io_err(path))? else {
+                    continue;
+                };
+                let entries = decode_bundle(&raw).map_err(|source| VerifyError::Bundle {
+                    path: path.clone(),
+                    source,
+                })?;
+                let got = hash_leaves(&entries);
+                if let Some(k) = got.iter().zip(want).position(|(g, w)| g != w) {
+                    return Err(VerifyError::EntryMismatch {
+                        index: start + k as u64,
+                        path: path.clone(),
+                    });
+                }
+                if got.len() as u64 != width {
+                    return Err(VerifyError::BundleWidth {
+                        path: path.clone(),
+                        expected: width,
+                        found: got.len() as u64,
+                    });
+                }
+                bundles += 1;
+            }
+        }
+    }
+    Ok((tiles, bundles))
 }
 
 /// Read a tile at `width`, falling back to the full tile (whose prefix it is).

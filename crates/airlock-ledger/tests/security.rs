@@ -4,6 +4,12 @@
 //! signed checkpoint) made recovery cut off every later entry and sign over the rest, so
 //! acknowledged PHI lookups vanished from a log that then verified. Only a torn final record
 //! may be repaired; anything else refuses to open, names the offset and keeps the bytes.
+//!
+//! Finding 6: a flipped bit in a partial tile or bundle of an earlier size (`tile/0/000.p/1`,
+//! `tile/entries/000.p/2`) passed `verify_dir`, which read only the latest ones, while a client
+//! holding that earlier checkpoint may fetch exactly those files (C2SP tlog-tiles: a log must
+//! keep serving them until the full tile exists). Every tile and bundle file present is now
+//! checked against the tree.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -421,4 +427,241 @@ fn finding_04_unsigned_entries_are_counted() {
     drop(l);
     let report = verify_dir(d.path(), &vk, None).unwrap();
     assert_eq!(report.unsigned_entries(), 0);
+}
+
+/// Lookups `from..to`, each followed by a checkpoint, as a quiet deployment signs them: every
+/// size leaves its own partial tile and bundle.
+fn one_checkpoint_per_entry(l: &Ledger, from: u64, to: u64) {
+    for i in from..to {
+        l.append(&lookup(i)).unwrap();
+        l.checkpoint().unwrap();
+    }
+}
+
+fn flip_bit(dir: &Path, path: &str, at: usize) {
+    let p = dir.join(path);
+    let mut b = fs::read(&p).unwrap_or_else(|e| panic!("`{path}`: {e}"));
+    b[at] ^= 0x01;
+    fs::write(&p, b).unwrap();
+}
+
+/// A ledger of 3 entries signed at sizes 1, 2 and 3: `tile/0/000.p/{1,2,3}` and
+/// `tile/entries/000.p/{1,2,3}`, the latest of each named by the checkpoint.
+fn three_sizes(dir: &Path) -> String {
+    let l = Ledger::open(dir, ORIGIN, key()).unwrap();
+    one_checkpoint_per_entry(&l, 0, 3);
+    for w in 1..=3 {
+        assert!(dir.join(format!("tile/0/000.p/{w}")).is_file());
+        assert!(dir.join(format!("tile/entries/000.p/{w}")).is_file());
+    }
+    l.verifier_key()
+}
+
+#[test]
+fn finding_06_flipped_bit_in_an_earlier_partial_tile_is_caught() {
+    let d = tempdir();
+    let vk = three_sizes(d.path());
+    verify_dir(d.path(), &vk, None).unwrap();
+    // The second hash's last byte: only that tile file changes.
+    flip_bit(d.path(), "tile/0/000.p/1", 31);
+    let err = verify_dir(d.path(), &vk, None).expect_err("a bad stale partial tile verified");
+    assert!(
+        matches!(&err, VerifyError::TileMismatch { path, position: 0 } if path == "tile/0/000.p/1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn finding_06_flipped_bit_in_an_earlier_partial_bundle_is_caught() {
+    let d = tempdir();
+    let vk = three_sizes(d.path());
+    // Inside the second entry (after its two length bytes), so the bundle still decodes.
+    let bundle = fs::read(d.path().join("tile/entries/000.p/2")).unwrap();
+    let first_len = u16::from_be_bytes([bundle[0], bundle[1]]) as usize;
+    flip_bit(d.path(), "tile/entries/000.p/2", 2 + first_len + 2 + 10);
+    let err = verify_dir(d.path(), &vk, None).expect_err("a bad stale partial bundle verified");
+    assert!(
+        err.to_string().contains("tile/entries/000.p/2") && err.to_string().contains("entry 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn finding_06_the_latest_partial_tile_was_already_caught() {
+    // The control the finding names: the same flip in the latest partial.
+    let d = tempdir();
+    let vk = three_sizes(d.path());
+    flip_bit(d.path(), "tile/0/000.p/3", 31);
+    let err = verify_dir(d.path(), &vk, None).unwrap_err();
+    assert!(err.to_string().contains("tile/0/000.p/3"), "{err}");
+}
+
+/// Partials left from before a restart (the ledger deletes only those it wrote since opening)
+/// and partials of higher levels are checked too, and an untouched ledger full of them verifies.
+#[test]
+fn finding_06_leftover_partials_of_every_level_are_checked() {
+    let d = tempdir();
+    let vk = {
+        let l = Ledger::open(d.path(), ORIGIN, key()).unwrap();
+        let first: Vec<Entry> = (0..253).map(lookup).collect();
+        l.append_many(&first).unwrap();
+        one_checkpoint_per_entry(&l, 253, 255);
+        l.verifier_key()
+    };
+    // Reopened: the partials of sizes 254 and 255 are not the new writer's to delete.
+    let l = Ledger::open(d.path(), ORIGIN, key()).unwrap();
+    one_checkpoint_per_entry(&l, 255, 258);
+    drop(l);
+    for path in [
+        "tile/0/000.p/254",
+        "tile/0/000.p/255",
+        "tile/entries/000.p/255",
+        "tile/0/001.p/1",
+        "tile/1/000.p/1",
+    ] {
+        assert!(d.path().join(path).is_file(), "{path}");
+    }
+    let report = verify_dir(d.path(), &vk, None).unwrap();
+    assert_eq!(report.checkpoint.size, 258);
+    for (path, at) in [
+        ("tile/0/000.p/254", 32 * 200),
+        ("tile/entries/000.p/255", 40),
+        ("tile/1/000.p/1", 5),
+    ] {
+        let c = tempdir();
+        copy_dir(d.path(), c.path());
+        flip_bit(c.path(), path, at);
+        let err = verify_dir(c.path(), &vk, None).expect_err(path).to_string();
+        assert!(err.contains(path), "{path}: {err}");
+    }
+}
+
+/// A partial tile for entries the log does not hold (nothing can vouch for it) is refused.
+#[test]
+fn finding_06_a_partial_tile_beyond_the_log_is_refused() {
+    let d = tempdir();
+    let vk = three_sizes(d.path());
+    let three = fs::read(d.path().join("tile/0/000.p/3")).unwrap();
+    let mut four = three.clone();
+    four.extend_from_slice(&[7u8; 32]);
+    fs::write(d.path().join("tile/0/000.p/4"), four).unwrap();
+    let err = verify_dir(d.path(), &vk, None).unwrap_err();
+    assert!(err.to_string().contains("tile/0/000.p/4"), "{err}");
+}
+
+/// Finding 6: a rollback to an older copy passed unless someone kept a newer checkpoint. Every
+/// checkpoint is now written to an export directory (storage the operator does not control),
+/// and the log must extend the latest one there.
+#[test]
+fn finding_06_every_checkpoint_is_exported_private_and_whole() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let d = tempdir();
+    let out = tempdir();
+    let export = out.path().join("checkpoints");
+    let l = Ledger::open(d.path(), ORIGIN, key()).unwrap();
+    // The checkpoint signed at open is exported at once.
+    l.export_checkpoints(&export).unwrap();
+    assert!(export.join("0").is_file());
+    one_checkpoint_per_entry(&l, 0, 3);
+    // Asking again for a checkpoint of the same size writes nothing new.
+    l.checkpoint().unwrap();
+    let mut names: Vec<String> = fs::read_dir(&export)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["0", "1", "2", "3"]);
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&export), 0o700);
+    assert_eq!(mode(&export.join("3")), 0o600);
+    let v = l.verifier().clone();
+    for size in 0..=3u64 {
+        let text = fs::read_to_string(export.join(size.to_string())).unwrap();
+        let cp = SignedCheckpoint::open(&text, &v).unwrap();
+        assert_eq!(cp.checkpoint.size, size);
+    }
+    assert_eq!(latest_export(&export).unwrap(), Some((3, export.join("3"))));
+}
+
+#[test]
+fn finding_06_a_rollback_fails_against_the_latest_exported_checkpoint() {
+    let d = tempdir();
+    let out = tempdir();
+    let export = out.path().join("checkpoints");
+    let old_copy = tempdir();
+    let vk = {
+        let l = Ledger::open(d.path(), ORIGIN, key()).unwrap();
+        l.export_checkpoints(&export).unwrap();
+        l.append_many(&(0..10).map(lookup).collect::<Vec<_>>())
+            .unwrap();
+        l.checkpoint().unwrap();
+        // The copy someone keeps, and later puts back.
+        copy_dir(d.path(), old_copy.path());
+        l.append_many(&(10..20).map(lookup).collect::<Vec<_>>())
+            .unwrap();
+        l.checkpoint().unwrap();
+        l.verifier_key()
+    };
+    let (size, latest) = latest_export(&export).unwrap().unwrap();
+    assert_eq!(size, 20);
+    let text = fs::read_to_string(&latest).unwrap();
+    let source = latest.display().to_string();
+    let kept = [Kept {
+        source: &source,
+        text: &text,
+    }];
+    let report = verify_dir_kept(d.path(), &vk, &kept).unwrap();
+    assert_eq!(report.consistent_with, Some(20));
+    // The older copy verifies on its own, as the finding says, but not against the export.
+    verify_dir(old_copy.path(), &vk, None).unwrap();
+    let err = verify_dir_kept(old_copy.path(), &vk, &kept).unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::RolledBack { kept: 20, size: 10, source_name } if *source_name == source),
+        "{err}"
+    );
+    assert!(err.to_string().contains("rolled back"), "{err}");
+}
+
+#[test]
+fn finding_06_a_rewritten_log_fails_against_the_export_and_cannot_overwrite_it() {
+    let d = tempdir();
+    let forked = tempdir();
+    let out = tempdir();
+    let export = out.path().join("checkpoints");
+    let vk = {
+        let l = Ledger::open(d.path(), ORIGIN, key()).unwrap();
+        l.export_checkpoints(&export).unwrap();
+        l.append_many(&(0..20).map(lookup).collect::<Vec<_>>())
+            .unwrap();
+        l.checkpoint().unwrap();
+        l.verifier_key()
+    };
+    let kept_text = fs::read_to_string(export.join("20")).unwrap();
+    // The same key signs a history with entry 5 rewritten, grown past the export.
+    let f = Ledger::open(forked.path(), ORIGIN, key()).unwrap();
+    let mut rewritten: Vec<Entry> = (0..20).map(lookup).collect();
+    rewritten[5] = lookup(999);
+    f.append_many(&rewritten).unwrap();
+    f.checkpoint().unwrap();
+    // Exporting the forked size-20 checkpoint is refused and leaves the original in place.
+    let err = f.export_checkpoints(&export).unwrap_err();
+    assert!(
+        matches!(err, LedgerError::ExportDiffers { size: 20, .. }),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(export.join("20")).unwrap(), kept_text);
+    f.append(&lookup(20)).unwrap();
+    // Larger sizes are new files; the kept one still convicts the fork.
+    f.checkpoint().unwrap();
+    drop(f);
+    let kept = [Kept {
+        source: "export",
+        text: &kept_text,
+    }];
+    let err = verify_dir_kept(forked.path(), &vk, &kept).unwrap_err();
+    assert!(
+        matches!(err, VerifyError::Inconsistent { old: 20, new: 21 }),
+        "{err}"
+    );
+    verify_dir_kept(d.path(), &vk, &kept).unwrap();
 }

@@ -1,16 +1,18 @@
 //! `airlock audit`: verify the ledger, checkpoints, proofs, search, export, disclosures.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use airlock_ledger::{EventType, Filter, PatientPseudonym};
-use airlock_store::Home;
+use airlock_ledger::witness::{AddCheckpoint, CosignatureVerifier};
+use airlock_ledger::{EventType, Filter, PatientPseudonym, SignedCheckpoint, Verifier};
+use airlock_service::witness::{Witness, WitnessError};
+use airlock_store::{Home, Passphrase};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::home::{HomeArgs, block_on, read_passphrase};
+use super::home::{HomeArgs, block_on, local_actor, read_passphrase};
 
 /// `airlock audit ...`.
 #[derive(Debug, Args)]
@@ -32,9 +34,50 @@ enum AuditCmd {
         /// The deployment's home directory.
         #[arg(long, env = "AIRLOCK_HOME")]
         home: PathBuf,
+        /// The ledger's verifier key (`name+keyid+key`, as `airlock init` printed it), or
+        /// `@FILE` holding it. Without it the check uses the key stored in the home, which
+        /// whoever can replace the home can replace too, so it is not independent.
+        #[arg(long)]
+        key: Option<String>,
         /// An older checkpoint file: also prove the log is consistent with it.
         #[arg(long)]
         since: Option<PathBuf>,
+        /// A directory of exported checkpoints (`ledger.checkpoint_export`, or a copy of one):
+        /// prove the log extends the latest there. The directory the home configures is
+        /// checked too, without this.
+        #[arg(long)]
+        checkpoints: Vec<PathBuf>,
+        /// A witness's key (`name+keyid+key`, type 0x04, as `audit witness-key` prints it), or
+        /// `@FILE`: a checkpoint kept next to the ledger must carry its valid cosignature.
+        #[arg(long)]
+        witness_key: Option<String>,
+        /// A local witness deployment's home: prove the log extends the latest checkpoint that
+        /// witness cosigned for it (needs its passphrase: `--witness-passphrase-file`, else
+        /// AIRLOCK_WITNESS_PASSPHRASE, else AIRLOCK_PASSPHRASE).
+        #[arg(long)]
+        witness_home: Option<PathBuf>,
+        /// A file holding the witness home's passphrase.
+        #[arg(long)]
+        witness_passphrase_file: Option<PathBuf>,
+    },
+    /// Ask another deployment, acting as witness (C2SP tlog-witness), to cosign the latest
+    /// checkpoint, and keep the cosigned checkpoint next to the ledger (`witnessed/`).
+    Witness {
+        #[command(flatten)]
+        home: HomeArgs,
+        /// The witness deployment's home; its `[witness] logs` must list this ledger's key.
+        #[arg(long)]
+        witness_home: PathBuf,
+        /// A file holding the witness home's passphrase (else AIRLOCK_WITNESS_PASSPHRASE, else
+        /// this home's).
+        #[arg(long)]
+        witness_passphrase_file: Option<PathBuf>,
+    },
+    /// Print this deployment's witness key (`name+keyid+key`, signature type 0x04), which
+    /// checks the cosignatures it makes as a witness.
+    WitnessKey {
+        #[command(flatten)]
+        home: HomeArgs,
     },
     /// Write and print a fresh signed checkpoint.
     Checkpoint {
@@ -121,17 +164,115 @@ enum AuditCmd {
 /// Run an audit command.
 pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
     match a.cmd {
-        AuditCmd::Verify { home, since } => {
+        AuditCmd::Verify {
+            home,
+            key,
+            since,
+            checkpoints,
+            witness_key,
+            witness_home,
+            witness_passphrase_file,
+        } => {
             let dir = Home::ledger_dir_of(&home)?;
-            let key = Home::verifier_key_of(&home)?;
-            let since_text = since
-                .map(|p| {
-                    std::fs::read_to_string(&p)
-                        .with_context(|| format!("cannot read `{}`", p.display()))
+            let stored = Home::verifier_key_of(&home);
+            let key = match &key {
+                Some(k) => {
+                    let k = key_arg(k)?;
+                    Verifier::parse(&k).context("`--key`")?;
+                    k
+                }
+                None => {
+                    let k = stored.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?.clone();
+                    println!(
+                        "NOT INDEPENDENT: checked with the verifier key stored in the home ({}); \
+                         whoever can replace the home can replace that key too. Pass `--key` \
+                         with the key `airlock init` printed.",
+                        short_key(&k)
+                    );
+                    k
+                }
+            };
+            // Checkpoints kept outside the ledger, which it must extend: `(source, text)`.
+            let mut kept: Vec<(String, String)> = Vec::new();
+            if let Some(p) = since {
+                kept.push((p.display().to_string(), read_text(&p)?));
+            }
+            let mut export_dirs = checkpoints;
+            if let Some(configured) = Home::checkpoint_export_of(&home)?
+                && !export_dirs.contains(&configured)
+            {
+                export_dirs.push(configured);
+            }
+            for d in &export_dirs {
+                // A configured export that cannot be read fails the check: skipping it would
+                // pass exactly the rollback it exists to catch.
+                match airlock_ledger::latest_export(d).with_context(|| {
+                    format!("cannot read the checkpoint export `{}`", d.display())
+                })? {
+                    Some((_, file)) => kept.push((file.display().to_string(), read_text(&file)?)),
+                    None => println!("no checkpoint exported to {} yet", d.display()),
+                }
+            }
+            // Checkpoints cosigned by witnesses, kept next to the ledger by `audit witness`.
+            let witnessed = witnessed_files(&dir)?;
+            let witness_key = witness_key
+                .map(|k| {
+                    let k = key_arg(&k)?;
+                    CosignatureVerifier::parse(&k).context("`--witness-key`")
                 })
                 .transpose()?;
+            let mut cosigned = None;
+            for (path, text) in &witnessed {
+                if let Some(w) = &witness_key
+                    && let Ok(c) = w.verify(text)
+                {
+                    cosigned = Some((path.clone(), c));
+                }
+                kept.push((path.display().to_string(), text.clone()));
+            }
+            if let Some(w) = &witness_key
+                && cosigned.is_none()
+            {
+                eprintln!(
+                    "ledger verification FAILED: no checkpoint next to the ledger carries a \
+                     valid cosignature by the witness key `{}+{}`",
+                    w.name(),
+                    hex::encode(w.key_id())
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            if witness_key.is_none() && !witnessed.is_empty() {
+                println!(
+                    "{} witnessed checkpoint(s) next to the ledger are checked for consistency; \
+                     their cosignatures are not (pass `--witness-key`)",
+                    witnessed.len()
+                );
+            }
+            if let Some(w) = &witness_home {
+                let origin = Verifier::parse(&key)?.name().to_owned();
+                let pass = witness_passphrase(witness_passphrase_file.as_deref())?;
+                let wdir = w.clone();
+                let held = block_on(async move {
+                    let home = Home::open(&wdir, &pass, local_actor(None)?).await?;
+                    let witness = Witness::new(&home)?;
+                    let held = witness.latest(&origin).await;
+                    home.close().await?;
+                    anyhow::Ok(held?)
+                })??;
+                match held {
+                    Some(log) => kept.push((
+                        format!("latest cosigned by the witness at {}", w.display()),
+                        log.checkpoint,
+                    )),
+                    None => println!("the witness holds no checkpoint of this log yet"),
+                }
+            }
+            let kept_refs: Vec<airlock_ledger::Kept<'_>> = kept
+                .iter()
+                .map(|(source, text)| airlock_ledger::Kept { source, text })
+                .collect();
             let started = std::time::Instant::now();
-            match airlock_ledger::verify_dir(&dir, &key, since_text.as_deref()) {
+            match airlock_ledger::verify_dir_kept(&dir, &key, &kept_refs) {
                 Ok(r) => {
                     println!(
                         "ledger verified: {} entries, checkpoint size {}, {} tiles and {} entry bundles checked{} in {:.2?}",
@@ -140,10 +281,33 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
                         r.tiles,
                         r.bundles,
                         r.consistent_with
-                            .map(|n| format!(", consistent with the checkpoint of size {n}"))
+                            .map(|n| format!(
+                                ", consistent with {} kept checkpoint{} (the largest of size {n})",
+                                kept.len(),
+                                if kept.len() == 1 { "" } else { "s" }
+                            ))
                             .unwrap_or_default(),
                         started.elapsed()
                     );
+                    if let Ok(stored) = &stored
+                        && short_key(stored) != short_key(&key)
+                    {
+                        println!(
+                            "WARNING: the key stored in the home ({}) is not the key checked \
+                             against ({}); the home's keyring was replaced",
+                            short_key(stored),
+                            short_key(&key)
+                        );
+                    }
+                    if let Some((path, c)) = &cosigned {
+                        println!(
+                            "witnessed: the checkpoint of size {} in {} is cosigned by the \
+                             witness key given, at {}",
+                            c.checkpoint.size,
+                            path.display(),
+                            rfc3339(c.timestamp)
+                        );
+                    }
                     let unsigned = r.unsigned_entries();
                     if unsigned > 0 {
                         println!(
@@ -154,6 +318,9 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => {
                     eprintln!("ledger verification FAILED: {e}");
+                    if let Some(why) = key_mismatch(&dir, &key) {
+                        eprintln!("{why}");
+                    }
                     Ok(ExitCode::FAILURE)
                 }
             }
@@ -185,11 +352,7 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
         AuditCmd::VerifyProof { file, key } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read `{}`", file.display()))?;
-            let key = if std::path::Path::new(&key).is_file() {
-                std::fs::read_to_string(&key)?.trim().to_string()
-            } else {
-                key
-            };
+            let key = key_arg(&key)?;
             match airlock_ledger::verify_proof_file(&text, &key) {
                 Ok(p) => {
                     println!(
@@ -209,6 +372,33 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        AuditCmd::Witness {
+            home,
+            witness_home,
+            witness_passphrase_file,
+        } => {
+            let pass = witness_passphrase(witness_passphrase_file.as_deref())?;
+            block_on(async move {
+                let w = Home::open(&witness_home, &pass, local_actor(None)?).await?;
+                let h = match home.open().await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        w.close().await?;
+                        return Err(e);
+                    }
+                };
+                let code = witness_latest(&h, &Witness::new(&w)?).await;
+                h.close().await?;
+                w.close().await?;
+                code
+            })?
+        }
+        AuditCmd::WitnessKey { home } => block_on(async move {
+            let h = home.open().await?;
+            println!("{}", h.witness_cosigner()?.verifier());
+            h.close().await?;
+            Ok(ExitCode::SUCCESS)
+        })?,
         AuditCmd::Key { home } => {
             println!("{}", Home::verifier_key_of(&home)?);
             Ok(ExitCode::SUCCESS)
@@ -311,6 +501,197 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Where `audit witness` keeps checkpoints cosigned by witnesses, inside the ledger directory.
+const WITNESSED_DIR: &str = "witnessed";
+
+/// The cosigned checkpoints kept next to the ledger: `(path, text)`, by file name.
+fn witnessed_files(ledger_dir: &Path) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let dir = ledger_dir.join(WITNESSED_DIR);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot list `{}`", dir.display())),
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let path = e?.path();
+        // Dot files are half-written ones.
+        if path
+            .file_name()
+            .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+        {
+            let text = read_text(&path)?;
+            out.push((path, text));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The witness home's passphrase: from the file, else AIRLOCK_WITNESS_PASSPHRASE, else the
+/// one this command was given for its own home.
+fn witness_passphrase(file: Option<&Path>) -> anyhow::Result<Passphrase> {
+    if let Some(f) = file {
+        return read_passphrase(Some(f));
+    }
+    match std::env::var("AIRLOCK_WITNESS_PASSPHRASE") {
+        Ok(p) if !p.is_empty() => Ok(Passphrase::new(p)),
+        _ => read_passphrase(None),
+    }
+}
+
+/// Write `text` to `path` whole or not at all: 0600 under a dot name, fsynced, renamed.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    let dir = path.parent().context("no parent directory")?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let name = path.file_name().context("no file name")?.to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// `audit witness`: the latest checkpoint of `h`, cosigned by `witness` from the size it last
+/// cosigned (learnt from the cosigned checkpoint kept before, or from its 409), kept next to
+/// the ledger.
+pub(crate) async fn witness_latest(h: &Home, witness: &Witness) -> anyhow::Result<ExitCode> {
+    let ledger = h.ledger();
+    let cp = ledger.checkpoint()?;
+    let n = cp.checkpoint.size;
+    let wkey = witness.verifier();
+    let file = h.ledger_dir().join(WITNESSED_DIR).join(format!(
+        "{}+{}",
+        wkey.name().replace('/', "_"),
+        hex::encode(wkey.key_id())
+    ));
+    // The size this witness cosigned last, as far as this home knows (checked: signed by the
+    // log and cosigned by the witness).
+    let mut old = std::fs::read_to_string(&file)
+        .ok()
+        .filter(|t| SignedCheckpoint::open(t, ledger.verifier()).is_ok())
+        .and_then(|t| wkey.verify(&t).ok())
+        .map_or(0, |c| c.checkpoint.size);
+    for attempt in 0..2 {
+        if old > n {
+            eprintln!(
+                "ROLLED BACK: the witness `{}` cosigned a checkpoint of size {old} of this log, \
+                 but its checkpoint now has size {n}",
+                wkey.name()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        let body = AddCheckpoint {
+            old_size: old,
+            proof: ledger.prove_consistency(old, n)?,
+            checkpoint: cp.text.clone(),
+        }
+        .to_body();
+        match witness.add_checkpoint(body.as_bytes()).await {
+            Ok(lines) => {
+                let cosigned = format!("{}{lines}", cp.text);
+                let c = wkey
+                    .verify(&cosigned)
+                    .context("the witness's answer does not verify")?;
+                write_private(&file, &cosigned)?;
+                println!(
+                    "checkpoint of size {n} cosigned by the witness `{}` at {}; kept in {}",
+                    wkey.name(),
+                    rfc3339(c.timestamp),
+                    file.display()
+                );
+                println!("witness key: {wkey}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) => match e.conflict_size() {
+                // The witness holds another size: once more from there.
+                Some(size) if attempt == 0 => old = size,
+                _ => {
+                    match &e {
+                        // The operator's own terminal: the detail a server would only log.
+                        WitnessError::Storage { detail } => eprintln!("witness FAILED: {detail}"),
+                        _ => eprintln!("witness REFUSED (status {}): {e}", e.status()),
+                    }
+                    return Ok(ExitCode::FAILURE);
+                }
+            },
+        }
+    }
+    eprintln!("witness REFUSED: its recorded size kept changing");
+    Ok(ExitCode::FAILURE)
+}
+
+/// A cosignature's time (seconds since the epoch) as RFC 3339.
+fn rfc3339(seconds: u64) -> String {
+    i64::try_from(seconds)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .map_or_else(|| seconds.to_string(), |t| t.to_rfc3339())
+}
+
+/// The text of a file, naming it if it cannot be read.
+fn read_text(p: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(p).with_context(|| format!("cannot read `{}`", p.display()))
+}
+
+/// A verifier key from the command line: `@FILE` (or the path of a file) holding it, or the
+/// key itself.
+fn key_arg(arg: &str) -> anyhow::Result<String> {
+    let file = match arg.strip_prefix('@') {
+        Some(f) => Some(Path::new(f)),
+        None => Some(Path::new(arg)).filter(|p| p.is_file()),
+    };
+    match file {
+        Some(f) => Ok(std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the key file `{}`", f.display()))?
+            .trim()
+            .to_string()),
+        None => Ok(arg.trim().to_string()),
+    }
+}
+
+/// `name+keyid` of a verifier key (enough to tell keys apart, short enough to read).
+fn short_key(key: &str) -> String {
+    match Verifier::parse(key) {
+        Ok(v) => format!("`{}+{}`", v.name(), hex::encode(v.key_id())),
+        Err(_) => "a malformed key".into(),
+    }
+}
+
+/// When the ledger's checkpoint carries no signature by `key`, which keys it is signed by.
+fn key_mismatch(ledger_dir: &Path, key: &str) -> Option<String> {
+    let v = Verifier::parse(key).ok()?;
+    let text = std::fs::read_to_string(ledger_dir.join("checkpoint")).ok()?;
+    let signers = airlock_ledger::note::signers(&text).ok()?;
+    if signers
+        .iter()
+        .any(|(n, id)| n == v.name() && *id == v.key_id())
+    {
+        return None;
+    }
+    let by: Vec<String> = signers
+        .iter()
+        .map(|(n, id)| format!("`{n}+{}`", hex::encode(id)))
+        .collect();
+    Some(format!(
+        "KEY MISMATCH: the ledger's checkpoint is signed by {}, not by the key checked against, {}: \
+         this ledger was signed by another key",
+        by.join(", "),
+        short_key(key)
+    ))
 }
 
 /// Hash an MRN with the deployment's pseudonymisation key (needs the passphrase).
