@@ -41,7 +41,7 @@ pub const DEFAULT_APPROVER_ROLES: [&str; 2] = ["clinical-reviewer", "privacy-off
 pub const MIN_PREFIX: usize = 6;
 
 /// A registered model version, as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ModelVersion {
     /// The model.
     pub name: ModelName,
@@ -78,7 +78,7 @@ impl ModelVersion {
 }
 
 /// One step in a model's history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Transition {
     /// Order within the deployment's registry.
     pub seq: i64,
@@ -101,7 +101,7 @@ pub struct Transition {
 }
 
 /// One approval of a version.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Approval {
     /// The role the approver approved as.
     pub role: String,
@@ -116,7 +116,7 @@ pub struct Approval {
 }
 
 /// What an approval did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ApprovalOutcome {
     /// The approval recorded.
     pub approval: Approval,
@@ -297,17 +297,20 @@ impl Registry {
             )
             .await?;
         let at = now();
-        let idx = self.home.audit(
-            self.entry(EventType::ModelRegister, td.zone, OutcomeKind::Success)
-                .with_resource(format!("model:{name}@{}", hash.to_hex()))
-                .with_resource(format!("dataset:{}", td.dataset))
-                .with_reason(format!(
-                    "registered {} {} trained by {}",
-                    package.kind.as_str(),
-                    card.family,
-                    card.trained_by
-                )),
-        )?;
+        let idx = self
+            .home
+            .audit(
+                self.entry(EventType::ModelRegister, td.zone, OutcomeKind::Success)
+                    .with_resource(format!("model:{name}@{}", hash.to_hex()))
+                    .with_resource(format!("dataset:{}", td.dataset))
+                    .with_reason(format!(
+                        "registered {} {} trained by {}",
+                        package.kind.as_str(),
+                        card.family,
+                        card.trained_by
+                    )),
+            )
+            .await?;
         let mut tx = self.home.db().begin(&Scope::all()).await?;
         sqlx::query(
             "INSERT INTO model_versions (hash, name, zone, classification, kind, state, trained_by, \
@@ -520,11 +523,13 @@ impl Registry {
                     RegistryError::Store(_) => "the artifact could not be read or decrypted".into(),
                     _ => "the artifact could not be loaded".into(),
                 };
-                self.home.audit(
-                    self.entry(EventType::ModelDeploy, v.zone, OutcomeKind::Failure)
-                        .with_resource(format!("model:{}@{}", v.name, v.hash.to_hex()))
-                        .with_reason(format!("refused to load: {reason}")),
-                )?;
+                self.home
+                    .audit(
+                        self.entry(EventType::ModelDeploy, v.zone, OutcomeKind::Failure)
+                            .with_resource(format!("model:{}@{}", v.name, v.hash.to_hex()))
+                            .with_reason(format!("refused to load: {reason}")),
+                    )
+                    .await?;
                 Err(e)
             }
         }
@@ -689,15 +694,18 @@ impl Registry {
             return Err(refuse(format!("the {role} approval is already given")));
         }
         let at = now();
-        let idx = self.home.audit(
-            self.entry(
-                EventType::ModelApprove,
-                Zone::Clinical,
-                OutcomeKind::Success,
+        let idx = self
+            .home
+            .audit(
+                self.entry(
+                    EventType::ModelApprove,
+                    Zone::Clinical,
+                    OutcomeKind::Success,
+                )
+                .with_resource(format!("model:{}@{}", v.name, v.hash.to_hex()))
+                .with_reason(format!("approved as {role}: {reason}")),
             )
-            .with_resource(format!("model:{}@{}", v.name, v.hash.to_hex()))
-            .with_reason(format!("approved as {role}: {reason}")),
-        )?;
+            .await?;
         let mut tx = self.home.db().begin(&Scope::all()).await?;
         sqlx::query(
             "INSERT INTO model_approvals (hash, zone, role, actor, reason, at, ledger_index) \
@@ -970,7 +978,7 @@ impl Registry {
                     .with_reason(format!("{why}: {reason}"))
             })
             .collect();
-        let first = self.home.ledger().append_many(&entries)?;
+        let first = self.home.audit_many(entries).await?;
         let at = now();
         let mut tx = self.home.db().begin(&Scope::all()).await?;
         let mut out = Vec::with_capacity(steps.len());

@@ -379,7 +379,8 @@ pub async fn score_dataset(
         .with_resource(format!("model:{}@{}", model.name, model.hash.to_hex()))
         .with_resource(format!("{}@{}", v.dataset, v.version))
         .with_reason(format!("batch scoring of {rows} rows for validation")),
-    )?;
+    )
+    .await?;
     Ok(BatchScores {
         model: model.label(),
         dataset: format!("{}@{}", v.dataset, v.version),

@@ -148,7 +148,8 @@ pub async fn run_gate(
         home.audit(
             base_entry(OutcomeKind::Failure)
                 .with_reason(format!("profile {}: {reason}", profile.name())),
-        )?;
+        )
+        .await?;
         return Err(GateError::Refused { reason });
     }
     let quarantined: usize = reports.iter().map(|r| r.quarantined.len()).sum();
@@ -211,7 +212,8 @@ pub async fn run_gate(
                 profile.name(),
                 profile.hash().get(..12).unwrap_or("")
             )),
-    )?;
+    )
+    .await?;
     Ok(GateOutcome {
         version,
         quarantined,

@@ -55,7 +55,36 @@ type Batch = (
 /// zero-filled space ahead of the WAL's end ([`airlock_ledger::Ledger::preallocate`]), so a
 /// group commit's fsync carries no journal commit for a grown file.
 pub(crate) struct LedgerWriter {
+    sink: Arc<WriterSink>,
+}
+
+/// The writer's queue, which the deployment's own appends ([`Home::audit`]) also join while
+/// the service runs ([`Home::route_ledger_to`]): one append path per process.
+struct WriterSink {
     tx: std::sync::mpsc::Sender<Batch>,
+}
+
+impl WriterSink {
+    async fn append(&self, entries: Vec<Entry>) -> Result<u64, String> {
+        let encoded = entries
+            .iter()
+            .map(Entry::encode)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| format!("ledger entry: {err}"))?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let stopped = || "the ledger writer stopped".to_string();
+        self.tx.send((encoded, reply)).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+impl airlock_store::LedgerSink for WriterSink {
+    fn append(
+        &self,
+        entries: Vec<Entry>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, String>> + Send + '_>> {
+        Box::pin(WriterSink::append(self, entries))
+    }
 }
 
 /// The tile publisher's pause after each file it writes and starts writing to disk
@@ -103,6 +132,7 @@ impl LedgerWriter {
         let (tx, rx) = std::sync::mpsc::channel::<Batch>();
         let (nudge, nudged) = std::sync::mpsc::channel::<()>();
         let publisher = home.clone();
+        let home_for_sink = home.clone();
         home.ledger().defer_publishing(true);
         std::thread::Builder::new()
             .name("airlock-tiles".into())
@@ -184,22 +214,17 @@ impl LedgerWriter {
                 }
             })
             .map_err(ServiceError::internal)?;
-        Ok(LedgerWriter { tx })
+        let sink = Arc::new(WriterSink { tx });
+        let weak: std::sync::Weak<dyn airlock_store::LedgerSink> =
+            Arc::downgrade(&(Arc::clone(&sink) as Arc<dyn airlock_store::LedgerSink>));
+        home_for_sink.route_ledger_to(weak);
+        Ok(LedgerWriter { sink })
     }
 
     pub(crate) async fn append(&self, entries: Vec<Entry>) -> Result<u64, ServiceError> {
-        let encoded = entries
-            .iter()
-            .map(Entry::encode)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| ServiceError::internal(format!("ledger entry: {err}")))?;
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.tx
-            .send((encoded, reply))
-            .map_err(|_| ServiceError::internal("the ledger writer stopped"))?;
-        answer
+        self.sink
+            .append(entries)
             .await
-            .map_err(|_| ServiceError::internal("the ledger writer stopped"))?
             .map_err(|e| ServiceError::internal(format!("ledger: {e}")))
     }
 }

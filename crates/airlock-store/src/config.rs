@@ -19,6 +19,27 @@ pub struct Config {
     /// How a model version may reach every patient.
     #[serde(default)]
     pub rollout: RolloutConfig,
+    /// Acting as a witness for other deployments' ledgers.
+    #[serde(default, skip_serializing_if = "WitnessConfig::is_unset")]
+    pub witness: WitnessConfig,
+}
+
+/// Acting as a C2SP tlog-witness: which logs this deployment cosigns, and under what name. Its
+/// cosigning key is derived from the deployment's ledger key ([`crate::Home::witness_cosigner`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WitnessConfig {
+    /// The cosigner's key name (default `airlock.local/<deployment name>/witness`).
+    pub name: Option<String>,
+    /// The verifier keys (`name+keyid+key`, the key name being the log's origin) of the logs
+    /// this deployment cosigns; a checkpoint of any other origin is refused.
+    pub logs: Vec<String>,
+}
+
+impl WitnessConfig {
+    fn is_unset(&self) -> bool {
+        self == &WitnessConfig::default()
+    }
 }
 
 /// How a model version may reach every patient: a canary's largest share, and the soak it must
@@ -63,8 +84,14 @@ pub struct StorageConfig {
     /// The object store: a directory relative to the home, an absolute path, or a `file://` URL.
     /// Other schemes (s3://, gs://, az://) are object_store backends compiled in by feature.
     pub objects: String,
-    /// The metadata database file, relative to the home.
+    /// The metadata database file, relative to the home, or a PostgreSQL URL without its
+    /// password.
     pub database: String,
+    /// Accept a PostgreSQL server that is not on loopback without `sslmode=verify-full`: the
+    /// connection, the role's password included, can then be read or changed on the network.
+    /// Set by `init --danger-database-without-verified-tls`; absent means refuse.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub danger_database_without_verified_tls: bool,
 }
 
 /// The audit ledger.
@@ -75,6 +102,13 @@ pub struct LedgerConfig {
     pub origin: String,
     /// The ledger directory, relative to the home.
     pub dir: String,
+    /// A directory every checkpoint the ledger signs is also written to, as a 0600 file named
+    /// by its tree size (an absolute path, or relative to the home). Point it at storage this
+    /// deployment's operator cannot rewrite (a write-once bucket, another team's volume):
+    /// `airlock audit verify` checks the log extends the latest checkpoint there, so putting
+    /// back an older copy of the ledger, or a rewritten one, fails. Unset: no export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_export: Option<String>,
 }
 
 impl Config {
@@ -88,12 +122,15 @@ impl Config {
             storage: StorageConfig {
                 objects: "objects".into(),
                 database: "metadata.db".into(),
+                danger_database_without_verified_tls: false,
             },
             ledger: LedgerConfig {
                 origin: format!("airlock.local/{name}/audit"),
                 dir: "ledger".into(),
+                checkpoint_export: None,
             },
             rollout: RolloutConfig::default(),
+            witness: WitnessConfig::default(),
         }
     }
 
@@ -104,6 +141,12 @@ impl Config {
             path: path.to_path_buf(),
             reason: e.message().to_string(),
         })?;
+        for (i, key) in cfg.witness.logs.iter().enumerate() {
+            airlock_ledger::Verifier::parse(key).map_err(|e| StoreError::Config {
+                path: path.to_path_buf(),
+                reason: format!("`witness.logs[{i}]`: {e}"),
+            })?;
+        }
         let share = cfg.rollout.max_canary_percent;
         if !(share > 0.0 && share <= 100.0) {
             return Err(StoreError::Config {

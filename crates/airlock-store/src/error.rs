@@ -51,6 +51,36 @@ pub enum StoreError {
     /// The metadata database failed.
     #[error("metadata store error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A PostgreSQL connection to another machine without verified TLS.
+    #[error(
+        "the PostgreSQL connection to `{host}` has `sslmode={mode}`; a server that is not on \
+         loopback needs `sslmode=verify-full` (with `sslrootcert=` its CA's certificate), or \
+         `init --danger-database-without-verified-tls` \
+         (`storage.danger_database_without_verified_tls` in airlock.toml)"
+    )]
+    DatabaseTransport {
+        /// The server's host name or address (the URL, which may hold a password, is not shown).
+        host: String,
+        /// The `sslmode` the connection would use.
+        mode: &'static str,
+    },
+    /// The PostgreSQL role may not do what it was asked to (serve, or be served by).
+    #[error("database role refused: {reason}")]
+    DatabaseRole {
+        /// Why.
+        reason: &'static str,
+    },
+    /// The PostgreSQL schema is older than this build, and the serving role cannot migrate it.
+    #[error(
+        "the database schema is at migration {found} and this build needs {needed}; migrate it \
+         as the owner role (`--database-owner`)"
+    )]
+    SchemaBehind {
+        /// The newest migration the database has (0: none).
+        found: i64,
+        /// The newest migration this build knows.
+        needed: i64,
+    },
     /// The object store failed.
     #[error("object store error on `{path}`: {reason}")]
     ObjectStore {
@@ -143,6 +173,12 @@ pub enum StoreError {
     /// A ledger entry could not be built.
     #[error("audit entry: {0}")]
     Entry(#[from] airlock_ledger::EntryError),
+    /// The service's ledger writer failed or stopped.
+    #[error("audit ledger writer: {detail}")]
+    LedgerWriter {
+        /// What it said (never an entry's content).
+        detail: String,
+    },
 }
 
 impl StoreError {
@@ -158,10 +194,15 @@ impl StoreError {
             StoreError::Id(_) => "invalid identifier or text",
             StoreError::DatasetMismatch { .. } => "dataset lives in another zone or classification",
             StoreError::Database(_) => "metadata store error",
+            StoreError::DatabaseTransport { .. }
+            | StoreError::DatabaseRole { .. }
+            | StoreError::SchemaBehind { .. } => "metadata store refused",
             StoreError::ObjectStore { .. } => "object store error",
             StoreError::Crypto(_) => "encryption error",
             StoreError::Corrupt { .. } | StoreError::Provenance { .. } => "integrity error",
-            StoreError::Ledger(_) | StoreError::Entry(_) => "ledger error",
+            StoreError::Ledger(_) | StoreError::Entry(_) | StoreError::LedgerWriter { .. } => {
+                "ledger error"
+            }
             StoreError::Config { .. }
             | StoreError::MissingHome { .. }
             | StoreError::HomeExists { .. }

@@ -18,7 +18,7 @@ use crate::datasets::{
     NewFile, NewVersion, Transform, VersionRef,
 };
 use crate::files::{self, write_atomic};
-use crate::meta::{Db, DbTarget, Meta, Scope, is_postgres_url};
+use crate::meta::{DatabaseTls, Db, DbTarget, Meta, Scope, is_postgres_url};
 use crate::objects::Objects;
 use crate::scan::{self, Refusal};
 use crate::{AIRLOCK_VERSION, StoreError};
@@ -56,6 +56,9 @@ impl fmt::Debug for Passphrase {
 /// The environment variable that carries a PostgreSQL URL with credentials.
 pub const DATABASE_URL_ENV: &str = "AIRLOCK_DATABASE_URL";
 
+/// The environment variable that carries the PostgreSQL owner role's URL (for migrations).
+pub const DATABASE_OWNER_URL_ENV: &str = "AIRLOCK_DATABASE_OWNER_URL";
+
 /// Options for `init`.
 #[derive(Clone)]
 pub struct InitOptions {
@@ -88,13 +91,56 @@ impl Default for InitOptions {
     }
 }
 
+/// How `init` sets up a PostgreSQL database, beyond [`InitOptions::database_url`] (which names
+/// the serving role).
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct DatabaseSetup {
+    owner_url: Option<String>,
+    danger_without_verified_tls: bool,
+}
+
+impl DatabaseSetup {
+    /// Migrate as the role of `url`, which will own the tables, and grant the serving role only
+    /// what the application needs. Without it the database must be migrated already.
+    pub fn owner(mut self, url: String) -> Self {
+        self.owner_url = Some(url);
+        self
+    }
+
+    /// Accept a server that is not on loopback without `sslmode=verify-full`, and record the
+    /// choice in `airlock.toml` (`storage.danger_database_without_verified_tls`).
+    pub fn danger_without_verified_tls(mut self) -> Self {
+        self.danger_without_verified_tls = true;
+        self
+    }
+}
+
+impl fmt::Debug for DatabaseSetup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The owner's URL may carry a password.
+        f.debug_struct("DatabaseSetup")
+            .field("owner", &self.owner_url.is_some())
+            .field(
+                "danger_without_verified_tls",
+                &self.danger_without_verified_tls,
+            )
+            .finish()
+    }
+}
+
 /// Where the metadata lives: the config names it (without credentials); an explicit URL, which
 /// may carry credentials, must name the same kind of database.
 fn db_target(dir: &Path, config: &Config, url: Option<&str>) -> Result<DbTarget, StoreError> {
     let configured = &config.storage.database;
+    let tls = if config.storage.danger_database_without_verified_tls {
+        DatabaseTls::DangerUnverified
+    } else {
+        DatabaseTls::VerifyFull
+    };
     match (is_postgres_url(configured), url) {
-        (true, Some(u)) if is_postgres_url(u) => Ok(DbTarget::Postgres(u.to_string())),
-        (true, None) => Ok(DbTarget::Postgres(configured.clone())),
+        (true, Some(u)) if is_postgres_url(u) => Ok(DbTarget::Postgres(u.to_string(), tls)),
+        (true, None) => Ok(DbTarget::Postgres(configured.clone(), tls)),
         (false, Some(u)) if is_postgres_url(u) => Err(StoreError::Config {
             path: dir.join(CONFIG_FILE),
             reason: "this deployment keeps its metadata in SQLite; a PostgreSQL URL was given \
@@ -152,7 +198,21 @@ struct HomeInner {
     kms: LocalKeyManager,
     meta: Meta,
     objects: Objects,
-    ledger: Ledger,
+    ledger: Arc<Ledger>,
+    /// The running service's ledger writer, when one runs (weak: the writer's own thread holds
+    /// a handle to this home, and a strong reference would keep both alive forever).
+    sink: std::sync::Mutex<Option<std::sync::Weak<dyn LedgerSink>>>,
+}
+
+/// Where a deployment's ledger entries go while a service runs: its group-commit writer, so a
+/// process appends by one path only (one order, one fsync per group), whoever builds the
+/// entry. Without one, [`Home::audit`] appends directly, off the async threads.
+pub trait LedgerSink: Send + Sync {
+    /// Append `entries` consecutively and durably; the first one's index.
+    fn append(
+        &self,
+        entries: Vec<Entry>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, String>> + Send + '_>>;
 }
 
 impl fmt::Debug for Home {
@@ -263,6 +323,9 @@ impl Drop for InitGuard {
         }
     }
 }
+
+/// The label the witness cosigner's seed is derived under ([`Home::witness_cosigner`]).
+pub const WITNESS_KEY_LABEL: &[u8] = b"airlock witness cosigner v1";
 
 /// Domain separation for artifact signatures.
 pub const ARTIFACT_SIGNATURE_CONTEXT: &[u8] = b"airlock artifact signature v1\n";
@@ -406,11 +469,27 @@ impl Home {
     /// An `init` that fails removes what it made: the whole directory when it created it, or
     /// else the files and directories it added (and the directory's mode is restored). A
     /// PostgreSQL database keeps the tables its migrations created; they are empty, and a new
-    /// `init` migrates over them.
+    /// `init` uses them.
+    ///
+    /// On PostgreSQL the database must be migrated already, by its owner role; see
+    /// [`Home::init_with`] to migrate it here.
     pub async fn init(
         dir: &Path,
         passphrase: &Passphrase,
         opts: &InitOptions,
+        actor: ActorId,
+    ) -> Result<Home, StoreError> {
+        Self::init_with(dir, passphrase, opts, &DatabaseSetup::default(), actor).await
+    }
+
+    /// [`Home::init`], setting up a PostgreSQL database as `setup` says: migrated first as
+    /// its owner role, and reached without verified TLS only if the operator accepts the
+    /// danger.
+    pub async fn init_with(
+        dir: &Path,
+        passphrase: &Passphrase,
+        opts: &InitOptions,
+        setup: &DatabaseSetup,
         actor: ActorId,
     ) -> Result<Home, StoreError> {
         if dir.join(CONFIG_FILE).exists() || dir.join(KEYRING_FILE).exists() {
@@ -426,8 +505,16 @@ impl Home {
                 reason: "expected a postgres:// URL".into(),
             });
         }
+        if let Some(owner) = &setup.owner_url
+            && (opts.database_url.is_none() || !is_postgres_url(owner))
+        {
+            return Err(StoreError::Config {
+                path: PathBuf::from("--database-owner"),
+                reason: "expected a postgres:// URL, beside a PostgreSQL `--database`".into(),
+            });
+        }
         let mut guard = InitGuard::begin(dir)?;
-        let home = Self::init_in(dir, passphrase, opts, actor, &mut guard).await?;
+        let home = Self::init_in(dir, passphrase, opts, setup, actor, &mut guard).await?;
         guard.disarm();
         Ok(home)
     }
@@ -438,12 +525,14 @@ impl Home {
         dir: &Path,
         passphrase: &Passphrase,
         opts: &InitOptions,
+        setup: &DatabaseSetup,
         actor: ActorId,
         guard: &mut InitGuard,
     ) -> Result<Home, StoreError> {
         let mut config = Config::new(&opts.name);
         if let Some(url) = &opts.database_url {
             config.storage.database = without_password(url);
+            config.storage.danger_database_without_verified_tls = setup.danger_without_verified_tls;
         }
         let (mut keyring, mut kms) = Keyring::create(passphrase.as_str()?, opts.kdf)?;
         let tls = airlock_crypto::generate_tls_identity(&["localhost", "127.0.0.1"])?;
@@ -472,6 +561,9 @@ impl Home {
                 files::create_private_file(path).map_err(StoreError::io(path))?;
             }
         }
+        if let (DbTarget::Postgres(url, tls), Some(owner)) = (&target, &setup.owner_url) {
+            Db::migrate_postgres(owner, url, *tls).await?;
+        }
         let meta = Meta::open(&target, true).await?;
         let objects_dir = Config::resolve(dir, &config.storage.objects);
         guard.track(&objects_dir);
@@ -486,7 +578,8 @@ impl Home {
                 kms,
                 meta,
                 objects,
-                ledger,
+                ledger: Arc::new(ledger),
+                sink: std::sync::Mutex::new(None),
             }),
             actor,
             request: None,
@@ -502,7 +595,8 @@ impl Home {
                 OutcomeKind::Success,
             )
             .with_reason("deployment initialised"),
-        )?;
+        )
+        .await?;
         home.inner.ledger.checkpoint()?;
         home.make_private().map_err(StoreError::io(dir))?;
         Ok(home)
@@ -555,6 +649,32 @@ impl Home {
         }
     }
 
+    /// Migrate a deployment's PostgreSQL database as its owner role (`owner_url`) and grant the
+    /// serving role (the user of `database_url`, else of the URL in `airlock.toml`) only what
+    /// the application needs; see [`Db::migrate_postgres`]. Needs no passphrase: it touches
+    /// no key and no row. Returns the migrations it applied.
+    pub async fn migrate_database(
+        dir: &Path,
+        owner_url: &str,
+        database_url: Option<&str>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let cfg_path = dir.join(CONFIG_FILE);
+        if !cfg_path.exists() {
+            return Err(StoreError::MissingHome {
+                path: dir.to_path_buf(),
+            });
+        }
+        let config = Config::load(&cfg_path)?;
+        match db_target(dir, &config, database_url)? {
+            DbTarget::Postgres(url, tls) => Db::migrate_postgres(owner_url, &url, tls).await,
+            DbTarget::Sqlite(_) => Err(StoreError::Config {
+                path: cfg_path,
+                reason: "this deployment keeps its metadata in SQLite, which has no owner role"
+                    .into(),
+            }),
+        }
+    }
+
     /// Open an existing deployment with its passphrase.
     pub async fn open(
         dir: &Path,
@@ -587,6 +707,11 @@ impl Home {
         let kms = keyring.unlock(passphrase.as_str()?)?;
         let ledger_dir = Config::resolve(dir, &config.ledger.dir);
         let ledger = Ledger::open(&ledger_dir, &config.ledger.origin, signing_key(&kms)?)?;
+        // Every checkpoint signed from here on, and the latest now: an export that cannot be
+        // written refuses to open rather than leave history unpinned unnoticed.
+        if let Some(export) = &config.ledger.checkpoint_export {
+            ledger.export_checkpoints(&Config::resolve(dir, export))?;
+        }
         let meta = Meta::open(&db_target(dir, &config, database_url)?, false).await?;
         let objects = Objects::local(Config::resolve(dir, &config.storage.objects))?;
         let home = Home {
@@ -597,7 +722,8 @@ impl Home {
                 kms,
                 meta,
                 objects,
-                ledger,
+                ledger: Arc::new(ledger),
+                sink: std::sync::Mutex::new(None),
             }),
             actor,
             request: None,
@@ -639,6 +765,22 @@ impl Home {
         let ring_bytes = std::fs::read(&ring_path).map_err(StoreError::io(&ring_path))?;
         let kms = Keyring::from_json(&ring_bytes)?.unlock(passphrase.as_str()?)?;
         Ok(kms.named_key(NamedKey::Pseudonym)?)
+    }
+
+    /// The checkpoint export directory configured for the deployment at `dir`
+    /// (`ledger.checkpoint_export`), if any (no passphrase needed).
+    pub fn checkpoint_export_of(dir: &Path) -> Result<Option<PathBuf>, StoreError> {
+        let cfg_path = dir.join(CONFIG_FILE);
+        if !cfg_path.exists() {
+            return Err(StoreError::MissingHome {
+                path: dir.to_path_buf(),
+            });
+        }
+        let config = Config::load(&cfg_path)?;
+        Ok(config
+            .ledger
+            .checkpoint_export
+            .map(|p| Config::resolve(dir, &p)))
     }
 
     /// The ledger directory of the deployment at `dir` (no passphrase needed).
@@ -730,6 +872,32 @@ impl Home {
         Ok(self.inner.kms.named_key(NamedKey::Pseudonym)?)
     }
 
+    /// The deployment's witness cosigner (C2SP tlog-cosignature, Ed25519) under its witness
+    /// name (`witness.name`, default `airlock.local/<deployment>/witness`). Its seed is
+    /// HMAC-SHA256 of the ledger's signing seed with [`WITNESS_KEY_LABEL`]: the spec asks for a
+    /// key of its own per cosigner, so it never signs what the log key signs, and a home needs
+    /// no new keyring entry for it.
+    pub fn witness_cosigner(&self) -> Result<airlock_ledger::witness::Cosigner, StoreError> {
+        let seed = self.inner.kms.named_key(NamedKey::LedgerSigning)?;
+        let derived = airlock_crypto::derive_key(&seed, WITNESS_KEY_LABEL)?;
+        let bytes: [u8; 32] = derived.expose_secret().try_into().map_err(|_| {
+            airlock_crypto::CryptoError::MissingKey {
+                name: NamedKey::LedgerSigning.as_str().into(),
+            }
+        })?;
+        let name = self.inner.config.witness.name.clone().unwrap_or_else(|| {
+            format!(
+                "airlock.local/{}/witness",
+                self.inner.config.deployment.name
+            )
+        });
+        airlock_ledger::witness::Cosigner::new(&name, ed25519_dalek::SigningKey::from_bytes(&bytes))
+            .map_err(|e| StoreError::Config {
+                path: self.inner.dir.join(CONFIG_FILE),
+                reason: format!("`witness.name`: {e}"),
+            })
+    }
+
     /// The key that seals people's TOTP secrets: a named key of its own, wrapped by the master
     /// key like the others (so `keys rotate` re-wraps it). A home made before it existed has
     /// none; its secrets were sealed under a key derived from the pseudonym key, which is
@@ -770,9 +938,43 @@ impl Home {
         self.inner.meta.db()
     }
 
-    /// Append an entry to the ledger; returns once it is durable.
-    pub fn audit(&self, entry: Entry) -> Result<u64, StoreError> {
-        Ok(self.inner.ledger.append(&entry)?)
+    /// Send this deployment's ledger entries through `sink` (a running service's writer) for
+    /// as long as it lives.
+    pub fn route_ledger_to(&self, sink: std::sync::Weak<dyn LedgerSink>) {
+        if let Ok(mut slot) = self.inner.sink.lock() {
+            *slot = Some(sink);
+        }
+    }
+
+    /// Append an entry to the ledger; returns its index once it is durable.
+    pub async fn audit(&self, entry: Entry) -> Result<u64, StoreError> {
+        self.audit_many(vec![entry]).await
+    }
+
+    /// Append entries consecutively; returns the first one's index once all are durable.
+    pub async fn audit_many(&self, entries: Vec<Entry>) -> Result<u64, StoreError> {
+        let sink = self
+            .inner
+            .sink
+            .lock()
+            .ok()
+            .and_then(|slot| slot.as_ref().and_then(std::sync::Weak::upgrade));
+        match sink {
+            Some(sink) => sink
+                .append(entries)
+                .await
+                .map_err(|detail| StoreError::LedgerWriter { detail }),
+            None => {
+                // An fsync: not on the async threads.
+                let ledger = Arc::clone(&self.inner.ledger);
+                tokio::task::spawn_blocking(move || ledger.append_many(&entries))
+                    .await
+                    .map_err(|e| StoreError::LedgerWriter {
+                        detail: e.to_string(),
+                    })?
+                    .map_err(StoreError::from)
+            }
+        }
     }
 
     fn entry(&self, event: EventType, zone: Zone, outcome: OutcomeKind) -> Entry {
@@ -809,7 +1011,8 @@ impl Home {
                 self.entry(EventType::PolicyDecision, nv.zone, OutcomeKind::Denied)
                     .with_resource(nv.dataset.to_string())
                     .with_reason(e.to_string()),
-            )?;
+            )
+            .await?;
             return Err(e);
         }
         self.write_version_as(nv, None).await
@@ -836,7 +1039,8 @@ impl Home {
                 self.entry(EventType::PolicyDecision, nv.zone, OutcomeKind::Denied)
                     .with_resource(nv.dataset.to_string())
                     .with_reason(e.to_string()),
-            )?;
+            )
+            .await?;
             return Err(e.into());
         }
         let mut files = Vec::with_capacity(nv.files.len());
@@ -959,7 +1163,7 @@ impl Home {
         if let Some(a) = attestation {
             reason.push_str(&format!("; {a}"));
         }
-        let index = self.audit(entry.with_reason(reason))?;
+        let index = self.audit(entry.with_reason(reason)).await?;
         Meta::set_ledger_index(&mut tx, &dv, index).await?;
         tx.commit().await?;
         Ok(DatasetVersion {
@@ -1022,7 +1226,8 @@ impl Home {
                 self.entry(EventType::Ingest, req.zone, OutcomeKind::Failure)
                     .with_resource(req.dataset.to_string())
                     .with_reason(reason),
-            )?;
+            )
+            .await?;
         }
         result
     }
@@ -1293,7 +1498,8 @@ impl Home {
                 self.entry(EventType::PolicyDecision, v.zone, OutcomeKind::Denied)
                     .with_resource(v.reference().to_string())
                     .with_reason(e.to_string()),
-            )?;
+            )
+            .await?;
             return Err(e);
         }
         let mref = crate::ObjectRef {
@@ -1336,7 +1542,7 @@ impl Home {
         if let Access::Gate(g) = access {
             entry = entry.with_reason(format!("read by the {g} gate"));
         }
-        self.audit(entry)?;
+        self.audit(entry).await?;
         Ok(out)
     }
 
@@ -1401,7 +1607,7 @@ impl Home {
         if let Some(p) = purpose {
             entry = entry.with_purpose(p);
         }
-        self.audit(entry)?;
+        self.audit(entry).await?;
         Ok(written)
     }
 
@@ -1449,7 +1655,8 @@ impl Home {
                     "master key {old_key_id} replaced by {new_key_id}; {} data keys re-wrapped",
                     rewrapped.len()
                 )),
-        )?;
+        )
+        .await?;
         Ok(RotationSummary {
             old_key_id,
             new_key_id,
@@ -1481,7 +1688,8 @@ impl Home {
                     airlock_crypto::TLS_VALID_DAYS,
                     airlock_crypto::sha256(tls.cert_pem.as_bytes()).to_hex()
                 )),
-        )?;
+        )
+        .await?;
         Ok(tls.cert_pem)
     }
 
@@ -1535,5 +1743,38 @@ impl Home {
         // The checkpoint may have written new tiles.
         self.make_private_or_warn();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_danger_override_comes_from_the_configuration() {
+        let dir = Path::new("/nonexistent");
+        let mut config = Config::new("t");
+        config.storage.database = "postgres://airlock@db.example.org/airlock".into();
+        let tls = |c: &Config, url: Option<&str>| match db_target(dir, c, url) {
+            Ok(DbTarget::Postgres(_, tls)) => Some(tls),
+            _ => None,
+        };
+        assert_eq!(tls(&config, None), Some(DatabaseTls::VerifyFull));
+        config.storage.danger_database_without_verified_tls = true;
+        assert_eq!(
+            tls(
+                &config,
+                Some("postgres://airlock:pw@db.example.org/airlock")
+            ),
+            Some(DatabaseTls::DangerUnverified)
+        );
+        // Written to airlock.toml only when set, and read back.
+        let text = config.to_toml();
+        assert!(
+            text.contains("danger_database_without_verified_tls = true"),
+            "{text}"
+        );
+        config.storage.danger_database_without_verified_tls = false;
+        assert!(!config.to_toml().contains("danger"));
     }
 }

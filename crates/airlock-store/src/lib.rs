@@ -44,16 +44,17 @@ mod scan;
 pub mod testing;
 
 pub use attest::{Attestation, AttestationBasis, AttestationReference};
-pub use config::{Config, RolloutConfig};
+pub use config::{Config, RolloutConfig, WitnessConfig};
 pub use datasets::{
     Access, DatasetSummary, DatasetVersion, IngestRequest, Lineage, Manifest, ManifestFile,
     NewFile, NewVersion, Transform, VersionRef, parse_version_spec,
 };
 pub use error::StoreError;
 pub use home::{
-    ARTIFACT_SIGNATURE_CONTEXT, DATABASE_URL_ENV, Home, InitOptions, Passphrase, RotationSummary,
+    ARTIFACT_SIGNATURE_CONTEXT, DATABASE_OWNER_URL_ENV, DATABASE_URL_ENV, DatabaseSetup, Home,
+    InitOptions, LedgerSink, Passphrase, RotationSummary, WITNESS_KEY_LABEL,
 };
-pub use meta::{Backend, Db, DbTarget, Scope, Tx, is_postgres_url};
+pub use meta::{Backend, DatabaseTls, Db, DbTarget, SERVING_GRANTS, Scope, Tx, is_postgres_url};
 pub use objects::ObjectRef;
 pub use scan::{DataPosition, IdentifierKind};
 

@@ -2,20 +2,29 @@
 //! database is a `postgres://` URL.
 //!
 //! One set of statements serves both (sqlx's `Any` driver, `$N` placeholders, portable types).
-//! On PostgreSQL the zone-tagged tables also carry row-level security (migration
-//! `0003_postgres_rls.sql`): every transaction begins by declaring the zones its caller may see
-//! (`airlock.zones`), and the database itself hides every other row, as defence in depth
-//! behind the application's own checks. The application's role must not be a superuser or hold
-//! `BYPASSRLS`; [`Db::connect`] refuses one that does.
+//! On PostgreSQL every table with zone-bound or identity data also carries row-level security
+//! (migrations `0004_postgres_rls.sql` and `0008_postgres_rls_identity_models.sql`): every
+//! transaction begins by declaring the zones its caller may see (`airlock.zones`) and whether it
+//! is an identity transaction (`airlock.identity`), and the database itself hides every other
+//! row, as defence in depth behind the application's own checks.
+//!
+//! Policies bind only a role that cannot switch them off, so PostgreSQL has two roles: an owner
+//! that runs the migrations ([`Db::migrate_postgres`]) and grants the other, the serving role,
+//! only the statements the application runs on each table ([`SERVING_GRANTS`]). [`Db::connect`]
+//! never migrates a PostgreSQL database, and refuses a role that is a superuser, has
+//! `BYPASSRLS`, or owns the database, its schema or a table in it. Both connections must be
+//! verified TLS (`sslmode=verify-full`) unless the server is on loopback.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use airlock_crypto::WrappedKey;
 use airlock_types::{Classification, ContentHash, DatasetName, DatasetVersionId, Zone};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, ConnectOptions, Executor, Row, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction};
 
 use crate::StoreError;
 use crate::datasets::{DatasetSummary, DatasetVersion, Lineage, VersionRef};
@@ -74,42 +83,140 @@ const MIGRATIONS: &[Migration] = &[
         postgres_only: false,
         sql: include_str!("../migrations/0007_version_ledger_index.sql"),
     },
+    Migration {
+        version: 8,
+        postgres_only: true,
+        sql: include_str!("../migrations/0008_postgres_rls_identity_models.sql"),
+    },
+    Migration {
+        version: 9,
+        postgres_only: false,
+        sql: include_str!("../migrations/0009_witness_logs.sql"),
+    },
 ];
 
-/// The zones a caller may see. On PostgreSQL, row-level security enforces it; on SQLite the
-/// application's checks are the only line.
+/// What the serving role may do to each table on PostgreSQL, as `GRANT` privilege lists: the
+/// statements the application runs and nothing more. Append-only tables get no `UPDATE` or
+/// `DELETE`, and `UPDATE` is limited to the columns the application changes, so the serving
+/// role cannot rewrite a lineage record, a model card or a ledger index it did not set. A new
+/// table needs a line here (a unit test checks that every migrated table has one).
+pub const SERVING_GRANTS: &[(&str, &str)] = &[
+    ("schema_migrations", "SELECT"),
+    ("objects", "SELECT, INSERT, UPDATE (wrapped_key)"),
+    ("datasets", "SELECT, INSERT"),
+    ("dataset_versions", "SELECT, INSERT, UPDATE (ledger_index)"),
+    ("version_parents", "SELECT, INSERT"),
+    (
+        "blobs",
+        "SELECT, INSERT, UPDATE (zone, classification, hash, size, updated_at)",
+    ),
+    (
+        "principals",
+        "SELECT, INSERT, UPDATE (roles, password_hash, totp_secret, totp_last_step, \
+         client_cert_sha256, failed_logins, locked_until, disabled)",
+    ),
+    ("sessions", "SELECT, INSERT, UPDATE (last_seen), DELETE"),
+    ("api_tokens", "SELECT, INSERT, UPDATE (revoked_at)"),
+    (
+        "break_glass",
+        "SELECT, INSERT, UPDATE (reviewed_by, reviewed_at)",
+    ),
+    (
+        "deid_runs",
+        "SELECT, INSERT, UPDATE (status, report, error, finished_at)",
+    ),
+    ("enrolments", "SELECT, INSERT, DELETE"),
+    ("role_grants", "SELECT, INSERT, DELETE"),
+    (
+        "model_versions",
+        "SELECT, INSERT, UPDATE (state, canary_share_bp, zone)",
+    ),
+    ("model_transitions", "SELECT, INSERT"),
+    ("model_approvals", "SELECT, INSERT"),
+    (
+        "prediction_outcomes",
+        "SELECT, INSERT, UPDATE (label, posted_by, at)",
+    ),
+    (
+        "witness_logs",
+        "SELECT, INSERT, UPDATE (size, root, checkpoint, updated_at)",
+    ),
+];
+
+/// The PostgreSQL advisory lock key that lets one migrator run at a time ("AIRLOCKS" as a
+/// big-endian integer; the registry's lifecycle lock is "AIRLOCKM").
+const MIGRATION_LOCK_KEY: i64 = 0x4149_524c_4f43_4b53;
+
+/// The newest migration this build knows.
+fn latest_migration() -> i64 {
+    MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// The zones a caller may see, and whether the transaction is an identity transaction. On
+/// PostgreSQL, row-level security enforces both; on SQLite the application's checks are the
+/// only line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scope(BTreeSet<Zone>);
+pub struct Scope {
+    zones: BTreeSet<Zone>,
+    identity: bool,
+}
 
 impl Scope {
-    /// Every zone (the local operator, who holds the deployment passphrase).
+    /// Every zone (the local operator, who holds the deployment passphrase); no identity table.
     pub fn all() -> Self {
-        Scope(Zone::ALL.into_iter().collect())
+        Scope::zones(Zone::ALL)
     }
 
-    /// Only these zones.
+    /// Only these zones; no identity table.
     pub fn zones(zones: impl IntoIterator<Item = Zone>) -> Self {
-        Scope(zones.into_iter().collect())
+        Scope {
+            zones: zones.into_iter().collect(),
+            identity: false,
+        }
     }
 
-    /// Nothing (identity tables only).
+    /// The identity tables (principals, sessions, tokens, enrolments, role grants) and no zone.
+    pub fn identity() -> Self {
+        Scope {
+            zones: BTreeSet::new(),
+            identity: true,
+        }
+    }
+
+    /// No zone: the identity tables only (the same as [`Scope::identity`]).
     pub fn none() -> Self {
-        Scope(BTreeSet::new())
+        Scope::identity()
     }
 
     /// Whether `zone` is in scope.
     pub fn contains(&self, zone: Zone) -> bool {
-        self.0.contains(&zone)
+        self.zones.contains(&zone)
     }
 
     /// The zones, comma-separated, as the RLS policies read them.
     fn setting(&self) -> String {
-        self.0
+        self.zones
             .iter()
             .map(|z| z.as_str())
             .collect::<Vec<_>>()
             .join(",")
     }
+
+    /// `airlock.identity` as the RLS policies read it.
+    fn identity_setting(&self) -> &'static str {
+        if self.identity { "on" } else { "" }
+    }
+}
+
+/// How a PostgreSQL connection must be protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DatabaseTls {
+    /// `sslmode=verify-full` to every host but loopback and Unix sockets (the default).
+    #[default]
+    VerifyFull,
+    /// Any `sslmode` to any host (`storage.danger_database_without_verified_tls`): the
+    /// connection, the role's password included, can be read or changed on the network.
+    DangerUnverified,
 }
 
 /// A connection pool to the metadata database.
@@ -127,8 +234,77 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// A PostgreSQL URL for the `Any` driver, refused unless its connection is verified TLS or
+/// stays on this machine (or `tls` is the danger override). The URL is never quoted back: it
+/// may carry a password.
+fn postgres_url(url: &str, tls: DatabaseTls) -> Result<(url::Url, PgConnectOptions), StoreError> {
+    let unparsable = || StoreError::Config {
+        path: "database".into(),
+        reason: "the PostgreSQL URL does not parse".into(),
+    };
+    let parsed: url::Url = url.parse().map_err(|_| unparsable())?;
+    // sqlx's own reading of the URL (with PGHOST, PGSSLMODE... where the URL is silent), which
+    // is the one the connection will use.
+    let opts = PgConnectOptions::from_url(&parsed).map_err(|_| unparsable())?;
+    let mode = opts.get_ssl_mode();
+    if is_local(&opts) || matches!(mode, PgSslMode::VerifyFull) {
+        return Ok((parsed, opts));
+    }
+    match tls {
+        DatabaseTls::VerifyFull => Err(StoreError::DatabaseTransport {
+            host: opts.get_host().to_string(),
+            mode: ssl_mode_name(mode),
+        }),
+        DatabaseTls::DangerUnverified => {
+            tracing::warn!(
+                host = %opts.get_host(),
+                sslmode = ssl_mode_name(mode),
+                "connecting to PostgreSQL without verified TLS \
+                 (storage.danger_database_without_verified_tls): the connection and the role's \
+                 password can be read or changed on the network"
+            );
+            Ok((parsed, opts))
+        }
+    }
+}
+
+/// Whether the connection stays on this machine: a Unix socket or a loopback address.
+fn is_local(opts: &PgConnectOptions) -> bool {
+    let host = opts.get_host();
+    opts.get_socket().is_some()
+        || host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn ssl_mode_name(mode: PgSslMode) -> &'static str {
+    match mode {
+        PgSslMode::Disable => "disable",
+        PgSslMode::Allow => "allow",
+        PgSslMode::Prefer => "prefer",
+        PgSslMode::Require => "require",
+        PgSslMode::VerifyCa => "verify-ca",
+        PgSslMode::VerifyFull => "verify-full",
+    }
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 impl Db {
-    /// Connect to a SQLite file or a PostgreSQL URL, then migrate.
+    /// Connect to a SQLite file (migrating it) or to a PostgreSQL URL as the serving role.
+    ///
+    /// A PostgreSQL database is never migrated here: its owner does that
+    /// ([`Db::migrate_postgres`]). The role is refused if row-level security would not bind it
+    /// (a superuser, `BYPASSRLS`, or an owner of the database, its schema or a table in it,
+    /// directly or through a role it belongs to), and the schema must be at this build's
+    /// newest migration.
     pub async fn connect(target: &DbTarget, create: bool) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let (url, backend) = match target {
@@ -138,13 +314,7 @@ impl Db {
                     .create_if_missing(create);
                 (opts.to_url_lossy(), Backend::Sqlite)
             }
-            DbTarget::Postgres(url) => (
-                url.parse::<url::Url>().map_err(|_| StoreError::Config {
-                    path: "database".into(),
-                    reason: "the PostgreSQL URL does not parse".into(),
-                })?,
-                Backend::Postgres,
-            ),
+            DbTarget::Postgres(url, tls) => (postgres_url(url, *tls)?.0, Backend::Postgres),
         };
         let opts = AnyConnectOptions::from_url(&url)?;
         let pool = AnyPoolOptions::new()
@@ -163,11 +333,72 @@ impl Db {
             .connect_with(opts)
             .await?;
         let db = Db { pool, backend };
-        if backend == Backend::Postgres {
-            db.check_postgres_role().await?;
+        match backend {
+            Backend::Sqlite => {
+                let mut conn = db.pool.acquire().await?;
+                migrate(&mut conn, Backend::Sqlite).await?;
+            }
+            Backend::Postgres => {
+                db.check_serving_role().await?;
+                db.check_schema().await?;
+            }
         }
-        db.migrate().await?;
         Ok(db)
+    }
+
+    /// Migrate a PostgreSQL database as the role that owns its tables (the user of
+    /// `owner_url`), then grant the serving role (the user of `serving_url`, which is only read
+    /// for its role name) exactly [`SERVING_GRANTS`]. Returns the migrations it applied.
+    ///
+    /// The two URLs must name the same database and different roles, and the serving role
+    /// must not belong to the owner role (it would inherit the ownership). Migrators take
+    /// turns (an advisory lock), so servers started together with the owner's URL can both
+    /// ask.
+    pub async fn migrate_postgres(
+        owner_url: &str,
+        serving_url: &str,
+        tls: DatabaseTls,
+    ) -> Result<Vec<i64>, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (owner_parsed, owner) = postgres_url(owner_url, tls)?;
+        let (_, serving) = postgres_url(serving_url, tls)?;
+        let place = |o: &PgConnectOptions| {
+            (
+                o.get_host().to_string(),
+                o.get_port(),
+                o.get_socket().cloned(),
+                o.get_database().map(str::to_string),
+            )
+        };
+        if place(&owner) != place(&serving) {
+            return Err(StoreError::Config {
+                path: "--database-owner".into(),
+                reason: "the owner's and the serving role's URLs name different databases".into(),
+            });
+        }
+        let role = serving.get_username();
+        if role.is_empty() || role.contains('\0') {
+            return Err(StoreError::Config {
+                path: "database".into(),
+                reason: "the serving URL names no database role".into(),
+            });
+        }
+        if role == owner.get_username() {
+            return Err(StoreError::DatabaseRole {
+                reason: "the serving role and the owner role are the same; serve as a role \
+                         that owns nothing",
+            });
+        }
+        let mut conn =
+            AnyConnection::connect_with(&AnyConnectOptions::from_url(&owner_parsed)?).await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut conn)
+            .await?;
+        let applied = migrate_as_owner(&mut conn, role).await;
+        // Closing the session releases the advisory lock.
+        conn.close().await?;
+        applied
     }
 
     /// Which engine.
@@ -175,35 +406,70 @@ impl Db {
         self.backend
     }
 
-    /// Refuse a role that row-level security would not bind.
-    async fn check_postgres_role(&self) -> Result<(), StoreError> {
+    /// Refuse a role that row-level security would not bind, or that could switch it off.
+    async fn check_serving_role(&self) -> Result<(), StoreError> {
         let row = sqlx::query(
-            "SELECT CAST(rolsuper AS INT) AS su, CAST(rolbypassrls AS INT) AS by \
-             FROM pg_roles WHERE rolname = current_user",
+            "SELECT CAST(r.rolsuper OR r.rolbypassrls AS INT) AS bypasses, \
+                    CAST(EXISTS (SELECT 1 FROM pg_database d WHERE d.datname = current_database() \
+                                 AND pg_has_role(current_user, d.datdba, 'MEMBER')) \
+                      OR EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = current_schema() \
+                                 AND pg_has_role(current_user, n.nspowner, 'MEMBER')) \
+                      OR EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                                 WHERE n.nspname = current_schema() \
+                                 AND pg_has_role(current_user, c.relowner, 'MEMBER')) AS INT) AS owns \
+             FROM pg_roles r WHERE r.rolname = current_user",
         )
         .fetch_one(&self.pool)
         .await?;
-        let su: i32 = row.try_get("su")?;
-        let by: i32 = row.try_get("by")?;
-        if su != 0 || by != 0 {
-            return Err(StoreError::Config {
-                path: "database".into(),
-                reason: "the database role is a superuser or has BYPASSRLS, which would \
-                         bypass row-level security; connect as an ordinary role"
-                    .into(),
+        if row.try_get::<i32, _>("bypasses")? != 0 {
+            return Err(StoreError::DatabaseRole {
+                reason: "it is a superuser or has BYPASSRLS, which bypass row-level security; \
+                         connect as an ordinary role",
+            });
+        }
+        if row.try_get::<i32, _>("owns")? != 0 {
+            return Err(StoreError::DatabaseRole {
+                reason: "it owns the database, its schema or a table in it (or belongs to a \
+                         role that does), and an owner can switch row-level security off; serve \
+                         as a role that owns nothing and migrate as the owner (`--database-owner`)",
             });
         }
         Ok(())
     }
 
-    /// Begin a transaction that sees only `scope`'s zones.
+    /// Refuse a schema older than this build: the serving role cannot migrate it.
+    async fn check_schema(&self) -> Result<(), StoreError> {
+        let exists: i32 =
+            sqlx::query_scalar("SELECT CAST(to_regclass('schema_migrations') IS NOT NULL AS INT)")
+                .fetch_one(&self.pool)
+                .await?;
+        let found: i64 = if exists == 0 {
+            0
+        } else {
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+                .fetch_one(&self.pool)
+                .await?
+        };
+        let needed = latest_migration();
+        if found < needed {
+            return Err(StoreError::SchemaBehind { found, needed });
+        }
+        Ok(())
+    }
+
+    /// Begin a transaction that sees only `scope`'s zones (and the identity tables only if the
+    /// scope is [`Scope::identity`]).
     pub async fn begin(&self, scope: &Scope) -> Result<Tx, StoreError> {
         let mut tx = self.pool.begin().await?;
         if self.backend == Backend::Postgres {
-            sqlx::query("SELECT set_config('airlock.zones', $1, true)")
-                .bind(scope.setting())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "SELECT set_config('airlock.zones', $1, true), \
+                        set_config('airlock.identity', $2, true)",
+            )
+            .bind(scope.setting())
+            .bind(scope.identity_setting())
+            .execute(&mut *tx)
+            .await?;
         }
         Ok(tx)
     }
@@ -222,60 +488,143 @@ impl Db {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
-        )
-        .execute(&self.pool)
-        .await?;
-        for m in MIGRATIONS {
-            let done: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
-                    .bind(m.version)
-                    .fetch_optional(&self.pool)
-                    .await?;
-            if done.is_some() {
-                continue;
-            }
-            let mut tx = self.pool.begin().await?;
-            if !m.postgres_only || self.backend == Backend::Postgres {
-                // Comments go first, so a `;` inside one cannot split a statement.
-                let text: String = m
-                    .sql
-                    .lines()
-                    .filter(|l| !l.trim_start().starts_with("--"))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                for body in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                    // Migration text is embedded at compile time; no input reaches it.
-                    sqlx::query(sqlx::AssertSqlSafe(body.to_string()))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
-                .bind(m.version)
-                .bind(chrono::Utc::now().to_rfc3339())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        }
-        Ok(())
-    }
-
     /// Close the pool.
     pub async fn close(&self) {
         self.pool.close().await;
     }
 }
 
+/// [`Db::migrate_postgres`]'s work on the owner's connection, holding the migration lock.
+async fn migrate_as_owner(conn: &mut AnyConnection, role: &str) -> Result<Vec<i64>, StoreError> {
+    let serving: Option<i32> = sqlx::query_scalar(
+        "SELECT CAST(pg_has_role(rolname, current_user, 'MEMBER') AS INT) FROM pg_roles \
+         WHERE rolname = $1",
+    )
+    .bind(role)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match serving {
+        None => {
+            return Err(StoreError::DatabaseRole {
+                reason: "the serving role named by the database URL does not exist",
+            });
+        }
+        Some(0) => {}
+        Some(_) => {
+            return Err(StoreError::DatabaseRole {
+                reason: "the serving role belongs to the owner role, so it would own the tables \
+                         too; serve as a role that owns nothing",
+            });
+        }
+    }
+    // A deployment made before the two roles has its tables owned by the serving role.
+    let owned: Option<i32> = sqlx::query_scalar(
+        "SELECT CAST(pg_has_role(current_user, c.relowner, 'USAGE') AS INT) FROM pg_class c \
+         WHERE c.oid = to_regclass('schema_migrations')",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if owned == Some(0) {
+        return Err(StoreError::DatabaseRole {
+            reason: "the tables belong to another role (a deployment made before migrations ran \
+                     as an owner role); as a superuser, `REASSIGN OWNED BY` that role `TO` the \
+                     owner role first",
+        });
+    }
+    let applied = migrate(conn, Backend::Postgres).await?;
+    let grantee = quote_ident(role);
+    let mut tx = conn.begin().await?;
+    for (table, privileges) in SERVING_GRANTS {
+        // Both names are ours: the table from the list above, the role quoted.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "REVOKE ALL ON TABLE {table} FROM {grantee}"
+        )))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "GRANT {privileges} ON TABLE {table} TO {grantee}"
+        )))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// Apply the migrations `conn` has not seen, each in its own transaction; returns their
+/// versions.
+async fn migrate(conn: &mut AnyConnection, backend: Backend) -> Result<Vec<i64>, StoreError> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    let mut applied = Vec::new();
+    for m in MIGRATIONS {
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(m.version)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if done.is_some() {
+            continue;
+        }
+        let mut tx = conn.begin().await?;
+        if !m.postgres_only || backend == Backend::Postgres {
+            for body in statements(m.sql) {
+                // Migration text is embedded at compile time; no input reaches it.
+                sqlx::query(sqlx::AssertSqlSafe(body.to_string()))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+            .bind(m.version)
+            .bind(chrono::Utc::now().to_rfc3339())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        applied.push(m.version);
+    }
+    Ok(applied)
+}
+
+/// A migration's statements. Comments go first, so a `;` inside one cannot split a statement.
+fn statements(sql: &str) -> Vec<String> {
+    let text: String = sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    text.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// Where the metadata lives.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum DbTarget {
     /// A SQLite file.
     Sqlite(PathBuf),
-    /// A PostgreSQL URL (may carry a password: never logged, never written to the config).
-    Postgres(String),
+    /// A PostgreSQL URL (may carry a password: never logged, never written to the config) and
+    /// how its connection must be protected.
+    Postgres(String, DatabaseTls),
+}
+
+impl std::fmt::Debug for DbTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbTarget::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            // The URL may carry a password.
+            DbTarget::Postgres(_, tls) => f
+                .debug_tuple("Postgres")
+                .field(&"<url redacted>")
+                .field(tls)
+                .finish(),
+        }
+    }
 }
 
 /// The metadata store.
@@ -686,5 +1035,98 @@ impl Meta {
             hash: parse(&r.try_get::<String, _>("hash")?, name)?,
             size: u64::try_from(r.try_get::<i64, _>("size")?).unwrap_or(0),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_migrated_table_has_a_line_in_the_serving_grants() {
+        let mut created: BTreeSet<String> = MIGRATIONS
+            .iter()
+            .flat_map(|m| statements(m.sql))
+            .filter_map(|s| {
+                let rest = s.strip_prefix("CREATE TABLE ")?;
+                Some(rest.split_whitespace().next()?.to_string())
+            })
+            .collect();
+        created.insert("schema_migrations".into());
+        let granted: BTreeSet<String> = SERVING_GRANTS.iter().map(|(t, _)| t.to_string()).collect();
+        assert_eq!(created, granted);
+        assert_eq!(granted.len(), SERVING_GRANTS.len(), "a table listed twice");
+    }
+
+    #[test]
+    fn only_verified_tls_leaves_this_machine() {
+        let refused = |url: &str| {
+            matches!(
+                postgres_url(url, DatabaseTls::VerifyFull),
+                Err(StoreError::DatabaseTransport { .. })
+            )
+        };
+        for local in [
+            "postgres://u:p@127.0.0.1:5432/db",
+            "postgres://u:p@127.8.9.10/db?sslmode=disable",
+            "postgres://u:p@localhost/db",
+            "postgres://u:p@LOCALHOST/db?sslmode=prefer",
+            "postgres://u:p@[::1]:5432/db",
+            "postgres://u@%2Fvar%2Frun%2Fpostgresql/db",
+            "postgres://u:p@db.example.org/db?host=/var/run/postgresql",
+            "postgres://u:p@db.example.org/db?sslmode=verify-full",
+            "postgresql://u:p@10.0.0.5/db?sslmode=verify-full&sslrootcert=/etc/ca.pem",
+        ] {
+            assert!(
+                postgres_url(local, DatabaseTls::VerifyFull).is_ok(),
+                "{local}"
+            );
+        }
+        for remote in [
+            "postgres://u:p@db.example.org/db",
+            "postgres://u:p@db.example.org/db?sslmode=require",
+            "postgres://u:p@10.0.0.5/db?sslmode=verify-ca",
+            "postgres://u:p@[2001:db8::1]/db?sslmode=allow",
+            "postgres://u:p@127.0.0.1/db?host=db.example.org",
+            "postgres://u:p@127.0.0.1/db?hostaddr=10.0.0.5",
+        ] {
+            assert!(refused(remote), "{remote}");
+            // The named override accepts it (and warns).
+            assert!(
+                postgres_url(remote, DatabaseTls::DangerUnverified).is_ok(),
+                "{remote}"
+            );
+        }
+        let err = postgres_url(
+            "postgres://u:hunter2@db.example.org/db?sslmode=require",
+            DatabaseTls::VerifyFull,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("db.example.org") && err.contains("sslmode=require"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn a_target_debug_hides_the_url() {
+        let t = DbTarget::Postgres("postgres://u:hunter2@db/x".into(), DatabaseTls::VerifyFull);
+        assert!(!format!("{t:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn only_the_identity_scope_reaches_the_identity_tables() {
+        assert_eq!(Scope::identity().identity_setting(), "on");
+        assert_eq!(Scope::none(), Scope::identity());
+        assert_eq!(Scope::identity().setting(), "");
+        for s in [
+            Scope::all(),
+            Scope::zones([]),
+            Scope::zones([Zone::Clinical]),
+        ] {
+            assert_eq!(s.identity_setting(), "", "{s:?}");
+        }
     }
 }

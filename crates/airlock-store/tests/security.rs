@@ -14,12 +14,14 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use airlock_crypto::KdfParams;
-use airlock_store::testing::fresh_postgres_url;
+use airlock_store::testing::{TestDatabase, fresh_postgres_database, fresh_postgres_url};
 use airlock_store::{
-    Access, Attestation, AttestationBasis, AttestationReference, Home, IdentifierKind,
-    IngestRequest, InitOptions, Lineage, NewFile, NewVersion, Passphrase, StoreError, Transform,
+    Access, Attestation, AttestationBasis, AttestationReference, DatabaseSetup, Home,
+    IdentifierKind, IngestRequest, InitOptions, Lineage, NewFile, NewVersion, Passphrase, Scope,
+    StoreError, Transform,
 };
 use airlock_types::{ActorId, Classification, DatasetName, Gate, Purpose, Zone};
+use sqlx::{Connection as _, Row as _};
 
 const PASS: &str = "correct horse battery staple";
 
@@ -451,19 +453,35 @@ async fn finding_14_ingest_entry_names_source_manifest_and_lineage_hash() {
     home.close().await.unwrap();
 }
 
-/// Edit a version's row behind the store's back.
-async fn edit_version(home: &Home, sql: &str, value: Option<String>) {
-    let mut tx = home.db().begin(&airlock_store::Scope::all()).await.unwrap();
+/// Edit a version's row behind the store's back: on PostgreSQL as the owner role, since the
+/// serving role may not change a lineage record (finding 7).
+async fn edit_version(home: &Home, owner: Option<&str>, sql: &str, value: Option<String>) {
     let q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
     let q = match value {
         Some(v) => q.bind(v),
         None => q,
     };
-    q.execute(&mut *tx).await.unwrap();
-    tx.commit().await.unwrap();
+    match owner {
+        None => {
+            let mut tx = home.db().begin(&Scope::all()).await.unwrap();
+            q.execute(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        Some(url) => {
+            let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+            let mut tx = conn.begin().await.unwrap();
+            // Row-level security binds the owner too (FORCE).
+            sqlx::query("SELECT set_config('airlock.zones', 'clinical', true)")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            q.execute(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
 }
 
-async fn lineage_edits_are_refused(home: Home, tmp: &Path) {
+async fn lineage_edits_are_refused(home: Home, owner: Option<&str>, tmp: &Path) {
     let v = ingest(&home, fixture(tmp)).await;
     assert!(v.ledger_index.is_some());
     assert_eq!(home.lineage(&v.dataset, None).await.unwrap().len(), 1);
@@ -472,6 +490,7 @@ async fn lineage_edits_are_refused(home: Home, tmp: &Path) {
     let forged = serde_json::to_string(&forged).unwrap();
     edit_version(
         &home,
+        owner,
         "UPDATE dataset_versions SET lineage = $1 WHERE dataset = 'ehr' AND version = 1",
         Some(forged.clone()),
     )
@@ -484,6 +503,7 @@ async fn lineage_edits_are_refused(home: Home, tmp: &Path) {
     // by reading the ledger.
     edit_version(
         &home,
+        owner,
         "UPDATE dataset_versions SET ledger_index = NULL WHERE dataset = 'ehr'",
         None,
     )
@@ -497,6 +517,7 @@ async fn lineage_edits_are_refused(home: Home, tmp: &Path) {
     // Nor does pointing at another entry.
     edit_version(
         &home,
+        owner,
         "UPDATE dataset_versions SET ledger_index = 0 WHERE dataset = 'ehr'",
         None,
     )
@@ -510,12 +531,14 @@ async fn lineage_edits_are_refused(home: Home, tmp: &Path) {
     // The true record, found by reading the ledger, checks out again.
     edit_version(
         &home,
+        owner,
         "UPDATE dataset_versions SET ledger_index = NULL WHERE dataset = 'ehr'",
         None,
     )
     .await;
     edit_version(
         &home,
+        owner,
         "UPDATE dataset_versions SET lineage = $1 WHERE dataset = 'ehr' AND version = 1",
         Some(serde_json::to_string(&v.lineage).unwrap()),
     )
@@ -524,6 +547,7 @@ async fn lineage_edits_are_refused(home: Home, tmp: &Path) {
     // A changed manifest hash is caught too.
     edit_version(
         &home,
+        owner,
         "UPDATE dataset_versions SET manifest_hash = $1 WHERE dataset = 'ehr'",
         Some("0".repeat(64)),
     )
@@ -541,27 +565,24 @@ async fn lineage_edits_are_refused(home: Home, tmp: &Path) {
 async fn finding_14_lineage_edited_in_the_database_is_refused_when_shown() {
     let tmp = tempfile::tempdir().unwrap();
     let home = fresh(tmp.path()).await;
-    lineage_edits_are_refused(home, tmp.path()).await;
+    lineage_edits_are_refused(home, None, tmp.path()).await;
 }
 
 #[tokio::test]
 async fn finding_14_lineage_edited_in_the_database_is_refused_when_shown_on_postgres() {
-    let Some(url) = fresh_postgres_url("finding14").await.unwrap() else {
-        eprintln!(
-            "skipping: AIRLOCK_TEST_POSTGRES is not set (scripts/test-postgres.sh starts a server)"
-        );
+    let Some(db) = migrated_postgres("finding14").await else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
     let home = Home::init(
         &tmp.path().join("home"),
         &Passphrase::new(PASS.into()),
-        &opts(Some(url)),
+        &opts(Some(db.url.clone())),
         actor(),
     )
     .await
     .unwrap();
-    lineage_edits_are_refused(home, tmp.path()).await;
+    lineage_edits_are_refused(home, Some(&db.owner_url), tmp.path()).await;
 }
 
 #[test]
@@ -883,6 +904,525 @@ async fn finding_12_attested_import_is_recorded_in_lineage_and_ledger() {
         )
         .await
         .is_err()
+    );
+    home.close().await.unwrap();
+}
+
+/// A new test database migrated by its owner role, or `None` (with a message) when no test
+/// server is configured.
+async fn migrated_postgres(label: &str) -> Option<TestDatabase> {
+    let db = empty_postgres(label).await?;
+    db.migrate().await.unwrap();
+    Some(db)
+}
+
+/// A new, unmigrated test database, or `None` (with a message) when no test server is
+/// configured.
+async fn empty_postgres(label: &str) -> Option<TestDatabase> {
+    let db = fresh_postgres_database(label).await.unwrap();
+    if db.is_none() {
+        eprintln!(
+            "skipping: AIRLOCK_TEST_POSTGRES is not set (scripts/test-postgres.sh starts a server)"
+        );
+    }
+    db
+}
+
+/// `url` with the query parameter `key` set to `value`.
+fn with_param(url: &str, key: &str, value: &str) -> String {
+    let mut u: url::Url = url.parse().unwrap();
+    let pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .filter(|(k, _)| k != key)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    u.query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs)
+        .append_pair(key, value);
+    u.to_string()
+}
+
+/// Finding 15: the connection to PostgreSQL is TLS, verified against the deployment's CA; a
+/// server whose certificate another CA signed is refused, and the test server takes no
+/// plaintext.
+#[tokio::test]
+async fn finding_15_postgres_connections_are_verified_tls() {
+    let Some(db) = migrated_postgres("finding15").await else {
+        return;
+    };
+    assert!(
+        db.url.contains("sslmode=verify-full"),
+        "the test server URL"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("home");
+    let pass = Passphrase::new(PASS.into());
+    let home = Home::init(&dir, &pass, &opts(Some(db.url.clone())), actor())
+        .await
+        .unwrap();
+    let mut tx = home.db().begin(&Scope::all()).await.unwrap();
+    let ssl: i32 =
+        sqlx::query_scalar("SELECT CAST(ssl AS INT) FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!(ssl, 1, "the connection is not TLS");
+    drop(tx);
+    home.close().await.unwrap();
+
+    // Another CA's certificate as the root: the server's certificate does not verify.
+    let other_ca = tmp.path().join("other-ca.pem");
+    std::fs::write(
+        &other_ca,
+        airlock_crypto::generate_tls_identity(&["localhost", "127.0.0.1"])
+            .unwrap()
+            .cert_pem,
+    )
+    .unwrap();
+    let wrong = with_param(&db.url, "sslrootcert", other_ca.to_str().unwrap());
+    let err = Home::open_with_database(&dir, &pass, actor(), Some(&wrong))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, StoreError::Database(_)) && msg.contains("invalid peer certificate"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains(":airlock_test@"),
+        "credentials in the error: {msg}"
+    );
+
+    // No TLS at all: the test server refuses it, so no test runs in plaintext.
+    let plain = with_param(&db.url, "sslmode", "disable");
+    assert!(
+        Home::open_with_database(&dir, &pass, actor(), Some(&plain))
+            .await
+            .is_err(),
+        "the test server accepted a plaintext connection"
+    );
+    // The right CA again works.
+    let home = Home::open_with_database(&dir, &pass, actor(), Some(&db.url))
+        .await
+        .unwrap();
+    home.close().await.unwrap();
+}
+
+/// Finding 15: a PostgreSQL server that is not on loopback is reached only with
+/// `sslmode=verify-full`; anything less is refused before connecting, naming the override and
+/// never the password.
+#[tokio::test]
+async fn finding_15_postgres_to_another_host_without_verified_tls_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pass = Passphrase::new(PASS.into());
+    for url in [
+        "postgres://airlock:s3cret-pw@db.example.org/airlock",
+        "postgres://airlock:s3cret-pw@db.example.org/airlock?sslmode=disable",
+        "postgres://airlock:s3cret-pw@db.example.org/airlock?sslmode=prefer",
+        "postgres://airlock:s3cret-pw@db.example.org/airlock?sslmode=require",
+        "postgresql://airlock:s3cret-pw@10.20.30.40:5432/airlock?sslmode=verify-ca",
+        "postgres://airlock:s3cret-pw@[2001:db8::1]:5432/airlock?sslmode=require",
+        // A `host` parameter overrides the URL's loopback host.
+        "postgres://airlock:s3cret-pw@127.0.0.1/airlock?host=db.example.org",
+    ] {
+        let dir = tmp.path().join("home");
+        let err = Home::init(&dir, &pass, &opts(Some(url.into())), actor())
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, StoreError::DatabaseTransport { .. }),
+            "{url}: {msg}"
+        );
+        assert!(
+            msg.contains("verify-full") && msg.contains("--danger-database-without-verified-tls"),
+            "{msg}"
+        );
+        assert!(!msg.contains("s3cret"), "password in the error: {msg}");
+        assert!(!dir.exists(), "a refused init left files");
+        // The owner's URL is held to the same rule.
+        let err = Home::init_with(
+            &dir,
+            &pass,
+            &opts(Some(
+                "postgres://airlock@127.0.0.1:1/airlock?sslmode=verify-full".into(),
+            )),
+            &DatabaseSetup::default().owner(url.into()),
+            actor(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, StoreError::DatabaseTransport { .. }),
+            "{url}: {err}"
+        );
+    }
+}
+
+/// Finding 7: the serving role owns nothing, so it cannot switch row-level security off, drop
+/// or add a policy, or change a table; and every table with zone-bound or identity data is
+/// under row-level security.
+#[tokio::test]
+async fn finding_07_the_serving_role_cannot_switch_row_level_security_off() {
+    let Some(url) = fresh_postgres_url("finding07a").await.unwrap() else {
+        eprintln!("skipping: AIRLOCK_TEST_POSTGRES is not set");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = Home::init(
+        &tmp.path().join("home"),
+        &Passphrase::new(PASS.into()),
+        &opts(Some(url)),
+        actor(),
+    )
+    .await
+    .unwrap();
+    for sql in [
+        "ALTER TABLE datasets DISABLE ROW LEVEL SECURITY",
+        "ALTER TABLE objects NO FORCE ROW LEVEL SECURITY",
+        "ALTER TABLE principals DISABLE ROW LEVEL SECURITY",
+        "ALTER TABLE model_versions DISABLE ROW LEVEL SECURITY",
+        "DROP POLICY datasets_by_zone ON datasets",
+        "DROP POLICY blobs_by_zone ON blobs",
+        "CREATE POLICY everything ON datasets USING (true)",
+        "ALTER TABLE dataset_versions ADD COLUMN note TEXT",
+        "DROP TABLE version_parents",
+        "TRUNCATE model_transitions",
+        "CREATE TABLE shadow (id TEXT)",
+    ] {
+        let mut tx = home.db().begin(&Scope::all()).await.unwrap();
+        let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await;
+        assert!(r.is_err(), "the serving role ran `{sql}`");
+    }
+    // Row-level security is on, and forced, on every table with zone-bound or identity data.
+    let mut tx = home.db().begin(&Scope::all()).await.unwrap();
+    let mut open = Vec::new();
+    for table in [
+        "objects",
+        "datasets",
+        "dataset_versions",
+        "version_parents",
+        "blobs",
+        "break_glass",
+        "deid_runs",
+        "principals",
+        "sessions",
+        "api_tokens",
+        "enrolments",
+        "role_grants",
+        "model_versions",
+        "model_transitions",
+        "model_approvals",
+        "prediction_outcomes",
+    ] {
+        let on: i32 = sqlx::query_scalar(
+            "SELECT CAST(relrowsecurity AND relforcerowsecurity AS INT) FROM pg_class \
+             WHERE oid = to_regclass($1)",
+        )
+        .bind(table)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        if on == 0 {
+            open.push(table);
+        }
+    }
+    assert_eq!(
+        open,
+        Vec::<&str>::new(),
+        "tables without row-level security"
+    );
+    drop(tx);
+    home.close().await.unwrap();
+}
+
+/// Finding 7: the serving role may run only the statements the application runs: no rewriting
+/// a lineage record or a model card, no deleting an append-only history or a principal.
+#[tokio::test]
+async fn finding_07_the_serving_role_runs_only_what_the_application_runs() {
+    let Some(url) = fresh_postgres_url("finding07b").await.unwrap() else {
+        eprintln!("skipping: AIRLOCK_TEST_POSTGRES is not set");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = Home::init(
+        &tmp.path().join("home"),
+        &Passphrase::new(PASS.into()),
+        &opts(Some(url)),
+        actor(),
+    )
+    .await
+    .unwrap();
+    let v = ingest(&home, fixture(tmp.path())).await;
+    for (scope, sql) in [
+        (Scope::all(), "UPDATE dataset_versions SET lineage = '{}'"),
+        (
+            Scope::all(),
+            "UPDATE dataset_versions SET manifest_hash = 'x'",
+        ),
+        (Scope::all(), "DELETE FROM dataset_versions"),
+        (Scope::all(), "DELETE FROM objects"),
+        (Scope::all(), "UPDATE model_versions SET card = 'x'"),
+        (Scope::all(), "DELETE FROM model_transitions"),
+        (Scope::all(), "UPDATE model_approvals SET actor = 'x'"),
+        (Scope::identity(), "DELETE FROM principals"),
+        (Scope::identity(), "UPDATE principals SET created_by = 'x'"),
+        (Scope::identity(), "UPDATE role_grants SET granted_by = 'x'"),
+        (Scope::all(), "DELETE FROM schema_migrations"),
+    ] {
+        let mut tx = home.db().begin(&scope).await.unwrap();
+        let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await;
+        assert!(r.is_err(), "the serving role ran `{sql}`");
+    }
+    // What the application does still works: the version reads back, with its ledger index.
+    let back = home.version(&v.dataset, Some(v.version)).await.unwrap();
+    assert_eq!(back.ledger_index, v.ledger_index);
+    assert_eq!(home.lineage(&v.dataset, None).await.unwrap().len(), 1);
+    home.close().await.unwrap();
+}
+
+/// Finding 7: identity rows are visible only to identity transactions, and model rows only to
+/// transactions scoped to their zone, whatever the SQL asks.
+#[tokio::test]
+async fn finding_07_identity_and_model_rows_are_hidden_outside_their_setting() {
+    let Some(url) = fresh_postgres_url("finding07c").await.unwrap() else {
+        eprintln!("skipping: AIRLOCK_TEST_POSTGRES is not set");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = Home::init(
+        &tmp.path().join("home"),
+        &Passphrase::new(PASS.into()),
+        &opts(Some(url)),
+        actor(),
+    )
+    .await
+    .unwrap();
+    let db = home.db();
+    let count = |scope: Scope, table: &'static str| async move {
+        let mut tx = db.begin(&scope).await.unwrap();
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+        n
+    };
+    let now = chrono::Utc::now().to_rfc3339();
+
+    // An identity transaction writes a principal, a session and a role grant.
+    let mut tx = db.begin(&Scope::identity()).await.unwrap();
+    for sql in [
+        "INSERT INTO principals (id, kind, roles, password_hash, created_at, created_by) \
+         VALUES ('u-dana', 'user', 'data-scientist', 'argon2-hash', $1, 'admin')",
+        "INSERT INTO sessions (token_hash, principal, created_at, last_seen, expires_at) \
+         VALUES ('session-digest', 'u-dana', $1, $1, $1)",
+        "INSERT INTO role_grants (principal, role, granted_by, granted_at) \
+         VALUES ('u-dana', 'clinician', 'admin', $1)",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    for table in ["principals", "sessions", "role_grants"] {
+        assert_eq!(count(Scope::identity(), table).await, 1, "{table}");
+        // A data transaction, even over every zone, sees no identity row.
+        assert_eq!(count(Scope::all(), table).await, 0, "{table} seen by data");
+        assert_eq!(count(Scope::zones([Zone::Clinical]), table).await, 0);
+    }
+    // Nor can it write one: a role grant, or a changed role.
+    let mut tx = db.begin(&Scope::all()).await.unwrap();
+    let grant = sqlx::query(
+        "INSERT INTO role_grants (principal, role, granted_by, granted_at) \
+         VALUES ('u-dana', 'security-admin', 'dana', 'now')",
+    )
+    .execute(&mut *tx)
+    .await;
+    assert!(grant.is_err(), "a data transaction granted a role");
+    drop(tx);
+    let mut tx = db.begin(&Scope::all()).await.unwrap();
+    let changed = sqlx::query("UPDATE principals SET roles = 'security-admin'")
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 0, "a data transaction changed a principal's roles");
+    tx.commit().await.unwrap();
+
+    // A clinical model version and its outcome are seen only from the clinical zone.
+    let mut tx = db.begin(&Scope::all()).await.unwrap();
+    sqlx::query(
+        "INSERT INTO model_versions (hash, name, zone, classification, kind, state, trained_by, \
+         registered_by, registered_at, ed25519, card) \
+         VALUES ('h1', 'readmission', 'clinical', 'phi', 'logistic', 'registered', 'dana', \
+         'dana', $1, 'sig', '{}')",
+    )
+    .bind(&now)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO prediction_outcomes (prediction, zone, label, posted_by, at) \
+         VALUES (7, 'clinical', 1, 'u-dana', $1)",
+    )
+    .bind(&now)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    for table in ["model_versions", "prediction_outcomes"] {
+        assert_eq!(count(Scope::zones([Zone::Clinical]), table).await, 1);
+        assert_eq!(
+            count(Scope::zones([Zone::Development, Zone::Staging]), table).await,
+            0,
+            "{table} seen outside its zone"
+        );
+        assert_eq!(count(Scope::identity(), table).await, 0, "{table}");
+    }
+    let mut tx = db.begin(&Scope::zones([Zone::Development])).await.unwrap();
+    let smuggled = sqlx::query(
+        "INSERT INTO model_versions (hash, name, zone, classification, kind, state, trained_by, \
+         registered_by, registered_at, ed25519, card) \
+         VALUES ('h2', 'readmission', 'clinical', 'phi', 'logistic', 'registered', 'dana', \
+         'dana', 'now', 'sig', '{}')",
+    )
+    .execute(&mut *tx)
+    .await;
+    assert!(
+        smuggled.is_err(),
+        "a development scope wrote a clinical model"
+    );
+    drop(tx);
+    home.close().await.unwrap();
+}
+
+/// Finding 7: the serving role cannot migrate. A database nobody migrated is refused, not
+/// migrated by the role that would then own it, and the serving role cannot stand in for the
+/// owner.
+#[tokio::test]
+async fn finding_07_the_serving_role_cannot_migrate() {
+    let Some(db) = empty_postgres("finding07d").await else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("home");
+    let pass = Passphrase::new(PASS.into());
+    let err = Home::init(&dir, &pass, &opts(Some(db.url.clone())), actor())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::SchemaBehind { found: 0, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--database-owner"), "{err}");
+    let err = Home::init_with(
+        &dir,
+        &pass,
+        &opts(Some(db.url.clone())),
+        &DatabaseSetup::default().owner(db.url.clone()),
+        actor(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StoreError::DatabaseRole { .. }), "{err}");
+    // Nothing was created, and the serving role cannot create a table itself.
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_class WHERE relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(tables, 0);
+    assert!(
+        sqlx::query("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY)")
+            .execute(&mut conn)
+            .await
+            .is_err()
+    );
+    conn.close().await.unwrap();
+}
+
+/// Finding 7: `init` migrates as the owner, which keeps the tables and grants the serving role
+/// its statements; a home opened as the owner (or any role that owns a table) is refused.
+#[tokio::test]
+async fn finding_07_a_home_opened_as_the_owner_is_refused() {
+    let Some(db) = empty_postgres("finding07e").await else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("home");
+    let pass = Passphrase::new(PASS.into());
+    let home = Home::init_with(
+        &dir,
+        &pass,
+        &opts(Some(db.url.clone())),
+        &DatabaseSetup::default().owner(db.owner_url.clone()),
+        actor(),
+    )
+    .await
+    .unwrap();
+    let v = ingest(&home, fixture(tmp.path())).await;
+    let mut tx = home.db().begin(&Scope::all()).await.unwrap();
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS tables, \
+                COUNT(*) FILTER (WHERE pg_has_role(current_user, relowner, 'MEMBER')) AS mine \
+         FROM pg_class WHERE relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) AND relkind = 'r'",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(
+        row.try_get::<i64, _>("tables").unwrap(),
+        i64::try_from(airlock_store::SERVING_GRANTS.len()).unwrap()
+    );
+    assert_eq!(row.try_get::<i64, _>("mine").unwrap(), 0);
+    drop(tx);
+    home.close().await.unwrap();
+    // Migrating again does nothing and keeps the grants.
+    assert_eq!(
+        Home::migrate_database(&dir, &db.owner_url, Some(&db.url))
+            .await
+            .unwrap(),
+        Vec::<i64>::new()
+    );
+
+    // The owner's URL to serve: refused, without its password in the message.
+    let err = Home::open_with_database(&dir, &pass, actor(), Some(&db.owner_url))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::DatabaseRole { .. }), "{msg}");
+    assert!(msg.contains("owns"), "{msg}");
+    assert!(
+        !msg.contains(":airlock_test_owner@"),
+        "credentials in the error: {msg}"
+    );
+    let err = Home::init(
+        &tmp.path().join("other"),
+        &pass,
+        &opts(Some(db.owner_url.clone())),
+        actor(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StoreError::DatabaseRole { .. }), "{err}");
+
+    // The serving role still serves it.
+    let home = Home::open_with_database(&dir, &pass, actor(), Some(&db.url))
+        .await
+        .unwrap();
+    assert_eq!(
+        home.version(&v.dataset, None).await.unwrap().version,
+        v.version
     );
     home.close().await.unwrap();
 }

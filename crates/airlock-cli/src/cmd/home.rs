@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use airlock_crypto::KdfParams;
 use airlock_store::{
-    Attestation, AttestationBasis, AttestationReference, Home, IngestRequest, InitOptions,
-    Passphrase, parse_version_spec,
+    Attestation, AttestationBasis, AttestationReference, DatabaseSetup, Home, IngestRequest,
+    InitOptions, Passphrase, parse_version_spec,
 };
 use airlock_types::{ActorId, Classification, DatasetName, Purpose, Zone};
 use anyhow::{Context, bail};
@@ -118,6 +118,21 @@ pub struct InitArgs {
     /// embedded SQLite file. The password is used to connect and never written to disk.
     #[arg(long, env = "AIRLOCK_DATABASE_URL", hide_env_values = true)]
     database: Option<String>,
+    /// The PostgreSQL role that owns the tables (`postgres://owner:password@host/db`): `init`
+    /// migrates as it and grants the `--database` role only what Airlock needs. Without it the
+    /// database must be migrated already.
+    #[arg(
+        long,
+        env = "AIRLOCK_DATABASE_OWNER_URL",
+        hide_env_values = true,
+        requires = "database"
+    )]
+    database_owner: Option<String>,
+    /// Accept a PostgreSQL server that is not on loopback without `sslmode=verify-full`, and
+    /// record that in airlock.toml: the connection, passwords included, can then be read or
+    /// changed on the network.
+    #[arg(long, requires = "database")]
+    danger_database_without_verified_tls: bool,
     /// The first administrator (role security-admin), who creates everyone else.
     #[arg(long, default_value = "admin")]
     admin: ActorId,
@@ -135,13 +150,23 @@ pub fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
             kdf: KdfParams::default(),
             database_url: a.database.clone(),
         };
-        let home = Home::init(&a.home.home, &pass, &opts, a.home.actor()?).await?;
+        let mut setup = DatabaseSetup::default();
+        if let Some(owner) = &a.database_owner {
+            setup = setup.owner(owner.clone());
+        }
+        if a.danger_database_without_verified_tls {
+            setup = setup.danger_without_verified_tls();
+        }
+        let home = Home::init_with(&a.home.home, &pass, &opts, &setup, a.home.actor()?).await?;
         println!(
             "initialised Airlock deployment `{}` at {}",
             a.name,
             a.home.home.display()
         );
         println!("  ledger verifier key: {}", home.verifier_key());
+        println!(
+            "    (keep it outside this home: `airlock audit verify --key` checks the ledger against it)"
+        );
         let (pw, generated) = match &a.admin_password_file {
             Some(f) => (
                 std::fs::read_to_string(f)
@@ -166,7 +191,8 @@ pub fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
             &home,
             format!("principal:{}", a.admin),
             "first administrator created with role security-admin".into(),
-        )?;
+        )
+        .await?;
         println!("  administrator:       {} (role security-admin)", a.admin);
         if generated {
             println!("  admin password (shown once): {pw}");

@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// PostgreSQL URL with credentials, for a deployment initialised on PostgreSQL.
     #[arg(long, env = "AIRLOCK_DATABASE_URL", hide_env_values = true)]
     database: Option<String>,
+    /// The PostgreSQL role that owns the tables: migrate as it before serving (after an
+    /// upgrade), then serve as the `--database` role. Give it only for that start.
+    #[arg(long, env = "AIRLOCK_DATABASE_OWNER_URL", hide_env_values = true)]
+    database_owner: Option<String>,
     /// A Cedar policy file, validated against the schema at start (an invalid one is refused).
     #[arg(long)]
     policies: Option<PathBuf>,
@@ -91,6 +95,12 @@ fn policy_set(
 pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let (authz, policy_hash) = policy_set(a.policies.as_deref(), a.policy_mode)?;
     block_on(async move {
+        let migrated = match &a.database_owner {
+            Some(owner) => {
+                Home::migrate_database(&a.home.home, owner, a.database.as_deref()).await?
+            }
+            None => Vec::new(),
+        };
         let home = Home::open_with_database(
             &a.home.home,
             &a.home.passphrase()?,
@@ -98,6 +108,14 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             a.database.as_deref(),
         )
         .await?;
+        if let Some(last) = migrated.last() {
+            audit_change(
+                &home,
+                "database".into(),
+                format!("database migrated to {last} as its owner role"),
+            )
+            .await?;
+        }
         let (cert, key) = match (&a.tls_cert, &a.tls_key) {
             (Some(c), Some(k)) => (
                 std::fs::read_to_string(c)
@@ -139,7 +157,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
                 airlock_crypto::sha256(&config).to_hex(),
                 airlock_store::AIRLOCK_VERSION,
             ),
-        )?;
+        ).await?;
         println!(
             "Airlock API listening on https://{addr} (OpenAPI at /openapi.json); Ctrl-C or SIGTERM stops it"
         );
@@ -185,7 +203,7 @@ pub fn identities(home: &Home) -> anyhow::Result<Identities> {
 }
 
 /// Record an identity change in the ledger.
-pub fn audit_change(home: &Home, resource: String, reason: String) -> anyhow::Result<()> {
+pub async fn audit_change(home: &Home, resource: String, reason: String) -> anyhow::Result<()> {
     home.audit(
         airlock_ledger::Entry::new(
             airlock_ledger::Timestamp::now(),
@@ -197,7 +215,8 @@ pub fn audit_change(home: &Home, resource: String, reason: String) -> anyhow::Re
         )
         .with_resource(resource)
         .with_reason(reason),
-    )?;
+    )
+    .await?;
     Ok(())
 }
 
@@ -321,7 +340,8 @@ pub fn users(a: UsersArgs) -> anyhow::Result<ExitCode> {
                     &h,
                     format!("principal:{id}"),
                     format!("principal created with roles {names}"),
-                )?;
+                )
+                .await?;
                 h.close().await?;
             }
             UsersCmd::List { home } => {
@@ -348,14 +368,14 @@ pub fn users(a: UsersArgs) -> anyhow::Result<ExitCode> {
             UsersCmd::Disable { home, id } => {
                 let h = home.open().await?;
                 identities(&h)?.disable(&id).await?;
-                audit_change(&h, format!("principal:{id}"), "principal disabled".into())?;
+                audit_change(&h, format!("principal:{id}"), "principal disabled".into()).await?;
                 println!("`{id}` disabled; its sessions and tokens are ended");
                 h.close().await?;
             }
             UsersCmd::ResetMfa { home, id } => {
                 let h = home.open().await?;
                 let e = identities(&h)?.reset_mfa(&id).await?;
-                audit_change(&h, format!("principal:{id}"), "MFA reset".into())?;
+                audit_change(&h, format!("principal:{id}"), "MFA reset".into()).await?;
                 println!("new enrolment for `{id}` (shown once): {}", e.otpauth_uri);
                 h.close().await?;
             }
@@ -414,7 +434,8 @@ pub fn tokens(a: TokensArgs) -> anyhow::Result<ExitCode> {
                     &h,
                     format!("token:{}", t.id),
                     format!("API token issued to {principal}, expires {}", t.expires_at),
-                )?;
+                )
+                .await?;
                 println!("token {} for `{principal}`, expires {}", t.id, t.expires_at);
                 println!("  bearer (shown once): {}", t.bearer());
                 h.close().await?;
@@ -422,7 +443,7 @@ pub fn tokens(a: TokensArgs) -> anyhow::Result<ExitCode> {
             TokensCmd::Revoke { home, id } => {
                 let h = home.open().await?;
                 identities(&h)?.revoke_token(&id).await?;
-                audit_change(&h, format!("token:{id}"), "API token revoked".into())?;
+                audit_change(&h, format!("token:{id}"), "API token revoked".into()).await?;
                 println!("token {id} revoked");
                 h.close().await?;
             }
