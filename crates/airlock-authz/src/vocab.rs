@@ -13,7 +13,19 @@ use crate::AuthzError;
 
 /// A role a principal holds. A principal may hold several; permits are per role, and a `forbid`
 /// on one role holds even when another role would permit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Builds models on de-identified, synthetic and DP data in development and staging.
@@ -76,7 +88,7 @@ impl FromStr for Role {
 }
 
 /// Whether a principal is a person or a program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum PrincipalKind {
     /// A person; needs a second factor (`mfa`) for anything.
@@ -103,7 +115,7 @@ impl fmt::Display for PrincipalKind {
 }
 
 /// Who is asking.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Principal {
     /// The actor id, as recorded in the ledger.
     pub id: ActorId,
@@ -134,7 +146,19 @@ impl Principal {
 }
 
 /// What is being done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// List datasets (names and classifications), on a [`Resource::Zone`] or per
@@ -279,7 +303,7 @@ impl FromStr for Action {
 }
 
 /// What is being acted on. Each variant is a Cedar entity type in the `Airlock` namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Resource {
     /// A whole zone (listing, ingest, de-identification runs, break-glass).
@@ -345,7 +369,19 @@ impl Resource {
 }
 
 /// The kinds of [`Resource`], named as their Cedar entity types (`Airlock::<name>`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 pub enum ResourceKind {
     /// [`Resource::Zone`].
     Zone,

@@ -27,7 +27,7 @@ const STRIDE: usize = 256;
 const MIN_HESSIAN: f64 = 1e-3;
 
 /// Hyper-parameters of gradient boosting.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GbdtParams {
     /// Boosting rounds (trees).

@@ -13,7 +13,7 @@ use crate::error::ModelsError;
 use crate::model::{Model, ModelKind, check_dim, sigmoid};
 
 /// Hyper-parameters of logistic regression.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogisticParams {
     /// Strength of the L2 penalty on the standardised weights (`1 / C` in scikit-learn).

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ModelsError;
 
 /// One bin of a reliability (calibration) curve.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CalibrationBin {
     /// Lower edge of the predicted-probability bin (inclusive).
@@ -26,7 +26,7 @@ pub struct CalibrationBin {
 }
 
 /// Held-out metrics of one model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Metrics {
     /// Rows scored.

@@ -13,7 +13,7 @@ use crate::error::ModelsError;
 use crate::table::Column;
 
 /// How a feature's values are constrained.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FeatureKind {
     /// A finite number in `[min, max]`.
@@ -31,7 +31,7 @@ pub enum FeatureKind {
 }
 
 /// One named input of a model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Feature {
     /// The field name (the table column it was trained from).
@@ -41,7 +41,7 @@ pub struct Feature {
 }
 
 /// How categorical features become numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Encoding {
     /// One indicator column per category (linear models).
@@ -77,7 +77,7 @@ impl From<&str> for FeatureSpec {
 }
 
 /// One input value of a prediction request.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Value {
     /// A number.
@@ -100,7 +100,7 @@ impl fmt::Debug for Value {
 pub type Record = BTreeMap<String, Value>;
 
 /// The ordered features a model takes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Signature {
     /// Features, in the order of the encoded input.

@@ -23,7 +23,7 @@ use crate::table::{Column, Table};
 const MAGIC: &[u8; 8] = b"ALMODEL1";
 
 /// Hyper-parameters, which also choose the model kind.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Params {
@@ -63,7 +63,7 @@ pub struct TrainConfig {
 }
 
 /// The held-out split: row indices into the table, each list ascending.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DataSplit {
     /// Training rows.
@@ -170,7 +170,7 @@ impl TrainedModel {
 }
 
 /// Sizes of the split, recorded in the experiment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SplitSummary {
     /// Held-out share asked for.
@@ -186,7 +186,7 @@ pub struct SplitSummary {
 }
 
 /// The record of one training run, for the registry and the ledger.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Experiment {
     /// Dataset version hash, as passed in.

@@ -20,6 +20,19 @@ const MAGIC: &[u8] = b"AIRLOCK-MODEL-PACKAGE\x001";
 #[serde(try_from = "String", into = "String")]
 pub struct ModelName(String);
 
+/// The same rule as a dataset name's.
+impl schemars::JsonSchema for ModelName {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("ModelName")
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "pattern": airlock_types::schema::DATASET_NAME_PATTERN})
+    }
+}
+
 impl ModelName {
     /// Validate a name.
     pub fn new(s: impl Into<String>) -> Result<Self, RegistryError> {
@@ -82,7 +95,7 @@ impl From<ModelName> for String {
 }
 
 /// What the artifact is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ArtifactKind {
     /// Trained by Airlock (`airlock-models` canonical bytes: logistic regression or GBDT).
@@ -199,7 +212,7 @@ fn take_prefixed(b: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// The data a model version was trained (or, for an import, evaluated) on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingData {
     /// `NAME@VERSION`.
@@ -215,7 +228,7 @@ pub struct TrainingData {
 }
 
 /// The model card: what a reviewer reads before approving. Signed together with the artifact.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelCard {
     /// What the model is for, and for whom.
@@ -375,5 +388,29 @@ mod tests {
         for bad in ["", "Readmission", "-x", "a b", "x/y", &"a".repeat(65)] {
             assert!(ModelName::new(bad).is_err(), "{bad}");
         }
+    }
+
+    /// The schema borrows the dataset name's pattern: the two rules must stay one rule.
+    #[test]
+    fn model_names_follow_the_dataset_name_rule() {
+        let long = "a".repeat(64);
+        for s in [
+            "",
+            "a",
+            "0x",
+            "-x",
+            ".x",
+            "a.b_c-d",
+            "A",
+            "a b",
+            "é",
+            "a/b",
+            long.as_str(),
+            "a\n",
+        ] {
+            let same = ModelName::new(s).is_ok() == airlock_types::DatasetName::new(s).is_ok();
+            assert!(same, "{s:?}");
+        }
+        assert!(ModelName::new(format!("{long}a")).is_err());
     }
 }

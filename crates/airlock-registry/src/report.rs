@@ -11,7 +11,7 @@ use airlock_ledger::{Display, Entry, EventType};
 use serde::Serialize;
 
 /// One version's figures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct VersionStats {
     /// Version hash (hex).
     pub version: String,
@@ -32,7 +32,7 @@ pub struct VersionStats {
 }
 
 /// Agreement of one version with what was shown, on the requests both scored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Agreement {
     /// The compared version (hex).
     pub version: String,
@@ -45,7 +45,7 @@ pub struct Agreement {
 }
 
 /// The comparison report for one model.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Comparison {
     /// The model.
     pub model: String,

@@ -189,7 +189,7 @@ impl Deployment {
 }
 
 /// One model's answer to one request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Scored {
     /// `name@hash`.
     pub model: String,

@@ -8,7 +8,6 @@ use airlock_service::ServiceError;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 /// What went wrong, as the client may see it.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +59,19 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct ErrorBody {
+    /// A stable code (`invalid`, `denied`, `not_found`...).
+    pub error: &'static str,
+    /// What went wrong, naming the field or rule; never a submitted value.
+    pub message: String,
+    /// The request's id, on server errors (quote it to an administrator; also in the
+    /// `x-request-id` header of every answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         ApiError(e)
@@ -90,7 +102,11 @@ impl IntoResponse for ApiError {
         };
         let mut resp = (
             status,
-            Json(json!({"error": self.code(), "message": message})),
+            Json(ErrorBody {
+                error: self.code(),
+                message,
+                request_id: None,
+            }),
         )
             .into_response();
         if let ServiceError::Throttled { retry_after } = &self.0

@@ -175,11 +175,11 @@ pub async fn track(
             .await;
     }
     if status.is_server_error() {
-        let body = serde_json::json!({
-            "error": "internal",
-            "message": "internal error; quote the request id to an administrator",
-            "request_id": id.as_str(),
-        });
+        let body = error::ErrorBody {
+            error: "internal",
+            message: "internal error; quote the request id to an administrator".into(),
+            request_id: Some(id.to_string()),
+        };
         let mut generic = axum::response::IntoResponse::into_response((status, axum::Json(body)));
         std::mem::swap(&mut resp, &mut generic);
     }

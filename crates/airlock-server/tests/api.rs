@@ -44,7 +44,7 @@ async fn every_route_requires_credentials(db: Db) {
     };
     let before = w.ledger_size();
     let mut authenticated = 0;
-    for r in ROUTES {
+    for r in ROUTES.iter() {
         let path = concrete(r.path);
         let body = r.body.map(|_| json!({}));
         let anon = w

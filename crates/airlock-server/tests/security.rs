@@ -894,3 +894,131 @@ async fn finding_16_metrics_are_not_on_the_api() {
         .unwrap();
     assert_eq!(m.status(), 200);
 }
+
+/// Finding 6: another Airlock deployment witnesses this one's ledger over the API (C2SP
+/// tlog-witness `add-checkpoint`): it cosigns a checkpoint that extends what it saw, and
+/// answers a rolled-back log with 409 and the size it cosigned, in the spec's media type.
+#[tokio::test]
+async fn finding_06_another_deployment_witnesses_over_the_api() {
+    use airlock_authz::Authorizer;
+    use airlock_crypto::KdfParams;
+    use airlock_ledger::witness::{AddCheckpoint, CosignatureVerifier};
+    use airlock_ledger::{Entry, EventType, OutcomeKind, Timestamp};
+    use airlock_server::{AppState, IdentityPolicy};
+    use airlock_store::{Home, InitOptions, Passphrase};
+    use airlock_types::{ActorId, RequestId, Zone};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let pass = || Passphrase::new("a witness route passphrase".into());
+    let op = ActorId::new("operator").unwrap();
+    let opts = |name: &str| InitOptions {
+        name: name.into(),
+        kdf: KdfParams::danger_fast_for_tests(),
+        database_url: None,
+    };
+    let log = Home::init(&tmp.path().join("log"), &pass(), &opts("log"), op.clone())
+        .await
+        .unwrap();
+    let append = |n: u8| {
+        for i in 0..n {
+            let e = Entry::new(
+                Timestamp::now(),
+                op.clone(),
+                EventType::ConfigChange,
+                Zone::Clinical,
+                RequestId::from_bytes([i; 16]),
+                OutcomeKind::Success,
+            );
+            log.ledger().append(&e).unwrap();
+        }
+    };
+    // The witness trusts the log's key.
+    let wit_dir = tmp.path().join("wit");
+    Home::init(&wit_dir, &pass(), &opts("wit"), op.clone())
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    let config = wit_dir.join("airlock.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[witness]\nlogs = [\"{}\"]\n",
+        log.verifier_key()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let wit = Home::open(&wit_dir, &pass(), op.clone()).await.unwrap();
+    let state = AppState::new(wit, Authorizer::new().unwrap(), IdentityPolicy::default()).unwrap();
+    let app = airlock_server::app(state);
+    let post = |body: Vec<u8>| {
+        let app = app.clone();
+        async move {
+            let req = Request::builder()
+                .method("POST")
+                .uri("/v1/witness/add-checkpoint")
+                .header("content-type", "text/plain")
+                .body(Body::from(body))
+                .unwrap();
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let ct = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, ct, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+    let request = |old: u64| {
+        let cp = log.ledger().checkpoint().unwrap();
+        let proof = log
+            .ledger()
+            .prove_consistency(old, cp.checkpoint.size)
+            .unwrap();
+        let body = AddCheckpoint {
+            old_size: old,
+            proof,
+            checkpoint: cp.text.clone(),
+        }
+        .to_body();
+        (cp, body.into_bytes())
+    };
+
+    // The witness publishes its key; the cosignature verifies under it.
+    let key = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/v1/witness/key")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let key =
+        String::from_utf8(key.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let verifier = CosignatureVerifier::parse(key.trim()).unwrap();
+    append(3);
+    let (cp, body) = request(0);
+    let (status, _, lines) = post(body).await;
+    assert_eq!(status, 200, "{lines}");
+    let cosigned = verifier.verify(&format!("{}{lines}", cp.text)).unwrap();
+    assert_eq!(cosigned.checkpoint.size, cp.checkpoint.size);
+
+    // A client that claims the witness saw nothing is told the size it cosigned.
+    append(2);
+    let (_, body) = request(0);
+    let (status, ct, size) = post(body).await;
+    assert_eq!((status, ct.as_str()), (409, "text/x.tlog.size"));
+    assert_eq!(size, format!("{}\n", cp.checkpoint.size));
+
+    // Extending from what it cosigned is accepted.
+    let (_, body) = request(cp.checkpoint.size);
+    assert_eq!(post(body).await.0, 200);
+
+    // Garbage is a 400 with the API's JSON error.
+    let (status, ct, _) = post(b"not a request".to_vec()).await;
+    assert_eq!((status, ct.as_str()), (400, "application/json"));
+}

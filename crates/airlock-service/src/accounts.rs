@@ -5,17 +5,19 @@ use airlock_authz::{Action, PrincipalKind, Resource, Role};
 use airlock_crypto::Secret;
 use airlock_ledger::{Entry, EventType, OutcomeKind, Timestamp};
 use airlock_types::{ActorId, RequestId, Zone};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{IdentityError, PrincipalRecord};
 use crate::{Caller, LedgerResource, Service, ServiceError, anonymous};
 
 /// A new login session: the bearer value is shown once.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct Session {
     /// The bearer token.
     pub token: String,
     /// Absolute expiry (RFC 3339).
+    #[schemars(with = "crate::schema::DateTime")]
     pub expires_at: String,
     /// Seconds of inactivity that end the session.
     pub idle_timeout_seconds: i64,
@@ -147,7 +149,7 @@ fn login_entry(
 }
 
 /// Who the caller is, as the policy sees them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct WhoAmI {
     /// The principal.
     pub id: ActorId,
@@ -162,7 +164,7 @@ pub struct WhoAmI {
 }
 
 /// What kind of principal to create.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum NewKind {
     /// A person: password and TOTP.
@@ -172,8 +174,9 @@ pub enum NewKind {
 }
 
 /// A principal to create.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(schema_with = "crate::schema::new_principal")]
 pub struct NewPrincipal {
     /// Its id.
     pub id: String,
@@ -197,17 +200,19 @@ impl std::fmt::Debug for NewPrincipal {
 }
 
 /// A created principal; a person's enrolment token is shown once.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct CreatedPrincipal {
     /// Its id.
     pub id: ActorId,
     /// `user` or `service`.
+    #[schemars(schema_with = "crate::schema::principal_kind")]
     pub kind: &'static str,
     /// A person's one-time enrolment token (they redeem it at `POST /v1/enrol`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enrolment_token: Option<String>,
     /// When the token stops working (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::schema::DateTime>")]
     pub enrolment_expires_at: Option<String>,
     /// Roles granted but not in effect until a second person confirms them.
     pub pending_roles: Vec<Role>,
@@ -224,7 +229,7 @@ impl std::fmt::Debug for CreatedPrincipal {
 }
 
 /// A principal's roles in effect.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct RolesNow {
     /// The principal.
     pub id: ActorId,
@@ -233,7 +238,7 @@ pub struct RolesNow {
 }
 
 /// A redeemed enrolment: the authenticator's URI, shown once to the person themselves.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct Enrolled {
     /// The person.
     pub id: ActorId,
@@ -250,13 +255,14 @@ impl std::fmt::Debug for Enrolled {
 }
 
 /// A new enrolment token for a person who lost their second factor.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct MfaReset {
     /// The person.
     pub id: ActorId,
     /// The one-time token (redeemed with their password at `POST /v1/enrol`).
     pub enrolment_token: String,
     /// When it stops working (RFC 3339).
+    #[schemars(with = "crate::schema::DateTime")]
     pub enrolment_expires_at: String,
 }
 
@@ -269,26 +275,30 @@ impl std::fmt::Debug for MfaReset {
 }
 
 /// An API token to issue.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// The service it authenticates.
+    #[schemars(with = "ActorId")]
     pub principal: String,
     /// The actions it may be used for.
+    #[schemars(schema_with = "crate::schema::service_scopes")]
     pub scopes: Vec<Action>,
     /// Lifetime in days.
     #[serde(deserialize_with = "crate::json::integer")]
+    #[schemars(schema_with = "crate::schema::token_days")]
     pub days: i64,
 }
 
 /// An issued API token: the bearer value is shown once.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct IssuedToken {
     /// The token's id (for revocation).
     pub id: String,
     /// The bearer value.
     pub token: String,
     /// Absolute expiry (RFC 3339).
+    #[schemars(with = "crate::schema::DateTime")]
     pub expires_at: String,
 }
 

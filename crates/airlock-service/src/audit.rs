@@ -4,36 +4,43 @@
 use airlock_authz::{Action, Resource};
 use airlock_ledger::{Entry, EventType, Filter};
 use airlock_types::ActorId;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{Caller, ServiceError};
 
 /// What to search for.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// Entries by this principal.
     #[serde(default)]
+    #[schemars(with = "Option<airlock_types::ActorId>")]
     pub actor: Option<String>,
     /// Entries about this patient (matched through the keyed pseudonym).
     #[serde(default)]
+    #[schemars(with = "Option<airlock_types::Mrn>")]
     pub patient_mrn: Option<String>,
     /// Entries of these event types.
     #[serde(default)]
+    #[schemars(with = "Vec<airlock_ledger::EventType>")]
     pub events: Vec<String>,
     /// At or after (RFC 3339).
     #[serde(default)]
+    #[schemars(with = "Option<crate::schema::DateTime>")]
     pub since: Option<String>,
     /// At or before (RFC 3339).
     #[serde(default)]
+    #[schemars(with = "Option<crate::schema::DateTime>")]
     pub until: Option<String>,
     /// At most this many, newest first (default 1,000; 1 to 10,000).
     #[serde(default, deserialize_with = "crate::json::optional_integer")]
+    #[schemars(range(min = 1, max = 10_000))]
     pub limit: Option<usize>,
 }
 
 /// One entry and its index.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Indexed {
     /// Its position in the ledger.
     pub index: u64,
@@ -42,7 +49,7 @@ pub struct Indexed {
 }
 
 /// A search's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct SearchResult {
     /// Entries that matched.
     pub total: usize,
@@ -53,7 +60,7 @@ pub struct SearchResult {
 }
 
 /// A verification's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Verification {
     /// Whether every check passed.
     pub verified: bool,
@@ -75,7 +82,8 @@ pub struct Verification {
 }
 
 /// The export formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
     /// One JSON entry a line.
     #[default]
@@ -95,7 +103,7 @@ impl ExportFormat {
     }
 
     /// The media type of an export in this format.
-    pub fn media_type(self) -> &'static str {
+    pub const fn media_type(self) -> &'static str {
         match self {
             ExportFormat::Jsonl => "application/jsonl",
             ExportFormat::Fhir => "application/fhir+json",
@@ -104,11 +112,12 @@ impl ExportFormat {
 }
 
 /// One disclosure of a patient's data.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Disclosure {
     /// The ledger index.
     pub index: u64,
     /// When (RFC 3339).
+    #[schemars(with = "crate::schema::DateTime")]
     pub date: String,
     /// To whom.
     pub recipient: String,
@@ -119,7 +128,7 @@ pub struct Disclosure {
 }
 
 /// A patient's accounting of disclosures.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Disclosures {
     /// The patient's pseudonym.
     pub patient: String,

@@ -5,6 +5,7 @@ use airlock_authz::{Action, Resource};
 use airlock_ledger::{EventType, OutcomeKind, PatientPseudonym};
 use airlock_store::Scope;
 use airlock_types::Zone;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -12,8 +13,9 @@ use crate::{Caller, LedgerResource, ServiceError};
 
 /// The reasons a clinician may state for emergency access (coded, so no free text with PHI
 /// reaches the ledger).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
+#[schemars(rename = "BreakGlassReason")]
 pub enum Reason {
     /// Treatment that cannot wait.
     EmergencyTreatment,
@@ -62,31 +64,36 @@ impl Reason {
 }
 
 /// A grant to open.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewGrant {
     /// The patient's record number.
+    #[schemars(with = "airlock_types::Mrn")]
     pub patient_mrn: String,
     /// A coded reason ([`Reason`]).
+    #[schemars(with = "Reason")]
     pub reason: String,
     /// How long, 1 to 240 minutes (default 60).
     #[serde(default, deserialize_with = "crate::json::optional_integer")]
+    #[schemars(range(min = 1, max = 240))]
     pub minutes: Option<i64>,
 }
 
 /// A grant just opened.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Opened {
     /// The grant's id.
     pub id: String,
     /// When it ends (RFC 3339).
+    #[schemars(with = "crate::schema::DateTime")]
     pub expires_at: String,
     /// Always `pending`.
+    #[schemars(schema_with = "crate::schema::always_pending")]
     pub review: &'static str,
 }
 
 /// A grant as the privacy officer reviews it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Grant {
     /// Its id.
     pub id: Option<String>,
@@ -107,14 +114,14 @@ pub struct Grant {
 }
 
 /// Every grant.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Grants {
     /// Oldest first.
     pub grants: Vec<Grant>,
 }
 
 /// A review's verdict.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub enum Verdict {
     /// The access was justified.
@@ -133,7 +140,7 @@ impl Verdict {
 }
 
 /// A review.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Review {
     /// The verdict.

@@ -6,6 +6,7 @@ use airlock_authz::{Action, Resource};
 use airlock_ledger::{DisclosureInfo, EventType, OutcomeKind};
 use airlock_store::{Access, DatasetSummary, DatasetVersion, ManifestFile};
 use airlock_types::{DatasetName, DatasetVersionId, Zone};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::{Caller, LedgerResource, ServiceError};
@@ -20,7 +21,7 @@ pub fn resource(v: &DatasetVersion) -> Resource {
 }
 
 /// A version with the numbers of every version of its dataset.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct VersionDetail {
     /// The version asked for.
     #[serde(flatten)]
@@ -30,14 +31,14 @@ pub struct VersionDetail {
 }
 
 /// A version's lineage, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct LineageChain {
     /// The version and its ancestors.
     pub lineage: Vec<DatasetVersion>,
 }
 
 /// One file of a version, described without its name.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct FileEntry {
     /// Its position in the version.
     pub index: usize,
@@ -50,7 +51,7 @@ pub struct FileEntry {
 }
 
 /// A version's files.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct FileList {
     /// The dataset.
     pub dataset: DatasetName,
@@ -89,7 +90,7 @@ impl Download {
 }
 
 /// The datasets listed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct DatasetList {
     /// Those the policy lets the caller list.
     pub datasets: Vec<DatasetSummary>,

@@ -5,6 +5,7 @@
 use airlock_authz::{Action, Resource};
 use airlock_store::{Access, Scope, parse_version_spec};
 use airlock_types::{DatasetName, Zone};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -15,28 +16,32 @@ use crate::{Caller, ServiceError};
 pub use airlock_deid::BUILTIN_PROFILES as REMOTE_PROFILES;
 
 /// A run to start.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRun {
     /// A built-in profile.
+    #[schemars(schema_with = "crate::schema::remote_profile")]
     pub profile: String,
     /// The input, `name[@version]`.
+    #[schemars(with = "crate::schema::DatasetSpec")]
     pub dataset: String,
     /// The dataset the output becomes a version of.
+    #[schemars(with = "airlock_types::DatasetName")]
     pub out_dataset: String,
 }
 
 /// A run just started.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Started {
     /// The run's id.
     pub id: String,
     /// Always `running`.
+    #[schemars(schema_with = "crate::schema::always_running")]
     pub status: &'static str,
 }
 
 /// A run as recorded.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Run {
     /// The run's id.
     pub id: Option<String>,

@@ -148,7 +148,7 @@ impl fmt::Debug for Enrolment {
 }
 
 /// A stored principal, without secrets.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct PrincipalRecord {
     /// The id.
     pub id: ActorId,

@@ -25,8 +25,10 @@ pub mod ledger;
 pub mod models;
 pub mod patients;
 pub mod resource;
+pub mod schema;
 mod throttle;
 pub mod totp;
+pub mod witness;
 
 use std::sync::Arc;
 
@@ -77,6 +79,8 @@ struct Inner {
     /// runs an earlier process left running.
     started_at: String,
     runs_recovered: std::sync::atomic::AtomicBool,
+    /// This deployment as a witness of other deployments' ledgers.
+    witness: witness::Witness,
 }
 
 impl std::fmt::Debug for Service {
@@ -116,6 +120,7 @@ impl Service {
                 summariser: std::sync::OnceLock::new(),
                 started_at: chrono::Utc::now().to_rfc3339(),
                 runs_recovered: std::sync::atomic::AtomicBool::new(false),
+                witness: witness::Witness::new(&home).map_err(ServiceError::internal)?,
                 writer: ledger::LedgerWriter::start(home.clone(), Arc::clone(&observer))?,
                 audit: std::sync::Mutex::new(ledger::AuditIndex::default()),
                 home,
@@ -128,6 +133,11 @@ impl Service {
                 rollout: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// This deployment as a witness (C2SP tlog-witness) of the logs `airlock.toml` trusts.
+    pub fn witness(&self) -> &witness::Witness {
+        &self.inner.witness
     }
 
     /// The same service, running ONNX model artifacts with `runtime`. The first runtime given

@@ -8,6 +8,7 @@
 //! pseudonym, the requester and the purpose. The shown entry's ledger index is the prediction
 //! id that overrides and outcomes refer to.
 
+use schemars::JsonSchema;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -169,7 +170,7 @@ fn version_resource(model: &str, hash: &airlock_types::ContentHash) -> LedgerRes
 }
 
 /// A model version as listed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct VersionView {
     /// The model.
     pub name: ModelName,
@@ -234,14 +235,14 @@ impl VersionView {
 }
 
 /// Every model version the caller may read.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct ModelList {
     /// The versions.
     pub models: Vec<VersionView>,
 }
 
 /// One model: versions with their approvals, the roles that approve, the history.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct ModelDetail {
     /// The model.
     pub name: ModelName,
@@ -254,57 +255,64 @@ pub struct ModelDetail {
 }
 
 /// A reason given for a lifecycle step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
     /// One line, 1 to 500 characters.
+    #[schemars(with = "crate::schema::ReasonLine")]
     pub reason: String,
 }
 
 /// One transition made.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Validated {
     /// The transition.
     pub transition: Transition,
 }
 
 /// The transitions a step made (a deployment can retire another version).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Transitions {
     /// In order.
     pub transitions: Vec<Transition>,
 }
 
 /// One role's approval.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveBody {
     /// The role approved as (the caller must hold it).
     pub role: Role,
     /// Why.
+    #[schemars(with = "crate::schema::ReasonLine")]
     pub reason: String,
 }
 
 /// A deployment step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeployBody {
     /// `silent`, `canary` or `retired`.
+    #[schemars(schema_with = "crate::schema::deploy_state")]
     pub state: State,
     /// The canary's share of patients, in (0, 100].
     #[serde(default)]
+    #[schemars(schema_with = "crate::schema::canary_percent")]
     pub canary_percent: Option<f64>,
     /// Why.
+    #[schemars(with = "crate::schema::ReasonLine")]
     pub reason: String,
 }
 
 /// A prediction request.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PredictBody {
     /// The patient's record number.
+    #[schemars(with = "airlock_types::Mrn")]
     pub patient_mrn: String,
     /// Feature values by name.
+    #[schemars(schema_with = "crate::schema::features")]
     pub features: serde_json::Map<String, Value>,
 }
 
@@ -315,23 +323,27 @@ impl std::fmt::Debug for PredictBody {
 }
 
 /// A shown prediction.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Prediction {
     /// The ledger index of the shown entry (overrides and outcomes refer to it).
     pub prediction_id: u64,
     /// The model.
     pub model: ModelName,
     /// The version shown, hex.
+    #[schemars(with = "airlock_types::ContentHash")]
     pub version: String,
     /// Its state.
     pub state: State,
     /// Probability of the positive class.
+    #[schemars(range(min = 0, max = 1))]
     pub score: f64,
     /// Distance from the decision boundary, 0 to 1.
+    #[schemars(range(min = 0, max = 1))]
     pub confidence: f64,
     /// The features it used, in order.
     pub features: Vec<String>,
     /// Always `shown`.
+    #[schemars(schema_with = "crate::schema::always_shown")]
     pub display: &'static str,
     /// Silent versions scored and logged beside it.
     pub silent_versions_logged: usize,
@@ -339,7 +351,7 @@ pub struct Prediction {
 
 /// Reasons a clinician may give for overriding a prediction (coded: no free text, so no PHI
 /// reaches the ledger).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum OverrideReason {
     /// The clinician's judgement differs.
@@ -368,7 +380,7 @@ impl OverrideReason {
 }
 
 /// What the clinician decided instead.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum OverrideDecision {
     /// Treat as high risk.
@@ -387,7 +399,7 @@ impl OverrideDecision {
 }
 
 /// An override.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideBody {
     /// Why.
@@ -397,7 +409,7 @@ pub struct OverrideBody {
 }
 
 /// An override recorded.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Overridden {
     /// The override's ledger index.
     pub override_id: u64,
@@ -410,7 +422,7 @@ pub struct Overridden {
 }
 
 /// An observed outcome.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutcomeBody {
     /// Whether the predicted event happened.
@@ -421,16 +433,17 @@ pub struct OutcomeBody {
 }
 
 /// An outcome recorded.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct OutcomeRecorded {
     /// The prediction.
     pub prediction_id: u64,
     /// Always true.
+    #[schemars(schema_with = "crate::schema::always_true")]
     pub recorded: bool,
 }
 
 /// Silent and canary versions against what was shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Report {
     /// The comparison.
     pub report: Comparison,
@@ -438,9 +451,9 @@ pub struct Report {
     pub states: BTreeMap<String, State>,
 }
 
-fn check_reason(r: &str) -> Result<&str, ServiceError> {
+pub(crate) fn check_reason(r: &str) -> Result<&str, ServiceError> {
     let r = r.trim();
-    if r.is_empty() || r.len() > 500 || r.chars().any(char::is_control) {
+    if r.is_empty() || r.chars().count() > 500 || r.chars().any(char::is_control) {
         return Err(ServiceError::invalid(
             "reason",
             "must be 1 to 500 characters on one line",

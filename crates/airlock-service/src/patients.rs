@@ -2,6 +2,7 @@
 //! with the purpose of use (and a live break-glass grant under `emergency`), recorded with the
 //! patient's pseudonym, answered as a FHIR `searchset` Bundle.
 
+use schemars::JsonSchema;
 use std::collections::BTreeSet;
 
 use airlock_authz::{Action, Resource};
@@ -15,12 +16,14 @@ use crate::caller::parse_mrn;
 use crate::{Caller, LedgerResource, ServiceError};
 
 /// A lookup.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Lookup {
     /// The dataset, `name[@version]`.
+    #[schemars(with = "crate::schema::DatasetSpec")]
     pub dataset: String,
     /// The patient's record number.
+    #[schemars(with = "airlock_types::Mrn")]
     pub mrn: String,
 }
 
@@ -33,20 +36,22 @@ impl std::fmt::Debug for Lookup {
 }
 
 /// One entry of a searchset.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct BundleEntry {
     /// The FHIR resource.
     pub resource: Value,
 }
 
 /// The patient's resources, as a FHIR `searchset` Bundle.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Searchset {
     /// Always `Bundle`.
     #[serde(rename = "resourceType")]
+    #[schemars(schema_with = "crate::schema::bundle")]
     pub resource_type: &'static str,
     /// Always `searchset`.
     #[serde(rename = "type")]
+    #[schemars(schema_with = "crate::schema::searchset")]
     pub kind: &'static str,
     /// How many resources.
     pub total: usize,

@@ -23,7 +23,7 @@ const PARAM_BY: &str = "attestation.by";
 const PARAM_REFERENCE: &str = "attestation.reference";
 
 /// Why the attester holds the data to be de-identified (or never identified).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AttestationBasis {
     /// A dataset published as de-identified by its source (a public research extract).
@@ -81,7 +81,7 @@ impl FromStr for AttestationBasis {
 /// What the attestation rests on: a data use agreement's number, a determination's report id,
 /// a dataset's published name. 1 to 128 characters, no control characters, no surrounding
 /// space (it is written into the ledger).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct AttestationReference(String);
 
@@ -146,7 +146,7 @@ impl From<AttestationReference> for String {
 }
 
 /// Who vouches that an import outside the clinical zone holds no identified data, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Attestation {
     /// The basis of the classification.

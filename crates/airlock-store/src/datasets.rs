@@ -14,9 +14,12 @@ use crate::attest::Attestation;
 use crate::objects::ObjectRef;
 
 /// `name@version`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct VersionRef {
-    /// The dataset.
+    /// The dataset (or, in lineage shown outside its zones, a placeholder that names no dataset).
+    #[schemars(with = "airlock_types::schema::ShownDatasetName")]
     pub dataset: DatasetName,
     /// The version.
     pub version: DatasetVersionId,
@@ -29,7 +32,7 @@ impl fmt::Display for VersionRef {
 }
 
 /// A dataset as listed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DatasetSummary {
     /// Its name.
     pub name: DatasetName,
@@ -44,7 +47,7 @@ pub struct DatasetSummary {
 }
 
 /// What made a version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Transform {
     /// The operation (`ingest`, `deidentify`, ...).
@@ -57,7 +60,7 @@ pub struct Transform {
 }
 
 /// Where a version came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Lineage {
     /// The source system (an EHR, a lab system), for ingested data.
@@ -101,7 +104,7 @@ impl Lineage {
 }
 
 /// One file in a version. Lives only in the encrypted manifest (file names can be identifying).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestFile {
     /// The file's name, as ingested.
@@ -115,7 +118,7 @@ pub struct ManifestFile {
 }
 
 /// The list of files of a version; stored encrypted, named by its hash in the version row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// Format version of the manifest.
@@ -125,7 +128,7 @@ pub struct Manifest {
 }
 
 /// A dataset version: metadata (no PHI) plus lineage.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DatasetVersion {
     /// The dataset.
     pub dataset: DatasetName,

@@ -34,7 +34,7 @@ use crate::files;
 use crate::meta::Meta;
 
 /// A stored object: where it lives and what it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ObjectRef {
     /// The zone it lives in.
     pub zone: Zone,

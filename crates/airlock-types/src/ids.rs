@@ -69,12 +69,16 @@ impl DatasetName {
     /// read it in the clinical (or airlock) zone, hence the two wordings.
     pub fn withheld(gate: crate::Gate) -> DatasetName {
         use crate::Gate;
+        let [clinical, elsewhere] = DatasetName::WITHHELD;
         let text = match gate {
-            Gate::Deidentify | Gate::DpRelease | Gate::Synthesize => "(clinical source)",
-            Gate::Ingest | Gate::PromoteModel => "(source outside your zones)",
+            Gate::Deidentify | Gate::DpRelease | Gate::Synthesize => clinical,
+            Gate::Ingest | Gate::PromoteModel => elsewhere,
         };
         DatasetName(text.to_owned())
     }
+
+    /// The texts [`DatasetName::withheld`] shows.
+    pub const WITHHELD: [&'static str; 2] = ["(clinical source)", "(source outside your zones)"];
 
     /// Whether this is a [`DatasetName::withheld`] placeholder.
     pub fn is_withheld(&self) -> bool {

@@ -6,6 +6,7 @@
 
 pub mod ids;
 pub mod phi;
+pub mod schema;
 pub mod zone;
 
 pub use ids::{ActorId, ContentHash, DatasetName, DatasetVersionId, IdError, RequestId};

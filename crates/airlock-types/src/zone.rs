@@ -16,7 +16,19 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// Where data, models and identities live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Zone {
     /// Identified PHI and production serving.
@@ -72,7 +84,19 @@ impl FromStr for Zone {
 }
 
 /// What a piece of data is, from a privacy point of view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Classification {
     /// Identified protected health information.
@@ -132,7 +156,7 @@ impl FromStr for Classification {
 }
 
 /// The only ways data may cross from one zone to another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Gate {
     /// Bring source-system data into the clinical zone (the entry point, not a crossing).
@@ -191,7 +215,7 @@ impl fmt::Display for Gate {
 }
 
 /// Why identified data is being used (HL7 PurposeOfUse, simplified).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Purpose {
     /// TREAT.

@@ -3,13 +3,14 @@
 use airlock_service::audit::{Disclosures, ExportFormat, SearchQuery, SearchResult, Verification};
 use axum::Json;
 use axum::response::Response;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{parsed, typed};
 use crate::extract::{Body, Path, Query};
 use crate::{ApiError, Ctx};
 
-const SIGNED_NOTE: &str = "text/plain; charset=utf-8";
+pub(crate) const SIGNED_NOTE: &str = "text/plain; charset=utf-8";
 
 pub(crate) async fn search(
     ctx: Ctx,
@@ -30,10 +31,13 @@ pub(crate) async fn proof(ctx: Ctx, Path(index): Path<u64>) -> Result<Response, 
     Ok(typed(SIGNED_NOTE, ctx.audit_proof(index).await?))
 }
 
-#[derive(Deserialize)]
+/// The export's query.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExportQuery {
+    /// `jsonl` (the default) or `fhir`.
     #[serde(default)]
+    #[schemars(with = "Option<ExportFormat>")]
     format: Option<String>,
 }
 
@@ -44,9 +48,12 @@ pub(crate) async fn export(ctx: Ctx, Query(q): Query<ExportQuery>) -> Result<Res
     Ok(typed(format.media_type(), body))
 }
 
-#[derive(Deserialize)]
+/// Whose disclosures.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DisclosuresBody {
+    /// The patient's record number.
+    #[schemars(with = "airlock_types::Mrn")]
     patient_mrn: String,
 }
 

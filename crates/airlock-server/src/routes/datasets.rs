@@ -3,16 +3,20 @@
 use airlock_service::datasets::{DatasetList, FileList, LineageChain, VersionDetail};
 use axum::Json;
 use axum::response::Response;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::typed;
 use crate::extract::{Path, Query};
 use crate::{ApiError, Ctx};
 
-#[derive(Deserialize)]
+/// Which version (the latest when absent).
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct VersionQuery {
+    /// The version number.
     #[serde(default)]
+    #[schemars(with = "Option<airlock_types::DatasetVersionId>")]
     version: Option<u32>,
 }
 

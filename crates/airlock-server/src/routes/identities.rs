@@ -9,17 +9,23 @@ use airlock_service::identity::PrincipalRecord;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::parsed;
 use crate::extract::{Body, Path};
 use crate::{ApiError, AppState, Ctx, Origin};
 
-#[derive(Deserialize)]
+/// A login.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoginBody {
+    /// The principal's id.
     username: String,
+    /// The password.
     password: String,
+    /// The authenticator's current code.
+    #[schemars(schema_with = "airlock_service::schema::totp_code")]
     totp: String,
 }
 
@@ -58,8 +64,10 @@ pub(crate) async fn whoami(ctx: Ctx) -> Result<Json<WhoAmI>, ApiError> {
     Ok(Json(ctx.whoami().await?))
 }
 
-#[derive(Serialize)]
+/// Every principal.
+#[derive(Serialize, JsonSchema)]
 pub(crate) struct Principals {
+    /// By id.
     principals: Vec<PrincipalRecord>,
 }
 
@@ -102,10 +110,15 @@ pub(crate) async fn revoke_token(ctx: Ctx, Path(id): Path<String>) -> Result<Sta
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// An enrolment.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EnrolBody {
+    /// The one-time enrolment token.
+    #[schemars(schema_with = "airlock_service::schema::enrolment_token")]
     token: String,
+    /// A new password (or, to set up a new second factor, the current one).
+    #[schemars(schema_with = "airlock_service::schema::new_password")]
     password: String,
 }
 

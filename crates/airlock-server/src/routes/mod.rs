@@ -8,6 +8,7 @@ mod deid;
 mod identities;
 mod models;
 mod patients;
+mod witness;
 
 use airlock_service::ServiceError;
 use axum::Json;
@@ -15,74 +16,93 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use serde_json::{Value, json};
+use axum::routing::{MethodRouter, delete, get, post};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::AppState;
+use crate::openapi::{Returns, Route, Tag};
+
+/// Every operation: its document entry and its handler, written once. The router and the
+/// OpenAPI document are both built from this table.
+pub(crate) fn table() -> Vec<(Route, MethodRouter<AppState>)> {
+    use Tag::*;
+    use airlock_service::{
+        accounts, audit as a, break_glass as bg, datasets as ds, deid_runs, models as m,
+        patients as p,
+    };
+    let throttled_login =
+        "Too many password checks from this source; Retry-After says when to try again";
+    vec![
+        (Route::new("get", "/healthz", System, "Liveness").public().json::<Health>(200), get(healthz)),
+        (Route::new("get", "/openapi.json", System, "This document").public().json::<serde_json::Map<String, Value>>(200), get(openapi)),
+        (Route::new("post", "/v1/auth/login", Identities, "Log in with password and TOTP; returns a session token").public().body::<identities::LoginBody>().json::<accounts::Session>(200).throttled(throttled_login), post(identities::login)),
+        (Route::new("post", "/v1/auth/logout", Identities, "End this session").no_content(), post(identities::logout)),
+        (Route::new("get", "/v1/auth/whoami", Identities, "The authenticated principal, roles and visible zones").json::<accounts::WhoAmI>(200), get(identities::whoami)),
+        (Route::new("get", "/v1/users", Identities, "List principals (security administrator)").json::<identities::Principals>(200), get(identities::list_users)),
+        (Route::new("post", "/v1/users", Identities, "Create a person (returns a one-time enrolment token; roles that reach PHI wait for a second person) or a service").body::<accounts::NewPrincipal>().json::<accounts::CreatedPrincipal>(201), post(identities::add_user)),
+        (Route::new("post", "/v1/enrol", Identities, "Redeem an enrolment token: set (or prove) your password and receive your TOTP enrolment URI once").public().body::<identities::EnrolBody>().json::<accounts::Enrolled>(200).throttled(throttled_login), post(identities::enrol)),
+        (Route::new("post", "/v1/users/{id}/roles/{role}/confirm", Identities, "Confirm a role another person granted (privacy officer; never the granter)").json::<accounts::RolesNow>(200), post(identities::confirm_role)),
+        (Route::new("post", "/v1/users/{id}/disable", Identities, "Disable a principal, ending its sessions and tokens").no_content(), post(identities::disable_user)),
+        (Route::new("post", "/v1/users/{id}/reset-mfa", Identities, "Give a person a new one-time enrolment token (they set up a new second factor with it and their password)").json::<accounts::MfaReset>(200), post(identities::reset_mfa)),
+        (Route::new("post", "/v1/tokens", Identities, "Issue a scoped, expiring API token to a service").body::<accounts::NewToken>().json::<accounts::IssuedToken>(201), post(identities::issue_token)),
+        (Route::new("delete", "/v1/tokens/{id}", Identities, "Revoke an API token").no_content(), delete(identities::revoke_token)),
+        (Route::new("get", "/v1/datasets", Datasets, "Datasets the principal may list").json::<ds::DatasetList>(200), get(datasets::list)),
+        (Route::new("get", "/v1/datasets/{name}", Datasets, "One dataset version's metadata and the list of versions").query::<datasets::VersionQuery>().json::<ds::VersionDetail>(200), get(datasets::show)),
+        (Route::new("get", "/v1/datasets/{name}/lineage", Datasets, "The version and its ancestors").query::<datasets::VersionQuery>().json::<ds::LineageChain>(200), get(datasets::lineage)),
+        (Route::new("get", "/v1/datasets/{name}/files", Datasets, "A version's files by index (where download is allowed)").query::<datasets::VersionQuery>().purpose().json::<ds::FileList>(200), get(datasets::files)),
+        (Route::new("get", "/v1/datasets/{name}/files/{index}", Datasets, "Download one file (where allowed)").query::<datasets::VersionQuery>().purpose().returning(Returns::File), get(datasets::download)),
+        (Route::new("post", "/v1/deid-runs", Deidentification, "Start a de-identification gate run").body::<deid_runs::NewRun>().json::<deid_runs::Started>(202), post(deid::start)),
+        (Route::new("get", "/v1/deid-runs/{id}", Deidentification, "A run's status").json::<deid_runs::Run>(200), get(deid::status)),
+        (Route::new("get", "/v1/deid-runs/{id}/report", Deidentification, "A finished run's de-identification report").returning(Returns::Reports("The reports the run stored, one per input file: rules applied, risk measures, leak check")), get(deid::report)),
+        (Route::new("post", "/v1/audit/search", Audit, "Search the ledger").body::<a::SearchQuery>().json::<a::SearchResult>(200), post(audit::search)),
+        (Route::new("get", "/v1/audit/verify", Audit, "Verify the whole ledger").json::<a::Verification>(200), get(audit::verify)),
+        (Route::new("get", "/v1/audit/checkpoint", Audit, "A fresh signed checkpoint (C2SP signed note)").returning(Returns::Media(&[audit::SIGNED_NOTE], "A C2SP signed note: origin, size and root, with the deployment's signature")), get(audit::checkpoint)),
+        (Route::new("get", "/v1/audit/proofs/{index}", Audit, "An inclusion proof for one entry (tlog-proof)").returning(Returns::Media(&[audit::SIGNED_NOTE], "A C2SP tlog-proof: the entry's index, its audit path and the signed checkpoint it leads to")), get(audit::proof)),
+        (Route::new("get", "/v1/audit/export", Audit, "Export the ledger as JSON Lines or FHIR AuditEvents").query::<audit::ExportQuery>().returning(Returns::Media(EXPORT_MEDIA, "One entry a line (`format=jsonl`, the default), or a FHIR Bundle of AuditEvents (`format=fhir`)")), get(audit::export)),
+        (Route::new("post", "/v1/audit/disclosures", Audit, "Accounting of disclosures for a patient (45 CFR 164.528)").body::<audit::DisclosuresBody>().json::<a::Disclosures>(200), post(audit::disclosures)),
+        (Route::new("get", "/v1/break-glass", BreakGlass, "Break-glass grants, for review").json::<bg::Grants>(200), get(break_glass::list)),
+        (Route::new("post", "/v1/break-glass", BreakGlass, "Open time-limited emergency access to a patient's record").body::<bg::NewGrant>().purpose().json::<bg::Opened>(201), post(break_glass::open)),
+        (Route::new("post", "/v1/break-glass/{id}/review", BreakGlass, "Record the review of a break-glass grant").body::<bg::Review>().no_content(), post(break_glass::review)),
+        (Route::new("post", "/v1/patients/lookup", Patients, "A patient's FHIR resources from a clinical dataset").body::<p::Lookup>().purpose().json::<p::Searchset>(200).throttled("Too many patient records opened by this principal; Retry-After says when to try again"), post(patients::lookup)),
+        (Route::new("get", "/v1/models", Models, "Model versions the principal may read").json::<m::ModelList>(200), get(models::list)),
+        (Route::new("get", "/v1/models/{name}", Models, "A model's versions, model cards, approvals and full history").json::<m::ModelDetail>(200), get(models::show)),
+        (Route::new("post", "/v1/models/{name}/versions/{version}/validate", Models, "Re-verify a registered version and mark it validated").body::<m::ReasonBody>().json::<m::Validated>(200), post(models::validate)),
+        (Route::new("post", "/v1/models/{name}/versions/{version}/approve", Models, "Approve a validated version as one of the roles the quorum needs").body::<m::ApproveBody>().json::<airlock_registry::ApprovalOutcome>(200), post(models::approve)),
+        (Route::new("post", "/v1/models/{name}/versions/{version}/deploy", Models, "Move a version to silent, canary (with a share of patients) or retired").body::<m::DeployBody>().json::<m::Transitions>(200), post(models::deploy)),
+        (Route::new("post", "/v1/models/{name}/promote", Models, "Promote the canary to production (the previous production version retires)").body::<m::ReasonBody>().json::<m::Transitions>(200), post(models::promote)),
+        (Route::new("post", "/v1/models/{name}/rollback", Models, "Roll the canary back to silent").body::<m::ReasonBody>().json::<m::Transitions>(200), post(models::rollback)),
+        (Route::new("post", "/v1/models/{name}/predict", Models, "An audited prediction for one patient (silent versions score it too)").body::<m::PredictBody>().purpose().json::<m::Prediction>(200), post(models::predict)),
+        (Route::new("get", "/v1/models/{name}/report", Models, "Silent and canary versions compared with what was shown, with outcome metrics").json::<m::Report>(200), get(models::report)),
+        (Route::new("post", "/v1/predictions/{index}/override", Predictions, "A clinician overrides a prediction, with a coded reason").body::<m::OverrideBody>().purpose().json::<m::Overridden>(200), post(models::override_prediction)),
+        (Route::new("post", "/v1/witness/add-checkpoint", Witness, "Cosign another deployment's checkpoint (C2SP tlog-witness add-checkpoint)").public().text_body(witness::NOTE, "`old SIZE`, the consistency proof's hashes, a blank line, then the signed checkpoint").returning(Returns::Media(&[witness::NOTE], "The witness's cosignature lines (C2SP tlog-cosignature)")).refuses(&[403, 404, 409, 422], &[(409, witness::TLOG_SIZE)]), post(witness::add_checkpoint)),
+        (Route::new("get", "/v1/witness/key", Witness, "This witness's cosignature verifier key (for the logs it witnesses to trust)").public().returning(Returns::Media(&[witness::NOTE], "The verifier key, `name+keyid+key`")), get(witness::key)),
+        (Route::new("post", "/v1/predictions/{index}/outcome", Predictions, "Post the observed outcome of a prediction").body::<m::OutcomeBody>().purpose().json::<m::OutcomeRecorded>(200), post(models::outcome)),
+    ]
+}
+
+/// What an export may answer with.
+const EXPORT_MEDIA: &[&str] = &[
+    airlock_service::audit::ExportFormat::Jsonl.media_type(),
+    airlock_service::audit::ExportFormat::Fhir.media_type(),
+];
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/openapi.json", get(openapi))
-        .route("/v1/auth/login", post(identities::login))
-        .route("/v1/auth/logout", post(identities::logout))
-        .route("/v1/auth/whoami", get(identities::whoami))
-        .route(
-            "/v1/users",
-            get(identities::list_users).post(identities::add_user),
-        )
-        .route("/v1/enrol", post(identities::enrol))
-        .route(
-            "/v1/users/{id}/roles/{role}/confirm",
-            post(identities::confirm_role),
-        )
-        .route("/v1/users/{id}/disable", post(identities::disable_user))
-        .route("/v1/users/{id}/reset-mfa", post(identities::reset_mfa))
-        .route("/v1/tokens", post(identities::issue_token))
-        .route("/v1/tokens/{id}", delete(identities::revoke_token))
-        .route("/v1/datasets", get(datasets::list))
-        .route("/v1/datasets/{name}", get(datasets::show))
-        .route("/v1/datasets/{name}/lineage", get(datasets::lineage))
-        .route("/v1/datasets/{name}/files", get(datasets::files))
-        .route("/v1/datasets/{name}/files/{index}", get(datasets::download))
-        .route("/v1/deid-runs", post(deid::start))
-        .route("/v1/deid-runs/{id}", get(deid::status))
-        .route("/v1/deid-runs/{id}/report", get(deid::report))
-        .route("/v1/audit/search", post(audit::search))
-        .route("/v1/audit/verify", get(audit::verify))
-        .route("/v1/audit/checkpoint", get(audit::checkpoint))
-        .route("/v1/audit/proofs/{index}", get(audit::proof))
-        .route("/v1/audit/export", get(audit::export))
-        .route("/v1/audit/disclosures", post(audit::disclosures))
-        .route(
-            "/v1/break-glass",
-            get(break_glass::list).post(break_glass::open),
-        )
-        .route("/v1/break-glass/{id}/review", post(break_glass::review))
-        .route("/v1/patients/lookup", post(patients::lookup))
-        .route("/v1/models", get(models::list))
-        .route("/v1/models/{name}", get(models::show))
-        .route(
-            "/v1/models/{name}/versions/{version}/validate",
-            post(models::validate),
-        )
-        .route(
-            "/v1/models/{name}/versions/{version}/approve",
-            post(models::approve),
-        )
-        .route(
-            "/v1/models/{name}/versions/{version}/deploy",
-            post(models::deploy),
-        )
-        .route("/v1/models/{name}/promote", post(models::promote))
-        .route("/v1/models/{name}/rollback", post(models::rollback))
-        .route("/v1/models/{name}/predict", post(models::predict))
-        .route("/v1/models/{name}/report", get(models::report))
-        .route(
-            "/v1/predictions/{index}/override",
-            post(models::override_prediction),
-        )
-        .route("/v1/predictions/{index}/outcome", post(models::outcome))
+    // Routes sharing a path are merged into one method router by axum.
+    table()
+        .into_iter()
+        .fold(Router::new(), |r, (route, handler)| {
+            r.route(route.path, handler)
+        })
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Health {
+    /// Always `ok` when the server answers.
+    #[schemars(schema_with = "airlock_service::schema::always_ok")]
+    status: &'static str,
 }
 
 /// A parsed body, or its refusal, for an operation that decides before it reads the body.
@@ -96,8 +116,8 @@ fn typed(media_type: &'static str, bytes: impl IntoResponse) -> Response {
     ([(header::CONTENT_TYPE, media_type)], bytes).into_response()
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// The Prometheus text, for [`crate::metrics_app`] (not part of the API: request counts by

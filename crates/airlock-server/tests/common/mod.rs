@@ -332,7 +332,7 @@ impl World {
                     .and_then(|v| v.to_str().ok());
                 assert_eq!(
                     ct,
-                    Some("application/json"),
+                    Some(airlock_server::openapi::refusal_media(route, status)),
                     "{method} {path} answered {status}"
                 );
             }
@@ -344,26 +344,20 @@ impl World {
             .unwrap()
             .to_bytes()
             .to_vec();
-        // A success body the document describes must fit its schema.
-        if let Some(name) = route
-            .filter(|r| r.success == status)
-            .and_then(|r| r.returns)
-        {
+        // A success body the document describes as JSON must fit its schema.
+        if let Some(route) = route.filter(|r| r.success == status) {
             // Built once per test binary.
             static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
             let doc = DOC.get_or_init(airlock_server::openapi::document);
-            let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let mut errors = Vec::new();
-            conforms(
-                &doc["components"]["schemas"][name],
-                &value,
-                "$",
-                &mut errors,
-            );
-            assert!(
-                errors.is_empty(),
-                "{method} {path}: the body does not fit `{name}`: {errors:?}"
-            );
+            if let Some(schema) = airlock_server::openapi::success_schema(doc, route) {
+                let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let mut errors = Vec::new();
+                conforms(doc, schema, &value, "$", &mut errors);
+                assert!(
+                    errors.is_empty(),
+                    "{method} {path}: the body does not fit its schema: {errors:?}"
+                );
+            }
         }
         Resp { status, body }
     }
@@ -385,15 +379,27 @@ impl World {
     }
 }
 
-/// Checks `value` against the JSON Schema subset the OpenAPI document uses (type, enum, const,
-/// minimum, maximum, properties, required, additionalProperties: false, items, anyOf, oneOf),
-/// pushing the path of each misfit onto `errors`.
-pub fn conforms(schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
+/// Checks `value` against the JSON Schema subset the OpenAPI document uses (`$ref` into the
+/// document's components, type, enum, const, minimum, maximum, pattern, properties, required,
+/// additionalProperties, items, allOf, anyOf, oneOf), pushing the path of each misfit onto
+/// `errors`.
+pub fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
+    if let Some(name) = schema["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+    {
+        let target = &doc["components"]["schemas"][name];
+        assert!(!target.is_null(), "{at}: dangling $ref to {name}");
+        conforms(doc, target, value, at, errors);
+    }
     let fits = |s: &Value| {
         let mut e = Vec::new();
-        conforms(s, value, at, &mut e);
+        conforms(doc, s, value, at, &mut e);
         e.is_empty()
     };
+    for s in schema["allOf"].as_array().into_iter().flatten() {
+        conforms(doc, s, value, at, errors);
+    }
     if let Some(any) = schema["anyOf"].as_array()
         && !any.iter().any(fits)
     {
@@ -433,6 +439,13 @@ pub fn conforms(schema: &Value, value: &Value, at: &str, errors: &mut Vec<String
         errors.push(format!("{at}: not of type {}", schema["type"]));
         return;
     }
+    if let (Some(pattern), Some(v)) = (schema["pattern"].as_str(), value.as_str()) {
+        match regex::Regex::new(pattern) {
+            Ok(re) if re.is_match(v) => {}
+            Ok(_) => errors.push(format!("{at}: does not match {pattern}")),
+            Err(_) => errors.push(format!("{at}: the pattern {pattern} does not compile")),
+        }
+    }
     if let (Some(min), Some(v)) = (schema["minimum"].as_f64(), value.as_f64())
         && v < min
     {
@@ -454,17 +467,24 @@ pub fn conforms(schema: &Value, value: &Value, at: &str, errors: &mut Vec<String
         }
         for (k, v) in obj {
             match props.and_then(|p| p.get(k)) {
-                Some(s) => conforms(s, v, &format!("{at}.{k}"), errors),
+                Some(s) => conforms(doc, s, v, &format!("{at}.{k}"), errors),
                 None if schema["additionalProperties"] == Value::Bool(false) => {
                     errors.push(format!("{at}.{k}: not in the schema"));
                 }
+                None if schema["additionalProperties"].is_object() => conforms(
+                    doc,
+                    &schema["additionalProperties"],
+                    v,
+                    &format!("{at}.{k}"),
+                    errors,
+                ),
                 None => {}
             }
         }
     }
     if let (Some(items), Some(arr)) = (schema.get("items"), value.as_array()) {
         for (i, v) in arr.iter().enumerate() {
-            conforms(items, v, &format!("{at}[{i}]"), errors);
+            conforms(doc, items, v, &format!("{at}[{i}]"), errors);
         }
     }
 }
