@@ -252,6 +252,39 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             p.entry.event.as_str(),
             p.entry.actor
         );
+        // A second deployment (another hospital's, in production) witnesses the ledger: it
+        // cosigns only checkpoints consistent with what it cosigned before (C2SP
+        // tlog-witness), so this deployment's operator cannot roll the ledger back or fork it
+        // unseen.
+        let witness_dir = root.join("witness-home");
+        let operator = ActorId::new("demo-admin")?;
+        Home::init(
+            &witness_dir,
+            &pass,
+            &InitOptions {
+                name: "witness".into(),
+                kdf: KdfParams::default(),
+                database_url: None,
+            },
+            operator.clone(),
+        )
+        .await?
+        .close()
+        .await?;
+        let witness_config = witness_dir.join("airlock.toml");
+        let mut text = std::fs::read_to_string(&witness_config)?;
+        text.push_str(&format!("\n[witness]\nlogs = [\"{key}\"]\n"));
+        std::fs::write(&witness_config, text)?;
+        let witness_home = Home::open(&witness_dir, &pass, operator.clone()).await?;
+        let witness = airlock_service::witness::Witness::new(&witness_home)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let log = Home::open(&home_dir, &pass, operator).await?;
+        print!("    ");
+        if super::audit::witness_latest(&log, &witness).await? != ExitCode::SUCCESS {
+            anyhow::bail!("the witness refused the demo's checkpoint");
+        }
+        log.close().await?;
+        witness_home.close().await?;
 
         step(
             8,
@@ -287,7 +320,8 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 &home,
                 format!("principal:{id}"),
                 format!("demo user with role {}", role.as_str()),
-            )?;
+            )
+            .await?;
             logins.push_str(&format!(
                 "{user}\t{}\t{pw}\t{}\n",
                 role.as_str(),
@@ -459,6 +493,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 .to_string();
             tokens.insert(user, tok);
         }
+        enrolment_tour(&mut c, &login("sam-security"), &tokens).await?;
         super::demo_models::tour(&mut c, &home, &root, &tokens, a.synthetic_only).await?;
         let r = c
             .send("GET", "/v1/audit/verify", &[("authorization", &auth)], None)
@@ -517,6 +552,88 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 #[cfg(unix)]
+/// A new clinician joins: the security administrator creates the account and sees neither its
+/// password nor its second factor (the person enrols both with a one-time token), and the
+/// clinician role, which reaches PHI, waits for a second person: the privacy officer.
+async fn enrolment_tour(
+    c: &mut airlock_server::client::Client,
+    admin_login: &serde_json::Value,
+    tokens: &std::collections::BTreeMap<&str, String>,
+) -> anyhow::Result<()> {
+    use serde_json::json;
+    let r = c
+        .send("POST", "/v1/auth/login", &[], Some(admin_login))
+        .await?;
+    let admin = format!(
+        "Bearer {}",
+        r.json().get("token").and_then(|t| t.as_str()).unwrap_or("")
+    );
+    let r = c
+        .send(
+            "POST",
+            "/v1/users",
+            &[("authorization", &admin)],
+            Some(&json!({"id": "jo-clinician", "kind": "user", "roles": ["clinician"]})),
+        )
+        .await?;
+    let enrolment = r
+        .json()
+        .get("enrolment_token")
+        .and_then(|t| t.as_str())
+        .unwrap_or("")
+        .to_string();
+    println!(
+        "\n    sam-security creates jo-clinician -> {}: a one-time enrolment token, roles pending {}",
+        r.status,
+        r.json().get("pending_roles").cloned().unwrap_or_default()
+    );
+    let r = c
+        .send(
+            "POST",
+            "/v1/enrol",
+            &[],
+            Some(&json!({"token": enrolment, "password": super::serve::random_password()})),
+        )
+        .await?;
+    println!(
+        "    jo-clinician enrols her own password and TOTP -> {} (the authenticator URI is shown to her once)",
+        r.status
+    );
+    let r = c
+        .send(
+            "POST",
+            "/v1/users/jo-clinician/roles/clinician/confirm",
+            &[("authorization", &admin)],
+            None,
+        )
+        .await?;
+    println!(
+        "    sam-security confirms the clinician role he granted -> {} (a second person must)",
+        r.status
+    );
+    let officer = format!(
+        "Bearer {}",
+        tokens.get("pat-privacy").map_or("", String::as_str)
+    );
+    let r = c
+        .send(
+            "POST",
+            "/v1/users/jo-clinician/roles/clinician/confirm",
+            &[("authorization", &officer)],
+            None,
+        )
+        .await?;
+    println!(
+        "    pat-privacy confirms it -> {}: roles in effect {}",
+        r.status,
+        r.json().get("roles").cloned().unwrap_or_default()
+    );
+    if r.status != 200 {
+        anyhow::bail!("the role confirmation failed ({})", r.status);
+    }
+    Ok(())
+}
+
 fn restrict(path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
