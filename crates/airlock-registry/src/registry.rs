@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use airlock_ledger::{Entry, EventType, OutcomeKind, Timestamp};
+use airlock_ledger::{Entry, EventType, OutcomeKind};
 use airlock_models::TrainedModel;
 use airlock_store::{Backend, Home, RolloutConfig, Scope};
 use airlock_types::{ActorId, Classification, ContentHash, Gate, Zone, zone};
@@ -232,14 +232,7 @@ impl Registry {
     }
 
     fn entry(&self, event: EventType, zone: Zone, outcome: OutcomeKind) -> Entry {
-        Entry::new(
-            Timestamp::now(),
-            self.home.actor().clone(),
-            event,
-            zone,
-            self.home.request_id(),
-            outcome,
-        )
+        self.home.entry(event, zone, outcome)
     }
 
     /// Register a version: check the card and the zone rules, sign, store the package

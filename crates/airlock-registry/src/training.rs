@@ -3,7 +3,7 @@
 //! scoring for validation runs there too. Both read the version through the store, so the read
 //! (or its refusal) is in the ledger, and training registers the result with its lineage.
 
-use airlock_ledger::{Entry, EventType, OutcomeKind, Timestamp};
+use airlock_ledger::{EventType, OutcomeKind};
 use airlock_models::{
     Experiment, FeatureSpec, Metrics, Params, Record, Table, TrainConfig, Value, train,
 };
@@ -368,17 +368,10 @@ pub async fn score_dataset(
     };
     let rows = scores.len() as u64;
     home.audit(
-        Entry::new(
-            Timestamp::now(),
-            home.actor().clone(),
-            EventType::Query,
-            v.zone,
-            home.request_id(),
-            OutcomeKind::Success,
-        )
-        .with_resource(format!("model:{}@{}", model.name, model.hash.to_hex()))
-        .with_resource(format!("{}@{}", v.dataset, v.version))
-        .with_reason(format!("batch scoring of {rows} rows for validation")),
+        home.entry(EventType::Query, v.zone, OutcomeKind::Success)
+            .with_resource(format!("model:{}@{}", model.name, model.hash.to_hex()))
+            .with_resource(format!("{}@{}", v.dataset, v.version))
+            .with_reason(format!("batch scoring of {rows} rows for validation")),
     )
     .await?;
     Ok(BatchScores {

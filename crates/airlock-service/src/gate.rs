@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use airlock_deid::{Crosswalk, DeidError, DeidKeys, Format, OutputClass, Profile};
-use airlock_ledger::{Entry, EventType, OutcomeKind, Timestamp};
+use airlock_ledger::{EventType, OutcomeKind};
 use airlock_store::{
     Access, DatasetVersion, Home, Lineage, NewFile, NewVersion, StoreError, Transform,
     parse_version_spec,
@@ -134,15 +134,8 @@ pub async fn run_gate(
     }
     let profile_hash: Option<ContentHash> = profile.hash().parse().ok();
     let base_entry = |outcome| {
-        Entry::new(
-            Timestamp::now(),
-            home.actor().clone(),
-            EventType::DeidRun,
-            Zone::Airlock,
-            home.request_id(),
-            outcome,
-        )
-        .with_resource(input.reference().to_string())
+        home.entry(EventType::DeidRun, Zone::Airlock, outcome)
+            .with_resource(input.reference().to_string())
     };
     if let Some(reason) = failure {
         home.audit(

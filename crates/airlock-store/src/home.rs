@@ -586,12 +586,9 @@ impl Home {
             scope: Scope::all(),
         };
         home.audit(
-            Entry::new(
-                Timestamp::now(),
-                home.actor.clone(),
+            home.entry(
                 EventType::ConfigChange,
                 Zone::Clinical,
-                request_id(),
                 OutcomeKind::Success,
             )
             .with_reason("deployment initialised"),
@@ -977,7 +974,9 @@ impl Home {
         }
     }
 
-    fn entry(&self, event: EventType, zone: Zone, outcome: OutcomeKind) -> Entry {
+    /// A ledger entry by this handle's actor under its request id, now: the one way entries
+    /// are started outside the service (whose `Caller` adds purpose and trace).
+    pub fn entry(&self, event: EventType, zone: Zone, outcome: OutcomeKind) -> Entry {
         Entry::new(
             Timestamp::now(),
             self.actor.clone(),

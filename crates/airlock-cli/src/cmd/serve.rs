@@ -205,12 +205,9 @@ pub fn identities(home: &Home) -> anyhow::Result<Identities> {
 /// Record an identity change in the ledger.
 pub async fn audit_change(home: &Home, resource: String, reason: String) -> anyhow::Result<()> {
     home.audit(
-        airlock_ledger::Entry::new(
-            airlock_ledger::Timestamp::now(),
-            home.actor().clone(),
+        home.entry(
             EventType::ConfigChange,
             Zone::Clinical,
-            home.request_id(),
             OutcomeKind::Success,
         )
         .with_resource(resource)
