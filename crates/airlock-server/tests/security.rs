@@ -10,6 +10,7 @@
 //! Regression tests for the findings of attacking Airlock (issue 28), one or more per finding,
 //! named after it. Each failed before its fix.
 
+#[macro_use]
 mod common;
 
 use std::net::SocketAddr;
@@ -1002,6 +1003,15 @@ async fn finding_06_another_deployment_witnesses_over_the_api() {
     let verifier = CosignatureVerifier::parse(key.trim()).unwrap();
     append(3);
     let (cp, body) = request(0);
+    // The document's pattern admits a real request (proof lines included, below).
+    let doc = airlock_server::openapi::document();
+    let pattern = doc["paths"]["/v1/witness/add-checkpoint"]["post"]["requestBody"]["content"]
+        ["text/plain; charset=utf-8"]["schema"]["pattern"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shape = regex::Regex::new(&pattern).unwrap();
+    assert!(shape.is_match(std::str::from_utf8(&body).unwrap()));
     let (status, _, lines) = post(body).await;
     assert_eq!(status, 200, "{lines}");
     let cosigned = verifier.verify(&format!("{}{lines}", cp.text)).unwrap();
@@ -1016,9 +1026,101 @@ async fn finding_06_another_deployment_witnesses_over_the_api() {
 
     // Extending from what it cosigned is accepted.
     let (_, body) = request(cp.checkpoint.size);
+    assert!(shape.is_match(std::str::from_utf8(&body).unwrap()));
     assert_eq!(post(body).await.0, 200);
 
     // Garbage is a 400 with the API's JSON error.
     let (status, ct, _) = post(b"not a request".to_vec()).await;
     assert_eq!((status, ct.as_str()), (400, "application/json"));
+}
+
+/// Runs `sql` on the identity tables as someone with database access and no key would.
+async fn tamper(w: &World, sql: &str) {
+    let db = w.state.home().db().clone();
+    let mut tx = db.begin(&airlock_store::Scope::none()).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    w.state.identities().forget_credentials();
+}
+
+// Finding 7: rows written with database access alone grant nothing. A session or a token
+// inserted for a principal, a role added to a principal, a principal re-enabled or given a
+// certificate: each fails its seal (an HMAC under a key the database does not hold), so the
+// credential is refused. Before, each of these gave the access it named.
+both!(finding_07_database_rows_grant_nothing);
+async fn finding_07_database_rows_grant_nothing(db: Db) {
+    use sha2::Digest as _;
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let clinician = user_of(Role::Clinician);
+    let scientist = user_of(Role::DataScientist);
+    // A session row for the clinician, with the hash of a bearer the attacker chose.
+    let bearer = format!("als_{}", "A".repeat(43));
+    let hash = hex::encode(sha2::Sha256::digest(bearer.as_bytes()));
+    let now = chrono::Utc::now();
+    let later = now + chrono::Duration::hours(1);
+    tamper(
+        &w,
+        &format!(
+            "INSERT INTO sessions (token_hash, principal, created_at, last_seen, expires_at) \
+             VALUES ('{hash}', '{clinician}', '{}', '{}', '{}')",
+            now.to_rfc3339(),
+            now.to_rfc3339(),
+            later.to_rfc3339()
+        ),
+    )
+    .await;
+    let r = w
+        .call("GET", "/v1/auth/whoami", Some(&bearer), &[], None)
+        .await;
+    assert_eq!(r.status, 401, "an inserted session row was accepted");
+
+    // A token row for the EHR service, scoped to read records.
+    let token = format!("alk_{}", "B".repeat(43));
+    let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+    tamper(
+        &w,
+        &format!(
+            "INSERT INTO api_tokens (id, token_hash, principal, scopes, created_at, expires_at) \
+             SELECT 'forged', '{hash}', principal, 'read-patient-record', '{}', '{}' FROM api_tokens LIMIT 1",
+            now.to_rfc3339(),
+            later.to_rfc3339()
+        ),
+    )
+    .await;
+    let r = w
+        .call("GET", "/v1/auth/whoami", Some(&token), &[], None)
+        .await;
+    assert_eq!(r.status, 401, "an inserted token row was accepted");
+
+    // The data scientist's session works until someone adds a role to her row.
+    let r = w
+        .as_role(Role::DataScientist, "GET", "/v1/auth/whoami", &[], None)
+        .await;
+    assert_eq!(r.status, 200);
+    tamper(
+        &w,
+        &format!(
+            "UPDATE principals SET roles = 'data-scientist,clinician' WHERE id = '{scientist}'"
+        ),
+    )
+    .await;
+    let r = w
+        .as_role(Role::DataScientist, "GET", "/v1/auth/whoami", &[], None)
+        .await;
+    assert_eq!(r.status, 401, "an edited role column was accepted");
+    // Undone, the row's seal holds again.
+    tamper(
+        &w,
+        &format!("UPDATE principals SET roles = 'data-scientist' WHERE id = '{scientist}'"),
+    )
+    .await;
+    let r = w
+        .as_role(Role::DataScientist, "GET", "/v1/auth/whoami", &[], None)
+        .await;
+    assert_eq!(r.status, 200);
 }

@@ -329,6 +329,25 @@ pub struct Identities {
     /// Recently checked credentials, by token digest (see
     /// [`IdentityPolicy::credential_cache`]).
     cache: std::sync::Arc<std::sync::Mutex<CredentialCache>>,
+    /// Seals the rows that carry authority (a principal's kind, roles, state and certificate;
+    /// a session; a token) with an HMAC under a key derived from the identity seal key, which
+    /// lives in the key hierarchy, not the database. A row inserted or edited by someone who
+    /// can write the database but holds no key (a role added, a session or token inserted, a
+    /// certificate swapped, a principal re-enabled) fails its seal and grants nothing.
+    row_key: Secret,
+    /// A file whose presence says the rows written before row seals existed were sealed once
+    /// (at the first start after the upgrade); from then on an unsealed row is refused.
+    adopted: Option<std::path::PathBuf>,
+    adoption: std::sync::Arc<tokio::sync::OnceCell<()>>,
+}
+
+/// What a principal's seal covers.
+struct PrincipalSeal<'a> {
+    id: &'a str,
+    kind: &'a str,
+    roles: &'a str,
+    disabled: i64,
+    cert: Option<&'a str>,
 }
 
 /// Most credentials the cache holds; past that it starts again empty.
@@ -440,6 +459,8 @@ impl Identities {
         policy: IdentityPolicy,
     ) -> Result<Self, IdentityError> {
         let dummy: [u8; 16] = rand::random();
+        let row_key = airlock_crypto::derive_key(&seal_key, b"airlock identity row seal v1")
+            .map_err(|_| IdentityError::Seal)?;
         Ok(Identities {
             db,
             seal_key,
@@ -447,7 +468,173 @@ impl Identities {
             policy,
             dummy_hash: hash_password(&hex::encode(dummy))?,
             cache: std::sync::Arc::default(),
+            row_key,
+            adopted: None,
+            adoption: std::sync::Arc::default(),
         })
+    }
+
+    /// The same store, sealing once, at its first use, the rows an older version wrote without
+    /// seals, and then writing `marker` (a file in the home, where database access alone cannot
+    /// remove it to have rows inserted later adopted too).
+    pub fn adopting_unsealed_rows(mut self, marker: std::path::PathBuf) -> Self {
+        self.adopted = Some(marker);
+        self
+    }
+
+    fn seal_row(&self, table: &str, fields: &[&str]) -> String {
+        use hmac::Mac as _;
+        let Ok(mut mac) =
+            <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(self.row_key.expose_secret())
+        else {
+            return String::new();
+        };
+        mac.update(table.as_bytes());
+        for f in fields {
+            // Length-prefixed: no two field lists encode alike.
+            mac.update(&(f.len() as u64).to_be_bytes());
+            mac.update(f.as_bytes());
+        }
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    fn row_is_sealed(&self, table: &str, fields: &[&str], mac: Option<&str>) -> bool {
+        use subtle::ConstantTimeEq as _;
+        let want = self.seal_row(table, fields);
+        let sealed = mac
+            .is_some_and(|m| !want.is_empty() && bool::from(m.as_bytes().ct_eq(want.as_bytes())));
+        if !sealed {
+            // Someone wrote this row without the key: an incident, not a login problem.
+            tracing::warn!(table, "an identity row fails its seal and is refused");
+        }
+        sealed
+    }
+
+    fn principal_seal(&self, p: &PrincipalSeal<'_>) -> String {
+        let disabled = p.disabled.to_string();
+        self.seal_row(
+            "principals",
+            &[p.id, p.kind, p.roles, &disabled, p.cert.unwrap_or("")],
+        )
+    }
+
+    fn principal_sealed(&self, p: &PrincipalSeal<'_>, mac: Option<&str>) -> bool {
+        let disabled = p.disabled.to_string();
+        self.row_is_sealed(
+            "principals",
+            &[p.id, p.kind, p.roles, &disabled, p.cert.unwrap_or("")],
+            mac,
+        )
+    }
+
+    /// A principal's sealed fields, read from `row` (columns `id`, `kind`, `roles`,
+    /// `disabled`, `client_cert_sha256`, and the seal as `pmac`), and whether they hold.
+    fn principal_row_sealed(&self, row: &sqlx::any::AnyRow) -> Result<bool, IdentityError> {
+        let id: String = row.try_get("id")?;
+        let kind: String = row.try_get("kind")?;
+        let roles: String = row.try_get("roles")?;
+        let disabled: i64 = row.try_get("disabled")?;
+        let cert: Option<String> = row.try_get("client_cert_sha256")?;
+        let mac: Option<String> = row.try_get("pmac")?;
+        Ok(self.principal_sealed(
+            &PrincipalSeal {
+                id: &id,
+                kind: &kind,
+                roles: &roles,
+                disabled,
+                cert: cert.as_deref(),
+            },
+            mac.as_deref(),
+        ))
+    }
+
+    /// Seal, once, the rows written before seals existed (see [`Self::adopting_unsealed_rows`]):
+    /// principals and tokens are sealed, unsealed sessions end (their people log in again).
+    async fn adopt_unsealed_rows(&self) -> Result<(), IdentityError> {
+        let Some(marker) = &self.adopted else {
+            return Ok(());
+        };
+        self.adoption
+            .get_or_try_init(|| async {
+                if marker.exists() {
+                    return Ok(());
+                }
+                let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+                let rows = sqlx::query(
+                    "SELECT id, kind, roles, disabled, client_cert_sha256 FROM principals \
+                     WHERE mac IS NULL",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                for r in &rows {
+                    let id: String = r.try_get("id")?;
+                    let kind: String = r.try_get("kind")?;
+                    let roles: String = r.try_get("roles")?;
+                    let cert: Option<String> = r.try_get("client_cert_sha256")?;
+                    let mac = self.principal_seal(&PrincipalSeal {
+                        id: &id,
+                        kind: &kind,
+                        roles: &roles,
+                        disabled: r.try_get("disabled")?,
+                        cert: cert.as_deref(),
+                    });
+                    sqlx::query("UPDATE principals SET mac = $1 WHERE id = $2")
+                        .bind(mac)
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let tokens = sqlx::query(
+                    "SELECT token_hash, principal, scopes, expires_at FROM api_tokens WHERE mac IS NULL",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                for t in &tokens {
+                    let h: String = t.try_get("token_hash")?;
+                    let mac = self.token_seal(
+                        &h,
+                        &t.try_get::<String, _>("principal")?,
+                        &t.try_get::<String, _>("scopes")?,
+                        &t.try_get::<String, _>("expires_at")?,
+                    );
+                    sqlx::query("UPDATE api_tokens SET mac = $1 WHERE token_hash = $2")
+                        .bind(mac)
+                        .bind(&h)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query("DELETE FROM sessions WHERE mac IS NULL")
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                if let Err(e) = write_marker(marker) {
+                    // The rows are sealed; without the marker the next start seals nothing new
+                    // unless rows were written without seals meanwhile, which it would adopt.
+                    tracing::error!(error = %e, "could not record that the identity rows were sealed");
+                }
+                tracing::warn!(
+                    principals = rows.len(),
+                    tokens = tokens.len(),
+                    "sealed the identity rows an older version wrote (once, at the first start after the upgrade)"
+                );
+                Ok::<(), IdentityError>(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    fn session_seal(&self, token_hash: &str, principal: &str, expires_at: &str) -> String {
+        self.seal_row("sessions", &[token_hash, principal, expires_at])
+    }
+
+    fn token_seal(
+        &self,
+        token_hash: &str,
+        principal: &str,
+        scopes: &str,
+        expires_at: &str,
+    ) -> String {
+        self.seal_row("api_tokens", &[token_hash, principal, scopes, expires_at])
     }
 
     /// The session and lockout rules.
@@ -623,9 +810,16 @@ impl Identities {
         if exists.is_some() {
             return Err(IdentityError::Exists { id: id.to_string() });
         }
+        let mac = self.principal_seal(&PrincipalSeal {
+            id: id.as_str(),
+            kind: kind.as_str(),
+            roles: &roles_text(roles),
+            disabled: 0,
+            cert: None,
+        });
         sqlx::query(
-            "INSERT INTO principals (id, kind, roles, password_hash, totp_secret, created_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO principals (id, kind, roles, password_hash, totp_secret, created_at, created_by, mac) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(id.as_str())
         .bind(kind.as_str())
@@ -634,6 +828,7 @@ impl Identities {
         .bind(totp_secret)
         .bind(now_text(Utc::now()))
         .bind(by.as_str())
+        .bind(mac)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -893,17 +1088,35 @@ impl Identities {
                 reason: "the person who granted a role cannot also confirm it".into(),
             });
         }
-        let roles: Option<String> =
-            sqlx::query_scalar("SELECT roles FROM principals WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let mut now = parse_roles(&roles.unwrap_or_default());
+        let row = sqlx::query(
+            "SELECT id, kind, roles, disabled, client_cert_sha256, mac AS pmac FROM principals WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(IdentityError::NotFound { id: id.to_string() });
+        };
+        // A role is added only to a row this deployment wrote.
+        if !self.principal_row_sealed(&row)? {
+            return Err(IdentityError::NotFound { id: id.to_string() });
+        }
+        let mut now = parse_roles(&row.try_get::<String, _>("roles")?);
         if !now.contains(&role) {
             now.push(role);
         }
-        sqlx::query("UPDATE principals SET roles = $1 WHERE id = $2")
+        let kind: String = row.try_get("kind")?;
+        let cert: Option<String> = row.try_get("client_cert_sha256")?;
+        let mac = self.principal_seal(&PrincipalSeal {
+            id: id.as_str(),
+            kind: &kind,
+            roles: &roles_text(&now),
+            disabled: row.try_get("disabled")?,
+            cert: cert.as_deref(),
+        });
+        sqlx::query("UPDATE principals SET roles = $1, mac = $2 WHERE id = $3")
             .bind(roles_text(&now))
+            .bind(mac)
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
@@ -920,14 +1133,28 @@ impl Identities {
     pub async fn disable(&self, id: &ActorId) -> Result<(), IdentityError> {
         self.forget_credentials();
         let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
-        let n = sqlx::query("UPDATE principals SET disabled = 1 WHERE id = $1")
+        let row =
+            sqlx::query("SELECT kind, roles, client_cert_sha256 FROM principals WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(row) = row else {
+            return Err(IdentityError::NotFound { id: id.to_string() });
+        };
+        let (kind, roles): (String, String) = (row.try_get("kind")?, row.try_get("roles")?);
+        let cert: Option<String> = row.try_get("client_cert_sha256")?;
+        let mac = self.principal_seal(&PrincipalSeal {
+            id: id.as_str(),
+            kind: &kind,
+            roles: &roles,
+            disabled: 1,
+            cert: cert.as_deref(),
+        });
+        sqlx::query("UPDATE principals SET disabled = 1, mac = $1 WHERE id = $2")
+            .bind(mac)
             .bind(id.as_str())
             .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(IdentityError::NotFound { id: id.to_string() });
-        }
+            .await?;
         sqlx::query("DELETE FROM sessions WHERE principal = $1")
             .bind(id.as_str())
             .execute(&mut *tx)
@@ -978,11 +1205,12 @@ impl Identities {
         code: &str,
         now: DateTime<Utc>,
     ) -> Result<(ActorId, IssuedToken), IdentityError> {
+        self.adopt_unsealed_rows().await?;
         let pw = std::str::from_utf8(password.expose_secret()).unwrap_or("");
         let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
         let row = sqlx::query(
-            "SELECT id, kind, password_hash, totp_secret, totp_last_step, failed_logins, locked_until, disabled \
-             FROM principals WHERE id = $1",
+            "SELECT id, kind, roles, password_hash, totp_secret, totp_last_step, failed_logins, locked_until, \
+             disabled, client_cert_sha256, mac AS pmac FROM principals WHERE id = $1",
         )
         .bind(username)
         .fetch_optional(&mut *tx)
@@ -990,6 +1218,11 @@ impl Identities {
         // Reads end here; every write below is one statement or starts its own transaction
         // with a write, so concurrent logins never hold a read that must upgrade.
         tx.commit().await?;
+        // A row written without the key is no principal at all.
+        let row = match row {
+            Some(r) if self.principal_row_sealed(&r)? => Some(r),
+            _ => None,
+        };
         let Some(row) = row else {
             // Same work as a real check, so timing does not reveal that the name is unknown.
             let _ = password_matches(pw, &self.dummy_hash);
@@ -1067,14 +1300,16 @@ impl Identities {
         }
         let token = random_token(SESSION_PREFIX);
         let expires = now + self.policy.absolute_timeout;
+        let mac = self.session_seal(&digest(&token), &id, &now_text(expires));
         sqlx::query(
-            "INSERT INTO sessions (token_hash, principal, created_at, last_seen, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO sessions (token_hash, principal, created_at, last_seen, expires_at, mac) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(digest(&token))
         .bind(&id)
         .bind(now_text(now))
         .bind(now_text(now))
         .bind(now_text(expires))
+        .bind(mac)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -1146,15 +1381,27 @@ impl Identities {
         let now = Utc::now();
         let expires = now + Duration::days(days);
         let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        let scopes = scopes
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let mac = self.token_seal(
+            &digest(&token),
+            principal.as_str(),
+            &scopes,
+            &now_text(expires),
+        );
         sqlx::query(
-            "INSERT INTO api_tokens (id, token_hash, principal, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO api_tokens (id, token_hash, principal, scopes, created_at, expires_at, mac) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&id)
         .bind(digest(&token))
         .bind(principal.as_str())
-        .bind(scopes.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(","))
+        .bind(scopes)
         .bind(now_text(now))
         .bind(now_text(expires))
+        .bind(mac)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -1180,9 +1427,18 @@ impl Identities {
                 reason: "client certificates are for service identities".into(),
             });
         }
+        let fingerprint = fingerprint.to_ascii_lowercase();
+        let mac = self.principal_seal(&PrincipalSeal {
+            id: id.as_str(),
+            kind: rec.kind,
+            roles: &roles_text(&rec.roles),
+            disabled: i64::from(rec.disabled),
+            cert: Some(&fingerprint),
+        });
         let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
-        sqlx::query("UPDATE principals SET client_cert_sha256 = $1 WHERE id = $2")
-            .bind(fingerprint.to_ascii_lowercase())
+        sqlx::query("UPDATE principals SET client_cert_sha256 = $1, mac = $2 WHERE id = $3")
+            .bind(&fingerprint)
+            .bind(mac)
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
@@ -1195,15 +1451,20 @@ impl Identities {
         &self,
         fingerprint: &str,
     ) -> Result<Option<Authenticated>, IdentityError> {
+        self.adopt_unsealed_rows().await?;
         let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
         let row = sqlx::query(
-            "SELECT id, roles FROM principals WHERE client_cert_sha256 = $1 AND kind = 'service' AND disabled = 0",
+            "SELECT id, kind, roles, disabled, client_cert_sha256, mac AS pmac FROM principals \
+             WHERE client_cert_sha256 = $1 AND kind = 'service' AND disabled = 0",
         )
         .bind(fingerprint)
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
         let Some(r) = row else { return Ok(None) };
+        if !self.principal_row_sealed(&r)? {
+            return Ok(None);
+        }
         let Ok(id) = ActorId::new(r.try_get::<String, _>("id")?) else {
             return Ok(None);
         };
@@ -1341,16 +1602,34 @@ impl Identities {
         // concurrent requests on one session collide (SQLite answers "database is locked"
         // at once for a deferred transaction's upgrade). The touch and the clean-up follow,
         // each a single statement.
+        self.adopt_unsealed_rows().await?;
         let mut followup = Followup::Nothing;
         let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
         let found = if bearer.starts_with(SESSION_PREFIX) {
             let row = sqlx::query(
-                "SELECT s.last_seen, s.expires_at, p.id, p.kind, p.roles, p.disabled \
+                "SELECT s.last_seen, s.expires_at, s.mac AS smac, p.id, p.kind, p.roles, p.disabled, \
+                 p.client_cert_sha256, p.mac AS pmac \
                  FROM sessions s JOIN principals p ON p.id = s.principal WHERE s.token_hash = $1",
             )
             .bind(h)
             .fetch_optional(&mut *tx)
             .await?;
+            let row = match row {
+                Some(r)
+                    if self.row_is_sealed(
+                        "sessions",
+                        &[
+                            h,
+                            &r.try_get::<String, _>("id")?,
+                            &r.try_get::<String, _>("expires_at")?,
+                        ],
+                        r.try_get::<Option<String>, _>("smac")?.as_deref(),
+                    ) && self.principal_row_sealed(&r)? =>
+                {
+                    Some(r)
+                }
+                _ => None,
+            };
             match row {
                 None => None,
                 Some(r) => {
@@ -1380,12 +1659,30 @@ impl Identities {
             }
         } else if bearer.starts_with(TOKEN_PREFIX) {
             let row = sqlx::query(
-                "SELECT t.id AS tid, t.scopes, t.expires_at, t.revoked_at, p.id, p.roles, p.disabled \
+                "SELECT t.id AS tid, t.scopes, t.expires_at, t.revoked_at, t.mac AS tmac, p.id, p.kind, \
+                 p.roles, p.disabled, p.client_cert_sha256, p.mac AS pmac \
                  FROM api_tokens t JOIN principals p ON p.id = t.principal WHERE t.token_hash = $1",
             )
             .bind(h)
             .fetch_optional(&mut *tx)
             .await?;
+            let row = match row {
+                Some(r)
+                    if self.row_is_sealed(
+                        "api_tokens",
+                        &[
+                            h,
+                            &r.try_get::<String, _>("id")?,
+                            &r.try_get::<String, _>("scopes")?,
+                            &r.try_get::<String, _>("expires_at")?,
+                        ],
+                        r.try_get::<Option<String>, _>("tmac")?.as_deref(),
+                    ) && self.principal_row_sealed(&r)? =>
+                {
+                    Some(r)
+                }
+                _ => None,
+            };
             match row {
                 None => None,
                 Some(r) => {
@@ -1463,6 +1760,22 @@ impl Identities {
             via,
         }))
     }
+}
+
+/// The adoption marker: a private file, created whole.
+fn write_marker(path: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write as _;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut f = options.open(&tmp)?;
+    f.write_all(b"identity rows sealed\n")?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 fn store_err(e: airlock_store::StoreError) -> IdentityError {

@@ -91,6 +91,9 @@ impl std::fmt::Debug for Service {
     }
 }
 
+/// The file in a home that says its identity rows were sealed ([`Identities::adopting_unsealed_rows`]).
+pub const IDENTITY_ROWS_SEALED: &str = "identity-rows.sealed";
+
 impl Service {
     /// Start the application over an open home: the identity store, and the ledger writer's
     /// threads (group commit, tile publisher). `observer` hears of commits and decisions.
@@ -107,7 +110,8 @@ impl Service {
             &home.config().deployment.name,
             policy,
         )
-        .map_err(ServiceError::internal)?;
+        .map_err(ServiceError::internal)?
+        .adopting_unsealed_rows(home.dir().join(IDENTITY_ROWS_SEALED));
         let logins = throttle::LoginBuckets::new(
             identities.policy().login_burst,
             identities.policy().login_per_second,

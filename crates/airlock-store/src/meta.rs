@@ -93,6 +93,11 @@ const MIGRATIONS: &[Migration] = &[
         postgres_only: false,
         sql: include_str!("../migrations/0009_witness_logs.sql"),
     },
+    Migration {
+        version: 10,
+        postgres_only: false,
+        sql: include_str!("../migrations/0010_identity_row_seals.sql"),
+    },
 ];
 
 /// What the serving role may do to each table on PostgreSQL, as `GRANT` privilege lists: the
@@ -113,10 +118,10 @@ pub const SERVING_GRANTS: &[(&str, &str)] = &[
     (
         "principals",
         "SELECT, INSERT, UPDATE (roles, password_hash, totp_secret, totp_last_step, \
-         client_cert_sha256, failed_logins, locked_until, disabled)",
+         client_cert_sha256, failed_logins, locked_until, disabled, mac)",
     ),
     ("sessions", "SELECT, INSERT, UPDATE (last_seen), DELETE"),
-    ("api_tokens", "SELECT, INSERT, UPDATE (revoked_at)"),
+    ("api_tokens", "SELECT, INSERT, UPDATE (revoked_at, mac)"),
     (
         "break_glass",
         "SELECT, INSERT, UPDATE (reviewed_by, reviewed_at)",
