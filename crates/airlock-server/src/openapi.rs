@@ -124,8 +124,8 @@ pub struct Route {
     pub authenticated: bool,
     /// The request body's type.
     pub body: Option<SchemaFn>,
-    /// A text request body instead: its media type and what it holds.
-    pub text_body: Option<(&'static str, &'static str)>,
+    /// A text request body instead: its media type, what it holds, and a pattern it matches.
+    pub text_body: Option<(&'static str, &'static str, &'static str)>,
     /// The query string's type (each property is a parameter).
     pub query: Option<SchemaFn>,
     /// Whether the route reads the purpose-of-use header.
@@ -184,10 +184,15 @@ impl Route {
         }
     }
 
-    /// Takes a text body of `media`, holding `what`.
-    pub const fn text_body(self, media: &'static str, what: &'static str) -> Route {
+    /// Takes a text body of `media`, holding `what`, matching `pattern`.
+    pub const fn text_body(
+        self,
+        media: &'static str,
+        what: &'static str,
+        pattern: &'static str,
+    ) -> Route {
         Route {
-            text_body: Some((media, what)),
+            text_body: Some((media, what, pattern)),
             ..self
         }
     }
@@ -430,10 +435,10 @@ fn operation(generator: &mut SchemaGenerator, route: &Route) -> Value {
             json!({"required": true, "content": {"application/json": {"schema": body(generator).to_value()}}}),
         );
     }
-    if let Some((media, what)) = route.text_body {
+    if let Some((media, what, pattern)) = route.text_body {
         op.insert(
             "requestBody".into(),
-            json!({"required": true, "description": what, "content": {media: {"schema": {"type": "string"}}}}),
+            json!({"required": true, "description": what, "content": {media: {"schema": {"type": "string", "pattern": pattern}}}}),
         );
     }
     op.insert(

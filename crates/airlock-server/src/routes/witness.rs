@@ -17,6 +17,17 @@ pub(crate) const TLOG_SIZE: &str = "text/x.tlog.size";
 /// A signed note, a checkpoint request or cosignature lines.
 pub(crate) const NOTE: &str = "text/plain; charset=utf-8";
 
+/// An `add-checkpoint` request's shape (C2SP tlog-witness): `old SIZE`, up to 63 consistency
+/// proof hashes, a blank line, then a signed checkpoint (origin without spaces or `+`, size,
+/// root hash, a blank line, signature lines). Canonical base64 throughout; whether the log is
+/// one this witness trusts and the signature and proof hold, only the witness can tell.
+pub(crate) const ADD_CHECKPOINT: &str = concat!(
+    "^old (0|[1-9][0-9]{0,17})\n",
+    "([A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=\n){0,63}\n",
+    "[!-*,-~]+\n(0|[1-9][0-9]{0,17})\n[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=\n\n",
+    "(\\u2014 [!-*,-~]+ ([A-Za-z0-9+/]{4}){16,30}([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\n)+$",
+);
+
 pub(crate) async fn add_checkpoint(State(state): State<AppState>, body: Bytes) -> Response {
     match state.service().witness().add_checkpoint(&body).await {
         Ok(cosignatures) => typed(NOTE, cosignatures),
