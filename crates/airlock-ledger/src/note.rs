@@ -93,6 +93,39 @@ pub fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
     id
 }
 
+/// The parts of a C2SP verifier key, `<name>+<hex key id>+<base64(alg || public key)>`, whose
+/// algorithm byte must be `alg` (`wrong_alg` says so otherwise). The caller checks the key id,
+/// which each algorithm derives its own way.
+pub(crate) fn parse_vkey<'t>(
+    text: &'t str,
+    alg: u8,
+    wrong_alg: &'static str,
+) -> Result<(&'t str, [u8; 4], VerifyingKey), NoteError> {
+    let bad = |reason| NoteError::VerifierKey { reason };
+    // The base64 key may itself contain `+`: split at the first two only.
+    let mut parts = text.trim_end_matches('\n').splitn(3, '+');
+    let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad("expected `<name>+<key id>+<key>`"));
+    };
+    check_name(name)?;
+    if id_hex.len() != 8 || id_hex.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(bad("key id must be 8 lowercase hex digits"));
+    }
+    let mut id = [0u8; 4];
+    hex::decode_to_slice(id_hex, &mut id).map_err(|_| bad("key id must be hex"))?;
+    let raw = B64.decode(key_b64).map_err(|_| bad("key is not base64"))?;
+    let Some((&found, key)) = raw.split_first() else {
+        return Err(bad("key is empty"));
+    };
+    if found != alg {
+        return Err(bad(wrong_alg));
+    }
+    let key: [u8; 32] = key.try_into().map_err(|_| bad("key is not 32 bytes"))?;
+    let key = VerifyingKey::from_bytes(&key).map_err(|_| bad("key is not a valid point"))?;
+    Ok((name, id, key))
+}
+
 pub(crate) fn check_name(name: &str) -> Result<(), NoteError> {
     if name.is_empty() || name.contains('+') || name.chars().any(char::is_whitespace) {
         return Err(NoteError::KeyName);
@@ -121,31 +154,12 @@ impl Verifier {
 
     /// Parse `<name>+<hex key id>+<base64(0x01 || public key)>`.
     pub fn parse(text: &str) -> Result<Self, NoteError> {
-        let bad = |reason| NoteError::VerifierKey { reason };
-        // The base64 key may itself contain `+`: split at the first two only.
-        let mut parts = text.trim_end_matches('\n').splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad("expected `<name>+<key id>+<key>`"));
-        };
-        check_name(name)?;
-        if id_hex.len() != 8 || id_hex.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(bad("key id must be 8 lowercase hex digits"));
-        }
-        let mut id = [0u8; 4];
-        hex::decode_to_slice(id_hex, &mut id).map_err(|_| bad("key id must be hex"))?;
-        let raw = B64.decode(key_b64).map_err(|_| bad("key is not base64"))?;
-        let Some((&alg, key)) = raw.split_first() else {
-            return Err(bad("key is empty"));
-        };
-        if alg != ALG_ED25519 {
-            return Err(bad("key algorithm is not ed25519"));
-        }
-        let key: [u8; 32] = key.try_into().map_err(|_| bad("key is not 32 bytes"))?;
-        let key = VerifyingKey::from_bytes(&key).map_err(|_| bad("key is not a valid point"))?;
+        let (name, id, key) = parse_vkey(text, ALG_ED25519, "key algorithm is not ed25519")?;
         let v = Verifier::new(name, key)?;
         if v.id != id {
-            return Err(bad("key id does not match name and key"));
+            return Err(NoteError::VerifierKey {
+                reason: "key id does not match name and key",
+            });
         }
         Ok(v)
     }

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::merkle::{Hash, ProofError, verify_consistency};
 use crate::note::{
     Checkpoint, NoteError, SIG_PREFIX, SignedCheckpoint, Verifier, check_name, parse_sig_line,
-    split_note,
+    parse_vkey, split_note,
 };
 
 /// The signature type byte of an Ed25519 `cosignature/v1` key, in key ids and verifier keys.
@@ -382,29 +382,15 @@ pub struct Cosigned {
 impl CosignatureVerifier {
     /// Parse `<name>+<hex key id>+<base64(0x04 || public key)>`.
     pub fn parse(text: &str) -> Result<Self, NoteError> {
-        let bad = |reason| NoteError::VerifierKey { reason };
-        let mut parts = text.trim_end_matches('\n').splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad("expected `<name>+<key id>+<key>`"));
-        };
-        check_name(name)?;
-        if id_hex.len() != 8 || id_hex.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(bad("key id must be 8 lowercase hex digits"));
-        }
-        let mut id = [0u8; 4];
-        hex::decode_to_slice(id_hex, &mut id).map_err(|_| bad("key id must be hex"))?;
-        let raw = B64.decode(key_b64).map_err(|_| bad("key is not base64"))?;
-        let Some((&alg, key)) = raw.split_first() else {
-            return Err(bad("key is empty"));
-        };
-        if alg != ALG_COSIGNATURE_V1 {
-            return Err(bad("key is not an ed25519 cosignature/v1 key"));
-        }
-        let key: [u8; 32] = key.try_into().map_err(|_| bad("key is not 32 bytes"))?;
-        let key = VerifyingKey::from_bytes(&key).map_err(|_| bad("key is not a valid point"))?;
+        let (name, id, key) = parse_vkey(
+            text,
+            ALG_COSIGNATURE_V1,
+            "key is not an ed25519 cosignature/v1 key",
+        )?;
         if cosignature_key_id(name, &key) != id {
-            return Err(bad("key id does not match name and key"));
+            return Err(NoteError::VerifierKey {
+                reason: "key id does not match name and key",
+            });
         }
         Ok(CosignatureVerifier {
             name: name.to_owned(),
