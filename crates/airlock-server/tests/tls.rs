@@ -59,9 +59,13 @@ async fn bearer_and_mutual_tls_over_a_real_socket() {
     ids.add_service(&svc, &svc, &[Role::Clinician])
         .await
         .unwrap();
-    ids.set_client_cert(&svc, &tls::fingerprint_pem(&svc_cert).unwrap())
-        .await
-        .unwrap();
+    ids.set_client_cert(
+        &svc,
+        &tls::fingerprint_pem(&svc_cert).unwrap(),
+        &[airlock_authz::Action::ReadPatientRecord],
+    )
+    .await
+    .unwrap();
 
     let (cert, key) = w.state.home().tls_identity().unwrap();
     let server_tls =
@@ -123,6 +127,11 @@ async fn bearer_and_mutual_tls_over_a_real_socket() {
     // Its roles still bound it: no audit for a clinician service.
     let r = s.send("GET", "/v1/audit/verify", &[], None).await.unwrap();
     assert_eq!(r.status, 403);
+    // And so does its certificate's scope (finding 16): its role lists datasets, its
+    // certificate was registered to read records only.
+    let r = s.send("GET", "/v1/datasets", &[], None).await.unwrap();
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("credential-scope"));
 
     // A certificate from another CA never completes the handshake.
     let rogue_ca = ca("Rogue CA");

@@ -282,12 +282,12 @@ impl Caller {
 
     /// Ask the policy without recording (for filtering lists; the caller records a summary).
     pub fn decide(&self, action: Action, resource: &Resource, break_glass: bool) -> Decision {
-        if let Via::Token { scopes, .. } = &self.who.via
+        if let Via::Token { scopes, .. } | Via::MutualTls { scopes } = &self.who.via
             && !scopes.contains(&action)
         {
             return Decision {
                 effect: airlock_authz::Effect::Deny,
-                policies: vec!["token-scope".into()],
+                policies: vec!["credential-scope".into()],
                 errors: Vec::new(),
             };
         }

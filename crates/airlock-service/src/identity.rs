@@ -201,8 +201,12 @@ impl IssuedToken {
 pub enum Via {
     /// A login session (password + TOTP).
     Session,
-    /// A client certificate registered to a service, verified by mutual TLS.
-    MutualTls,
+    /// A client certificate registered to a service, verified by mutual TLS, limited to some
+    /// actions like a token.
+    MutualTls {
+        /// The actions it may be used for.
+        scopes: Vec<Action>,
+    },
     /// An API token limited to some actions.
     Token {
         /// The token id.
@@ -348,6 +352,7 @@ struct PrincipalSeal<'a> {
     roles: &'a str,
     disabled: i64,
     cert: Option<&'a str>,
+    cert_scopes: Option<&'a str>,
 }
 
 /// Most credentials the cache holds; past that it starts again empty.
@@ -419,6 +424,36 @@ fn roles_text(roles: &[Role]) -> String {
         .map(|r| r.as_str())
         .collect::<Vec<_>>()
         .join(",")
+}
+
+fn scopes_text(scopes: &[Action]) -> String {
+    scopes
+        .iter()
+        .map(|a| a.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn parse_scopes(s: &str) -> Vec<Action> {
+    s.split(',').filter_map(|a| a.parse().ok()).collect()
+}
+
+/// A credential's scopes: at least one action, none that only a person may take.
+fn check_scopes(scopes: &[Action]) -> Result<(), IdentityError> {
+    if scopes.is_empty() {
+        return Err(IdentityError::Invalid {
+            reason: "a service credential needs at least one scope".into(),
+        });
+    }
+    if let Some(a) = scopes.iter().find(|a| person_only_action(**a)) {
+        return Err(IdentityError::Invalid {
+            reason: format!(
+                "a service credential cannot carry `{}`: only people do that",
+                a.as_str()
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn parse_roles(s: &str) -> Vec<Role> {
@@ -514,7 +549,14 @@ impl Identities {
         let disabled = p.disabled.to_string();
         self.seal_row(
             "principals",
-            &[p.id, p.kind, p.roles, &disabled, p.cert.unwrap_or("")],
+            &[
+                p.id,
+                p.kind,
+                p.roles,
+                &disabled,
+                p.cert.unwrap_or(""),
+                p.cert_scopes.unwrap_or(""),
+            ],
         )
     }
 
@@ -522,7 +564,14 @@ impl Identities {
         let disabled = p.disabled.to_string();
         self.row_is_sealed(
             "principals",
-            &[p.id, p.kind, p.roles, &disabled, p.cert.unwrap_or("")],
+            &[
+                p.id,
+                p.kind,
+                p.roles,
+                &disabled,
+                p.cert.unwrap_or(""),
+                p.cert_scopes.unwrap_or(""),
+            ],
             mac,
         )
     }
@@ -535,6 +584,7 @@ impl Identities {
         let roles: String = row.try_get("roles")?;
         let disabled: i64 = row.try_get("disabled")?;
         let cert: Option<String> = row.try_get("client_cert_sha256")?;
+        let cert_scopes: Option<String> = row.try_get("client_cert_scopes")?;
         let mac: Option<String> = row.try_get("pmac")?;
         Ok(self.principal_sealed(
             &PrincipalSeal {
@@ -543,6 +593,7 @@ impl Identities {
                 roles: &roles,
                 disabled,
                 cert: cert.as_deref(),
+                cert_scopes: cert_scopes.as_deref(),
             },
             mac.as_deref(),
         ))
@@ -561,8 +612,8 @@ impl Identities {
                 }
                 let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
                 let rows = sqlx::query(
-                    "SELECT id, kind, roles, disabled, client_cert_sha256 FROM principals \
-                     WHERE mac IS NULL",
+                    "SELECT id, kind, roles, disabled, client_cert_sha256, client_cert_scopes \
+                     FROM principals WHERE mac IS NULL",
                 )
                 .fetch_all(&mut *tx)
                 .await?;
@@ -571,12 +622,14 @@ impl Identities {
                     let kind: String = r.try_get("kind")?;
                     let roles: String = r.try_get("roles")?;
                     let cert: Option<String> = r.try_get("client_cert_sha256")?;
+                    let cert_scopes: Option<String> = r.try_get("client_cert_scopes")?;
                     let mac = self.principal_seal(&PrincipalSeal {
                         id: &id,
                         kind: &kind,
                         roles: &roles,
                         disabled: r.try_get("disabled")?,
                         cert: cert.as_deref(),
+                        cert_scopes: cert_scopes.as_deref(),
                     });
                     sqlx::query("UPDATE principals SET mac = $1 WHERE id = $2")
                         .bind(mac)
@@ -816,6 +869,7 @@ impl Identities {
             roles: &roles_text(roles),
             disabled: 0,
             cert: None,
+            cert_scopes: None,
         });
         sqlx::query(
             "INSERT INTO principals (id, kind, roles, password_hash, totp_secret, created_at, created_by, mac) \
@@ -1089,7 +1143,7 @@ impl Identities {
             });
         }
         let row = sqlx::query(
-            "SELECT id, kind, roles, disabled, client_cert_sha256, mac AS pmac FROM principals WHERE id = $1",
+            "SELECT id, kind, roles, disabled, client_cert_sha256, client_cert_scopes, mac AS pmac FROM principals WHERE id = $1",
         )
         .bind(id.as_str())
         .fetch_optional(&mut *tx)
@@ -1107,12 +1161,14 @@ impl Identities {
         }
         let kind: String = row.try_get("kind")?;
         let cert: Option<String> = row.try_get("client_cert_sha256")?;
+        let cert_scopes: Option<String> = row.try_get("client_cert_scopes")?;
         let mac = self.principal_seal(&PrincipalSeal {
             id: id.as_str(),
             kind: &kind,
             roles: &roles_text(&now),
             disabled: row.try_get("disabled")?,
             cert: cert.as_deref(),
+            cert_scopes: cert_scopes.as_deref(),
         });
         sqlx::query("UPDATE principals SET roles = $1, mac = $2 WHERE id = $3")
             .bind(roles_text(&now))
@@ -1134,7 +1190,7 @@ impl Identities {
         self.forget_credentials();
         let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
         let row =
-            sqlx::query("SELECT kind, roles, client_cert_sha256 FROM principals WHERE id = $1")
+            sqlx::query("SELECT kind, roles, client_cert_sha256, client_cert_scopes FROM principals WHERE id = $1")
                 .bind(id.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -1143,12 +1199,14 @@ impl Identities {
         };
         let (kind, roles): (String, String) = (row.try_get("kind")?, row.try_get("roles")?);
         let cert: Option<String> = row.try_get("client_cert_sha256")?;
+        let cert_scopes: Option<String> = row.try_get("client_cert_scopes")?;
         let mac = self.principal_seal(&PrincipalSeal {
             id: id.as_str(),
             kind: &kind,
             roles: &roles,
             disabled: 1,
             cert: cert.as_deref(),
+            cert_scopes: cert_scopes.as_deref(),
         });
         sqlx::query("UPDATE principals SET disabled = 1, mac = $1 WHERE id = $2")
             .bind(mac)
@@ -1210,7 +1268,7 @@ impl Identities {
         let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
         let row = sqlx::query(
             "SELECT id, kind, roles, password_hash, totp_secret, totp_last_step, failed_logins, locked_until, \
-             disabled, client_cert_sha256, mac AS pmac FROM principals WHERE id = $1",
+             disabled, client_cert_sha256, client_cert_scopes, mac AS pmac FROM principals WHERE id = $1",
         )
         .bind(username)
         .fetch_optional(&mut *tx)
@@ -1412,12 +1470,16 @@ impl Identities {
         })
     }
 
-    /// Register the SHA-256 fingerprint of a service's client certificate (mutual TLS).
+    /// Register the SHA-256 fingerprint of a service's client certificate (mutual TLS), and the
+    /// actions requests over it may take (as a token's scopes: at least one, none that only a
+    /// person takes).
     pub async fn set_client_cert(
         &self,
         id: &ActorId,
         fingerprint: &str,
+        scopes: &[Action],
     ) -> Result<(), IdentityError> {
+        check_scopes(scopes)?;
         let rec = self
             .principal(id)
             .await?
@@ -1428,16 +1490,21 @@ impl Identities {
             });
         }
         let fingerprint = fingerprint.to_ascii_lowercase();
+        let scopes = scopes_text(scopes);
         let mac = self.principal_seal(&PrincipalSeal {
             id: id.as_str(),
             kind: rec.kind,
             roles: &roles_text(&rec.roles),
             disabled: i64::from(rec.disabled),
             cert: Some(&fingerprint),
+            cert_scopes: Some(&scopes),
         });
         let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
-        sqlx::query("UPDATE principals SET client_cert_sha256 = $1, mac = $2 WHERE id = $3")
+        sqlx::query(
+            "UPDATE principals SET client_cert_sha256 = $1, client_cert_scopes = $2, mac = $3 WHERE id = $4",
+        )
             .bind(&fingerprint)
+            .bind(&scopes)
             .bind(mac)
             .bind(id.as_str())
             .execute(&mut *tx)
@@ -1454,7 +1521,7 @@ impl Identities {
         self.adopt_unsealed_rows().await?;
         let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
         let row = sqlx::query(
-            "SELECT id, kind, roles, disabled, client_cert_sha256, mac AS pmac FROM principals \
+            "SELECT id, kind, roles, disabled, client_cert_sha256, client_cert_scopes, mac AS pmac FROM principals \
              WHERE client_cert_sha256 = $1 AND kind = 'service' AND disabled = 0",
         )
         .bind(fingerprint)
@@ -1468,9 +1535,15 @@ impl Identities {
         let Ok(id) = ActorId::new(r.try_get::<String, _>("id")?) else {
             return Ok(None);
         };
+        // A certificate registered before scopes existed carries none, so it may do nothing
+        // until it is registered again with its scopes.
+        let scopes = parse_scopes(
+            &r.try_get::<Option<String>, _>("client_cert_scopes")?
+                .unwrap_or_default(),
+        );
         Ok(Some(Authenticated {
             principal: Principal::service(id, parse_roles(&r.try_get::<String, _>("roles")?)),
-            via: Via::MutualTls,
+            via: Via::MutualTls { scopes },
             mfa: false,
         }))
     }
@@ -1608,7 +1681,7 @@ impl Identities {
         let found = if bearer.starts_with(SESSION_PREFIX) {
             let row = sqlx::query(
                 "SELECT s.last_seen, s.expires_at, s.mac AS smac, p.id, p.kind, p.roles, p.disabled, \
-                 p.client_cert_sha256, p.mac AS pmac \
+                 p.client_cert_sha256, p.client_cert_scopes, p.mac AS pmac \
                  FROM sessions s JOIN principals p ON p.id = s.principal WHERE s.token_hash = $1",
             )
             .bind(h)
@@ -1660,7 +1733,7 @@ impl Identities {
         } else if bearer.starts_with(TOKEN_PREFIX) {
             let row = sqlx::query(
                 "SELECT t.id AS tid, t.scopes, t.expires_at, t.revoked_at, t.mac AS tmac, p.id, p.kind, \
-                 p.roles, p.disabled, p.client_cert_sha256, p.mac AS pmac \
+                 p.roles, p.disabled, p.client_cert_sha256, p.client_cert_scopes, p.mac AS pmac \
                  FROM api_tokens t JOIN principals p ON p.id = t.principal WHERE t.token_hash = $1",
             )
             .bind(h)

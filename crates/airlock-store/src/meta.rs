@@ -118,7 +118,7 @@ pub const SERVING_GRANTS: &[(&str, &str)] = &[
     (
         "principals",
         "SELECT, INSERT, UPDATE (roles, password_hash, totp_secret, totp_last_step, \
-         client_cert_sha256, failed_logins, locked_until, disabled, mac)",
+         client_cert_sha256, client_cert_scopes, failed_logins, locked_until, disabled, mac)",
     ),
     ("sessions", "SELECT, INSERT, UPDATE (last_seen), DELETE"),
     ("api_tokens", "SELECT, INSERT, UPDATE (revoked_at, mac)"),

@@ -259,8 +259,12 @@ enum UsersCmd {
         #[arg(long)]
         password_file: Option<PathBuf>,
         /// A service's client certificate (PEM), for mutual TLS (`serve --client-ca`).
-        #[arg(long, requires = "service")]
+        #[arg(long, requires_all = ["service", "cert_scopes"])]
         client_cert: Option<PathBuf>,
+        /// An action requests over that certificate may take (repeat for several), as a
+        /// token's scopes.
+        #[arg(long = "cert-scope", requires = "client_cert")]
+        cert_scopes: Vec<Action>,
     },
     /// List principals.
     List {
@@ -294,6 +298,7 @@ pub fn users(a: UsersArgs) -> anyhow::Result<ExitCode> {
                 service,
                 password_file,
                 client_cert,
+                cert_scopes,
             } => {
                 let h = home.open().await?;
                 let ids = identities(&h)?;
@@ -308,8 +313,15 @@ pub fn users(a: UsersArgs) -> anyhow::Result<ExitCode> {
                         let pem = std::fs::read_to_string(c)
                             .with_context(|| format!("cannot read `{}`", c.display()))?;
                         let fp = airlock_server::tls::fingerprint_pem(&pem)?;
-                        ids.set_client_cert(&id, &fp).await?;
-                        println!("client certificate registered (SHA-256 {fp})");
+                        ids.set_client_cert(&id, &fp, &cert_scopes).await?;
+                        println!(
+                            "client certificate registered (SHA-256 {fp}) for {}",
+                            cert_scopes
+                                .iter()
+                                .map(|a| a.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
                     }
                     println!(
                         "service `{id}` created with roles {names}; issue it a token with `airlock tokens issue`"
