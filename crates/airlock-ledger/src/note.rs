@@ -214,17 +214,22 @@ impl Verifier {
 impl fmt::Display for Verifier {
     /// The verifier key string, `<name>+<hex key id>+<base64(0x01 || public key)>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut raw = Vec::with_capacity(33);
-        raw.push(ALG_ED25519);
-        raw.extend_from_slice(self.key.as_bytes());
-        write!(
-            f,
-            "{}+{}+{}",
-            self.name,
-            hex::encode(self.id),
-            B64.encode(raw)
-        )
+        write_vkey(f, &self.name, self.id, ALG_ED25519, &self.key)
     }
+}
+
+/// Writes a C2SP verifier key, `<name>+<hex key id>+<base64(alg || public key)>`.
+pub(crate) fn write_vkey(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    id: [u8; 4],
+    alg: u8,
+    key: &VerifyingKey,
+) -> fmt::Result {
+    let mut raw = Vec::with_capacity(33);
+    raw.push(alg);
+    raw.extend_from_slice(key.as_bytes());
+    write!(f, "{name}+{}+{}", hex::encode(id), B64.encode(raw))
 }
 
 impl fmt::Debug for Verifier {

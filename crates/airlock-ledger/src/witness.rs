@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::merkle::{Hash, ProofError, verify_consistency};
 use crate::note::{
     Checkpoint, NoteError, SIG_PREFIX, SignedCheckpoint, Verifier, check_name, parse_sig_line,
-    parse_vkey, split_note,
+    parse_vkey, split_note, write_vkey,
 };
 
 /// The signature type byte of an Ed25519 `cosignature/v1` key, in key ids and verifier keys.
@@ -456,16 +456,7 @@ fn cosignature_time(after_id: &[u8]) -> Option<u64> {
 impl fmt::Display for CosignatureVerifier {
     /// The verifier key string, `<name>+<hex key id>+<base64(0x04 || public key)>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut raw = Vec::with_capacity(33);
-        raw.push(ALG_COSIGNATURE_V1);
-        raw.extend_from_slice(self.key.as_bytes());
-        write!(
-            f,
-            "{}+{}+{}",
-            self.name,
-            hex::encode(self.id),
-            B64.encode(raw)
-        )
+        write_vkey(f, &self.name, self.id, ALG_COSIGNATURE_V1, &self.key)
     }
 }
 

@@ -676,6 +676,30 @@ impl Identities {
             .map(|_| ())
     }
 
+    /// `row` (a credential joined to its principal) if both its seal, over the token hash and
+    /// `fields`, and its principal's hold.
+    fn sealed_credential(
+        &self,
+        row: Option<sqlx::any::AnyRow>,
+        table: &str,
+        token_hash: &str,
+        fields: &[&str],
+        mac: &str,
+    ) -> Result<Option<sqlx::any::AnyRow>, IdentityError> {
+        let Some(r) = row else { return Ok(None) };
+        let mut values = vec![token_hash.to_owned()];
+        for f in fields {
+            values.push(r.try_get::<String, _>(*f)?);
+        }
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let sealed = self.row_is_sealed(
+            table,
+            &values,
+            r.try_get::<Option<String>, _>(mac)?.as_deref(),
+        ) && self.principal_row_sealed(&r)?;
+        Ok(sealed.then_some(r))
+    }
+
     fn session_seal(&self, token_hash: &str, principal: &str, expires_at: &str) -> String {
         self.seal_row("sessions", &[token_hash, principal, expires_at])
     }
@@ -1687,22 +1711,7 @@ impl Identities {
             .bind(h)
             .fetch_optional(&mut *tx)
             .await?;
-            let row = match row {
-                Some(r)
-                    if self.row_is_sealed(
-                        "sessions",
-                        &[
-                            h,
-                            &r.try_get::<String, _>("id")?,
-                            &r.try_get::<String, _>("expires_at")?,
-                        ],
-                        r.try_get::<Option<String>, _>("smac")?.as_deref(),
-                    ) && self.principal_row_sealed(&r)? =>
-                {
-                    Some(r)
-                }
-                _ => None,
-            };
+            let row = self.sealed_credential(row, "sessions", h, &["id", "expires_at"], "smac")?;
             match row {
                 None => None,
                 Some(r) => {
@@ -1739,23 +1748,13 @@ impl Identities {
             .bind(h)
             .fetch_optional(&mut *tx)
             .await?;
-            let row = match row {
-                Some(r)
-                    if self.row_is_sealed(
-                        "api_tokens",
-                        &[
-                            h,
-                            &r.try_get::<String, _>("id")?,
-                            &r.try_get::<String, _>("scopes")?,
-                            &r.try_get::<String, _>("expires_at")?,
-                        ],
-                        r.try_get::<Option<String>, _>("tmac")?.as_deref(),
-                    ) && self.principal_row_sealed(&r)? =>
-                {
-                    Some(r)
-                }
-                _ => None,
-            };
+            let row = self.sealed_credential(
+                row,
+                "api_tokens",
+                h,
+                &["id", "scopes", "expires_at"],
+                "tmac",
+            )?;
             match row {
                 None => None,
                 Some(r) => {
