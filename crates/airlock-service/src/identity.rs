@@ -1433,19 +1433,7 @@ impl Identities {
                 ),
             });
         }
-        if scopes.is_empty() {
-            return Err(IdentityError::Invalid {
-                reason: "a token needs at least one scope".into(),
-            });
-        }
-        if let Some(a) = scopes.iter().find(|a| person_only_action(**a)) {
-            return Err(IdentityError::Invalid {
-                reason: format!(
-                    "a service token cannot carry `{}`: only people do that",
-                    a.as_str()
-                ),
-            });
-        }
+        check_scopes(scopes)?;
         let rec = self
             .principal(principal)
             .await?
@@ -1763,11 +1751,7 @@ impl Identities {
                         && r.try_get::<Option<String>, _>("revoked_at")?.is_none()
                         && r.try_get::<i64, _>("disabled")? == 0;
                     live.then(|| -> Result<_, IdentityError> {
-                        let scopes = r
-                            .try_get::<String, _>("scopes")?
-                            .split(',')
-                            .filter_map(|s| s.parse().ok())
-                            .collect();
+                        let scopes = parse_scopes(&r.try_get::<String, _>("scopes")?);
                         Ok((
                             r.try_get::<String, _>("id")?,
                             r.try_get::<String, _>("roles")?,
