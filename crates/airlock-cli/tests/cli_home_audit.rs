@@ -889,3 +889,152 @@ fn finding_06_another_deployment_witnesses_the_ledger() {
         common::text(&out)
     );
 }
+
+/// `airlock serve` running in the background, stopped when dropped (a failed assertion too).
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Serve `home` on a free loopback port; the server and its `https://` URL.
+fn serve(home: &str) -> (Served, String) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["serve", "--home", home, "--listen", "127.0.0.1:0"])
+        .env("AIRLOCK_PASSPHRASE", PASS)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let served = Served(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Read to the end: a closed pipe would fail the server's next print.
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("https://")) {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the server says where it listens");
+    (served, url)
+}
+
+/// Finding 6, over the network: the witness is another deployment's `airlock serve`, reached
+/// at its URL, trusted by its certificate, and its cosignatures checked with its key given out
+/// of band; a different key is refused before anything is sent.
+#[test]
+fn finding_06_a_remote_witness_cosigns_over_https() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("log");
+    let h = home.to_str().unwrap();
+    let wit = tmp.path().join("wit");
+    let w = wit.to_str().unwrap();
+    let other = tmp.path().join("other");
+    let o = other.to_str().unwrap();
+    let key = init_key(&ok(&airlock(&["init", "--home", h, "--name", "rlog"])));
+    ok(&airlock(&["init", "--home", w, "--name", "rwit"]));
+    ok(&airlock(&["init", "--home", o, "--name", "rother"]));
+    let config = wit.join("airlock.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("\n[witness]\nlogs = [\"{key}\"]\n"));
+    std::fs::write(&config, text).unwrap();
+    // Standard output only: the log lines go to standard error.
+    let stdout = |args: &[&str]| {
+        let out = airlock(args);
+        ok(&out);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let wkey = stdout(&["audit", "witness-key", "--home", w])
+        .trim()
+        .to_string();
+    let other_key = stdout(&["audit", "witness-key", "--home", o])
+        .trim()
+        .to_string();
+    // The witness's certificate, as its operator would hand it over.
+    let ca = tmp.path().join("witness-ca.pem");
+    std::fs::write(&ca, stdout(&["keys", "--home", w, "renew-tls"])).unwrap();
+    let c = ca.to_str().unwrap();
+    let (_server, url) = serve(w);
+
+    let witness = |home: &str, wkey: &str| {
+        airlock(&[
+            "audit",
+            "witness",
+            "--home",
+            home,
+            "--witness-url",
+            &url,
+            "--witness-ca",
+            c,
+            "--witness-key",
+            wkey,
+        ])
+    };
+    let witnessed = home.join("ledger").join("witnessed");
+    // A key other than the witness's: refused before the witness is asked, nothing kept.
+    let out = witness(h, &other_key);
+    assert!(!out.status.success());
+    let msg = common::text(&out);
+    assert!(msg.contains("than the `--witness-key` given"), "{msg}");
+    assert!(!witnessed.exists(), "{msg}");
+    // A log the witness does not know: its status, in the spec's words, not its body.
+    let out = witness(o, &wkey);
+    assert!(!out.status.success());
+    let msg = common::text(&out);
+    assert!(msg.contains("REFUSED (status 404)"), "{msg}");
+    assert!(!msg.contains("unknown log origin"), "{msg}");
+
+    let out = ok(&witness(h, &wkey));
+    assert!(out.contains("cosigned by the witness"), "{out}");
+    let verify = |wkey: &str| {
+        airlock(&[
+            "audit",
+            "verify",
+            "--home",
+            h,
+            "--key",
+            &key,
+            "--witness-key",
+            wkey,
+        ])
+    };
+    let v = ok(&verify(&wkey));
+    assert!(v.contains("witnessed: the checkpoint of size"), "{v}");
+    assert!(!verify(&other_key).status.success());
+
+    // More entries, and the cosigned checkpoint kept here lost: the witness answers 409 with
+    // the size it holds, and the second request proves consistency from there.
+    ok(&airlock(&[
+        "users",
+        "add",
+        "--home",
+        h,
+        "dr-remote",
+        "--role",
+        "clinician",
+    ]));
+    std::fs::remove_dir_all(&witnessed).unwrap();
+    let out = ok(&witness(h, &wkey));
+    assert!(out.contains("cosigned by the witness"), "{out}");
+    // More entries again, from the size kept here this time.
+    ok(&airlock(&[
+        "users",
+        "add",
+        "--home",
+        h,
+        "dr-remote-2",
+        "--role",
+        "clinician",
+    ]));
+    ok(&witness(h, &wkey));
+    ok(&verify(&wkey));
+}

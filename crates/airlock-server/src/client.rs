@@ -1,6 +1,7 @@
-//! A small HTTPS client for Airlock's own API: the end-to-end tests, the load benchmark and the
-//! demo use it. One keep-alive HTTP/1.1 connection over rustls, trusting exactly the
-//! deployment's certificate.
+//! A small HTTPS client for Airlock's own API: the end-to-end tests, the load benchmark, the
+//! demo and `airlock audit witness` (a witness served by another deployment) use it. One
+//! keep-alive HTTP/1.1 connection over rustls, trusting exactly the certificates given (the
+//! deployment's own, or the CA that issued it).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +28,12 @@ pub enum ClientError {
     /// Connecting or talking.
     #[error("connection: {0}")]
     Io(String),
+    /// The answer's body is longer than the caller accepts.
+    #[error("the answer's body is longer than {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
 }
 
 /// A client connection. A connection the server closed (its idle limit passed while the
@@ -46,11 +53,13 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// A response: status and body bytes.
+/// A response: status, media type and body bytes.
 #[derive(Debug, Clone)]
 pub struct Reply {
     /// HTTP status.
     pub status: u16,
+    /// The `Content-Type` header, when there is one and it is text.
+    pub content_type: Option<String>,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -160,6 +169,33 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<Bytes>,
     ) -> Result<Reply, ClientError> {
+        let body = body.map(|b| ("application/json", b));
+        self.request(method, path, headers, body, None).await
+    }
+
+    /// Send one request, with a body of any media type (`(content type, bytes)`: a signed
+    /// note, a C2SP tlog-witness request), reading at most `max_body` bytes of the answer: a
+    /// server that is only partly trusted (another deployment) cannot make the caller buffer
+    /// without bound.
+    pub async fn send_typed(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+        max_body: usize,
+    ) -> Result<Reply, ClientError> {
+        let body = body.map(|(content_type, b)| (content_type, Bytes::from(b)));
+        self.request(method, path, &[], body, Some(max_body)).await
+    }
+
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, Bytes)>,
+        max_body: Option<usize>,
+    ) -> Result<Reply, ClientError> {
         let mut b = hyper::Request::builder()
             .method(method)
             .uri(path)
@@ -168,8 +204,8 @@ impl Client {
             b = b.header(*k, *v);
         }
         let bytes = match body {
-            Some(bytes) => {
-                b = b.header("content-type", "application/json");
+            Some((content_type, bytes)) => {
+                b = b.header("content-type", content_type);
                 bytes
             }
             None => Bytes::new(),
@@ -190,13 +226,34 @@ impl Client {
             .await
             .map_err(|e| ClientError::Io(e.to_string()))?;
         let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ClientError::Io(e.to_string()))?
-            .to_bytes()
-            .to_vec();
-        Ok(Reply { status, body })
+        let content_type = resp
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp.into_body();
+        let body = match max_body {
+            None => body
+                .collect()
+                .await
+                .map_err(|e| ClientError::Io(e.to_string()))?,
+            Some(limit) => http_body_util::Limited::new(body, limit)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        ClientError::TooLarge { limit }
+                    } else {
+                        ClientError::Io(e.to_string())
+                    }
+                })?,
+        }
+        .to_bytes()
+        .to_vec();
+        Ok(Reply {
+            status,
+            content_type,
+            body,
+        })
     }
 }

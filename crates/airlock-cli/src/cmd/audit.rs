@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use airlock_ledger::witness::{AddCheckpoint, CosignatureVerifier};
 use airlock_ledger::{EventType, Filter, PatientPseudonym, SignedCheckpoint, Verifier};
+use airlock_server::client::Client;
 use airlock_service::witness::{Witness, WitnessError};
 use airlock_store::{Home, Passphrase};
 use anyhow::Context;
@@ -66,12 +67,28 @@ enum AuditCmd {
         #[command(flatten)]
         home: HomeArgs,
         /// The witness deployment's home; its `[witness] logs` must list this ledger's key.
-        #[arg(long)]
-        witness_home: PathBuf,
+        #[arg(
+            long,
+            required_unless_present = "witness_url",
+            conflicts_with = "witness_url"
+        )]
+        witness_home: Option<PathBuf>,
         /// A file holding the witness home's passphrase (else AIRLOCK_WITNESS_PASSPHRASE, else
         /// this home's).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "witness_url")]
         witness_passphrase_file: Option<PathBuf>,
+        /// A witness served by another deployment (`https://HOST[:PORT]`, its `airlock serve`);
+        /// its `[witness] logs` must list this ledger's key.
+        #[arg(long, requires_all = ["witness_ca", "witness_key"])]
+        witness_url: Option<String>,
+        /// The remote witness's TLS certificate, or the CA that issued it (PEM).
+        #[arg(long, requires = "witness_url")]
+        witness_ca: Option<PathBuf>,
+        /// The remote witness's cosignature key (`name+keyid+key`, as its `audit witness-key`
+        /// prints it), or `@FILE`, obtained out of band: the key it serves is only compared,
+        /// since whoever sits in the middle could serve their own.
+        #[arg(long, requires = "witness_url")]
+        witness_key: Option<String>,
     },
     /// Print this deployment's witness key (`name+keyid+key`, signature type 0x04), which
     /// checks the cosignatures it makes as a witness.
@@ -376,23 +393,43 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
             home,
             witness_home,
             witness_passphrase_file,
-        } => {
-            let pass = witness_passphrase(witness_passphrase_file.as_deref())?;
-            block_on(async move {
-                let w = Home::open(&witness_home, &pass, local_actor(None)?).await?;
-                let h = match home.open().await {
-                    Ok(h) => h,
-                    Err(e) => {
-                        w.close().await?;
-                        return Err(e);
-                    }
-                };
-                let code = witness_latest(&h, &Witness::new(&w)?).await;
-                h.close().await?;
-                w.close().await?;
-                code
-            })?
-        }
+            witness_url,
+            witness_ca,
+            witness_key,
+        } => match (witness_home, witness_url) {
+            (Some(witness_home), None) => {
+                let pass = witness_passphrase(witness_passphrase_file.as_deref())?;
+                block_on(async move {
+                    let w = Home::open(&witness_home, &pass, local_actor(None)?).await?;
+                    let h = match home.open().await {
+                        Ok(h) => h,
+                        Err(e) => {
+                            w.close().await?;
+                            return Err(e);
+                        }
+                    };
+                    let code = witness_latest(&h, &Witness::new(&w)?).await;
+                    h.close().await?;
+                    w.close().await?;
+                    code
+                })?
+            }
+            (None, Some(url)) => {
+                // clap requires both with `--witness-url`; these say so if that ever changes.
+                let ca = witness_ca.context("`--witness-url` needs `--witness-ca`")?;
+                let ca = read_text(&ca)?;
+                let key = witness_key.context("`--witness-url` needs `--witness-key`")?;
+                let key = CosignatureVerifier::parse(&key_arg(&key)?).context("`--witness-key`")?;
+                block_on(async move {
+                    let remote = RemoteWitness::connect(&url, &ca, key).await?;
+                    let h = home.open().await?;
+                    let code = witness_latest(&h, &remote).await;
+                    h.close().await?;
+                    code
+                })?
+            }
+            _ => anyhow::bail!("give either `--witness-home` or `--witness-url`"),
+        },
         AuditCmd::WitnessKey { home } => block_on(async move {
             let h = home.open().await?;
             println!("{}", h.witness_cosigner()?.verifier());
@@ -565,10 +602,228 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How `audit witness` reaches a witness: a deployment opened from its home here, or one
+/// served over HTTPS ([`RemoteWitness`]). The protocol around it (the old size, the proof, the
+/// retry after a 409, the checks of the answer) is [`witness_latest`]'s, the same for both.
+pub(crate) trait WitnessTransport {
+    /// The key the witness's cosignatures must verify with.
+    fn verifier(&self) -> CosignatureVerifier;
+
+    /// Send one C2SP tlog-witness add-checkpoint request; the cosignature lines, or why not.
+    async fn add_checkpoint(&self, body: &str) -> Result<String, Refusal>;
+}
+
+/// A witness's answer to add-checkpoint other than cosignature lines.
+pub(crate) enum Refusal {
+    /// 409: the witness last cosigned a checkpoint of this size of the log.
+    Conflict(u64),
+    /// Anything else, as the line the operator sees.
+    Stop(String),
+}
+
+impl WitnessTransport for Witness {
+    fn verifier(&self) -> CosignatureVerifier {
+        Witness::verifier(self)
+    }
+
+    async fn add_checkpoint(&self, body: &str) -> Result<String, Refusal> {
+        Witness::add_checkpoint(self, body.as_bytes())
+            .await
+            .map_err(|e| match (e.conflict_size(), &e) {
+                (Some(size), _) => Refusal::Conflict(size),
+                // The operator's own terminal: the detail a server would only log.
+                (None, WitnessError::Storage { detail }) => {
+                    Refusal::Stop(format!("witness FAILED: {detail}"))
+                }
+                (None, _) => Refusal::Stop(format!("witness REFUSED (status {}): {e}", e.status())),
+            })
+    }
+}
+
+/// Where Airlock serves the witness (`airlock serve`; the paths and media types of
+/// `airlock-server`'s `routes/witness.rs` and the C2SP tlog-witness spec).
+const WITNESS_ADD_CHECKPOINT: &str = "/v1/witness/add-checkpoint";
+const WITNESS_KEY: &str = "/v1/witness/key";
+const NOTE_MEDIA: &str = "text/plain; charset=utf-8";
+const TLOG_SIZE_MEDIA: &str = "text/x.tlog.size";
+/// The most a remote witness's answer is read: cosignature lines and a key are a few hundred
+/// bytes each.
+const WITNESS_MAX_ANSWER: usize = 64 * 1024;
+/// How long one request to a remote witness may take, connecting included.
+const WITNESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A witness served by another deployment over HTTPS. Its answers are read by status and
+/// media type: no text of a body it sends reaches the operator's terminal (a number at most),
+/// and its cosignatures are checked with the key given out of band, never the one it serves.
+struct RemoteWitness {
+    url: String,
+    key: CosignatureVerifier,
+    // `add_checkpoint` takes `&self`, as the local witness's does; one request at a time.
+    client: tokio::sync::Mutex<Client>,
+}
+
+impl RemoteWitness {
+    /// Connect to `url` (`https://HOST[:PORT]`) trusting `ca_pem`, and compare the key the
+    /// witness serves with `key`, so that a witness given the wrong key is told apart from a
+    /// bad cosignature before it is asked to cosign anything.
+    async fn connect(url: &str, ca_pem: &str, key: CosignatureVerifier) -> anyhow::Result<Self> {
+        let (host, port) = witness_host(url)?;
+        let tls = airlock_server::client::tls_config(ca_pem).context("`--witness-ca`")?;
+        let mut client = tokio::time::timeout(WITNESS_TIMEOUT, async {
+            let addr = tokio::net::lookup_host((host.as_str(), port))
+                .await?
+                .next()
+                .context("the host has no address")?;
+            anyhow::Ok(Client::connect(addr, &host, tls).await?)
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer in {}s", WITNESS_TIMEOUT.as_secs()))
+        .and_then(|r| r)
+        .with_context(|| format!("cannot connect to the witness at `{url}`"))?;
+        let served = tokio::time::timeout(
+            WITNESS_TIMEOUT,
+            client.send_typed("GET", WITNESS_KEY, None, WITNESS_MAX_ANSWER),
+        )
+        .await;
+        // Only a key that parses can be compared; without one the cosignature check, with
+        // the key given, is what decides.
+        let served = match served {
+            Ok(Ok(r)) if r.status == 200 => std::str::from_utf8(&r.body)
+                .ok()
+                .and_then(|t| CosignatureVerifier::parse(t.trim()).ok()),
+            _ => None,
+        };
+        match served {
+            // Only the served key's id is shown: its name is the server's text.
+            Some(s) if s != key => anyhow::bail!(
+                "the witness at `{url}` serves another key (key id {}) than the `--witness-key` \
+                 given (`{}+{}`); no checkpoint was sent to it. Check which key it was given \
+                 out of band",
+                hex::encode(s.key_id()),
+                key.name(),
+                hex::encode(key.key_id())
+            ),
+            Some(_) => {}
+            None => println!(
+                "the witness at {url} serves no key to compare with `--witness-key`; its \
+                 cosignature is checked with the key given"
+            ),
+        }
+        Ok(RemoteWitness {
+            url: url.to_owned(),
+            key,
+            client: tokio::sync::Mutex::new(client),
+        })
+    }
+}
+
+impl WitnessTransport for RemoteWitness {
+    fn verifier(&self) -> CosignatureVerifier {
+        self.key.clone()
+    }
+
+    async fn add_checkpoint(&self, body: &str) -> Result<String, Refusal> {
+        let url = &self.url;
+        let sent = {
+            let mut client = self.client.lock().await;
+            tokio::time::timeout(
+                WITNESS_TIMEOUT,
+                client.send_typed(
+                    "POST",
+                    WITNESS_ADD_CHECKPOINT,
+                    Some((NOTE_MEDIA, body.as_bytes().to_vec())),
+                    WITNESS_MAX_ANSWER,
+                ),
+            )
+            .await
+        };
+        let reply = match sent {
+            Ok(Ok(r)) => r,
+            // Transport errors name TLS or the connection, never the body.
+            Ok(Err(e)) => return Err(Refusal::Stop(format!("witness FAILED at {url}: {e}"))),
+            Err(_) => {
+                return Err(Refusal::Stop(format!(
+                    "witness FAILED: no answer from {url} in {}s",
+                    WITNESS_TIMEOUT.as_secs()
+                )));
+            }
+        };
+        match reply.status {
+            200 => String::from_utf8(reply.body).map_err(|_| {
+                Refusal::Stop(format!("witness FAILED: the answer from {url} is not text"))
+            }),
+            409 => reply
+                .content_type
+                .filter(|t| t.starts_with(TLOG_SIZE_MEDIA))
+                .and(std::str::from_utf8(&reply.body).ok())
+                .and_then(|t| t.strip_suffix('\n'))
+                .filter(|t| t.len() <= 20 && t.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|t| t.parse().ok())
+                .map_or_else(
+                    || {
+                        Err(Refusal::Stop(format!(
+                            "witness REFUSED (status 409) at {url}, without a size"
+                        )))
+                    },
+                    |size| Err(Refusal::Conflict(size)),
+                ),
+            // The spec's meaning of each status; the body (a message the server chose) is not
+            // shown, as it cannot be told apart from whatever else a server might send.
+            s @ (400 | 403 | 404 | 422) => {
+                let why = match s {
+                    400 => "the request is malformed",
+                    403 => "the checkpoint carries no signature by a key it trusts for this log",
+                    404 => "it does not witness this log (its `[witness] logs`)",
+                    _ => "the consistency proof does not verify (a fork, or a rewritten log)",
+                };
+                Err(Refusal::Stop(format!(
+                    "witness REFUSED (status {s}) at {url}: {why}"
+                )))
+            }
+            s => Err(Refusal::Stop(format!(
+                "witness FAILED (status {s}) at {url}"
+            ))),
+        }
+    }
+}
+
+/// `(host, port)` of `--witness-url`: `https://HOST[:PORT]`, an IPv6 address in brackets, no
+/// path (Airlock serves the witness at fixed paths), port 443 unless given.
+fn witness_host(url: &str) -> anyhow::Result<(String, u16)> {
+    let form = "`--witness-url` must be `https://HOST[:PORT]`";
+    let rest = url.strip_prefix("https://").context(form)?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    anyhow::ensure!(!rest.contains(['/', '?', '#', '@']), form);
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']').context(form)?;
+            match after {
+                "" => (host, None),
+                p => (host, Some(p.strip_prefix(':').context(form)?)),
+            }
+        }
+        None => match rest.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (rest, None),
+        },
+    };
+    anyhow::ensure!(!host.is_empty(), form);
+    let port = match port {
+        Some(p) => p
+            .parse()
+            .with_context(|| format!("{form}: the port is not a number up to 65535"))?,
+        None => 443,
+    };
+    Ok((host.to_owned(), port))
+}
+
 /// `audit witness`: the latest checkpoint of `h`, cosigned by `witness` from the size it last
 /// cosigned (learnt from the cosigned checkpoint kept before, or from its 409), kept next to
 /// the ledger.
-pub(crate) async fn witness_latest(h: &Home, witness: &Witness) -> anyhow::Result<ExitCode> {
+pub(crate) async fn witness_latest(
+    h: &Home,
+    witness: &impl WitnessTransport,
+) -> anyhow::Result<ExitCode> {
     let ledger = h.ledger();
     let cp = ledger.checkpoint()?;
     let n = cp.checkpoint.size;
@@ -600,7 +855,7 @@ pub(crate) async fn witness_latest(h: &Home, witness: &Witness) -> anyhow::Resul
             checkpoint: cp.text.clone(),
         }
         .to_body();
-        match witness.add_checkpoint(body.as_bytes()).await {
+        match witness.add_checkpoint(&body).await {
             Ok(lines) => {
                 let cosigned = format!("{}{lines}", cp.text);
                 let c = wkey
@@ -616,18 +871,13 @@ pub(crate) async fn witness_latest(h: &Home, witness: &Witness) -> anyhow::Resul
                 println!("witness key: {wkey}");
                 return Ok(ExitCode::SUCCESS);
             }
-            Err(e) => match e.conflict_size() {
-                // The witness holds another size: once more from there.
-                Some(size) if attempt == 0 => old = size,
-                _ => {
-                    match &e {
-                        // The operator's own terminal: the detail a server would only log.
-                        WitnessError::Storage { detail } => eprintln!("witness FAILED: {detail}"),
-                        _ => eprintln!("witness REFUSED (status {}): {e}", e.status()),
-                    }
-                    return Ok(ExitCode::FAILURE);
-                }
-            },
+            // The witness holds another size: once more from there.
+            Err(Refusal::Conflict(size)) if attempt == 0 => old = size,
+            Err(Refusal::Conflict(_)) => break,
+            Err(Refusal::Stop(line)) => {
+                eprintln!("{line}");
+                return Ok(ExitCode::FAILURE);
+            }
         }
     }
     eprintln!("witness REFUSED: its recorded size kept changing");
