@@ -390,8 +390,10 @@ fn every_cell_for_users_without_mfa_is_denied() {
 
 #[test]
 fn every_cell_for_services() {
-    // A service holds roles like a user and needs no second factor, but never breaks the glass
-    // (neither the action nor acting inside a session) and never administers identities or keys.
+    // A service holds roles like a user, but never breaks the glass (neither the action nor
+    // acting inside a session) and never administers identities or keys. Its second factor is
+    // its token presented with its client certificate: without it, no identified record and no
+    // identified download (issue 28, finding 1).
     let authz = Authorizer::new().unwrap();
     let service_may = |role: Role, a: Action, r: &Resource, p: Option<Purpose>, bg: bool| {
         expected(&expected_allowed(role), a, r, p, bg)
@@ -401,11 +403,20 @@ fn every_cell_for_services() {
                 A::BreakGlass | A::ManageUsers | A::ManageTokens | A::ConfirmRole | A::ManageKeys
             )
     };
-    let (_, allowed) = walk(
-        &authz,
-        |role| Principal::service(ActorId::new(format!("svc-{role}")).unwrap(), [role]),
-        false,
-        service_may,
-    );
+    let identified = |a: Action, r: &Resource| match (a, r) {
+        (A::ReadPatientRecord, _) => true,
+        (A::DownloadDataset, Resource::Dataset { classification, .. }) => {
+            matches!(classification, C::Phi | C::LimitedDataSet)
+        }
+        _ => false,
+    };
+    let one_factor = |role: Role, a: Action, r: &Resource, p: Option<Purpose>, bg: bool| {
+        service_may(role, a, r, p, bg) && !identified(a, r)
+    };
+    let make = |role| Principal::service(ActorId::new(format!("svc-{role}")).unwrap(), [role]);
+    let (_, allowed) = walk(&authz, make, true, service_may);
     assert_eq!(allowed, count_expected(service_may));
+    let (_, allowed) = walk(&authz, make, false, one_factor);
+    assert_eq!(allowed, count_expected(one_factor));
+    assert!(count_expected(one_factor) < count_expected(service_may));
 }

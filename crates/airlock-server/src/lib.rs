@@ -255,10 +255,16 @@ impl FromRequestParts<AppState> for Ctx {
         let source = parts.extensions.get::<tls::PeerAddr>().map(|p| p.0.ip());
         let service = state.service();
         let found = match (bearer(parts), parts.extensions.get::<tls::PeerCert>()) {
-            (Some(token), _) => {
+            (Some(token), None) => {
                 service
                     .identities()
                     .authenticate(token, chrono::Utc::now())
+                    .await
+            }
+            (Some(token), Some(cert)) => {
+                service
+                    .identities()
+                    .authenticate_with_cert(token, &cert.0, chrono::Utc::now())
                     .await
             }
             (None, Some(cert)) => service.identities().authenticate_cert(&cert.0).await,

@@ -655,6 +655,96 @@ async fn finding_08_lookup_by_record_number_only_at_a_bounded_rate() {
     );
 }
 
+/// Finding 8: a clinician opens only the records of patients they treat: the record names
+/// the practitioner they are linked to (here an Encounter's participant). Any other record
+/// needs a break-glass grant under `emergency`; a clinician with no link, or a link row written
+/// without the deployment's key, treats nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_08_a_clinician_opens_only_records_of_patients_they_treat() {
+    let w = World::new(Db::Sqlite).await.unwrap();
+    let lookup = |mrn: String, purpose: &'static str| {
+        let w = &w;
+        async move {
+            w.as_role(
+                Role::Clinician,
+                "POST",
+                "/v1/patients/lookup",
+                &[("x-purpose-of-use", purpose)],
+                Some(json!({"dataset": "ehr", "mrn": mrn})),
+            )
+            .await
+        }
+    };
+    let treated = lookup(w.mrn.clone(), "treatment").await;
+    assert_eq!(
+        treated.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&treated.body)
+    );
+    let other = lookup(w.other_mrn.clone(), "treatment").await;
+    assert_eq!(
+        other.status, 403,
+        "a clinician opened a patient they do not treat"
+    );
+    let text = String::from_utf8_lossy(&other.body);
+    assert!(text.contains("treatment-relationship"), "{text}");
+    assert!(
+        !w.phi_values.iter().any(|v| text.contains(v.as_str())),
+        "{text}"
+    );
+    // The refusal is in the ledger, naming the rule.
+    let search = w
+        .as_role(
+            Role::Auditor,
+            "POST",
+            "/v1/audit/search",
+            &[],
+            Some(json!({"actor": "u-clinician", "patient_mrn": w.other_mrn})),
+        )
+        .await;
+    assert!(
+        String::from_utf8_lossy(&search.body).contains("treatment-relationship"),
+        "{}",
+        String::from_utf8_lossy(&search.body)
+    );
+    // In an emergency, under a break-glass grant for that patient, the record opens.
+    let grant = w
+        .as_role(
+            Role::Clinician,
+            "POST",
+            "/v1/break-glass",
+            &[("x-purpose-of-use", "emergency")],
+            Some(json!({"patient_mrn": w.other_mrn, "reason": "patient-unresponsive"})),
+        )
+        .await;
+    assert_eq!(
+        grant.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&grant.body)
+    );
+    let emergency = lookup(w.other_mrn.clone(), "emergency").await;
+    assert_eq!(
+        emergency.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&emergency.body)
+    );
+
+    // A link row someone rewrote in the database (to another practitioner) fails its seal.
+    tamper(
+        &w,
+        "UPDATE practitioner_links SET value = 'someone-else' WHERE principal = 'u-clinician'",
+    )
+    .await;
+    let forged = lookup(w.mrn.clone(), "treatment").await;
+    assert_eq!(
+        forged.status, 403,
+        "a link written without the key was believed"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finding_08_break_glass_is_not_reviewed_by_its_holder() {
     let w = World::new(Db::Sqlite).await.unwrap();
@@ -747,10 +837,24 @@ async fn finding_01_an_administrator_cannot_make_a_puppet_clinician() {
         "{}",
         String::from_utf8_lossy(&with_pw.body)
     );
+    // A practitioner identity goes only with the clinician role.
+    let misplaced = admin(
+        "POST",
+        "/v1/users".into(),
+        Some(
+            json!({"id": "dr-misplaced", "kind": "user", "roles": ["auditor"],
+                    "practitioner": {"system": airlock_service::NPI_SYSTEM, "value": w.npi}}),
+        ),
+    )
+    .await;
+    misplaced.assert_refused("practitioner", "");
     let created = admin(
         "POST",
         "/v1/users".into(),
-        Some(json!({"id": "dr-puppet", "kind": "user", "roles": ["clinician"]})),
+        Some(
+            json!({"id": "dr-puppet", "kind": "user", "roles": ["clinician"],
+                    "practitioner": {"system": airlock_service::NPI_SYSTEM, "value": w.npi}}),
+        ),
     )
     .await;
     assert_eq!(

@@ -114,16 +114,69 @@ async fn bearer_and_mutual_tls_over_a_real_socket() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["id"], "lab-bridge");
     assert_eq!(r.json()["kind"], "service");
+    // Its certificate alone is one factor: no identified record (issue 28, finding 1)...
+    let lookup = json!({"dataset": "ehr", "mrn": w.mrn});
     let r = s
         .send(
             "POST",
             "/v1/patients/lookup",
             &[("x-purpose-of-use", "treatment")],
-            Some(&json!({"dataset": "ehr", "mrn": w.mrn})),
+            Some(&lookup),
         )
         .await
         .unwrap();
-    assert_eq!(r.status, 200);
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("service-phi-two-factors"));
+    // ...its token with its certificate is two, and reads the record.
+    let token = ids
+        .issue_token(&svc, &[airlock_authz::Action::ReadPatientRecord], 1)
+        .await
+        .unwrap()
+        .bearer();
+    let svc_auth = format!("Bearer {token}");
+    let r = s
+        .send(
+            "POST",
+            "/v1/patients/lookup",
+            &[
+                ("x-purpose-of-use", "treatment"),
+                ("authorization", &svc_auth),
+            ],
+            Some(&lookup),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = s
+        .send(
+            "GET",
+            "/v1/auth/whoami",
+            &[("authorization", &svc_auth)],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json()["mfa"],
+        true,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    // Another service's token over this certificate is refused outright.
+    let other_auth = format!("Bearer {}", w.service_token);
+    let r = s
+        .send(
+            "GET",
+            "/v1/auth/whoami",
+            &[("authorization", &other_auth)],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status, 401,
+        "one service's token passed with another's certificate"
+    );
     // Its roles still bound it: no audit for a clinician service.
     let r = s.send("GET", "/v1/audit/verify", &[], None).await.unwrap();
     assert_eq!(r.status, 403);

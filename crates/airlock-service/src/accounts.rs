@@ -164,7 +164,7 @@ pub struct WhoAmI {
 }
 
 /// What kind of principal to create.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum NewKind {
     /// A person: password and TOTP.
@@ -187,6 +187,11 @@ pub struct NewPrincipal {
     /// A person's initial password.
     #[serde(default)]
     pub password: Option<String>,
+    /// A clinician's practitioner identity in the clinical data (an NPI: system
+    /// `http://hl7.org/fhir/sid/us-npi`), through which their treatment relationships are
+    /// found; in effect with the clinician role, once a second person confirms it.
+    #[serde(default)]
+    pub practitioner: Option<crate::identity::PractitionerLink>,
 }
 
 impl std::fmt::Debug for NewPrincipal {
@@ -399,9 +404,25 @@ impl Caller {
         }
         let ids = self.service().identities();
         let by = self.who.principal.id.clone();
+        let link = match &body.practitioner {
+            None => None,
+            Some(_) if body.kind != NewKind::User || !body.roles.contains(&Role::Clinician) => {
+                return Err(ServiceError::invalid(
+                    "practitioner",
+                    "only a person granted the clinician role is linked to a practitioner",
+                ));
+            }
+            Some(l) => Some(
+                crate::identity::PractitionerLink::new(&l.system, &l.value)
+                    .map_err(|e| ServiceError::invalid("practitioner", e.to_string()))?,
+            ),
+        };
         let out = match body.kind {
             NewKind::User => {
                 let (token, pending) = ids.invite_user(&by, &id, &body.roles).await?;
+                if let Some(l) = &link {
+                    ids.link_practitioner_pending(&by, &id, l).await?;
+                }
                 CreatedPrincipal {
                     id: id.clone(),
                     kind: "user",
@@ -430,8 +451,11 @@ impl Caller {
         self.config_change(
             LedgerResource::Principal(id),
             format!(
-                "principal created with roles {}; awaiting a second person: {}",
+                "principal created with roles {}{}; awaiting a second person: {}",
                 roles.join(","),
+                link.as_ref()
+                    .map(|l| format!(" linked to practitioner {l}"))
+                    .unwrap_or_default(),
                 if pending.is_empty() {
                     "none".to_string()
                 } else {

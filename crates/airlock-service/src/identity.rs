@@ -147,6 +147,72 @@ impl fmt::Debug for Enrolment {
     }
 }
 
+/// The identifier system of a US National Provider Identifier.
+pub const NPI_SYSTEM: &str = "http://hl7.org/fhir/sid/us-npi";
+
+/// A clinician's practitioner identity in the clinical data: an identifier's system and value
+/// (an NPI, or the hospital's own practitioner identifier). A treatment relationship is found
+/// through it: an encounter, a care team or a general practitioner entry in the patient's
+/// record naming the Practitioner with this identifier. A provider identifier, not patient
+/// data.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct PractitionerLink {
+    /// The identifier's system (for an NPI, `http://hl7.org/fhir/sid/us-npi`).
+    #[schemars(
+        length(min = 1, max = 256),
+        regex(pattern = r"^[^|\u0000-\u001f\u007f-\u009f]+$")
+    )]
+    pub system: String,
+    /// The identifier's value.
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[^|\u0000-\u001f\u007f-\u009f]+$")
+    )]
+    pub value: String,
+}
+
+impl PractitionerLink {
+    /// A checked link: both parts present, short, without control characters or `|`.
+    pub fn new(system: &str, value: &str) -> Result<Self, IdentityError> {
+        let ok = |s: &str, max: usize| {
+            !s.is_empty()
+                && s.chars().count() <= max
+                && !s.chars().any(|c| c.is_control() || c == '|')
+        };
+        if !ok(system, 256) {
+            return Err(IdentityError::Invalid {
+                reason: "`practitioner.system` must be 1 to 256 characters, without `|` or control characters".into(),
+            });
+        }
+        if !ok(value, 64) {
+            return Err(IdentityError::Invalid {
+                reason: "`practitioner.value` must be 1 to 64 characters, without `|` or control characters".into(),
+            });
+        }
+        Ok(PractitionerLink {
+            system: system.to_string(),
+            value: value.to_string(),
+        })
+    }
+
+    /// `SYSTEM|VALUE` (FHIR's token search form), or a bare value, read as an NPI.
+    pub fn parse(text: &str) -> Result<Self, IdentityError> {
+        match text.split_once('|') {
+            Some((system, value)) => Self::new(system, value),
+            None => Self::new(NPI_SYSTEM, text),
+        }
+    }
+}
+
+impl fmt::Display for PractitionerLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}|{}", self.system, self.value)
+    }
+}
+
 /// A stored principal, without secrets.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct PrincipalRecord {
@@ -1205,8 +1271,120 @@ impl Identities {
             .bind(role.as_str())
             .execute(&mut *tx)
             .await?;
+        // The practitioner identity granted with the clinician role is confirmed with it.
+        if role == Role::Clinician {
+            let pending = sqlx::query(
+                "SELECT system, value FROM practitioner_links \
+                 WHERE principal = $1 AND confirmed_by IS NULL",
+            )
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(r) = pending {
+                let link = PractitionerLink {
+                    system: r.try_get("system")?,
+                    value: r.try_get("value")?,
+                };
+                sqlx::query(
+                    "UPDATE practitioner_links SET confirmed_by = $1, mac = $2 WHERE principal = $3",
+                )
+                .bind(by.as_str())
+                .bind(self.link_seal(id.as_str(), &link, by.as_str()))
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         tx.commit().await?;
         Ok(now)
+    }
+
+    /// Link `id` to a practitioner identity at once (the local operator, who holds the
+    /// deployment passphrase, as with the roles `users add` gives).
+    pub async fn link_practitioner(
+        &self,
+        by: &ActorId,
+        id: &ActorId,
+        link: &PractitionerLink,
+    ) -> Result<(), IdentityError> {
+        self.write_link(by, id, link, Some(by)).await
+    }
+
+    /// Link `id` to a practitioner identity, pending: it takes effect when a second person
+    /// confirms the clinician role granted with it ([`Identities::confirm_role`]), so whoever
+    /// grants the role cannot also choose, alone, whose patients it opens.
+    pub async fn link_practitioner_pending(
+        &self,
+        by: &ActorId,
+        id: &ActorId,
+        link: &PractitionerLink,
+    ) -> Result<(), IdentityError> {
+        self.write_link(by, id, link, None).await
+    }
+
+    async fn write_link(
+        &self,
+        by: &ActorId,
+        id: &ActorId,
+        link: &PractitionerLink,
+        confirmed_by: Option<&ActorId>,
+    ) -> Result<(), IdentityError> {
+        let mac = confirmed_by.map(|c| self.link_seal(id.as_str(), link, c.as_str()));
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        sqlx::query(
+            "INSERT INTO practitioner_links (principal, system, value, linked_by, linked_at, confirmed_by, mac) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (principal) DO UPDATE SET system = $2, value = $3, linked_by = $4, \
+             linked_at = $5, confirmed_by = $6, mac = $7",
+        )
+        .bind(id.as_str())
+        .bind(&link.system)
+        .bind(&link.value)
+        .bind(by.as_str())
+        .bind(now_text(Utc::now()))
+        .bind(confirmed_by.map(ActorId::as_str))
+        .bind(mac)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    fn link_seal(&self, id: &str, link: &PractitionerLink, confirmed_by: &str) -> String {
+        self.seal_row(
+            "practitioner_links",
+            &[id, &link.system, &link.value, confirmed_by],
+        )
+    }
+
+    /// The practitioner identity `id` is linked to: confirmed and sealed, else none (a link
+    /// written without the deployment's key, or not yet confirmed, links nobody).
+    pub async fn practitioner(
+        &self,
+        id: &ActorId,
+    ) -> Result<Option<PractitionerLink>, IdentityError> {
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        let row = sqlx::query(
+            "SELECT system, value, confirmed_by, mac FROM practitioner_links \
+             WHERE principal = $1 AND confirmed_by IS NOT NULL",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let Some(r) = row else { return Ok(None) };
+        let link = PractitionerLink {
+            system: r.try_get("system")?,
+            value: r.try_get("value")?,
+        };
+        let confirmed_by: String = r.try_get("confirmed_by")?;
+        let mac: Option<String> = r.try_get("mac")?;
+        let sealed = self.row_is_sealed(
+            "practitioner_links",
+            &[id.as_str(), &link.system, &link.value, &confirmed_by],
+            mac.as_deref(),
+        );
+        Ok(sealed.then_some(link))
     }
 
     /// Disable a principal and end its sessions and tokens.
@@ -1558,6 +1736,49 @@ impl Identities {
             via: Via::MutualTls { scopes },
             mfa: false,
         }))
+    }
+
+    /// A bearer credential presented over mutual TLS. A service's token with the client
+    /// certificate registered to the same service is two factors (a secret it knows, a private
+    /// key it holds): `mfa` holds, and the request may take only the actions both credentials
+    /// allow. A certificate registered to another service makes the pair worthless (someone
+    /// holds one service's token and another's key); one registered to nobody adds nothing.
+    /// A person's session is unchanged by a certificate.
+    pub async fn authenticate_with_cert(
+        &self,
+        bearer: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Authenticated>, IdentityError> {
+        let Some(mut who) = self.authenticate(bearer, now).await? else {
+            return Ok(None);
+        };
+        let Via::Token { id, scopes } = &who.via else {
+            return Ok(Some(who));
+        };
+        match self.authenticate_cert(fingerprint).await? {
+            None => Ok(Some(who)),
+            Some(cert) if cert.principal.id == who.principal.id => {
+                let Via::MutualTls { scopes: held } = &cert.via else {
+                    return Ok(Some(who));
+                };
+                let both = scopes
+                    .iter()
+                    .copied()
+                    .filter(|a| held.contains(a))
+                    .collect();
+                who.via = Via::Token {
+                    id: id.clone(),
+                    scopes: both,
+                };
+                who.mfa = true;
+                Ok(Some(who))
+            }
+            Some(_) => {
+                tracing::warn!("a token presented with another service's client certificate");
+                Ok(None)
+            }
+        }
     }
 
     /// Revoke an API token.

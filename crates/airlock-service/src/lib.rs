@@ -40,7 +40,9 @@ use airlock_types::{Mrn, Phi};
 
 pub use caller::{Caller, Trace, anonymous};
 pub use error::ServiceError;
-pub use identity::{Authenticated, Identities, IdentityError, IdentityPolicy, Via};
+pub use identity::{
+    Authenticated, Identities, IdentityError, IdentityPolicy, NPI_SYSTEM, PractitionerLink, Via,
+};
 pub use ledger::{NoObserver, Observer};
 pub use resource::LedgerResource;
 

@@ -106,10 +106,32 @@ pub fn new_principal(generator: &mut SchemaGenerator) -> Schema {
             "required": ["id", "kind", "roles"],
         })
     };
+    // A clinician may come with the practitioner identity their treatment relationships are
+    // found through; nobody else has one.
+    let link = generator
+        .subschema_for::<crate::identity::PractitionerLink>()
+        .to_value();
+    let clinician = serde_json::json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "id": new_principal_id(),
+            "kind": {"const": "user"},
+            "roles": {
+                "type": "array",
+                "items": roles,
+                "minItems": 1,
+                "contains": {"const": "clinician"},
+            },
+            "practitioner": link,
+        },
+        "required": ["id", "kind", "roles", "practitioner"],
+    });
     json_schema!({
-        "description": "A person (enrols their own password and TOTP with the token in the answer) or a service (tokens or a client certificate; no person-only role)",
+        "description": "A person (enrols their own password and TOTP with the token in the answer; a clinician may be linked to their practitioner identity) or a service (tokens or a client certificate; no person-only role)",
         "oneOf": [
-            one("user", roles),
+            one("user", roles.clone()),
+            clinician,
             one("service", serde_json::json!({"type": "string", "enum": service_roles()})),
         ],
     })

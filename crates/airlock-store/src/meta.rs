@@ -98,6 +98,16 @@ const MIGRATIONS: &[Migration] = &[
         postgres_only: false,
         sql: include_str!("../migrations/0010_identity_row_seals.sql"),
     },
+    Migration {
+        version: 11,
+        postgres_only: false,
+        sql: include_str!("../migrations/0011_practitioner_links.sql"),
+    },
+    Migration {
+        version: 12,
+        postgres_only: true,
+        sql: include_str!("../migrations/0012_postgres_rls_practitioner_links.sql"),
+    },
 ];
 
 /// What the serving role may do to each table on PostgreSQL, as `GRANT` privilege lists: the
@@ -132,6 +142,10 @@ pub const SERVING_GRANTS: &[(&str, &str)] = &[
     ),
     ("enrolments", "SELECT, INSERT, DELETE"),
     ("role_grants", "SELECT, INSERT, DELETE"),
+    (
+        "practitioner_links",
+        "SELECT, INSERT, UPDATE (system, value, linked_by, linked_at, confirmed_by, mac)",
+    ),
     (
         "model_versions",
         "SELECT, INSERT, UPDATE (state, canary_share_bp, zone)",

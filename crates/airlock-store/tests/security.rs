@@ -1113,6 +1113,7 @@ async fn finding_07_the_serving_role_cannot_switch_row_level_security_off() {
         "api_tokens",
         "enrolments",
         "role_grants",
+        "practitioner_links",
         "model_versions",
         "model_transitions",
         "model_approvals",

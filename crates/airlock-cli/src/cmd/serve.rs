@@ -265,6 +265,11 @@ enum UsersCmd {
         /// token's scopes.
         #[arg(long = "cert-scope", requires = "client_cert")]
         cert_scopes: Vec<Action>,
+        /// A clinician's practitioner identity in the clinical data, `SYSTEM|VALUE` or a bare
+        /// NPI: they open the records of patients whose encounters, care team or general
+        /// practitioner name it (else only under break-glass).
+        #[arg(long, conflicts_with = "service")]
+        practitioner: Option<String>,
     },
     /// List principals.
     List {
@@ -299,7 +304,15 @@ pub fn users(a: UsersArgs) -> anyhow::Result<ExitCode> {
                 password_file,
                 client_cert,
                 cert_scopes,
+                practitioner,
             } => {
+                let link = practitioner
+                    .as_deref()
+                    .map(airlock_service::PractitionerLink::parse)
+                    .transpose()?;
+                if link.is_some() && !roles.contains(&Role::Clinician) {
+                    anyhow::bail!("--practitioner links a clinician: add --role clinician");
+                }
                 let h = home.open().await?;
                 let ids = identities(&h)?;
                 let names = roles
@@ -337,6 +350,10 @@ pub fn users(a: UsersArgs) -> anyhow::Result<ExitCode> {
                         )
                         .await?;
                     println!("user `{id}` created with roles {names}");
+                    if let Some(l) = &link {
+                        ids.link_practitioner(h.actor(), &id, l).await?;
+                        println!("  linked to practitioner {l}");
+                    }
                     if generated {
                         println!("  password (shown once): {pw}");
                     }
@@ -348,7 +365,12 @@ pub fn users(a: UsersArgs) -> anyhow::Result<ExitCode> {
                 audit_change(
                     &h,
                     format!("principal:{id}"),
-                    format!("principal created with roles {names}"),
+                    format!(
+                        "principal created with roles {names}{}",
+                        link.as_ref()
+                            .map(|l| format!(" linked to practitioner {l}"))
+                            .unwrap_or_default()
+                    ),
                 )
                 .await?;
                 h.close().await?;

@@ -72,8 +72,12 @@ pub struct World {
     pub totp: BTreeMap<String, Secret>,
     /// The synthetic cohort's identifying values (names, MRNs, SSNs...).
     pub phi_values: Vec<String>,
-    /// One MRN that exists in the clinical dataset.
+    /// One MRN that exists in the clinical dataset: a patient the clinician treats.
     pub mrn: String,
+    /// A patient in the clinical dataset the clinician does not treat.
+    pub other_mrn: String,
+    /// The NPI of the first patient's attending practitioner, which the clinician is linked to.
+    pub npi: String,
 }
 
 pub fn user_of(role: Role) -> String {
@@ -158,6 +162,15 @@ impl World {
             }
         }
         let mrn = cohort.patients[0].identity.mrn.clone();
+        // The clinician treats the first patient (issue 28, finding 8): linked to the NPI of
+        // that patient's attending practitioner.
+        let npi = cohort.patients[0].clinician.npi.clone();
+        let other_mrn = cohort
+            .patients
+            .iter()
+            .find(|p| p.clinician.npi != npi)
+            .map(|p| p.identity.mrn.clone())
+            .expect("a patient with another attending");
         let bundles: Vec<PathBuf> = std::fs::read_dir(gen_dir.join("fhir"))
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -245,6 +258,15 @@ impl World {
                 .await
                 .unwrap();
             totp_secrets.insert(id.to_string(), e.secret);
+            if role == Role::Clinician {
+                ids.link_practitioner(
+                    &op,
+                    &id,
+                    &airlock_service::PractitionerLink::parse(npi.as_str()).unwrap(),
+                )
+                .await
+                .unwrap();
+            }
         }
         let svc = ActorId::new("svc-ehr").unwrap();
         ids.add_service(&op, &svc, &[Role::Clinician])
@@ -266,6 +288,8 @@ impl World {
             totp: totp_secrets,
             phi_values,
             mrn,
+            other_mrn,
+            npi,
         };
         for role in Role::ALL {
             let r = w.login(&user_of(role), PASSWORD).await;
