@@ -212,11 +212,14 @@ pub enum EventType {
     Ingest,
     /// A dataset was created.
     DatasetCreate,
+    /// A check of the deployment's own records failed (identity rows that fail their seals):
+    /// what incident response starts from.
+    SecurityAlert,
 }
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 19] = [
+    pub const ALL: [EventType; 20] = [
         EventType::Login,
         EventType::Access,
         EventType::Query,
@@ -236,6 +239,7 @@ impl EventType {
         EventType::ConfigChange,
         EventType::Ingest,
         EventType::DatasetCreate,
+        EventType::SecurityAlert,
     ];
 
     /// The name written in entries (`break_glass_start`...).
@@ -260,6 +264,7 @@ impl EventType {
             EventType::ConfigChange => "config_change",
             EventType::Ingest => "ingest",
             EventType::DatasetCreate => "dataset_create",
+            EventType::SecurityAlert => "security_alert",
         }
     }
 }

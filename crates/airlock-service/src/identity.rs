@@ -378,6 +378,24 @@ pub fn person_only_action(action: Action) -> bool {
     )
 }
 
+/// What a sweep of the identity rows found ([`Identities::reconcile`]).
+#[derive(Debug, Clone, Default)]
+pub struct Reconciliation {
+    /// Rows checked.
+    pub checked: usize,
+    /// Rows that fail their seals.
+    pub failing: Vec<FailingRow>,
+}
+
+/// A row that fails its seal: written by someone with database access and no key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailingRow {
+    /// Its table.
+    pub table: &'static str,
+    /// The principal it is about (a session's or token's holder, a link's clinician).
+    pub principal: String,
+}
+
 /// What `authenticate` writes after its read.
 enum Followup {
     Nothing,
@@ -1779,6 +1797,89 @@ impl Identities {
                 Ok(None)
             }
         }
+    }
+
+    /// Check the seal of every row that carries authority: principals, sessions, API tokens
+    /// and confirmed practitioner links. A failing row already grants nothing (every read checks
+    /// its seal); the sweep finds the ones nobody has tried to use yet, so that tampering with
+    /// the database is seen when it happens, not when it is first exploited. Nothing changes.
+    pub async fn reconcile(&self) -> Result<Reconciliation, IdentityError> {
+        self.adopt_unsealed_rows().await?;
+        let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
+        let principals = sqlx::query(
+            "SELECT id, kind, roles, disabled, client_cert_sha256, client_cert_scopes, mac AS pmac \
+             FROM principals",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let sessions = sqlx::query("SELECT token_hash, principal, expires_at, mac FROM sessions")
+            .fetch_all(&mut *tx)
+            .await?;
+        let tokens = sqlx::query(
+            "SELECT token_hash, principal, scopes, expires_at, mac FROM api_tokens \
+             WHERE revoked_at IS NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let links = sqlx::query(
+            "SELECT principal, system, value, confirmed_by, mac FROM practitioner_links \
+             WHERE confirmed_by IS NOT NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut out = Reconciliation::default();
+        let mut check = |table: &'static str, principal: String, sealed: bool| {
+            out.checked += 1;
+            if !sealed {
+                out.failing.push(FailingRow { table, principal });
+            }
+        };
+        for r in &principals {
+            check(
+                "principals",
+                r.try_get("id")?,
+                self.principal_row_sealed(r)?,
+            );
+        }
+        for r in &sessions {
+            let (h, who, exp): (String, String, String) = (
+                r.try_get("token_hash")?,
+                r.try_get("principal")?,
+                r.try_get("expires_at")?,
+            );
+            let mac: Option<String> = r.try_get("mac")?;
+            let sealed = self.row_is_sealed("sessions", &[&h, &who, &exp], mac.as_deref());
+            check("sessions", who, sealed);
+        }
+        for r in &tokens {
+            let (h, who, scopes, exp): (String, String, String, String) = (
+                r.try_get("token_hash")?,
+                r.try_get("principal")?,
+                r.try_get("scopes")?,
+                r.try_get("expires_at")?,
+            );
+            let mac: Option<String> = r.try_get("mac")?;
+            let sealed =
+                self.row_is_sealed("api_tokens", &[&h, &who, &scopes, &exp], mac.as_deref());
+            check("api_tokens", who, sealed);
+        }
+        for r in &links {
+            let (who, system, value, by): (String, String, String, String) = (
+                r.try_get("principal")?,
+                r.try_get("system")?,
+                r.try_get("value")?,
+                r.try_get("confirmed_by")?,
+            );
+            let mac: Option<String> = r.try_get("mac")?;
+            let sealed = self.row_is_sealed(
+                "practitioner_links",
+                &[&who, &system, &value, &by],
+                mac.as_deref(),
+            );
+            check("practitioner_links", who, sealed);
+        }
+        Ok(out)
     }
 
     /// Revoke an API token.

@@ -36,12 +36,13 @@ use airlock_authz::Authorizer;
 use airlock_crypto::Secret;
 use airlock_ledger::{Entry, PatientPseudonym};
 use airlock_store::Home;
-use airlock_types::{Mrn, Phi};
+use airlock_types::{Mrn, Phi, Zone};
 
 pub use caller::{Caller, Trace, anonymous};
 pub use error::ServiceError;
 pub use identity::{
-    Authenticated, Identities, IdentityError, IdentityPolicy, NPI_SYSTEM, PractitionerLink, Via,
+    Authenticated, FailingRow, Identities, IdentityError, IdentityPolicy, NPI_SYSTEM,
+    PractitionerLink, Reconciliation, Via,
 };
 pub use ledger::{NoObserver, Observer};
 pub use resource::LedgerResource;
@@ -207,6 +208,50 @@ impl Service {
     /// writer; returns the first index once they are durable.
     pub async fn append(&self, entries: Vec<Entry>) -> Result<u64, ServiceError> {
         self.inner.writer.append(entries).await
+    }
+
+    /// Sweep the identity rows' seals ([`Identities::reconcile`]) and, when any fails, record
+    /// a `security_alert` entry naming the tables and principals (ids, never a credential), so
+    /// tampering with the database is in the ledger when it happens. The server runs this
+    /// periodically; `airlock users reconcile` on demand.
+    pub async fn reconcile_identities(&self) -> Result<identity::Reconciliation, ServiceError> {
+        let found = self.identities().reconcile().await?;
+        if !found.failing.is_empty() {
+            let mut by_table: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+                std::collections::BTreeMap::new();
+            for f in &found.failing {
+                by_table.entry(f.table).or_default().insert(&f.principal);
+            }
+            let detail = by_table
+                .iter()
+                .map(|(t, who)| {
+                    format!("{t}: {}", who.iter().copied().collect::<Vec<_>>().join(","))
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            tracing::error!(
+                rows = found.failing.len(),
+                "identity rows fail their seals: written without the deployment's key"
+            );
+            self.home()
+                .audit(
+                    self.home()
+                        .entry(
+                            airlock_ledger::EventType::SecurityAlert,
+                            Zone::Clinical,
+                            airlock_ledger::OutcomeKind::Failure,
+                        )
+                        .with_resource("identities")
+                        .with_reason(format!(
+                            "{} of {} identity rows fail their seals (written without the \
+                             deployment's key; they grant nothing): {detail}",
+                            found.failing.len(),
+                            found.checked
+                        )),
+                )
+                .await?;
+        }
+        Ok(found)
     }
 
     /// Ledger entries matching `filter`, oldest first (on a blocking thread: the index catches

@@ -355,6 +355,17 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             ..Default::default()
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+        // Every identity row's seal, as `serve` sweeps them at start and periodically.
+        let swept = state
+            .service()
+            .reconcile_identities()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "    identity rows swept: {} checked, {} written without the deployment's key",
+            swept.checked,
+            swept.failing.len()
+        );
         let listener = match airlock_server::tls::bind(a.listen).await {
             Ok(l) => l,
             Err(_) => {

@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// TLS); each service's certificate is registered with `users add --client-cert`.
     #[arg(long)]
     client_ca: Option<PathBuf>,
+    /// How often the server sweeps the identity rows' seals (at start, then every this many
+    /// minutes); a row written without the deployment's key is recorded as a security alert.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=1440))]
+    reconcile_minutes: u64,
 }
 
 /// Load the policy set: the built-in one, or a file validated against the schema.
@@ -178,6 +182,19 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             .fail_interrupted_runs()
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        // The identity rows' seals, swept at start and then periodically (issue 28, finding 7).
+        let sweeper = service.clone();
+        let period = std::time::Duration::from_secs(a.reconcile_minutes * 60);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(period);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if let Err(e) = sweeper.reconcile_identities().await {
+                    tracing::error!(error = %e, "the identity reconciliation failed");
+                }
+            }
+        });
         airlock_server::tls::serve(
             listener,
             tls,
@@ -282,6 +299,13 @@ enum UsersCmd {
         home: HomeArgs,
         /// The principal.
         id: ActorId,
+    },
+    /// Check the seal of every identity row (principals, sessions, tokens, practitioner
+    /// links); rows written without the deployment's key are named and recorded as a security
+    /// alert in the ledger (exit status 1). The server does this every `--reconcile-minutes`.
+    Reconcile {
+        #[command(flatten)]
+        home: HomeArgs,
     },
     /// Give a user a new TOTP secret (prints the new enrolment URI once).
     ResetMfa {
@@ -402,6 +426,42 @@ pub fn users(a: UsersArgs) -> anyhow::Result<ExitCode> {
                 audit_change(&h, format!("principal:{id}"), "principal disabled".into()).await?;
                 println!("`{id}` disabled; its sessions and tokens are ended");
                 h.close().await?;
+            }
+            UsersCmd::Reconcile { home } => {
+                let h = home.open().await?;
+                let service = airlock_service::Service::new(
+                    h.clone(),
+                    Authorizer::new()?,
+                    IdentityPolicy::default(),
+                    std::sync::Arc::new(airlock_service::NoObserver),
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let found = service
+                    .reconcile_identities()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let failed = !found.failing.is_empty();
+                for f in &found.failing {
+                    println!(
+                        "FAILS ITS SEAL: a row of `{}` for `{}`",
+                        f.table, f.principal
+                    );
+                }
+                println!(
+                    "{} identity rows checked; {} fail their seals{}",
+                    found.checked,
+                    found.failing.len(),
+                    if failed {
+                        " (recorded in the ledger as a security alert)"
+                    } else {
+                        ""
+                    }
+                );
+                drop(service);
+                h.close().await?;
+                if failed {
+                    return Ok(ExitCode::FAILURE);
+                }
             }
             UsersCmd::ResetMfa { home, id } => {
                 let h = home.open().await?;
