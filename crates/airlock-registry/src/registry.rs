@@ -915,35 +915,83 @@ impl Registry {
         }
         let reason = format!("{reason}; {soak}");
         let reason = reason.as_str();
+        // The version it replaces stands by in silent mode: still scored (its agreement with
+        // the new one is measured) and ready for a one-call rollback; retiring it is a choice.
         let mut steps: Vec<(ModelVersion, State, u16)> = versions
             .into_iter()
             .filter(|v| v.state == State::Production)
-            .map(|v| (v, State::Retired, 0))
+            .map(|v| (v, State::Silent, 0))
             .collect();
         steps.push((canary, State::Production, 0));
         self.apply(&steps, EventType::ModelDeploy, reason).await
     }
 
     /// The canary goes back to silent: every patient sees production again.
+    /// With no canary, production goes back to the version that was production before it,
+    /// which has stood by in silent mode since (the current one stands by in its place), in one
+    /// step: refused, naming why, when that version was retired or there was none.
     pub async fn rollback(
         &self,
         name: &ModelName,
         reason: &str,
     ) -> Result<Vec<Transition>, RegistryError> {
         let _order = self.lifecycle().await?;
-        let canary = self
-            .versions(name)
-            .await?
-            .into_iter()
-            .find(|v| v.state == State::Canary)
-            .ok_or_else(|| RegistryError::NotFound {
+        let versions = self.versions(name).await?;
+        if let Some(canary) = versions.iter().find(|v| v.state == State::Canary) {
+            return self
+                .apply(
+                    &[(canary.clone(), State::Silent, 0)],
+                    EventType::ModelDeploy,
+                    reason,
+                )
+                .await;
+        }
+        let Some(current) = versions.iter().find(|v| v.state == State::Production) else {
+            return Err(RegistryError::NotFound {
                 name: name.to_string(),
-                version: Some("(canary)".into()),
-            })?;
-        self.apply(
-            &[(canary, State::Silent, 0)],
+                version: Some("(canary or production)".into()),
+            });
+        };
+        // The newest other version that reached production.
+        let history = self.history(name).await?;
+        let previous = history
+            .iter()
+            .rev()
+            .find(|t| t.to == State::Production && t.hash != current.hash)
+            .map(|t| t.hash);
+        let refuse = |rule: String| RegistryError::Rollout {
+            name: name.to_string(),
+            rule,
+        };
+        let Some(previous) = previous else {
+            return Err(refuse(
+                "no rollback: no other version of this model was ever in production".into(),
+            ));
+        };
+        let Some(standby) = versions.iter().find(|v| v.hash == previous) else {
+            return Err(refuse(
+                "no rollback: the previous production version is gone".into(),
+            ));
+        };
+        if standby.state != State::Silent {
+            return Err(refuse(format!(
+                "no rollback: the previous production version {} is {}, not standing by in silent mode",
+                standby.hash.short(),
+                standby.state
+            )));
+        }
+        let reason = format!(
+            "{reason}; production rolled back to {}, which was production before",
+            standby.hash.short()
+        );
+        self.apply_steps(
+            &[
+                (current.clone(), State::Silent, 0),
+                (standby.clone(), State::Production, 0),
+            ],
             EventType::ModelDeploy,
-            reason,
+            &reason,
+            Some(&standby.hash),
         )
         .await
     }
@@ -956,8 +1004,25 @@ impl Registry {
         event: EventType,
         reason: &str,
     ) -> Result<Vec<Transition>, RegistryError> {
+        self.apply_steps(steps, event, reason, None).await
+    }
+
+    /// [`Registry::apply`], where `reinstated` (a version the caller checked was production
+    /// before, standing by in silent mode) may go from silent straight back to production: it
+    /// went through silent mode and a canary once already.
+    async fn apply_steps(
+        &self,
+        steps: &[(ModelVersion, State, u16)],
+        event: EventType,
+        reason: &str,
+        reinstated: Option<&ContentHash>,
+    ) -> Result<Vec<Transition>, RegistryError> {
         for (v, to, _) in steps {
-            self.check_step(v, *to)?;
+            let back =
+                reinstated == Some(&v.hash) && v.state == State::Silent && *to == State::Production;
+            if !back {
+                self.check_step(v, *to)?;
+            }
         }
         let entries: Vec<Entry> = steps
             .iter()

@@ -91,6 +91,8 @@ impl State {
             (Silent, Canary) => Ok(()),
             (Canary, Production) => Ok(()),
             (Canary, Silent) => Ok(()),
+            // A replaced or rolled-back production version stands by, silent.
+            (Production, Silent) => Ok(()),
             (Approved | Validated | Registered, Canary | Production) => {
                 Err("a model reaches patients only after silent mode and a canary")
             }

@@ -385,16 +385,30 @@ async fn canary_is_deterministic_per_patient_and_rolls_back() {
             .to_hex()
             == v1
     }));
-    // Canary again, then promote: v1 retires in the same step.
+    // Canary again, then promote: v1 stands by in silent mode in the same step.
     ops.deploy(&name, &v2, State::Canary, Some(5_000), "again")
         .await
         .unwrap();
     let t = ops.promote(&name, "canary held", 0).await.unwrap();
     assert_eq!(t.len(), 2);
-    assert_eq!(registry_state(&home, &name, &v1).await, State::Retired);
+    assert_eq!(registry_state(&home, &name, &v1).await, State::Silent);
     assert_eq!(registry_state(&home, &name, &v2).await, State::Production);
+    // Production rolls back in one call (issue 29): v1 is production again, v2 stands by.
+    let t = ops
+        .rollback(&name, "post-release regression")
+        .await
+        .unwrap();
+    assert_eq!(t.len(), 2);
+    assert_eq!(registry_state(&home, &name, &v1).await, State::Production);
+    assert_eq!(registry_state(&home, &name, &v2).await, State::Silent);
+    // Once the standby retires there is nothing to roll back to, and the refusal says why.
+    ops.deploy(&name, &v2, State::Retired, None, "withdrawn")
+        .await
+        .unwrap();
+    let err = ops.rollback(&name, "again").await.unwrap_err().to_string();
+    assert!(err.contains("retired"), "{err}");
     assert!(
-        ops.deploy(&name, &v1, State::Silent, None, "revive")
+        ops.deploy(&name, &v2, State::Silent, None, "revive")
             .await
             .is_err(),
         "retired is final"
@@ -639,7 +653,9 @@ async fn racing_steps(home: Home) {
         let after = as_actor(&home, "mo").get(&name, &h).await.unwrap();
         assert_eq!(after.state, State::Approved, "round {round}");
     }
-    // A canary promoted and rolled back at the same moment: one wins, the other is refused.
+    // A canary promoted and rolled back at the same moment: serialised. Either the rollback
+    // comes first (the canary goes back to silent; the promotion finds no canary), or the
+    // promotion does and the rollback then takes production back to the version before it.
     let reg = as_actor(&home, "mo");
     let versions = reg.versions(&name).await.unwrap();
     let (first, second) = (versions[0].hash.to_hex(), versions[1].hash.to_hex());
@@ -657,7 +673,15 @@ async fn racing_steps(home: Home) {
         .unwrap();
     let (mo, lee) = (as_actor(&home, "mo"), as_actor(&home, "lee"));
     let (p, r) = tokio::join!(mo.promote(&name, "go", 0), lee.rollback(&name, "stop"));
-    assert!(p.is_ok() != r.is_ok(), "promote {p:?} rollback {r:?}");
+    match (&p, &r) {
+        (Ok(_), Ok(t)) => assert!(
+            t.iter()
+                .any(|t| t.from == State::Production && t.to == State::Silent),
+            "rollback after the promotion did not move production: {t:?}"
+        ),
+        (Err(_), Ok(t)) => assert!(t.iter().all(|t| t.from == State::Canary)),
+        _ => panic!("promote {p:?} rollback {r:?}"),
+    }
     let states: Vec<State> = reg
         .versions(&name)
         .await

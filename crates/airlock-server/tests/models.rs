@@ -130,8 +130,22 @@ async fn lifecycle_over_the_api(db: Db) {
         .status,
         200
     );
-    // Silent only: nothing to show a clinician.
-    assert_eq!(predict(&w, Role::Clinician, &w.mrn).await.status, 404);
+    // Silent only (issue 29: a first model starts silent beside the existing workflow): it
+    // is scored and logged, and the answer says nothing is shown.
+    let r = predict(&w, Role::Clinician, &w.mrn).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let p = r.json();
+    assert_eq!(p["display"], "none");
+    assert!(
+        p.get("score").is_none() && p.get("version").is_none(),
+        "{p}"
+    );
+    assert_eq!(p["silent_versions_logged"], 1);
+    let e = entry(&w, p["prediction_id"].as_u64().unwrap());
+    assert_eq!(e.event, EventType::Prediction);
+    let logged = e.prediction.as_ref().unwrap();
+    assert_eq!(logged.display, airlock_ledger::Display::Silent);
+    assert_eq!(logged.version_hash.to_hex(), v1.as_str());
     assert_eq!(
         step(
             &w,

@@ -322,29 +322,45 @@ impl std::fmt::Debug for PredictBody {
     }
 }
 
-/// A shown prediction.
+/// Whether a prediction's output is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Shown {
+    /// A production or canary version's output, shown to the clinician.
+    Shown,
+    /// Only silent versions are deployed (a first model starts so, beside the existing
+    /// workflow): they were scored and logged, and no model output is shown.
+    None,
+}
+
+/// A prediction: the shown version's output, or, while a model is only in silent mode, the
+/// record that it was scored and logged with nothing shown.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Prediction {
-    /// The ledger index of the shown entry (overrides and outcomes refer to it).
+    /// The ledger index of the shown entry (overrides and outcomes refer to it); with nothing
+    /// shown, of the first silent entry.
     pub prediction_id: u64,
     /// The model.
     pub model: ModelName,
-    /// The version shown, hex.
-    #[schemars(with = "airlock_types::ContentHash")]
-    pub version: String,
-    /// Its state.
-    pub state: State,
-    /// Probability of the positive class.
+    /// The version shown, hex (absent when nothing is shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<airlock_types::ContentHash>")]
+    pub version: Option<String>,
+    /// Its state (absent when nothing is shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<State>,
+    /// Probability of the positive class (absent when nothing is shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1))]
-    pub score: f64,
-    /// Distance from the decision boundary, 0 to 1.
+    pub score: Option<f64>,
+    /// Distance from the decision boundary, 0 to 1 (absent when nothing is shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1))]
-    pub confidence: f64,
-    /// The features it used, in order.
+    pub confidence: Option<f64>,
+    /// The features the shown version used (else the first silent one), in order.
     pub features: Vec<String>,
-    /// Always `shown`.
-    #[schemars(schema_with = "crate::schema::always_shown")]
-    pub display: &'static str,
+    /// Whether an output is shown.
+    pub display: Shown,
     /// Silent versions scored and logged beside it.
     pub silent_versions_logged: usize,
 }
@@ -627,17 +643,24 @@ impl Caller {
     ) -> Result<Transitions, ServiceError> {
         let name = model_name(name)?;
         let reg = self.registry();
-        let canary = reg
-            .versions(&name)
-            .await?
-            .into_iter()
-            .find(|v| v.state == State::Canary)
-            .ok_or(ServiceError::NotFound { what: "canary" })?;
-        self.authorize(Action::DeployModel, &resource(&canary, Zone::Clinical))
+        let versions = reg.versions(&name).await?;
+        let canary = versions.iter().find(|v| v.state == State::Canary);
+        // A rollback without a canary moves production (back to the version before it).
+        let subject = match canary {
+            Some(c) => c,
+            None if !promote => versions
+                .iter()
+                .find(|v| v.state == State::Production)
+                .ok_or(ServiceError::NotFound {
+                    what: "canary or production version",
+                })?,
+            None => return Err(ServiceError::NotFound { what: "canary" }),
+        };
+        self.authorize(Action::DeployModel, &resource(subject, Zone::Clinical))
             .await?;
         let reason = check_reason(reason)?;
-        let transitions = if promote {
-            let shown = self.shown_since_canary(&reg, &name, &canary).await?;
+        let transitions = if let (true, Some(canary)) = (promote, canary) {
+            let shown = self.shown_since_canary(&reg, &name, canary).await?;
             reg.promote(&name, reason, shown).await?
         } else {
             reg.rollback(&name, reason).await?
@@ -681,7 +704,8 @@ impl Caller {
         self.canary_step(name, &body.reason, true).await
     }
 
-    /// The canary goes back to silent.
+    /// The canary goes back to silent; without a canary, production goes back to the version
+    /// that was production before it (standing by in silent mode).
     pub async fn rollback_model(
         &self,
         name: &str,
@@ -724,12 +748,15 @@ impl Caller {
                 what: "deployed model",
             })?;
         let key = self.service().pseudonym_key().expose_secret();
-        let shown = routes
-            .shown_for(key, &patient)
+        // A model only in silent mode is scored and logged with nothing shown: deployment
+        // starts silent beside the existing workflow, and that is what silent mode measures.
+        let shown = routes.shown_for(key, &patient);
+        let decided_on = shown
+            .or_else(|| routes.silent.first())
             .ok_or(ServiceError::NotFound {
                 what: "deployed model",
             })?;
-        let res = loaded_resource(shown);
+        let res = loaded_resource(decided_on);
         let decision = self.decide(Action::Predict, &res, grant.is_some());
         if !decision.allowed() {
             self.record(Action::Predict, &res, &decision, Some(patient))
@@ -765,24 +792,62 @@ impl Caller {
                     .with_reason(why.clone())
                     .with_prediction(serving::prediction_record(m, s, fhash))
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let entries = if entries.is_empty() {
+            // Silent versions only, and each refused the record: the request is still recorded.
+            vec![
+                self.entry(EventType::Prediction, Zone::Clinical, OutcomeKind::Failure)
+                    .with_resource(version_resource(
+                        decided_on.version.name.as_str(),
+                        &decided_on.version.hash,
+                    ))
+                    .with_patient(patient.clone())
+                    .with_reason(why.clone()),
+            ]
+        } else {
+            entries
+        };
         let first = self.audit_many(entries).await?;
         self.service()
             .observer()
             .decision(Action::Predict.as_str(), true);
         let Some((m, s)) = scored.first() else {
-            return Err(ServiceError::internal("no shown prediction"));
+            // Every silent version refused the record: logged above, nothing to show.
+            return Ok(Prediction {
+                prediction_id: first,
+                model: name,
+                version: None,
+                state: None,
+                score: None,
+                confidence: None,
+                features: decided_on.features.clone(),
+                display: Shown::None,
+                silent_versions_logged: 0,
+            });
         };
+        if s.display == Display::Silent {
+            return Ok(Prediction {
+                prediction_id: first,
+                model: m.version.name.clone(),
+                version: None,
+                state: None,
+                score: None,
+                confidence: None,
+                features: m.features.clone(),
+                display: Shown::None,
+                silent_versions_logged: scored.len(),
+            });
+        }
         let Scored { score, state, .. } = s;
         Ok(Prediction {
             prediction_id: first,
             model: m.version.name.clone(),
-            version: m.version.hash.to_hex(),
-            state: *state,
-            score: *score,
-            confidence: serving::confidence(*score),
+            version: Some(m.version.hash.to_hex()),
+            state: Some(*state),
+            score: Some(*score),
+            confidence: Some(serving::confidence(*score)),
             features: m.features.clone(),
-            display: "shown",
+            display: Shown::Shown,
             silent_versions_logged: scored.len() - 1,
         })
     }

@@ -206,7 +206,6 @@ constant!(always_running, "running");
 pub fn principal_kind(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "string", "enum": ["user", "service"]})
 }
-constant!(always_shown, "shown");
 constant!(always_ok, "ok");
 constant!(always_pending, "pending");
 constant!(always_true, true);

@@ -321,6 +321,22 @@ pub async fn tour(
         json!({"state": "silent", "reason": "shadow the current process"}),
     )
     .await?;
+    // A first model starts in silent mode: scored and logged, nothing shown.
+    if let Some(&row) = rows.first() {
+        let (mrn, features, _) = request_of(&table, row, &set, signature.as_ref());
+        let (s, j) = call(
+            c,
+            "casey-clinician",
+            "/v1/models/readmission-30d/predict".into(),
+            json!({"patient_mrn": mrn, "features": features}),
+        )
+        .await?;
+        println!(
+            "    silent only: a clinician's request -> {s}, display {}, {} silent version(s) scored and logged, no score shown",
+            field(&j, "/display"),
+            field(&j, "/silent_versions_logged")
+        );
+    }
     let (s, _) = call(
         c,
         "mo-mlops",
