@@ -16,18 +16,26 @@ use clap::{Args, Subcommand};
 /// Where the deployment is and how to unlock it.
 #[derive(Debug, Clone, Args)]
 pub struct HomeArgs {
-    /// The deployment's home directory.
-    #[arg(long, env = "AIRLOCK_HOME")]
-    pub home: PathBuf,
+    /// The deployment's home directory (required; before or after a subcommand).
+    #[arg(long = "home", env = "AIRLOCK_HOME", global = true)]
+    pub home_dir: Option<PathBuf>,
     /// A file holding the passphrase (else the AIRLOCK_PASSPHRASE environment variable).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub passphrase_file: Option<PathBuf>,
     /// On whose behalf the operator acts (recorded with the operator, never instead of them).
-    #[arg(long, env = "AIRLOCK_ACTOR")]
+    #[arg(long, env = "AIRLOCK_ACTOR", global = true)]
     pub actor: Option<String>,
 }
 
 impl HomeArgs {
+    /// The home directory. Optional to the parser (options that may follow a subcommand are
+    /// global, and clap cannot require a global one), required here.
+    pub fn home(&self) -> anyhow::Result<&Path> {
+        self.home_dir
+            .as_deref()
+            .context("the deployment's home is required: --home DIR (or AIRLOCK_HOME)")
+    }
+
     /// The passphrase from the file or the environment.
     pub fn passphrase(&self) -> anyhow::Result<Passphrase> {
         read_passphrase(self.passphrase_file.as_deref())
@@ -40,7 +48,7 @@ impl HomeArgs {
 
     /// Open the deployment.
     pub async fn open(&self) -> anyhow::Result<Home> {
-        Ok(Home::open(&self.home, &self.passphrase()?, self.actor()?).await?)
+        Ok(Home::open(self.home()?, &self.passphrase()?, self.actor()?).await?)
     }
 }
 
@@ -157,11 +165,11 @@ pub fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
         if a.danger_database_without_verified_tls {
             setup = setup.danger_without_verified_tls();
         }
-        let home = Home::init_with(&a.home.home, &pass, &opts, &setup, a.home.actor()?).await?;
+        let home = Home::init_with(a.home.home()?, &pass, &opts, &setup, a.home.actor()?).await?;
         println!(
             "initialised Airlock deployment `{}` at {}",
             a.name,
-            a.home.home.display()
+            a.home.home()?.display()
         );
         println!("  ledger verifier key: {}", home.verifier_key());
         println!(

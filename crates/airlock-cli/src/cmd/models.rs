@@ -174,11 +174,11 @@ enum ModelsCmd {
     },
     /// Re-read a version's artifact and check its hash and Ed25519 signature.
     Verify {
-        /// The model.
+        /// The model, `NAME@VERSION` (as `predict --model` takes it) or `NAME` with `--version`.
         name: String,
         /// Version (hash prefix, at least 6 hex digits).
         #[arg(long)]
-        version: String,
+        version: Option<String>,
     },
     /// Which versions were deployed, and how, at a given time.
     At {
@@ -269,6 +269,16 @@ pub fn models(a: ModelsArgs) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             }
             ModelsCmd::Verify { name, version } => {
+                let (name, version) = match (name.split_once('@'), version) {
+                    (Some((n, v)), None) => (n.to_string(), v.to_string()),
+                    (None, Some(v)) => (name, v),
+                    (Some(_), Some(_)) => {
+                        anyhow::bail!("give the version once: NAME@VERSION or --version")
+                    }
+                    (None, None) => anyhow::bail!(
+                        "which version? NAME@VERSION (a hash prefix of 6 or more hex digits)"
+                    ),
+                };
                 let name = ModelName::new(name)?;
                 let v = reg.get(&name, &version).await?;
                 match reg.load(&v).await {

@@ -101,12 +101,12 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     block_on(async move {
         let migrated = match &a.database_owner {
             Some(owner) => {
-                Home::migrate_database(&a.home.home, owner, a.database.as_deref()).await?
+                Home::migrate_database(a.home.home()?, owner, a.database.as_deref()).await?
             }
             None => Vec::new(),
         };
         let home = Home::open_with_database(
-            &a.home.home,
+            a.home.home()?,
             &a.home.passphrase()?,
             a.home.actor()?,
             a.database.as_deref(),
@@ -150,8 +150,8 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         let addr = listener.local_addr()?;
         // What governs this server, in its start entry: the policy set's and airlock.toml's
         // hashes (a changed policy or configuration shows as a changed hash at the next start).
-        let config =
-            std::fs::read(a.home.home.join("airlock.toml")).context("cannot read airlock.toml")?;
+        let config = std::fs::read(a.home.home()?.join("airlock.toml"))
+            .context("cannot read airlock.toml")?;
         audit_change(
             &home,
             "server".into(),
@@ -267,7 +267,7 @@ enum UsersCmd {
         /// The new principal's id.
         id: ActorId,
         /// A role (repeat for several).
-        #[arg(long = "role", required = true)]
+        #[arg(long = "role", required = true, value_parser = role_parser())]
         roles: Vec<Role>,
         /// A service identity (authenticates with API tokens) instead of a person.
         #[arg(long)]
@@ -314,6 +314,13 @@ enum UsersCmd {
         /// The user.
         id: ActorId,
     },
+}
+
+/// Roles by name, listed in `--help` and in the error for an unknown one.
+fn role_parser() -> impl clap::builder::TypedValueParser<Value = Role> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(Role::ALL.map(Role::as_str))
+        .try_map(|s| s.parse::<Role>())
 }
 
 /// Run `airlock users ...`.
