@@ -3,9 +3,13 @@
 //! ```text
 //! cargo run --release -p airlock-text --example eval -- CORPUS FORMAT [--predictions FILE --system NAME] [--json]
 //! ```
-//! FORMAT is `asq`, `presidio` or `jsonl`. With `--predictions`, FILE is JSONL, one line per
-//! corpus entry, `{"phi": [{"start", "end", "type"}]}` in character offsets. Without it the
-//! engine runs, and its throughput is printed too.
+//! FORMAT is `asq`, `presidio` or `jsonl`, or one of two built corpora: `synth`, where CORPUS is
+//! `PATIENTS:SEED` and the notes of an `airlock-synth` cohort are scored against the generator's
+//! gold spans, and `synthea`, where CORPUS is a folder of Synthea bundles and the notes are
+//! scored against the patient's own name, birth date and address (see `tests/corpora`). With
+//! `--predictions`, FILE is JSONL, one line per corpus entry, `{"phi": [{"start", "end",
+//! "type"}]}` in character offsets. Without it the engine runs, and its throughput is printed
+//! too.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -18,14 +22,31 @@ use std::time::Instant;
 use airlock_text::eval::{self, CorpusFormat};
 use anyhow::{Context, bail};
 
+#[path = "../tests/corpora/mod.rs"]
+mod corpora;
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(path), Some(fmt)) = (args.first(), args.get(1)) else {
-        bail!("usage: eval CORPUS asq|presidio|jsonl [--predictions FILE --system NAME] [--json]");
+        bail!(
+            "usage: eval CORPUS asq|presidio|jsonl|synth|synthea [--predictions FILE --system NAME] [--json]"
+        );
     };
-    let format = CorpusFormat::from_name(fmt).context("format must be asq, presidio or jsonl")?;
-    let data = std::fs::read_to_string(path).context("reading the corpus")?;
-    let corpus = eval::load_corpus(&data, format)?;
+    let corpus = match fmt.as_str() {
+        "synth" => {
+            let (n, seed) = path
+                .split_once(':')
+                .context("synth corpus must be PATIENTS:SEED")?;
+            corpora::generator(n.parse()?, seed.parse()?)
+        }
+        "synthea" => corpora::synthea(std::path::Path::new(path))?,
+        _ => {
+            let format = CorpusFormat::from_name(fmt)
+                .context("format must be asq, presidio, jsonl, synth or synthea")?;
+            let data = std::fs::read_to_string(path).context("reading the corpus")?;
+            eval::load_corpus(&data, format)?
+        }
+    };
     let flag = |name: &str| {
         args.iter()
             .position(|a| a == name)
@@ -77,20 +98,20 @@ fn main() -> anyhow::Result<()> {
                     });
                 if !covered {
                     println!(
-                        "MISS {:<30} {:?}   <<{}>>",
+                        "MISS {:<12} {:?}   <<{}>>",
                         g.label,
                         &e.text[g.start..g.end],
-                        e.text.replace('\n', " ")
+                        window(&e.text, g.start, g.end)
                     );
                 }
             }
             for s in &spans {
                 if !e.gold.iter().any(|g| g.start < s.end && s.start < g.end) {
                     println!(
-                        "FA   {:<30} {:?}   <<{}>>",
+                        "FA   {:<12} {:?}   <<{}>>",
                         s.kind,
                         &e.text[s.start..s.end],
-                        e.text.replace('\n', " ")
+                        window(&e.text, s.start, s.end)
                     );
                 }
             }
@@ -103,4 +124,17 @@ fn main() -> anyhow::Result<()> {
         print!("{}", eval::render_table(&report));
     }
     Ok(())
+}
+
+/// The text around a span (about 60 bytes each side, on character boundaries), on one line.
+fn window(text: &str, start: usize, end: usize) -> String {
+    let mut a = start.saturating_sub(60);
+    while !text.is_char_boundary(a) {
+        a -= 1;
+    }
+    let mut b = (end + 60).min(text.len());
+    while !text.is_char_boundary(b) {
+        b += 1;
+    }
+    text[a..b].replace('\n', " ")
 }

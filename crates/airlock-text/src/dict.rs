@@ -1,6 +1,7 @@
 //! The embedded gazetteers and word lists (see `data/SOURCES.md` for where each comes from and
 //! `scripts/text-dictionaries.py` for how they are regenerated).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
@@ -86,7 +87,7 @@ pub(crate) struct Dicts {
     /// first name when it is one of these).
     pub(crate) top_first: HashSet<&'static str>,
     /// Multi-word city names, lower-case.
-    pub(crate) multi_cities: HashSet<&'static str>,
+    pub(crate) multi_cities: HashSet<Cow<'static, str>>,
     /// For surrogates: first names and surnames by frequency, cities.
     pub(crate) first_names: Vec<&'static str>,
     pub(crate) surnames: Vec<&'static str>,
@@ -100,6 +101,25 @@ impl std::fmt::Debug for Dicts {
             .field("phrases", &self.phrase_kinds.len())
             .finish()
     }
+}
+
+/// "coeur d alene" → "coeur d'alene": a one-letter word `d`, `o` or `l` inside a place name is
+/// an elided article, written with an apostrophe.
+fn apostrophe_spelling(place: &str) -> Option<String> {
+    let words: Vec<&str> = place.split(' ').collect();
+    let mut out = String::with_capacity(place.len());
+    let mut changed = false;
+    for (i, w) in words.iter().enumerate() {
+        out.push_str(w);
+        let elided = matches!(*w, "d" | "o" | "l") && i > 0 && i + 1 < words.len();
+        if elided {
+            out.push('\'');
+            changed = true;
+        } else if i + 1 < words.len() {
+            out.push(' ');
+        }
+    }
+    changed.then_some(out)
 }
 
 fn entries(list: &'static str) -> impl Iterator<Item = &'static str> {
@@ -124,15 +144,22 @@ impl Dicts {
         for (i, w) in surnames.iter().enumerate() {
             add(w, if i < 1000 { LAST | TOP_NAME } else { LAST });
         }
-        let mut phrase_pats: Vec<&'static str> = Vec::new();
+        let mut phrase_pats: Vec<Cow<'static, str>> = Vec::new();
         let mut phrase_kinds = Vec::new();
         let mut cities = Vec::new();
         let mut multi_cities = HashSet::new();
         for c in entries(CITIES) {
             cities.push(c);
             if c.contains(' ') {
-                multi_cities.insert(c);
-                phrase_pats.push(c);
+                // The Census tables drop apostrophes ("coeur d alene", "land o lakes"): the
+                // spelling with one is a pattern too.
+                if let Some(with) = apostrophe_spelling(c) {
+                    multi_cities.insert(Cow::Owned(with.clone()));
+                    phrase_pats.push(Cow::Owned(with));
+                    phrase_kinds.push(PhraseKind::City);
+                }
+                multi_cities.insert(Cow::Borrowed(c));
+                phrase_pats.push(Cow::Borrowed(c));
                 phrase_kinds.push(PhraseKind::City);
             } else {
                 add(c, CITY);
@@ -140,18 +167,18 @@ impl Dicts {
         }
         for c in entries(COUNTIES) {
             if c.contains(' ') {
-                phrase_pats.push(c);
+                phrase_pats.push(Cow::Borrowed(c));
                 phrase_kinds.push(PhraseKind::County);
             } else {
                 add(c, COUNTY);
             }
         }
         for p in entries(PLACES) {
-            phrase_pats.push(p);
+            phrase_pats.push(Cow::Borrowed(p));
             phrase_kinds.push(PhraseKind::City);
         }
         for h in entries(HOSPITALS) {
-            phrase_pats.push(h);
+            phrase_pats.push(Cow::Borrowed(h));
             phrase_kinds.push(PhraseKind::Hospital);
         }
         for w in entries(ENGLISH_WORDS) {
@@ -176,7 +203,7 @@ impl Dicts {
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
             .start_kind(aho_corasick::StartKind::Anchored)
-            .build(&phrase_pats)
+            .build(phrase_pats.iter().map(|p| p.as_bytes()))
             .map_err(|_| TextError::Pattern {
                 name: "gazetteer phrases",
             })?;
@@ -254,6 +281,21 @@ impl Dicts {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn elided_articles_get_their_apostrophe() {
+        assert_eq!(
+            super::apostrophe_spelling("coeur d alene").as_deref(),
+            Some("coeur d'alene")
+        );
+        assert_eq!(
+            super::apostrophe_spelling("land o lakes").as_deref(),
+            Some("land o'lakes")
+        );
+        assert_eq!(super::apostrophe_spelling("new york"), None);
+        let d = crate::engine::dicts().unwrap();
+        assert!(d.multi_cities.contains("coeur d'alene"));
+    }
+
     #[test]
     fn inflections_of_dictionary_words_are_words() {
         let d = crate::engine::dicts().unwrap();

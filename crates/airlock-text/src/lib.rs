@@ -12,8 +12,10 @@
 //! * **gazetteer** ([`names`]): one pass over the words of the text with the embedded Census name
 //!   lists, the U.S. city and county tables and the facility words, plus an aho-corasick
 //!   automaton for multi-word places and hospitals; context rules (titles, "seen by", initials,
-//!   "Last, First", "lives in") decide ambiguous words, an English-word list and a clinical
-//!   safe-list keep precision, eponym rules ("Chaddock reflex") keep named tests out;
+//!   "Last, First", upper-case `FAMILY, GIVEN` headers, kinship words, "admitted to", "lives
+//!   in") decide ambiguous words, a name or facility found once is found again elsewhere in the
+//!   same text, an English-word list and a clinical safe-list keep precision, eponym rules
+//!   ("Chaddock reflex") keep named tests out;
 //! * **known identifiers** ([`known`]): the patient's own names, ids, phones, address and birth
 //!   date from structured data, searched in many spellings;
 //! * any extra recogniser a caller adds (a statistical NER model, later).

@@ -3,28 +3,46 @@
 //!
 //! # Rules, in order
 //! 1. **Words** are runs of letters and digits, with an apostrophe inside a word kept
-//!    (`O'Reilly`); a possessive `'s` is split off. A Synthea-style numeric suffix
-//!    (`Carolee951`) is ignored for lookup.
+//!    (`O'Reilly`, looked up as `oreilly` too, the Census spelling); a possessive `'s` is split
+//!    off. A Synthea-style numeric suffix (`Carolee951`) is ignored for lookup.
 //! 2. A word is a **name word** when it is a Census first name or surname and not on the
 //!    clinical safe-list. It is **ambiguous** when it is also a very common English word (curated
 //!    list) or an English dictionary word that is not among the 1,000 most frequent names.
 //! 3. **Seeds**: a capitalised unambiguous name word; a capitalised name word next to an initial
 //!    (`Will S.`, `J. Smith`); any word after a title (`Dr.`, `Mr`, `Mrs`, `Ms`, `Prof`...),
 //!    the title included; a name-like word after a context phrase ("seen by", "spoke with",
-//!    "pt", "name is", relatives). Lower-case words become names only through a title or a
-//!    context phrase. In an all-capitals text, capitalised means upper-case.
+//!    "pt", "name is"). Lower-case words become names only through a title, a context phrase,
+//!    or the clause-start rule below. In an all-capitals text, capitalised means upper-case.
+//!    Seeds written the way real notes write names:
+//!    * after a **kinship word** ("daughter", "husband", "son", "caregiver"...), a capitalised
+//!      name word, common or not, or a word in no list ("her daughter, Aaliyah Ward");
+//!    * an **upper-case `FAMILY, GIVEN`** pair in mixed-case text ("Patient: WARD, LARRY",
+//!      "ST. CLAIR, WEI"), see `upper_name_pair`;
+//!    * the **subject of an age** ("Frank, 57 year-old", "Aaliyah is a 38yo woman");
+//!    * a lower-case first name that is no English word where a **clause starts** ("S: dylan
+//!      reports"), and after "pt" or "called" ("Pt thanh", "Called josé");
+//!    * a capitalised word with a **numeric suffix** (`Carolee951`, Synthea's names).
 //! 4. **Extension**: a seed grows over adjacent capitalised name words (ambiguous ones too),
-//!    initials and capitalised words that are in no dictionary (foreign surnames), and across a
-//!    comma for `Last, First`.
-//! 5. **Eponyms**: a name chain followed (possibly after `'s` and up to three capitalised words)
+//!    initials, capitalised words of no ordinary-word list (foreign surnames, places used as
+//!    surnames), name particles ("Van der Berg"), a hyphenated lower-case part ("Hye-jin"), and
+//!    across a comma for `Last, First`.
+//! 5. **Facilities**: capitalised words ending in a facility word (`Hospital`, `Clinic`,
+//!    `Medical Center`, `Med Ctr`), `St./Saint X's`, known hospital names from the gazetteer,
+//!    a capitalised place followed by a lower-case "clinic"/"hospital", and a capitalised run
+//!    after a verb of going ("presented to the Summit Pointe ED", "admitted to AUMC") that is
+//!    not a service or unit.
+//! 6. **Eponyms**: a name chain followed (possibly after `'s` and up to three capitalised words)
 //!    by a word such as "reflex", "score", "disease", "study" is dropped ("Chaddock reflex",
 //!    "Framingham Heart Study"), unless a title seeded it.
-//! 6. **Facilities**: capitalised words ending in a facility word (`Hospital`, `Clinic`,
-//!    `Medical Center`, `Med Ctr`), `St./Saint X's`, known hospital names from the gazetteer,
-//!    and a capitalised place followed by a lower-case "clinic"/"hospital".
-//! 7. **Places**: capitalised single-word U.S. cities that are not ambiguous, ambiguous ones
+//! 7. **Propagation**: a word of a name found anywhere in the text is a name wherever else it
+//!    occurs, unless that occurrence is an ordinary word in its spelling ("Patient: WARD, LARRY"
+//!    ... "larry is a 61 y/o man", but not "the ward"); a facility found anywhere, or its short
+//!    form without the facility words ("Riverbend" of "Riverbend University Hospital"), is a
+//!    facility wherever else it occurs.
+//! 8. **Places**: capitalised single-word U.S. cities that are not ambiguous, ambiguous ones
 //!    after "in/at/from/near/to" or "lives in", and multi-word cities and counties from the
-//!    aho-corasick pass when each word is capitalised.
+//!    aho-corasick pass when each word is capitalised ("Truth or Consequences" and "Coeur
+//!    d'Alene" allowed).
 
 use crate::dict::{
     self, COMMON, Dicts, ENGLISH, EPONYM_HEAD, FACILITY_HEAD, FIRST, LAST, PhraseKind, SAFE,
@@ -96,6 +114,145 @@ const TRIGGERS: &[&str] = &[
     "called",
     "i'm",
     "am",
+    "neighbor",
+    "neighbour",
+    "cousin",
+    "grandmother",
+    "grandfather",
+    "fiance",
+    "fiancee",
+    "boyfriend",
+    "girlfriend",
+    "stepson",
+    "stepdaughter",
+    "roommate",
+];
+
+/// Kinship and care words: a capitalised word right after one is the relative's name ("her
+/// daughter Aaliyah", "husband, Rajesh Walker", "son Frank") even when the word is also a
+/// common English word or in no name list, because nothing else is written there in running
+/// text. Family-history lists ("Mother: Diabetes") put a colon there, which this rule does not
+/// accept, and an ordinary word, which it never takes.
+const KIN: &[&str] = &[
+    "husband",
+    "wife",
+    "son",
+    "daughter",
+    "mother",
+    "father",
+    "brother",
+    "sister",
+    "friend",
+    "mom",
+    "dad",
+    "grandson",
+    "granddaughter",
+    "grandmother",
+    "grandfather",
+    "spouse",
+    "partner",
+    "guardian",
+    "caregiver",
+    "niece",
+    "nephew",
+    "aunt",
+    "uncle",
+    "neighbor",
+    "neighbour",
+    "cousin",
+    "fiance",
+    "fiancee",
+    "boyfriend",
+    "girlfriend",
+    "stepson",
+    "stepdaughter",
+    "roommate",
+];
+
+/// Verbs after which "to/from/at (the) X" names where a patient went.
+const MOVE_VERBS: &[&str] = &[
+    "admitted",
+    "readmitted",
+    "presented",
+    "transferred",
+    "transfer",
+    "discharged",
+    "brought",
+    "arrived",
+    "seen",
+    "evaluated",
+    "treated",
+    "transported",
+];
+
+/// Hospital services and units: where "admitted to" or "transferred to" leads without naming
+/// a facility. Not on the clinical safe-list, because facility names contain them ("Denver
+/// Neurology Clinic").
+const SERVICES: &[&str] = &[
+    "medicine",
+    "surgery",
+    "cardiology",
+    "oncology",
+    "neurology",
+    "nephrology",
+    "pulmonology",
+    "pulmonary",
+    "gastroenterology",
+    "hematology",
+    "urology",
+    "dermatology",
+    "rheumatology",
+    "endocrinology",
+    "psychiatry",
+    "pediatrics",
+    "orthopedics",
+    "radiology",
+    "ophthalmology",
+    "otolaryngology",
+    "obstetrics",
+    "gynecology",
+    "telemetry",
+    "stepdown",
+    "rehab",
+    "hospice",
+    "icu",
+    "micu",
+    "sicu",
+    "cvicu",
+    "nicu",
+    "picu",
+    "ccu",
+    "pacu",
+    "tcu",
+    "snf",
+    "ltac",
+    "ltach",
+    "irf",
+    "ltc",
+    "alf",
+    "hdu",
+    "ama",
+    "home",
+    "imu",
+    "bmt",
+    "or",
+    "er",
+    "ed",
+    "osh",
+    "imc",
+    "sar",
+    "aru",
+    "hhc",
+    "vna",
+];
+
+/// Labels of a name field in a note header ("Patient: WARD, LARRY", "Name: ...").
+const NAME_LABELS: &[&str] = &["patient", "name", "pt"];
+
+/// Lower-case particles inside family names ("ST. CLAIR", "VAN DER BERG", "DE LA CRUZ").
+const PARTICLES: &[&str] = &[
+    "st", "saint", "van", "von", "der", "den", "de", "del", "della", "la", "le", "mc", "mac", "di",
+    "da", "du", "dos", "das", "bin", "ben", "al", "el", "ter", "ten",
 ];
 
 /// Context words strong enough that an unknown capitalised word after them is a name
@@ -163,6 +320,7 @@ const R_PLACE_TRIGGER: u8 = 1 << 3;
 const R_LOWER_FACILITY: u8 = 1 << 4;
 const R_SOFT_HEAD: u8 = 1 << 5;
 const R_FACILITY_TAIL: u8 = 1 << 6;
+const R_KIN: u8 = 1 << 7;
 
 #[derive(Debug, Clone, Copy)]
 struct Tok {
@@ -176,6 +334,9 @@ struct Tok {
     shape: Shape,
     flags: u16,
     possessive: bool,
+    /// A capitalised word with a numeric suffix of one to three digits ("Carolee951"), as
+    /// Synthea and other generators write names.
+    suffixed: bool,
 }
 
 impl Tok {
@@ -184,6 +345,10 @@ impl Tok {
     }
     fn ambiguous(&self) -> bool {
         self.flags & COMMON != 0 || (self.flags & ENGLISH != 0 && self.flags & TOP_NAME == 0)
+    }
+    /// In no list of ordinary words: a name, a place or a word no list knows.
+    fn proper(&self) -> bool {
+        self.flags & (ENGLISH | COMMON | SAFE | EPONYM_HEAD | FACILITY_HEAD | dict::WORD) == 0
     }
     fn unknown(&self) -> bool {
         self.flags
@@ -217,6 +382,7 @@ impl NameRecognizer {
             (LOWER_FACILITY, R_LOWER_FACILITY),
             (SOFT_HEADS, R_SOFT_HEAD),
             (FACILITY_TAIL, R_FACILITY_TAIL),
+            (KIN, R_KIN),
         ] {
             for w in list {
                 *roles.entry(*w).or_insert(0) |= role;
@@ -277,12 +443,24 @@ impl NameRecognizer {
                     .chars()
                     .all(|c| c.is_alphabetic() || c == '\'' || c == '\u{2019}');
             let (flags, role) = if alpha_core {
-                let role = if lower.len() <= 12 {
+                // The longest role word is "granddaughter".
+                let role = if lower.len() <= 16 {
                     self.roles.get(lower.as_str()).copied().unwrap_or(0)
                 } else {
                     0
                 };
-                (self.dicts.flags(&lower), role)
+                let mut flags = self.dicts.flags(&lower);
+                // The Census lists write "O'Brien" as "obrien": an apostrophe name is a name
+                // of the lists without it ("o'brien" is also a county, which is no name).
+                // Contractions ("I'm", "don't") are not names: the part after the apostrophe
+                // must be a word of its own.
+                if let Some(at) = lower.bytes().position(|b| b == b'\'')
+                    && lower.len() - at > 3
+                {
+                    let bare: String = lower.chars().filter(|c| *c != '\'').collect();
+                    flags |= self.dicts.flags(&bare) & (FIRST | LAST | TOP_NAME);
+                }
+                (flags, role)
             } else {
                 (0, 0)
             };
@@ -303,6 +481,14 @@ impl NameRecognizer {
             } else {
                 Shape::Lower
             };
+            let suffixed = shape == Shape::Cap
+                && (1..=3).contains(&(core.len() - letters.len()))
+                && letters.chars().count() >= 3
+                // "Carolee951", "O'Reilly797"; not "SpO2".
+                && letters
+                    .chars()
+                    .zip(letters.chars().skip(1))
+                    .all(|(p, c)| c.is_lowercase() || c == '\'' || p == '\'');
             toks.push(Tok {
                 role,
                 start,
@@ -311,6 +497,7 @@ impl NameRecognizer {
                 shape,
                 flags,
                 possessive,
+                suffixed,
             });
         }
         toks
@@ -318,6 +505,111 @@ impl NameRecognizer {
 }
 
 impl NameRecognizer {
+    /// The last token of a facility run that starts at token `i` after a verb of going
+    /// ("presented to the", "admitted to", "transferred from", "left"), or `None`.
+    fn moved_to_facility(
+        &self,
+        text: &str,
+        toks: &[Tok],
+        facility: &[bool],
+        i: usize,
+    ) -> Option<usize> {
+        let t = toks.get(i)?;
+        if !matches!(t.shape, Shape::Cap | Shape::Upper) || facility.get(i).copied().unwrap_or(true)
+        {
+            return None;
+        }
+        // The words before: [verb] (to|from|at) [the] X, or "left" X, single spaces.
+        let before = |k: usize| -> Option<&Tok> {
+            let p = toks.get(k.checked_sub(1)?)?;
+            let q = toks.get(k)?;
+            (text.get(p.full_end..q.start) == Some(" ") && p.shape == Shape::Lower).then_some(p)
+        };
+        let mut k = i;
+        let mut p = before(k)?;
+        // Cheap test first: this runs for every capitalised word.
+        if p.role & R_PLACE_TRIGGER == 0 && !lower_eq(text, p, &["the", "left"]) {
+            return None;
+        }
+        if lower_eq(text, p, &["the"]) {
+            k -= 1;
+            p = before(k)?;
+        }
+        let left = lower_eq(text, p, &["left"]) && k == i;
+        let moved = if lower_eq(text, p, &["to", "from", "at"]) {
+            before(k - 1).is_some_and(|v| lower_eq(text, v, MOVE_VERBS))
+        } else {
+            left
+        };
+        if !moved {
+            return None;
+        }
+        // The capitalised run, joined by spaces, hyphens, "&" or "of".
+        let word_ok = |t: &Tok| {
+            matches!(t.shape, Shape::Cap | Shape::Upper)
+                && t.flags & SAFE == 0
+                && t.role & (R_TITLE | R_TRIGGER | R_LOWER_FACILITY) == 0
+                && !lower_eq(text, t, SERVICES)
+        };
+        if !word_ok(t) {
+            return None;
+        }
+        let mut e = i;
+        while e < i + 6 {
+            let (Some(a), Some(b)) = (toks.get(e), toks.get(e + 1)) else {
+                break;
+            };
+            let gap = text.get(a.full_end..b.start).unwrap_or("x");
+            if matches!(gap, " " | "-" | " & ") && word_ok(b) && !a.possessive {
+                e += 1;
+            } else if gap == " "
+                && lower_eq(text, b, &["of"])
+                && toks
+                    .get(e + 2)
+                    .is_some_and(|c| word_ok(c) && c.shape == Shape::Cap)
+            {
+                e += 2;
+            } else {
+                break;
+            }
+        }
+        let last = toks.get(e)?;
+        let rest = text.get(last.full_end..).unwrap_or("");
+        let emergency = [" ED", " ER", " Emergency"].iter().any(|w| {
+            rest.strip_prefix(w)
+                .is_some_and(|r| r.chars().next().is_none_or(|c| !c.is_alphanumeric()))
+        });
+        let named = (i..=e).any(|k| {
+            toks.get(k).is_some_and(|t| {
+                let w = text.get(t.start..t.end).unwrap_or("");
+                let service = ["ology", "iatry", "ics", "CU"]
+                    .iter()
+                    .any(|s| w.ends_with(s));
+                let proper = t.flags & COMMON == 0 && (t.proper() || t.name_word());
+                // An acronym in no list ("AUMC", "UCSF"); units end in "U" ("MICU", "PCU").
+                let acronym = t.shape == Shape::Upper && t.unknown() && w.len() >= 3;
+                !service && ((t.shape == Shape::Cap && proper) || acronym)
+            })
+        });
+        // "Mercy General": a run of two words or more ending in a word that ends hospital
+        // names only after a name.
+        let soft = e > i && last.role & (R_SOFT_HEAD | R_FACILITY_TAIL) != 0;
+        if left {
+            // "left" is also a side ("left MCA stroke", "left Achilles tendon"): as a verb it
+            // ends its clause or goes on with when or where ("left Riverbend on 3/4").
+            let ends = rest.is_empty()
+                || rest.starts_with(['.', ',', ';'])
+                || [" on ", " at ", " in ", " yesterday", " today", " this "]
+                    .iter()
+                    .any(|w| rest.starts_with(w));
+            let all_upper = (i..=e).all(|k| toks.get(k).is_some_and(|t| t.shape == Shape::Upper));
+            if !ends || all_upper {
+                return None;
+            }
+        }
+        (named || emergency || soft).then_some(e)
+    }
+
     /// Whether tokens `i..=j` spell a U.S. city and the context says place: a place word
     /// before ("in", "from") or a state code after (", CA").
     fn is_city_chain(&self, text: &str, toks: &[Tok], i: usize, j: usize) -> bool {
@@ -374,12 +666,173 @@ fn lower_eq(text: &str, t: &Tok, words: &[&str]) -> bool {
     words.iter().any(|x| w.eq_ignore_ascii_case(x))
 }
 
+/// Words that may be the subject of an age without being a name.
+const PRONOUNS: &[&str] = &[
+    "he",
+    "she",
+    "they",
+    "this",
+    "that",
+    "who",
+    "which",
+    "it",
+    "child",
+    "man",
+    "woman",
+    "baby",
+    "infant",
+    "gentleman",
+    "lady",
+    "male",
+    "female",
+    "boy",
+    "girl",
+    "veteran",
+    "resident",
+];
+
+/// Whether `rest` (the text after a word) starts with an age: `, 57 year-old`, ` is a 38yo`,
+/// ` was an 81 y/o`, `, 3 month-old`.
+fn age_follows(rest: &str) -> bool {
+    // Cheap test first: this runs for most words.
+    match rest.as_bytes() {
+        [b',', b' ', d, ..] if d.is_ascii_digit() => {}
+        [b' ', b'i' | b'w', ..] => {}
+        _ => return false,
+    }
+    let Some(r) = [", ", " is a ", " is an ", " was a ", " was an "]
+        .iter()
+        .find_map(|p| rest.strip_prefix(p))
+    else {
+        return false;
+    };
+    let digits = r.bytes().take_while(u8::is_ascii_digit).count();
+    if !(1..=3).contains(&digits) {
+        return false;
+    }
+    let unit = r.get(digits..).unwrap_or("").trim_start_matches([' ', '-']);
+    let starts = |u: &str| {
+        unit.as_bytes()
+            .get(..u.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(u.as_bytes()))
+    };
+    // Years are ages as written ("57 year-old", "38yo", "81 y/o"). Months, weeks and days need
+    // "old" ("3 month-old"): "Vancomycin, 7 days" is a course, not an age.
+    let year = ["year", "yr", "y/o", "y.o"].iter().any(|u| starts(u))
+        || (starts("yo")
+            && unit
+                .as_bytes()
+                .get(2)
+                .is_none_or(|c| !c.is_ascii_alphabetic()));
+    let young = ["month", "week", "day"].iter().any(|u| {
+        starts(u)
+            && unit
+                .get(u.len()..)
+                .map(|rest| rest.strip_prefix('s').unwrap_or(rest))
+                .is_some_and(|rest| rest.starts_with("-old") || rest.starts_with(" old"))
+    });
+    year || young
+}
+
+/// Whether token `t` starts a clause: the text's first word, or after a line break, a
+/// sentence end, or a field label's colon ("S: ", "HPI: "), but not after a bullet.
+fn clause_start(text: &str, prev: Option<&Tok>, t: &Tok) -> bool {
+    let gap = match prev {
+        Some(p) => text.get(p.full_end..t.start).unwrap_or("x"),
+        None => text.get(..t.start).unwrap_or("x"),
+    };
+    if prev.is_none() {
+        return gap.chars().all(char::is_whitespace);
+    }
+    // A bulleted line ("- camila 28 day pack") is a list item, often a drug, not a clause.
+    gap.contains('\n')
+        && gap
+            .chars()
+            .all(|c| c.is_whitespace() || matches!(c, '.' | ':'))
+        || matches!(gap, ": " | ". " | ".  " | ":  " | "! " | "? ")
+}
+
+/// A token's letters, lower-cased, without a numeric suffix: the key under which a name
+/// found once is recognised again.
+fn word_key(text: &str, t: &Tok) -> String {
+    text.get(t.start..t.end)
+        .unwrap_or("")
+        .trim_end_matches(|c: char| c.is_ascii_digit())
+        .to_lowercase()
+}
+
+/// The tokens of an upper-case `FAMILY, GIVEN` name whose comma follows token `i` ("WARD,
+/// LARRY", "ST. CLAIR, WEI", "WALKER, ANA-MARÍA"), or `None`. Only for mixed-case text, where
+/// upper case marks a field printed by a system rather than a shouted word.
+///
+/// Both parts must be name words or words of no ordinary-word list (most foreign names), the
+/// family name possibly after particles ("ST.", "VAN DER"). The given name must be a Census
+/// first name unless the family name is a Census surname or a header label ("Patient:",
+/// "Name:", "Pt") comes first ("ALVAREZ, AALIYAH"); when both parts are also ordinary words
+/// ("STONE, JACK"), only the label makes them a name. Clinical abbreviations in lists ("CT,
+/// MRI", "HEENT, NECK") are on the safe-list or are ordinary words.
+fn upper_name_pair(text: &str, toks: &[Tok], i: usize) -> Option<std::ops::RangeInclusive<usize>> {
+    let a = toks.get(i)?;
+    let b = toks.get(i + 1)?;
+    let upper_name =
+        |t: &Tok| t.shape == Shape::Upper && t.flags & SAFE == 0 && (t.name_word() || t.proper());
+    if a.possessive || text.get(a.end..b.start) != Some(", ") || !upper_name(a) || !upper_name(b) {
+        return None;
+    }
+    // Left over particles and further family-name words ("ST. CLAIR", "GARCIA LOPEZ").
+    let mut s = i;
+    while s > 0 {
+        let (Some(p), Some(q)) = (toks.get(s - 1), toks.get(s)) else {
+            break;
+        };
+        let particle = p.shape == Shape::Upper && lower_eq(text, p, PARTICLES);
+        if tight(text, p, q) && (particle || upper_name(p)) && p.role & R_TITLE == 0 {
+            s -= 1;
+        } else {
+            break;
+        }
+    }
+    let labelled = s > 0
+        && toks.get(s - 1).is_some_and(|l| {
+            lower_eq(text, l, NAME_LABELS)
+                && matches!(
+                    text.get(l.end..toks.get(s).map_or(0, |t| t.start)),
+                    Some(": " | " ")
+                )
+        });
+    // A given name in no list ("AALIYAH") needs a known family name or the label.
+    let given_ok = b.flags & FIRST != 0 || a.flags & LAST != 0 || labelled;
+    if !given_ok || (a.ambiguous() && b.ambiguous() && !labelled) {
+        return None;
+    }
+    // Right over further given names and initials ("JOHN PAUL", "JOHN A.", "ANA-MARÍA").
+    let mut e = i + 1;
+    while let (Some(p), Some(q)) = (toks.get(e), toks.get(e + 1)) {
+        let joined = tight(text, p, q) || text.get(p.end..q.start) == Some("-");
+        if joined
+            && (q.shape == Shape::Initial
+                || (q.shape == Shape::Upper
+                    && q.flags & SAFE == 0
+                    && (q.name_word() || q.proper())))
+        {
+            e += 1;
+        } else {
+            break;
+        }
+    }
+    Some(s..=e)
+}
+
 impl Recognizer for NameRecognizer {
     fn name(&self) -> &'static str {
         "gazetteer"
     }
 
     fn recognize(&self, text: &str, out: &mut Vec<Candidate>) {
+        let first_out = out.len();
+        // Short forms of facilities found here ("Riverbend" of "Riverbend University
+        // Hospital"), byte ranges, for the propagation at the end.
+        let mut short: Vec<(usize, usize)> = Vec::new();
         let (mut up, mut low) = (0usize, 0usize);
         for c in text.chars() {
             if c.is_uppercase() {
@@ -423,7 +876,10 @@ impl Recognizer for NameRecognizer {
                         }
                     }
                 }
-                continue;
+                // "sister" is a title ("Sister Mary") and a kinship word ("his sister, Mary").
+                if t.role & R_TRIGGER == 0 {
+                    continue;
+                }
             }
             // Context phrases.
             if t.role & R_TRIGGER != 0
@@ -431,13 +887,33 @@ impl Recognizer for NameRecognizer {
             {
                 let gap = text.get(t.end..nx.start).unwrap_or("x");
                 let gap_ok = matches!(gap, " " | ": " | ", " | " - ");
+                // After a kinship word in running text ("daughter Aaliyah", "husband, Frank")
+                // a capitalised name word or a word in no list is the relative's name; an
+                // ordinary word there ("Mother: Diabetes") is not.
+                let kin = t.role & R_KIN != 0
+                    && matches!(t.shape, Shape::Lower | Shape::Cap)
+                    && matches!(gap, " " | ", ")
+                    && (nx.name_word() || nx.unknown());
+                // "Pt Aaliyah resting", "pt thanh": after "pt" a word in no list, or a rarer
+                // first name that is no English word, is the patient's name.
+                let pt = gap == " " && lower_eq(text, t, &["pt", "patient"]);
+                // "Called josé at": a lower-case word in no list after a calling word.
+                let called = gap == " " && lower_eq(text, t, &["called", "named", "name", "dear"]);
                 let ok = match nx.shape {
                     Shape::Cap => {
                         (nx.name_word() && nx.flags & COMMON == 0)
-                            || (nx.unknown() && t.role & R_STRONG_TRIGGER != 0)
+                            || (nx.unknown() && (t.role & R_STRONG_TRIGGER != 0 || pt))
+                            || kin
                     }
-                    Shape::Lower => nx.name_word() && !nx.ambiguous() && nx.flags & TOP_NAME != 0,
-                    Shape::Upper => nx.name_word() && !nx.ambiguous(),
+                    Shape::Lower => {
+                        (nx.name_word() && !nx.ambiguous() && nx.flags & TOP_NAME != 0)
+                            || (pt
+                                && nx.name_word()
+                                && !nx.ambiguous()
+                                && nx.flags & dict::WORD == 0)
+                            || (called && nx.unknown())
+                    }
+                    Shape::Upper => (nx.name_word() && !nx.ambiguous()) || kin,
                     _ => false,
                 };
                 if gap_ok
@@ -446,6 +922,65 @@ impl Recognizer for NameRecognizer {
                     && let Some(s) = name.get_mut(i + 1)
                 {
                     *s = (*s).max(1);
+                }
+            }
+            // "Frank, 57 year-old, was admitted", "Aaliyah is a 38yo woman": the subject of an
+            // age is a person, so a name word or a word in no list there is a name, even a
+            // common one. Pronouns and role words ("She is a", "Patient, 45 y/o") are not.
+            // Upper-case words there are more often acronyms ("AML, 31yo"): only names count.
+            if age_follows(text.get(t.full_end..).unwrap_or(""))
+                && (matches!(t.shape, Shape::Cap | Shape::Lower) && (t.name_word() || t.proper())
+                    || t.shape == Shape::Upper && t.name_word())
+                && t.role == 0
+                && t.flags & SAFE == 0
+                && !t.possessive
+                && !lower_eq(text, t, PRONOUNS)
+                && let Some(s) = name.get_mut(i)
+            {
+                *s = (*s).max(1);
+            }
+            // "S: dylan reports", "HPI: wei had": a lower-case first name that is no English
+            // word, where a clause starts (a sentence does not start with a lower-case word
+            // unless the writer lower-cased everything, names included).
+            if t.shape == Shape::Lower
+                && t.flags & FIRST != 0
+                && t.name_word()
+                && !t.ambiguous()
+                && t.flags & dict::WORD == 0
+                && clause_start(text, prev, t)
+                && let Some(s) = name.get_mut(i)
+            {
+                *s = (*s).max(1);
+            }
+            // "Carolee951", "Ruelas156": generated names carry a numeric suffix. The word must
+            // be a first name, or a surname or word of no ordinary-word list, so that clinical
+            // words written without their space ("Day3", "Stage4", "Type2", "Bay3") stay;
+            // gas symbols have an upper-case letter inside ("SpO2") or are on the safe-list
+            // ("Spo2"); a measurement is followed by its unit.
+            let measured = || {
+                let rest = text.get(t.full_end..).unwrap_or("");
+                rest.starts_with('%')
+                    || (rest.starts_with(['/', '.', ',', ':'])
+                        && rest.as_bytes().get(1).is_some_and(u8::is_ascii_digit))
+            };
+            if t.suffixed
+                && t.flags & (SAFE | EPONYM_HEAD) == 0
+                && (t.flags & FIRST != 0 || t.proper())
+                && !measured()
+                && let Some(s) = name.get_mut(i)
+            {
+                *s = (*s).max(1);
+            }
+            // "WARD, LARRY": an upper-case family name, a comma and an upper-case given name
+            // in mixed-case text is how registration systems print a name into a note.
+            if !upper_doc
+                && t.shape == Shape::Upper
+                && let Some(range) = upper_name_pair(text, &toks, i)
+            {
+                for k in range {
+                    if let Some(s) = name.get_mut(k) {
+                        *s = (*s).max(1);
+                    }
                 }
             }
             // A capitalised word with non-ASCII letters in no dictionary, in otherwise ASCII
@@ -547,7 +1082,9 @@ impl Recognizer for NameRecognizer {
                 Shape::Initial => true,
                 Shape::Cap => {
                     t.flags & (SAFE | EPONYM_HEAD | FACILITY_HEAD) == 0
-                        && (t.name_word() || t.unknown())
+                        // A word of no ordinary-word list (a name, a place, an unknown word):
+                        // "Kevin Whitehorse" is a name though Whitehorse is a city.
+                        && (t.name_word() || t.proper())
                         // All-capitals text: "DR SMITH ON" must not swallow "ON".
                         && (!upper_doc || !t.ambiguous())
                 }
@@ -560,7 +1097,42 @@ impl Recognizer for NameRecognizer {
             }
             let mut j = i;
             while let (Some(a), Some(b)) = (toks.get(j), toks.get(j + 1)) {
-                if name.get(j + 1).copied().unwrap_or(0) == 0 && tight(text, a, b) && extendable(b)
+                // "Hye-jin": a lower-case part joined by a hyphen that is no ordinary word.
+                let hyphen_part = text.get(a.end..b.start) == Some("-")
+                    && !a.possessive
+                    && b.shape == Shape::Lower
+                    && b.flags & (ENGLISH | COMMON | SAFE | dict::WORD) == 0;
+                // "Jack Van der Berg", "Maria de la Cruz": particles, in any case, inside a
+                // name that goes on with a capitalised name word.
+                let mut p = j + 1;
+                while p < j + 4
+                    && toks.get(p).is_some_and(|t| {
+                        t.end - t.start <= 5 && !t.possessive && lower_eq(text, t, PARTICLES)
+                    })
+                    && toks
+                        .get(p - 1)
+                        .zip(toks.get(p))
+                        .is_some_and(|(x, y)| text.get(x.end..y.start) == Some(" "))
+                {
+                    p += 1;
+                }
+                if p > j + 1
+                    && toks.get(p - 1).zip(toks.get(p)).is_some_and(|(x, y)| {
+                        text.get(x.end..y.start) == Some(" ")
+                            && y.shape == Shape::Cap
+                            && extendable(y)
+                    })
+                {
+                    for k in j + 1..=p {
+                        if let Some(s) = name.get_mut(k) {
+                            *s = 1;
+                        }
+                    }
+                    j = p;
+                    continue;
+                }
+                if name.get(j + 1).copied().unwrap_or(0) == 0
+                    && ((tight(text, a, b) && extendable(b)) || hyphen_part)
                 {
                     if let Some(s) = name.get_mut(j + 1) {
                         *s = 1;
@@ -646,8 +1218,10 @@ impl Recognizer for NameRecognizer {
                 };
                 let gap = text.get(a.full_end..b.start).unwrap_or("x");
                 let gap_ok = matches!(gap, " " | "-" | ". " | " & " | "");
+                // "Our Lady of Lourdes": "Our" starts the name here, not a sentence.
+                let our_lady = lower_eq(text, a, &["our"]) && lower_eq(text, b, &["lady"]);
                 let word_ok = (capish(a) || a.shape == Shape::Upper)
-                    && !lower_eq(text, a, FACILITY_STOP)
+                    && (!lower_eq(text, a, FACILITY_STOP) || our_lady)
                     && a.flags & SAFE == 0;
                 let of_ok = lower_eq(text, a, &["of", "and"])
                     && s >= 2
@@ -706,6 +1280,40 @@ impl Recognizer for NameRecognizer {
                         priority: Priority::FACILITY,
                     });
                 }
+                short_forms(text, &toks, s, e, &mut short);
+            }
+            i = e + 1;
+        }
+
+        // Facilities named by where a patient went: "presented to the Summit Pointe ED",
+        // "admitted to Harborview Heights on", "left Riverbend on". Hospitals are often called
+        // by a short name with no facility word; after these verbs a capitalised run is one
+        // when it holds a word that is no ordinary word (a name, a place, a word in no list)
+        // or the emergency department follows. Services and units ("admitted to Cardiology",
+        // "transferred to MICU") are not ([`SERVICES`]).
+        let mut i = 0;
+        while i < n {
+            let Some(e) = self.moved_to_facility(text, &toks, &facility, i) else {
+                i += 1;
+                continue;
+            };
+            for k in i..=e {
+                if let Some(f) = facility.get_mut(k) {
+                    *f = true;
+                }
+                if let Some(nm) = name.get_mut(k) {
+                    *nm = 0;
+                }
+            }
+            if let (Some(a), Some(b)) = (toks.get(i), toks.get(e)) {
+                out.push(Candidate {
+                    span: Span {
+                        start: a.start,
+                        end: b.end,
+                        kind: PhiKind::Facility,
+                    },
+                    priority: Priority::FACILITY,
+                });
             }
             i = e + 1;
         }
@@ -743,6 +1351,66 @@ impl Recognizer for NameRecognizer {
                 }
             }
             i = j + 1;
+        }
+
+        // Propagation: a name found once names the same person elsewhere in the text, often
+        // written as no rule above would take it ("Patient: WARD, LARRY" ... "larry is a 61
+        // y/o man", "Name: Kevin Whitehorse" ... "Pt KEVIN"). Only words that are not
+        // ordinary words in that spelling spread: a capitalised occurrence must not be a very
+        // common word, a lower-case one no English word at all. Initials, two-letter words
+        // and context words ("I'm", "Sister") do not spread.
+        let mut names_here: Vec<String> = Vec::new();
+        for (k, t) in toks.iter().enumerate() {
+            if name.get(k).copied().unwrap_or(0) == 0
+                || t.shape == Shape::Initial
+                || t.flags & SAFE != 0
+                || t.role != 0
+            {
+                continue;
+            }
+            let key = word_key(text, t);
+            if key.chars().count() >= 3 && !names_here.contains(&key) {
+                names_here.push(key);
+            }
+        }
+        if !names_here.is_empty() {
+            let shortest = names_here.iter().map(String::len).min().unwrap_or(0);
+            let longest = names_here.iter().map(String::len).max().unwrap_or(0);
+            for (k, t) in toks.iter().enumerate() {
+                // Cheap test first: a key's length (a numeric suffix may add three digits).
+                let len = t.end - t.start;
+                if len < shortest || len > longest + 3 {
+                    continue;
+                }
+                let spread = match t.shape {
+                    Shape::Cap | Shape::Upper => {
+                        t.flags & COMMON == 0 && (!upper_doc || !t.ambiguous())
+                    }
+                    Shape::Lower => !t.ambiguous() && t.flags & dict::WORD == 0,
+                    Shape::Initial | Shape::Other => false,
+                };
+                if !spread
+                    || t.flags & SAFE != 0
+                    || t.role != 0
+                    || name.get(k).copied().unwrap_or(0) != 0
+                    || facility.get(k).copied().unwrap_or(false)
+                    || title_tok.get(k).copied().unwrap_or(false)
+                {
+                    continue;
+                }
+                let w = text
+                    .get(t.start..t.end)
+                    .unwrap_or("")
+                    .trim_end_matches(|c: char| c.is_ascii_digit());
+                let known = names_here.iter().any(|key| {
+                    // Lower-casing keeps the byte length of nearly all letters; a name
+                    // where it does not is only missed here, never wrongly taken.
+                    key.len() == w.len() && w.chars().flat_map(char::to_lowercase).eq(key.chars())
+                });
+                if known && let Some(s) = name.get_mut(k) {
+                    *s = 1;
+                }
+            }
         }
 
         // Emit name chains (title included).
@@ -894,7 +1562,9 @@ impl Recognizer for NameRecognizer {
                 w.chars()
                     .next()
                     .is_some_and(|c| c.is_uppercase() || !c.is_alphabetic())
-                    || matches!(w, "and" | "of")
+                    || matches!(w, "and" | "of" | "or")
+                    // "Coeur d'Alene".
+                    || w.starts_with("d'")
             });
             match kind {
                 Some(PhraseKind::Hospital) => {
@@ -931,6 +1601,90 @@ impl Recognizer for NameRecognizer {
                     });
                 }
                 _ => {}
+            }
+        }
+
+        spread_facilities(text, out, first_out, &short);
+    }
+}
+
+/// The short form of the facility `s..=e` without its facility words ("Riverbend" of
+/// "Riverbend University Hospital", "Mercy General" of "Mercy General Hospital"), as a byte
+/// range, when it is specific enough to stand alone: two words or more, or one word that is
+/// no ordinary word.
+fn short_forms(text: &str, toks: &[Tok], s: usize, e: usize, out: &mut Vec<(usize, usize)>) {
+    let is_tail = |t: &Tok| {
+        t.flags & FACILITY_HEAD != 0
+            || t.role & (R_FACILITY_TAIL | R_LOWER_FACILITY | R_SOFT_HEAD) != 0
+            || lower_eq(text, t, &["of", "and", "st", "saint"])
+    };
+    let Some(a) = toks.get(s) else { return };
+    if is_tail(a) {
+        return;
+    }
+    // Each shorter form: "Lakeside Regional Medical Center" gives "Lakeside Regional" and
+    // "Lakeside".
+    let mut pe = e;
+    while pe > s && toks.get(pe).is_some_and(is_tail) {
+        pe -= 1;
+        let Some(b) = toks.get(pe) else { return };
+        if b.flags & FACILITY_HEAD != 0 || lower_eq(text, b, &["of", "and", "st", "saint"]) {
+            continue;
+        }
+        let specific = pe > s
+            || (a.flags & (SAFE | COMMON) == 0
+                && !a.possessive
+                && (a.proper() || a.name_word() || a.flags & dict::CITY != 0));
+        if specific {
+            out.push((a.start, b.end));
+        }
+    }
+}
+
+/// Facility propagation: every facility found in the text (and its short form) is a facility
+/// wherever else it occurs, whole words only ("Summit Pointe" in a header line, found because
+/// the note says "presented to the Summit Pointe ED").
+fn spread_facilities(
+    text: &str,
+    out: &mut Vec<Candidate>,
+    first_out: usize,
+    short_forms: &[(usize, usize)],
+) {
+    let mut names: Vec<&str> = Vec::new();
+    let found = out
+        .get(first_out..)
+        .unwrap_or(&[])
+        .iter()
+        .filter(|c| c.span.kind == PhiKind::Facility)
+        .map(|c| (c.span.start, c.span.end));
+    for (s, e) in found.chain(short_forms.iter().copied()) {
+        if let Some(w) = text.get(s..e)
+            && w.len() >= 3
+            && !names.contains(&w)
+        {
+            names.push(w);
+        }
+    }
+    for w in names {
+        for (pos, m) in text.match_indices(w) {
+            let end = pos + m.len();
+            let before = text
+                .get(..pos)
+                .and_then(|b| b.chars().next_back())
+                .is_none_or(|c| !c.is_alphanumeric());
+            let after = text
+                .get(end..)
+                .and_then(|a| a.chars().next())
+                .is_none_or(|c| !c.is_alphanumeric());
+            if before && after {
+                out.push(Candidate {
+                    span: Span {
+                        start: pos,
+                        end,
+                        kind: PhiKind::Facility,
+                    },
+                    priority: Priority::FACILITY,
+                });
             }
         }
     }
@@ -1023,6 +1777,143 @@ mod tests {
         assert_eq!(
             found("visited our New York clinic"),
             vec![("New York clinic".into(), PhiKind::Facility)]
+        );
+    }
+
+    fn names(text: &str) -> Vec<String> {
+        found(text)
+            .into_iter()
+            .filter(|(_, k)| *k == PhiKind::Name)
+            .map(|(s, _)| s)
+            .collect()
+    }
+
+    #[test]
+    fn upper_case_family_given_headers() {
+        assert_eq!(
+            names("Patient: WARD, LARRY    MRN: 3592107    DOB: 06/24/1961"),
+            ["WARD, LARRY"]
+        );
+        assert_eq!(
+            names("HPI: ST. CLAIR, WEI is a 88 y/o man. Pt OYELARAN, KYLE resting."),
+            ["ST. CLAIR, WEI", "OYELARAN, KYLE"]
+        );
+        // Both parts ordinary words: only after a header label.
+        assert_eq!(names("Patient: STONE, JACK    DOB"), ["STONE, JACK"]);
+        assert!(names("Findings: STONE, JACK was not used").is_empty());
+        // Abbreviation lists are not names.
+        assert!(found("Labs: CT, MRI and CBC, BMP were normal. HEENT, NECK: normal.").is_empty());
+    }
+
+    #[test]
+    fn relatives_after_kinship_words() {
+        assert_eq!(
+            names(
+                "He lives with his daughter, Aaliyah Ward. Emergency contact: husband Frank, 555."
+            ),
+            ["Aaliyah Ward", "Frank"]
+        );
+        assert_eq!(
+            names("Visited by his daughter, Hye-jin yesterday; brother Jack Van der Berg called."),
+            ["Hye-jin", "Jack Van der Berg"]
+        );
+        // Family-history lists put a condition after the relative.
+        assert!(found("Mother: Diabetes. Father: Deceased. Brother: Healthy.").is_empty());
+    }
+
+    #[test]
+    fn generated_names_with_numeric_suffixes() {
+        assert_eq!(
+            names("Carolee951 is a 34 year-old. Sunny31 and O'Reilly797 came."),
+            ["Carolee951", "Sunny31", "O'Reilly797"]
+        );
+        assert!(found("SpO2 98% on RA, Spo2 97%, FiO2 40%, Covid19 negative").is_empty());
+        assert!(found("Day3 of abx, Stage4 CKD, Type2 DM, Week2, Level2, Bay3").is_empty());
+    }
+
+    #[test]
+    fn a_name_found_once_is_found_again() {
+        assert_eq!(
+            names("Name: Kevin Whitehorse\nHPI: kevin is stable. Seen with KEVIN today."),
+            ["Kevin Whitehorse", "kevin", "KEVIN"]
+        );
+        // A common word does not spread to its lower-case uses.
+        assert_eq!(
+            names("Patient: WARD, LARRY\nBack on the ward."),
+            ["WARD, LARRY"]
+        );
+        // Context words do not spread, though "I'm" joins the name it introduces.
+        let n = names("I'm Naomi Ryan, and i'm 31.");
+        assert!(n.iter().all(|s| s.contains("Naomi")), "{n:?}");
+    }
+
+    #[test]
+    fn names_by_position_and_age() {
+        assert_eq!(
+            names("HOSPITAL COURSE: Frank, 57 year-old, was admitted. Aaliyah is a 38yo woman."),
+            ["Frank", "Aaliyah"]
+        );
+        assert_eq!(
+            names("S: dylan reports feeling better. Pt thanh resting. Called josé at home."),
+            ["dylan", "thanh", "josé"]
+        );
+        assert_eq!(names("Aaliyah, 3 month-old girl"), ["Aaliyah"]);
+        // Pronouns, acronyms, courses of a drug and bulleted drugs are not.
+        assert!(
+            names("Vancomycin, 7 days. Zosyn, 3 days. Augmentin is a 10 day course.").is_empty()
+        );
+        assert!(
+            names("She is a 45 year-old woman. AML, 31yo female.\n- camila 28 day pack").is_empty()
+        );
+    }
+
+    #[test]
+    fn facilities_where_patients_went() {
+        assert_eq!(
+            found("HISTORY\nSummit Pointe\nwho presented to the Summit Pointe ED on 3/4."),
+            vec![
+                ("Summit Pointe".into(), PhiKind::Facility),
+                ("Summit Pointe".into(), PhiKind::Facility),
+                ("3/4".into(), PhiKind::Date),
+            ]
+        );
+        assert_eq!(
+            found("was admitted to Mercy General on 6/11; left Riverbend on 7/1 for AUMC"),
+            vec![
+                ("Mercy General".into(), PhiKind::Facility),
+                ("6/11".into(), PhiKind::Date),
+                ("Riverbend".into(), PhiKind::Facility),
+                ("7/1".into(), PhiKind::Date),
+            ]
+        );
+        assert_eq!(
+            found("Our Lady of Lourdes Medical Center\nRiverbend University Hospital; Riverbend"),
+            vec![
+                (
+                    "Our Lady of Lourdes Medical Center".into(),
+                    PhiKind::Facility
+                ),
+                ("Riverbend University Hospital".into(), PhiKind::Facility),
+                ("Riverbend".into(), PhiKind::Facility),
+            ]
+        );
+        // Services and units are where patients go too, but no facility; "left" is a side.
+        assert!(found("admitted to Cardiology, transferred to MICU, left AMA").is_empty());
+        assert!(
+            found("a left MCA stroke and left Achilles tendon rupture")
+                .iter()
+                .all(|(_, k)| *k != PhiKind::Facility)
+        );
+    }
+
+    #[test]
+    fn places_with_lower_case_words() {
+        assert_eq!(
+            found("She lives in Truth or Consequences and Coeur d'Alene."),
+            vec![
+                ("Truth or Consequences".into(), PhiKind::City),
+                ("Coeur d'Alene".into(), PhiKind::City)
+            ]
         );
     }
 }

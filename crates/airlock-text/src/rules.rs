@@ -711,9 +711,14 @@ impl PatternRecognizer {
                         };
                         let before = text.get(..m.start()).unwrap_or("");
                         let after = text.get(m.end()..).unwrap_or("");
+                        // A period after it ends a sentence ("discharged on 5/11."); only a
+                        // digit after the period makes it a decimal ("1/2.5").
+                        let decimal_after = after.starts_with('.')
+                            && after.as_bytes().get(1).is_some_and(u8::is_ascii_digit);
                         if !month_day_ok(a, b)
                             || before.ends_with(['/', '.', '-', '+'])
-                            || after.starts_with(['/', '.', '+'])
+                            || after.starts_with(['/', '+'])
+                            || decimal_after
                             || followed_by_unit(text, m.end())
                             || matches!(
                                 prev_word(text, m.start()).as_str(),
@@ -775,6 +780,12 @@ impl PatternRecognizer {
                         let v = val.as_str();
                         let digits = v.bytes().filter(u8::is_ascii_digit).count();
                         if digits == 0 || v.len() < 3 || (digits < 3 && v.len() < 5) {
+                            continue;
+                        }
+                        // "Telephone encounter 08/17/2020", "visit 2021-11-10": a date after
+                        // a generic label is the date of the encounter, not its number (the
+                        // date rules take it; the label alone would be left as an identifier).
+                        if looks_like_date(v) && label_kind(label.as_str()) == PhiKind::Id {
                             continue;
                         }
                         let kind = label_kind(label.as_str());
@@ -979,6 +990,18 @@ fn month_word_ok(s: &str) -> bool {
                 .any(|suf| lower.trim_end().ends_with(suf));
     }
     true
+}
+
+/// Whether `v` is a numeric date: `m/d/yy[yy]`, `m-d-yyyy` or `yyyy-mm-dd`, with month and
+/// day in range.
+fn looks_like_date(v: &str) -> bool {
+    let parts: Vec<&str> = v.split(['/', '-']).collect();
+    let all_digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    match parts[..] {
+        [y, m, d] if y.len() == 4 && all_digits(y) => month_day_ok(m, d),
+        [m, d, y] if all_digits(y) && matches!(y.len(), 2 | 4) => month_day_ok(m, d),
+        _ => false,
+    }
 }
 
 fn time_ok(text: &str, start: usize, end: usize) -> bool {
@@ -1250,6 +1273,24 @@ mod tests {
         );
         assert!(kinds("the 4th ventricle").is_empty());
         assert!(kinds("strength 5/5 bilaterally").is_empty());
+        // A partial date ends a sentence; a decimal after a slash is a dose.
+        assert_eq!(
+            kinds("Discharged to home on 5/11. Take 1/2.5 tablets"),
+            vec![("5/11".to_owned(), PhiKind::Date)]
+        );
+    }
+
+    #[test]
+    fn a_date_after_a_generic_label_is_a_date() {
+        // "encounter" labels an identifier, but not when a date follows it.
+        assert_eq!(
+            kinds("Telephone encounter 08/17/2020. Visit 2021-11-10, encounter 12345678"),
+            vec![
+                ("08/17/2020".to_owned(), PhiKind::Date),
+                ("2021-11-10".to_owned(), PhiKind::Date),
+                ("encounter 12345678".to_owned(), PhiKind::Id),
+            ]
+        );
     }
 
     #[test]

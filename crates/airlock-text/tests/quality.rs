@@ -6,6 +6,11 @@
 //! every label of the corpus (ASQ-PHI's `UNIQUE_IDENTIFIER`, `MEDICAL_RECORD_NUMBER`, ...). On
 //! the Synthea notes: none of the patient's own names, birth date or address left in the
 //! output.
+//!
+//! Bars of issue 29, on notes written the way real notes are: the synthetic generator's notes
+//! (`airlock-synth`, always available) and the Synthea notes, scored by the engine alone (no
+//! known identifiers) with the same scorer: token recall >= 0.99 overall and >= 0.97 in every
+//! category. See `corpora/mod.rs` for how each corpus and its gold standard are built.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -18,9 +23,11 @@
 
 use std::path::PathBuf;
 
-use airlock_text::eval::{self, CorpusFormat};
+use airlock_text::eval::{self, CorpusFormat, Report};
 use airlock_text::{Engine, KnownIdentifiers, Mode};
 use base64::Engine as _;
+
+mod corpora;
 
 fn data_dir() -> Option<PathBuf> {
     let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"));
@@ -74,6 +81,71 @@ fn asq_phi_meets_the_bars() {
         "{:.1}% of PHI-free entries altered",
         report.phi_free_altered_rate * 100.0
     );
+}
+
+/// Token recall at least `overall` over all tokens and at least `each` in every group and every
+/// corpus label with gold tokens.
+fn assert_recall(report: &Report, overall: f64, each: f64) {
+    assert!(
+        report.tokens.recall >= overall,
+        "token recall {:.4} < {overall}",
+        report.tokens.recall
+    );
+    for g in &report.by_group {
+        if g.tokens.tp + g.tokens.fn_ > 0 {
+            assert!(
+                g.tokens.recall >= each,
+                "{:?} token recall {:.4} < {each}",
+                g.group,
+                g.tokens.recall
+            );
+        }
+    }
+    for l in report.by_label.iter().filter(|l| l.gold_tokens > 0) {
+        assert!(
+            l.token_recall >= each,
+            "{} token recall {:.4} < {each}",
+            l.label,
+            l.token_recall
+        );
+    }
+}
+
+#[test]
+fn generator_notes_meet_the_bars() {
+    // Seed 42 is the cohort the rules of issue 29 were developed on; seed 31337 was only
+    // measured. Precision here counts titles ("Mr.", "Dr.") inside name spans, which the
+    // generator leaves out of its gold spans, as false positives.
+    for seed in [42, 31337] {
+        let corpus = corpora::generator(100, seed);
+        let report = eval::evaluate(Engine::builtin(), &corpus);
+        println!("seed {seed}\n{}", eval::render_table(&report));
+        assert!(report.entries > 400, "only {} notes", report.entries);
+        assert_recall(&report, 0.99, 0.97);
+        assert!(
+            report.tokens.precision >= 0.90,
+            "token precision {:.4} < 0.90",
+            report.tokens.precision
+        );
+    }
+}
+
+#[test]
+fn synthea_notes_meet_the_bars() {
+    // The gold standard is the patient's own name, birth date and address only: the visit
+    // date heading each note is PHI the engine finds but the gold does not list, so precision
+    // is printed, not checked.
+    let Some(dir) = data_dir() else { return };
+    let corpus = corpora::synthea(&dir.join("fhir/synthea")).unwrap();
+    let report = eval::evaluate(Engine::builtin(), &corpus);
+    println!("{}", eval::render_table(&report));
+    assert!(report.entries > 300, "only {} notes", report.entries);
+    assert!(
+        report.tokens.tp > 300,
+        "only {} gold tokens",
+        report.tokens.tp
+    );
+    assert_recall(&report, 0.99, 0.97);
 }
 
 #[test]
