@@ -428,6 +428,8 @@ async fn an_imported_scikit_learn_model_is_registered_deployed_and_served() {
             max_canary_percent: 100.0,
             min_canary_minutes: 0,
             min_canary_predictions: 0,
+            min_silent_minutes: 0,
+            min_silent_predictions: 0,
         })
     };
     let request = |file: &str| ImportRequest {

@@ -792,6 +792,9 @@ impl Registry {
                         "another version is the canary; promote or roll it back first",
                     ));
                 }
+                if v.state == State::Silent {
+                    self.check_silent_run(&v).await?;
+                }
             }
             State::Production => {
                 return Err(rule(
@@ -859,6 +862,61 @@ impl Registry {
     ) -> Result<Vec<Transition>, RegistryError> {
         let _order = self.lifecycle().await?;
         self.promote_in_order(name, reason, shown).await
+    }
+
+    /// The exit criterion of silent mode (`rollout.min_silent_minutes` and
+    /// `min_silent_predictions`): how long `v` has run silent since it last entered silent
+    /// mode, and how many silent predictions the ledger holds for it since; refused, naming the
+    /// rule and the figures, when either falls short.
+    async fn check_silent_run(&self, v: &ModelVersion) -> Result<(), RegistryError> {
+        let since = self
+            .history(&v.name)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|t| t.hash == v.hash && t.to == State::Silent);
+        let minutes = since
+            .as_ref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t.at).ok())
+            .map_or(0, |t| {
+                u64::try_from((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_minutes())
+                    .unwrap_or(0)
+            });
+        let (min_minutes, min_predictions) = (
+            self.rollout.min_silent_minutes,
+            self.rollout.min_silent_predictions,
+        );
+        let logged = if min_predictions == 0 {
+            0
+        } else {
+            // The entries since the version went silent: bounded by the silent run, not the
+            // ledger's length (read in place: a lifecycle step is rare, and holds its lock).
+            let from = since.map_or(0, |t| t.ledger_index + 1);
+            let ledger = self.home.ledger();
+            let mut n = 0;
+            for i in from..ledger.size()? {
+                let e = Entry::parse(&ledger.entry_bytes(i)?)?;
+                if e.event == EventType::Prediction
+                    && e.prediction.as_ref().is_some_and(|p| {
+                        p.version_hash == v.hash && p.display == airlock_ledger::Display::Silent
+                    })
+                {
+                    n += 1;
+                }
+            }
+            n
+        };
+        if minutes < min_minutes || logged < min_predictions {
+            return Err(RegistryError::Rollout {
+                name: v.name.to_string(),
+                rule: format!(
+                    "not a canary yet: silent for {minutes} min with {logged} silent predictions \
+                     (rollout: at least {min_minutes} min and {min_predictions}, \
+                     rollout.min_silent_minutes and rollout.min_silent_predictions)"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// When the current canary of `name` became the canary: its transition, if any.

@@ -78,6 +78,8 @@ const IMMEDIATE: airlock_store::RolloutConfig = airlock_store::RolloutConfig {
     max_canary_percent: 100.0,
     min_canary_minutes: 0,
     min_canary_predictions: 0,
+    min_silent_minutes: 0,
+    min_silent_predictions: 0,
 };
 
 fn as_actor(home: &Home, actor: &str) -> Registry {
@@ -723,6 +725,22 @@ async fn default_rollout_rules_cap_the_canary_and_ask_for_soak() {
         .unwrap_err()
         .to_string();
     assert!(too_much.contains("at most 50%"), "{too_much}");
+    // Silent mode's exit criterion (issue 29): a day and 100 silent predictions by default.
+    let early_canary = mo
+        .deploy(&name, &h, State::Canary, Some(5_000), "half")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        early_canary.contains("silent for 0 min with 0 silent predictions")
+            && early_canary.contains("at least 1440 min and 100"),
+        "{early_canary}"
+    );
+    let mo = mo.with_rollout(airlock_store::RolloutConfig {
+        min_silent_minutes: 0,
+        min_silent_predictions: 0,
+        ..Default::default()
+    });
     mo.deploy(&name, &h, State::Canary, Some(5_000), "half")
         .await
         .unwrap();
@@ -745,6 +763,8 @@ async fn default_rollout_rules_cap_the_canary_and_ask_for_soak() {
     // With the soak met (no minimum time here), the transition records it.
     let soaked = mo.with_rollout(airlock_store::RolloutConfig {
         min_canary_minutes: 0,
+        min_silent_minutes: 0,
+        min_silent_predictions: 0,
         ..Default::default()
     });
     assert!(soaked.promote(&name, "held", 99).await.is_err());

@@ -150,6 +150,8 @@ fn as_actor(home: &Home, a: &str) -> Registry {
             max_canary_percent: 100.0,
             min_canary_minutes: 0,
             min_canary_predictions: 0,
+            min_silent_minutes: 0,
+            min_silent_predictions: 0,
         })
 }
 

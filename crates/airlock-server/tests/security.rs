@@ -315,7 +315,14 @@ async fn finding_16_invalid_purpose_is_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finding_02_canary_share_is_capped_and_promotion_needs_soak() {
     use common::models::{silent_version, step};
-    let w = World::with_rules(Db::Sqlite, Default::default(), None)
+    // The deployment's rules, but for silent mode's exit criterion (tested in
+    // finding_02_promotion_counts_the_canarys_shown_predictions): a day would stop this test.
+    let rules = airlock_store::RolloutConfig {
+        min_silent_minutes: 0,
+        min_silent_predictions: 0,
+        ..Default::default()
+    };
+    let w = World::with_rules(Db::Sqlite, Default::default(), Some(rules))
         .await
         .unwrap();
     let v = silent_version(&w, 1).await;
@@ -361,19 +368,45 @@ async fn finding_02_promotion_counts_the_canarys_shown_predictions() {
         max_canary_percent: 100.0,
         min_canary_minutes: 0,
         min_canary_predictions: 3,
+        min_silent_minutes: 0,
+        min_silent_predictions: 2,
     };
     let w = World::with_rules(Db::Sqlite, Default::default(), Some(rules))
         .await
         .unwrap();
     let v = silent_version(&w, 1).await;
-    let r = step(
-        &w,
-        Role::MlopsEngineer,
-        &format!("/v1/models/risk/versions/{v}/deploy"),
-        json!({"state": "canary", "canary_percent": 100, "reason": "all"}),
-    )
-    .await;
-    assert_eq!(r.status, 200);
+    let deploy = format!("/v1/models/risk/versions/{v}/deploy");
+    let canary = || {
+        step(
+            &w,
+            Role::MlopsEngineer,
+            &deploy,
+            json!({"state": "canary", "canary_percent": 100, "reason": "all"}),
+        )
+    };
+    let predict = |i: usize| {
+        w.as_role(
+            Role::Clinician,
+            "POST",
+            "/v1/models/risk/predict",
+            TREAT,
+            Some(json!({"patient_mrn": format!("MRN-{i}"), "features": {"x": 1.0, "c": "a"}})),
+        )
+    };
+    // Silent mode's exit criterion (issue 29): two silent predictions before a canary, and
+    // the refusal names the rule and the figures.
+    for i in 0..2 {
+        let early = canary().await;
+        assert_eq!(early.status, 422, "a canary after {i} silent predictions");
+        let text = String::from_utf8_lossy(&early.body);
+        assert!(
+            text.contains("min_silent_predictions") && text.contains(&format!("{i} silent")),
+            "{text}"
+        );
+        assert_eq!(predict(100 + i).await.json()["display"], "none");
+    }
+    let r = canary().await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let promote = || {
         step(
             &w,
@@ -388,15 +421,7 @@ async fn finding_02_promotion_counts_the_canarys_shown_predictions() {
             422,
             "promoted after {i} predictions"
         );
-        let p = w
-            .as_role(
-                Role::Clinician,
-                "POST",
-                "/v1/models/risk/predict",
-                TREAT,
-                Some(json!({"patient_mrn": format!("MRN-{i}"), "features": {"x": 1.0, "c": "a"}})),
-            )
-            .await;
+        let p = predict(i).await;
         assert_eq!(p.status, 200, "{}", String::from_utf8_lossy(&p.body));
     }
     let done = promote().await;

@@ -54,15 +54,23 @@ pub struct RolloutConfig {
     pub min_canary_minutes: u64,
     /// The fewest predictions shown from the canary before it is promoted.
     pub min_canary_predictions: u64,
+    /// The shortest time a version must run silent before it becomes a canary, in minutes.
+    pub min_silent_minutes: u64,
+    /// The fewest silent predictions logged for a version before it becomes a canary.
+    pub min_silent_predictions: u64,
 }
 
 impl Default for RolloutConfig {
-    /// Half the patients at most, an hour and 100 shown predictions of soak.
+    /// Half the patients at most, an hour and 100 shown predictions of soak; a day and 100
+    /// silent predictions before a canary.
     fn default() -> Self {
         RolloutConfig {
             max_canary_percent: 50.0,
             min_canary_minutes: 60,
             min_canary_predictions: 100,
+            // A day beside the existing workflow, and enough requests to compare.
+            min_silent_minutes: 24 * 60,
+            min_silent_predictions: 100,
         }
     }
 }

@@ -348,10 +348,13 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         .with_onnx(std::sync::Arc::new(airlock_onnx::TractRuntime))
         .map_err(|e| anyhow::anyhow!("{e}"))?
         // The deployment's canary cap (50%), with a soak of a few predictions instead of an
-        // hour and 100, so the tour can show a promotion.
+        // hour and 100 (and one silent prediction instead of a day and 100), so the tour can
+        // show a promotion.
         .with_rollout(airlock_store::RolloutConfig {
             min_canary_minutes: 0,
             min_canary_predictions: super::demo_models::DEMO_SOAK,
+            min_silent_minutes: 0,
+            min_silent_predictions: 1,
             ..Default::default()
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;

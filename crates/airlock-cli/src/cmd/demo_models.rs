@@ -403,6 +403,17 @@ pub async fn tour(
         json!({"state": "silent", "reason": "shadow production"}),
     )
     .await?;
+    // Silent mode's exit criterion: the demo's rules ask for one silent prediction.
+    if let Some(&row) = rows.first() {
+        let (mrn, features, _) = request_of(&table, row, &set, signature.as_ref());
+        call(
+            c,
+            "casey-clinician",
+            "/v1/models/readmission-30d/predict".into(),
+            json!({"patient_mrn": mrn, "features": features}),
+        )
+        .await?;
+    }
     let (s, _) = call(
         c,
         "mo-mlops",

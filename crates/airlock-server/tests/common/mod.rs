@@ -51,6 +51,8 @@ pub const IMMEDIATE: airlock_store::RolloutConfig = airlock_store::RolloutConfig
     max_canary_percent: 100.0,
     min_canary_minutes: 0,
     min_canary_predictions: 0,
+    min_silent_minutes: 0,
+    min_silent_predictions: 0,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
