@@ -34,7 +34,7 @@ impl ApiError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match &self.0 {
-            ServiceError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ServiceError::Unauthenticated | ServiceError::CodeReused => StatusCode::UNAUTHORIZED,
             ServiceError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ServiceError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -47,7 +47,7 @@ impl ApiError {
 
     fn code(&self) -> &'static str {
         match &self.0 {
-            ServiceError::Unauthenticated => "unauthenticated",
+            ServiceError::Unauthenticated | ServiceError::CodeReused => "unauthenticated",
             ServiceError::Forbidden { .. } => "forbidden",
             ServiceError::Invalid { .. } => "bad_request",
             ServiceError::NotFound { .. } => "not_found",

@@ -704,6 +704,9 @@ async fn sessions_lockout_and_tokens(db: Db) {
     // The world's own login may already have used this step's code; either way, never twice.
     assert!(!(first.status == 200 && second.status == 200));
     assert_eq!(second.status, 401);
+    // And the refusal says why (issue 29): the code was used, not wrong.
+    let text = String::from_utf8_lossy(&second.body);
+    assert!(text.contains("used already"), "{text}");
     // A session ends after inactivity (automatic logoff): a fresh user, logged in now.
     let fresh = airlock_types::ActorId::new("u-fresh").unwrap();
     let e = w

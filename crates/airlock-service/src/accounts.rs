@@ -66,6 +66,12 @@ impl Service {
                 "invalid credentials",
                 Err(ServiceError::Unauthenticated),
             ),
+            Err(IdentityError::CodeReused) => (
+                ActorId::new(username).unwrap_or_else(|_| anonymous()),
+                OutcomeKind::Failure,
+                "TOTP code used already (right password)",
+                Err(ServiceError::CodeReused),
+            ),
             Err(IdentityError::UnknownPrincipal) => (
                 anonymous(),
                 OutcomeKind::Failure,

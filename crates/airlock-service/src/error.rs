@@ -11,6 +11,9 @@ pub enum ServiceError {
     /// No or bad credentials.
     #[error("authentication required")]
     Unauthenticated,
+    /// The right password with a TOTP code used already (a code works once).
+    #[error("that TOTP code was used already; a code works once: wait for the next one")]
+    CodeReused,
     /// Credentials are fine; the policy said no.
     #[error("forbidden: {reason}")]
     Forbidden {
@@ -144,6 +147,7 @@ impl From<crate::identity::IdentityError> for ServiceError {
                 ServiceError::invalid("body", e.to_string())
             }
             I::WrongKind { reason } => ServiceError::Conflict { reason },
+            I::CodeReused => ServiceError::CodeReused,
             other => ServiceError::internal(other),
         }
     }

@@ -100,6 +100,9 @@ pub enum IdentityError {
         /// The principal.
         id: String,
     },
+    /// Right password, and a TOTP code that was valid but has been used already.
+    #[error("that TOTP code was used already; a code works once: wait for the next one")]
+    CodeReused,
     /// A password that does not meet the policy.
     #[error("the password must be at least {min} characters")]
     WeakPassword {
@@ -1525,19 +1528,25 @@ impl Identities {
         let last_step: i64 = row.try_get("totp_last_step")?;
         let disabled = row.try_get::<i64, _>("disabled")? != 0;
         let password_ok = hash.as_deref().is_some_and(|h| password_matches(pw, h));
-        let step = match (&sealed, password_ok) {
+        let checked = match (&sealed, password_ok) {
             (Some(s), true) => {
                 let secret = self.open(&id, s)?;
-                totp::verify(
+                totp::check(
                     secret.expose_secret(),
                     code,
                     u64::try_from(now.timestamp()).unwrap_or(0),
                     u64::try_from(last_step).unwrap_or(0),
                 )
             }
+            _ => totp::Check::Wrong,
+        };
+        let live = kind == "user" && !disabled;
+        let reused = live && checked == totp::Check::Reused;
+        let step = match checked {
+            totp::Check::Valid(step) if live => Some(step),
             _ => None,
         };
-        let Some(step) = step.filter(|_| kind == "user" && !disabled) else {
+        let Some(step) = step else {
             let mut tx = self.db.begin(&Scope::none()).await.map_err(store_err)?;
             sqlx::query("UPDATE principals SET failed_logins = failed_logins + 1 WHERE id = $1")
                 .bind(&id)
@@ -1557,6 +1566,11 @@ impl Identities {
             tx.commit().await?;
             return if locked {
                 Err(IdentityError::Locked { id, until })
+            } else if reused {
+                // The password was right: the person typed a code twice, or someone replays
+                // one. Saying so tells them to wait for the next code; it still counts as a
+                // failure.
+                Err(IdentityError::CodeReused)
             } else {
                 Err(IdentityError::BadCredentials)
             };
@@ -1574,7 +1588,7 @@ impl Identities {
         .await?
         .rows_affected();
         if fresh == 0 {
-            return Err(IdentityError::BadCredentials);
+            return Err(IdentityError::CodeReused);
         }
         let token = random_token(SESSION_PREFIX);
         let expires = now + self.policy.absolute_timeout;

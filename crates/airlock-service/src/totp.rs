@@ -48,11 +48,31 @@ pub fn code_at(secret: &[u8], unix_seconds: u64) -> String {
 /// Check `code` at `unix_seconds`, one step either side, refusing any step at or before
 /// `last_used_step` (replay). Returns the matching step, which the caller must store.
 pub fn verify(secret: &[u8], code: &str, unix_seconds: u64, last_used_step: u64) -> Option<u64> {
+    match check(secret, code, unix_seconds, last_used_step) {
+        Check::Valid(step) => Some(step),
+        Check::Reused | Check::Wrong => None,
+    }
+}
+
+/// What a code is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Valid for this step (to be stored as the last one used).
+    Valid(u64),
+    /// Valid once, already used: a code works once.
+    Reused,
+    /// Not a code of this secret now.
+    Wrong,
+}
+
+/// [`verify`], telling a code used already (a replay, or the person typing the same code
+/// twice) from a wrong one.
+pub fn check(secret: &[u8], code: &str, unix_seconds: u64, last_used_step: u64) -> Check {
     if code.len() != DIGITS as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+        return Check::Wrong;
     }
     let now = step_at(unix_seconds);
-    let mut found = None;
+    let mut found = Check::Wrong;
     // Check every candidate (no early exit) so timing does not say which step matched.
     for step in [now.saturating_sub(1), now, now + 1] {
         let expected = format!(
@@ -61,8 +81,12 @@ pub fn verify(secret: &[u8], code: &str, unix_seconds: u64, last_used_step: u64)
             width = DIGITS as usize
         );
         let ok: bool = expected.as_bytes().ct_eq(code.as_bytes()).into();
-        if ok && step > last_used_step && found.is_none() {
-            found = Some(step);
+        if ok && !matches!(found, Check::Valid(_)) {
+            found = if step > last_used_step {
+                Check::Valid(step)
+            } else {
+                Check::Reused
+            };
         }
     }
     found
@@ -178,6 +202,8 @@ mod tests {
         assert_eq!(step, step_at(t));
         // The same code cannot be used twice.
         assert_eq!(verify(RFC_SECRET, &code, t, step), None);
+        assert_eq!(check(RFC_SECRET, &code, t, step), Check::Reused);
+        assert_eq!(check(RFC_SECRET, "000000", t, step), Check::Wrong);
         // One step late is accepted, two are not.
         assert!(verify(RFC_SECRET, &code, t + 30, 0).is_some());
         assert!(verify(RFC_SECRET, &code, t + 90, 0).is_none());
