@@ -334,8 +334,13 @@ impl Signature {
     }
 }
 
+/// A number, or a top-coded bin such as Safe Harbor's `90+` ("90 or older"), read as its lower
+/// bound: an age capped by de-identification stays a numeric feature instead of turning the
+/// whole column categorical.
 fn parse_finite(s: &str) -> Option<f64> {
-    s.trim().parse::<f64>().ok().filter(|x| x.is_finite())
+    let s = s.trim();
+    let s = s.strip_suffix('+').unwrap_or(s);
+    s.parse::<f64>().ok().filter(|x| x.is_finite())
 }
 
 fn numeric_range(col: &Column) -> Result<(f64, f64), ModelsError> {
@@ -409,6 +414,28 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect()
+    }
+
+    #[test]
+    fn a_top_coded_age_stays_numeric() {
+        // Safe Harbor aggregates ages over 89 into one bin, written `90+`.
+        let t = Table::from_columns(vec![(
+            "age".into(),
+            vec!["40".into(), "90+".into(), "71".into()],
+        )])
+        .unwrap();
+        let spec = FeatureSpec::from("age");
+        let s = Signature::infer(&[(&spec, t.column("age").unwrap())]).unwrap();
+        assert_eq!(
+            s.features[0].kind,
+            FeatureKind::Numeric {
+                min: 40.0,
+                max: 90.0
+            }
+        );
+        // A `+` anywhere else is not a number.
+        assert_eq!(parse_finite("+"), None);
+        assert_eq!(parse_finite("9+0"), None);
     }
 
     #[test]
