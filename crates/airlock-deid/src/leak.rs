@@ -31,6 +31,8 @@ pub enum LeakKind {
     Date,
     /// A full (5+ digit) zip code.
     Zip,
+    /// A coordinate (latitude or longitude in decimal degrees).
+    Geo,
 }
 
 impl LeakKind {
@@ -45,6 +47,7 @@ impl LeakKind {
             LeakKind::City => "city",
             LeakKind::Date => "date",
             LeakKind::Zip => "zip",
+            LeakKind::Geo => "geo",
         }
     }
 
@@ -56,6 +59,9 @@ impl LeakKind {
             LeakKind::Street | LeakKind::Email => 6,
             LeakKind::Date => 8,
             LeakKind::Zip => 5,
+            // `47.7443942`: coordinates this short (`47.7`) locate nothing smaller than a state
+            // and would match unrelated measurements.
+            LeakKind::Geo => 7,
         }
     }
 }

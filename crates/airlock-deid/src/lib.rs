@@ -25,7 +25,15 @@
 //! * HL7 v2 files are de-identified one message at a time (parse, transform, write, drop), so
 //!   memory follows the largest message, not the file.
 //! * The engine is pure: no async runtime, no database. [`deid_paths`] (file mode) reads and
-//!   writes files, streaming NDJSON and CSV; [`deid_bytes`] works on one buffer (gate mode).
+//!   writes files, streaming NDJSON and CSV; [`deid_dataset`] works on the buffers of one data
+//!   set (gate mode); [`deid_bytes`] on one buffer.
+//! * A run is one data set, whatever its files: every file is pre-scanned before any is
+//!   transformed, a record key gets the same surrogate in every file, and the leak check runs
+//!   over the union of the outputs. CSV tables of a known export (Synthea's CSV, the OMOP CDM)
+//!   are recognised by their header and handled by a built-in mapping (`data/csv-mappings`):
+//!   keys become surrogates of the same shape, so `encounters.PATIENT` still joins
+//!   `patients.Id`; columns no mapping or rule names are recognised by name and by content
+//!   (licence and passport numbers, UUID keys, coordinates, addresses, places, dates).
 //! * FHIR JSON and NDJSON are read through a flat token tape (no tree of values): the walk
 //!   makes the tree walk's decisions in the same order and writes the output as it goes, the
 //!   same bytes `serde_json` would write for the tree walk's result. Documents the tape leaves
@@ -33,6 +41,7 @@
 //!   generalisation take the `serde_json::Value` tree walk, which stays the reference.
 
 mod codes;
+mod columns;
 mod crosswalk;
 mod engine;
 mod error;
@@ -42,6 +51,7 @@ mod hash;
 mod hl7;
 mod keys;
 pub mod leak;
+mod mapping;
 pub mod profile;
 mod report;
 pub mod risk;
@@ -199,6 +209,7 @@ pub(crate) fn deid_bytes_with(
         }
         Format::Csv => {
             let input = airlock_formats::strip_bom(bytes);
+            prescan_csv(&mut run, label, input)?;
             let mut out = Vec::new();
             csv_with_k(&mut run, label, || Ok(input), &mut out, &mut risk)?;
             out
@@ -209,6 +220,7 @@ pub(crate) fn deid_bytes_with(
     let scanner = run.leaks.scanner();
     let mut hits = Vec::new();
     let mut scanned = 0u64;
+    let mut coincidences = 0u64;
     match &doc {
         // Scan the output tree already in memory rather than re-parsing it.
         Some(d) => fhir::scan_output(&scanner, d, label, 0, &mut hits, &mut scanned),
@@ -222,11 +234,19 @@ pub(crate) fn deid_bytes_with(
             };
             match checked {
                 Some(n) => scanned += n,
-                None => scan_output(&scanner, format, &out, label, &mut hits, &mut scanned),
+                None => scan_output(
+                    &scanner,
+                    format,
+                    &out,
+                    label,
+                    &mut hits,
+                    &mut scanned,
+                    &mut coincidences,
+                ),
             }
         }
     }
-    finish_report(&mut report, &run, hits, scanned);
+    finish_report(&mut report, &run, hits, scanned, coincidences);
     if profile.leak_policy() == LeakPolicy::Fail && !report.leak_check.passed {
         return Err(DeidError::LeakCheckFailed {
             hits: report.leak_check.hits.len(),
@@ -249,6 +269,35 @@ pub fn deid_paths(
     crosswalk: &mut Crosswalk,
     inputs: &[PathBuf],
     out_dir: &Path,
+) -> Result<RunReport, DeidError> {
+    deid_paths_with(
+        profile,
+        keys,
+        crosswalk,
+        inputs,
+        out_dir,
+        PathOptions::default(),
+    )
+}
+
+/// Options of [`deid_paths_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PathOptions {
+    /// Write outputs as `part-00000.json` (`part-00003.patients.csv` for a CSV recognised as a
+    /// built-in mapping's table) directly under `out_dir`, and name inputs in the report and its
+    /// warnings by index and content hash (`files[3] sha256:...`): input file names may hold
+    /// PHI (Synthea's FHIR files are `Given_Family_uuid.json`).
+    pub neutral_names: bool,
+}
+
+/// [`deid_paths`] with options.
+pub fn deid_paths_with(
+    profile: &Profile,
+    keys: &DeidKeys,
+    crosswalk: &mut Crosswalk,
+    inputs: &[PathBuf],
+    out_dir: &Path,
+    options: PathOptions,
 ) -> Result<RunReport, DeidError> {
     std::fs::create_dir_all(out_dir).map_err(|e| DeidError::io(out_dir, &e))?;
     let out_canon = out_dir
@@ -288,8 +337,21 @@ pub fn deid_paths(
             .is_some_and(|n| n.contains("Patient"))
     });
     let mut run = Run::new(profile, keys, crosswalk);
-    for s in &skipped {
-        run.warn(format!("{}: format not recognised, skipped", s.display()));
+    for (k, s) in skipped.iter().enumerate() {
+        let name = if options.neutral_names {
+            format!("skipped[{k}] sha256:{}", file_sha256(s)?)
+        } else {
+            s.display().to_string()
+        };
+        run.warn(format!("{name}: format not recognised, skipped"));
+    }
+    let mut labels = Vec::with_capacity(jobs.len());
+    for (i, (input, _, _)) in jobs.iter().enumerate() {
+        labels.push(if options.neutral_names {
+            format!("files[{i}] sha256:{}", file_sha256(input)?)
+        } else {
+            input.display().to_string()
+        });
     }
     let index = RuleIndex::new(profile.fhir_rules());
     if let Some(rc) = &profile.inner().rare_codes {
@@ -300,9 +362,10 @@ pub fn deid_paths(
         }
         run.rare = Some(rare);
     }
-    // Pre-pass: identifying values of every patient (FHIR Patients, HL7 messages), so the
-    // free-text scrub knows them wherever they appear.
-    for (input, _, fmt) in &jobs {
+    // Pre-pass: identifying values of every patient (FHIR Patients, HL7 messages, CSV
+    // identifier columns), so the free-text scrub knows them wherever they appear.
+    let mut tables = vec![None; jobs.len()];
+    for (i, (input, _, fmt)) in jobs.iter().enumerate() {
         match fmt {
             Format::Hl7v2 => {
                 let bytes = std::fs::read(input).map_err(|e| DeidError::io(input, &e))?;
@@ -320,18 +383,37 @@ pub fn deid_paths(
                 let f = File::open(input).map_err(|e| DeidError::io(input, &e))?;
                 prescan_ndjson(&mut run, BufReader::new(f), Walker::Tape);
             }
-            Format::Csv => {}
+            Format::Csv => {
+                let f = File::open(input).map_err(|e| DeidError::io(input, &e))?;
+                let label = labels.get(i).cloned().unwrap_or_default();
+                let t = prescan_csv(&mut run, &label, BomSkip::new(BufReader::new(f)))?;
+                if let Some(slot) = tables.get_mut(i) {
+                    *slot = t;
+                }
+            }
+        }
+    }
+    if options.neutral_names {
+        for (i, (_, output, fmt)) in jobs.iter_mut().enumerate() {
+            let table = tables
+                .get(i)
+                .and_then(Option::as_deref)
+                .and_then(|t| t.rsplit('/').next())
+                .map(|t| format!(".{t}"))
+                .unwrap_or_default();
+            *output = out_dir.join(format!("part-{i:05}{table}.{}", fmt.extension()));
         }
     }
     let mut files = Vec::new();
     let mut risk = Vec::new();
-    for (input, output, fmt) in &jobs {
+    for (i, (input, output, fmt)) in jobs.iter().enumerate() {
         if let Some(parent) = output.parent() {
             std::fs::create_dir_all(parent).map_err(|e| DeidError::io(parent, &e))?;
         }
-        let label = input.display().to_string();
+        let label = labels.get(i).cloned().unwrap_or_default();
         let q_before = run.quarantined.len();
         let r_before = run.records_in;
+        let mut table = None;
         match fmt {
             Format::FhirJson => {
                 let bytes = std::fs::read(input).map_err(|e| DeidError::io(input, &e))?;
@@ -369,7 +451,7 @@ pub fn deid_paths(
                     let f = File::open(input).map_err(|e| DeidError::io(input, &e))?;
                     Ok(Box::new(BomSkip::new(BufReader::new(f))))
                 };
-                csv_with_k(&mut run, &label, open, &mut w, &mut risk)?;
+                table = csv_with_k(&mut run, &label, open, &mut w, &mut risk)?;
                 w.flush().map_err(|e| DeidError::io(output, &e))?;
             }
         }
@@ -379,6 +461,7 @@ pub fn deid_paths(
             format: fmt.name().to_owned(),
             records: run.records_in - r_before,
             quarantined: (run.quarantined.len() - q_before) as u64,
+            table,
         });
     }
     let mut report = base_report(&run, profile, keys);
@@ -388,24 +471,40 @@ pub fn deid_paths(
     let scanner = run.leaks.scanner();
     let mut hits = Vec::new();
     let mut scanned = 0u64;
+    let mut coincidences = 0u64;
     for (_, output, fmt) in &jobs {
         let label = output.display().to_string();
         match fmt {
             Format::FhirNdjson | Format::Csv => {
                 let f = File::open(output).map_err(|e| DeidError::io(output, &e))?;
                 if *fmt == Format::Csv {
-                    table::scan_csv(&scanner, BufReader::new(f), &label, &mut hits, &mut scanned);
+                    table::scan_csv(
+                        &scanner,
+                        BufReader::new(f),
+                        &label,
+                        &mut hits,
+                        &mut scanned,
+                        &mut coincidences,
+                    );
                 } else {
                     scan_ndjson(&scanner, BufReader::new(f), &label, &mut hits, &mut scanned);
                 }
             }
             _ => {
                 let bytes = std::fs::read(output).map_err(|e| DeidError::io(output, &e))?;
-                scan_output(&scanner, *fmt, &bytes, &label, &mut hits, &mut scanned);
+                scan_output(
+                    &scanner,
+                    *fmt,
+                    &bytes,
+                    &label,
+                    &mut hits,
+                    &mut scanned,
+                    &mut coincidences,
+                );
             }
         }
     }
-    finish_report(&mut report, &run, hits, scanned);
+    finish_report(&mut report, &run, hits, scanned, coincidences);
     let fail = profile.leak_policy() == LeakPolicy::Fail && !report.leak_check.passed;
     if fail {
         let mut bad: Vec<&str> = report
@@ -436,6 +535,173 @@ pub fn deid_paths(
         });
     }
     Ok(report)
+}
+
+/// One file of a data set de-identified as a whole by [`deid_dataset`].
+#[derive(Debug, Clone, Copy)]
+pub struct DatasetFile<'a> {
+    /// Its format.
+    pub format: Format,
+    /// Its bytes.
+    pub bytes: &'a [u8],
+}
+
+/// One output of [`deid_dataset`], in the order of the inputs.
+#[derive(Debug, Clone)]
+pub struct DatasetOutput {
+    /// The de-identified bytes.
+    pub bytes: Vec<u8>,
+    /// Records written.
+    pub records: u64,
+    /// The built-in mapping table a CSV file was recognised as (`synthea/patients`), from its
+    /// header alone: a name from the mappings' closed list, never one from the input.
+    pub table: Option<String>,
+}
+
+/// De-identifies the files of one data set together (gate mode): one run, so a record key gets
+/// the same surrogate in every file (a Synthea or OMOP export's tables still join), every
+/// identifying value of every file is known to the free-text engine of every other, and the
+/// leak check runs over the union of the outputs. Files are named in the report by index
+/// (`files[3]`), never by a name. Under a profile whose leak policy is `fail`, a leak anywhere
+/// returns [`DeidError::LeakCheckFailed`] (with the report, never the output).
+pub fn deid_dataset(
+    profile: &Profile,
+    keys: &DeidKeys,
+    crosswalk: &mut Crosswalk,
+    files: &[DatasetFile<'_>],
+) -> Result<(Vec<DatasetOutput>, RunReport), DeidError> {
+    let mut run = Run::new(profile, keys, crosswalk);
+    let index = RuleIndex::new(profile.fhir_rules());
+    let label = |i: usize| format!("files[{i}]");
+    if let Some(rc) = &profile.inner().rare_codes {
+        let mut rare = codes::RareCodes::new(rc.min_patients);
+        for f in files {
+            observe_codes(&mut run, &mut rare, f.format, f.bytes, None);
+        }
+        run.rare = Some(rare);
+    }
+    // Pre-pass, as in file mode: every patient's identifying values (FHIR Patients, HL7
+    // messages, CSV identifier columns) before any file is transformed.
+    for (i, f) in files.iter().enumerate() {
+        let bytes = airlock_formats::strip_bom(f.bytes);
+        match f.format {
+            Format::Hl7v2 => hl7::collect_file(&mut run, f.bytes),
+            Format::FhirJson => {
+                if let Some(tape) = fast_tape(profile, bytes) {
+                    fhir::stream::prescan(&mut run, &tape, 0);
+                } else if let Ok(doc) = airlock_formats::fhir::parse_json(f.bytes) {
+                    fhir::prescan(&mut run, &doc);
+                }
+            }
+            Format::FhirNdjson => prescan_ndjson(&mut run, bytes, Walker::Tape),
+            Format::Csv => {
+                prescan_csv(&mut run, &label(i), bytes)?;
+            }
+        }
+    }
+    let mut outputs = Vec::with_capacity(files.len());
+    let mut reports = Vec::with_capacity(files.len());
+    let mut risk = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let name = label(i);
+        let q_before = run.quarantined.len();
+        let r_before = run.records_in;
+        let o_before = run.records_out;
+        let bytes = airlock_formats::strip_bom(f.bytes);
+        let mut table = None;
+        let out = match f.format {
+            Format::FhirJson => deid_fhir_json(&mut run, &index, &name, f.bytes),
+            Format::FhirNdjson => {
+                let mut out = Vec::with_capacity(bytes.len());
+                deid_ndjson(&mut run, &index, &name, bytes, &mut out, None, Walker::Tape)
+                    .map_err(|e| DeidError::io(Path::new(&name), &e))?;
+                out
+            }
+            Format::Hl7v2 => {
+                let mut out = Vec::with_capacity(bytes.len());
+                deid_hl7(&mut run, &name, f.bytes, &mut out)
+                    .map_err(|e| DeidError::io(Path::new(&name), &e))?;
+                out
+            }
+            Format::Csv => {
+                let mut out = Vec::with_capacity(bytes.len());
+                table = csv_with_k(&mut run, &name, || Ok(bytes), &mut out, &mut risk)?;
+                out
+            }
+        };
+        reports.push(FileReport {
+            input: name.clone(),
+            output: name,
+            format: f.format.name().to_owned(),
+            records: run.records_in - r_before,
+            quarantined: (run.quarantined.len() - q_before) as u64,
+            table: table.clone(),
+        });
+        outputs.push(DatasetOutput {
+            bytes: out,
+            records: run.records_out - o_before,
+            table,
+        });
+    }
+    let mut report = base_report(&run, profile, keys);
+    report.files = reports;
+    report.risk = risk;
+    // The leak check over the union of the outputs: a value identifying in one file is a leak
+    // in any other.
+    let scanner = run.leaks.scanner();
+    let mut hits = Vec::new();
+    let mut scanned = 0u64;
+    let mut coincidences = 0u64;
+    for (i, (f, o)) in files.iter().zip(&outputs).enumerate() {
+        scan_output(
+            &scanner,
+            f.format,
+            &o.bytes,
+            &label(i),
+            &mut hits,
+            &mut scanned,
+            &mut coincidences,
+        );
+    }
+    finish_report(&mut report, &run, hits, scanned, coincidences);
+    if profile.leak_policy() == LeakPolicy::Fail && !report.leak_check.passed {
+        return Err(DeidError::LeakCheckFailed {
+            hits: report.leak_check.hits.len(),
+            report: Box::new(report),
+        });
+    }
+    Ok((outputs, report))
+}
+
+/// The CSV pre-pass of one table (see `table::prescan_csv`), then the free-text scrubber is
+/// told of the values it recorded.
+fn prescan_csv<R: Read>(
+    run: &mut Run<'_>,
+    label: &str,
+    input: R,
+) -> Result<Option<String>, DeidError> {
+    let table = table::prescan_csv(run, label, input).map_err(|source| DeidError::Format {
+        path: PathBuf::from(label),
+        source,
+    })?;
+    run.refresh_scrub();
+    Ok(table)
+}
+
+/// The SHA-256 of a file's content (hex), to name an input without its name.
+fn file_sha256(path: &Path) -> Result<String, DeidError> {
+    use sha2::Digest;
+    let mut f = File::open(path).map_err(|e| DeidError::io(path, &e))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| DeidError::io(path, &e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(buf.get(..n).unwrap_or_default());
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 /// The re-identification risk of a CSV table on `quasi_identifiers` (columns, matched
@@ -508,7 +774,13 @@ fn base_report(run: &Run<'_>, profile: &Profile, keys: &DeidKeys) -> RunReport {
     }
 }
 
-fn finish_report(report: &mut RunReport, run: &Run<'_>, hits: Vec<LeakHit>, scanned: u64) {
+fn finish_report(
+    report: &mut RunReport,
+    run: &Run<'_>,
+    hits: Vec<LeakHit>,
+    scanned: u64,
+    numeric_coincidences: u64,
+) {
     run.changes.merge_into(&mut report.changes);
     report.quarantined = run.quarantined.clone();
     report.warnings = run.warnings.clone();
@@ -520,6 +792,7 @@ fn finish_report(report: &mut RunReport, run: &Run<'_>, hits: Vec<LeakHit>, scan
         output_values_scanned: scanned,
         passed: hits.is_empty(),
         hits,
+        numeric_coincidences,
     };
 }
 
@@ -745,7 +1018,7 @@ fn csv_with_k<R: Read, W: Write>(
     open: impl Fn() -> Result<R, DeidError>,
     out: &mut W,
     risk: &mut Vec<(String, RiskReport)>,
-) -> Result<(), DeidError> {
+) -> Result<Option<String>, DeidError> {
     let kcfg = run.profile.k_anonymity().cloned();
     let mut kplan = None;
     if let Some(k) = &kcfg {
@@ -768,12 +1041,13 @@ fn csv_with_k<R: Read, W: Write>(
     } else {
         out
     };
-    table::deid_csv(run, label, open()?, &mut *target, &opts).map_err(|source| {
-        DeidError::Format {
-            path: PathBuf::from(label),
-            source,
-        }
-    })?;
+    let (table, _) =
+        table::deid_csv(run, label, open()?, &mut *target, &opts).map_err(|source| {
+            DeidError::Format {
+                path: PathBuf::from(label),
+                source,
+            }
+        })?;
     if let (Some(k), Some((_, plan))) = (&kcfg, &kplan) {
         let mut r = table::risk_from_csv(
             buf.as_slice(),
@@ -796,7 +1070,7 @@ fn csv_with_k<R: Read, W: Write>(
         out.write_all(&buf)
             .map_err(|e| DeidError::io(Path::new(label), &e))?;
     }
-    Ok(())
+    Ok(table)
 }
 
 fn scan_output(
@@ -806,6 +1080,7 @@ fn scan_output(
     label: &str,
     hits: &mut Vec<LeakHit>,
     scanned: &mut u64,
+    coincidences: &mut u64,
 ) {
     match format {
         Format::FhirJson => {
@@ -826,7 +1101,7 @@ fn scan_output(
                 }
             }
         }
-        Format::Csv => table::scan_csv(scanner, bytes, label, hits, scanned),
+        Format::Csv => table::scan_csv(scanner, bytes, label, hits, scanned, coincidences),
     }
 }
 

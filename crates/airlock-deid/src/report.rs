@@ -47,6 +47,11 @@ pub struct LeakCheck {
     pub output_values_scanned: u64,
     /// Hits (paths only).
     pub hits: Vec<LeakHit>,
+    /// Numbers in CSV columns that equal an identifying number by coincidence (an amount equal
+    /// to someone's zip), counted, not failed: too few in their column to be the column's
+    /// content (see the CSV scan).
+    #[serde(default)]
+    pub numeric_coincidences: u64,
     /// Whether the check passed (no hits).
     pub passed: bool,
 }
@@ -64,6 +69,10 @@ pub struct FileReport {
     pub records: u64,
     /// Records quarantined.
     pub quarantined: u64,
+    /// The built-in mapping table a CSV file was recognised as (`synthea/patients`), from its
+    /// header: a name from the mappings' closed list, never one from the input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
 }
 
 /// The report of a run.
@@ -152,6 +161,14 @@ impl RunReport {
                 s,
                 "  {} record {} `{}` ({})",
                 h.file, h.record, h.path, h.kind
+            );
+        }
+        if lc.numeric_coincidences > 0 {
+            let _ = writeln!(
+                s,
+                "  {} CSV number(s) equal to an identifying number by coincidence (under half \
+                 of their column's numbers): not counted as hits",
+                lc.numeric_coincidences
             );
         }
         for w in &self.warnings {

@@ -1,14 +1,26 @@
 //! CSV de-identification, streaming row by row (memory flat with input size).
 //!
-//! Columns are handled by the profile's `[[csv]]` rules (names matched case-insensitively).
-//! A column without a rule is classified by its name: direct identifiers (SSN, phone, fax,
-//! email, names, street address, MRN, account, licence, plate, VIN, device/serial, URL, IP)
-//! are **removed with a warning**; zip/postal columns get the zip policy, city/county columns
-//! are removed unless the profile keeps cities, birth-date columns the date policy (with the
-//! birth-year cap); other columns are kept, except that a column whose first value looks like
-//! a date gets the date policy. The patient key (MRN) is the first present column whose rule
-//! says `patient_key = true`: it gets the `mrn` pseudonym (the same as in FHIR and HL7) and
-//! its date offset applies to the row's dates.
+//! Each column gets a plan from the first of these that knows it:
+//! 1. a built-in mapping ([`crate::mapping`]): a table recognised by its header (a Synthea CSV
+//!    export's tables, the OMOP CDM's) has every column named: record keys become surrogates of
+//!    the same shape, the same in every file of the run, so the tables still join; dates follow
+//!    the profile's date policy; names, SSN, licence, passport, addresses, coordinates and
+//!    places are removed;
+//! 2. the profile's `[[csv]]` rules (names matched case-insensitively);
+//! 3. the column's name: direct identifiers (SSN, phone, fax, email, names, street address,
+//!    MRN, account, licence, plate, VIN, device/serial, URL, IP) are **removed with a
+//!    warning**; zip/postal columns get the zip policy, city/county columns are removed unless
+//!    the profile keeps cities, birth places are removed, free text goes to the text engine,
+//!    birth-date columns get the date policy (with the birth-year cap);
+//! 4. the column's content ([`crate::columns`], over the first [`SAMPLE_ROWS`] rows): record
+//!    keys, SSN, licence and passport numbers, phones, emails, device identifiers, street
+//!    addresses, places, coordinates and dates are recognised whatever the column is called;
+//!    a column a mapping keeps whose values are unmistakably identifiers is treated as what it
+//!    holds, with a warning.
+//!
+//! Anything else is kept. The patient key is the first column a mapping calls the patient's or
+//! a rule marks `patient_key = true`: its date offset applies to the row's dates, and a rule's
+//! patient key gets the `mrn` pseudonym (the same as in FHIR and HL7).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -16,9 +28,11 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+use crate::columns::{Detected, SAMPLE_ROWS, Stats, pair_coordinates};
 use crate::engine::{DateMethod, Run, ScalarCtx};
 use crate::leak::LeakKind;
-use crate::profile::{Method, ZipPolicy};
+use crate::mapping::{Mappings, Treat};
+use crate::profile::{DatePolicy, Method, ZipPolicy};
 use crate::risk::{KPlan, RiskAccumulator, generalise_value};
 
 /// The plan for one column.
@@ -26,10 +40,25 @@ use crate::risk::{KPlan, RiskAccumulator, generalise_value};
 pub(crate) enum Col {
     Rule(Method),
     Drop(LeakKind),
+    /// A record key: a surrogate of the same shape in this namespace.
+    Key {
+        namespace: String,
+    },
     Zip,
     City,
-    Date { birth: bool },
+    /// A place written as text (a birthplace): removed.
+    Place,
+    Date {
+        birth: bool,
+    },
     Keep,
+}
+
+impl Col {
+    /// Whether the column is left out of the output.
+    fn removed(&self) -> bool {
+        matches!(self, Col::Drop(_) | Col::Place | Col::Rule(Method::Redact))
+    }
 }
 
 /// The plan for a table.
@@ -39,6 +68,9 @@ pub(crate) struct Plan {
     pub cols: Vec<Col>,
     pub out_idx: Vec<usize>,
     pub patient: Option<usize>,
+    /// The built-in mapping table the header was recognised as (`synthea/patients`), when no
+    /// other table is as close.
+    pub table: Option<String>,
 }
 
 /// Whether a normalised column name is a direct identifier. If the built-in pattern failed to
@@ -55,8 +87,8 @@ fn is_direct(n: &str) -> bool {
                 given|family|first|last|middle|maiden|
                 address|street|street_address|addr|address_line_?\d|line_?[12]|
                 mrn|medical_record_number|account|account_number|acct|
-                license|licence|license_number|driver_?license|plate|license_plate|vin|
-                device_id|serial|serial_number|
+                license|licence|license_number|driver_?license|drivers|passport|plate|license_plate|vin|
+                device_id|serial|serial_number|udi|
                 url|website|ip|ip_address|
                 health_plan|beneficiary|member_id|policy_number|insurance_id
             )(?:_(?:number|num|no|nbr|id|address|addr|1|2))?$",
@@ -96,6 +128,11 @@ fn is_free_text(n: &str, first: Option<&str>) -> bool {
     first.is_some_and(|v| v.len() >= 40 && v.split_whitespace().count() >= 6)
 }
 
+/// Whether a normalised column name is a place of birth (a place, not a date).
+fn is_birthplace(n: &str) -> bool {
+    n.contains("birthplace") || n.contains("birth_place") || n == "place_of_birth"
+}
+
 fn norm(h: &str) -> String {
     h.trim()
         .to_ascii_lowercase()
@@ -104,18 +141,102 @@ fn norm(h: &str) -> String {
         .collect()
 }
 
-/// Builds the plan from the header and the first data row.
+/// The column a mapping's treatment makes.
+fn from_treat(run: &Run<'_>, t: &Treat) -> Col {
+    match t {
+        Treat::Keep => Col::Keep,
+        Treat::Key { namespace, .. } => Col::Key {
+            namespace: namespace.clone(),
+        },
+        Treat::Date { birth } => Col::Date { birth: *birth },
+        // A month, a day or a time alone next to a year-only or shifted date would give back
+        // what the date policy took away: kept only where dates are kept.
+        Treat::DatePart if run.p().dates == DatePolicy::Keep => Col::Keep,
+        Treat::DatePart => Col::Drop(LeakKind::Date),
+        Treat::Drop(k) => Col::Drop(*k),
+        // A birthplace names a town and a state: kept where the profile keeps cities (a limited
+        // data set may keep "town or city, State", 164.514(e)(2)).
+        Treat::Place if run.p().keep_city => Col::City,
+        Treat::Place => Col::Place,
+        Treat::City => Col::City,
+        Treat::Zip => Col::Zip,
+        Treat::Age => Col::Rule(Method::AgeCap),
+        Treat::Text => Col::Rule(Method::Text),
+    }
+}
+
+/// The column content recognition makes, and what the warning says is done.
+fn from_detected(run: &Run<'_>, d: Detected, birth: bool) -> (Col, &'static str) {
+    match d {
+        Detected::Place if run.p().keep_city => (Col::City, "city policy applied"),
+        Detected::Key => (
+            Col::Key {
+                namespace: "id".to_owned(),
+            },
+            "replaced by surrogates",
+        ),
+        Detected::Uid => (
+            Col::Key {
+                namespace: "uid".to_owned(),
+            },
+            "replaced by surrogates",
+        ),
+        Detected::Ssn | Detected::Licence | Detected::Device => {
+            (Col::Drop(LeakKind::Id), "removed")
+        }
+        Detected::Phone => (Col::Drop(LeakKind::Phone), "removed"),
+        Detected::Email => (Col::Drop(LeakKind::Email), "removed"),
+        Detected::Street => (Col::Drop(LeakKind::Street), "removed"),
+        Detected::Place => (Col::Place, "removed"),
+        Detected::Date => (Col::Date { birth }, "date policy applied"),
+    }
+}
+
+/// Builds the plan from the header and a sample of the first rows (see the module docs).
 pub(crate) fn plan(
     run: &mut Run<'_>,
     file: &str,
     headers: &[String],
-    first: Option<&csv::StringRecord>,
+    sample: &[csv::StringRecord],
 ) -> Plan {
     let rules = run.profile.csv_rules().to_vec();
+    let recognised = Mappings::builtin().and_then(|m| m.identify(headers));
+    let mut stats = vec![Stats::default(); headers.len()];
+    for rec in sample {
+        for (s, v) in stats.iter_mut().zip(rec.iter()) {
+            s.add(v);
+        }
+    }
+    let names: Vec<String> = headers.iter().map(|h| norm(h)).collect();
+    let coords = pair_coordinates(&stats, &names);
+    let first = sample.first();
     let mut cols = Vec::with_capacity(headers.len());
     let mut patient = None;
     for (i, h) in headers.iter().enumerate() {
-        let n = norm(h);
+        let n = names.get(i).cloned().unwrap_or_default();
+        let detected = stats.get(i).and_then(Stats::detect);
+        let birth = n.contains("birth") && !is_birthplace(&n) || n == "dob";
+        if let Some((t, _)) = recognised
+            && let Some(tr) = t.treatment(h)
+        {
+            if matches!(tr, Treat::Key { patient: true, .. }) && patient.is_none() {
+                patient = Some(i);
+            }
+            let mut col = from_treat(run, tr);
+            if matches!(col, Col::Keep)
+                && let Some(d) = detected.filter(|d| d.overrides_keep())
+            {
+                let (c, what) = from_detected(run, d, birth);
+                run.warn(format!(
+                    "{file}: column `{h}` ({}) holds {}: {what}",
+                    t.id,
+                    d.name()
+                ));
+                col = c;
+            }
+            cols.push(col);
+            continue;
+        }
         if let Some(r) = rules
             .iter()
             .find(|r| r.column.eq_ignore_ascii_case(h.trim()))
@@ -162,18 +283,35 @@ pub(crate) fn plan(
                 "{file}: column `{h}` has no rule: city policy applied"
             ));
             Col::City
+        } else if is_birthplace(&n) && run.p().keep_city {
+            run.warn(format!(
+                "{file}: column `{h}` is a place of birth and has no rule: city policy applied"
+            ));
+            Col::City
+        } else if is_birthplace(&n) {
+            run.warn(format!(
+                "{file}: column `{h}` is a place of birth and has no rule: removed"
+            ));
+            Col::Place
+        } else if coords.get(i).copied().unwrap_or(false) {
+            run.warn(format!(
+                "{file}: column `{h}` has no rule and holds coordinates: removed"
+            ));
+            Col::Drop(LeakKind::Geo)
+        } else if let Some(d) = detected.filter(|d| *d != Detected::Date) {
+            let (c, what) = from_detected(run, d, birth);
+            run.warn(format!(
+                "{file}: column `{h}` has no rule and holds {}: {what}",
+                d.name()
+            ));
+            c
         } else if is_free_text(&n, first.and_then(|r| r.get(i))) {
             run.warn(format!(
                 "{file}: column `{h}` has no rule and holds free text: de-identified by the text engine"
             ));
             Col::Rule(Method::Text)
-        } else if n.contains("birth") || n == "dob" {
-            Col::Date { birth: true }
-        } else if first
-            .and_then(|r| r.get(i))
-            .is_some_and(|v| crate::values::is_date(v.trim(), false) && v.trim().len() >= 7)
-        {
-            Col::Date { birth: false }
+        } else if birth || detected == Some(Detected::Date) {
+            Col::Date { birth }
         } else {
             Col::Keep
         };
@@ -182,23 +320,17 @@ pub(crate) fn plan(
     let out_idx = cols
         .iter()
         .enumerate()
-        .filter(|(_, c)| !matches!(c, Col::Drop(_) | Col::Rule(Method::Redact)))
+        .filter(|(_, c)| !c.removed())
         .map(|(i, _)| i)
         .collect();
-    for r in &rules {
-        if !headers
-            .iter()
-            .any(|h| h.trim().eq_ignore_ascii_case(&r.column))
-        {
-            // Rules are generic across files; a missing column is worth knowing, not an error.
-            let _ = r;
-        }
-    }
     Plan {
         headers: headers.to_vec(),
         cols,
         out_idx,
         patient,
+        table: recognised
+            .filter(|(_, unique)| *unique)
+            .map(|(t, _)| t.id.clone()),
     }
 }
 
@@ -224,10 +356,11 @@ fn row_known(p: &Plan, rec: &csv::StringRecord) -> airlock_text::KnownIdentifier
             Col::Drop(LeakKind::Phone) => k.phones.push(v.to_owned()),
             Col::Drop(LeakKind::Email) => k.emails.push(v.to_owned()),
             Col::Drop(LeakKind::Street) => k.addresses.push(v.to_owned()),
+            Col::Drop(LeakKind::Geo | LeakKind::Date) => {}
             Col::Drop(_) => k.ids.push(v.to_owned()),
-            Col::City => k.cities.push(v.to_owned()),
+            Col::City | Col::Place => k.cities.push(v.to_owned()),
             Col::Date { birth: true } => k.dates.push(v.to_owned()),
-            Col::Rule(_) if p.patient == Some(i) => k.ids.push(v.to_owned()),
+            Col::Rule(_) | Col::Key { .. } if p.patient == Some(i) => k.ids.push(v.to_owned()),
             _ => {}
         }
     }
@@ -256,6 +389,51 @@ fn quarantine_row(
     });
 }
 
+/// Whether a record key is specific enough to look for in the output: not a bare integer of
+/// fewer than ten digits. Integer keys an ETL assigned (OMOP's `person_id` 1, 2, 3...) are
+/// replaced like any key, but the same numbers are everywhere in the output as concept ids,
+/// counts and measurements, so the leak check would find them by coincidence, not by leak.
+fn specific_key(v: &str) -> bool {
+    !v.bytes().all(|b| b.is_ascii_digit()) || v.len() >= 10
+}
+
+/// The places a place written as text names: the whole value and its first part (`Caguas` of
+/// `Caguas  Puerto Rico  PR`, `Boston` of `Boston, MA`), which other columns may repeat.
+fn place_parts(v: &str) -> impl Iterator<Item = &str> {
+    let first = v
+        .split("  ")
+        .next()
+        .and_then(|p| p.split(',').next())
+        .map(str::trim)
+        .filter(|p| *p != v.trim());
+    std::iter::once(v).chain(first)
+}
+
+/// Records the identifying values of one row (the run's leak set) without transforming it: the
+/// dataset pre-pass, so that free text anywhere in the run is scrubbed of them.
+fn collect_row(run: &mut Run<'_>, p: &Plan, rec: &csv::StringRecord) {
+    for (i, c) in p.cols.iter().enumerate() {
+        let Some(v) = rec.get(i).map(str::trim).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        match c {
+            Col::Drop(LeakKind::Date) => {}
+            Col::Drop(k) => run.leak(*k, v),
+            Col::Place => {
+                for part in place_parts(v) {
+                    run.leak(LeakKind::City, part);
+                }
+            }
+            Col::City if !run.p().keep_city => run.leak(LeakKind::City, v),
+            Col::Key { .. } if specific_key(v) => run.leak(LeakKind::Id, v),
+            Col::Rule(Method::Pseudonym | Method::CryptoHash | Method::Redact) => {
+                run.leak(LeakKind::Id, v);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Transforms one cell; `None` = empty.
 pub(crate) fn cell(
     run: &mut Run<'_>,
@@ -272,8 +450,28 @@ pub(crate) fn cell(
             run.leak(*k, v);
             None
         }
+        Col::Place => {
+            for part in place_parts(v) {
+                run.leak(LeakKind::City, part);
+            }
+            None
+        }
+        Col::Key { namespace } => {
+            let t = v.trim();
+            if t.is_empty() {
+                return Some(v.to_owned());
+            }
+            if specific_key(t) {
+                run.leak(LeakKind::Id, t);
+            }
+            Some(run.key_surrogate(namespace, t))
+        }
         Col::Zip => {
-            run.leak(LeakKind::Zip, v);
+            match run.p().zip {
+                // A zip the profile keeps is no leak where it is kept (limited data sets).
+                ZipPolicy::Keep => return Some(v.to_owned()),
+                ZipPolicy::Redact | ZipPolicy::Zip3 => run.leak(LeakKind::Zip, v),
+            }
             match run.p().zip {
                 ZipPolicy::Keep => Some(v.to_owned()),
                 ZipPolicy::Redact => None,
@@ -290,10 +488,26 @@ pub(crate) fn cell(
         }
         Col::Date { birth } => {
             let m = run.default_date_method();
-            if m != DateMethod::Keep {
-                run.leak(LeakKind::Date, v);
+            if m == DateMethod::Keep || v.trim().is_empty() {
+                return Some(v.to_owned());
             }
-            run.date(v, m, mrn, *birth, "")
+            run.leak(LeakKind::Date, v);
+            match crate::values::csv_date(v.trim()) {
+                Some(iso) => {
+                    // The day itself, however the column wrote it, is what the output must
+                    // not hold.
+                    if let Some(day) = iso.get(..10) {
+                        run.leak(LeakKind::Date, day);
+                    }
+                    run.date(&iso, m, mrn, *birth, "")
+                }
+                // A bare year (OMOP's `year_of_birth`) or an HL7 timestamp.
+                None if crate::values::parse_date(v.trim()).is_some() => {
+                    run.date(v.trim(), m, mrn, *birth, "")
+                }
+                // A column of dates whose value is none: never passed through.
+                None => None,
+            }
         }
         Col::Rule(m) => {
             if matches!(m, Method::Pseudonym | Method::CryptoHash | Method::Redact) {
@@ -304,7 +518,8 @@ pub(crate) fn cell(
             }
             let ns = if is_patient { "mrn" } else { "identifier" };
             let h = plan.headers.get(i).map(String::as_str).unwrap_or_default();
-            let birth = norm(h).contains("birth") || norm(h) == "dob";
+            let n = norm(h);
+            let birth = n.contains("birth") && !is_birthplace(&n) || n == "dob";
             let ctx = ScalarCtx {
                 namespace: ns,
                 mrn,
@@ -321,54 +536,124 @@ pub(crate) struct TableOpts<'p> {
     pub kplan: Option<(&'p [usize], &'p KPlan)>,
 }
 
-/// Streams a CSV from `input` to `output`. Ragged rows are quarantined (reported, not written).
-/// Returns the plan and the number of rows read.
-pub(crate) fn deid_csv<R: Read, W: Write>(
+/// A row read while sampling: a record, or the error that made it unreadable.
+enum Read1 {
+    Row(csv::StringRecord),
+    Bad(Option<csv::Position>, String),
+}
+
+/// Reads the header and up to [`SAMPLE_ROWS`] rows, and plans the table from them. The rows
+/// read are returned in order for the caller to process before reading on.
+fn sample_and_plan<R: Read>(
     run: &mut Run<'_>,
     file: &str,
-    input: R,
-    output: W,
-    opts: &TableOpts<'_>,
-) -> Result<u64, airlock_formats::FormatError> {
-    let mut rdr = airlock_formats::tabular::reader(input);
+    rdr: &mut csv::Reader<R>,
+) -> Result<(Vec<String>, Plan, Vec<Read1>), airlock_formats::FormatError> {
     let headers: Vec<String> = rdr
         .headers()
         .map_err(|e| airlock_formats::tabular::csv_error(&e))?
         .iter()
         .map(str::to_owned)
         .collect();
-    let mut wtr = airlock_formats::tabular::writer(output);
+    let mut read = Vec::new();
     let mut rec = csv::StringRecord::new();
-    let mut first = true;
-    let mut plan_opt: Option<Plan> = None;
-    let mut row = 0u64;
-    let mut out = Vec::with_capacity(headers.len());
+    while read.len() < SAMPLE_ROWS {
+        match rdr.read_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => read.push(Read1::Row(rec.clone())),
+            Err(e) => {
+                let fe = airlock_formats::tabular::csv_error(&e);
+                read.push(Read1::Bad(e.position().cloned(), fe.to_string()));
+            }
+        }
+    }
+    let sample: Vec<csv::StringRecord> = read
+        .iter()
+        .filter_map(|r| match r {
+            Read1::Row(rec) if rec.len() == headers.len() => Some(rec.clone()),
+            _ => None,
+        })
+        .collect();
+    let p = plan(run, file, &headers, &sample);
+    Ok((headers, p, read))
+}
+
+/// The dataset pre-pass over one table: its plan, and the identifying values of every row
+/// recorded in the run's leak set (so the free text of every file, and the leak check, know
+/// them before any file is transformed). Returns the recognised mapping table.
+pub(crate) fn prescan_csv<R: Read>(
+    run: &mut Run<'_>,
+    file: &str,
+    input: R,
+) -> Result<Option<String>, airlock_formats::FormatError> {
+    let mut rdr = airlock_formats::tabular::reader(input);
+    // The transform plans again and warns then: the pre-pass keeps quiet.
+    let saved = std::mem::take(&mut run.warnings);
+    let planned = sample_and_plan(run, file, &mut rdr);
+    run.warnings = saved;
+    let (headers, p, read) = planned?;
+    for r in &read {
+        if let Read1::Row(rec) = r
+            && rec.len() == headers.len()
+        {
+            collect_row(run, &p, rec);
+        }
+    }
+    let mut rec = csv::StringRecord::new();
     loop {
         match rdr.read_record(&mut rec) {
             Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                let fe = airlock_formats::tabular::csv_error(&e);
-                quarantine_row(run, file, row, e.position(), fe.to_string());
+            Ok(true) if rec.len() == headers.len() => collect_row(run, &p, &rec),
+            Ok(true) | Err(_) => {}
+        }
+    }
+    Ok(p.table)
+}
+
+/// Streams a CSV from `input` to `output`. Ragged rows are quarantined (reported, not written).
+/// Returns the plan's recognised mapping table and the number of rows read.
+pub(crate) fn deid_csv<R: Read, W: Write>(
+    run: &mut Run<'_>,
+    file: &str,
+    input: R,
+    output: W,
+    opts: &TableOpts<'_>,
+) -> Result<(Option<String>, u64), airlock_formats::FormatError> {
+    let mut rdr = airlock_formats::tabular::reader(input);
+    let (headers, p, read) = sample_and_plan(run, file, &mut rdr)?;
+    let mut wtr = airlock_formats::tabular::writer(output);
+    let hdr: Vec<&str> = p
+        .out_idx
+        .iter()
+        .filter_map(|&i| headers.get(i).map(String::as_str))
+        .collect();
+    wtr.write_record(&hdr)
+        .map_err(|e| airlock_formats::tabular::csv_error(&e))?;
+    let mut row = 0u64;
+    let mut out = Vec::with_capacity(headers.len());
+    let mut rest = csv::StringRecord::new();
+    let mut buffered = read.into_iter();
+    loop {
+        let item = match buffered.next() {
+            Some(item) => item,
+            None => match rdr.read_record(&mut rest) {
+                Ok(false) => break,
+                Ok(true) => Read1::Row(std::mem::take(&mut rest)),
+                Err(e) => {
+                    let fe = airlock_formats::tabular::csv_error(&e);
+                    Read1::Bad(e.position().cloned(), fe.to_string())
+                }
+            },
+        };
+        run.records_in += 1;
+        let rec = match item {
+            Read1::Row(rec) => rec,
+            Read1::Bad(pos, reason) => {
+                quarantine_row(run, file, row, pos.as_ref(), reason);
                 row += 1;
-                run.records_in += 1;
                 continue;
             }
-        }
-        if first {
-            let p = plan(run, file, &headers, Some(&rec));
-            let hdr: Vec<&str> = p
-                .out_idx
-                .iter()
-                .filter_map(|&i| headers.get(i).map(String::as_str))
-                .collect();
-            wtr.write_record(&hdr)
-                .map_err(|e| airlock_formats::tabular::csv_error(&e))?;
-            plan_opt = Some(p);
-            first = false;
-        }
-        let Some(p) = plan_opt.as_ref() else { break };
-        run.records_in += 1;
+        };
         if let Err(e) = airlock_formats::tabular::check_row(&rec, headers.len()) {
             quarantine_row(run, file, row, rec.position(), e.to_string());
             row += 1;
@@ -381,70 +666,70 @@ pub(crate) fn deid_csv<R: Read, W: Write>(
             row += 1;
             continue;
         }
-        let mrn = p.patient.and_then(|i| rec.get(i)).map(str::to_owned);
-        out.clear();
-        let p = p.clone();
-        // The row's own identifiers are the known identifiers of its free text.
-        let has_text = p.cols.iter().any(|c| matches!(c, Col::Rule(Method::Text)));
-        if has_text {
-            run.override_known = Some(row_known(&p, &rec));
-        }
-        for &i in &p.out_idx {
-            let v = rec.get(i).unwrap_or_default();
-            let mut nv = cell(run, &p, i, v, mrn.as_deref()).unwrap_or_default();
-            if let Some((qidx, kp)) = opts.kplan
-                && let Some(q) = qidx.iter().position(|&c| c == i)
-            {
-                let lvl = kp.levels.get(q).copied().unwrap_or(0);
-                if lvl > 0 {
-                    nv = generalise_value(&nv, lvl);
-                }
-            }
-            if nv != v {
-                let name = p.headers.get(i).map(String::as_str).unwrap_or_default();
-                run.changes.add(name, col_name(&p.cols, i));
-            }
-            out.push(nv);
-        }
-        for (i, c) in p.cols.iter().enumerate() {
-            if matches!(c, Col::Drop(_) | Col::Rule(Method::Redact)) {
-                if let Some(v) = rec.get(i) {
-                    cell(run, &p, i, v, None);
-                }
-                let name = p.headers.get(i).map(String::as_str).unwrap_or_default();
-                run.changes.add(name, "redact");
-            }
-        }
-        if has_text {
-            run.override_known = None;
-        }
+        write_row(run, &p, &rec, opts, &mut out);
         wtr.write_record(&out)
             .map_err(|e| airlock_formats::tabular::csv_error(&e))?;
         run.records_out += 1;
         row += 1;
     }
-    if first {
-        // Header only.
-        let p = plan(run, file, &headers, None);
-        let hdr: Vec<&str> = p
-            .out_idx
-            .iter()
-            .filter_map(|&i| headers.get(i).map(String::as_str))
-            .collect();
-        wtr.write_record(&hdr)
-            .map_err(|e| airlock_formats::tabular::csv_error(&e))?;
-    }
     wtr.flush().map_err(|_| airlock_formats::FormatError::Csv {
         line: 0,
         reason: "i/o error",
     })?;
-    Ok(row)
+    Ok((p.table, row))
+}
+
+/// The output cells of one well-formed row.
+fn write_row(
+    run: &mut Run<'_>,
+    p: &Plan,
+    rec: &csv::StringRecord,
+    opts: &TableOpts<'_>,
+    out: &mut Vec<String>,
+) {
+    let mrn = p.patient.and_then(|i| rec.get(i)).map(str::to_owned);
+    out.clear();
+    // The row's own identifiers are the known identifiers of its free text.
+    let has_text = p.cols.iter().any(|c| matches!(c, Col::Rule(Method::Text)));
+    if has_text {
+        run.override_known = Some(row_known(p, rec));
+    }
+    for &i in &p.out_idx {
+        let v = rec.get(i).unwrap_or_default();
+        let mut nv = cell(run, p, i, v, mrn.as_deref()).unwrap_or_default();
+        if let Some((qidx, kp)) = opts.kplan
+            && let Some(q) = qidx.iter().position(|&c| c == i)
+        {
+            let lvl = kp.levels.get(q).copied().unwrap_or(0);
+            if lvl > 0 {
+                nv = generalise_value(&nv, lvl);
+            }
+        }
+        if nv != v {
+            let name = p.headers.get(i).map(String::as_str).unwrap_or_default();
+            run.changes.add(name, col_name(&p.cols, i));
+        }
+        out.push(nv);
+    }
+    for (i, c) in p.cols.iter().enumerate() {
+        if c.removed() {
+            if let Some(v) = rec.get(i) {
+                cell(run, p, i, v, None);
+            }
+            let name = p.headers.get(i).map(String::as_str).unwrap_or_default();
+            run.changes.add(name, "redact");
+        }
+    }
+    if has_text {
+        run.override_known = None;
+    }
 }
 
 fn col_name(cols: &[Col], i: usize) -> &'static str {
     match cols.get(i) {
         Some(Col::Rule(m)) => m.name(),
-        Some(Col::Drop(_)) => "redact",
+        Some(Col::Drop(_) | Col::Place) => "redact",
+        Some(Col::Key { .. }) => "surrogate",
         Some(Col::Zip) => "zip3",
         Some(Col::City) => "redact",
         Some(Col::Date { .. }) => "date",
@@ -460,7 +745,10 @@ pub(crate) fn qi_rows<R: Read>(
     qis: &[String],
 ) -> Option<(Vec<usize>, Vec<Vec<String>>)> {
     let mut rdr = airlock_formats::tabular::reader(input);
-    let headers: Vec<String> = rdr.headers().ok()?.iter().map(str::to_owned).collect();
+    let saved_warnings = std::mem::take(&mut run.warnings);
+    let planned = sample_and_plan(run, file, &mut rdr);
+    run.warnings = saved_warnings;
+    let (headers, pl, read) = planned.ok()?;
     let idx: Vec<usize> = qis
         .iter()
         .map(|q| {
@@ -469,20 +757,30 @@ pub(crate) fn qi_rows<R: Read>(
                 .position(|h| h.trim().eq_ignore_ascii_case(q))
         })
         .collect::<Option<Vec<_>>>()?;
-    let mut rec = csv::StringRecord::new();
     let mut rows = Vec::new();
-    let mut p: Option<Plan> = None;
-    let mut saved_warnings = std::mem::take(&mut run.warnings);
-    while let Ok(true) = rdr.read_record(&mut rec) {
-        if p.is_none() {
-            p = Some(plan(run, file, &headers, Some(&rec)));
-        }
-        let Some(pl) = p.as_ref() else { break };
+    let mut rest = csv::StringRecord::new();
+    let mut buffered = read.into_iter();
+    loop {
+        let rec = match buffered.next() {
+            Some(Read1::Row(rec)) => rec,
+            Some(Read1::Bad(..)) => {
+                // Row numbers must match the transform's, which counts this row.
+                rows.push(Vec::new());
+                continue;
+            }
+            None => match rdr.read_record(&mut rest) {
+                Ok(false) => break,
+                Ok(true) => std::mem::take(&mut rest),
+                Err(_) => {
+                    rows.push(Vec::new());
+                    continue;
+                }
+            },
+        };
         if rec.len() != headers.len() {
             rows.push(Vec::new());
             continue;
         }
-        let pl = pl.clone();
         let mrn = pl.patient.and_then(|i| rec.get(i)).map(str::to_owned);
         let r: Vec<String> = idx
             .iter()
@@ -493,7 +791,6 @@ pub(crate) fn qi_rows<R: Read>(
             .collect();
         rows.push(r);
     }
-    std::mem::swap(&mut run.warnings, &mut saved_warnings);
     Some((idx, rows))
 }
 
@@ -557,13 +854,29 @@ pub fn risk_from_csv<R: Read>(
 }
 
 /// Leak-check scan of an output CSV.
+///
+/// A cell that is a plain number (`98053`, `98053.24`) can hold an identifying number (a zip, a
+/// FIPS code, a phone's digits) by coincidence: an income of 98053 next to someone's zip 98053,
+/// a cost whose whole part is one. Such hits are judged by column: a kept column that really
+/// holds identifiers hits on most of its numbers, so a column's number hits count as leaks when
+/// they are at least half of its numeric cells, and as `coincidences` otherwise. Any other hit
+/// (a name, an id, a date, a number inside text) counts at once.
 pub(crate) fn scan_csv<R: Read>(
     scanner: &crate::leak::Scanner,
     input: R,
     file: &str,
     hits: &mut Vec<crate::report::LeakHit>,
     scanned: &mut u64,
+    coincidences: &mut u64,
 ) {
+    /// Per column: numeric cells, and the hits among them (the first rows kept for the report).
+    #[derive(Default)]
+    struct Numbers {
+        cells: u64,
+        hits: u64,
+        first: Vec<(u64, LeakKind)>,
+    }
+    const PER_COLUMN: u64 = 20;
     let mut rdr = airlock_formats::tabular::reader(input);
     let headers: Vec<String> = match rdr.headers() {
         Ok(h) => h.iter().map(str::to_owned).collect(),
@@ -572,26 +885,127 @@ pub(crate) fn scan_csv<R: Read>(
     let mut rec = csv::StringRecord::new();
     let mut row = 0u64;
     let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut numbers: Vec<Numbers> = headers.iter().map(|_| Numbers::default()).collect();
+    let mut push = |seen: &mut HashMap<String, u64>, col: &str, record: u64, k: LeakKind| {
+        let n = seen.entry(col.to_owned()).or_insert(0);
+        *n += 1;
+        if *n <= PER_COLUMN {
+            hits.push(crate::report::LeakHit {
+                file: file.to_owned(),
+                record,
+                path: col.to_owned(),
+                kind: k.name().to_owned(),
+            });
+        }
+    };
     while let Ok(true) = rdr.read_record(&mut rec) {
         for (i, v) in rec.iter().enumerate() {
             if v.is_empty() {
                 continue;
             }
             *scanned += 1;
+            let numeric = is_plain_number(v);
+            if let Some(t) = numbers.get_mut(i).filter(|_| numeric) {
+                t.cells += 1;
+            }
             if let Some(k) = scanner.find(v) {
-                let col = headers.get(i).cloned().unwrap_or_default();
-                let n = seen.entry(col.clone()).or_insert(0);
-                *n += 1;
-                if *n <= 20 {
-                    hits.push(crate::report::LeakHit {
-                        file: file.to_owned(),
-                        record: row,
-                        path: col,
-                        kind: k.name().to_owned(),
-                    });
+                match numbers.get_mut(i).filter(|_| numeric) {
+                    Some(t) => {
+                        t.hits += 1;
+                        if t.first.len() < PER_COLUMN as usize {
+                            t.first.push((row, k));
+                        }
+                    }
+                    None => {
+                        let col = headers.get(i).map(String::as_str).unwrap_or_default();
+                        push(&mut seen, col, row, k);
+                    }
                 }
             }
         }
         row += 1;
+    }
+    for (i, t) in numbers.iter().enumerate() {
+        if t.hits == 0 {
+            continue;
+        }
+        if t.hits * 2 >= t.cells {
+            let col = headers.get(i).map(String::as_str).unwrap_or_default();
+            for (record, k) in &t.first {
+                push(&mut seen, col, *record, *k);
+            }
+        } else {
+            *coincidences += t.hits;
+        }
+    }
+}
+
+/// Whether a cell is a plain decimal number: an optional sign, digits, an optional fraction.
+fn is_plain_number(v: &str) -> bool {
+    let b = v.strip_prefix('-').unwrap_or(v).as_bytes();
+    let int = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if int == 0 {
+        return false;
+    }
+    match b.get(int..) {
+        Some([]) => true,
+        Some([b'.', frac @ ..]) => !frac.is_empty() && frac.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::leak::LeakSet;
+
+    fn scan(leaks: &LeakSet, csv: &str) -> (Vec<crate::report::LeakHit>, u64) {
+        let mut hits = Vec::new();
+        let (mut scanned, mut coincidences) = (0, 0);
+        scan_csv(
+            &leaks.scanner(),
+            csv.as_bytes(),
+            "t",
+            &mut hits,
+            &mut scanned,
+            &mut coincidences,
+        );
+        (hits, coincidences)
+    }
+
+    #[test]
+    fn a_number_equal_to_a_zip_by_coincidence_is_not_a_leak_but_a_zip_column_is() {
+        let mut leaks = LeakSet::default();
+        for z in ["98053", "98008", "02138"] {
+            leaks.add(LeakKind::Zip, z);
+        }
+        leaks.add(LeakKind::Name, "Ruelas156");
+        // One income in four equals a zip; the cost's whole part is one.
+        let (hits, c) = scan(
+            &leaks,
+            "income,cost,note\n98053,12.50,x\n41000,98008.24,y\n52000,7.00,z\n61000,8.00,w\n",
+        );
+        assert!(hits.is_empty(), "{hits:?}");
+        assert_eq!(c, 2);
+        // A column of zips left in is one.
+        let (hits, _) = scan(&leaks, "postcode_x\n98053\n98008\n02138\n11111\n");
+        assert_eq!(hits.len(), 3);
+        assert!(
+            hits.iter()
+                .all(|h| h.path == "postcode_x" && h.kind == "zip")
+        );
+        // A name, or a number inside text, counts at once.
+        let (hits, _) = scan(&leaks, "a,b\nRuelas156,ok\nzip 98053,ok\n1,2\n3,4\n");
+        assert_eq!(hits.len(), 2);
+    }
+
+    #[test]
+    fn plain_numbers() {
+        for n in ["0", "98053", "-12.5", "98053.24"] {
+            assert!(is_plain_number(n), "{n}");
+        }
+        for n in ["", "-", "1.", ".5", "1e5", "12-34", "98053 ", "1.2.3"] {
+            assert!(!is_plain_number(n), "{n}");
+        }
     }
 }

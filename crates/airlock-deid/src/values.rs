@@ -149,6 +149,45 @@ pub(crate) fn parse_date(s: &str) -> Option<DateParts<'_>> {
     }
 }
 
+/// A date as CSV exports write them, in the ISO form [`parse_date`] reads: ISO itself,
+/// `YYYY-MM-DD hh:mm:ss` (a space for the `T`: OMOP and SQL exports), or the US `M/D/YYYY`
+/// with an optional time. `None` when it is none of these (HL7 `YYYYMMDD` digits are left to
+/// [`parse_date`]'s callers: in a CSV they are as likely a code).
+pub(crate) fn csv_date(s: &str) -> Option<std::borrow::Cow<'_, str>> {
+    use std::borrow::Cow;
+    let b = s.as_bytes();
+    if b.get(4) == Some(&b'-') {
+        if parse_date(s).is_some_and(|p| p.month.is_some()) {
+            return Some(Cow::Borrowed(s));
+        }
+        if b.get(10) == Some(&b' ') {
+            let iso = format!("{}T{}", s.get(..10)?, s.get(11..)?.trim_start());
+            return parse_date(&iso).is_some().then_some(Cow::Owned(iso));
+        }
+        return None;
+    }
+    // `M/D/YYYY[ time]`.
+    let (date, time) = match s.split_once(' ') {
+        Some((d, t)) => (d, Some(t.trim())),
+        None => (s, None),
+    };
+    let mut parts = date.split('/');
+    let (m, d, y) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some()
+        || !(1..=2).contains(&m.len())
+        || !(1..=2).contains(&d.len())
+        || y.len() != 4
+    {
+        return None;
+    }
+    let (m, d, y): (u32, u32, u32) = (m.parse().ok()?, d.parse().ok()?, y.parse().ok()?);
+    let iso = match time {
+        Some(t) if !t.is_empty() => format!("{y:04}-{m:02}-{d:02}T{t}"),
+        _ => format!("{y:04}-{m:02}-{d:02}"),
+    };
+    parse_date(&iso).is_some().then_some(Cow::Owned(iso))
+}
+
 /// Whether `s` looks like a full or partial date (see [`parse_date`]); a bare 4-digit year
 /// counts only when `allow_year` (the element's name says it is a date).
 pub(crate) fn is_date(s: &str, allow_year: bool) -> bool {
@@ -385,5 +424,32 @@ mod tests {
         assert!(!is_date("1234", false));
         assert!(is_date("1234", true));
         assert_eq!(bin(47.0, 10.0), "[40-50)");
+    }
+
+    #[test]
+    fn csv_dates_as_exports_write_them() {
+        let iso = |s: &str| csv_date(s).map(|c| c.into_owned());
+        assert_eq!(iso("2019-02-17").as_deref(), Some("2019-02-17"));
+        assert_eq!(
+            iso("2019-02-17T05:07:38Z").as_deref(),
+            Some("2019-02-17T05:07:38Z")
+        );
+        assert_eq!(
+            iso("1930-04-12 00:00:00").as_deref(),
+            Some("1930-04-12T00:00:00")
+        );
+        assert_eq!(iso("2/7/2019").as_deref(), Some("2019-02-07"));
+        assert_eq!(iso("12/31/2019 23:59").as_deref(), Some("2019-12-31T23:59"));
+        for no in [
+            "20190217",
+            "1930",
+            "2019-13-01",
+            "13/45/2019",
+            "2093-3",
+            "a/b/cdef",
+            "",
+        ] {
+            assert_eq!(iso(no), None, "{no}");
+        }
     }
 }

@@ -103,7 +103,7 @@ pub enum Returns {
     /// A document in one of these media types (the query chooses), described: a signed note,
     /// an export. A `+json` type is an object, anything else text.
     Media(&'static [&'static str], &'static str),
-    /// JSON reports stored by a run, one per input file, described.
+    /// JSON reports stored by a run (one per run, over every file), described.
     Reports(&'static str),
     /// A file: JSON for FHIR and reports, bytes otherwise.
     File,

@@ -2,10 +2,17 @@
 //! development out, with lineage, an encrypted crosswalk kept in the clinical zone, and ledger
 //! entries for the run. The CLI (`airlock deid --home`) and the API (`POST /v1/deid-runs`)
 //! both run it.
+//!
+//! A version is de-identified as one data set ([`airlock_deid::deid_dataset`]): a record key
+//! gets the same surrogate in every file, so the tables of a multi-table export (Synthea's CSV,
+//! an OMOP extract) still join, and the leak check runs over the union of the outputs. Output
+//! files are named by index (`part-00003.csv`), with the built-in table a CSV was recognised as
+//! when there is one (`part-00003.patients.csv`: a name from the engine's closed list, never the
+//! input's name, which may hold PHI).
 
 use std::collections::BTreeMap;
 
-use airlock_deid::{Crosswalk, DeidError, DeidKeys, Format, OutputClass, Profile};
+use airlock_deid::{Crosswalk, DatasetFile, DeidError, DeidKeys, Format, OutputClass, Profile};
 use airlock_ledger::{EventType, OutcomeKind};
 use airlock_store::{
     Access, DatasetVersion, Home, Lineage, NewFile, NewVersion, StoreError, Transform,
@@ -93,28 +100,49 @@ pub async fn run_gate(
         OutputClass::Deidentified => (Zone::Development, Classification::Deidentified),
         OutputClass::LimitedDataSet => (Zone::Clinical, Classification::LimitedDataSet),
     };
-    let mut out_files = Vec::with_capacity(files.len());
-    let mut reports = Vec::new();
+    let mut inputs = Vec::with_capacity(files.len());
     let mut failure: Option<String> = None;
     for (i, (f, bytes)) in files.iter().enumerate() {
         let Some(format) = format_named(&f.format) else {
             failure = Some(format!("file {i} has an unknown format `{}`", f.format));
             break;
         };
-        match airlock_deid::deid_bytes(&profile, &keys, &mut crosswalk, format, bytes) {
-            Ok((out, report)) => {
-                out_files.push(NewFile {
-                    name: format!("part-{i:05}.{}", format.extension()),
-                    format: f.format.clone(),
-                    records: report.records_out,
-                    bytes: out,
-                });
+        inputs.push(DatasetFile { format, bytes });
+    }
+    let mut out_files = Vec::with_capacity(files.len() + 1);
+    let mut reports = Vec::new();
+    if failure.is_none() {
+        match airlock_deid::deid_dataset(&profile, &keys, &mut crosswalk, &inputs) {
+            Ok((outputs, report)) => {
+                for (i, (o, input)) in outputs.into_iter().zip(&inputs).enumerate() {
+                    let table = o
+                        .table
+                        .as_deref()
+                        .and_then(|t| t.rsplit('/').next())
+                        .map(|t| format!(".{t}"))
+                        .unwrap_or_default();
+                    out_files.push(NewFile {
+                        name: format!("part-{i:05}{table}.{}", input.format.extension()),
+                        format: input.format.name().to_owned(),
+                        records: o.records,
+                        bytes: o.bytes,
+                    });
+                }
                 reports.push(report);
             }
             Err(DeidError::LeakCheckFailed { report, .. }) => {
+                let mut in_files: Vec<&str> = report
+                    .leak_check
+                    .hits
+                    .iter()
+                    .map(|h| h.file.as_str())
+                    .collect();
+                in_files.sort_unstable();
+                in_files.dedup();
                 failure = Some(format!(
-                    "the leak check found identifying values in the output of file {i} ({} hits, by path: {})",
+                    "the leak check found identifying values in the output ({} hits in {}, by path: {})",
                     report.leak_check.hits.len(),
+                    in_files.join(", "),
                     report
                         .leak_check
                         .hits
@@ -124,12 +152,8 @@ pub async fn run_gate(
                         .collect::<Vec<_>>()
                         .join(", ")
                 ));
-                break;
             }
-            Err(e) => {
-                failure = Some(format!("file {i}: {e}"));
-                break;
-            }
+            Err(e) => failure = Some(e.to_string()),
         }
     }
     let profile_hash: Option<ContentHash> = profile.hash().parse().ok();

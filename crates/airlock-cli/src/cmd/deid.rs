@@ -3,7 +3,10 @@
 //! * **File mode** (no subcommand, no `--home`): `--in PATH... --out DIR` runs
 //!   [`airlock_deid::deid_paths`] over FHIR JSON/NDJSON, HL7 v2 and CSV files (directories
 //!   recursed) with a profile and an HMAC key file, writes the de-identified files,
-//!   `DIR/deid-report.json` and `DIR/deid-summary.txt`, and prints the summary.
+//!   `DIR/deid-report.json` and `DIR/deid-summary.txt`, and prints the summary. All inputs
+//!   of one invocation are one data set: a multi-table CSV export (Synthea's, an OMOP extract)
+//!   keeps its joins, and the leak check covers every output. `--neutral-names` writes
+//!   `part-NNNNN` outputs and names inputs by index and content hash only.
 //! * **Gate mode** (`--home`): hands over to the deployment's gate (`cmd::gate`), which reads a
 //!   clinical dataset version and writes a de-identified one in development.
 //! * `deid text`: free text (JSONL or `.txt`) through `airlock-text`.
@@ -58,6 +61,11 @@ pub struct DeidArgs {
     /// File mode: output directory.
     #[arg(long, value_name = "DIR", conflicts_with = "home")]
     pub out: Option<PathBuf>,
+    /// File mode: name outputs `part-00000.json` (`part-00003.patients.csv` for a table of a
+    /// known export) and inputs, in the report and messages, by index and content hash: input
+    /// file names may hold PHI (Synthea's are `Given_Family_uuid.json`).
+    #[arg(long, conflicts_with = "home")]
+    pub neutral_names: bool,
     /// Exit 0 even when records were quarantined (they are still reported, never written).
     #[arg(long)]
     pub allow_quarantine: bool,
@@ -196,6 +204,7 @@ pub fn run(args: DeidArgs) -> anyhow::Result<ExitCode> {
         crosswalk: args.crosswalk,
         inputs: args.inputs,
         out: args.out,
+        neutral_names: args.neutral_names,
         allow_quarantine: args.allow_quarantine,
     })
 }
@@ -206,6 +215,7 @@ struct FileMode {
     crosswalk: Option<PathBuf>,
     inputs: Vec<PathBuf>,
     out: Option<PathBuf>,
+    neutral_names: bool,
     allow_quarantine: bool,
 }
 
@@ -256,7 +266,11 @@ fn run_files(m: FileMode) -> anyhow::Result<ExitCode> {
         pb
     });
     let started = Instant::now();
-    let result = airlock_deid::deid_paths(&profile, &keys, &mut crosswalk, &m.inputs, &out);
+    let options = airlock_deid::PathOptions {
+        neutral_names: m.neutral_names,
+    };
+    let result =
+        airlock_deid::deid_paths_with(&profile, &keys, &mut crosswalk, &m.inputs, &out, options);
     let secs = started.elapsed().as_secs_f64();
     if let Some(pb) = spinner {
         pb.finish_and_clear();

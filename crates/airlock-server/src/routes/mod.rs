@@ -55,7 +55,7 @@ pub(crate) fn table() -> Vec<(Route, MethodRouter<AppState>)> {
         (Route::new("get", "/v1/datasets/{name}/files/{index}", Datasets, "Download one file (where allowed)").query::<datasets::VersionQuery>().purpose().returning(Returns::File), get(datasets::download)),
         (Route::new("post", "/v1/deid-runs", Deidentification, "Start a de-identification gate run").body::<deid_runs::NewRun>().json::<deid_runs::Started>(202), post(deid::start)),
         (Route::new("get", "/v1/deid-runs/{id}", Deidentification, "A run's status").json::<deid_runs::Run>(200), get(deid::status)),
-        (Route::new("get", "/v1/deid-runs/{id}/report", Deidentification, "A finished run's de-identification report").returning(Returns::Reports("The reports the run stored, one per input file: rules applied, risk measures, leak check")), get(deid::report)),
+        (Route::new("get", "/v1/deid-runs/{id}/report", Deidentification, "A finished run's de-identification report").returning(Returns::Reports("The report the run stored (one for the whole data set: every file's rules applied, risk measures, and one leak check over all outputs), as a one-element array")), get(deid::report)),
         (Route::new("post", "/v1/audit/search", Audit, "Search the ledger").body::<a::SearchQuery>().json::<a::SearchResult>(200), post(audit::search)),
         (Route::new("get", "/v1/audit/verify", Audit, "Verify the whole ledger").json::<a::Verification>(200), get(audit::verify)),
         (Route::new("get", "/v1/audit/checkpoint", Audit, "A fresh signed checkpoint (C2SP signed note)").returning(Returns::Media(&[audit::SIGNED_NOTE], "A C2SP signed note: origin, size and root, with the deployment's signature")), get(audit::checkpoint)),
