@@ -93,10 +93,27 @@ fn main() -> ExitCode {
         // The reader went away (`airlock audit export | head`): nothing more to say.
         Err(e) if closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", render(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, each said once: an error type that quotes its cause
+/// in its own message (`audit ledger: {0}`) would otherwise print the cause twice.
+fn render(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Whether an error comes from writing to a pipe whose reader has gone.

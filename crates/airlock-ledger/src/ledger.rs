@@ -50,7 +50,9 @@ pub enum LedgerError {
         source: io::Error,
     },
     /// Another process holds the ledger open.
-    #[error("the ledger in `{path}` is open in another process")]
+    #[error(
+        "the ledger in `{path}` is open in another process (a running `airlock serve`? stop it, or do this through its API)"
+    )]
     Locked {
         /// The WAL path.
         path: String,

@@ -107,20 +107,18 @@ pub fn canary_bucket(
 
 impl Routes {
     /// The version shown to `patient`: the canary if the patient falls in its share, else
-    /// production (else the canary when there is no production yet).
+    /// production. A first model's canary (no production yet) is shown only to its share too:
+    /// the other patients see no model output, as before there was a model, so a canary never
+    /// reaches more patients than its share.
     pub fn shown_for(&self, key: &[u8], patient: &PatientPseudonym) -> Option<&Arc<LoadedModel>> {
+        let in_canary = |c: &Arc<LoadedModel>| {
+            canary_bucket(key, c.version.name.as_str(), &c.version.hash, patient)
+                < c.version.canary_share_bp
+        };
         match (&self.canary, &self.production) {
-            (Some(c), Some(p)) => {
-                let b = canary_bucket(key, c.version.name.as_str(), &c.version.hash, patient);
-                if b < c.version.canary_share_bp {
-                    Some(c)
-                } else {
-                    Some(p)
-                }
-            }
-            (Some(c), None) => Some(c),
-            (None, Some(p)) => Some(p),
-            (None, None) => None,
+            (Some(c), _) if in_canary(c) => Some(c),
+            (_, Some(p)) => Some(p),
+            (Some(_), None) | (None, None) => None,
         }
     }
 

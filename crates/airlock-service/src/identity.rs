@@ -752,11 +752,14 @@ impl Identities {
                     // unless rows were written without seals meanwhile, which it would adopt.
                     tracing::error!(error = %e, "could not record that the identity rows were sealed");
                 }
-                tracing::warn!(
-                    principals = rows.len(),
-                    tokens = tokens.len(),
-                    "sealed the identity rows an older version wrote (once, at the first start after the upgrade)"
-                );
+                // A deployment created by this version has nothing to adopt: nothing to say.
+                if !rows.is_empty() || !tokens.is_empty() {
+                    tracing::warn!(
+                        principals = rows.len(),
+                        tokens = tokens.len(),
+                        "sealed the identity rows an older version wrote (once, at the first start after the upgrade)"
+                    );
+                }
                 Ok::<(), IdentityError>(())
             })
             .await
@@ -929,27 +932,7 @@ impl Identities {
     /// principal's own id, and not a common word dressed up with digits and symbols. Errors
     /// name the rule, never the password.
     pub fn check_password(&self, id: &str, pw: &str) -> Result<(), IdentityError> {
-        if pw.chars().count() < self.policy.min_password_len {
-            return Err(IdentityError::WeakPassword {
-                min: self.policy.min_password_len,
-            });
-        }
-        let weak = |rule: &'static str| Err(IdentityError::GuessablePassword { rule });
-        let distinct: std::collections::BTreeSet<char> = pw.chars().collect();
-        if distinct.len() < 6 {
-            return weak("it repeats too few different characters");
-        }
-        let lower = pw.to_lowercase();
-        if id.len() >= 3 && lower.contains(&id.to_lowercase()) {
-            return weak("it contains the account's name");
-        }
-        let letters: String = lower.chars().filter(|c| c.is_alphabetic()).collect();
-        if COMMON_PASSWORDS.contains(&letters.as_str())
-            || COMMON_PASSWORDS.iter().any(|c| letters == c.repeat(2))
-        {
-            return weak("it is a common password with digits or symbols added");
-        }
-        Ok(())
+        check_password(&self.policy, id, pw)
     }
 
     async fn insert(
@@ -2152,6 +2135,32 @@ impl Identities {
             via,
         }))
     }
+}
+
+/// The password rules ([`Identities::check_password`]), usable before a deployment exists
+/// (`init` checks the first administrator's password before it creates anything).
+pub fn check_password(policy: &IdentityPolicy, id: &str, pw: &str) -> Result<(), IdentityError> {
+    if pw.chars().count() < policy.min_password_len {
+        return Err(IdentityError::WeakPassword {
+            min: policy.min_password_len,
+        });
+    }
+    let weak = |rule: &'static str| Err(IdentityError::GuessablePassword { rule });
+    let distinct: std::collections::BTreeSet<char> = pw.chars().collect();
+    if distinct.len() < 6 {
+        return weak("it repeats too few different characters");
+    }
+    let lower = pw.to_lowercase();
+    if id.len() >= 3 && lower.contains(&id.to_lowercase()) {
+        return weak("it contains the account's name");
+    }
+    let letters: String = lower.chars().filter(|c| c.is_alphabetic()).collect();
+    if COMMON_PASSWORDS.contains(&letters.as_str())
+        || COMMON_PASSWORDS.iter().any(|c| letters == c.repeat(2))
+    {
+        return weak("it is a common password with digits or symbols added");
+    }
+    Ok(())
 }
 
 /// The adoption marker: a private file, created whole.

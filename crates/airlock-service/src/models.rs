@@ -328,8 +328,9 @@ impl std::fmt::Debug for PredictBody {
 pub enum Shown {
     /// A production or canary version's output, shown to the clinician.
     Shown,
-    /// Only silent versions are deployed (a first model starts so, beside the existing
-    /// workflow): they were scored and logged, and no model output is shown.
+    /// No shown version for this patient (a first model in silent mode, or a first model's
+    /// canary outside its share): what is deployed was scored and logged, and no model output
+    /// is shown.
     None,
 }
 
@@ -353,9 +354,10 @@ pub struct Prediction {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1))]
     pub score: Option<f64>,
-    /// Distance from the decision boundary, 0 to 1 (absent when nothing is shown).
+    /// The probability of the predicted class at the 0.5 threshold, `max(score, 1 - score)`:
+    /// 0.5 (on the boundary) to 1 (absent when nothing is shown).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 1))]
+    #[schemars(range(min = 0.5, max = 1))]
     pub confidence: Option<f64>,
     /// The features the shown version used (else the first silent one), in order.
     pub features: Vec<String>,
@@ -752,6 +754,7 @@ impl Caller {
         // starts silent beside the existing workflow, and that is what silent mode measures.
         let shown = routes.shown_for(key, &patient);
         let decided_on = shown
+            .or(routes.canary.as_ref())
             .or_else(|| routes.silent.first())
             .ok_or(ServiceError::NotFound {
                 what: "deployed model",

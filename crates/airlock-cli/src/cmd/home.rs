@@ -165,16 +165,8 @@ pub fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
         if a.danger_database_without_verified_tls {
             setup = setup.danger_without_verified_tls();
         }
-        let home = Home::init_with(a.home.home()?, &pass, &opts, &setup, a.home.actor()?).await?;
-        println!(
-            "initialised Airlock deployment `{}` at {}",
-            a.name,
-            a.home.home()?.display()
-        );
-        println!("  ledger verifier key: {}", home.verifier_key());
-        println!(
-            "    (keep it outside this home: `airlock audit verify --key` checks the ledger against it)"
-        );
+        // The first administrator's password is checked before anything is created: a refused
+        // one must not leave a deployment without an administrator behind.
         let (pw, generated) = match &a.admin_password_file {
             Some(f) => (
                 std::fs::read_to_string(f)
@@ -187,6 +179,22 @@ pub fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
             ),
             None => (super::serve::random_password(), true),
         };
+        airlock_service::identity::check_password(
+            &airlock_service::IdentityPolicy::default(),
+            a.admin.as_str(),
+            &pw,
+        )
+        .context("the administrator's password (`--admin-password-file`)")?;
+        let home = Home::init_with(a.home.home()?, &pass, &opts, &setup, a.home.actor()?).await?;
+        println!(
+            "initialised Airlock deployment `{}` at {}",
+            a.name,
+            a.home.home()?.display()
+        );
+        println!("  ledger verifier key: {}", home.verifier_key());
+        println!(
+            "    (keep it outside this home: `airlock audit verify --key` checks the ledger against it)"
+        );
         let enrolment = super::serve::identities(&home)?
             .add_user(
                 home.actor(),
