@@ -362,65 +362,6 @@ fn is_street(v: &str) -> bool {
     capitalised >= 2
 }
 
-/// US states, the District and the territories: a place name ends with one of them.
-const STATES: &[&str] = &[
-    "alabama",
-    "alaska",
-    "arizona",
-    "arkansas",
-    "california",
-    "colorado",
-    "connecticut",
-    "delaware",
-    "florida",
-    "georgia",
-    "hawaii",
-    "idaho",
-    "illinois",
-    "indiana",
-    "iowa",
-    "kansas",
-    "kentucky",
-    "louisiana",
-    "maine",
-    "maryland",
-    "massachusetts",
-    "michigan",
-    "minnesota",
-    "mississippi",
-    "missouri",
-    "montana",
-    "nebraska",
-    "nevada",
-    "new hampshire",
-    "new jersey",
-    "new mexico",
-    "new york",
-    "north carolina",
-    "north dakota",
-    "ohio",
-    "oklahoma",
-    "oregon",
-    "pennsylvania",
-    "rhode island",
-    "south carolina",
-    "south dakota",
-    "tennessee",
-    "texas",
-    "utah",
-    "vermont",
-    "virginia",
-    "washington",
-    "west virginia",
-    "wisconsin",
-    "wyoming",
-    "district of columbia",
-    "puerto rico",
-    "guam",
-    "american samoa",
-    "virgin islands",
-];
-
 /// A place written as text: a name, then a state (`Boston  Massachusetts  US`, `Boston,
 /// Massachusetts`), or a name, a comma and a two-letter code (`Boston, MA`).
 fn is_place(v: &str) -> bool {
@@ -433,7 +374,7 @@ fn is_place(v: &str) -> bool {
         return false;
     }
     let joined = words.join(" ");
-    let state_at = STATES.iter().find_map(|s| {
+    let state_at = crate::leak::US_STATES.iter().find_map(|s| {
         // The state must follow at least one other word and be followed by at most a country.
         let pat = format!(" {s}");
         joined.find(&pat).map(|i| (i, s.len()))

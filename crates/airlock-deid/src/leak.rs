@@ -91,9 +91,9 @@ impl std::fmt::Debug for LeakSet {
     }
 }
 
-/// Values Safe Harbor permits in the output (US states and territories, OMB race and ethnicity
-/// categories), lowercase.
-const PERMITTED_VOCABULARY: &[&str] = &[
+/// US states, the District and the territories, lowercase: Safe Harbor permits them in the
+/// output, and a place written as text ends with one (`columns.rs`).
+pub(crate) const US_STATES: &[&str] = &[
     "alabama",
     "alaska",
     "arizona",
@@ -149,14 +149,12 @@ const PERMITTED_VOCABULARY: &[&str] = &[
     "guam",
     "american samoa",
     "virgin islands",
-    "white",
-    "black",
-    "asian",
-    "hispanic",
-    "latino",
-    "native",
-    "other",
-    "unknown",
+];
+
+/// Values Safe Harbor permits in the output besides [`US_STATES`]: OMB race and ethnicity
+/// categories, lowercase.
+const PERMITTED_VOCABULARY: &[&str] = &[
+    "white", "black", "asian", "hispanic", "latino", "native", "other", "unknown",
 ];
 
 impl LeakSet {
@@ -187,9 +185,10 @@ impl LeakSet {
         // race or ethnicity category) cannot be told apart from that kept value in the output:
         // "White" the surname and "White" the race, "Washington" the city and the state.
         // Free text is still scrubbed of such names by the text engine.
-        if matches!(kind, LeakKind::Name | LeakKind::City)
-            && PERMITTED_VOCABULARY.contains(&v.to_ascii_lowercase().as_str())
-        {
+        if matches!(kind, LeakKind::Name | LeakKind::City) && {
+            let lower = v.to_ascii_lowercase();
+            PERMITTED_VOCABULARY.contains(&lower.as_str()) || US_STATES.contains(&lower.as_str())
+        } {
             return;
         }
         // Most values (dates, ids) are ASCII without capitals and seen before: no allocation.

@@ -196,7 +196,7 @@ pub struct NewPrincipal {
     /// A clinician's practitioner identity in the clinical data (an NPI: system
     /// `http://hl7.org/fhir/sid/us-npi`), through which their treatment relationships are
     /// found; in effect with the clinician role, once a second person confirms it.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::present")]
     pub practitioner: Option<crate::identity::PractitionerLink>,
 }
 

@@ -28,6 +28,17 @@ where
     }
 }
 
+/// An optional field that may be absent but not `null` (with `#[serde(default)]`): where the
+/// OpenAPI document gives the field an object schema only, `null` is refused as the document
+/// says.
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 /// A JSON number with no fractional part that fits an `i64`.
 struct Whole(i64);
 
