@@ -5,8 +5,8 @@
 //!   recursed) with a profile and an HMAC key file, writes the de-identified files,
 //!   `DIR/deid-report.json` and `DIR/deid-summary.txt`, and prints the summary. All inputs
 //!   of one invocation are one data set: a multi-table CSV export (Synthea's, an OMOP extract)
-//!   keeps its joins, and the leak check covers every output. `--neutral-names` writes
-//!   `part-NNNNN` outputs and names inputs by index and content hash only.
+//!   keeps its joins, and the leak check covers every output. Outputs are named `part-NNNNN`
+//!   and inputs by index and content hash only (`--danger-keep-input-names` keeps the names).
 //! * **Gate mode** (`--home`): hands over to the deployment's gate (`cmd::gate`), which reads a
 //!   clinical dataset version and writes a de-identified one in development.
 //! * `deid text`: free text (JSONL or `.txt`) through `airlock-text`.
@@ -61,11 +61,13 @@ pub struct DeidArgs {
     /// File mode: output directory.
     #[arg(long, value_name = "DIR", conflicts_with = "home")]
     pub out: Option<PathBuf>,
-    /// File mode: name outputs `part-00000.json` (`part-00003.patients.csv` for a table of a
-    /// known export) and inputs, in the report and messages, by index and content hash: input
-    /// file names may hold PHI (Synthea's are `Given_Family_uuid.json`).
+    /// File mode: keep the input file names in the output, the report and messages. By
+    /// default outputs are named `part-00000.json` (`part-00003.patients.csv` for a table of a
+    /// known export) and inputs are named by index and content hash, because input file names
+    /// may hold PHI (Synthea's are `Given_Family_uuid.json`) and the output and its report
+    /// leave with the data.
     #[arg(long, conflicts_with = "home")]
-    pub neutral_names: bool,
+    pub danger_keep_input_names: bool,
     /// Exit 0 even when records were quarantined (they are still reported, never written).
     #[arg(long)]
     pub allow_quarantine: bool,
@@ -204,7 +206,7 @@ pub fn run(args: DeidArgs) -> anyhow::Result<ExitCode> {
         crosswalk: args.crosswalk,
         inputs: args.inputs,
         out: args.out,
-        neutral_names: args.neutral_names,
+        neutral_names: !args.danger_keep_input_names,
         allow_quarantine: args.allow_quarantine,
     })
 }
