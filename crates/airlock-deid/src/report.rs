@@ -113,6 +113,41 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// What to do about a failed leak check: the paths (CSV columns, FHIR element paths, HL7
+    /// fields) that held identifying values, and the profile rule that would treat them. Names
+    /// paths only, never a value. `None` when the check passed.
+    pub fn leak_advice(&self) -> Option<String> {
+        if self.leak_check.passed {
+            return None;
+        }
+        let mut paths: Vec<&str> = self
+            .leak_check
+            .hits
+            .iter()
+            .map(|h| h.path.as_str())
+            .collect();
+        paths.sort_unstable();
+        paths.dedup();
+        let shown = paths
+            .iter()
+            .take(10)
+            .map(|p| format!("`{p}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = paths.len().saturating_sub(10);
+        let example = paths.first().copied().unwrap_or("COLUMN");
+        Some(format!(
+            "identifying values remain under {shown}{}; give each a rule in a profile of your \
+             own (for a CSV column: [[csv]] column = \"{example}\" method = \"redact\"; for \
+             FHIR: a [[fhir]] path rule), or remove it from the input",
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ))
+    }
+
     /// Whether the run passed: no leak (when the profile fails on leaks) and nothing
     /// quarantined.
     pub fn clean(&self) -> bool {

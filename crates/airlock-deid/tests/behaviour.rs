@@ -250,6 +250,14 @@ fn leak_check_fails_safe_harbor_runs() {
                     .unwrap()
                     .contains("Quixoteson")
             );
+            // The refusal says where and what to do (issue 29), naming paths, not values.
+            let advice = report.leak_advice().unwrap();
+            assert!(
+                advice.contains("name")
+                    && advice.contains("rule")
+                    && !advice.contains("Quixoteson"),
+                "{advice}"
+            );
         }
         other => panic!(
             "expected a leak failure, got {:?}",

@@ -140,17 +140,10 @@ pub async fn run_gate(
                 in_files.sort_unstable();
                 in_files.dedup();
                 failure = Some(format!(
-                    "the leak check found identifying values in the output ({} hits in {}, by path: {})",
+                    "the leak check found identifying values in the output ({} hits in {}): {}",
                     report.leak_check.hits.len(),
                     in_files.join(", "),
-                    report
-                        .leak_check
-                        .hits
-                        .iter()
-                        .take(5)
-                        .map(|h| h.path.clone())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    report.leak_advice().unwrap_or_default()
                 ));
             }
             Err(e) => failure = Some(e.to_string()),

@@ -295,6 +295,9 @@ fn run_files(m: FileMode) -> anyhow::Result<ExitCode> {
                 report.profile
             );
             eprintln!("  in: {}", leak_files(&report).join(", "));
+            if let Some(advice) = report.leak_advice() {
+                eprintln!("  {advice}");
+            }
             eprintln!(
                 "report (paths and kinds of every hit): {}",
                 out.join(airlock_deid::REPORT_FILE).display()
