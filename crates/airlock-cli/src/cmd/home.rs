@@ -523,6 +523,9 @@ enum KeysCmd {
     /// Replace the deployment's own TLS certificate and key (valid for a year); restart the
     /// server to use it.
     RenewTls,
+    /// Print the deployment's current TLS certificate (PEM, public): what clients trust, e.g.
+    /// `curl --cacert`.
+    TlsCert,
 }
 
 /// Key management.
@@ -543,6 +546,10 @@ pub fn keys(a: KeysArgs) -> anyhow::Result<ExitCode> {
                     "rotated the master key {} -> {}; {} data keys re-wrapped, no object rewritten",
                     s.old_key_id, s.new_key_id, s.rewrapped
                 );
+            }
+            KeysCmd::TlsCert => {
+                let (cert, _) = home.tls_identity()?;
+                print!("{cert}");
             }
             KeysCmd::RenewTls => {
                 let cert = home.renew_tls_identity().await?;
