@@ -1361,6 +1361,20 @@ impl Identities {
         )
     }
 
+    fn link_sealed(
+        &self,
+        id: &str,
+        link: &PractitionerLink,
+        confirmed_by: &str,
+        mac: Option<&str>,
+    ) -> bool {
+        self.row_is_sealed(
+            "practitioner_links",
+            &[id, &link.system, &link.value, confirmed_by],
+            mac,
+        )
+    }
+
     /// The practitioner identity `id` is linked to: confirmed and sealed, else none (a link
     /// written without the deployment's key, or not yet confirmed, links nobody).
     pub async fn practitioner(
@@ -1383,11 +1397,7 @@ impl Identities {
         };
         let confirmed_by: String = r.try_get("confirmed_by")?;
         let mac: Option<String> = r.try_get("mac")?;
-        let sealed = self.row_is_sealed(
-            "practitioner_links",
-            &[id.as_str(), &link.system, &link.value, &confirmed_by],
-            mac.as_deref(),
-        );
+        let sealed = self.link_sealed(id.as_str(), &link, &confirmed_by, mac.as_deref());
         Ok(sealed.then_some(link))
     }
 
@@ -1862,18 +1872,13 @@ impl Identities {
             check("api_tokens", who, sealed);
         }
         for r in &links {
-            let (who, system, value, by): (String, String, String, String) = (
-                r.try_get("principal")?,
-                r.try_get("system")?,
-                r.try_get("value")?,
-                r.try_get("confirmed_by")?,
-            );
+            let (who, by): (String, String) = (r.try_get("principal")?, r.try_get("confirmed_by")?);
+            let link = PractitionerLink {
+                system: r.try_get("system")?,
+                value: r.try_get("value")?,
+            };
             let mac: Option<String> = r.try_get("mac")?;
-            let sealed = self.row_is_sealed(
-                "practitioner_links",
-                &[&who, &system, &value, &by],
-                mac.as_deref(),
-            );
+            let sealed = self.link_sealed(&who, &link, &by, mac.as_deref());
             check("practitioner_links", who, sealed);
         }
         Ok(out)

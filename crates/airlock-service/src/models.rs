@@ -814,33 +814,21 @@ impl Caller {
         self.service()
             .observer()
             .decision(Action::Predict.as_str(), true);
-        let Some((m, s)) = scored.first() else {
-            // Every silent version refused the record: logged above, nothing to show.
+        let Some((m, s)) = scored.first().filter(|(_, s)| s.display == Display::Shown) else {
+            // Nothing shown (silent versions only, or a first model's canary outside its share;
+            // perhaps every one refused the record): all of it is logged above.
             return Ok(Prediction {
                 prediction_id: first,
-                model: name,
+                model: decided_on.version.name.clone(),
                 version: None,
                 state: None,
                 score: None,
                 confidence: None,
                 features: decided_on.features.clone(),
                 display: Shown::None,
-                silent_versions_logged: 0,
-            });
-        };
-        if s.display == Display::Silent {
-            return Ok(Prediction {
-                prediction_id: first,
-                model: m.version.name.clone(),
-                version: None,
-                state: None,
-                score: None,
-                confidence: None,
-                features: m.features.clone(),
-                display: Shown::None,
                 silent_versions_logged: scored.len(),
             });
-        }
+        };
         let Scored { score, state, .. } = s;
         Ok(Prediction {
             prediction_id: first,
