@@ -507,6 +507,45 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 .to_string();
             tokens.insert(user, tok);
         }
+        // Minimum necessary: casey-clinician is linked to the first patient's attending
+        // practitioner (by NPI) and opens that record, not another clinician's patient's.
+        let cohort = airlock_synth::generate(&airlock_synth::GenOptions::new(a.patients, a.seed));
+        let treated = cohort.patients.first();
+        let other = cohort
+            .patients
+            .iter()
+            .find(|p| treated.is_some_and(|t| p.clinician.npi != t.clinician.npi));
+        if let (Some(treated), Some(other)) = (treated, other) {
+            super::serve::identities(&home)?
+                .link_practitioner(
+                    home.actor(),
+                    &ActorId::new("casey-clinician")?,
+                    &airlock_service::PractitionerLink::parse(&treated.clinician.npi)?,
+                )
+                .await?;
+            let casey = format!(
+                "Bearer {}",
+                tokens.get("casey-clinician").cloned().unwrap_or_default()
+            );
+            let mut status = Vec::new();
+            for p in [treated, other] {
+                let body = serde_json::json!({"dataset": "ehr-fhir", "mrn": p.identity.mrn});
+                let r = c
+                    .send(
+                        "POST",
+                        "/v1/patients/lookup",
+                        &[("authorization", &casey), ("x-purpose-of-use", "treatment")],
+                        Some(&body),
+                    )
+                    .await?;
+                status.push(r.status);
+            }
+            println!(
+                "    casey-clinician (linked to an NPI) opens a patient she treats -> {}, another clinician's patient -> {} (no treatment relationship; break-glass would be needed)",
+                status.first().copied().unwrap_or_default(),
+                status.get(1).copied().unwrap_or_default()
+            );
+        }
         enrolment_tour(&mut c, &login("sam-security"), &tokens).await?;
         super::demo_models::tour(&mut c, &home, &root, &tokens, a.synthetic_only).await?;
         let r = c
