@@ -306,7 +306,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             ("rita-reviewer", airlock_authz::Role::ClinicalReviewer),
             ("mo-mlops", airlock_authz::Role::MlopsEngineer),
         ] {
-            let pw = super::serve::random_password();
+            let pw = super::serve::random_password(user);
             let id = ActorId::new(user)?;
             let e = ids
                 .add_user(
@@ -645,7 +645,7 @@ async fn enrolment_tour(
             "POST",
             "/v1/enrol",
             &[],
-            Some(&json!({"token": enrolment, "password": super::serve::random_password()})),
+            Some(&json!({"token": enrolment, "password": super::serve::random_password("jo-clinician")})),
         )
         .await?;
     println!(

@@ -177,7 +177,7 @@ pub fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
                     .to_string(),
                 false,
             ),
-            None => (super::serve::random_password(), true),
+            None => (super::serve::random_password(a.admin.as_str()), true),
         };
         airlock_service::identity::check_password(
             &airlock_service::IdentityPolicy::default(),

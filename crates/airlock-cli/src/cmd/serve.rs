@@ -234,20 +234,20 @@ pub async fn audit_change(home: &Home, resource: String, reason: String) -> anyh
     Ok(())
 }
 
-/// A new random password (shown once).
-pub fn random_password() -> String {
-    hex::encode(airlock_crypto::random_bytes::<12>())
+/// A new random password for `id` (shown once) that the password rules accept.
+pub fn random_password(id: &str) -> String {
+    airlock_service::identity::generate_password(&airlock_service::IdentityPolicy::default(), id)
 }
 
 /// Read a password from a file (first line), else generate one.
-fn password_from(file: Option<&std::path::Path>) -> anyhow::Result<(String, bool)> {
+fn password_from(file: Option<&std::path::Path>, id: &str) -> anyhow::Result<(String, bool)> {
     match file {
         Some(f) => {
             let text = std::fs::read_to_string(f)
                 .with_context(|| format!("cannot read the password file `{}`", f.display()))?;
             Ok((text.lines().next().unwrap_or("").to_string(), false))
         }
-        None => Ok((random_password(), true)),
+        None => Ok((random_password(id), true)),
     }
 }
 
@@ -371,7 +371,7 @@ pub fn users(a: UsersArgs) -> anyhow::Result<ExitCode> {
                         "service `{id}` created with roles {names}; issue it a token with `airlock tokens issue`"
                     );
                 } else {
-                    let (pw, generated) = password_from(password_file.as_deref())?;
+                    let (pw, generated) = password_from(password_file.as_deref(), id.as_str())?;
                     let e = ids
                         .add_user(
                             h.actor(),
