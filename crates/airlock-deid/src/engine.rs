@@ -70,6 +70,20 @@ pub(crate) struct Run<'a> {
     ids: FastMap<String, String>,
     /// Reference → its pseudonymous form (see `fhir::pseudo_ref`), for the same reason.
     pub refs: FastMap<String, Option<String>>,
+    /// Dates the date shift wrote as whole values (the leak check's coincidences).
+    pub shifted: crate::leak::ShiftedDates,
+    /// The quasi-identifiers of the FHIR and HL7 patients written (their risk report).
+    pub patient_qis: crate::patients::PatientQis,
+    /// CSV tables seen under `[k_anonymity]`, and those that were person tables.
+    pub k_tables: KTables,
+}
+
+/// How many CSV tables a run under `[k_anonymity]` saw, and how many of them were person tables
+/// (had the quasi-identifiers): none of many means k-anonymity was applied nowhere.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct KTables {
+    pub tables: u64,
+    pub person: u64,
 }
 
 impl<'a> Run<'a> {
@@ -93,6 +107,9 @@ impl<'a> Run<'a> {
             memo: TextMemo::default(),
             ids: FastMap::default(),
             refs: FastMap::default(),
+            shifted: crate::leak::ShiftedDates::default(),
+            patient_qis: crate::patients::PatientQis::default(),
+            k_tables: KTables::default(),
         }
     }
 

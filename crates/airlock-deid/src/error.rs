@@ -58,6 +58,28 @@ pub enum DeidError {
         /// The full run report.
         report: Box<crate::RunReport>,
     },
+    /// A table of people lacks quasi-identifiers the profile's `[k_anonymity]` names (or its
+    /// sensitive attribute): k-anonymity cannot be applied to it, nor its risk measured.
+    #[error(
+        "`{table}`: k-anonymity column(s) `{}` not found (looked up by name, case-insensitively, and by alias)",
+        .missing.join("`, `")
+    )]
+    QuasiIdentifiersMissing {
+        /// The table (its label: a path or `files[i]`).
+        table: String,
+        /// The profile's names that no column matched.
+        missing: Vec<String>,
+    },
+    /// The profile's `[k_anonymity]` found no table of people among the data set's CSV tables
+    /// (and no FHIR or HL7 file describes the patients): it would be applied nowhere.
+    #[error(
+        "k-anonymity is configured but no CSV table of the data set has the quasi-identifiers `{}` (no table of people)",
+        .quasi_identifiers.join("`, `")
+    )]
+    NoPersonTable {
+        /// The profile's quasi-identifier names.
+        quasi_identifiers: Vec<String>,
+    },
     /// A whole input could not be processed (not a single record).
     #[error("`{path}`: {source}")]
     Format {

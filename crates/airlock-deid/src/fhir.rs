@@ -541,10 +541,24 @@ fn prescan_inner(run: &mut Run<'_>, doc: &Value) {
     }
 }
 
-/// Registers one resource of a document if it is a Patient.
+/// The resource types besides Patient whose names the pre-scan registers (see
+/// [`prescan_person`]).
+const PEOPLE: &[&str] = &["Practitioner", "RelatedPerson", "Person"];
+
+/// Whether the pre-scan reads resources of this type (Patients and [`PEOPLE`]).
+pub(crate) fn prescanned(resource_type: &str) -> bool {
+    resource_type == "Patient" || PEOPLE.contains(&resource_type)
+}
+
+/// Registers one resource of a document if it is a Patient (or one of [`PEOPLE`]).
 fn prescan_patient(run: &mut Run<'_>, r: &Value, full_url: Option<&str>) {
-    if r.get("resourceType").and_then(Value::as_str) != Some("Patient") {
-        return;
+    match r.get("resourceType").and_then(Value::as_str) {
+        Some("Patient") => {}
+        Some(t) if PEOPLE.contains(&t) => {
+            prescan_person(run, r, t);
+            return;
+        }
+        _ => return,
     }
     let id = r.get("id").and_then(Value::as_str).unwrap_or_default();
     let mrn = patient_mrn(r).unwrap_or_else(|| id.to_owned());
@@ -585,6 +599,42 @@ fn prescan_patient(run: &mut Run<'_>, r: &Value, full_url: Option<&str>) {
         }
     }
     run.known.insert(mrn, known);
+}
+
+/// Registers the names, contact points and identifiers of a Practitioner, RelatedPerson or
+/// Person before any resource is transformed, as the transform would record them for the leak
+/// check, so that the free text of every file is scrubbed of them whatever order the files
+/// come in: a note naming the practitioner, or a surrogate that happens to spell a name (a
+/// bulk export's Practitioner file comes after its DocumentReference file). Addresses only for
+/// relatives and persons: a practitioner's work address identifies no patient.
+fn prescan_person(run: &mut Run<'_>, r: &Value, resource_type: &str) {
+    let mut k = KnownIdentifiers::default();
+    add_person(&mut k, r);
+    for i in array(r, "identifier") {
+        k.ids.extend(strs(i.get("value")));
+    }
+    for v in &k.names {
+        run.leaks.add(LeakKind::Name, v);
+    }
+    for v in &k.ids {
+        run.leaks.add(LeakKind::Id, v);
+    }
+    for v in &k.phones {
+        run.leaks.add(LeakKind::Phone, v);
+    }
+    for v in &k.emails {
+        run.leaks.add(LeakKind::Email, v);
+    }
+    if resource_type != "Practitioner" {
+        for v in &k.addresses {
+            run.leaks.add(LeakKind::Street, v);
+        }
+        if !run.p().keep_city {
+            for v in &k.cities {
+                run.leaks.add(LeakKind::City, v);
+            }
+        }
+    }
 }
 
 /// The MRN of a Patient: the identifier whose type is `MR`, else the first identifier value.
@@ -885,6 +935,9 @@ fn deid_resource(run: &mut Run<'_>, rules: &[FhirRule], index: &RuleIndex, r: &m
     if let Value::Object(map) = r {
         walk_object(run, &mut walk, map, inherited, None);
     }
+    if walk.resource_type == "Patient" {
+        run.patient_qis.fhir_patient(r);
+    }
 }
 
 fn min_rule(a: Option<usize>, b: Option<usize>) -> Option<usize> {
@@ -1167,6 +1220,14 @@ fn leaf_decide(
     {
         run.leak(kind, s);
     }
+    // A whole date value the shift wrote: the leak check may count a hit on it as a
+    // coincidence (see `leak::Findings`).
+    if changed
+        && method_name == "dateShift"
+        && let Leaf::Set(Value::String(nv)) = &out
+    {
+        run.shifted.wrote(nv);
+    }
     match out {
         Leaf::Remove => LeafOut::Remove,
         Leaf::Set(nv) if changed => LeafOut::Set(nv),
@@ -1431,18 +1492,25 @@ pub(crate) fn scan_output(
     doc: &Value,
     file: &str,
     record_base: u64,
-    hits: &mut Vec<crate::report::LeakHit>,
-    scanned: &mut u64,
+    findings: &mut crate::leak::Findings<'_>,
 ) {
     /// Verdicts by string (and whether it was decoded as an attachment): a document repeats
     /// most of its strings (codes, systems, references), and the search is pure.
     type Seen<'a> = HashMap<(bool, &'a str), Option<crate::leak::LeakKind>>;
+    /// A hit: its path and kind, and the key to hold it under when it may be a date-shift
+    /// coincidence.
+    type Found = (String, crate::leak::LeakKind, Option<u64>);
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the recursion's state: a struct would only rename it"
+    )]
     fn walk<'a>(
         scanner: &crate::leak::Scanner,
+        findings: &crate::leak::Findings<'_>,
         v: &'a Value,
         path: &mut String,
         attach: bool,
-        out: &mut Vec<(String, crate::leak::LeakKind)>,
+        out: &mut Vec<Found>,
         scanned: &mut u64,
         seen: &mut Seen<'a>,
     ) {
@@ -1450,32 +1518,39 @@ pub(crate) fn scan_output(
             Value::String(s) => {
                 *scanned += 1;
                 let decode = attach && path.ends_with(".data");
+                let text = || -> std::borrow::Cow<'_, str> {
+                    if decode {
+                        base64::engine::general_purpose::STANDARD
+                            .decode(s.trim())
+                            .ok()
+                            .and_then(|b| String::from_utf8(b).ok())
+                            .unwrap_or_default()
+                            .into()
+                    } else {
+                        s.as_str().into()
+                    }
+                };
                 let found = match seen.get(&(decode, s.as_str())) {
                     Some(f) => *f,
                     None => {
-                        let decoded;
-                        let text: &str = if decode {
-                            decoded = base64::engine::general_purpose::STANDARD
-                                .decode(s.trim())
-                                .ok()
-                                .and_then(|b| String::from_utf8(b).ok())
-                                .unwrap_or_default();
-                            &decoded
-                        } else {
-                            s
-                        };
-                        let f = scanner.find(text);
+                        let f = scanner.find(&text());
                         seen.insert((decode, s.as_str()), f);
                         f
                     }
                 };
                 if let Some(k) = found {
-                    out.push((path.clone(), k));
+                    let held = match k {
+                        crate::leak::LeakKind::Date => {
+                            findings.shift_candidate(scanner, &text(), k)
+                        }
+                        _ => None,
+                    };
+                    out.push((path.clone(), k, held));
                 }
             }
             Value::Array(a) => {
                 for i in a {
-                    walk(scanner, i, path, attach, out, scanned, seen);
+                    walk(scanner, findings, i, path, attach, out, scanned, seen);
                 }
             }
             Value::Object(o) => {
@@ -1484,7 +1559,7 @@ pub(crate) fn scan_output(
                     let len = path.len();
                     path.push('.');
                     path.push_str(k);
-                    walk(scanner, v, path, is_attach, out, scanned, seen);
+                    walk(scanner, findings, v, path, is_attach, out, scanned, seen);
                     path.truncate(len);
                 }
             }
@@ -1506,6 +1581,7 @@ pub(crate) fn scan_output(
         items.push((0, doc));
     }
     let mut seen = Seen::new();
+    let mut scanned = 0u64;
     for (i, item) in items {
         let rt = item
             .get("resource")
@@ -1516,15 +1592,27 @@ pub(crate) fn scan_output(
         let mut found = Vec::new();
         let mut path = rt.to_owned();
         walk(
-            scanner, item, &mut path, false, &mut found, scanned, &mut seen,
+            scanner,
+            findings,
+            item,
+            &mut path,
+            false,
+            &mut found,
+            &mut scanned,
+            &mut seen,
         );
-        for (p, k) in found {
-            hits.push(crate::report::LeakHit {
+        for (p, k, held) in found {
+            let hit = crate::report::LeakHit {
                 file: file.to_owned(),
                 record: record_base + i,
                 path: p,
                 kind: k.name().to_owned(),
-            });
+            };
+            match held {
+                Some(key) => findings.hold(key, hit),
+                None => findings.hits.push(hit),
+            }
         }
     }
+    findings.scanned += scanned;
 }

@@ -350,6 +350,8 @@ pub(crate) fn deid_message(run: &mut Run<'_>, msg: &mut Message) {
         trim_trailing_empty(seg);
     }
     run.override_known = None;
+    // The message as it will be written: its patient's residual quasi-identifiers.
+    run.patient_qis.hl7_message(msg);
 }
 
 /// Clears any remaining leaf that is exactly an identifying value seen in the input, and
@@ -717,8 +719,7 @@ pub(crate) fn scan_message(
     msg: &Message,
     file: &str,
     record: u64,
-    hits: &mut Vec<crate::report::LeakHit>,
-    scanned: &mut u64,
+    findings: &mut crate::leak::Findings<'_>,
 ) {
     let d = &msg.delimiters;
     for seg in &msg.segments {
@@ -732,14 +733,15 @@ pub(crate) fn scan_message(
                     if v.is_empty() {
                         continue;
                     }
-                    *scanned += 1;
+                    findings.scanned += 1;
                     if let Some(k) = scanner.find(&v) {
-                        hits.push(crate::report::LeakHit {
+                        let hit = crate::report::LeakHit {
                             file: file.to_owned(),
                             record,
                             path: format!("{}-{}.{}", seg.id, i + 1, ci + 1),
                             kind: k.name().to_owned(),
-                        });
+                        };
+                        findings.hit(scanner, &v, k, hit);
                     }
                 }
             }

@@ -2,14 +2,21 @@
 //! emails, street lines, cities, exact dates, full zips) is searched for in the output with one
 //! aho-corasick automaton (ASCII case-insensitive, whole words only: a hit must not be
 //! preceded or followed by a letter or digit). Hits are reported by path, never by value.
+//!
+//! Under a date-shifting profile, a shifted date sometimes equals a true date of the input (of
+//! another patient, or of another event of the same patient). Such a hit is counted apart, as a date-shift coincidence, only when the
+//! output value is a whole structured date the shift wrote, and no more copies of that value
+//! are in the output than the shift wrote (see `ShiftedDates` and `Findings`).
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde::{Deserialize, Serialize};
 
 use crate::hash::FastMap;
+use crate::report::LeakHit;
 
 /// The kind of an identifying value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -385,6 +392,146 @@ impl Scanner {
     }
 }
 
+impl Scanner {
+    /// Whether `text` holds a whole-word identifying value and every one it holds is of
+    /// `kind` (a date-shift coincidence must be a date and nothing else).
+    pub(crate) fn only_kind(&self, text: &str, kind: LeakKind) -> bool {
+        if !self.grams.occurs(text.as_bytes()) {
+            return false;
+        }
+        let c = self.compiled();
+        let Some(ac) = c.ac.as_ref() else {
+            return false;
+        };
+        let bytes = text.as_bytes();
+        let word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+        let mut any = false;
+        for m in ac.find_overlapping_iter(text) {
+            let before = m.start().checked_sub(1).and_then(|i| bytes.get(i));
+            if word(before)
+                || word(bytes.get(m.end()))
+                || !Self::counts(c, m.pattern().as_usize(), text, m.start(), m.end())
+            {
+                continue;
+            }
+            if self.kind(m.pattern().as_usize()) != Some(kind) {
+                return false;
+            }
+            any = true;
+        }
+        any
+    }
+}
+
+/// The values the date shift wrote as whole structured values (a FHIR date element, a CSV date
+/// cell), with how many times each was written. A value is kept as a seeded 64-bit hash: a few
+/// words per distinct date however large the run, and two different dates share a hash with
+/// odds of about one in 2^64 per pair.
+#[derive(Default)]
+pub(crate) struct ShiftedDates {
+    hasher: foldhash::fast::RandomState,
+    written: FastMap<u64, u64>,
+}
+
+impl std::fmt::Debug for ShiftedDates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShiftedDates")
+            .field("values", &self.written.len())
+            .finish()
+    }
+}
+
+impl ShiftedDates {
+    fn key(&self, value: &str) -> u64 {
+        self.hasher.hash_one(value)
+    }
+
+    /// The shift wrote `value` as a whole output value once more.
+    pub(crate) fn wrote(&mut self, value: &str) {
+        *self.written.entry(self.key(value)).or_insert(0) += 1;
+    }
+
+    fn times(&self, key: u64) -> u64 {
+        self.written.get(&key).copied().unwrap_or(0)
+    }
+}
+
+/// What the scan of the outputs found. A date hit on an output value the shift wrote is held
+/// back until every output has been scanned: it is a coincidence only if the outputs hold that
+/// value no more often than the shift wrote it, so a copy left unshifted anywhere (a kept
+/// element, a value the shift never saw) keeps every hit on the value a hit.
+pub(crate) struct Findings<'s> {
+    /// Hits (paths only).
+    pub hits: Vec<LeakHit>,
+    /// Output values scanned.
+    pub scanned: u64,
+    /// CSV numbers equal to an identifying number by coincidence (see `table::scan_csv`).
+    pub numeric_coincidences: u64,
+    shifted: &'s ShiftedDates,
+    /// Hits held back, by the hash of the output value.
+    held: FastMap<u64, Vec<LeakHit>>,
+}
+
+impl<'s> Findings<'s> {
+    pub(crate) fn new(shifted: &'s ShiftedDates) -> Findings<'s> {
+        Findings {
+            hits: Vec::new(),
+            scanned: 0,
+            numeric_coincidences: 0,
+            shifted,
+            held: FastMap::default(),
+        }
+    }
+
+    /// The key to hold a hit of `kind` on the whole output value `value` under, when it may be
+    /// a date-shift coincidence: a date, and nothing but dates, written by the shift.
+    pub(crate) fn shift_candidate(
+        &self,
+        scanner: &Scanner,
+        value: &str,
+        kind: LeakKind,
+    ) -> Option<u64> {
+        if kind != LeakKind::Date || self.shifted.written.is_empty() {
+            return None;
+        }
+        let key = self.shifted.key(value);
+        (self.shifted.times(key) > 0 && scanner.only_kind(value, LeakKind::Date)).then_some(key)
+    }
+
+    /// Holds a hit found on a value [`Findings::shift_candidate`] named.
+    pub(crate) fn hold(&mut self, key: u64, hit: LeakHit) {
+        self.held.entry(key).or_default().push(hit);
+    }
+
+    /// Records a hit of `kind` on the whole output value `value`.
+    pub(crate) fn hit(&mut self, scanner: &Scanner, value: &str, kind: LeakKind, hit: LeakHit) {
+        match self.shift_candidate(scanner, value, kind) {
+            Some(key) => self.hold(key, hit),
+            None => self.hits.push(hit),
+        }
+    }
+
+    /// Settles the held hits; returns the hits and the number of date-shift coincidences.
+    pub(crate) fn settle(mut self) -> (Vec<LeakHit>, u64) {
+        let mut coincidences = 0u64;
+        let mut held: Vec<(u64, Vec<LeakHit>)> = self.held.drain().collect();
+        // Hits in a stable order whatever the hash seed.
+        let first = |hs: &[LeakHit]| {
+            hs.first()
+                .map(|h| (h.file.clone(), h.record, h.path.clone()))
+        };
+        held.sort_by_cached_key(|(_, hs)| first(hs));
+        for (key, hs) in held {
+            if hs.len() as u64 <= self.shifted.times(key) {
+                coincidences += hs.len() as u64;
+            } else {
+                self.hits.extend(hs);
+            }
+        }
+        (self.hits, coincidences)
+    }
+}
+
 /// An exact index of the patterns by their first four bytes (ASCII case folded): it says
 /// whether a text contains any pattern between non-word bytes (as the automaton, matching
 /// ASCII case-insensitively, and its callers' boundary check would see it), without the
@@ -582,6 +729,60 @@ mod tests {
                 proptest::prop_assert_eq!(quick, full);
             }
         }
+    }
+
+    fn hit(record: u64) -> LeakHit {
+        LeakHit {
+            file: "f".into(),
+            record,
+            path: "Encounter.period.start".into(),
+            kind: "date".into(),
+        }
+    }
+
+    #[test]
+    fn a_shifted_date_is_a_coincidence_only_where_the_shift_wrote_it() {
+        let mut s = LeakSet::default();
+        s.add(LeakKind::Date, "2015-03-04");
+        s.add(LeakKind::Date, "2016-01-01");
+        let sc = s.scanner();
+        let mut shifted = ShiftedDates::default();
+        shifted.wrote("2015-03-04");
+        shifted.wrote("2016-01-01");
+        let mut f = Findings::new(&shifted);
+        // The shift wrote 2015-03-04 once and it is in the output once: a coincidence.
+        f.hit(&sc, "2015-03-04", LeakKind::Date, hit(0));
+        // The shift wrote 2016-01-01 once, the output holds it twice: one copy is not the
+        // shift's, so both count.
+        f.hit(&sc, "2016-01-01", LeakKind::Date, hit(1));
+        f.hit(&sc, "2016-01-01", LeakKind::Date, hit(2));
+        // In text, or a date the shift never wrote: hits.
+        f.hit(&sc, "seen on 2015-03-04", LeakKind::Date, hit(3));
+        f.hit(&sc, "2016-01-01T00:00", LeakKind::Date, hit(4));
+        let (hits, coincidences) = f.settle();
+        assert_eq!(coincidences, 1);
+        let mut records: Vec<u64> = hits.iter().map(|h| h.record).collect();
+        records.sort_unstable();
+        assert_eq!(records, [1, 2, 3, 4]);
+        // A value that also holds another kind of identifying value is never a coincidence.
+        let mut s = LeakSet::default();
+        s.add(LeakKind::Date, "2015-03-04");
+        s.add(LeakKind::Id, "A-77881");
+        let sc = s.scanner();
+        assert!(!sc.only_kind("A-77881 2015-03-04", LeakKind::Date));
+        assert!(sc.only_kind("2015-03-04", LeakKind::Date));
+        assert!(!sc.only_kind("2015-03-05", LeakKind::Date));
+        shifted.wrote("A-77881 2015-03-04");
+        let f = Findings::new(&shifted);
+        assert_eq!(
+            f.shift_candidate(&sc, "A-77881 2015-03-04", LeakKind::Date),
+            None
+        );
+        assert!(
+            f.shift_candidate(&sc, "2015-03-04", LeakKind::Date)
+                .is_some()
+        );
+        assert_eq!(f.shift_candidate(&sc, "2015-03-04", LeakKind::Id), None);
     }
 
     #[test]

@@ -18,7 +18,11 @@
 //! * Free text (FHIR strings no rule covers, narratives, text attachments, HL7 `NTE`/`OBX`
 //!   text) goes through the `airlock-text` engine with the patient's known identifiers.
 //! * Every run ends with a leak check ([`leak`]): every identifying value seen in the input is
-//!   searched for in the output; under a `fail` policy (`safe-harbor`) any hit fails the run.
+//!   searched for in the output; under a `fail` policy (every built-in profile) any hit fails
+//!   the run. A shifted date that lands on a true date of the input is counted apart, as a
+//!   coincidence, where the shift wrote it (see [`leak`]).
+//! * Every run reports the residual re-identification risk of the FHIR and HL7 patients it
+//!   wrote (`patients`), and of the CSV tables of people under `[k_anonymity]` (`table`).
 //! * Malformed records (broken JSON line, unparsable HL7 message, ragged CSV row, Bundle entry
 //!   without `resourceType`) are quarantined (reported by position, not written) and the run
 //!   continues. So is an HL7 message over `airlock_formats::hl7::MAX_MESSAGE_BYTES` (1 MiB).
@@ -52,6 +56,7 @@ mod hl7;
 mod keys;
 pub mod leak;
 mod mapping;
+mod patients;
 pub mod profile;
 mod report;
 pub mod risk;
@@ -68,7 +73,7 @@ pub use codes::{SNOMED_RARE, parent as code_parent};
 pub use crosswalk::Crosswalk;
 pub use error::DeidError;
 pub use keys::{DeidKeys, microsoft_date_offset};
-pub use profile::{BUILTIN_PROFILES, OutputClass, Profile, PseudonymScheme};
+pub use profile::{BUILTIN_PROFILES, Basis, OutputClass, Profile, PseudonymScheme};
 pub use report::{FileReport, LeakCheck, LeakHit, Quarantined, RunReport};
 pub use risk::RiskReport;
 
@@ -210,6 +215,7 @@ pub(crate) fn deid_bytes_with(
         Format::Csv => {
             let input = airlock_formats::strip_bom(bytes);
             prescan_csv(&mut run, label, input)?;
+            check_person_tables(&run, false)?;
             let mut out = Vec::new();
             csv_with_k(&mut run, label, || Ok(input), &mut out, &mut risk)?;
             out
@@ -218,12 +224,10 @@ pub(crate) fn deid_bytes_with(
     let mut report = base_report(&run, profile, keys);
     report.risk = risk;
     let scanner = run.leaks.scanner();
-    let mut hits = Vec::new();
-    let mut scanned = 0u64;
-    let mut coincidences = 0u64;
+    let mut findings = leak::Findings::new(&run.shifted);
     match &doc {
         // Scan the output tree already in memory rather than re-parsing it.
-        Some(d) => fhir::scan_output(&scanner, d, label, 0, &mut hits, &mut scanned),
+        Some(d) => fhir::scan_output(&scanner, d, label, 0, &mut findings),
         None => {
             // The fast path gathered the output strings as it wrote them; the full scan runs
             // only when one of them holds an identifying value (to report it by path).
@@ -233,20 +237,12 @@ pub(crate) fn deid_bytes_with(
                 None
             };
             match checked {
-                Some(n) => scanned += n,
-                None => scan_output(
-                    &scanner,
-                    format,
-                    &out,
-                    label,
-                    &mut hits,
-                    &mut scanned,
-                    &mut coincidences,
-                ),
+                Some(n) => findings.scanned += n,
+                None => scan_output(&scanner, format, &out, label, &mut findings),
             }
         }
     }
-    finish_report(&mut report, &run, hits, scanned, coincidences);
+    finish_report(&mut report, &run, findings);
     if profile.leak_policy() == LeakPolicy::Fail && !report.leak_check.passed {
         return Err(DeidError::LeakCheckFailed {
             hits: report.leak_check.hits.len(),
@@ -393,6 +389,7 @@ pub fn deid_paths_with(
             }
         }
     }
+    check_person_tables(&run, jobs.iter().any(|(_, _, f)| describes_patients(*f)))?;
     if options.neutral_names {
         for (i, (_, output, fmt)) in jobs.iter_mut().enumerate() {
             let table = tables
@@ -469,42 +466,25 @@ pub fn deid_paths_with(
     report.risk = risk;
     // Leak check over the written outputs.
     let scanner = run.leaks.scanner();
-    let mut hits = Vec::new();
-    let mut scanned = 0u64;
-    let mut coincidences = 0u64;
+    let mut findings = leak::Findings::new(&run.shifted);
     for (_, output, fmt) in &jobs {
         let label = output.display().to_string();
         match fmt {
             Format::FhirNdjson | Format::Csv => {
                 let f = File::open(output).map_err(|e| DeidError::io(output, &e))?;
                 if *fmt == Format::Csv {
-                    table::scan_csv(
-                        &scanner,
-                        BufReader::new(f),
-                        &label,
-                        &mut hits,
-                        &mut scanned,
-                        &mut coincidences,
-                    );
+                    table::scan_csv(&scanner, BufReader::new(f), &label, &mut findings);
                 } else {
-                    scan_ndjson(&scanner, BufReader::new(f), &label, &mut hits, &mut scanned);
+                    scan_ndjson(&scanner, BufReader::new(f), &label, &mut findings);
                 }
             }
             _ => {
                 let bytes = std::fs::read(output).map_err(|e| DeidError::io(output, &e))?;
-                scan_output(
-                    &scanner,
-                    *fmt,
-                    &bytes,
-                    &label,
-                    &mut hits,
-                    &mut scanned,
-                    &mut coincidences,
-                );
+                scan_output(&scanner, *fmt, &bytes, &label, &mut findings);
             }
         }
     }
-    finish_report(&mut report, &run, hits, scanned, coincidences);
+    finish_report(&mut report, &run, findings);
     let fail = profile.leak_policy() == LeakPolicy::Fail && !report.leak_check.passed;
     if fail {
         let mut bad: Vec<&str> = report
@@ -570,6 +550,24 @@ pub fn deid_dataset(
     crosswalk: &mut Crosswalk,
     files: &[DatasetFile<'_>],
 ) -> Result<(Vec<DatasetOutput>, RunReport), DeidError> {
+    let (outputs, report) = deid_dataset_assessed(profile, keys, crosswalk, files)?;
+    if profile.leak_policy() == LeakPolicy::Fail && !report.leak_check.passed {
+        return Err(DeidError::LeakCheckFailed {
+            hits: report.leak_check.hits.len(),
+            report: Box::new(report),
+        });
+    }
+    Ok((outputs, report))
+}
+
+/// [`deid_dataset`] without the profile's leak policy: a failed leak check is in the report,
+/// and the caller decides (the gate refuses it unless an expert's determination covers it).
+pub fn deid_dataset_assessed(
+    profile: &Profile,
+    keys: &DeidKeys,
+    crosswalk: &mut Crosswalk,
+    files: &[DatasetFile<'_>],
+) -> Result<(Vec<DatasetOutput>, RunReport), DeidError> {
     let mut run = Run::new(profile, keys, crosswalk);
     let index = RuleIndex::new(profile.fhir_rules());
     let label = |i: usize| format!("files[{i}]");
@@ -599,6 +597,7 @@ pub fn deid_dataset(
             }
         }
     }
+    check_person_tables(&run, files.iter().any(|f| describes_patients(f.format)))?;
     let mut outputs = Vec::with_capacity(files.len());
     let mut reports = Vec::with_capacity(files.len());
     let mut risk = Vec::new();
@@ -649,43 +648,62 @@ pub fn deid_dataset(
     // The leak check over the union of the outputs: a value identifying in one file is a leak
     // in any other.
     let scanner = run.leaks.scanner();
-    let mut hits = Vec::new();
-    let mut scanned = 0u64;
-    let mut coincidences = 0u64;
+    let mut findings = leak::Findings::new(&run.shifted);
     for (i, (f, o)) in files.iter().zip(&outputs).enumerate() {
-        scan_output(
-            &scanner,
-            f.format,
-            &o.bytes,
-            &label(i),
-            &mut hits,
-            &mut scanned,
-            &mut coincidences,
-        );
+        scan_output(&scanner, f.format, &o.bytes, &label(i), &mut findings);
     }
-    finish_report(&mut report, &run, hits, scanned, coincidences);
-    if profile.leak_policy() == LeakPolicy::Fail && !report.leak_check.passed {
-        return Err(DeidError::LeakCheckFailed {
-            hits: report.leak_check.hits.len(),
-            report: Box::new(report),
-        });
-    }
+    finish_report(&mut report, &run, findings);
     Ok((outputs, report))
 }
 
 /// The CSV pre-pass of one table (see `table::prescan_csv`), then the free-text scrubber is
-/// told of the values it recorded.
+/// told of the values it recorded. Under `[k_anonymity]`, a table of people without every
+/// quasi-identifier is an error here, before any output is written.
 fn prescan_csv<R: Read>(
     run: &mut Run<'_>,
     label: &str,
     input: R,
 ) -> Result<Option<String>, DeidError> {
-    let table = table::prescan_csv(run, label, input).map_err(|source| DeidError::Format {
-        path: PathBuf::from(label),
-        source,
-    })?;
+    let (table, fit) =
+        table::prescan_csv(run, label, input).map_err(|source| DeidError::Format {
+            path: PathBuf::from(label),
+            source,
+        })?;
     run.refresh_scrub();
+    if let Some(fit) = fit {
+        run.k_tables.tables += 1;
+        match fit {
+            table::QiFit::Apply { .. } => run.k_tables.person += 1,
+            table::QiFit::Skip => {}
+            table::QiFit::Missing(missing) => {
+                return Err(DeidError::QuasiIdentifiersMissing {
+                    table: label.to_owned(),
+                    missing,
+                });
+            }
+        }
+    }
     Ok(table)
+}
+
+/// After the pre-pass: under `[k_anonymity]`, a data set whose CSV tables hold no table of
+/// people is an error (the profile's names match nothing, or the person table was left out),
+/// unless FHIR or HL7 files (`patients_elsewhere`) describe the patients, whose risk is
+/// reported from them.
+fn check_person_tables(run: &Run<'_>, patients_elsewhere: bool) -> Result<(), DeidError> {
+    match run.profile.k_anonymity() {
+        Some(k) if run.k_tables.tables > 0 && run.k_tables.person == 0 && !patients_elsewhere => {
+            Err(DeidError::NoPersonTable {
+                quasi_identifiers: k.quasi_identifiers.clone(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether a format describes patients outside CSV tables (FHIR Patients, HL7 `PID`).
+fn describes_patients(format: Format) -> bool {
+    !matches!(format, Format::Csv)
 }
 
 /// The SHA-256 of a file's content (hex), to name an input without its name.
@@ -705,8 +723,9 @@ fn file_sha256(path: &Path) -> Result<String, DeidError> {
 }
 
 /// The re-identification risk of a CSV table on `quasi_identifiers` (columns, matched
-/// case-insensitively), with l-diversity on `sensitive` and journalist risk for a data set
-/// that is `sampling_fraction` of its population.
+/// case-insensitively or through their aliases, as a profile's `[k_anonymity]` names are),
+/// with l-diversity on `sensitive` and journalist risk for a data set that is
+/// `sampling_fraction` of its population.
 pub fn risk_report_csv<R: Read>(
     reader: R,
     quasi_identifiers: &[String],
@@ -774,13 +793,10 @@ fn base_report(run: &Run<'_>, profile: &Profile, keys: &DeidKeys) -> RunReport {
     }
 }
 
-fn finish_report(
-    report: &mut RunReport,
-    run: &Run<'_>,
-    hits: Vec<LeakHit>,
-    scanned: u64,
-    numeric_coincidences: u64,
-) {
+fn finish_report(report: &mut RunReport, run: &Run<'_>, findings: leak::Findings<'_>) {
+    let scanned = findings.scanned;
+    let numeric_coincidences = findings.numeric_coincidences;
+    let (hits, date_shift_coincidences) = findings.settle();
     run.changes.merge_into(&mut report.changes);
     report.quarantined = run.quarantined.clone();
     report.warnings = run.warnings.clone();
@@ -793,7 +809,14 @@ fn finish_report(
         passed: hits.is_empty(),
         hits,
         numeric_coincidences,
+        date_shift_coincidences,
     };
+    // The residual risk of the FHIR and HL7 patients written, whatever the profile.
+    let sampling = run
+        .profile
+        .k_anonymity()
+        .map_or(1.0, |k| k.sampling_fraction);
+    report.risk.extend(run.patient_qis.reports(sampling));
 }
 
 /// The tape of a FHIR JSON document for the fast path, when the profile and the document
@@ -861,32 +884,40 @@ fn quarantine(run: &mut Run<'_>, file: &str, record: u64, line: u64, path: &str,
     });
 }
 
-/// Patients of an NDJSON stream (one resource per line) for the pre-scan.
+/// Patients (and practitioners, relatives, persons) of an NDJSON stream (one resource per line)
+/// for the pre-scan.
 fn prescan_ndjson<R: std::io::BufRead>(run: &mut Run<'_>, input: R, walker: Walker) {
     let mut lines = airlock_formats::fhir::NdjsonLines::new(input);
     while let Some(item) = lines.next_line() {
         let Ok(raw) = item else {
             continue;
         };
-        // A line whose bytes hold neither `Patient` nor an escape cannot be a Patient.
+        // A line whose bytes name no pre-scanned type and hold no escape cannot be one.
         if walker == Walker::Tape && !may_name_patient(raw.bytes) {
             continue;
         }
         if walker == Walker::Tape
             && let Some(tape) = tape::Tape::parse(raw.bytes)
         {
-            if tape.get_str(0, "resourceType").as_deref() == Some("Patient") {
+            if tape
+                .get_str(0, "resourceType")
+                .is_some_and(|t| fhir::prescanned(&t))
+            {
                 fhir::stream::prescan(run, &tape, 0);
             }
         } else if let Ok(doc) = airlock_formats::fhir::parse_line(raw.bytes, raw.line)
-            && doc.get("resourceType").and_then(serde_json::Value::as_str) == Some("Patient")
+            && doc
+                .get("resourceType")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(fhir::prescanned)
         {
             fhir::prescan(run, &doc);
         }
     }
 }
 
-/// Whether `bytes` may hold the JSON string "Patient": the word itself, or an escape.
+/// Whether `bytes` may hold the JSON string of a type the pre-scan reads (`Patient`,
+/// `Practitioner`, `Person`, `RelatedPerson`): the word itself, or an escape.
 fn may_name_patient(bytes: &[u8]) -> bool {
     if bytes.contains(&b'\\') {
         return true;
@@ -894,7 +925,10 @@ fn may_name_patient(bytes: &[u8]) -> bool {
     let mut rest = bytes;
     while let Some(i) = rest.iter().position(|&b| b == b'P') {
         let tail = rest.get(i..).unwrap_or_default();
-        if tail.starts_with(b"Patient") {
+        if tail.starts_with(b"Patient")
+            || tail.starts_with(b"Practitioner")
+            || tail.starts_with(b"Person")
+        {
             return true;
         }
         rest = tail.get(1..).unwrap_or_default();
@@ -1011,7 +1045,8 @@ fn deid_hl7<W: Write>(
     Ok(())
 }
 
-/// CSV with optional k-anonymity: pass 1 reads the quasi-identifiers, pass 2 writes.
+/// CSV with optional k-anonymity: pass 1 reads the quasi-identifiers of a table of people,
+/// pass 2 writes; the risk is then measured on the output.
 fn csv_with_k<R: Read, W: Write>(
     run: &mut Run<'_>,
     label: &str,
@@ -1022,43 +1057,43 @@ fn csv_with_k<R: Read, W: Write>(
     let kcfg = run.profile.k_anonymity().cloned();
     let mut kplan = None;
     if let Some(k) = &kcfg {
-        match table::qi_rows(run, label, open()?, &k.quasi_identifiers) {
-            Some((idx, rows)) => {
+        match table::qi_rows(run, label, open()?, k) {
+            table::QiRows::Apply {
+                qis,
+                sensitive,
+                rows,
+            } => {
                 let plan = risk::plan_k_anonymity(&rows, u64::from(k.k), k.max_suppression);
-                kplan = Some((idx, plan));
+                kplan = Some((qis, sensitive, plan));
             }
-            None => run.warn(format!(
-                "{label}: k-anonymity not applied (quasi-identifier columns missing)"
-            )),
+            table::QiRows::Skip => {}
+            table::QiRows::Missing(missing) => {
+                return Err(DeidError::QuasiIdentifiersMissing {
+                    table: label.to_owned(),
+                    missing,
+                });
+            }
         }
     }
     let opts = table::TableOpts {
-        kplan: kplan.as_ref().map(|(i, p)| (i.as_slice(), p)),
+        kplan: kplan.as_ref().map(|(q, _, p)| (q.as_slice(), p)),
     };
     let mut buf = Vec::new();
-    let target: &mut dyn Write = if kcfg.is_some() && kplan.is_some() {
-        &mut buf
-    } else {
-        out
-    };
-    let (table, _) =
+    let target: &mut dyn Write = if kplan.is_some() { &mut buf } else { out };
+    let (table, _, headers) =
         table::deid_csv(run, label, open()?, &mut *target, &opts).map_err(|source| {
             DeidError::Format {
                 path: PathBuf::from(label),
                 source,
             }
         })?;
-    if let (Some(k), Some((_, plan))) = (&kcfg, &kplan) {
-        let mut r = table::risk_from_csv(
-            buf.as_slice(),
-            &k.quasi_identifiers,
-            k.sensitive.as_deref(),
-            k.sampling_fraction,
-        )
-        .map_err(|source| DeidError::Format {
-            path: PathBuf::from(label),
-            source,
-        })?;
+    if let (Some(k), Some((qis, sensitive, plan))) = (&kcfg, &kplan) {
+        let mut r = table::risk_of_output(buf.as_slice(), &headers, qis, *sensitive, k).map_err(
+            |source| DeidError::Format {
+                path: PathBuf::from(label),
+                source,
+            },
+        )?;
         r.suppressed = plan.suppress.len() as u64;
         r.generalisation = k
             .quasi_identifiers
@@ -1078,30 +1113,28 @@ fn scan_output(
     format: Format,
     bytes: &[u8],
     label: &str,
-    hits: &mut Vec<LeakHit>,
-    scanned: &mut u64,
-    coincidences: &mut u64,
+    findings: &mut leak::Findings<'_>,
 ) {
     match format {
         Format::FhirJson => {
-            if !fhir::stream::scan_output(scanner, bytes, label, 0, hits, scanned)
+            if !fhir::stream::scan_output(scanner, bytes, label, 0, findings)
                 && let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes)
             {
-                fhir::scan_output(scanner, &v, label, 0, hits, scanned);
+                fhir::scan_output(scanner, &v, label, 0, findings);
             }
         }
-        Format::FhirNdjson => scan_ndjson(scanner, bytes, label, hits, scanned),
+        Format::FhirNdjson => scan_ndjson(scanner, bytes, label, findings),
         Format::Hl7v2 => {
             if let Ok(messages) = airlock_formats::hl7::messages(bytes) {
                 // The output is ours and every message of it must be scanned: no size limit.
                 for raw in messages.max_message_bytes(usize::MAX) {
                     if let Ok(m) = raw.parse() {
-                        hl7::scan_message(scanner, &m, label, raw.index, hits, scanned);
+                        hl7::scan_message(scanner, &m, label, raw.index, findings);
                     }
                 }
             }
         }
-        Format::Csv => table::scan_csv(scanner, bytes, label, hits, scanned, coincidences),
+        Format::Csv => table::scan_csv(scanner, bytes, label, findings),
     }
 }
 
@@ -1109,18 +1142,17 @@ fn scan_ndjson<R: std::io::BufRead>(
     scanner: &leak::Scanner,
     input: R,
     label: &str,
-    hits: &mut Vec<LeakHit>,
-    scanned: &mut u64,
+    findings: &mut leak::Findings<'_>,
 ) {
     let mut lines = airlock_formats::fhir::NdjsonLines::new(input);
     while let Some(item) = lines.next_line() {
         let Ok(raw) = item else {
             continue;
         };
-        if !fhir::stream::scan_output(scanner, raw.bytes, label, raw.record, hits, scanned)
+        if !fhir::stream::scan_output(scanner, raw.bytes, label, raw.record, findings)
             && let Ok(v) = airlock_formats::fhir::parse_line(raw.bytes, raw.line)
         {
-            fhir::scan_output(scanner, &v, label, raw.record, hits, scanned);
+            fhir::scan_output(scanner, &v, label, raw.record, findings);
         }
     }
 }

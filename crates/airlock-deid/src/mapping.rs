@@ -145,6 +145,10 @@ struct TableFile {
     legacy: Vec<String>,
     #[serde(default)]
     treat: BTreeMap<String, String>,
+    /// The export's table of people (one row per patient): the one a profile's
+    /// quasi-identifiers must be found in.
+    #[serde(default)]
+    person: bool,
 }
 
 /// One table of a mapping.
@@ -156,6 +160,8 @@ pub(crate) struct Table {
     columns: Vec<String>,
     /// Column (case-folded) → treatment: the table's own, then the schema's.
     treat: BTreeMap<String, Treat>,
+    /// Whether it is the export's table of people (see `TableFile::person`).
+    pub person: bool,
 }
 
 impl Table {
@@ -234,6 +240,7 @@ impl Mappings {
                     id: format!("{}/{}", file.schema, t.name),
                     columns,
                     treat,
+                    person: t.person,
                 });
             }
         }
@@ -295,6 +302,7 @@ mod tests {
             ))
             .unwrap();
         assert_eq!((t.id.as_str(), unique), ("synthea/patients", true));
+        assert!(t.person);
         assert_eq!(
             t.treatment("drivers"),
             Some(&Treat::Drop(LeakKind::Id)),
@@ -304,6 +312,7 @@ mod tests {
             .identify(&cols("person_id,gender_concept_id,year_of_birth,month_of_birth,day_of_birth,birth_datetime,race_concept_id,ethnicity_concept_id,location_id,provider_id,care_site_id,person_source_value,gender_source_value,gender_source_concept_id,race_source_value,race_source_concept_id,ethnicity_source_value,ethnicity_source_concept_id"))
             .unwrap();
         assert_eq!(t.id, "omop-cdm/person");
+        assert!(t.person);
         assert_eq!(
             t.treatment("person_id"),
             Some(&Treat::Key {
@@ -316,6 +325,17 @@ mod tests {
             .identify(&cols("START,STOP,PATIENT,ENCOUNTER,CODE,DESCRIPTION"))
             .unwrap();
         assert!(!unique, "{}", t.id);
+        assert!(!t.person);
+        // Exactly one table of people per export.
+        for schema in ["synthea/", "omop-cdm/"] {
+            let people: Vec<&str> = m
+                .tables
+                .iter()
+                .filter(|t| t.id.starts_with(schema) && t.person)
+                .map(|t| t.id.as_str())
+                .collect();
+            assert_eq!(people.len(), 1, "{people:?}");
+        }
         assert!(m.identify(&cols("PATIENT,DATE,score,notes")).is_none());
         assert!(m.identify(&[]).is_none());
     }

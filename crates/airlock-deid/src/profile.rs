@@ -13,7 +13,10 @@
 //! zip = "zip3"                        # postal codes no rule covers: zip3|keep|redact
 //! restricted_zip3 = "census-2000"     # a list in data/restricted-zip3.toml
 //! keep_city = false                   # limited data sets may keep the city
-//! leak_check = "fail"                 # fail|warn
+//! leak_check = "fail"                 # fail|warn (warn: file mode only; the gate refuses)
+//! basis = "expert-determination"      # safe-harbor|expert-determination|limited-data-set;
+//!                                     # default from classification. Expert determination:
+//!                                     # the gate releases only under a signed determination
 //!
 //! [rare_codes]                        # optional: codes seen in < K patients → parent
 //! min_patients = 5
@@ -147,6 +150,19 @@ pub enum LeakPolicy {
     Fail,
     /// Report only.
     Warn,
+}
+
+/// The legal basis a release claims (45 CFR 164.514).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Basis {
+    /// 164.514(b)(2): the eighteen identifiers removed; the profile's rules suffice.
+    SafeHarbor,
+    /// 164.514(b)(1): an expert determines the risk is very small; every release needs the
+    /// expert's signed determination.
+    ExpertDetermination,
+    /// 164.514(e): a limited data set, under a data use agreement, in the clinical zone.
+    LimitedDataSet,
 }
 
 /// Rare-code generalisation settings.
@@ -290,6 +306,8 @@ struct ProfileFile {
     keep_city: bool,
     #[serde(default)]
     leak_check: LeakPolicy,
+    #[serde(default)]
+    basis: Option<Basis>,
     #[serde(default)]
     rare_codes: Option<RareCodes>,
     #[serde(default)]
@@ -454,6 +472,7 @@ pub(crate) struct ProfileInner {
     pub restricted: &'static ZipList,
     pub keep_city: bool,
     pub leak_check: LeakPolicy,
+    pub basis: Basis,
     pub rare_codes: Option<RareCodes>,
     pub k_anonymity: Option<KAnonymity>,
     pub fhir: Vec<FhirRule>,
@@ -596,6 +615,10 @@ impl Profile {
                 restricted,
                 keep_city: file.keep_city,
                 leak_check: file.leak_check,
+                basis: file.basis.unwrap_or(match file.classification {
+                    OutputClass::Deidentified => Basis::SafeHarbor,
+                    OutputClass::LimitedDataSet => Basis::LimitedDataSet,
+                }),
                 rare_codes: file.rare_codes,
                 k_anonymity: file.k_anonymity,
                 fhir,
@@ -624,6 +647,7 @@ impl Profile {
                 restricted: i.restricted,
                 keep_city: i.keep_city,
                 leak_check: i.leak_check,
+                basis: i.basis,
                 rare_codes: i.rare_codes.clone(),
                 k_anonymity: i.k_anonymity.clone(),
                 fhir: i.fhir.clone(),
@@ -658,6 +682,15 @@ impl Profile {
     /// The leak policy.
     pub fn leak_policy(&self) -> LeakPolicy {
         self.inner.leak_check
+    }
+    /// The legal basis a release under this profile claims.
+    pub fn basis(&self) -> Basis {
+        self.inner.basis
+    }
+    /// Whether a release needs an expert's signed determination: the profile's rules are the
+    /// expert's seed, not a method that de-identifies by itself.
+    pub fn requires_expert_determination(&self) -> bool {
+        self.inner.basis == Basis::ExpertDetermination
     }
     /// k-anonymity settings, if any.
     pub fn k_anonymity(&self) -> Option<&KAnonymity> {

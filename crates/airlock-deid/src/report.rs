@@ -52,6 +52,13 @@ pub struct LeakCheck {
     /// content (see the CSV scan).
     #[serde(default)]
     pub numeric_coincidences: u64,
+    /// Date hits where the output value is a whole structured date the date shift wrote that
+    /// equals a true date of the input (another patient's, or another event of the same
+    /// patient's, landed on by the shift), counted, not failed: only when the output holds that
+    /// value no more often than the shift wrote it, so a copy of it left unshifted anywhere, or
+    /// a date in free text, stays a hit (see `leak`).
+    #[serde(default)]
+    pub date_shift_coincidences: u64,
     /// Whether the check passed (no hits).
     pub passed: bool,
 }
@@ -206,6 +213,14 @@ impl RunReport {
                 lc.numeric_coincidences
             );
         }
+        if lc.date_shift_coincidences > 0 {
+            let _ = writeln!(
+                s,
+                "  {} shifted date(s) equal to a true input date by coincidence (whole dates the \
+                 date shift wrote): not counted as hits",
+                lc.date_shift_coincidences
+            );
+        }
         for w in &self.warnings {
             let _ = writeln!(s, "warning: {w}");
         }
@@ -220,6 +235,26 @@ impl RunReport {
             let _ = writeln!(s, "  {n:>8}  {m:<11} {p}");
         }
         for (name, r) in &self.risk {
+            if name.starts_with("fhir:") || name.starts_with("hl7:") {
+                // The patients of FHIR and HL7 outputs, on fixed demographics: two lines.
+                let _ = writeln!(
+                    s,
+                    "residual risk: {name}  {} patients on {}: {} classes, k = {}",
+                    r.records,
+                    r.quasi_identifiers.join(", "),
+                    r.classes,
+                    r.k
+                );
+                let _ = writeln!(
+                    s,
+                    "  prosecutor risk max {:.4} avg {:.4}  journalist max {:.4}  sample-unique {:.2}%",
+                    r.prosecutor_max,
+                    r.prosecutor_avg,
+                    r.journalist_max,
+                    r.sample_unique_share * 100.0
+                );
+                continue;
+            }
             let _ = writeln!(s, "residual risk: {name}");
             s.push_str(&r.summary());
         }

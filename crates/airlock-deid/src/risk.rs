@@ -22,6 +22,10 @@ pub struct RiskReport {
     pub records: u64,
     /// Quasi-identifier columns.
     pub quasi_identifiers: Vec<String>,
+    /// Where each quasi-identifier was read, in the same order (a CSV column, which may be an
+    /// alias of the profile's name; a FHIR path; an HL7 field), when it is not the name itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
     /// Sensitive attribute (for l-diversity).
     pub sensitive: Option<String>,
     /// Number of equivalence classes.
@@ -53,6 +57,20 @@ pub struct RiskReport {
 }
 
 impl RiskReport {
+    /// The quasi-identifiers, each with where it was read when that is another name
+    /// (`age (BIRTHDATE, year)`).
+    pub fn named_quasi_identifiers(&self) -> String {
+        self.quasi_identifiers
+            .iter()
+            .enumerate()
+            .map(|(i, q)| match self.sources.get(i) {
+                Some(src) if !src.eq_ignore_ascii_case(q) => format!("{q} ({src})"),
+                _ => q.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Human-readable lines.
     pub fn summary(&self) -> String {
         let mut s = String::new();
@@ -61,7 +79,7 @@ impl RiskReport {
             "  records {}  quasi-identifiers {}: {}",
             self.records,
             self.quasi_identifiers.len(),
-            self.quasi_identifiers.join(", ")
+            self.named_quasi_identifiers()
         );
         let _ = writeln!(s, "  equivalence classes {}  k = {}", self.classes, self.k);
         let _ = writeln!(s, "  class sizes {:?}", self.class_sizes);
@@ -187,6 +205,7 @@ impl RiskAccumulator {
         RiskReport {
             records: self.records,
             quasi_identifiers: names.to_vec(),
+            sources: Vec::new(),
             sensitive: sensitive.map(str::to_owned),
             classes: j,
             k,

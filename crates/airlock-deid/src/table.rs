@@ -21,6 +21,10 @@
 //! Anything else is kept. The patient key is the first column a mapping calls the patient's or
 //! a rule marks `patient_key = true`: its date offset applies to the row's dates, and a rule's
 //! patient key gets the `mrn` pseudonym (the same as in FHIR and HL7).
+//!
+//! A profile's `[k_anonymity]` applies to tables of people only ([`qi_fit`]): its names find
+//! columns by name or alias ([`QI_GROUPS`]); a table of people (a known export's, or an unknown
+//! table with some of the names) missing one is an error, any other table is left alone.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -71,6 +75,8 @@ pub(crate) struct Plan {
     /// The built-in mapping table the header was recognised as (`synthea/patients`), when no
     /// other table is as close.
     pub table: Option<String>,
+    /// Whether the table is its export's table of people, when a mapping recognised it.
+    pub person: Option<bool>,
 }
 
 /// Whether a normalised column name is a direct identifier. If the built-in pattern failed to
@@ -331,6 +337,7 @@ pub(crate) fn plan(
         table: recognised
             .filter(|(_, unique)| *unique)
             .map(|(t, _)| t.id.clone()),
+        person: recognised.map(|(t, _)| t.person),
     }
 }
 
@@ -533,7 +540,7 @@ pub(crate) fn cell(
 
 /// Options for a table pass.
 pub(crate) struct TableOpts<'p> {
-    pub kplan: Option<(&'p [usize], &'p KPlan)>,
+    pub kplan: Option<(&'p [QiCol], &'p KPlan)>,
 }
 
 /// A row read while sampling: a record, or the error that made it unreadable.
@@ -580,12 +587,13 @@ fn sample_and_plan<R: Read>(
 
 /// The dataset pre-pass over one table: its plan, and the identifying values of every row
 /// recorded in the run's leak set (so the free text of every file, and the leak check, know
-/// them before any file is transformed). Returns the recognised mapping table.
+/// them before any file is transformed). Returns the recognised mapping table, and what the
+/// profile's `[k_anonymity]` (if any) makes of the table.
 pub(crate) fn prescan_csv<R: Read>(
     run: &mut Run<'_>,
     file: &str,
     input: R,
-) -> Result<Option<String>, airlock_formats::FormatError> {
+) -> Result<(Option<String>, Option<QiFit>), airlock_formats::FormatError> {
     let mut rdr = airlock_formats::tabular::reader(input);
     // The transform plans again and warns then: the pre-pass keeps quiet.
     let saved = std::mem::take(&mut run.warnings);
@@ -607,18 +615,19 @@ pub(crate) fn prescan_csv<R: Read>(
             Ok(true) | Err(_) => {}
         }
     }
-    Ok(p.table)
+    let fit = run.profile.k_anonymity().map(|k| qi_fit(&p, k));
+    Ok((p.table, fit))
 }
 
 /// Streams a CSV from `input` to `output`. Ragged rows are quarantined (reported, not written).
-/// Returns the plan's recognised mapping table and the number of rows read.
+/// Returns the plan's recognised mapping table, the number of rows read and the input header.
 pub(crate) fn deid_csv<R: Read, W: Write>(
     run: &mut Run<'_>,
     file: &str,
     input: R,
     output: W,
     opts: &TableOpts<'_>,
-) -> Result<(Option<String>, u64), airlock_formats::FormatError> {
+) -> Result<(Option<String>, u64, Vec<String>), airlock_formats::FormatError> {
     let mut rdr = airlock_formats::tabular::reader(input);
     let (headers, p, read) = sample_and_plan(run, file, &mut rdr)?;
     let mut wtr = airlock_formats::tabular::writer(output);
@@ -676,7 +685,7 @@ pub(crate) fn deid_csv<R: Read, W: Write>(
         line: 0,
         reason: "i/o error",
     })?;
-    Ok((p.table, row))
+    Ok((p.table, row, headers))
 }
 
 /// The output cells of one well-formed row.
@@ -694,16 +703,36 @@ fn write_row(
     if has_text {
         run.override_known = Some(row_known(p, rec));
     }
+    let shifts = match run.default_date_method() {
+        DateMethod::Shift | DateMethod::Microsoft => true,
+        DateMethod::Keep | DateMethod::Redact | DateMethod::Year => false,
+    };
     for &i in &p.out_idx {
         let v = rec.get(i).unwrap_or_default();
         let mut nv = cell(run, p, i, v, mrn.as_deref()).unwrap_or_default();
-        if let Some((qidx, kp)) = opts.kplan
-            && let Some(q) = qidx.iter().position(|&c| c == i)
+        let mut generalised = false;
+        if let Some((qcols, kp)) = opts.kplan
+            && let Some(q) = qcols.iter().position(|c| c.idx == i)
         {
             let lvl = kp.levels.get(q).copied().unwrap_or(0);
             if lvl > 0 {
-                nv = generalise_value(&nv, lvl);
+                // A birth date stands for its year: the year is what is generalised.
+                nv = match qcols.get(q) {
+                    Some(c) if c.year => generalise_value(&year_of_cell(&nv), lvl),
+                    _ => generalise_value(&nv, lvl),
+                };
+                generalised = true;
             }
+        }
+        // A whole date the shift wrote: the leak check may count a hit on it as a coincidence
+        // (see `leak::Findings`).
+        let shifted = match p.cols.get(i) {
+            Some(Col::Date { .. }) => shifts,
+            Some(Col::Rule(Method::DateShift { .. })) => true,
+            _ => false,
+        };
+        if shifted && !generalised && !nv.is_empty() && nv != v {
+            run.shifted.wrote(&nv);
         }
         if nv != v {
             let name = p.headers.get(i).map(String::as_str).unwrap_or_default();
@@ -737,26 +766,184 @@ fn col_name(cols: &[Col], i: usize) -> &'static str {
     }
 }
 
-/// Pass 1 for k-anonymity: the transformed quasi-identifier values of every row.
+/// Quasi-identifier concepts: a profile's name in one of these groups finds a column under any
+/// name of its group (case-insensitively, with `_concept_id` and `_source_value` forms, as in
+/// OMOP), plain names first. The first group is the age, the second the birth year: a table
+/// with one and not the other stands for both (an age in years and a birth year say the same
+/// to the year), unless the profile names both.
+const QI_GROUPS: &[&[&str]] = &[
+    &["age", "age_years"],
+    &["birth_year", "year_of_birth", "birthdate", "birth_date"],
+    &["sex", "gender", "administrative_sex", "sex_at_birth"],
+    &["zip", "zip3", "zipcode", "postal_code", "zip_code"],
+    &["race"],
+    &["ethnicity"],
+];
+
+/// The index of the age group in [`QI_GROUPS`].
+const AGE: usize = 0;
+/// The index of the birth-year group in [`QI_GROUPS`].
+const BIRTH_YEAR: usize = 1;
+
+/// The names of a group, in order of preference.
+fn group_names(g: &[&str]) -> impl Iterator<Item = String> {
+    let plain = g.iter().map(|n| (*n).to_owned());
+    let concept = g.iter().map(|n| format!("{n}_concept_id"));
+    let source = g.iter().map(|n| format!("{n}_source_value"));
+    plain.chain(concept).chain(source)
+}
+
+/// The group a (normalised) name belongs to.
+fn group_of(n: &str) -> Option<usize> {
+    QI_GROUPS
+        .iter()
+        .position(|g| group_names(g).any(|x| x == n))
+}
+
+/// A quasi-identifier (or the sensitive attribute) resolved to a column of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QiCol {
+    /// The column, by its index in the input header.
+    pub idx: usize,
+    /// A birth date standing for a birth year: its values are cut to the year.
+    pub year: bool,
+}
+
+/// Resolves a profile's quasi-identifier names against a header: an exact name first
+/// (case-insensitive), then the name's group (see [`QI_GROUPS`]).
+fn resolve_qis(headers: &[String], qis: &[String]) -> Vec<Option<QiCol>> {
+    let names: Vec<String> = headers.iter().map(|h| norm(h)).collect();
+    let groups: Vec<Option<usize>> = qis.iter().map(|q| group_of(&norm(q))).collect();
+    let col = |i: usize| QiCol {
+        idx: i,
+        year: names
+            .get(i)
+            .is_some_and(|n| group_of(n) == Some(BIRTH_YEAR)),
+    };
+    let in_group = |g: usize| -> Option<QiCol> {
+        let group = QI_GROUPS.get(g)?;
+        group_names(group).find_map(|n| names.iter().position(|h| *h == n).map(col))
+    };
+    qis.iter()
+        .zip(&groups)
+        .map(|(q, g)| {
+            let q = norm(q);
+            if let Some(i) = names.iter().position(|h| *h == q) {
+                return Some(col(i));
+            }
+            let g = (*g)?;
+            in_group(g).or_else(|| {
+                let other = match g {
+                    AGE => BIRTH_YEAR,
+                    BIRTH_YEAR => AGE,
+                    _ => return None,
+                };
+                if groups.contains(&Some(other)) {
+                    return None;
+                }
+                in_group(other)
+            })
+        })
+        .collect()
+}
+
+/// The year of a (transformed) birth-date cell; the cell as it is when it holds no date (a
+/// generalised `*`).
+pub(crate) fn year_of_cell(v: &str) -> String {
+    let t = v.trim();
+    let year = match crate::values::csv_date(t) {
+        Some(iso) => crate::values::parse_date(&iso).map(|d| d.year),
+        None => crate::values::parse_date(t).map(|d| d.year),
+    };
+    year.map_or_else(|| t.to_owned(), |y| format!("{y:04}"))
+}
+
+/// What a table is to the profile's `[k_anonymity]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum QiFit {
+    /// Not a table of people: another table of a known export, or an unknown table with none
+    /// of the quasi-identifiers. Neither enforced nor measured.
+    Skip,
+    /// A table of people with every quasi-identifier and the sensitive attribute.
+    Apply {
+        qis: Vec<QiCol>,
+        sensitive: Option<QiCol>,
+    },
+    /// A table of people (a known export's, or one with some of the quasi-identifiers)
+    /// without these (the profile's names).
+    Missing(Vec<String>),
+}
+
+/// Whether and how the profile's `[k_anonymity]` applies to a planned table (see [`QiFit`]).
+pub(crate) fn qi_fit(plan: &Plan, k: &crate::profile::KAnonymity) -> QiFit {
+    let resolved = resolve_qis(&plan.headers, &k.quasi_identifiers);
+    let found = resolved.iter().filter(|r| r.is_some()).count();
+    let person = match plan.person {
+        Some(p) => p,
+        None => found > 0,
+    };
+    if !person {
+        return QiFit::Skip;
+    }
+    let sensitive = k
+        .sensitive
+        .as_ref()
+        .map(|s| resolve_qis(&plan.headers, std::slice::from_ref(s)));
+    let mut missing: Vec<String> = k
+        .quasi_identifiers
+        .iter()
+        .zip(&resolved)
+        .filter(|(_, r)| r.is_none())
+        .map(|(q, _)| q.clone())
+        .collect();
+    if let (Some(s), Some(r)) = (&k.sensitive, &sensitive)
+        && r.first().copied().flatten().is_none()
+    {
+        missing.push(s.clone());
+    }
+    if !missing.is_empty() {
+        return QiFit::Missing(missing);
+    }
+    QiFit::Apply {
+        qis: resolved.into_iter().flatten().collect(),
+        sensitive: sensitive.and_then(|r| r.first().copied().flatten()),
+    }
+}
+
+/// What pass 1 of k-anonymity found in a table.
+pub(crate) enum QiRows {
+    /// Not a table of people (or its header does not read: the transform reports that).
+    Skip,
+    /// A table of people: its columns and the transformed values of every row.
+    Apply {
+        qis: Vec<QiCol>,
+        sensitive: Option<QiCol>,
+        rows: Vec<Vec<String>>,
+    },
+    /// A table of people missing these quasi-identifiers.
+    Missing(Vec<String>),
+}
+
+/// Pass 1 for k-anonymity: the transformed quasi-identifier values of every row (a birth date
+/// cut to its year).
 pub(crate) fn qi_rows<R: Read>(
     run: &mut Run<'_>,
     file: &str,
     input: R,
-    qis: &[String],
-) -> Option<(Vec<usize>, Vec<Vec<String>>)> {
+    k: &crate::profile::KAnonymity,
+) -> QiRows {
     let mut rdr = airlock_formats::tabular::reader(input);
     let saved_warnings = std::mem::take(&mut run.warnings);
     let planned = sample_and_plan(run, file, &mut rdr);
     run.warnings = saved_warnings;
-    let (headers, pl, read) = planned.ok()?;
-    let idx: Vec<usize> = qis
-        .iter()
-        .map(|q| {
-            headers
-                .iter()
-                .position(|h| h.trim().eq_ignore_ascii_case(q))
-        })
-        .collect::<Option<Vec<_>>>()?;
+    let Ok((headers, pl, read)) = planned else {
+        return QiRows::Skip;
+    };
+    let (qis, sensitive) = match qi_fit(&pl, k) {
+        QiFit::Skip => return QiRows::Skip,
+        QiFit::Missing(m) => return QiRows::Missing(m),
+        QiFit::Apply { qis, sensitive } => (qis, sensitive),
+    };
     let mut rows = Vec::new();
     let mut rest = csv::StringRecord::new();
     let mut buffered = read.into_iter();
@@ -782,19 +969,31 @@ pub(crate) fn qi_rows<R: Read>(
             continue;
         }
         let mrn = pl.patient.and_then(|i| rec.get(i)).map(str::to_owned);
-        let r: Vec<String> = idx
+        let r: Vec<String> = qis
             .iter()
-            .map(|&i| {
-                cell(run, &pl, i, rec.get(i).unwrap_or_default(), mrn.as_deref())
-                    .unwrap_or_default()
+            .map(|c| {
+                let v = cell(
+                    run,
+                    &pl,
+                    c.idx,
+                    rec.get(c.idx).unwrap_or_default(),
+                    mrn.as_deref(),
+                )
+                .unwrap_or_default();
+                if c.year { year_of_cell(&v) } else { v }
             })
             .collect();
         rows.push(r);
     }
-    Some((idx, rows))
+    QiRows::Apply {
+        qis,
+        sensitive,
+        rows,
+    }
 }
 
-/// Risk on the output rows of a table for the given quasi-identifiers.
+/// Risk on the output rows of a table for the given quasi-identifiers (matched by name or
+/// through their group, see [`QI_GROUPS`]).
 pub fn risk_from_csv<R: Read>(
     input: R,
     quasi_identifiers: &[String],
@@ -808,28 +1007,106 @@ pub fn risk_from_csv<R: Read>(
         .iter()
         .map(str::to_owned)
         .collect();
-    let find = |q: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim().eq_ignore_ascii_case(q))
-    };
-    let idx: Vec<usize> = quasi_identifiers
-        .iter()
-        .map(|q| {
-            find(q).ok_or(airlock_formats::FormatError::Csv {
+    let qis = resolve_qis(&headers, quasi_identifiers)
+        .into_iter()
+        .map(|c| {
+            c.map(Some).ok_or(airlock_formats::FormatError::Csv {
                 line: 1,
                 reason: "quasi-identifier column not in header",
             })
         })
-        .collect::<Result<_, _>>()?;
-    let sidx = match sensitive {
-        Some(s) => Some(find(s).ok_or(airlock_formats::FormatError::Csv {
-            line: 1,
-            reason: "sensitive column not in header",
-        })?),
+        .collect::<Result<Vec<_>, _>>()?;
+    let sens = match sensitive {
+        Some(s) => Some(
+            resolve_qis(&headers, &[s.to_owned()])
+                .first()
+                .copied()
+                .flatten()
+                .ok_or(airlock_formats::FormatError::Csv {
+                    line: 1,
+                    reason: "sensitive column not in header",
+                })?
+                .idx,
+        ),
         None => None,
     };
-    let mut acc = RiskAccumulator::new(idx.len());
+    let mut r = risk_of_rows(
+        &mut rdr,
+        &qis,
+        sens,
+        quasi_identifiers,
+        sensitive,
+        sampling_fraction,
+    )?;
+    r.sources = qis
+        .iter()
+        .flatten()
+        .map(|c| source_name(&headers, *c))
+        .collect();
+    Ok(r)
+}
+
+/// Where a quasi-identifier was read, for the report: the column, and `year` for a birth
+/// date cut to its year.
+fn source_name(headers: &[String], c: QiCol) -> String {
+    let name = headers.get(c.idx).map_or("", |h| h.trim());
+    if c.year {
+        format!("{name}, year")
+    } else {
+        name.to_owned()
+    }
+}
+
+/// Risk on an output table written by the transform, for the columns k-anonymity resolved in
+/// its input (`input_headers`): a quasi-identifier the output no longer has (a removed column)
+/// is one value for every row.
+pub(crate) fn risk_of_output<R: Read>(
+    input: R,
+    input_headers: &[String],
+    qis: &[QiCol],
+    sensitive: Option<QiCol>,
+    k: &crate::profile::KAnonymity,
+) -> Result<crate::risk::RiskReport, airlock_formats::FormatError> {
+    let mut rdr = airlock_formats::tabular::reader(input);
+    let headers: Vec<String> = rdr
+        .headers()
+        .map_err(|e| airlock_formats::tabular::csv_error(&e))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let out_col = |c: &QiCol| {
+        let name = input_headers.get(c.idx)?;
+        headers
+            .iter()
+            .position(|h| h == name)
+            .map(|idx| QiCol { idx, year: c.year })
+    };
+    let sources = qis.iter().map(|c| source_name(input_headers, *c)).collect();
+    let qis: Vec<Option<QiCol>> = qis.iter().map(out_col).collect();
+    let sens = sensitive.as_ref().and_then(out_col).map(|c| c.idx);
+    let mut r = risk_of_rows(
+        &mut rdr,
+        &qis,
+        sens,
+        &k.quasi_identifiers,
+        k.sensitive.as_deref(),
+        k.sampling_fraction,
+    )?;
+    r.sources = sources;
+    Ok(r)
+}
+
+/// The risk figures of the rows left in `rdr`.
+fn risk_of_rows<R: Read>(
+    rdr: &mut csv::Reader<R>,
+    qis: &[Option<QiCol>],
+    sensitive_idx: Option<usize>,
+    names: &[String],
+    sensitive: Option<&str>,
+    sampling_fraction: f64,
+) -> Result<crate::risk::RiskReport, airlock_formats::FormatError> {
+    use std::borrow::Cow;
+    let mut acc = RiskAccumulator::new(qis.len());
     let mut rec = csv::ByteRecord::new();
     loop {
         match rdr.read_byte_record(&mut rec) {
@@ -837,20 +1114,23 @@ pub fn risk_from_csv<R: Read>(
             Ok(true) => {}
             Err(e) => return Err(airlock_formats::tabular::csv_error(&e)),
         }
-        let mut vals: Vec<&str> = Vec::with_capacity(idx.len());
-        for &i in &idx {
-            vals.push(
-                rec.get(i)
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .unwrap_or(""),
-            );
+        let mut vals: Vec<Cow<'_, str>> = Vec::with_capacity(qis.len());
+        for c in qis {
+            let v = c
+                .and_then(|c| rec.get(c.idx).map(|b| (b, c.year)))
+                .and_then(|(b, year)| std::str::from_utf8(b).ok().map(|s| (s, year)));
+            vals.push(match v {
+                Some((s, true)) => Cow::Owned(year_of_cell(s)),
+                Some((s, false)) => Cow::Borrowed(s),
+                None => Cow::Borrowed(""),
+            });
         }
-        let s = sidx
+        let s = sensitive_idx
             .and_then(|i| rec.get(i))
             .and_then(|b| std::str::from_utf8(b).ok());
         acc.add(&vals, s);
     }
-    Ok(acc.finish(quasi_identifiers, sensitive, sampling_fraction))
+    Ok(acc.finish(names, sensitive, sampling_fraction))
 }
 
 /// Leak-check scan of an output CSV.
@@ -865,9 +1145,7 @@ pub(crate) fn scan_csv<R: Read>(
     scanner: &crate::leak::Scanner,
     input: R,
     file: &str,
-    hits: &mut Vec<crate::report::LeakHit>,
-    scanned: &mut u64,
-    coincidences: &mut u64,
+    findings: &mut crate::leak::Findings<'_>,
 ) {
     /// Per column: numeric cells, and the hits among them (the first rows kept for the report).
     #[derive(Default)]
@@ -886,16 +1164,21 @@ pub(crate) fn scan_csv<R: Read>(
     let mut row = 0u64;
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut numbers: Vec<Numbers> = headers.iter().map(|_| Numbers::default()).collect();
-    let mut push = |seen: &mut HashMap<String, u64>, col: &str, record: u64, k: LeakKind| {
+    let hit = |record: u64, col: &str, k: LeakKind| crate::report::LeakHit {
+        file: file.to_owned(),
+        record,
+        path: col.to_owned(),
+        kind: k.name().to_owned(),
+    };
+    let push = |findings: &mut crate::leak::Findings<'_>,
+                seen: &mut HashMap<String, u64>,
+                col: &str,
+                record: u64,
+                k: LeakKind| {
         let n = seen.entry(col.to_owned()).or_insert(0);
         *n += 1;
         if *n <= PER_COLUMN {
-            hits.push(crate::report::LeakHit {
-                file: file.to_owned(),
-                record,
-                path: col.to_owned(),
-                kind: k.name().to_owned(),
-            });
+            findings.hits.push(hit(record, col, k));
         }
     };
     while let Ok(true) = rdr.read_record(&mut rec) {
@@ -903,12 +1186,18 @@ pub(crate) fn scan_csv<R: Read>(
             if v.is_empty() {
                 continue;
             }
-            *scanned += 1;
+            findings.scanned += 1;
             let numeric = is_plain_number(v);
             if let Some(t) = numbers.get_mut(i).filter(|_| numeric) {
                 t.cells += 1;
             }
             if let Some(k) = scanner.find(v) {
+                let col = headers.get(i).map(String::as_str).unwrap_or_default();
+                // A date the shift wrote in this cell: held until every output is scanned.
+                if let Some(key) = findings.shift_candidate(scanner, v, k) {
+                    findings.hold(key, hit(row, col, k));
+                    continue;
+                }
                 match numbers.get_mut(i).filter(|_| numeric) {
                     Some(t) => {
                         t.hits += 1;
@@ -916,10 +1205,7 @@ pub(crate) fn scan_csv<R: Read>(
                             t.first.push((row, k));
                         }
                     }
-                    None => {
-                        let col = headers.get(i).map(String::as_str).unwrap_or_default();
-                        push(&mut seen, col, row, k);
-                    }
+                    None => push(findings, &mut seen, col, row, k),
                 }
             }
         }
@@ -932,10 +1218,10 @@ pub(crate) fn scan_csv<R: Read>(
         if t.hits * 2 >= t.cells {
             let col = headers.get(i).map(String::as_str).unwrap_or_default();
             for (record, k) in &t.first {
-                push(&mut seen, col, *record, *k);
+                push(findings, &mut seen, col, *record, *k);
             }
         } else {
-            *coincidences += t.hits;
+            findings.numeric_coincidences += t.hits;
         }
     }
 }
@@ -960,17 +1246,11 @@ mod tests {
     use crate::leak::LeakSet;
 
     fn scan(leaks: &LeakSet, csv: &str) -> (Vec<crate::report::LeakHit>, u64) {
-        let mut hits = Vec::new();
-        let (mut scanned, mut coincidences) = (0, 0);
-        scan_csv(
-            &leaks.scanner(),
-            csv.as_bytes(),
-            "t",
-            &mut hits,
-            &mut scanned,
-            &mut coincidences,
-        );
-        (hits, coincidences)
+        let shifted = crate::leak::ShiftedDates::default();
+        let mut findings = crate::leak::Findings::new(&shifted);
+        scan_csv(&leaks.scanner(), csv.as_bytes(), "t", &mut findings);
+        let coincidences = findings.numeric_coincidences;
+        (findings.settle().0, coincidences)
     }
 
     #[test]
@@ -997,6 +1277,69 @@ mod tests {
         // A name, or a number inside text, counts at once.
         let (hits, _) = scan(&leaks, "a,b\nRuelas156,ok\nzip 98053,ok\n1,2\n3,4\n");
         assert_eq!(hits.len(), 2);
+    }
+
+    fn headers(s: &str) -> Vec<String> {
+        s.split(',').map(str::to_owned).collect()
+    }
+
+    fn qis(s: &[&str]) -> Vec<String> {
+        s.iter().map(|q| (*q).to_owned()).collect()
+    }
+
+    #[test]
+    fn quasi_identifiers_resolve_by_name_then_by_alias() {
+        let col = |idx, year| Some(QiCol { idx, year });
+        // Synthea's patients: case-insensitive, and a birth date standing for the age.
+        let h = headers("Id,BIRTHDATE,RACE,ETHNICITY,GENDER,ZIP");
+        assert_eq!(
+            resolve_qis(&h, &qis(&["race", "gender", "age", "zip", "Ethnicity"])),
+            [
+                col(2, false),
+                col(4, false),
+                col(1, true),
+                col(5, false),
+                col(3, false)
+            ]
+        );
+        // Unless the profile names the birth year as well: then `age` needs an age.
+        assert_eq!(
+            resolve_qis(&h, &qis(&["age", "birth_year"])),
+            [None, col(1, true)]
+        );
+        // OMOP's person: concept ids, and a year of birth.
+        let h = headers(
+            "person_id,gender_concept_id,year_of_birth,race_concept_id,race_source_value,ethnicity_concept_id",
+        );
+        assert_eq!(
+            resolve_qis(&h, &qis(&["sex", "birth_year", "race", "ethnicity"])),
+            [col(1, false), col(2, true), col(3, false), col(5, false)]
+        );
+        // Plain names win over concept ids; an exact name wins over an alias.
+        let h = headers("gender_concept_id,Sex,gender");
+        assert_eq!(
+            resolve_qis(&h, &qis(&["sex", "gender"])),
+            [col(1, false), col(2, false)]
+        );
+        // An age, and the birth year found through it; a name no group knows, exactly only.
+        let h = headers("Age Years,administrative_sex,Postal Code,payer");
+        assert_eq!(
+            resolve_qis(
+                &h,
+                &qis(&["birth_year", "gender", "zip3", "payer", "payer_code"])
+            ),
+            [
+                col(0, false),
+                col(1, false),
+                col(2, false),
+                col(3, false),
+                None
+            ]
+        );
+        assert_eq!(year_of_cell("1965-03-04"), "1965");
+        assert_eq!(year_of_cell("3/4/1965 10:00"), "1965");
+        assert_eq!(year_of_cell("19650304"), "1965");
+        assert_eq!(year_of_cell("*"), "*");
     }
 
     #[test]

@@ -11,9 +11,9 @@
 //! result; `tests/fast_path.rs` checks this on the shared Synthea data and on generated
 //! resources.
 //!
-//! Patients (one or a few per document) are read into a `Value` for the pre-scan, which
-//! collects their identifiers with the tree code. Profiles with `[rare_codes]` are not handled
-//! here (the caller uses the tree walk for them).
+//! Patients, practitioners and relatives (one or a few per document) are read into a `Value`
+//! for the pre-scan, which collects their identifiers with the tree code. Profiles with
+//! `[rare_codes]` are not handled here (the caller uses the tree walk for them).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -27,7 +27,7 @@ use super::{
     min_rule, prescan_patient, ref_id,
 };
 use crate::engine::Run;
-use crate::leak::{LeakKind, Scanner};
+use crate::leak::{Findings, LeakKind, Scanner};
 use crate::profile::FhirRule;
 use crate::report::{LeakHit, Quarantined};
 use crate::tape::{ARR, FALSE, NULL, NUM, OBJ, STR, TRUE, Tape, keybit};
@@ -81,7 +81,10 @@ pub(crate) fn check_resource(tape: &Tape<'_>, i: usize) -> Result<(), &'static s
 /// tree code.
 pub(crate) fn prescan(run: &mut Run<'_>, tape: &Tape<'_>, root: usize) {
     let before = run.leaks.version();
-    let patient = |r: usize| tape.get_str(r, "resourceType").as_deref() == Some("Patient");
+    let patient = |r: usize| {
+        tape.get_str(r, "resourceType")
+            .is_some_and(|t| super::prescanned(&t))
+    };
     if tape.get_str(root, "resourceType").as_deref() == Some("Bundle") {
         if let Some(entries) = tape.get(root, "entry").filter(|&e| tape.kind(e) == ARR) {
             for e in tape.items(entries) {
@@ -354,7 +357,18 @@ impl Emit<'_, '_, '_> {
             path_buf,
         };
         let inherited = walk.direct_rule();
+        let mark = self.out.len();
         self.object(run, &mut walk, r, inherited, None, top);
+        // The Patient as written, for its residual quasi-identifiers: one small resource per
+        // patient read back, rather than a second pass over the output.
+        if walk.resource_type == "Patient"
+            && let Some(p) = self
+                .out
+                .get(mark..)
+                .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+        {
+            run.patient_qis.fhir_patient(&p);
+        }
     }
 
     /// [`super::walk_object`]: writes object `obj` and returns how many members it kept.
@@ -572,8 +586,7 @@ pub(crate) fn scan_output(
     bytes: &[u8],
     file: &str,
     record_base: u64,
-    hits: &mut Vec<LeakHit>,
-    scanned: &mut u64,
+    findings: &mut Findings<'_>,
 ) -> bool {
     let Some(tape) = Tape::parse(bytes) else {
         return false;
@@ -590,25 +603,35 @@ pub(crate) fn scan_output(
     let mut scan = Scan {
         tape: &tape,
         scanner,
+        findings: &*findings,
         seen: Seen::default(),
         found: Vec::new(),
         scanned: 0,
     };
+    let mut hits = Vec::new();
     for (i, item) in items {
         let resource = tape.get(item, "resource").unwrap_or(item);
         let rt = tape.get_str(resource, "resourceType");
         let mut path = rt.as_deref().unwrap_or("Resource").to_owned();
         scan.walk(item, &mut path, false);
-        for (p, k) in scan.found.drain(..) {
-            hits.push(LeakHit {
+        for (p, k, held) in scan.found.drain(..) {
+            let hit = LeakHit {
                 file: file.to_owned(),
                 record: record_base + i,
                 path: p,
                 kind: k.name().to_owned(),
-            });
+            };
+            hits.push((hit, held));
         }
     }
-    *scanned += scan.scanned;
+    let scanned = scan.scanned;
+    findings.scanned += scanned;
+    for (hit, held) in hits {
+        match held {
+            Some(key) => findings.hold(key, hit),
+            None => findings.hits.push(hit),
+        }
+    }
     true
 }
 
@@ -619,8 +642,11 @@ type Seen<'a> = HashMap<(bool, Cow<'a, str>), Option<LeakKind>, BuildHasherDefau
 struct Scan<'t, 'a, 's> {
     tape: &'t Tape<'a>,
     scanner: &'s Scanner,
+    findings: &'s Findings<'s>,
     seen: Seen<'a>,
-    found: Vec<(String, LeakKind)>,
+    /// Hits: path, kind, and the key to hold one under when it may be a date-shift
+    /// coincidence.
+    found: Vec<(String, LeakKind, Option<u64>)>,
     scanned: u64,
 }
 
@@ -632,27 +658,32 @@ impl Scan<'_, '_, '_> {
                 self.scanned += 1;
                 let decode = attach && path.ends_with(".data");
                 let s = tape.str(v);
+                let text = || -> Cow<'_, str> {
+                    if decode {
+                        base64::engine::general_purpose::STANDARD
+                            .decode(s.trim())
+                            .ok()
+                            .and_then(|b| String::from_utf8(b).ok())
+                            .unwrap_or_default()
+                            .into()
+                    } else {
+                        Cow::Borrowed(&*s)
+                    }
+                };
                 let found = match self.seen.get(&(decode, Cow::Borrowed(&*s))) {
                     Some(f) => *f,
                     None => {
-                        let decoded;
-                        let text: &str = if decode {
-                            decoded = base64::engine::general_purpose::STANDARD
-                                .decode(s.trim())
-                                .ok()
-                                .and_then(|b| String::from_utf8(b).ok())
-                                .unwrap_or_default();
-                            &decoded
-                        } else {
-                            &s
-                        };
-                        let f = self.scanner.find(text);
+                        let f = self.scanner.find(&text());
                         self.seen.insert((decode, s.clone()), f);
                         f
                     }
                 };
                 if let Some(k) = found {
-                    self.found.push((path.clone(), k));
+                    let held = match k {
+                        LeakKind::Date => self.findings.shift_candidate(self.scanner, &text(), k),
+                        _ => None,
+                    };
+                    self.found.push((path.clone(), k, held));
                 }
             }
             ARR => {
