@@ -42,11 +42,14 @@ pub enum Role {
     SecurityAdmin,
     /// Reads and verifies the ledger.
     Auditor,
+    /// The expert of an expert determination (45 CFR 164.514(b)(1)): signs that a release's
+    /// residual risk is very small under stated conditions; sees figures and paths, no values.
+    DeidExpert,
 }
 
 impl Role {
     /// Every role, in a stable order.
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::DataScientist,
         Role::MlopsEngineer,
         Role::Clinician,
@@ -54,6 +57,7 @@ impl Role {
         Role::PrivacyOfficer,
         Role::SecurityAdmin,
         Role::Auditor,
+        Role::DeidExpert,
     ];
 
     /// The role's name in policies, configuration and ledger entries.
@@ -66,6 +70,7 @@ impl Role {
             Role::PrivacyOfficer => "privacy-officer",
             Role::SecurityAdmin => "security-admin",
             Role::Auditor => "auditor",
+            Role::DeidExpert => "deid-expert",
         }
     }
 }
@@ -205,11 +210,13 @@ pub enum Action {
     OverridePrediction,
     /// Read a model's card, metrics and lineage.
     ReadModel,
+    /// Sign an expert determination for a release from a source [`Resource::Dataset`].
+    SignExpertDetermination,
 }
 
 impl Action {
     /// Every action, in a stable order.
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 22] = [
         Action::ListDatasets,
         Action::ReadDataset,
         Action::DownloadDataset,
@@ -231,6 +238,7 @@ impl Action {
         Action::Predict,
         Action::OverridePrediction,
         Action::ReadModel,
+        Action::SignExpertDetermination,
     ];
 
     /// The action's name in policies (`Airlock::Action::"<name>"`) and ledger entries.
@@ -257,6 +265,7 @@ impl Action {
             Action::Predict => "predict",
             Action::OverridePrediction => "override-prediction",
             Action::ReadModel => "read-model",
+            Action::SignExpertDetermination => "sign-expert-determination",
         }
     }
 
@@ -269,7 +278,9 @@ impl Action {
             | Action::IngestDataset
             | Action::RunDeid
             | Action::ReadDeidReport => &[K::Zone, K::Dataset],
-            Action::ReadDataset | Action::DownloadDataset => &[K::Dataset],
+            Action::ReadDataset | Action::DownloadDataset | Action::SignExpertDetermination => {
+                &[K::Dataset]
+            }
             Action::ReadAudit | Action::VerifyAudit | Action::ReviewBreakGlass => &[K::Audit],
             Action::ManageUsers | Action::ManageTokens | Action::ConfirmRole => &[K::Identities],
             Action::ManageKeys => &[K::Keys],

@@ -2,7 +2,7 @@
 //! from the issue text, not derived from the policy file.
 //!
 //! Each role has an explicit list of the cells it is allowed; every other cell of the matrix is
-//! asserted denied. Cells: 7 roles × 20 actions × 59 resources (each zone as a zone, a dataset
+//! asserted denied. Cells: 8 roles × 22 actions × 59 resources (each zone as a zone, a dataset
 //! of each classification, a model in each lifecycle state, a patient record; plus the ledger,
 //! identities and keys) × 7 purposes (none and each purpose of use) × break-glass on/off.
 #![allow(
@@ -193,6 +193,21 @@ fn expected_allowed(role: Role) -> Vec<Allow> {
             &[A::ReadAudit, A::VerifyAudit, A::ReviewBreakGlass],
             On::Audit,
         )],
+        Role::DeidExpert => vec![
+            plain(
+                &[A::SignExpertDetermination],
+                On::Dataset(IDENTIFIED_ZONES, ALL_CLASSES),
+            ),
+            plain(&[A::ListDatasets, A::ReadDeidReport], On::Zone(ALL_ZONES)),
+            plain(
+                &[A::ListDatasets, A::ReadDataset, A::ReadDeidReport],
+                On::Dataset(IDENTIFIED_ZONES, ALL_CLASSES),
+            ),
+            plain(
+                &[A::ListDatasets, A::ReadDataset, A::ReadDeidReport],
+                On::Dataset(DEV_STAGING, NON_IDENTIFIED),
+            ),
+        ],
     }
 }
 
@@ -346,7 +361,7 @@ fn every_cell_for_users_with_mfa() {
         true,
         |role, a, r, p, bg| expected(&expected_allowed(role), a, r, p, bg),
     );
-    assert_eq!(cells, 7 * 21 * 59 * 7 * 2);
+    assert_eq!(cells, 8 * 22 * 59 * 7 * 2);
     assert_eq!(allowed, count_expected(|_, _, _, _, _| true));
     // A guard against vacuous lists: these counts were worked out by hand from the lists above.
     // data scientist: 3 actions × 2 zones × 3 classes × 7 purposes + 2 zones × 7 + 2 × 2 × 7 × 7
@@ -355,6 +370,7 @@ fn every_cell_for_users_with_mfa() {
     // reviewer: 2 × 4 × 7 × 7; security admin: 3 × 7; auditor: 3 × 7
     // privacy officer: 3 × 7 + 2 × 28 × 7 + 2 × 4 × 7 + 3 × 16 × 7 + 2 × 7 + 10 × 7 + 4 × 7
     //   + 7 (confirm-role on identities)
+    // deid expert: 2 zones × 5 classes × 7 + 2 × 4 × 7 + 3 × 16 × 7
     let by_role = [
         (Role::DataScientist, 3 * 2 * 3 * 7 + 2 * 7 + 2 * 2 * 7 * 7),
         (
@@ -369,6 +385,7 @@ fn every_cell_for_users_with_mfa() {
         ),
         (Role::SecurityAdmin, 3 * 7),
         (Role::Auditor, 3 * 7),
+        (Role::DeidExpert, 2 * 5 * 7 + 2 * 4 * 7 + 3 * 16 * 7),
     ];
     for (role, n) in by_role {
         assert_eq!(count_expected(|r, _, _, _, _| r == role), n, "{role}");
@@ -400,7 +417,12 @@ fn every_cell_for_services() {
             && !bg
             && !matches!(
                 a,
-                A::BreakGlass | A::ManageUsers | A::ManageTokens | A::ConfirmRole | A::ManageKeys
+                A::BreakGlass
+                    | A::ManageUsers
+                    | A::ManageTokens
+                    | A::ConfirmRole
+                    | A::ManageKeys
+                    | A::SignExpertDetermination
             )
     };
     let identified = |a: Action, r: &Resource| match (a, r) {

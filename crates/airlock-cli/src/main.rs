@@ -12,9 +12,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Build, deploy and govern AI on patient data under HIPAA's safeguards.
+/// Airlock: build, deploy and govern AI on patient data under HIPAA's safeguards.
+///
+/// Identified data stays in the clinical zone; data crosses to development only through
+/// audited gates (de-identification with a leak check); models are trained there, approved by
+/// two roles and deployed silent, then canary, then production; every access and prediction
+/// is written to a ledger no one can rewrite unseen. Start with `airlock demo`, or
+/// `airlock init` for a deployment of your own.
 #[derive(Debug, Parser)]
-#[command(name = "airlock", version, about)]
+#[command(name = "airlock", version)]
 struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace). Logs never carry PHI.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -407,6 +407,9 @@ fn every_command_has_a_valid_definition() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // The top-level help says what Airlock is, not what the binary is called (issue 29).
+    let help = ok(&airlock(&["--help"]));
+    assert!(help.contains("AI on patient data"), "{help}");
 }
 
 #[test]
@@ -431,6 +434,16 @@ fn the_demo_runs_end_to_end() {
     assert!(out.contains("verified=true"), "{out}");
     assert!(out.contains("refused"), "{out}");
     assert!(out.contains("ledger verified"), "{out}");
+    // An expert-determination release is refused until the expert signs, then runs.
+    assert!(
+        out.contains("adt-hl7 --expert-determination--> refused"),
+        "{out}"
+    );
+    assert!(out.contains("only a deid-expert signs"), "{out}");
+    assert!(
+        out.contains("runs the gate under expert-determination -> succeeded"),
+        "{out}"
+    );
     let truth = truth_values(&dir.join("source-ehr-extract"));
     for t in &truth {
         assert!(!out.contains(t.as_str()), "identifier in demo output");

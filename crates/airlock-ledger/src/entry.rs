@@ -215,11 +215,13 @@ pub enum EventType {
     /// A check of the deployment's own records failed (identity rows that fail their seals):
     /// what incident response starts from.
     SecurityAlert,
+    /// An expert signed a determination for a release (45 CFR 164.514(b)(1)).
+    ExpertDetermination,
 }
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 20] = [
+    pub const ALL: [EventType; 21] = [
         EventType::Login,
         EventType::Access,
         EventType::Query,
@@ -240,6 +242,7 @@ impl EventType {
         EventType::Ingest,
         EventType::DatasetCreate,
         EventType::SecurityAlert,
+        EventType::ExpertDetermination,
     ];
 
     /// The name written in entries (`break_glass_start`...).
@@ -265,6 +268,7 @@ impl EventType {
             EventType::Ingest => "ingest",
             EventType::DatasetCreate => "dataset_create",
             EventType::SecurityAlert => "security_alert",
+            EventType::ExpertDetermination => "expert_determination",
         }
     }
 }

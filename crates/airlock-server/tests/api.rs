@@ -149,6 +149,8 @@ fn expect_dataset(role: Role, action: DsAction, zone: Zone, class: &str) -> bool
             DsAction::List | DsAction::Read => true,
             DsAction::Download => class == "deidentified",
         },
+        // The expert of a determination: figures and paths, metadata, never contents.
+        Role::DeidExpert => action != DsAction::Download,
         // Clinicians see patients, not bulk datasets; the rest see no data.
         Role::Clinician | Role::ClinicalReviewer | Role::SecurityAdmin | Role::Auditor => false,
     }
@@ -1145,4 +1147,161 @@ async fn a_credential_revoked_elsewhere_ends_within_the_cache_time(db: Db) {
         401,
         "a revoked token must stop working within the credential cache time"
     );
+}
+
+/// A run's final status and error, polled.
+async fn finished_run(w: &World, id: &str) -> (String, String) {
+    for _ in 0..400 {
+        let s = w
+            .as_role(
+                Role::PrivacyOfficer,
+                "GET",
+                &format!("/v1/deid-runs/{id}"),
+                &[],
+                None,
+            )
+            .await;
+        let j = s.json();
+        let status = j["status"].as_str().unwrap_or("").to_string();
+        if status != "running" {
+            return (status, j["error"].as_str().unwrap_or("").to_string());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the run did not finish");
+}
+
+async fn start_run(w: &World, profile: &str, out: &str) -> String {
+    let run = w
+        .as_role(
+            Role::PrivacyOfficer,
+            "POST",
+            "/v1/deid-runs",
+            &[],
+            Some(json!({"profile": profile, "dataset": "ehr", "out_dataset": out})),
+        )
+        .await;
+    assert_eq!(run.status, 202, "{}", String::from_utf8_lossy(&run.body));
+    run.json()["id"].as_str().unwrap().to_string()
+}
+
+// Issue 29: an expert-determination release without a signed determination is refused; a
+// person with the deid-expert role signs one over findings the server computes (no values),
+// and the same release then runs, carrying the determination, under its conditions.
+both!(expert_determination_gates_the_release);
+async fn expert_determination_gates_the_release(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let id = start_run(&w, "expert-determination", "ehr-research").await;
+    let (status, error) = finished_run(&w, &id).await;
+    assert_eq!(status, "failed");
+    assert!(error.contains("no expert determination covers"), "{error}");
+    let expires = (chrono::Utc::now().date_naive() + chrono::Days::new(30))
+        .format("%Y-%m-%d")
+        .to_string();
+    let body = |expires: &str| {
+        json!({
+            "dataset": "ehr",
+            "profile": "expert-determination",
+            "method": "k-anonymity on birth year, sex, zip3, race, ethnicity; leak check",
+            "conditions": {
+                "recipients": ["readmission study"],
+                "environment": "development zone",
+                "expires": expires,
+            },
+        })
+    };
+    // Only the expert signs: not the privacy officer who runs the gate; a data scientist
+    // does not even learn the clinical dataset exists.
+    for (role, status) in [(Role::PrivacyOfficer, 403), (Role::DataScientist, 404)] {
+        let r = w
+            .as_role(
+                role,
+                "POST",
+                "/v1/expert-determinations",
+                &[],
+                Some(body(&expires)),
+            )
+            .await;
+        assert_eq!(r.status, status, "{role}");
+    }
+    let r = w
+        .as_role(
+            Role::DeidExpert,
+            "POST",
+            "/v1/expert-determinations",
+            &[],
+            Some(body("2020-01-01")),
+        )
+        .await;
+    r.assert_refused("conditions.expires", "");
+    let r = w
+        .as_role(
+            Role::DeidExpert,
+            "POST",
+            "/v1/expert-determinations",
+            &[],
+            Some(body(&expires)),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let text = String::from_utf8_lossy(&r.body).to_string();
+    for v in &w.phi_values {
+        assert!(
+            !text.contains(v.as_str()),
+            "a determination carries a value"
+        );
+    }
+    let d = r.json();
+    assert_eq!(d["expert"], user_of(Role::DeidExpert));
+    assert_eq!(d["source"], "ehr@1");
+    assert_eq!(d["conditions"]["expires"], expires.as_str());
+    assert_eq!(d["signature"].as_str().unwrap().len(), 128);
+    assert!(d["findings"]["records_in"].as_u64().unwrap() > 0);
+    let det_id = d["id"].as_str().unwrap().to_string();
+
+    let id = start_run(&w, "expert-determination", "ehr-research").await;
+    let (status, error) = finished_run(&w, &id).await;
+    assert_eq!(status, "succeeded", "{error}");
+    // The determination travels with the version, and the ledger names it.
+    let files = w
+        .as_role(
+            Role::PrivacyOfficer,
+            "GET",
+            "/v1/datasets/ehr-research",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(files.status, 200);
+    let detail = files.json().to_string();
+    assert!(detail.contains(&det_id), "{detail}");
+    let search = w
+        .as_role(
+            Role::Auditor,
+            "POST",
+            "/v1/audit/search",
+            &[],
+            Some(json!({"events": ["expert_determination"]})),
+        )
+        .await;
+    assert_eq!(search.status, 200);
+    assert_eq!(search.json()["total"], 1);
+    let runs = w
+        .as_role(
+            Role::Auditor,
+            "POST",
+            "/v1/audit/search",
+            &[],
+            Some(json!({"events": ["deid_run"]})),
+        )
+        .await;
+    assert!(
+        runs.json().to_string().contains(&det_id),
+        "the release's entry names the determination"
+    );
+    // Safe Harbor needs no determination and takes none.
+    let id = start_run(&w, "safe-harbor", "ehr-sh").await;
+    assert_eq!(finished_run(&w, &id).await.0, "succeeded");
 }

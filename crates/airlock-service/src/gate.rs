@@ -75,7 +75,96 @@ fn format_named(name: &str) -> Option<Format> {
     .find(|f| f.name() == name)
 }
 
+/// What the engine made of a source version, before anything is released.
+pub struct Assessed {
+    /// The de-identified files, in input order.
+    pub outputs: Vec<airlock_deid::DatasetOutput>,
+    /// The run's report (leak check and risk included).
+    pub report: airlock_deid::RunReport,
+    crosswalk: Crosswalk,
+    crosswalk_name: String,
+    key_id: String,
+    formats: Vec<Format>,
+}
+
+// By hand: the outputs and the crosswalk hold data; a debug print shows counts only.
+impl std::fmt::Debug for Assessed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Assessed")
+            .field("outputs", &self.outputs.len())
+            .field("leak_check_passed", &self.report.leak_check.passed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Run the engine over `input` without releasing anything: the gate's first half, and what an
+/// expert's determination is computed from. A leak-check failure is in the report, not an
+/// error: whether it may be released is the caller's decision.
+pub async fn assess(
+    home: &Home,
+    profile: &Profile,
+    input: &DatasetVersion,
+) -> Result<Assessed, GateError> {
+    let files = home
+        .read_version(input, Access::Gate(Gate::Deidentify), None)
+        .await?;
+    let key = home.pseudonym_key()?;
+    let keys = DeidKeys::new(key.expose_secret().to_vec())?;
+    // The safe-harbor crosswalk re-identifies: it stays encrypted in the clinical zone.
+    let crosswalk_name = format!("crosswalk/{}", keys.key_id());
+    let mut crosswalk = match home.blob(&crosswalk_name, Zone::Clinical).await? {
+        Some(b) => Crosswalk::from_bytes(&b)?,
+        None => Crosswalk::new(),
+    };
+    let mut inputs = Vec::with_capacity(files.len());
+    for (i, (f, bytes)) in files.iter().enumerate() {
+        let Some(format) = format_named(&f.format) else {
+            return Err(GateError::Refused {
+                reason: format!("file {i} has an unknown format `{}`", f.format),
+            });
+        };
+        inputs.push(DatasetFile { format, bytes });
+    }
+    let (outputs, report) =
+        airlock_deid::deid_dataset_assessed(profile, &keys, &mut crosswalk, &inputs).map_err(
+            |e| GateError::Refused {
+                reason: e.to_string(),
+            },
+        )?;
+    Ok(Assessed {
+        outputs,
+        report,
+        crosswalk,
+        crosswalk_name,
+        key_id: keys.key_id().to_string(),
+        formats: inputs.iter().map(|i| i.format).collect(),
+    })
+}
+
+/// Why the leak check refuses a release: where, by file and path, and what to do.
+fn leak_refusal(report: &airlock_deid::RunReport) -> String {
+    let mut in_files: Vec<&str> = report
+        .leak_check
+        .hits
+        .iter()
+        .map(|h| h.file.as_str())
+        .collect();
+    in_files.sort_unstable();
+    in_files.dedup();
+    format!(
+        "the leak check found identifying values in the output ({} hits in {}): {}",
+        report.leak_check.hits.len(),
+        in_files.join(", "),
+        report.leak_advice().unwrap_or_default()
+    )
+}
+
 /// Run the gate inside an open home.
+///
+/// Whatever the profile's `leak_check` says (`warn` is for file mode's trials), a release
+/// whose leak check failed is refused, except under an expert-determination profile with a
+/// signed determination that covers exactly these findings; and a release under such a
+/// profile always needs one.
 pub async fn run_gate(
     home: &Home,
     profile_spec: &str,
@@ -85,68 +174,44 @@ pub async fn run_gate(
     let profile = Profile::load(profile_spec)?;
     let (name, ver) = parse_version_spec(dataset)?;
     let input = home.version(&name, ver).await?;
-    let files = home
-        .read_version(&input, Access::Gate(Gate::Deidentify), None)
-        .await?;
-    let key = home.pseudonym_key()?;
-    let keys = DeidKeys::new(key.expose_secret().to_vec())?;
-    // The safe-harbor crosswalk re-identifies: it stays encrypted in the clinical zone.
-    let cw_name = format!("crosswalk/{}", keys.key_id());
-    let mut crosswalk = match home.blob(&cw_name, Zone::Clinical).await? {
-        Some(b) => Crosswalk::from_bytes(&b)?,
-        None => Crosswalk::new(),
-    };
     let (out_zone, out_class) = match profile.classification() {
         OutputClass::Deidentified => (Zone::Development, Classification::Deidentified),
         OutputClass::LimitedDataSet => (Zone::Clinical, Classification::LimitedDataSet),
     };
-    let mut inputs = Vec::with_capacity(files.len());
     let mut failure: Option<String> = None;
-    for (i, (f, bytes)) in files.iter().enumerate() {
-        let Some(format) = format_named(&f.format) else {
-            failure = Some(format!("file {i} has an unknown format `{}`", f.format));
-            break;
-        };
-        inputs.push(DatasetFile { format, bytes });
-    }
-    let mut out_files = Vec::with_capacity(files.len() + 1);
-    let mut reports = Vec::new();
-    if failure.is_none() {
-        match airlock_deid::deid_dataset(&profile, &keys, &mut crosswalk, &inputs) {
-            Ok((outputs, report)) => {
-                for (i, (o, input)) in outputs.into_iter().zip(&inputs).enumerate() {
-                    let table = o
-                        .table
-                        .as_deref()
-                        .and_then(|t| t.rsplit('/').next())
-                        .map(|t| format!(".{t}"))
-                        .unwrap_or_default();
-                    out_files.push(NewFile {
-                        name: format!("part-{i:05}{table}.{}", input.format.extension()),
-                        format: input.format.name().to_owned(),
-                        records: o.records,
-                        bytes: o.bytes,
-                    });
+    let mut determination = None;
+    let mut assessed = None;
+    match assess(home, &profile, &input).await {
+        Err(GateError::Refused { reason }) => failure = Some(reason),
+        Err(e) => return Err(e),
+        Ok(a) => {
+            let leaked = !a.report.leak_check.passed;
+            if profile.requires_expert_determination() {
+                let findings = crate::determinations::Findings::of(&a.report);
+                let candidates = crate::determinations::stored(home, &input).await?;
+                match crate::determinations::covering(
+                    &candidates,
+                    &input.manifest_hash.to_hex(),
+                    profile.hash(),
+                    &findings,
+                    chrono::Utc::now().date_naive(),
+                    |m, sig| home.verify_artifact(m, sig),
+                ) {
+                    Ok(d) => determination = Some(d.clone()),
+                    Err(why) => {
+                        failure = Some(format!(
+                            "profile `{}` releases only under an expert's signed determination, \
+                             and {why}. A person with the deid-expert role reviews these \
+                             findings and signs one (POST /v1/expert-determinations): {}",
+                            profile.name(),
+                            findings.summary()
+                        ));
+                    }
                 }
-                reports.push(report);
+            } else if leaked {
+                failure = Some(leak_refusal(&a.report));
             }
-            Err(DeidError::LeakCheckFailed { report, .. }) => {
-                let mut in_files: Vec<&str> = report
-                    .leak_check
-                    .hits
-                    .iter()
-                    .map(|h| h.file.as_str())
-                    .collect();
-                in_files.sort_unstable();
-                in_files.dedup();
-                failure = Some(format!(
-                    "the leak check found identifying values in the output ({} hits in {}): {}",
-                    report.leak_check.hits.len(),
-                    in_files.join(", "),
-                    report.leak_advice().unwrap_or_default()
-                ));
-            }
-            Err(e) => failure = Some(e.to_string()),
+            assessed = Some(a);
         }
     }
     let profile_hash: Option<ContentHash> = profile.hash().parse().ok();
@@ -154,14 +219,47 @@ pub async fn run_gate(
         home.entry(EventType::DeidRun, Zone::Airlock, outcome)
             .with_resource(input.reference().to_string())
     };
-    if let Some(reason) = failure {
+    let (Some(assessed), None) = (assessed, &failure) else {
+        let reason = failure.unwrap_or_default();
         home.audit(
             base_entry(OutcomeKind::Failure)
                 .with_reason(format!("profile {}: {reason}", profile.name())),
         )
         .await?;
         return Err(GateError::Refused { reason });
+    };
+    let Assessed {
+        outputs,
+        report,
+        crosswalk,
+        crosswalk_name: cw_name,
+        key_id,
+        formats,
+    } = assessed;
+    let mut out_files = Vec::with_capacity(outputs.len() + 2);
+    for (i, (o, format)) in outputs.into_iter().zip(&formats).enumerate() {
+        let table = o
+            .table
+            .as_deref()
+            .and_then(|t| t.rsplit('/').next())
+            .map(|t| format!(".{t}"))
+            .unwrap_or_default();
+        out_files.push(NewFile {
+            name: format!("part-{i:05}{table}.{}", format.extension()),
+            format: format.name().to_owned(),
+            records: o.records,
+            bytes: o.bytes,
+        });
     }
+    let leak_line = if report.leak_check.passed {
+        "leak check passed".to_owned()
+    } else {
+        format!(
+            "leak check: {} hit(s) accepted by the determination",
+            report.leak_check.hits.len()
+        )
+    };
+    let reports = vec![report];
     let quarantined: usize = reports.iter().map(|r| r.quarantined.len()).sum();
     let summary = reports
         .iter()
@@ -175,6 +273,15 @@ pub async fn run_gate(
         records: 0,
         bytes: report_json,
     });
+    if let Some(d) = &determination {
+        // The determination travels with the release it allows.
+        out_files.push(NewFile {
+            name: "expert-determination.json".into(),
+            format: "determination".into(),
+            records: 0,
+            bytes: serde_json::to_vec_pretty(d).map_err(|_| GateError::Report)?,
+        });
+    }
     home.put_blob(
         &cw_name,
         Zone::Clinical,
@@ -184,7 +291,11 @@ pub async fn run_gate(
     .await?;
     let mut params = BTreeMap::new();
     params.insert("profile".to_string(), profile.name().to_string());
-    params.insert("key_id".to_string(), keys.key_id().to_string());
+    params.insert("key_id".to_string(), key_id);
+    if let Some(d) = &determination {
+        params.insert("expert_determination".to_string(), d.id.clone());
+        params.insert("expert".to_string(), d.signed.expert.clone());
+    }
     params.insert(
         "engine_version".to_string(),
         reports
@@ -218,9 +329,16 @@ pub async fn run_gate(
         base_entry(OutcomeKind::Success)
             .with_resource(version.reference().to_string())
             .with_reason(format!(
-                "profile {} ({}); leak check passed; {quarantined} records quarantined",
+                "profile {} ({}); {leak_line}; {quarantined} records quarantined{}",
                 profile.name(),
-                profile.hash().get(..12).unwrap_or("")
+                profile.hash().get(..12).unwrap_or(""),
+                determination
+                    .as_ref()
+                    .map(|d| format!(
+                        "; under expert determination {} by {} until {}",
+                        d.id, d.signed.expert, d.signed.conditions.expires
+                    ))
+                    .unwrap_or_default()
             )),
     )
     .await?;

@@ -358,12 +358,16 @@ pub fn needs_second_person(role: Role) -> bool {
             | Role::PrivacyOfficer
             | Role::MlopsEngineer
             | Role::Auditor
+            | Role::DeidExpert
     )
 }
 
 /// Roles only a person may hold: a service acts for systems, not as a reviewer or an officer.
 pub fn person_only(role: Role) -> bool {
-    matches!(role, Role::ClinicalReviewer | Role::PrivacyOfficer)
+    matches!(
+        role,
+        Role::ClinicalReviewer | Role::PrivacyOfficer | Role::DeidExpert
+    )
 }
 
 /// Actions a service's token may never carry: administration, emergency access and approvals
@@ -378,6 +382,7 @@ pub fn person_only_action(action: Action) -> bool {
             | Action::BreakGlass
             | Action::ReviewBreakGlass
             | Action::ApproveModel
+            | Action::SignExpertDetermination
     )
 }
 

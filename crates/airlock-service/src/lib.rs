@@ -17,6 +17,7 @@ pub mod break_glass;
 mod caller;
 pub mod datasets;
 pub mod deid_runs;
+pub mod determinations;
 pub mod error;
 pub mod gate;
 pub mod identity;

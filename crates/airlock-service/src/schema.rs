@@ -71,6 +71,22 @@ impl JsonSchema for ReasonLine {
     }
 }
 
+/// A calendar day, `YYYY-MM-DD`.
+#[derive(Debug)]
+pub struct Day;
+
+impl JsonSchema for Day {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Borrowed("Day")
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"})
+    }
+}
+
 /// The roles a service may hold: none that is person-only.
 fn service_roles() -> Vec<&'static str> {
     Role::ALL

@@ -1492,15 +1492,7 @@ impl Home {
         access: Access,
         purpose: Option<Purpose>,
     ) -> Result<Vec<(ManifestFile, Vec<u8>)>, StoreError> {
-        if let Err(e) = self.check_access(v, access) {
-            self.audit(
-                self.entry(EventType::PolicyDecision, v.zone, OutcomeKind::Denied)
-                    .with_resource(v.reference().to_string())
-                    .with_reason(e.to_string()),
-            )
-            .await?;
-            return Err(e);
-        }
+        self.admit(v, access).await?;
         let mref = crate::ObjectRef {
             zone: v.zone,
             classification: v.classification,
@@ -1545,6 +1537,20 @@ impl Home {
         Ok(out)
     }
 
+    /// The zone rules' answer for reading `v` with `access`; a refusal is recorded.
+    async fn admit(&self, v: &DatasetVersion, access: Access) -> Result<(), StoreError> {
+        if let Err(e) = self.check_access(v, access) {
+            self.audit(
+                self.entry(EventType::PolicyDecision, v.zone, OutcomeKind::Denied)
+                    .with_resource(v.reference().to_string())
+                    .with_reason(e.to_string()),
+            )
+            .await?;
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Decrypt a version into `out_dir`, allowed only where the zone rules allow a reader in
     /// `zone`; identified data needs a purpose of use. Files are written 0600 (atomically), a
     /// missing `out_dir` is created 0700, and identified data is refused an existing `out_dir`
@@ -1556,6 +1562,9 @@ impl Home {
         purpose: Option<Purpose>,
         out_dir: &Path,
     ) -> Result<Vec<PathBuf>, StoreError> {
+        // The zone's refusal first: no purpose of use would change it, so asking for one
+        // would send the user the wrong way.
+        self.admit(v, Access::Zone(zone)).await?;
         if v.classification.is_identified() && purpose.is_none() {
             return Err(StoreError::Config {
                 path: PathBuf::from("--purpose"),

@@ -229,6 +229,10 @@ async fn zone_invariant_holds_on_every_path() {
                 .is_err()
         );
         assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
+        // Without a purpose, the zone's refusal is what the user is told: a purpose would
+        // not change it (issue 29).
+        let err = home.export(&v, z, None, &out).await.unwrap_err();
+        assert!(matches!(err, StoreError::Zone(_)), "{err}");
     }
     // A gate may read it; a model-promotion gate may not.
     assert!(

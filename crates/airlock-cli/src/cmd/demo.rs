@@ -174,10 +174,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         let officer = ActorId::new("privacy-officer")?;
         let home = Home::open(&home_dir, &pass, officer).await?;
         let mut released = Vec::new();
-        for (input, profile, out) in [
-            ("ehr-fhir", "safe-harbor", "ehr-fhir-safe-harbor"),
-            ("adt-hl7", "expert-determination", "adt-hl7-research"),
-        ] {
+        for (input, profile, out) in [("ehr-fhir", "safe-harbor", "ehr-fhir-safe-harbor")] {
             let t = Instant::now();
             let o = super::gate::run_gate(&home, profile, input, &DatasetName::new(out)?).await?;
             println!(
@@ -191,6 +188,22 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 t.elapsed()
             );
             released.push(o.version);
+        }
+        // Expert determination is an expert's judgement, not a profile's: without one the gate
+        // refuses (the API tour below has the expert sign one, then the release runs).
+        match super::gate::run_gate(
+            &home,
+            "expert-determination",
+            "adt-hl7",
+            &DatasetName::new("adt-hl7-research")?,
+        )
+        .await
+        {
+            Ok(_) => anyhow::bail!("an expert-determination release ran without a determination"),
+            Err(e) => println!(
+                "    adt-hl7 --expert-determination--> refused: {}",
+                e.to_string().split(". A person").next().unwrap_or_default()
+            ),
         }
         if let Some(v) = released.first() {
             let lineage = home.lineage(&v.dataset, Some(v.version)).await?;
@@ -305,6 +318,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             ("sam-security", airlock_authz::Role::SecurityAdmin),
             ("rita-reviewer", airlock_authz::Role::ClinicalReviewer),
             ("mo-mlops", airlock_authz::Role::MlopsEngineer),
+            ("eve-expert", airlock_authz::Role::DeidExpert),
         ] {
             let pw = super::serve::random_password(user);
             let id = ActorId::new(user)?;
@@ -495,6 +509,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             "pat-privacy",
             "mo-mlops",
             "casey-clinician",
+            "eve-expert",
         ] {
             let r = c
                 .send("POST", "/v1/auth/login", &[], Some(&login(user)))
@@ -546,6 +561,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 status.get(1).copied().unwrap_or_default()
             );
         }
+        expert_tour(&mut c, &tokens).await?;
         enrolment_tour(&mut c, &login("sam-security"), &tokens).await?;
         super::demo_models::tour(&mut c, &home, &root, &tokens, a.synthetic_only).await?;
         let r = c
@@ -608,6 +624,115 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
 /// A new clinician joins: the security administrator creates the account and sees neither its
 /// password nor its second factor (the person enrols both with a one-time token), and the
 /// clinician role, which reaches PHI, waits for a second person: the privacy officer.
+/// The JSON value at `pointer`, null when absent.
+fn at<'a>(v: &'a serde_json::Value, pointer: &str) -> &'a serde_json::Value {
+    static NULL: serde_json::Value = serde_json::Value::Null;
+    v.pointer(pointer).unwrap_or(&NULL)
+}
+
+/// An expert-determination release: the expert signs what the release would hold (findings
+/// computed by the server, never values), with method and conditions; the privacy officer's
+/// gate run then releases exactly that.
+async fn expert_tour(
+    c: &mut airlock_server::client::Client,
+    tokens: &std::collections::BTreeMap<&str, String>,
+) -> anyhow::Result<()> {
+    let bearer = |u: &str| format!("Bearer {}", tokens.get(u).cloned().unwrap_or_default());
+    let expires = (chrono::Utc::now().date_naive() + chrono::Days::new(180))
+        .format("%Y-%m-%d")
+        .to_string();
+    let body = serde_json::json!({
+        "dataset": "adt-hl7",
+        "profile": "expert-determination",
+        "method": "k-anonymity (k=5) on birth year, sex, zip3, race, ethnicity; keyed pseudonyms and per-patient date shifts; leak check over every output",
+        "conditions": {
+            "recipients": ["readmission research team"],
+            "environment": "Airlock development zone; no export outside it",
+            "expires": expires,
+        },
+    });
+    let r = c
+        .send(
+            "POST",
+            "/v1/expert-determinations",
+            &[("authorization", &bearer("pat-privacy"))],
+            Some(&body),
+        )
+        .await?;
+    println!(
+        "\n    pat-privacy tries to sign an expert determination herself -> {} (only a deid-expert signs)",
+        r.status
+    );
+    let r = c
+        .send(
+            "POST",
+            "/v1/expert-determinations",
+            &[("authorization", &bearer("eve-expert"))],
+            Some(&body),
+        )
+        .await?;
+    let d = r.json();
+    let risk = at(&d, "/findings/risk")
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|t| {
+                    format!(
+                        "{} k={} journalist max {:.3}",
+                        at(t, "/table").as_str().unwrap_or(""),
+                        at(t, "/k"),
+                        at(t, "/journalist_max").as_f64().unwrap_or(f64::NAN)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    println!(
+        "    eve-expert (deid-expert) reviews the findings of adt-hl7 under expert-determination and signs -> {}: determination {} ({} leak-check hits; risk {risk}; until {expires})",
+        r.status,
+        at(&d, "/id").as_str().unwrap_or("?"),
+        at(&d, "/findings/leak_hits")
+    );
+    let officer = bearer("pat-privacy");
+    let r = c
+        .send(
+            "POST",
+            "/v1/deid-runs",
+            &[("authorization", &officer)],
+            Some(&serde_json::json!({"profile": "expert-determination", "dataset": "adt-hl7", "out_dataset": "adt-hl7-research"})),
+        )
+        .await?;
+    let id = at(&r.json(), "/id").as_str().unwrap_or("").to_string();
+    let mut run = serde_json::Value::Null;
+    for _ in 0..600 {
+        let r = c
+            .send(
+                "GET",
+                &format!("/v1/deid-runs/{id}"),
+                &[("authorization", &officer)],
+                None,
+            )
+            .await?;
+        run = r.json();
+        if at(&run, "/status") != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    println!(
+        "    pat-privacy runs the gate under expert-determination -> {} {} (the determination travels with the version and the ledger names it)",
+        at(&run, "/status").as_str().unwrap_or("?"),
+        at(&run, "/output")
+            .as_str()
+            .unwrap_or(at(&run, "/error").as_str().unwrap_or(""))
+    );
+    if at(&run, "/status") != "succeeded" {
+        anyhow::bail!("the expert-determination release did not run");
+    }
+    Ok(())
+}
+
 async fn enrolment_tour(
     c: &mut airlock_server::client::Client,
     admin_login: &serde_json::Value,

@@ -1,6 +1,8 @@
-//! `/v1/deid-runs`: the de-identification gate, run in the background.
+//! `/v1/deid-runs`: the de-identification gate, run in the background; and
+//! `/v1/expert-determinations`, which an expert-determination release needs.
 
 use airlock_service::deid_runs::{NewRun, Run, Started};
+use airlock_service::determinations::{Determination, NewDetermination};
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -23,4 +25,15 @@ pub(crate) async fn status(ctx: Ctx, Path(id): Path<String>) -> Result<Json<Run>
 
 pub(crate) async fn report(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     Ok(typed("application/json", ctx.deid_report(&id).await?))
+}
+
+pub(crate) async fn determine(
+    ctx: Ctx,
+    body: Result<Body<NewDetermination>, ApiError>,
+) -> Result<(StatusCode, Json<Determination>), ApiError> {
+    let Body(body) = body?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ctx.sign_expert_determination(body).await?),
+    ))
 }
