@@ -35,7 +35,7 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Create a deployment: config, key hierarchy, metadata store, ledger.
     Init(cmd::home::InitArgs),
-    /// Ingest FHIR R4, HL7 v2 or CSV files as a new dataset version.
+    /// Ingest FHIR R4, HL7 v2, CSV or free-text notes (JSON Lines, `.txt`) as a new dataset version.
     Ingest(cmd::home::IngestArgs),
     /// List and inspect datasets.
     Datasets(cmd::home::DatasetsArgs),

@@ -236,15 +236,102 @@ fn deid_expert_determination_fhir_hl7_leaks_nothing() {
 
 #[test]
 fn deid_safe_harbor_all_formats_leaks_nothing() {
-    deid_files_leak_nothing("safe-harbor", &["gen/fhir", "gen/hl7", "gen/cohort.csv"]);
+    deid_files_leak_nothing(
+        "safe-harbor",
+        &["gen/fhir", "gen/hl7", "gen/cohort.csv", "gen/notes.jsonl"],
+    );
 }
 
 #[test]
 fn deid_expert_determination_all_formats_leaks_nothing() {
     deid_files_leak_nothing(
         "expert-determination",
-        &["gen/fhir", "gen/hl7", "gen/cohort.csv"],
+        &["gen/fhir", "gen/hl7", "gen/cohort.csv", "gen/notes.jsonl"],
     );
+}
+
+/// Issue 29: free-text notes are a dataset like any other: ingested into the clinical zone,
+/// de-identified through the gate with lineage and the ledger, and no identifier of the
+/// cohort's truth file is left in the released notes.
+#[test]
+fn notes_pass_the_gate_as_a_dataset() {
+    let dir = setup();
+    let d = dir.path();
+    let env = |args: &[&str]| {
+        let o = Command::new(BIN)
+            .args(args)
+            .current_dir(d)
+            .env("AIRLOCK_PASSPHRASE", "a long test passphrase 123")
+            .env_remove("AIRLOCK_LOG")
+            .output()
+            .expect("run airlock");
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        text(&o)
+    };
+    env(&["init", "--home", "h", "--name", "notes"]);
+    let out = env(&[
+        "ingest",
+        "--home",
+        "h",
+        "--zone",
+        "clinical",
+        "--source-system",
+        "ehr",
+        "--dataset",
+        "notes",
+        "gen/notes.jsonl",
+    ]);
+    assert!(out.contains("notes@1"), "{out}");
+    let out = env(&[
+        "deid",
+        "--home",
+        "h",
+        "--profile",
+        "safe-harbor",
+        "--dataset",
+        "notes",
+        "--out-dataset",
+        "notes-deid",
+    ]);
+    assert!(out.contains("0 hits"), "{out}");
+    env(&[
+        "export",
+        "--home",
+        "h",
+        "--dataset",
+        "notes-deid",
+        "--zone",
+        "development",
+        "--out",
+        "released",
+    ]);
+    let body = std::fs::read_to_string(d.join("released/part-00000.jsonl")).unwrap();
+    let notes: Vec<serde_json::Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let generated = std::fs::read_to_string(d.join("gen/notes.jsonl")).unwrap();
+    assert_eq!(notes.len(), generated.lines().count());
+    // The text is there, de-identified; the generator's gold spans (`phi`) and its patient
+    // index are not released; the note id is a surrogate.
+    assert!(
+        notes
+            .iter()
+            .all(|n| n["text"].as_str().is_some_and(|t| t.len() > 50))
+    );
+    assert!(
+        notes
+            .iter()
+            .all(|n| n.get("phi").is_none() && n.get("patient_index").is_none())
+    );
+    assert!(!generated.contains(notes[0]["note_id"].as_str().unwrap()));
+    let found = leaks(&truth_values(&d.join("gen")), &body, "released notes");
+    assert!(
+        found.is_empty(),
+        "identifiers in the released notes: {found:#?}"
+    );
+    let lineage = env(&["datasets", "lineage", "--home", "h", "notes-deid"]);
+    assert!(lineage.contains("notes@1"), "{lineage}");
 }
 
 #[test]

@@ -434,6 +434,11 @@ fn the_demo_runs_end_to_end() {
     assert!(out.contains("verified=true"), "{out}");
     assert!(out.contains("refused"), "{out}");
     assert!(out.contains("ledger verified"), "{out}");
+    // Free-text notes pass the gate as a dataset of their own.
+    assert!(
+        out.contains("clinic-notes --safe-harbor--> clinic-notes-deid@1"),
+        "{out}"
+    );
     // An expert-determination release is refused until the expert signs, then runs.
     assert!(
         out.contains("adt-hl7 --expert-determination--> refused"),

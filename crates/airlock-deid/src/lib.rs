@@ -56,6 +56,7 @@ mod hl7;
 mod keys;
 pub mod leak;
 mod mapping;
+mod notes;
 mod patients;
 pub mod profile;
 mod report;
@@ -219,6 +220,10 @@ pub(crate) fn deid_bytes_with(
             let mut out = Vec::new();
             csv_with_k(&mut run, label, || Ok(input), &mut out, &mut risk)?;
             out
+        }
+        Format::Notes => {
+            notes::prescan(&mut run, bytes);
+            notes::deid(&mut run, label, bytes)
         }
     };
     let mut report = base_report(&run, profile, keys);
@@ -387,6 +392,10 @@ pub fn deid_paths_with(
                     *slot = t;
                 }
             }
+            Format::Notes => {
+                let bytes = std::fs::read(input).map_err(|e| DeidError::io(input, &e))?;
+                notes::prescan(&mut run, airlock_formats::strip_bom(&bytes));
+            }
         }
     }
     check_person_tables(&run, jobs.iter().any(|(_, _, f)| describes_patients(*f)))?;
@@ -450,6 +459,11 @@ pub fn deid_paths_with(
                 };
                 table = csv_with_k(&mut run, &label, open, &mut w, &mut risk)?;
                 w.flush().map_err(|e| DeidError::io(output, &e))?;
+            }
+            Format::Notes => {
+                let bytes = std::fs::read(input).map_err(|e| DeidError::io(input, &e))?;
+                let out = notes::deid(&mut run, &label, &bytes);
+                std::fs::write(output, out).map_err(|e| DeidError::io(output, &e))?;
             }
         }
         files.push(FileReport {
@@ -595,6 +609,7 @@ pub fn deid_dataset_assessed(
             Format::Csv => {
                 prescan_csv(&mut run, &label(i), bytes)?;
             }
+            Format::Notes => notes::prescan(&mut run, bytes),
         }
     }
     check_person_tables(&run, files.iter().any(|f| describes_patients(f.format)))?;
@@ -627,6 +642,7 @@ pub fn deid_dataset_assessed(
                 table = csv_with_k(&mut run, &name, || Ok(bytes), &mut out, &mut risk)?;
                 out
             }
+            Format::Notes => notes::deid(&mut run, &name, bytes),
         };
         reports.push(FileReport {
             input: name.clone(),
@@ -1135,6 +1151,7 @@ fn scan_output(
             }
         }
         Format::Csv => table::scan_csv(scanner, bytes, label, findings),
+        Format::Notes => notes::scan_output(scanner, bytes, label, findings),
     }
 }
 
@@ -1243,6 +1260,8 @@ fn observe_codes(
                 }
             }
         }
+        // Notes carry no coded values.
+        Format::Notes => {}
         Format::Csv => {
             let rules = run.profile.csv_rules().to_vec();
             let mut rdr = airlock_formats::tabular::reader_from_bytes(bytes);

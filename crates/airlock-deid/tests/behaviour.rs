@@ -465,3 +465,37 @@ proptest! {
         }
     }
 }
+
+/// Notes as a data set (issue 29): the record number and the note id are identifying values
+/// of the run, so they are scrubbed from the text too; the text goes through the text engine;
+/// fields no rule names are removed; dates follow the profile; a line that is not a note is
+/// quarantined by line, never written, and the rest of the file is not lost.
+#[test]
+fn notes_jsonl_fields_are_treated_by_name() {
+    let p = Profile::builtin("safe-harbor").unwrap();
+    let k = DeidKeys::new(b"0123456789abcdef0123456789abcdef".to_vec()).unwrap();
+    let input = concat!(
+        r#"{"note_id": "N-778812", "mrn": "M-4417723", "note_date": "2023-03-14", "type": "discharge", "author": "Dr. Quentin Zarkowski", "text": "Patient seen today; MRN M-4417723, note N-778812. Call 617-555-0199."}"#,
+        "\n",
+        r#"{"resourceType": "Patient", "text": "not a note"}"#,
+        "\n",
+        r#"{"mrn": "M-4417723", "text": "Follow-up in two weeks."}"#,
+        "\n",
+    );
+    let (out, report) =
+        deid_bytes(&p, &k, &mut Crosswalk::new(), Format::Notes, input.as_bytes()).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    for v in ["M-4417723", "N-778812", "617-555-0199", "Zarkowski", "2023-03-14"] {
+        assert!(!out.contains(v), "{v} left in a note");
+    }
+    let notes: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(notes.len(), 2);
+    assert_eq!(notes[0]["type"], "discharge");
+    assert_eq!(notes[0]["note_date"], "2023");
+    assert!(notes[0].get("author").is_none());
+    // The same patient, the same pseudonym in every note.
+    assert_eq!(notes[0]["mrn"], notes[1]["mrn"]);
+    assert_eq!(report.quarantined.len(), 1);
+    assert_eq!(report.quarantined[0].line, 2);
+    assert!(report.leak_check.passed, "{:?}", report.leak_check.hits);
+}

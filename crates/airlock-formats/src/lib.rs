@@ -20,6 +20,7 @@
 
 pub mod fhir;
 pub mod hl7;
+pub mod notes;
 pub mod tabular;
 
 use std::collections::BTreeMap;
@@ -42,6 +43,8 @@ pub enum Format {
     Hl7v2,
     /// Comma-separated values with a header row.
     Csv,
+    /// Free-text notes: JSON Lines (`{"text", ...}` a line) or one plain text note.
+    Notes,
 }
 
 impl Format {
@@ -52,16 +55,18 @@ impl Format {
             Format::FhirNdjson => "ndjson",
             Format::Hl7v2 => "hl7",
             Format::Csv => "csv",
+            Format::Notes => "jsonl",
         }
     }
 
-    /// A short stable name (`fhir-json`, `fhir-ndjson`, `hl7v2`, `csv`).
+    /// A short stable name (`fhir-json`, `fhir-ndjson`, `hl7v2`, `csv`, `notes`).
     pub fn name(self) -> &'static str {
         match self {
             Format::FhirJson => "fhir-json",
             Format::FhirNdjson => "fhir-ndjson",
             Format::Hl7v2 => "hl7v2",
             Format::Csv => "csv",
+            Format::Notes => "notes",
         }
     }
 }
@@ -152,6 +157,14 @@ pub enum FormatError {
         /// Fields in this row.
         found: u64,
     },
+    /// A line of a notes file that is not a note.
+    #[error("notes line {line}: {reason}")]
+    Note {
+        /// 1-based line.
+        line: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// Another CSV error (quoting, encoding, I/O) at a position.
     #[error("csv line {line}: {reason}")]
     Csv {
@@ -164,9 +177,10 @@ pub enum FormatError {
 
 /// Guesses the format of a file from its extension, then from the first bytes of its content.
 ///
-/// Extensions: `.json` → [`Format::FhirJson`], `.ndjson`/`.jsonl` → [`Format::FhirNdjson`],
-/// `.hl7`/`.hl7v2` → [`Format::Hl7v2`], `.csv` → [`Format::Csv`]. Otherwise (or for `.txt`),
-/// content: `MSH|`, `FHS|` or `BHS|` → HL7; a first line that is a whole JSON object followed
+/// Extensions: `.json` → [`Format::FhirJson`], `.ndjson`/`.jsonl` → [`Format::FhirNdjson`]
+/// (or [`Format::Notes`] when the first line is a note, not a resource), `.hl7`/`.hl7v2` →
+/// [`Format::Hl7v2`], `.csv` → [`Format::Csv`], `.txt` → [`Format::Notes`] unless the content
+/// says HL7 or CSV. Otherwise, content: `MSH|`, `FHS|` or `BHS|` → HL7; a first line that is a whole JSON object followed
 /// by another line → NDJSON; `{` → FHIR JSON; a first line with a comma and no braces → CSV.
 pub fn sniff(path: &Path, head: &[u8]) -> Option<Format> {
     let ext = path
@@ -175,9 +189,25 @@ pub fn sniff(path: &Path, head: &[u8]) -> Option<Format> {
         .map(str::to_ascii_lowercase);
     match ext.as_deref() {
         Some("json") => return Some(Format::FhirJson),
-        Some("ndjson" | "jsonl") => return Some(Format::FhirNdjson),
+        Some("ndjson" | "jsonl") => {
+            let head = strip_bom(head);
+            let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
+            let note = serde_json::from_slice::<serde_json::Value>(first)
+                .is_ok_and(|v| notes::is_note(&v));
+            return Some(if note {
+                Format::Notes
+            } else {
+                Format::FhirNdjson
+            });
+        }
         Some("hl7" | "hl7v2") => return Some(Format::Hl7v2),
         Some("csv") => return Some(Format::Csv),
+        Some("txt") => {
+            return match sniff_content(head) {
+                Some(f @ (Format::Hl7v2 | Format::Csv)) => Some(f),
+                _ => Some(Format::Notes),
+            };
+        }
         _ => {}
     }
     sniff_content(head)
@@ -224,6 +254,7 @@ pub fn validate(format: Format, bytes: &[u8]) -> Result<FormatSummary, FormatErr
         Format::FhirNdjson => fhir::validate_ndjson(bytes),
         Format::Hl7v2 => hl7::validate(bytes),
         Format::Csv => tabular::validate(bytes),
+        Format::Notes => notes::validate(bytes),
     }
 }
 

@@ -70,6 +70,7 @@ fn format_named(name: &str) -> Option<Format> {
         Format::FhirNdjson,
         Format::Hl7v2,
         Format::Csv,
+        Format::Notes,
     ]
     .into_iter()
     .find(|f| f.name() == name)

@@ -151,6 +151,13 @@ pub enum DataPosition {
         /// 1-based field number.
         field: usize,
     },
+    /// A field of a note (JSON Lines notes; a plain text note is line 1, field `text`).
+    Note {
+        /// 1-based line.
+        line: u64,
+        /// The field (keys not shaped like plain names are shown as `?`).
+        field: String,
+    },
 }
 
 impl fmt::Display for DataPosition {
@@ -166,6 +173,7 @@ impl fmt::Display for DataPosition {
                 segment,
                 field,
             } => write!(f, "message {message}, line {line}, `{segment}-{field}`"),
+            DataPosition::Note { line, field } => write!(f, "note at line {line}, `{field}`"),
         }
     }
 }
@@ -354,7 +362,43 @@ pub(crate) fn scan(format: Format, bytes: &[u8]) -> Result<(), Refusal> {
             Ok(())
         }
         Format::Hl7v2 => scan_hl7(&mut s, bytes),
+        Format::Notes => scan_notes(&mut s, bytes),
     }
+}
+
+fn scan_notes(s: &mut Scanner, bytes: &[u8]) -> Result<(), Refusal> {
+    let refuse = |line: u64, field: &str, kind| Refusal::Identifier {
+        position: DataPosition::Note {
+            line,
+            field: if field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                field.to_owned()
+            } else {
+                "?".to_owned()
+            },
+        },
+        kind,
+    };
+    if !airlock_formats::notes::is_jsonl(bytes) {
+        let text = std::str::from_utf8(bytes).map_err(unreadable)?;
+        return match s.text(text) {
+            Some(kind) => Err(refuse(1, "text", kind)),
+            None => Ok(()),
+        };
+    }
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_slice(line).map_err(unreadable)?;
+        for (field, value) in v.as_object().into_iter().flatten() {
+            if let Some(text) = value.as_str()
+                && let Some(kind) = s.text(text)
+            {
+                return Err(refuse(i as u64 + 1, field, kind));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn unreadable(e: impl fmt::Display) -> Refusal {

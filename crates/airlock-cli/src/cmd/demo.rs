@@ -118,6 +118,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             ("ehr-fhir", source.join("fhir")),
             ("adt-hl7", source.join("hl7")),
             ("registry-csv", source.join("cohort.csv")),
+            ("clinic-notes", source.join("notes.jsonl")),
         ] {
             let t = Instant::now();
             let v = home
@@ -174,7 +175,10 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         let officer = ActorId::new("privacy-officer")?;
         let home = Home::open(&home_dir, &pass, officer).await?;
         let mut released = Vec::new();
-        for (input, profile, out) in [("ehr-fhir", "safe-harbor", "ehr-fhir-safe-harbor")] {
+        for (input, profile, out) in [
+            ("ehr-fhir", "safe-harbor", "ehr-fhir-safe-harbor"),
+            ("clinic-notes", "safe-harbor", "clinic-notes-deid"),
+        ] {
             let t = Instant::now();
             let o = super::gate::run_gate(&home, profile, input, &DatasetName::new(out)?).await?;
             println!(
