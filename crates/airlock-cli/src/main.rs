@@ -39,6 +39,8 @@ enum Command {
     Ingest(cmd::home::IngestArgs),
     /// List and inspect datasets.
     Datasets(cmd::home::DatasetsArgs),
+    /// Tables from FHIR: SQL-on-FHIR v2 ViewDefinitions over files or a dataset.
+    Views(cmd::views::ViewsArgs),
     /// Decrypt a dataset version to a directory, where the zone rules allow.
     Export(cmd::home::ExportArgs),
     /// Key management.
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Init(a) => cmd::home::init(a),
         Command::Ingest(a) => cmd::home::ingest(a),
         Command::Datasets(a) => cmd::home::datasets(a),
+        Command::Views(a) => cmd::views::run(a),
         Command::Export(a) => cmd::home::export(a),
         Command::Keys(a) => cmd::home::keys(a),
         Command::Audit(a) => cmd::audit::run(a),

@@ -482,13 +482,28 @@ fn notes_jsonl_fields_are_treated_by_name() {
         r#"{"mrn": "M-4417723", "text": "Follow-up in two weeks."}"#,
         "\n",
     );
-    let (out, report) =
-        deid_bytes(&p, &k, &mut Crosswalk::new(), Format::Notes, input.as_bytes()).unwrap();
+    let (out, report) = deid_bytes(
+        &p,
+        &k,
+        &mut Crosswalk::new(),
+        Format::Notes,
+        input.as_bytes(),
+    )
+    .unwrap();
     let out = String::from_utf8(out).unwrap();
-    for v in ["M-4417723", "N-778812", "617-555-0199", "Zarkowski", "2023-03-14"] {
+    for v in [
+        "M-4417723",
+        "N-778812",
+        "617-555-0199",
+        "Zarkowski",
+        "2023-03-14",
+    ] {
         assert!(!out.contains(v), "{v} left in a note");
     }
-    let notes: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let notes: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(notes.len(), 2);
     assert_eq!(notes[0]["type"], "discharge");
     assert_eq!(notes[0]["note_date"], "2023");

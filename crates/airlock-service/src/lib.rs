@@ -29,6 +29,7 @@ pub mod resource;
 pub mod schema;
 mod throttle;
 pub mod totp;
+pub mod views;
 pub mod witness;
 
 use std::sync::Arc;

@@ -72,7 +72,7 @@ impl DatasetName {
         let [clinical, elsewhere] = DatasetName::WITHHELD;
         let text = match gate {
             Gate::Deidentify | Gate::DpRelease | Gate::Synthesize => clinical,
-            Gate::Ingest | Gate::PromoteModel => elsewhere,
+            Gate::Ingest | Gate::PromoteModel | Gate::Derive => elsewhere,
         };
         DatasetName(text.to_owned())
     }

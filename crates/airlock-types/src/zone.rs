@@ -170,6 +170,9 @@ pub enum Gate {
     Synthesize,
     /// Promote a model (and its validation data) from development to staging or clinical.
     PromoteModel,
+    /// A table derived from a version inside its own zone (a SQL-on-FHIR view): recorded in
+    /// lineage like a gate, never a crossing; the classification is kept.
+    Derive,
 }
 
 impl Gate {
@@ -181,6 +184,7 @@ impl Gate {
             Gate::DpRelease => "dp-release",
             Gate::Synthesize => "synthesize",
             Gate::PromoteModel => "promote-model",
+            Gate::Derive => "derive",
         }
     }
 
@@ -193,6 +197,8 @@ impl Gate {
             Gate::DpRelease => out == C::DpAggregate,
             Gate::Synthesize => out == C::Synthetic,
             Gate::PromoteModel => !out.is_identified(),
+            // Checked against the source in `check_transfer`: the same classification.
+            Gate::Derive => true,
         }
     }
 
@@ -204,6 +210,8 @@ impl Gate {
                 matches!(zone, Zone::Clinical | Zone::Airlock)
             }
             Gate::PromoteModel => matches!(zone, Zone::Development | Zone::Staging),
+            // Checked against the destination in `check_transfer`: the same zone.
+            Gate::Derive => true,
         }
     }
 }
@@ -396,7 +404,8 @@ pub fn check_transfer(
     check_read(from.0, from.1)?;
     check_residence(to.0, to.1)?;
     match gate {
-        None => {
+        // Deriving is copying's rule: nothing crosses and nothing is reclassified.
+        None | Some(Gate::Derive) => {
             if from.0 != to.0 {
                 return Err(ZoneError::NoGate {
                     from: from.0,
@@ -457,6 +466,31 @@ mod tests {
                 assert_eq!(check_read(z, c).is_ok(), expected, "{z} {c}");
             }
         }
+    }
+
+    #[test]
+    fn deriving_never_crosses_or_reclassifies() {
+        for fz in Zone::ALL {
+            for tz in Zone::ALL {
+                for fc in Classification::ALL {
+                    for tc in Classification::ALL {
+                        assert_eq!(
+                            check_transfer((fz, fc), (tz, tc), Some(Gate::Derive)).is_ok(),
+                            check_transfer((fz, fc), (tz, tc), None).is_ok(),
+                            "{fz} {fc} -> {tz} {tc}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(
+            check_transfer(
+                (Zone::Clinical, Classification::Phi),
+                (Zone::Development, Classification::Phi),
+                Some(Gate::Derive)
+            )
+            .is_err()
+        );
     }
 
     #[test]

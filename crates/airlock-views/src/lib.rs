@@ -46,6 +46,7 @@
 //! # Ok::<(), ViewError>(())
 //! ```
 
+pub mod builtin;
 mod error;
 pub mod fhirpath;
 mod input;

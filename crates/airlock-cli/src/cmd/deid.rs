@@ -415,7 +415,7 @@ fn save_crosswalk(path: &Path, crosswalk: &Crosswalk) -> anyhow::Result<()> {
         .with_context(|| format!("saving the crosswalk `{}`", path.display()))
 }
 
-fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
     let mut name = path
         .file_name()
         .map(|n| n.to_os_string())

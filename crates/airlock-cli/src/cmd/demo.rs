@@ -238,6 +238,22 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 files.len(),
                 out.display()
             );
+            // Tables from the de-identified FHIR with SQL-on-FHIR views, kept in development
+            // as versions of their own (lineage gate `derive`: nothing crosses a zone).
+            for view in ["patient_demographics", "observations_long"] {
+                let out = DatasetName::new(format!("{}-{}", v.dataset, view.replace('_', "-")))?;
+                let t = airlock_service::views::materialise(
+                    &home,
+                    &v.reference().to_string(),
+                    view,
+                    &out,
+                )
+                .await?;
+                println!(
+                    "    SQL-on-FHIR view `{view}` over {}@{} -> {}@{}: {} rows in `{}` as {}",
+                    v.dataset, v.version, t.dataset, t.version, t.records, t.zone, t.classification
+                );
+            }
         }
         let ledger_dir = home.ledger_dir();
         let key = home.verifier_key();

@@ -9,3 +9,4 @@ pub mod generate;
 pub mod home;
 pub mod models;
 pub mod serve;
+pub mod views;

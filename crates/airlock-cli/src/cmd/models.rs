@@ -36,8 +36,13 @@ pub struct LabelledData {
     #[arg(long)]
     dataset: String,
     /// The CSV file of the version to use, when it has several.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "view")]
     file: Option<String>,
+    /// A FHIR version's table: the SQL-on-FHIR view (registered for the dataset, or built
+    /// in) whose rows are the training table; materialised first as a version of its own, in
+    /// the same zone, so the model's lineage reaches the FHIR source.
+    #[arg(long, value_name = "NAME")]
+    view: Option<String>,
     /// Target column.
     #[arg(long)]
     target: String,
@@ -85,6 +90,22 @@ pub struct TrainArgs {
     experiment_out: Option<PathBuf>,
 }
 
+/// The version whose CSV table is read: the dataset itself, or with `--view` the view's rows
+/// over it, materialised first as a version of its own (same zone and classification).
+async fn table_spec(home: &airlock_store::Home, data: &LabelledData) -> anyhow::Result<String> {
+    let Some(view) = &data.view else {
+        return Ok(data.dataset.clone());
+    };
+    let base = data.dataset.split('@').next().unwrap_or(&data.dataset);
+    let out = airlock_types::DatasetName::new(format!("{base}-{}", view.replace('_', "-")))?;
+    let v = airlock_service::views::materialise(home, &data.dataset, view, &out).await?;
+    println!(
+        "view `{view}` over {}: {} rows -> {}@{}",
+        data.dataset, v.records, v.dataset, v.version
+    );
+    Ok(format!("{}@{}", v.dataset, v.version))
+}
+
 /// Train on a dataset version and register the model.
 pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
     block_on(async {
@@ -109,8 +130,9 @@ pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
         } else {
             a.limitations.clone()
         };
+        let dataset = table_spec(&home, &a.data).await?;
         let req = TrainRequest {
-            dataset: a.data.dataset.clone(),
+            dataset,
             file: a.data.file.clone(),
             target: a.data.target.clone(),
             positive: a.data.positive.clone(),
@@ -204,9 +226,9 @@ enum ModelsCmd {
         /// "max"} | {"type": "categorical", "categories"}}]}`).
         #[arg(long)]
         signature: PathBuf,
-        /// The evaluation data.
+        /// The evaluation data (boxed: keeps the subcommand enum small).
         #[command(flatten)]
-        data: LabelledData,
+        data: Box<LabelledData>,
         /// Registry name.
         #[arg(long)]
         name: String,
@@ -340,7 +362,7 @@ pub fn models(a: ModelsArgs) -> anyhow::Result<ExitCode> {
                         kind: airlock_registry::ArtifactKind::Onnx,
                         artifact,
                         signature: sig,
-                        dataset: data.dataset,
+                        dataset: table_spec(&home, &data).await?,
                         file: data.file,
                         target: data.target,
                         positive: data.positive,

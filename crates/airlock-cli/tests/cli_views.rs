@@ -1,0 +1,335 @@
+//! `airlock views` end to end (issue 26): file mode over a generated cohort, a view
+//! materialised from a dataset in the zone it came from (lineage `derive`), a registered view
+//! refused without column types, training from a FHIR version through a view, and bad input
+//! named by position, never by value.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests fail by panicking"
+)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+
+fn airlock(args: &[&str], cwd: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env("AIRLOCK_PASSPHRASE", "a long test passphrase 123")
+        .env_remove("AIRLOCK_LOG")
+        .env_remove("AIRLOCK_HOME")
+        .output()
+        .expect("run airlock")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn ok(args: &[&str], cwd: &Path) -> String {
+    let o = airlock(args, cwd);
+    assert!(o.status.success(), "{args:?}: {}", text(&o));
+    text(&o)
+}
+
+#[test]
+fn views_over_files_and_datasets() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        &[
+            "generate",
+            "--patients",
+            "30",
+            "--out",
+            "gen",
+            "--seed",
+            "3",
+        ],
+        d,
+    );
+
+    // File mode: CSV and NDJSON, owner-only files, one row per patient.
+    let out = ok(
+        &[
+            "views",
+            "run",
+            "--view",
+            "patient_demographics",
+            "--in",
+            "gen/fhir",
+            "--out",
+            "p.csv",
+        ],
+        d,
+    );
+    assert!(out.contains("30 rows"), "{out}");
+    let csv = std::fs::read_to_string(d.join("p.csv")).unwrap();
+    assert!(csv.starts_with("patient_id,gender,birth_date,"), "{csv}");
+    assert_eq!(csv.lines().count(), 31);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(d.join("p.csv"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    ok(
+        &[
+            "views",
+            "run",
+            "--view",
+            "observations_long",
+            "--in",
+            "gen/fhir",
+            "--out",
+            "o.ndjson",
+        ],
+        d,
+    );
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(d.join("o.ndjson"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        first["loinc"].is_string() && first["value"].is_number(),
+        "{first}"
+    );
+
+    // Bad input: named by file and resource position, not quoted.
+    std::fs::write(
+        d.join("bad.ndjson"),
+        "{\"resourceType\":\"Patient\",\"id\":\"p1\"}\n{\"name\": \"Zebediah Quux\"}\n",
+    )
+    .unwrap();
+    let o = airlock(
+        &[
+            "views",
+            "run",
+            "--view",
+            "patient_demographics",
+            "--in",
+            "bad.ndjson",
+            "--out",
+            "b.csv",
+        ],
+        d,
+    );
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("resource 1") && t.contains("bad.ndjson"), "{t}");
+    assert!(!t.contains("Zebediah"), "{t}");
+
+    // Dataset mode: a view keeps the zone and classification of its source.
+    ok(&["init", "--home", "h", "--name", "views"], d);
+    ok(
+        &[
+            "ingest",
+            "--home",
+            "h",
+            "--zone",
+            "clinical",
+            "--source-system",
+            "ehr",
+            "--dataset",
+            "ehr",
+            "gen/fhir",
+        ],
+        d,
+    );
+    ok(
+        &[
+            "deid",
+            "--home",
+            "h",
+            "--profile",
+            "safe-harbor",
+            "--dataset",
+            "ehr",
+            "--out-dataset",
+            "ehr-deid",
+        ],
+        d,
+    );
+    let out = ok(
+        &[
+            "views",
+            "run",
+            "--home",
+            "h",
+            "--dataset",
+            "ehr-deid",
+            "--view",
+            "patient_demographics",
+        ],
+        d,
+    );
+    assert!(
+        out.contains("ehr-deid-patient-demographics@1 in `development` as deidentified"),
+        "{out}"
+    );
+    let out = ok(
+        &[
+            "views",
+            "run",
+            "--home",
+            "h",
+            "--dataset",
+            "ehr",
+            "--view",
+            "encounters",
+        ],
+        d,
+    );
+    assert!(out.contains("in `clinical` as phi"), "{out}");
+    let lineage = ok(
+        &[
+            "datasets",
+            "lineage",
+            "--home",
+            "h",
+            "ehr-deid-patient-demographics",
+        ],
+        d,
+    );
+    assert!(
+        lineage.contains("gate=derive") && lineage.contains("parents=[ehr-deid@1]"),
+        "{lineage}"
+    );
+
+    // A registered view must type its columns; a typed one runs by name.
+    std::fs::write(
+        d.join("untyped.json"),
+        r#"{"name": "ages", "resource": "Patient", "select": [{"column": [{"name": "born", "path": "birthDate"}]}]}"#,
+    )
+    .unwrap();
+    let o = airlock(
+        &[
+            "views",
+            "add",
+            "--home",
+            "h",
+            "--dataset",
+            "ehr-deid",
+            "--view",
+            "untyped.json",
+        ],
+        d,
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("column `born` has no `type`"),
+        "{}",
+        text(&o)
+    );
+    std::fs::write(
+        d.join("typed.json"),
+        r#"{"name": "ages", "resource": "Patient", "select": [{"column": [{"name": "born", "path": "birthDate", "type": "date"}, {"name": "sex", "path": "gender", "type": "code"}]}]}"#,
+    )
+    .unwrap();
+    ok(
+        &[
+            "views",
+            "add",
+            "--home",
+            "h",
+            "--dataset",
+            "ehr-deid",
+            "--view",
+            "typed.json",
+        ],
+        d,
+    );
+    let listed = ok(
+        &["views", "list", "--home", "h", "--dataset", "ehr-deid"],
+        d,
+    );
+    assert!(
+        listed.contains("ages") && listed.contains("registered"),
+        "{listed}"
+    );
+    let out = ok(
+        &[
+            "views",
+            "run",
+            "--home",
+            "h",
+            "--dataset",
+            "ehr-deid",
+            "--view",
+            "ages",
+        ],
+        d,
+    );
+    assert!(out.contains("30 rows"), "{out}");
+
+    // Training reads a FHIR version through a view; over identified data it is refused.
+    let out = ok(
+        &[
+            "train",
+            "--home",
+            "h",
+            "--actor",
+            "dana",
+            "--dataset",
+            "ehr-deid",
+            "--view",
+            "encounters",
+            "--target",
+            "class",
+            "--positive",
+            "IMP",
+            "--features",
+            "type",
+            "--out-model",
+            "enc",
+        ],
+        d,
+    );
+    assert!(
+        out.contains("trained logistic on ehr-deid-encounters@1"),
+        "{out}"
+    );
+    let o = airlock(
+        &[
+            "train",
+            "--home",
+            "h",
+            "--actor",
+            "dana",
+            "--dataset",
+            "ehr",
+            "--view",
+            "encounters",
+            "--target",
+            "class",
+            "--positive",
+            "IMP",
+            "--features",
+            "type",
+            "--out-model",
+            "enc2",
+        ],
+        d,
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("refused by the zone rules"),
+        "{}",
+        text(&o)
+    );
+}
