@@ -1305,3 +1305,86 @@ async fn expert_determination_gates_the_release(db: Db) {
     let id = start_run(&w, "safe-harbor", "ehr-sh").await;
     assert_eq!(finished_run(&w, &id).await.0, "succeeded");
 }
+
+// Issue 26: the spec's `$run` over resources sent with it, and over a dataset version as a
+// download (the policy and the zone rules decide).
+both!(views_run_over_resources_and_datasets);
+async fn views_run_over_resources_and_datasets(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let view = json!({"resource": "Patient", "select": [{"column": [
+        {"name": "id", "path": "getResourceKey()", "type": "id"},
+        {"name": "gender", "path": "gender", "type": "code"}]}]});
+    let r = w
+        .as_role(
+            Role::DataScientist,
+            "POST",
+            "/v1/views/$run",
+            &[],
+            Some(json!({"view": view, "resources": [
+                {"resourceType": "Patient", "id": "a", "gender": "female"},
+                {"resourceType": "Bundle", "type": "collection", "entry": [
+                    {"resource": {"resourceType": "Patient", "id": "b", "gender": "male"}},
+                    {"resource": {"resourceType": "Observation", "id": "o"}}]}]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.json(),
+        json!({"columns": ["id", "gender"], "rows": [
+            {"id": "a", "gender": "female"}, {"id": "b", "gender": "male"}]})
+    );
+    // Over the de-identified version: one row per patient; over the clinical one, a data
+    // scientist learns nothing, and the privacy officer may not download PHI.
+    let over = |ds: &str| json!({"view": view, "dataset": ds});
+    let r = w
+        .as_role(
+            Role::DataScientist,
+            "POST",
+            "/v1/views/$run",
+            &[],
+            Some(over("ehr-deid")),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["rows"].as_array().unwrap().len(), 6);
+    let text = String::from_utf8_lossy(&r.body).to_string();
+    for v in &w.phi_values {
+        assert!(!text.contains(v.as_str()));
+    }
+    let r = w
+        .as_role(
+            Role::DataScientist,
+            "POST",
+            "/v1/views/$run",
+            &[],
+            Some(over("ehr")),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = w
+        .as_role(
+            Role::PrivacyOfficer,
+            "POST",
+            "/v1/views/$run",
+            &[],
+            Some(over("ehr")),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    // A bad view is named, not run.
+    let r = w
+        .as_role(
+            Role::DataScientist,
+            "POST",
+            "/v1/views/$run",
+            &[],
+            Some(
+                json!({"view": {"resource": "Patient", "select": [{"column": [
+                {"name": "x", "path": "name.resolve()"}]}]}, "resources": []}),
+            ),
+        )
+        .await;
+    r.assert_refused("view", "");
+}

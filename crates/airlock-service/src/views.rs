@@ -317,3 +317,112 @@ mod tests {
         assert!(load_typed(&untyped, "u").is_err());
     }
 }
+
+/// `$run`: a ViewDefinition over resources sent with it, or over a dataset version the caller
+/// may download.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    /// The ViewDefinition (JSON).
+    pub view: serde_json::Map<String, Value>,
+    /// FHIR resources to run it over (or Bundles, whose entries' resources are read).
+    #[serde(default)]
+    #[schemars(length(max = 10000))]
+    pub resources: Vec<serde_json::Map<String, Value>>,
+    /// A FHIR dataset version, `name[@version]`, instead of resources.
+    #[serde(default)]
+    #[schemars(with = "Option<crate::schema::DatasetSpec>")]
+    pub dataset: Option<String>,
+}
+
+/// The rows a view gave, in column order.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct RunResult {
+    /// The columns, in order.
+    pub columns: Vec<String>,
+    /// One object per row.
+    pub rows: Vec<serde_json::Map<String, Value>>,
+}
+
+/// Rows a `$run` answers with at most (the rest would be a bulk export: materialise instead).
+pub const MAX_RUN_ROWS: usize = 100_000;
+
+impl crate::Caller {
+    /// Run a view (`POST /v1/views/$run`). Over a dataset this is a download of its rows: the
+    /// policy decides `download-dataset` on the version and the zone rules apply.
+    pub async fn run_view(&self, req: RunRequest) -> Result<RunResult, crate::ServiceError> {
+        use crate::ServiceError;
+        let invalid = |field: &'static str, e: &dyn std::fmt::Display| {
+            ServiceError::invalid(field, e.to_string())
+        };
+        let view = View::from_json(&Value::Object(req.view)).map_err(|e| invalid("view", &e))?;
+        let resources: Vec<Value> = match (&req.dataset, req.resources.is_empty()) {
+            (Some(_), false) => {
+                return Err(ServiceError::invalid(
+                    "dataset",
+                    "give resources or a dataset, not both",
+                ));
+            }
+            (None, _) => req.resources.into_iter().map(Value::Object).collect(),
+            (Some(spec), true) => {
+                let (name, ver) = parse_version_spec(spec).map_err(|e| invalid("dataset", &e))?;
+                let v = self
+                    .find_version(name.as_str(), ver.map(|v| v.get()))
+                    .await?;
+                self.authorize(
+                    airlock_authz::Action::DownloadDataset,
+                    &crate::datasets::resource(&v),
+                )
+                .await?;
+                let mut out = Vec::new();
+                for (f, bytes) in self.read_files(&v).await? {
+                    if f.format != "fhir-json" && f.format != "fhir-ndjson" {
+                        continue;
+                    }
+                    let text = std::str::from_utf8(&bytes).map_err(ServiceError::internal)?;
+                    for r in airlock_views::read_resources(text) {
+                        out.push(r.map_err(|e| invalid("dataset", &e))?);
+                    }
+                }
+                out
+            }
+        };
+        let mut rows = Vec::new();
+        airlock_views::run_each(
+            &view,
+            resources.iter().flat_map(|r| {
+                // A Bundle sent as a resource stands for its entries' resources.
+                if r.get("resourceType").and_then(Value::as_str) == Some("Bundle") {
+                    r.get("entry")
+                        .and_then(Value::as_array)
+                        .map(|es| {
+                            es.iter()
+                                .filter_map(|e| e.get("resource"))
+                                .map(Ok)
+                                .collect::<Vec<_>>()
+                        })
+                        .unwrap_or_default()
+                } else {
+                    vec![Ok(r)]
+                }
+            }),
+            |row| -> Result<(), ViewError> {
+                rows.push(view.row_object(row));
+                Ok(())
+            },
+        )
+        .map_err(|e| invalid("resources", &e))?;
+        if rows.len() > MAX_RUN_ROWS {
+            return Err(ServiceError::invalid(
+                "view",
+                format!(
+                    "gives more than {MAX_RUN_ROWS} rows: materialise it as a dataset version instead"
+                ),
+            ));
+        }
+        Ok(RunResult {
+            columns: view.columns().iter().map(|c| c.name().to_owned()).collect(),
+            rows,
+        })
+    }
+}

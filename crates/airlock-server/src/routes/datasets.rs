@@ -56,3 +56,13 @@ pub(crate) async fn download(
     let file = ctx.download(&name, index, q.version).await?;
     Ok(typed(file.media_type(), file.bytes))
 }
+
+/// `POST /v1/views/$run`: a SQL-on-FHIR view over resources sent with it, or over a dataset
+/// version the caller may download.
+pub(crate) async fn run_view(
+    ctx: Ctx,
+    body: Result<crate::extract::Body<airlock_service::views::RunRequest>, ApiError>,
+) -> Result<Json<airlock_service::views::RunResult>, ApiError> {
+    let crate::extract::Body(body) = body?;
+    Ok(Json(ctx.run_view(body).await?))
+}
