@@ -133,6 +133,45 @@ pub enum ModelsError {
         /// What failed.
         what: &'static str,
     },
+    /// Two inputs that must have one entry per row differ in length.
+    #[error("`{field}` has {found} rows, expected {expected}")]
+    LengthMismatch {
+        /// The input that differs (`scores`, or a sensitive attribute's name).
+        field: String,
+        /// Rows expected (the number of labels).
+        expected: usize,
+        /// Rows found.
+        found: usize,
+    },
+    /// A score is NaN, infinite or outside `[0, 1]`.
+    #[error("`{field}` row {row}: not a probability in [0, 1]")]
+    InvalidScore {
+        /// Which scores (`scores`).
+        field: &'static str,
+        /// Zero-based row.
+        row: usize,
+    },
+    /// A sensitive attribute takes one value only, so there are no groups to compare.
+    #[error("sensitive attribute `{attribute}` has a single value; groups need at least two")]
+    SingleGroup {
+        /// The attribute (column) name.
+        attribute: String,
+    },
+    /// A validation policy does not parse (the message names the key or line, and policies hold
+    /// no patient data).
+    #[error("validation policy does not parse: {message}")]
+    PolicySyntax {
+        /// The parser's message.
+        message: String,
+    },
+    /// A validation policy rule has a value outside its domain.
+    #[error("validation policy rule `{rule}`: {reason}")]
+    InvalidPolicy {
+        /// The rule's path in the policy (`fairness.max_difference.tpr`).
+        rule: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// Model bytes do not decode.
     #[error("model bytes are malformed at offset {offset}: {what}")]
     Malformed {

@@ -20,15 +20,24 @@
 //! [`Record`] against it before encoding (one-hot for logistic regression, ordinal codes for
 //! trees); a refusal names the field and the rule, never the value.
 //!
+//! **Validation.** [`validate`] measures held-out scores overall and per sensitive group with
+//! seeded bootstrap intervals and Fairlearn's disparities ([`validation`]);
+//! [`membership_inference`] attacks the model's own training rows with offline RMIA and
+//! reference models trained here ([`membership`]); [`evaluate`] checks the result against a
+//! TOML [`Policy`] and names every failed rule ([`policy`]).
+//!
 //! **No values in errors.** [`ModelsError`] carries column names, row indices, offsets and rules.
 //! [`Table`], [`Column`] and [`Value`] print their shape, not their cells.
 
 pub mod codec;
 pub mod gbdt;
 pub mod logistic;
+pub mod membership;
 pub mod metrics;
+pub mod policy;
 pub mod reference;
 pub mod testing;
+pub mod validation;
 
 mod error;
 mod model;
@@ -40,11 +49,22 @@ mod train;
 pub use error::ModelsError;
 pub use gbdt::{GbdtModel, GbdtParams};
 pub use logistic::{LogisticModel, LogisticParams};
+pub use membership::{
+    Attack, AttackConfig, AttackTarget, MembershipInference, membership_inference,
+    membership_inference_for_experiment,
+};
 pub use metrics::{CalibrationBin, Metrics};
 pub use model::{AnyModel, Model, ModelKind};
+pub use policy::{
+    DEFAULT_POLICY_TOML, DisparityRules, Evidence, Policy, PolicyFailure, Verdict, evaluate,
+};
 pub use signature::{Encoding, Feature, FeatureKind, FeatureSpec, Record, Signature, Value};
 pub use table::{Column, Table};
 pub use train::{
     DataSplit, Experiment, Params, SplitSummary, TrainConfig, TrainOutcome, TrainedModel,
     code_version, train,
+};
+pub use validation::{
+    AttributeDisparities, CalibrationFit, Estimate, GroupMetric, GroupMetrics, OverallMetrics,
+    ValidationConfig, ValidationReport, calibration_fit, expected_calibration_error, validate,
 };

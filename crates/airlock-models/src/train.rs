@@ -138,6 +138,37 @@ impl TrainedModel {
         self.model.predict_proba(&x)
     }
 
+    /// Score every row of `table`, in row order. Columns are found by feature name (others are
+    /// ignored) and every cell is checked against the signature, as [`TrainedModel::predict`]
+    /// checks a record.
+    pub fn predict_table(&self, table: &Table) -> Result<Vec<f64>, ModelsError> {
+        let rows: Vec<usize> = (0..table.rows()).collect();
+        let x = self.encode_rows(table, &rows)?;
+        let d = self.model.n_inputs();
+        if d == 0 {
+            return rows.iter().map(|_| self.model.predict_proba(&[])).collect();
+        }
+        x.chunks_exact(d)
+            .map(|row| self.model.predict_proba(row))
+            .collect()
+    }
+
+    /// Encode rows of `table` as this model's input matrix (row-major).
+    pub(crate) fn encode_rows(
+        &self,
+        table: &Table,
+        rows: &[usize],
+    ) -> Result<Vec<f64>, ModelsError> {
+        let columns = self
+            .signature
+            .features
+            .iter()
+            .map(|f| table.column(&f.name))
+            .collect::<Result<Vec<&Column>, _>>()?;
+        self.signature
+            .encode_columns(&columns, rows, self.model.kind().encoding())
+    }
+
     /// Canonical bytes: magic, signature, kind, model bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
