@@ -304,6 +304,61 @@ fn views_over_files_and_datasets() {
         out.contains("trained logistic on ehr-deid-encounters@1"),
         "{out}"
     );
+    // Validation (issue 19) on the training dataset means its held-out split; the report is
+    // signed and written owner-only, whatever the verdict.
+    let hash = out
+        .split("registered enc version ")
+        .nth(1)
+        .and_then(|r| r.get(..12))
+        .unwrap();
+    let o = airlock(
+        &[
+            "models",
+            "validate",
+            &format!("enc@{hash}"),
+            "--home",
+            "h",
+            "--dataset",
+            "ehr-deid-encounters",
+            "--resamples",
+            "200",
+            "--out",
+            "report.json",
+        ],
+        d,
+    );
+    let t = text(&o);
+    assert!(t.contains("(its held-out split)"), "{t}");
+    assert!(
+        t.contains("training rows among the held-out rows: 0"),
+        "{t}"
+    );
+    assert!(t.contains("membership inference (RMIA"), "{t}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["signature"].as_str().unwrap().len(), 128);
+    assert!(
+        report["metrics"]["auroc"]["interval"].is_array(),
+        "{report}"
+    );
+    assert_eq!(o.status.success(), report["passed"] == true, "{t}");
+    // A sensitive column the data lacks is named.
+    let o = airlock(
+        &[
+            "models",
+            "validate",
+            &format!("enc@{hash}"),
+            "--home",
+            "h",
+            "--dataset",
+            "ehr-deid-encounters",
+            "--sensitive",
+            "no_such_column",
+        ],
+        d,
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("no_such_column"), "{}", text(&o));
     let o = airlock(
         &[
             "train",

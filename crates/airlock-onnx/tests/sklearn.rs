@@ -431,6 +431,12 @@ async fn an_imported_scikit_learn_model_is_registered_deployed_and_served() {
             min_silent_minutes: 0,
             min_silent_predictions: 0,
         })
+        // An imported model's training data is not here, so no attack can run: this
+        // deployment's policy leaves memorisation to the committee (the default one would refuse).
+        .with_policy(airlock_models::Policy {
+            max_membership_tpr_at_fpr_0_001: None,
+            ..airlock_models::Policy::default()
+        })
     };
     let request = |file: &str| ImportRequest {
         kind: ArtifactKind::Onnx,
@@ -472,7 +478,36 @@ async fn an_imported_scikit_learn_model_is_registered_deployed_and_served() {
     );
     let name = ModelName::new("imported").unwrap();
     let h = r.version.hash.to_hex();
-    as_actor("mo").validate(&name, &h, "ok").await.unwrap();
+    // `validated` only by a passing report: the held-out rows it was measured on at import.
+    assert!(as_actor("mo").validate(&name, &h, "ok").await.is_err());
+    let mut columns: Vec<&str> = names.iter().map(String::as_str).collect();
+    columns.push("y");
+    let (hv, held) = airlock_registry::training::read_table(&importer, "holdout", None, &columns)
+        .await
+        .unwrap();
+    let (report, transition) = as_actor("mo")
+        .validate_on(
+            &name,
+            &h,
+            airlock_registry::validation::ValidationData {
+                dataset: hv.reference().to_string(),
+                dataset_hash: hv.manifest_hash,
+                table: &held,
+                training: None,
+                sensitive: vec![],
+                target: Some(("y".into(), "1".into())),
+                threshold: 0.5,
+                resamples: 200,
+                held_out_split: false,
+            },
+            "ok",
+        )
+        .await
+        .unwrap();
+    assert!(report.body.passed, "{:?}", report.body.reasons);
+    assert!(!report.body.training_overlap.checked);
+    assert!(report.body.report.membership_inference.is_none());
+    assert!(transition.is_some());
     as_actor("rita")
         .approve(&name, &h, "clinical-reviewer", "ok")
         .await

@@ -23,6 +23,7 @@ pub mod report;
 pub mod serving;
 mod state;
 pub mod training;
+pub mod validation;
 
 pub use error::RegistryError;
 pub use package::{

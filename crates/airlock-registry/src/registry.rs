@@ -133,6 +133,8 @@ pub struct Registry {
     approvers: Vec<String>,
     onnx: Option<Arc<dyn OnnxRuntime>>,
     rollout: RolloutConfig,
+    /// The validation policy a version must pass to become `validated`.
+    policy: airlock_models::Policy,
 }
 
 impl std::fmt::Debug for Registry {
@@ -174,7 +176,19 @@ impl Registry {
                 .collect(),
             onnx: None,
             rollout: home.config().rollout,
+            policy: airlock_models::Policy::default(),
         }
+    }
+
+    /// Hold versions to this validation policy instead of the default one.
+    pub fn with_policy(mut self, policy: airlock_models::Policy) -> Registry {
+        self.policy = policy;
+        self
+    }
+
+    /// The validation policy versions are held to.
+    pub fn policy(&self) -> &airlock_models::Policy {
+        &self.policy
     }
 
     /// Apply these rollout rules instead of the deployment's (`airlock.toml`'s `[rollout]`).
@@ -528,6 +542,27 @@ impl Registry {
         }
     }
 
+    /// The model of a version trained by Airlock (`None` for an imported artifact), from its
+    /// artifact, whose hash must be the version's.
+    pub(crate) async fn trained_model(
+        &self,
+        v: &ModelVersion,
+    ) -> Result<Option<TrainedModel>, RegistryError> {
+        let Some(bytes) = self.home.blob(&blob_name(v.zone, &v.hash), v.zone).await? else {
+            return Ok(None);
+        };
+        let package = Package::from_bytes(&bytes)?;
+        if package.hash() != v.hash || package.kind != ArtifactKind::Airlock {
+            return Ok(None);
+        }
+        Ok(Some(TrainedModel::from_bytes(&package.artifact)?))
+    }
+
+    /// The deployment's home, as the registry acts in it.
+    pub(crate) fn home(&self) -> &Home {
+        &self.home
+    }
+
     async fn load_unaudited(&self, v: &ModelVersion) -> Result<LoadedModel, RegistryError> {
         let tampered = |reason| RegistryError::Tampered {
             name: v.name.to_string(),
@@ -621,6 +656,17 @@ impl Registry {
             to: State::Validated,
             rule,
         })?;
+        // `validated` means "passed the validation policy": a signed report of this version,
+        // under the policy in force, that passed (`validate_on` makes one).
+        if self.passing_report(&v, &self.policy).await?.is_none() {
+            return Err(RegistryError::Transition {
+                name: name.to_string(),
+                version: v.hash.short(),
+                from: v.state,
+                to: State::Validated,
+                rule: "no passing validation report under the current policy: validate it on held-out data (`airlock models validate --dataset`)",
+            });
+        }
         let mut out = self
             .apply(&[(v, State::Validated, 0)], EventType::ModelApprove, reason)
             .await?;

@@ -198,10 +198,29 @@ async fn deploy(home: &Home, seed: u64, to: State) -> String {
         .await
         .unwrap();
     let h = v.hash.to_hex();
-    as_actor(home, "dana")
-        .validate(&name, &h, "bench")
+    // Validated on fresh rows of the same generator, with the training table for the attack.
+    let held = table(5_000, seed + 1);
+    let training = table(20_000, seed);
+    let (report, _) = as_actor(home, "dana")
+        .validate_on(
+            &name,
+            &h,
+            airlock_registry::validation::ValidationData {
+                dataset: "bench-holdout@1".into(),
+                dataset_hash: ContentHash::from_bytes([4; 32]),
+                table: &held,
+                training: Some(&training),
+                sensitive: vec![],
+                target: None,
+                threshold: 0.5,
+                resamples: 200,
+                held_out_split: false,
+            },
+            "bench",
+        )
         .await
         .unwrap();
+    assert!(report.body.passed, "{:?}", report.body.reasons);
     as_actor(home, "rita")
         .approve(&name, &h, "clinical-reviewer", "bench")
         .await

@@ -88,6 +88,17 @@ impl AppState {
         })
     }
 
+    /// The same state, holding model versions to this validation policy.
+    pub fn with_validation_policy(
+        self,
+        policy: airlock_service::ValidationPolicy,
+    ) -> Result<Self, ApiError> {
+        Ok(AppState {
+            service: self.service.with_validation_policy(policy)?,
+            metrics: self.metrics,
+        })
+    }
+
     /// The application.
     pub fn service(&self) -> &Service {
         &self.service

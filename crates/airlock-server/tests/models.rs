@@ -29,7 +29,24 @@ async fn lifecycle_over_the_api(db: Db) {
     };
     let v1 = register(&w, 1).await;
     let base = format!("/v1/models/risk/versions/{v1}");
-    let reason = json!({"reason": "held-out AUROC reviewed"});
+    let reason = json!({"reason": "held-out AUROC reviewed", "dataset": "risk-holdout"});
+    // Validation needs held-out data: without it, or on identified data, refused.
+    let r = step(
+        &w,
+        Role::DataScientist,
+        &format!("{base}/validate"),
+        json!({"reason": "no data"}),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let r = step(
+        &w,
+        Role::DataScientist,
+        &format!("{base}/validate"),
+        json!({"reason": "on PHI", "dataset": "ehr"}),
+    )
+    .await;
+    assert_eq!(r.status, 404);
     // A clinician cannot validate; the data scientist can.
     assert_eq!(
         step(
@@ -50,6 +67,15 @@ async fn lifecycle_over_the_api(db: Db) {
     )
     .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let report = &r.json()["report"];
+    assert_eq!(report["passed"], true, "{report}");
+    assert_eq!(report["dataset"], "risk-holdout@1");
+    assert_eq!(report["signature"].as_str().unwrap().len(), 128);
+    assert!(
+        report["metrics"]["auroc"]["interval"].is_array(),
+        "{report}"
+    );
+    assert_eq!(r.json()["transition"]["to"], "validated");
     // Nobody approves their own model (the policy's forbid, then the registry's rule).
     let approve = |role: &str| json!({"role": role, "reason": "card and metrics reviewed"});
     assert_eq!(
@@ -525,10 +551,14 @@ async fn changes_made_elsewhere_reach_the_routing_table(db: Db) {
         .with_rollout(common::IMMEDIATE)
     };
     let name = ModelName::new("risk").unwrap();
-    as_role(Role::DataScientist)
-        .validate(&name, &v1, "reviewed")
-        .await
-        .unwrap();
+    let r = step(
+        &w,
+        Role::DataScientist,
+        &format!("/v1/models/risk/versions/{v1}/validate"),
+        json!({"reason": "reviewed", "dataset": "risk-holdout"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     for (role, as_str) in [
         (Role::ClinicalReviewer, "clinical-reviewer"),
         (Role::PrivacyOfficer, "privacy-officer"),

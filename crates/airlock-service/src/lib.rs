@@ -40,6 +40,7 @@ use airlock_ledger::{Entry, PatientPseudonym};
 use airlock_store::Home;
 use airlock_types::{Mrn, Phi, Zone};
 
+pub use airlock_models::Policy as ValidationPolicy;
 pub use caller::{Caller, Trace, anonymous};
 pub use error::ServiceError;
 pub use identity::{
@@ -73,6 +74,8 @@ struct Inner {
     onnx: std::sync::OnceLock<Arc<dyn airlock_registry::OnnxRuntime>>,
     /// Rollout rules that replace `airlock.toml`'s, when set.
     rollout: std::sync::OnceLock<airlock_store::RolloutConfig>,
+    /// The validation policy versions are held to, when not the default one.
+    validation: std::sync::OnceLock<airlock_models::Policy>,
     logins: throttle::LoginBuckets,
     /// Patient records each principal may open, beyond which they wait (minimum necessary:
     /// a clinician harvested 50 records in 7.6 s).
@@ -140,6 +143,7 @@ impl Service {
                 models: models::ModelCache::default(),
                 onnx: std::sync::OnceLock::new(),
                 rollout: std::sync::OnceLock::new(),
+                validation: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -169,6 +173,19 @@ impl Service {
             .rollout
             .set(rollout)
             .map_err(|_| ServiceError::internal("rollout rules are already set"))?;
+        Ok(self)
+    }
+
+    /// The same service, holding model versions to this validation policy instead of the
+    /// default one. The first given stays.
+    pub fn with_validation_policy(
+        self,
+        policy: airlock_models::Policy,
+    ) -> Result<Self, ServiceError> {
+        self.inner
+            .validation
+            .set(policy)
+            .map_err(|_| ServiceError::internal("a validation policy is already set"))?;
         Ok(self)
     }
 
@@ -290,6 +307,9 @@ impl Service {
         let mut r = airlock_registry::Registry::new(home);
         if let Some(rollout) = self.inner.rollout.get() {
             r = r.with_rollout(*rollout);
+        }
+        if let Some(policy) = self.inner.validation.get() {
+            r = r.with_policy(policy.clone());
         }
         match self.inner.onnx.get() {
             Some(rt) => r.with_onnx(Arc::clone(rt)),

@@ -263,11 +263,34 @@ pub struct ReasonBody {
     pub reason: String,
 }
 
-/// One transition made.
+/// A validation on held-out data.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateBody {
+    /// One line, 1 to 500 characters.
+    #[schemars(with = "crate::schema::ReasonLine")]
+    pub reason: String,
+    /// The held-out dataset version, `name[@version]` (de-identified, development or staging;
+    /// the version's training dataset means its held-out split).
+    #[schemars(with = "crate::schema::DatasetSpec")]
+    pub dataset: String,
+    /// Columns to report groups by (`race`, `gender`, `age`...).
+    #[serde(default)]
+    #[schemars(length(max = 10), with = "Vec<crate::schema::ReasonLine>")]
+    pub sensitive: Vec<String>,
+    /// The operating threshold: a score at or above it is positive (0.5 when absent).
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub threshold: Option<f64>,
+}
+
+/// A validation's outcome: the signed report, and the transition to `validated` when it passed.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Validated {
-    /// The transition.
-    pub transition: Transition,
+    /// The transition, when the report passed the policy.
+    pub transition: Option<Transition>,
+    /// The signed report (kept with the version either way).
+    pub report: airlock_registry::validation::SignedReport,
 }
 
 /// The transitions a step made (a deployment can retire another version).
@@ -554,22 +577,63 @@ impl Caller {
         })
     }
 
-    /// Mark a registered version validated.
+    /// Validate a registered version on held-out data under the deployment's validation
+    /// policy: a signed report is stored with the version, and the version becomes `validated`
+    /// only if it passed.
     pub async fn validate_model(
         &self,
         name: &str,
         version: &str,
-        body: ReasonBody,
+        body: ValidateBody,
     ) -> Result<Validated, ServiceError> {
         let name = model_name(name)?;
         let reg = self.registry();
         let v = reg.get(&name, version).await?;
         self.authorize(Action::RegisterModel, &resource(&v, v.zone))
             .await?;
-        let transition = reg
-            .validate(&name, version, check_reason(&body.reason)?)
+        let reason = check_reason(&body.reason)?;
+        let (ds, ver) = airlock_store::parse_version_spec(&body.dataset)
+            .map_err(|e| ServiceError::invalid("dataset", e.to_string()))?;
+        let held = self.find_version(ds.as_str(), ver.map(|v| v.get())).await?;
+        // Scoring its rows reads them: the policy decides as for a download.
+        self.authorize(Action::DownloadDataset, &crate::datasets::resource(&held))
             .await?;
-        Ok(Validated { transition })
+        if let Some(t) = body.threshold
+            && !(0.0..=1.0).contains(&t)
+        {
+            return Err(ServiceError::invalid(
+                "threshold",
+                "must be between 0 and 1",
+            ));
+        }
+        let req = airlock_registry::validation::ValidateRequest {
+            dataset: held.reference().to_string(),
+            file: None,
+            sensitive: body.sensitive,
+            threshold: body.threshold,
+            // The minimum: a request waits for the report (the CLI takes more).
+            resamples: Some(200),
+        };
+        let (report, transition) = airlock_registry::validation::validate_dataset(
+            self.home(),
+            &reg,
+            &name,
+            version,
+            &req,
+            reason,
+        )
+        .await
+        .map_err(|e| match e {
+            // The held-out data does not fit the model (a missing column, a bad value): named.
+            airlock_registry::RegistryError::Data { reason } => {
+                ServiceError::invalid("dataset", reason)
+            }
+            airlock_registry::RegistryError::Model(m) => {
+                ServiceError::invalid("dataset", m.to_string())
+            }
+            e => e.into(),
+        })?;
+        Ok(Validated { transition, report })
     }
 
     /// One role's approval of a version.

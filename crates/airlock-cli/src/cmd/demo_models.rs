@@ -33,11 +33,64 @@ struct TrainingSet {
     target: &'static str,
     positive: &'static str,
     patient_column: &'static str,
+    /// Columns the validation reports groups by.
+    sensitive: &'static [&'static str],
     describe: String,
 }
 
 fn as_actor(home: &Home, actor: &str) -> anyhow::Result<Home> {
     Ok(home.acting_as(ActorId::new(actor)?, home.request_id(), Scope::all()))
+}
+
+/// A validation report's headline, its per-group AUROC and the attack (figures only).
+fn print_validation(family: &str, status: u16, v: &serde_json::Value, took: std::time::Duration) {
+    let at = |p: &str| v.pointer(p).cloned().unwrap_or_default();
+    let est =
+        |e: serde_json::Value| match (e.get("value").and_then(|x| x.as_f64()), e.get("interval")) {
+            (Some(x), Some(i)) if i.is_array() => format!(
+                "{x:.3} [{:.3}, {:.3}]",
+                i.get(0).and_then(|y| y.as_f64()).unwrap_or(f64::NAN),
+                i.get(1).and_then(|y| y.as_f64()).unwrap_or(f64::NAN)
+            ),
+            (Some(x), _) => format!("{x:.3}"),
+            _ => "-".into(),
+        };
+    println!(
+        "    validate {family} -> {status}: report {} on {}, AUROC {}, ECE {}, {} ({:.1?})",
+        at("/report/id").as_str().unwrap_or("?"),
+        at("/report/dataset").as_str().unwrap_or("?"),
+        est(at("/report/metrics/auroc")),
+        est(at("/report/metrics/ece")),
+        if at("/report/passed") == json!(true) {
+            "passed the validation policy".to_owned()
+        } else {
+            format!("FAILED: {}", at("/report/reasons"))
+        },
+        took
+    );
+    for g in at("/report/groups").as_array().into_iter().flatten() {
+        let name = format!(
+            "{}={}",
+            g.get("attribute").and_then(|x| x.as_str()).unwrap_or(""),
+            g.get("value").and_then(|x| x.as_str()).unwrap_or("")
+        );
+        if g.get("too_small") == Some(&json!(true)) {
+            println!("      {name:<28} too small to report");
+        } else {
+            println!(
+                "      {name:<28} n {:>6}  AUROC {}",
+                g.get("n").and_then(|x| x.as_u64()).unwrap_or(0),
+                est(g.get("auroc").cloned().unwrap_or_default())
+            );
+        }
+    }
+    let mi = at("/report/membership_inference");
+    if let Some(tpr) = mi.get("tpr_at_fpr_0.001").and_then(|x| x.as_f64()) {
+        println!(
+            "      membership inference (RMIA): AUC {:.3}, TPR {tpr:.4} at 0.1% FPR",
+            mi.get("auc").and_then(|x| x.as_f64()).unwrap_or(f64::NAN)
+        );
+    }
 }
 
 /// The shared readmission table when it is there (a public, de-identified research extract),
@@ -90,6 +143,7 @@ async fn training_set(
             target: READMISSION_TARGET,
             positive: READMISSION_POSITIVE,
             patient_column: "patient_nbr",
+            sensitive: &["race", "gender"],
             describe: format!(
                 "the public de-identified Diabetes 130-US readmission table ({} encounters), imported into development on the privacy officer's attestation (scanned for identifiers first)",
                 v.records
@@ -144,6 +198,7 @@ async fn training_set(
         target: "readmitted_30d",
         positive: "1",
         patient_column: "mrn",
+        sensitive: &["sex"],
         describe: format!(
             "a synthetic stay registry ({MODEL_COHORT_PATIENTS} patients) ingested as PHI, through the safe-harbor gate ({} stays)",
             o.version.records
@@ -247,15 +302,20 @@ pub async fn tour(
             .await?;
         Ok((r.status, r.json()))
     };
-    for h in [&h1, &h2] {
+    for (h, family) in [(&h1, "logistic"), (&h2, "gbdt")] {
         let base = format!("/v1/models/readmission-30d/versions/{h}");
-        call(
+        let t = Instant::now();
+        let (s, v) = call(
             c,
             "dana-scientist",
             format!("{base}/validate"),
-            json!({"reason": "held-out metrics and card reviewed"}),
+            json!({"reason": "held-out report reviewed", "dataset": set.dataset, "sensitive": set.sensitive}),
         )
         .await?;
+        print_validation(family, s, &v, t.elapsed());
+        if s != 200 || v.pointer("/report/passed") != Some(&json!(true)) {
+            anyhow::bail!("the {family} model did not pass the validation policy");
+        }
         let (s, _) = call(
             c,
             "dana-scientist",

@@ -202,6 +202,35 @@ enum ModelsCmd {
         #[arg(long)]
         version: Option<String>,
     },
+    /// Validate a registered version on held-out data under the validation policy: metrics
+    /// with bootstrap intervals, per-group performance and disparities, calibration and a
+    /// membership-inference attack, in a signed report kept with the version; the version
+    /// becomes `validated` only if the report passed.
+    Validate {
+        /// The model, `NAME@VERSION`.
+        model: String,
+        /// The held-out dataset version (its training dataset means its held-out split).
+        #[arg(long)]
+        dataset: String,
+        /// Columns to report groups by (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        sensitive: Vec<String>,
+        /// The operating threshold (a score at or above it is positive).
+        #[arg(long, default_value_t = 0.5)]
+        threshold: f64,
+        /// A validation policy (TOML) instead of the default one.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// Bootstrap resamples.
+        #[arg(long, default_value_t = 1000)]
+        resamples: u32,
+        /// Also write the signed report (JSON) here.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Why (recorded with the transition).
+        #[arg(long, default_value = "validation report reviewed")]
+        reason: String,
+    },
     /// Which versions were deployed, and how, at a given time.
     At {
         /// The model.
@@ -242,6 +271,72 @@ enum ModelsCmd {
         #[arg(long = "limitation", required = true)]
         limitations: Vec<String>,
     },
+}
+
+/// The headline of a validation report, its per-group table and the attack (figures only).
+fn print_report(r: &airlock_registry::validation::SignedReport) {
+    let b = &r.body;
+    let m = &b.report.metrics;
+    let ci = |e: &airlock_models::Estimate| match e.interval {
+        Some([lo, hi]) => format!("{:.3} [{lo:.3}, {hi:.3}]", e.value),
+        None => format!("{:.3}", e.value),
+    };
+    println!(
+        "validation report {} of {} on {} (policy {}):",
+        r.id,
+        b.model,
+        b.dataset,
+        b.policy_hash.get(..12).unwrap_or("")
+    );
+    println!(
+        "  n {} positives {}  AUROC {}  AUPRC {}  Brier {}  ECE {}",
+        m.n,
+        m.positives,
+        ci(&m.auroc),
+        ci(&m.auprc),
+        ci(&m.brier),
+        ci(&m.ece)
+    );
+    for g in &b.report.groups {
+        if g.too_small {
+            println!("  {:>10} {:<24} too small to report", g.attribute, g.value);
+        } else {
+            println!(
+                "  {:>10} {:<24} n {:>6}  AUROC {}  TPR {}  FPR {}",
+                g.attribute,
+                g.value,
+                g.n.unwrap_or(0),
+                g.auroc.as_ref().map_or("-".into(), ci),
+                g.tpr.as_ref().map_or("-".into(), ci),
+                g.fpr.as_ref().map_or("-".into(), ci)
+            );
+        }
+    }
+    match &b.report.membership_inference {
+        Some(a) => println!(
+            "  membership inference (RMIA, {} reference models, {} members / {} non-members): AUC {:.3}, TPR {:.4} at 0.1% FPR, {:.4} at 1% FPR",
+            a.reference_models,
+            a.members,
+            a.non_members,
+            a.auc,
+            a.tpr_at_fpr_0_001,
+            a.tpr_at_fpr_0_01
+        ),
+        None => println!("  membership inference: not run (the training data is not at hand)"),
+    }
+    println!(
+        "  training rows among the held-out rows: {}",
+        if b.training_overlap.checked {
+            b.training_overlap.rows.to_string()
+        } else {
+            "not checked".into()
+        }
+    );
+    if b.passed {
+        println!("  PASSED the validation policy");
+    } else {
+        println!("  FAILED: {}", b.reasons.join("; "));
+    }
 }
 
 /// Model listings, verification and reports.
@@ -315,6 +410,64 @@ pub fn models(a: ModelsArgs) -> anyhow::Result<ExitCode> {
                     }
                     Err(e) => {
                         println!("{}: REFUSED: {e}", v.label());
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            ModelsCmd::Validate {
+                model,
+                dataset,
+                sensitive,
+                threshold,
+                policy,
+                resamples,
+                out,
+                reason,
+            } => {
+                let Some((n, version)) = model.split_once('@') else {
+                    anyhow::bail!(
+                        "which version? NAME@VERSION (a hash prefix of 6 or more hex digits)"
+                    );
+                };
+                let name = ModelName::new(n)?;
+                let reg = match &policy {
+                    Some(p) => {
+                        let text = std::fs::read_to_string(p)
+                            .with_context(|| format!("cannot read the policy `{}`", p.display()))?;
+                        reg.with_policy(
+                            airlock_models::Policy::from_toml(&text)
+                                .with_context(|| format!("the policy `{}`", p.display()))?,
+                        )
+                    }
+                    None => reg,
+                };
+                let req = airlock_registry::validation::ValidateRequest {
+                    dataset,
+                    file: None,
+                    sensitive,
+                    threshold: Some(threshold),
+                    resamples: Some(resamples),
+                };
+                let (report, transition) = airlock_registry::validation::validate_dataset(
+                    &home, &reg, &name, version, &req, &reason,
+                )
+                .await?;
+                print_report(&report);
+                if let Some(out) = out {
+                    super::deid::write_atomic(&out, &serde_json::to_vec_pretty(&report)?, true)
+                        .with_context(|| format!("cannot write `{}`", out.display()))?;
+                    println!("report written to {}", out.display());
+                }
+                match transition {
+                    Some(t) => {
+                        println!("{} is now {}", report.body.model, t.to);
+                        ExitCode::SUCCESS
+                    }
+                    None => {
+                        println!(
+                            "{} stays registered: the report did not pass",
+                            report.body.model
+                        );
                         ExitCode::FAILURE
                     }
                 }

@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Whether `--policies` extends or replaces the built-in set.
     #[arg(long, value_enum, default_value = "extend")]
     policy_mode: Mode,
+    /// A validation policy (TOML) model versions must pass to become `validated`, instead of
+    /// the default one (an unknown rule is refused at start).
+    #[arg(long, value_name = "FILE")]
+    validation_policy: Option<PathBuf>,
     /// A certificate chain (PEM) to serve instead of the self-signed one made at `init`.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -142,10 +146,26 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             key.expose_secret(),
             client_ca.as_deref(),
         )?;
-        let state = AppState::new(home.clone(), authz, IdentityPolicy::default())
+        let mut state = AppState::new(home.clone(), authz, IdentityPolicy::default())
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .with_onnx(std::sync::Arc::new(airlock_onnx::TractRuntime))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let validation = match &a.validation_policy {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| {
+                    format!("cannot read the validation policy `{}`", p.display())
+                })?;
+                airlock_service::ValidationPolicy::from_toml(&text)
+                    .with_context(|| format!("the validation policy `{}`", p.display()))?
+            }
+            None => airlock_service::ValidationPolicy::default(),
+        };
+        let validation_hash = validation.hash();
+        if a.validation_policy.is_some() {
+            state = state
+                .with_validation_policy(validation)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
         let listener = airlock_server::tls::bind(a.listen).await?;
         let addr = listener.local_addr()?;
         // What governs this server, in its start entry: the policy set's and airlock.toml's
@@ -156,8 +176,9 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             &home,
             "server".into(),
             format!(
-                "server started on {addr}; policy-set sha256 {}; airlock.toml sha256 {}; airlock {}",
+                "server started on {addr}; policy-set sha256 {}; validation policy sha256 {}; airlock.toml sha256 {}; airlock {}",
                 policy_hash.to_hex(),
+                validation_hash.to_hex(),
                 airlock_crypto::sha256(&config).to_hex(),
                 airlock_store::AIRLOCK_VERSION,
             ),

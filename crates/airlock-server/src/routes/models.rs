@@ -4,7 +4,8 @@
 use airlock_registry::ApprovalOutcome;
 use airlock_service::models::{
     ApproveBody, DeployBody, ModelDetail, ModelList, OutcomeBody, OutcomeRecorded, Overridden,
-    OverrideBody, PredictBody, Prediction, ReasonBody, Report, Transitions, Validated,
+    OverrideBody, PredictBody, Prediction, ReasonBody, Report, Transitions, ValidateBody,
+    Validated,
 };
 use axum::Json;
 
@@ -25,7 +26,7 @@ pub(crate) async fn show(
 pub(crate) async fn validate(
     ctx: Ctx,
     Path((name, version)): Path<(String, String)>,
-    b: Result<Body<ReasonBody>, ApiError>,
+    b: Result<Body<ValidateBody>, ApiError>,
 ) -> Result<Json<Validated>, ApiError> {
     let Body(b) = b?;
     Ok(Json(ctx.validate_model(&name, &version, b).await?))

@@ -82,6 +82,16 @@ pub struct World {
     pub npi: String,
 }
 
+/// The default validation policy without the attack's ceiling: the test models are trained
+/// on in-memory tables that are not datasets of the test deployment, so the attack cannot run
+/// (the registry's own tests run it).
+pub fn validation_policy() -> airlock_service::ValidationPolicy {
+    airlock_service::ValidationPolicy {
+        max_membership_tpr_at_fpr_0_001: None,
+        ..airlock_service::ValidationPolicy::default()
+    }
+}
+
 pub fn user_of(role: Role) -> String {
     format!("u-{}", role.as_str())
 }
@@ -224,6 +234,27 @@ impl World {
         )
         .await
         .unwrap();
+        // Held-out rows of the test models' task (`models::register`), for validation.
+        let holdout = airlock_models::testing::separable_table(400, 9_999).unwrap();
+        let mut csv = String::from("x,c,y\n");
+        let col = |c: &str| holdout.column(c).unwrap().cells().to_vec();
+        for ((x, c), y) in col("x").iter().zip(col("c")).zip(col("y")) {
+            csv.push_str(&format!("{x},{c},{y}\n"));
+        }
+        let holdout_csv = tmp.path().join("holdout.csv");
+        std::fs::write(&holdout_csv, csv).unwrap();
+        home.import_attested(
+            &ingest(
+                "risk-holdout",
+                Zone::Development,
+                Classification::Synthetic,
+                vec![holdout_csv],
+            ),
+            &synthetic,
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
         airlock_service::gate::run_gate(
             &home,
             "safe-harbor",
@@ -241,7 +272,10 @@ impl World {
         .await
         .unwrap();
 
-        let mut state = AppState::new(home, Authorizer::new().unwrap(), policy).unwrap();
+        let mut state = AppState::new(home, Authorizer::new().unwrap(), policy)
+            .unwrap()
+            .with_validation_policy(validation_policy())
+            .unwrap();
         if let Some(r) = rollout {
             state = state.with_rollout(r).unwrap();
         }

@@ -84,8 +84,13 @@ pub async fn predict(w: &World, role: Role, mrn: &str) -> Resp {
 pub async fn silent_version(w: &World, seed: u64) -> String {
     let v = register(w, seed).await;
     let base = format!("/v1/models/risk/versions/{v}");
-    let reason = json!({"reason": "reviewed"});
-    let r = step(w, Role::DataScientist, &format!("{base}/validate"), reason).await;
+    let r = step(
+        w,
+        Role::DataScientist,
+        &format!("{base}/validate"),
+        json!({"reason": "reviewed", "dataset": "risk-holdout"}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     for role in ["clinical-reviewer", "privacy-officer"] {
         let who = if role == "clinical-reviewer" {
