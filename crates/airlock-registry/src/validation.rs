@@ -23,8 +23,9 @@ use crate::{ModelName, ModelVersion, Registry, RegistryError, Transition};
 
 const SIGNATURE_CONTEXT: &[u8] = b"airlock validation report v1\n";
 
-/// Members and non-members the attack samples at most: its reference models train on halves of
-/// that pool, so the attack costs a few trainings of this size, whatever the data set's size.
+/// Members and non-members the attack audits at most (its reference models still train on
+/// halves of every member and non-member, as the target did on its split: four trainings of
+/// half the training table's size, the attack's main cost).
 pub const ATTACK_POOL: u32 = 2_000;
 
 /// Whether the held-out rows were checked against the training split.
@@ -161,6 +162,12 @@ fn subset(table: &Table, rows: &[usize]) -> Result<Table, RegistryError> {
     Ok(Table::from_columns(columns)?)
 }
 
+/// Reports stay where the version was validated, the zone of its training data, when the
+/// version itself moves to the clinical zone.
+fn reports_zone(v: &ModelVersion) -> airlock_types::Zone {
+    v.card.training_data.zone
+}
+
 fn blob_name(v: &ModelVersion) -> String {
     format!("validation-reports/{}/{}", v.name, v.hash.to_hex())
 }
@@ -168,7 +175,7 @@ fn blob_name(v: &ModelVersion) -> String {
 impl Registry {
     /// The validation reports of a version, oldest first.
     pub async fn reports(&self, v: &ModelVersion) -> Result<Vec<SignedReport>, RegistryError> {
-        match self.home().blob(&blob_name(v), v.zone).await? {
+        match self.home().blob(&blob_name(v), reports_zone(v)).await? {
             Some(b) => serde_json::from_slice(&b).map_err(|_| RegistryError::Corrupt {
                 name: v.name.to_string(),
                 reason: "its validation reports are not readable",
@@ -338,7 +345,12 @@ impl Registry {
             .map_err(|_| data_err("the report could not be written"))?;
         // Figures and group labels only, no row: stored as de-identified, with the version.
         self.home()
-            .put_blob(&blob_name(&v), v.zone, Classification::Deidentified, &bytes)
+            .put_blob(
+                &blob_name(&v),
+                reports_zone(&v),
+                Classification::Deidentified,
+                &bytes,
+            )
             .await?;
         let home = self.home();
         home.audit(

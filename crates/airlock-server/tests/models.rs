@@ -76,6 +76,14 @@ async fn lifecycle_over_the_api(db: Db) {
         "{report}"
     );
     assert_eq!(r.json()["transition"]["to"], "validated");
+    // The committee sees the report with the version.
+    let detail = w
+        .as_role(Role::ClinicalReviewer, "GET", "/v1/models/risk", &[], None)
+        .await;
+    assert_eq!(detail.status, 200);
+    let shown = &detail.json()["versions"][0]["validation_reports"][0];
+    assert_eq!(shown["id"], report["id"]);
+    assert_eq!(shown["passed"], true);
     // Nobody approves their own model (the policy's forbid, then the registry's rule).
     let approve = |role: &str| json!({"role": role, "reason": "card and metrics reviewed"});
     assert_eq!(
@@ -516,7 +524,7 @@ async fn lifecycle_over_the_api(db: Db) {
         .as_role(Role::PrivacyOfficer, "GET", "/v1/models/risk", &[], None)
         .await
         .json();
-    assert_eq!(page["versions"].as_array().unwrap().len(), 2);
+    assert_eq!(page["versions"].as_array().map(Vec::len), Some(2), "{page}");
     assert_eq!(
         page["versions"][0]["approvals"].as_array().unwrap().len(),
         2

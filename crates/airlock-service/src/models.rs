@@ -208,6 +208,10 @@ pub struct VersionView {
     /// Approvals so far (when shown in detail).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approvals: Option<Vec<Approval>>,
+    /// Its signed validation reports, oldest first (when shown in detail): the headline
+    /// metrics, the per-group table, the disparities and the attack, for the model committee.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation_reports: Option<Vec<airlock_registry::validation::SignedReport>>,
 }
 
 impl VersionView {
@@ -230,6 +234,7 @@ impl VersionView {
             ed25519: v.ed25519.clone(),
             card: detail.then(|| v.card.clone()),
             approvals: None,
+            validation_reports: None,
         }
     }
 }
@@ -567,6 +572,7 @@ impl Caller {
         for v in &versions {
             let mut view = VersionView::of(v, true);
             view.approvals = Some(reg.approvals(&v.hash).await?);
+            view.validation_reports = Some(reg.reports(v).await?);
             out.push(view);
         }
         Ok(ModelDetail {
