@@ -47,6 +47,14 @@ async fn lifecycle_over_the_api(db: Db) {
     )
     .await;
     assert_eq!(r.status, 404);
+    let r = step(
+        &w,
+        Role::DataScientist,
+        &format!("{base}/validate"),
+        json!({"reason": "by ward", "dataset": "risk-holdout", "sensitive": ["ward-Zebulon-7"]}),
+    )
+    .await;
+    r.assert_refused("sensitive", "ward-Zebulon-7");
     // A clinician cannot validate; the data scientist can.
     assert_eq!(
         step(

@@ -612,6 +612,7 @@ impl Caller {
                 "must be between 0 and 1",
             ));
         }
+        let sensitive = body.sensitive.clone();
         let req = airlock_registry::validation::ValidateRequest {
             dataset: held.reference().to_string(),
             file: None,
@@ -630,7 +631,14 @@ impl Caller {
         )
         .await
         .map_err(|e| match e {
-            // The held-out data does not fit the model (a missing column, a bad value): named.
+            // A sensitive column the data lacks: the name is the client's own text, not echoed.
+            airlock_registry::RegistryError::Model(
+                airlock_models::ModelsError::MissingColumn { column },
+            ) if sensitive.contains(&column) => {
+                ServiceError::invalid("sensitive", "names a column the dataset does not have")
+            }
+            // The held-out data does not fit the model (a feature or the target missing, a bad
+            // value): named, by the model's own column names and row numbers.
             airlock_registry::RegistryError::Data { reason } => {
                 ServiceError::invalid("dataset", reason)
             }
