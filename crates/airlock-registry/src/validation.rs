@@ -211,7 +211,7 @@ impl Registry {
         data: ValidationData<'_>,
         reason: &str,
     ) -> Result<(SignedReport, Option<Transition>), RegistryError> {
-        let policy = &self.policy().clone();
+        let policy = self.policy();
         let v = self.get(name, prefix).await?;
         let loaded = self.load(&v).await?;
         let experiment = v.card.experiment.clone();

@@ -70,6 +70,13 @@ fn builtin_names() -> String {
         .join(", ")
 }
 
+/// The dataset a view over `dataset` (`NAME` or `NAME@VERSION`) becomes when no name is given:
+/// `NAME-VIEW`, with `-` for `_` in the view's name.
+pub fn derived_name(dataset: &str, view: &str) -> Result<DatasetName, airlock_types::IdError> {
+    let base = dataset.split('@').next().unwrap_or(dataset);
+    DatasetName::new(format!("{base}-{}", view.replace('_', "-")))
+}
+
 /// A definition's hash: SHA-256 of its canonical JSON text (keys in the order written).
 pub fn definition_hash(definition: &Value) -> ContentHash {
     let bytes = serde_json::to_vec(definition).unwrap_or_default();

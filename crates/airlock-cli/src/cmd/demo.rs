@@ -241,7 +241,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             // Tables from the de-identified FHIR with SQL-on-FHIR views, kept in development
             // as versions of their own (lineage gate `derive`: nothing crosses a zone).
             for view in ["patient_demographics", "observations_long"] {
-                let out = DatasetName::new(format!("{}-{}", v.dataset, view.replace('_', "-")))?;
+                let out = airlock_service::views::derived_name(v.dataset.as_str(), view)?;
                 let t = airlock_service::views::materialise(
                     &home,
                     &v.reference().to_string(),

@@ -96,8 +96,7 @@ async fn table_spec(home: &airlock_store::Home, data: &LabelledData) -> anyhow::
     let Some(view) = &data.view else {
         return Ok(data.dataset.clone());
     };
-    let base = data.dataset.split('@').next().unwrap_or(&data.dataset);
-    let out = airlock_types::DatasetName::new(format!("{base}-{}", view.replace('_', "-")))?;
+    let out = airlock_service::views::derived_name(&data.dataset, view)?;
     let v = airlock_service::views::materialise(home, &data.dataset, view, &out).await?;
     println!(
         "view `{view}` over {}: {} rows -> {}@{}",

@@ -113,10 +113,10 @@ pub fn run(a: ViewsArgs) -> anyhow::Result<ExitCode> {
             ..
         } => block_on(async {
             let home = a.home.open().await?;
-            let base = dataset.split('@').next().unwrap_or(&dataset).to_owned();
-            let out = DatasetName::new(
-                out_dataset.unwrap_or_else(|| format!("{base}-{}", view.replace('_', "-"))),
-            )?;
+            let out = match out_dataset {
+                Some(o) => DatasetName::new(o)?,
+                None => views::derived_name(&dataset, &view)?,
+            };
             let v = views::materialise(&home, &dataset, &view, &out).await?;
             println!(
                 "view `{view}` over {dataset}: {} rows -> {}@{} in `{}` as {} (lineage: derive)",
