@@ -212,11 +212,17 @@ pub enum Action {
     ReadModel,
     /// Sign an expert determination for a release from a source [`Resource::Dataset`].
     SignExpertDetermination,
+    /// Ask a differentially private question of a [`Resource::Dataset`] (the rows stay
+    /// where they are; only the noisy answer leaves, charged to a budget).
+    DpQuery,
+    /// Set a dataset's DP metadata (privacy unit, bounds, domains) and the privacy budgets
+    /// on it.
+    ManageDpBudget,
 }
 
 impl Action {
     /// Every action, in a stable order.
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 24] = [
         Action::ListDatasets,
         Action::ReadDataset,
         Action::DownloadDataset,
@@ -239,6 +245,8 @@ impl Action {
         Action::OverridePrediction,
         Action::ReadModel,
         Action::SignExpertDetermination,
+        Action::DpQuery,
+        Action::ManageDpBudget,
     ];
 
     /// The action's name in policies (`Airlock::Action::"<name>"`) and ledger entries.
@@ -266,6 +274,8 @@ impl Action {
             Action::OverridePrediction => "override-prediction",
             Action::ReadModel => "read-model",
             Action::SignExpertDetermination => "sign-expert-determination",
+            Action::DpQuery => "dp-query",
+            Action::ManageDpBudget => "manage-dp-budget",
         }
     }
 
@@ -278,9 +288,11 @@ impl Action {
             | Action::IngestDataset
             | Action::RunDeid
             | Action::ReadDeidReport => &[K::Zone, K::Dataset],
-            Action::ReadDataset | Action::DownloadDataset | Action::SignExpertDetermination => {
-                &[K::Dataset]
-            }
+            Action::ReadDataset
+            | Action::DownloadDataset
+            | Action::SignExpertDetermination
+            | Action::DpQuery
+            | Action::ManageDpBudget => &[K::Dataset],
             Action::ReadAudit | Action::VerifyAudit | Action::ReviewBreakGlass => &[K::Audit],
             Action::ManageUsers | Action::ManageTokens | Action::ConfirmRole => &[K::Identities],
             Action::ManageKeys => &[K::Keys],

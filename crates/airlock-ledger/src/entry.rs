@@ -217,11 +217,14 @@ pub enum EventType {
     SecurityAlert,
     /// An expert signed a determination for a release (45 CFR 164.514(b)(1)).
     ExpertDetermination,
+    /// A differentially private answer left the zone of its source (the DP release gate),
+    /// or was refused by its budget.
+    DpRelease,
 }
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 21] = [
+    pub const ALL: [EventType; 22] = [
         EventType::Login,
         EventType::Access,
         EventType::Query,
@@ -243,6 +246,7 @@ impl EventType {
         EventType::DatasetCreate,
         EventType::SecurityAlert,
         EventType::ExpertDetermination,
+        EventType::DpRelease,
     ];
 
     /// The name written in entries (`break_glass_start`...).
@@ -269,6 +273,7 @@ impl EventType {
             EventType::DatasetCreate => "dataset_create",
             EventType::SecurityAlert => "security_alert",
             EventType::ExpertDetermination => "expert_determination",
+            EventType::DpRelease => "dp_release",
         }
     }
 }

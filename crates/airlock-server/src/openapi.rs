@@ -40,10 +40,12 @@ pub enum Tag {
     Predictions,
     /// Cosigning other deployments' checkpoints.
     Witness,
+    /// Differentially private questions, DP metadata and budgets.
+    Privacy,
 }
 
 impl Tag {
-    const ALL: [Tag; 10] = [
+    const ALL: [Tag; 11] = [
         Tag::System,
         Tag::Identities,
         Tag::Datasets,
@@ -54,6 +56,7 @@ impl Tag {
         Tag::Models,
         Tag::Predictions,
         Tag::Witness,
+        Tag::Privacy,
     ];
 
     fn name(self) -> &'static str {
@@ -68,6 +71,7 @@ impl Tag {
             Tag::Models => "models",
             Tag::Predictions => "predictions",
             Tag::Witness => "witness",
+            Tag::Privacy => "privacy",
         }
     }
 
@@ -89,6 +93,9 @@ impl Tag {
             Tag::Models => "Model versions: validation, approval, rollout, serving, reports",
             Tag::Predictions => "Clinicians' overrides and observed outcomes of predictions",
             Tag::Witness => "This deployment as a C2SP tlog-witness of other deployments' ledgers",
+            Tag::Privacy => {
+                "Differential privacy: aggregate questions of identified data, answered with calibrated noise and charged to budgets no concurrency can overspend; the datasets' DP metadata"
+            }
         }
     }
 }

@@ -1388,3 +1388,159 @@ async fn views_run_over_resources_and_datasets(db: Db) {
         .await;
     r.assert_refused("view", "");
 }
+
+// Issue 21: DP questions over the API. The privacy officer declares the metadata and the
+// budgets; a data scientist asks the clinical FHIR dataset through its views (a join of two
+// private tables on the patient) and gets noisy figures, never a value; the budget refuses the
+// question that would overspend it, and the ledger has both.
+both!(dp_questions_over_identified_fhir);
+async fn dp_questions_over_identified_fhir(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let ask = |sql: &str, epsilon: f64| json!({"dataset": "ehr", "sql": sql, "epsilon": epsilon});
+    let sql = "SELECT p.gender, COUNT(*) AS encounters, COUNT(DISTINCT e.patient_id) AS patients \
+               FROM encounters e JOIN patient_demographics p ON e.patient_id = p.patient_id \
+               GROUP BY p.gender";
+    // Before the metadata: refused (422), naming what is missing.
+    let r = w
+        .as_role(
+            Role::DataScientist,
+            "POST",
+            "/v1/dp/queries",
+            &[],
+            Some(ask(sql, 1.0)),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    // A data scientist may not declare metadata or budgets.
+    let meta = json!({"dataset": "ehr", "unit": "patient_id", "max_rows_per_unit": 20,
+        "domains": {"gender": ["female", "male", "other", "unknown"]}});
+    let r = w
+        .as_role(
+            Role::DataScientist,
+            "POST",
+            "/v1/dp/metadata",
+            &[],
+            Some(meta.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let r = w
+        .as_role(
+            Role::PrivacyOfficer,
+            "POST",
+            "/v1/dp/metadata",
+            &[],
+            Some(meta),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["version"], 1);
+    let analyst = common::user_of(Role::DataScientist);
+    for body in [
+        json!({"dataset": "ehr", "analyst": analyst, "epsilon": 1.2}),
+        json!({"dataset": "ehr", "epsilon": 10.0}),
+    ] {
+        let r = w
+            .as_role(
+                Role::PrivacyOfficer,
+                "POST",
+                "/v1/dp/budgets",
+                &[],
+                Some(body),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let r = w
+        .as_role(
+            Role::DataScientist,
+            "POST",
+            "/v1/dp/queries",
+            &[],
+            Some(ask(sql, 1.0)),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let a = r.json();
+    assert_eq!(a["rows"].as_array().unwrap().len(), 4);
+    assert_eq!(a["mechanism"], "discrete-laplace");
+    assert!(a["accuracy"]["encounters"].as_f64().unwrap() > 0.0);
+    let text = String::from_utf8_lossy(&r.body).to_string();
+    for v in &w.phi_values {
+        assert!(!text.contains(v.as_str()), "a PHI value in a DP answer");
+    }
+    // ε 1 of 1.2 spent (ρ 0.5 of 0.72): one more at ε 1 is refused by the budget.
+    let r = w
+        .as_role(
+            Role::DataScientist,
+            "POST",
+            "/v1/dp/queries",
+            &[],
+            Some(ask(sql, 1.0)),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(String::from_utf8_lossy(&r.body).contains("your budget"));
+    let r = w
+        .as_role(Role::DataScientist, "GET", "/v1/dp/budgets", &[], None)
+        .await;
+    assert_eq!(r.status, 200);
+    let mine = r.json()["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["analyst"] == analyst.as_str())
+        .cloned()
+        .unwrap();
+    assert!(
+        (mine["remaining_rho"].as_f64().unwrap() - 0.22).abs() < 1e-9,
+        "{mine}"
+    );
+    // A form outside the subset is refused with its reason; a clinician may not ask at all.
+    let r = w
+        .as_role(
+            Role::DataScientist,
+            "POST",
+            "/v1/dp/queries",
+            &[],
+            Some(ask("SELECT patient_id FROM patient_demographics", 0.1)),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    let r = w
+        .as_role(
+            Role::Clinician,
+            "POST",
+            "/v1/dp/queries",
+            &[],
+            Some(ask(sql, 0.1)),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    // The ledger has the release and the refusal.
+    let r = w
+        .as_role(
+            Role::Auditor,
+            "POST",
+            "/v1/audit/search",
+            &[],
+            Some(json!({"events": ["dp_release"]})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let entries = r.json()["entries"].as_array().unwrap().clone();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["entry"]["outcome"]["result"] == "success"),
+        "{entries:?}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["entry"]["outcome"]["result"] == "denied"),
+        "{entries:?}"
+    );
+}

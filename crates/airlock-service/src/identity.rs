@@ -383,6 +383,7 @@ pub fn person_only_action(action: Action) -> bool {
             | Action::ReviewBreakGlass
             | Action::ApproveModel
             | Action::SignExpertDetermination
+            | Action::ManageDpBudget
     )
 }
 

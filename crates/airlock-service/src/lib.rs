@@ -18,6 +18,7 @@ mod caller;
 pub mod datasets;
 pub mod deid_runs;
 pub mod determinations;
+pub mod dp;
 pub mod error;
 pub mod gate;
 pub mod identity;

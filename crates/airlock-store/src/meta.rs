@@ -108,6 +108,11 @@ const MIGRATIONS: &[Migration] = &[
         postgres_only: true,
         sql: include_str!("../migrations/0012_postgres_rls_practitioner_links.sql"),
     },
+    Migration {
+        version: 13,
+        postgres_only: false,
+        sql: include_str!("../migrations/0013_dp.sql"),
+    },
 ];
 
 /// What the serving role may do to each table on PostgreSQL, as `GRANT` privilege lists: the
@@ -159,6 +164,11 @@ pub const SERVING_GRANTS: &[(&str, &str)] = &[
     (
         "witness_logs",
         "SELECT, INSERT, UPDATE (size, root, checkpoint, updated_at)",
+    ),
+    ("dp_metadata", "SELECT, INSERT"),
+    (
+        "dp_budgets",
+        "SELECT, INSERT, UPDATE (limit_units, spent_units, delta, set_by, updated_at)",
     ),
 ];
 

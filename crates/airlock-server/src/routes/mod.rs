@@ -5,6 +5,7 @@ mod audit;
 mod break_glass;
 mod datasets;
 mod deid;
+mod dp;
 mod identities;
 mod models;
 mod patients;
@@ -58,6 +59,11 @@ pub(crate) fn table() -> Vec<(Route, MethodRouter<AppState>)> {
         (Route::new("get", "/v1/deid-runs/{id}", Deidentification, "A run's status").json::<deid_runs::Run>(200), get(deid::status)),
         (Route::new("get", "/v1/deid-runs/{id}/report", Deidentification, "A finished run's de-identification report").returning(Returns::Reports("The report the run stored (one for the whole data set: every file's rules applied, risk measures, and one leak check over all outputs), as a one-element array")), get(deid::report)),
         (Route::new("post", "/v1/expert-determinations", Deidentification, "Sign an expert determination (deid-expert): the findings of a release under an expert-determination profile, computed here without releasing anything, with the expert's method and conditions; the gate then releases exactly those findings until the determination expires").body::<airlock_service::determinations::NewDetermination>().json::<airlock_service::determinations::Determination>(201), post(deid::determine)),
+        (Route::new("post", "/v1/dp/queries", Privacy, "Ask a differentially private question (data scientist) of a clinical or airlock dataset version: the SQL subset runs where the data is, and only the noisy answer leaves, with its mechanism, scale, 95% accuracy and the budget left; refused before any row is read when the SQL, the metadata or the budget does not allow it").body::<airlock_service::dp::QueryBody>().json::<airlock_service::dp::DpAnswer>(200), post(dp::query)),
+        (Route::new("post", "/v1/dp/metadata", Privacy, "Declare a dataset's DP metadata (privacy officer): the privacy unit, rows per unit, bounds and domains; versioned").body::<airlock_service::dp::MetadataBody>().json::<airlock_service::dp::MetadataView>(200), post(dp::set_metadata)),
+        (Route::new("get", "/v1/dp/metadata/{name}", Privacy, "A dataset's current DP metadata (for writing questions)").json::<airlock_service::dp::MetadataView>(200), get(dp::metadata)),
+        (Route::new("post", "/v1/dp/budgets", Privacy, "Set an analyst's budget on a dataset, or the dataset's total (privacy officer); as epsilon at an optional delta, kept as zCDP rho").body::<airlock_service::dp::BudgetBody>().json::<airlock_service::dp::BudgetView>(200), post(dp::set_budget)),
+        (Route::new("get", "/v1/dp/budgets", Privacy, "Budgets: all for a privacy officer, one's own and the datasets' totals for an analyst").query::<dp::BudgetQuery>().json::<airlock_service::dp::BudgetList>(200), get(dp::budgets)),
         (Route::new("post", "/v1/audit/search", Audit, "Search the ledger").body::<a::SearchQuery>().json::<a::SearchResult>(200), post(audit::search)),
         (Route::new("get", "/v1/audit/verify", Audit, "Verify the whole ledger").json::<a::Verification>(200), get(audit::verify)),
         (Route::new("get", "/v1/audit/checkpoint", Audit, "A fresh signed checkpoint (C2SP signed note)").returning(Returns::Media(&[audit::SIGNED_NOTE], "A C2SP signed note: origin, size and root, with the deployment's signature")), get(audit::checkpoint)),

@@ -1,0 +1,260 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stderr,
+    reason = "tests fail by panicking, and print the figures the closing note reports"
+)]
+//! Issue 21: DP questions through the service, on SQLite and on PostgreSQL. A data scientist
+//! asks of identified data in the clinical zone; the privacy officer declares the metadata and
+//! sets budgets; a refused question spends nothing; 64 concurrent questions against a budget
+//! that admits 10 get exactly 10 answers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use airlock_authz::{Principal, Role};
+use airlock_crypto::KdfParams;
+use airlock_service::dp::{BudgetBody, MetadataBody, QueryBody};
+use airlock_service::{
+    Authenticated, Caller, IdentityPolicy, NoObserver, Service, ServiceError, Via,
+};
+use airlock_store::{Home, IngestRequest, InitOptions, Passphrase};
+use airlock_types::{ActorId, Classification, DatasetName, RequestId, Zone};
+
+async fn setup(url: Option<&str>) -> (tempfile::TempDir, Service) {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = InitOptions {
+        name: "dp".into(),
+        kdf: KdfParams::danger_fast_for_tests(),
+        database_url: url.map(str::to_owned),
+    };
+    let pass = Passphrase::new("a dp test passphrase".into());
+    let op = ActorId::new("operator").unwrap();
+    let home = Home::init(&tmp.path().join("home"), &pass, &opts, op.clone())
+        .await
+        .unwrap();
+    // 400 patients, 3 encounters each: age 20..80, length of stay 1..10 days, sex F/M.
+    let mut csv = String::from("patient,age,sex,los,mrn\n");
+    for p in 0..400 {
+        for e in 0..3 {
+            csv.push_str(&format!(
+                "p{p},{},{},{},MRN{p:06}\n",
+                20 + p % 60,
+                if p % 2 == 0 { "F" } else { "M" },
+                1 + (p + e) % 10
+            ));
+        }
+    }
+    let file = tmp.path().join("encounters.csv");
+    std::fs::write(&file, csv).unwrap();
+    home.ingest(
+        &IngestRequest {
+            zone: Zone::Clinical,
+            classification: Classification::Phi,
+            source_system: "ehr".into(),
+            dataset: DatasetName::new("encounters").unwrap(),
+            files: vec![file],
+        },
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
+    let service = Service::new(
+        home,
+        airlock_authz::Authorizer::new().unwrap(),
+        IdentityPolicy::default(),
+        Arc::new(NoObserver),
+    )
+    .unwrap();
+    let dana = ActorId::new("dana").unwrap();
+    service
+        .identities()
+        .add_service(&op, &dana, &[Role::DataScientist])
+        .await
+        .unwrap();
+    (tmp, service)
+}
+
+fn caller(service: &Service, id: &str, role: Role) -> Caller {
+    service.caller(
+        Authenticated {
+            principal: Principal::user(ActorId::new(id).unwrap(), [role]),
+            via: Via::Session,
+            mfa: true,
+        },
+        RequestId::from_bytes(rand::random()),
+        None,
+        None,
+    )
+}
+
+async fn prepare(service: &Service, analyst_epsilon: f64) {
+    let po = caller(service, "pat-privacy", Role::PrivacyOfficer);
+    po.set_dp_metadata(MetadataBody {
+        dataset: "encounters".into(),
+        unit: "patient".into(),
+        max_rows_per_unit: 3,
+        bounds: BTreeMap::from([("age".into(), (0.0, 100.0)), ("los".into(), (0.0, 30.0))]),
+        domains: BTreeMap::from([("sex".into(), vec!["F".into(), "M".into()])]),
+    })
+    .await
+    .unwrap();
+    po.set_dp_budget(BudgetBody {
+        dataset: "encounters".into(),
+        analyst: Some("dana".into()),
+        epsilon: analyst_epsilon,
+        delta: None,
+    })
+    .await
+    .unwrap();
+    po.set_dp_budget(BudgetBody {
+        dataset: "encounters".into(),
+        analyst: None,
+        epsilon: 100.0,
+        delta: None,
+    })
+    .await
+    .unwrap();
+}
+
+fn ask(sql: &str, epsilon: f64) -> QueryBody {
+    QueryBody {
+        dataset: "encounters".into(),
+        sql: sql.into(),
+        epsilon,
+        delta: None,
+        save_as: None,
+    }
+}
+
+#[tokio::test]
+async fn a_scientist_asks_the_clinical_zone_and_a_refusal_spends_nothing() {
+    let (_tmp, service) = setup(None).await;
+    let dana = caller(&service, "dana", Role::DataScientist);
+    // No metadata yet: refused, naming what is missing.
+    let e = dana
+        .dp_query(ask("SELECT COUNT(*) AS n FROM data", 1.0))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no DP metadata"), "{e}");
+    prepare(&service, 3.0).await;
+    let a = dana
+        .dp_query(ask(
+            "SELECT sex, COUNT(*) AS n, AVG(los) AS mean_los FROM data GROUP BY sex",
+            1.0,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(a.rows.len(), 2);
+    let n: i64 = a.rows.iter().map(|r| r["n"].as_i64().unwrap()).sum();
+    assert!((n - 1200).abs() < 100, "{n}");
+    assert_eq!(a.mechanism, "discrete-laplace");
+    assert!(a.accuracy["n"].as_f64().unwrap() > 0.0);
+    assert!(
+        (a.remaining.analyst_rho - (4.5 - 0.5)).abs() < 1e-9,
+        "{:?}",
+        a.remaining
+    );
+    // Refusals spend nothing: bad SQL, unknown column, missing bound, non-finite epsilon,
+    // a column with PHI outside the subset.
+    for (body, field) in [
+        (ask("SELECT mrn FROM data", 1.0), "refused"),
+        (ask("SELECT SUM(nope) FROM data", 1.0), "unknown column"),
+        (
+            ask("SELECT SUM(patient) FROM data", 1.0),
+            "no declared bounds",
+        ),
+        (ask("SELECT COUNT(*) FROM data", f64::NAN), "epsilon"),
+        (ask("SELEC", 1.0), "does not parse"),
+    ] {
+        let e = dana.dp_query(body).await.unwrap_err();
+        assert!(e.to_string().contains(field), "{e}");
+        assert!(!e.to_string().contains("MRN0"), "{e}");
+    }
+    let left = dana.dp_budgets(Some("encounters")).await.unwrap();
+    let mine = left.budgets.iter().find(|b| b.analyst == "dana").unwrap();
+    assert!((mine.remaining_rho - 4.0).abs() < 1e-9, "{mine:?}");
+    // Spend the rest, then be refused by the budget, naming it and what is left.
+    dana.dp_query(ask("SELECT COUNT(*) AS n FROM data", 2.0))
+        .await
+        .unwrap();
+    let e = dana
+        .dp_query(ask("SELECT COUNT(*) AS n FROM data", 2.5))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ServiceError::Refused { reason } if reason.contains("your budget") && reason.contains("left")),
+        "{e}"
+    );
+    // The data scientist still cannot download the clinical data itself.
+    assert!(dana.files("encounters", None).await.is_err());
+    // Saved answers are dp-aggregate versions in development.
+    let po = caller(&service, "pat-privacy", Role::PrivacyOfficer);
+    po.set_dp_budget(BudgetBody {
+        dataset: "encounters".into(),
+        analyst: Some("dana".into()),
+        epsilon: 10.0,
+        delta: None,
+    })
+    .await
+    .unwrap();
+    let mut body = ask("SELECT sex, COUNT(*) AS n FROM data GROUP BY sex", 0.5);
+    body.save_as = Some("encounters-by-sex".into());
+    let saved = dana.dp_query(body).await.unwrap().saved.unwrap();
+    assert!(saved.starts_with("encounters-by-sex@1"), "{saved}");
+    let v = service
+        .home()
+        .version(&DatasetName::new("encounters-by-sex").unwrap(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (v.zone, v.classification),
+        (Zone::Development, Classification::DpAggregate)
+    );
+}
+
+async fn concurrent(url: Option<&str>) {
+    let (_tmp, service) = setup(url).await;
+    // A budget of epsilon sqrt(10) admits exactly ten questions at epsilon 1 (rho 0.5 each).
+    prepare(&service, 10f64.sqrt()).await;
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let dana = caller(&service, "dana", Role::DataScientist);
+        tasks.push(tokio::spawn(async move {
+            dana.dp_query(ask("SELECT COUNT(*) AS n FROM data", 1.0))
+                .await
+        }));
+    }
+    let mut answered = 0;
+    let mut refused = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => answered += 1,
+            Err(ServiceError::Refused { reason }) if reason.contains("budget") => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    eprintln!("64 concurrent questions: {answered} answered, {refused} refused by the budget");
+    assert_eq!((answered, refused), (10, 54));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_concurrent_questions_against_a_budget_for_ten_get_ten_answers_on_sqlite() {
+    concurrent(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_concurrent_questions_against_a_budget_for_ten_get_ten_answers_on_postgres() {
+    let Some(url) = airlock_store::testing::fresh_postgres_url("dp")
+        .await
+        .unwrap()
+    else {
+        eprintln!(
+            "skipping: AIRLOCK_TEST_POSTGRES is not set (scripts/test-postgres.sh starts a server)"
+        );
+        return;
+    };
+    concurrent(Some(&url)).await;
+}
