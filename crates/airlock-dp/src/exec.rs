@@ -519,14 +519,7 @@ fn agg_kind(a: &Agg) -> &'static str {
 }
 
 fn accuracy_at(mechanism: Mechanism, scale: f64, alpha: f64) -> Option<f64> {
-    match mechanism {
-        Mechanism::DiscreteGaussian => {
-            opendp::accuracy::discrete_gaussian_scale_to_accuracy(scale, alpha).ok()
-        }
-        Mechanism::DiscreteLaplace => {
-            opendp::accuracy::discrete_laplacian_scale_to_accuracy(scale, alpha).ok()
-        }
-    }
+    crate::mechanism::accuracy(mechanism, scale, alpha).ok()
 }
 
 type Estimate = (Value, Option<f64>, Option<f64>);

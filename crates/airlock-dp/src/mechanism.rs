@@ -14,6 +14,7 @@ use opendp::measurements::{make_gaussian, make_laplace, make_private_quantile};
 use opendp::measures::{MaxDivergence, ZeroConcentratedDivergence};
 use opendp::metrics::{InsertDeleteDistance, L1Distance, L2Distance};
 use serde::{Deserialize, Serialize};
+use statrs::function::erf::erfc_inv;
 
 use crate::DpError;
 
@@ -171,8 +172,7 @@ pub fn release_integers(
                 let charged = meas.map(&d_in).map_err(opendp_error)?;
                 if charged <= rho {
                     let values = meas.invoke(&release.values).map_err(opendp_error)?;
-                    let accuracy =
-                        discrete_gaussian_scale_to_accuracy(scale, 0.05).map_err(opendp_error)?;
+                    let accuracy = accuracy(Mechanism::DiscreteGaussian, scale, 0.05)?;
                     debug_assert_eq!(values.len(), n);
                     return Ok(Noisy {
                         values,
@@ -205,8 +205,7 @@ pub fn release_integers(
                 let charged = meas.map(&d_in).map_err(opendp_error)?;
                 if charged <= epsilon {
                     let values = meas.invoke(&release.values).map_err(opendp_error)?;
-                    let accuracy =
-                        discrete_laplacian_scale_to_accuracy(scale, 0.05).map_err(opendp_error)?;
+                    let accuracy = accuracy(Mechanism::DiscreteLaplace, scale, 0.05)?;
                     return Ok(Noisy {
                         values,
                         scale,
@@ -219,6 +218,33 @@ pub fn release_integers(
             Err(DpError::Internal("no scale fits the share".into()))
         }
     }
+}
+
+/// Scales above this use the continuous distribution's quantile: OpenDP's exact tail sums
+/// are linear in the scale (slow, and they overflow past about 1e9 in its integer
+/// arithmetic), and at this scale the discrete quantile is within one unit of the continuous.
+const EXACT_ACCURACY_MAX_SCALE: f64 = 100.0;
+
+/// The half-width `t` with P(|noise| > t) ≤ `alpha`, for noise of `mechanism` at `scale`.
+pub fn accuracy(mechanism: Mechanism, scale: f64, alpha: f64) -> Result<f64, DpError> {
+    if !(alpha > 0.0 && alpha < 1.0) || !scale.is_finite() || scale <= 0.0 {
+        return Err(DpError::Internal(
+            "accuracy: alpha or scale out of range".into(),
+        ));
+    }
+    if scale <= EXACT_ACCURACY_MAX_SCALE {
+        return match mechanism {
+            Mechanism::DiscreteGaussian => discrete_gaussian_scale_to_accuracy(scale, alpha),
+            Mechanism::DiscreteLaplace => discrete_laplacian_scale_to_accuracy(scale, alpha),
+        }
+        .map_err(opendp_error);
+    }
+    Ok(match mechanism {
+        // P(|X| > t) = erfc(t / (σ√2)) = α for N(0, σ²); rounded up to the lattice.
+        Mechanism::DiscreteGaussian => (scale * std::f64::consts::SQRT_2 * erfc_inv(alpha)).ceil(),
+        // P(|X| > t) = e^{−t/b} for Laplace(b).
+        Mechanism::DiscreteLaplace => (scale * (1.0 / alpha).ln()).ceil(),
+    })
 }
 
 /// One measurement's share of a query's budget.
@@ -340,6 +366,18 @@ mod tests {
             );
             let back = rho_for_epsilon(eps, delta)?;
             assert!((back - rho).abs() / rho < 1e-9, "{back} vs {rho}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn accuracy_is_continuous_past_the_exact_range_and_agrees_at_the_seam() -> Result<(), DpError> {
+        for m in [Mechanism::DiscreteGaussian, Mechanism::DiscreteLaplace] {
+            let exact = accuracy(m, EXACT_ACCURACY_MAX_SCALE, 0.05)?;
+            let approx = accuracy(m, EXACT_ACCURACY_MAX_SCALE * (1.0 + 1e-12), 0.05)?;
+            assert!((exact - approx).abs() <= 2.0, "{m:?}: {exact} vs {approx}");
+            // a scale that overflowed OpenDP's tail sums
+            assert!(accuracy(m, 3.0e9, 0.05)? > 3.0e9);
         }
         Ok(())
     }

@@ -1471,7 +1471,7 @@ async fn dp_questions_over_identified_fhir(db: Db) {
     for v in &w.phi_values {
         assert!(!text.contains(v.as_str()), "a PHI value in a DP answer");
     }
-    // ε 1 of 1.2 spent (ρ 0.5 of 0.72): one more at ε 1 is refused by the budget.
+    // ε 1 of 1.2 spent: one more at ε 1 is refused by the budget.
     let r = w
         .as_role(
             Role::DataScientist,
@@ -1495,7 +1495,7 @@ async fn dp_questions_over_identified_fhir(db: Db) {
         .cloned()
         .unwrap();
     assert!(
-        (mine["remaining_rho"].as_f64().unwrap() - 0.22).abs() < 1e-9,
+        (mine["remaining"].as_f64().unwrap() - 0.2).abs() < 1e-9,
         "{mine}"
     );
     // A form outside the subset is refused with its reason; a clinician may not ask at all.

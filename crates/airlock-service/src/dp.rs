@@ -9,6 +9,12 @@
 //! reserve the charge on the analyst's and the dataset's budgets in one transaction, run, and
 //! release the reservation if the run fails. The ledger records every answer and every
 //! refusal by budget, with the SQL's hash (never its text: a filter could name a patient).
+//!
+//! A budget is of one of two kinds, chosen when it is set. Without δ it is a pure ε-DP budget:
+//! questions are charged their ε (basic composition) and only pure (discrete Laplace)
+//! questions fit it. With δ it is a zCDP budget: its limit is the ρ whose conversion is
+//! (ε, δ), and every question is charged its ρ (ε²/2 for a pure one). Charging pure questions
+//! ε²/2 against an "ε" budget would be wrong: four questions at ε 0.5 are 2-DP, not 1-DP.
 
 use std::collections::BTreeMap;
 
@@ -28,14 +34,15 @@ use sqlx::Row as _;
 
 use crate::{Caller, LedgerResource, ServiceError};
 
-/// Budget figures are stored as integers of this many ρ, so that sums are exact.
+/// Budget figures (ε for a pure budget, ρ for a zCDP one) are stored as integers of this
+/// many, so that sums are exact.
 const UNIT: f64 = 1e-12;
 
 /// The analyst column's value for the dataset's total budget.
 const TOTAL: &str = "*";
 
-fn to_units(rho: f64) -> i64 {
-    (rho / UNIT).round() as i64
+fn to_units(x: f64) -> i64 {
+    (x / UNIT).round() as i64
 }
 
 fn from_units(units: i64) -> f64 {
@@ -67,15 +74,15 @@ pub struct QueryBody {
     pub save_as: Option<String>,
 }
 
-/// What is left of a budget.
+/// What is left of the budgets a question was charged to.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Remaining {
-    /// The analyst's budget left, in ρ (zCDP).
-    pub analyst_rho: f64,
-    /// The dataset's total budget left, in ρ.
-    pub dataset_rho: f64,
-    /// The analyst's left, as ε at the budget's δ (or as pure ε when no δ was set).
+    /// The analyst's budget left, as ε (at the budget's δ for a zCDP budget).
     pub analyst_epsilon: f64,
+    /// The dataset's total budget left, as ε.
+    pub dataset_epsilon: f64,
+    /// The analyst's budget, in its own units (ε or ρ).
+    pub analyst: Option<BudgetView>,
 }
 
 /// A released answer.
@@ -165,6 +172,16 @@ pub struct BudgetBody {
     pub delta: Option<f64>,
 }
 
+/// How a budget composes its questions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Accounting {
+    /// Pure ε-DP: ε adds up; only pure questions fit.
+    Pure,
+    /// zCDP: ρ adds up; shown as ε at the budget's δ.
+    Zcdp,
+}
+
 /// A budget.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct BudgetView {
@@ -172,13 +189,15 @@ pub struct BudgetView {
     pub dataset: String,
     /// The analyst, or `*` for the dataset's total.
     pub analyst: String,
-    /// The limit, ρ.
-    pub limit_rho: f64,
-    /// Spent, ρ.
-    pub spent_rho: f64,
-    /// Left, ρ.
-    pub remaining_rho: f64,
-    /// δ the limit was set at.
+    /// Pure (ε) or zCDP (ρ).
+    pub accounting: Accounting,
+    /// The limit, in the budget's units (ε or ρ).
+    pub limit: f64,
+    /// Spent, in those units.
+    pub spent: f64,
+    /// Left, in those units.
+    pub remaining: f64,
+    /// δ of a zCDP budget.
     pub delta: Option<f64>,
     /// The limit as ε at that δ.
     pub limit_epsilon: f64,
@@ -197,10 +216,11 @@ pub struct BudgetList {
     pub budgets: Vec<BudgetView>,
 }
 
-fn epsilon_of(rho: f64, delta: Option<f64>) -> Result<f64, ServiceError> {
+/// A budget figure as ε: itself for a pure budget, its (ε, δ) conversion for a zCDP one.
+fn epsilon_of(units: f64, delta: Option<f64>) -> Result<f64, ServiceError> {
     match delta {
-        Some(d) => airlock_dp::rho_to_epsilon(rho.max(0.0), d).map_err(ServiceError::internal),
-        None => Ok((2.0 * rho.max(0.0)).sqrt()),
+        Some(d) => airlock_dp::rho_to_epsilon(units.max(0.0), d).map_err(ServiceError::internal),
+        None => Ok(units.max(0.0)),
     }
 }
 
@@ -417,7 +437,7 @@ impl Caller {
             ));
         }
         let limit = match privacy.delta {
-            None => airlock_dp::pure_to_rho(privacy.epsilon),
+            None => privacy.epsilon,
             Some(d) => {
                 airlock_dp::rho_for_epsilon(privacy.epsilon, d).map_err(ServiceError::internal)?
             }
@@ -445,6 +465,24 @@ impl Caller {
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let db = self.service().home().db().clone();
         let mut tx = db.begin_write(&no_zone()).await?;
+        // Spending in one unit cannot be read in the other: a budget changes kind only unspent.
+        let existing = sqlx::query(
+            "SELECT spent_units, delta FROM dp_budgets WHERE dataset = $1 AND analyst = $2",
+        )
+        .bind(v.dataset.as_str())
+        .bind(&analyst)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(ServiceError::internal)?;
+        if let Some(row) = existing {
+            let spent: i64 = row.try_get("spent_units").map_err(ServiceError::internal)?;
+            let delta: Option<f64> = row.try_get("delta").map_err(ServiceError::internal)?;
+            if spent > 0 && delta.is_some() != body.delta.is_some() {
+                return Err(ServiceError::Conflict {
+                    reason: "this budget has been spent as a pure epsilon-DP budget or as a zCDP budget; set it again in the same kind (with or without delta)".into(),
+                });
+            }
+        }
         let updated = sqlx::query(
             "UPDATE dp_budgets SET limit_units = $1, delta = $2, set_by = $3, updated_at = $4 \
              WHERE dataset = $5 AND analyst = $6",
@@ -479,7 +517,7 @@ impl Caller {
             self.entry(EventType::ConfigChange, v.zone, OutcomeKind::Success)
                 .with_resource(LedgerResource::Dataset(v.dataset.clone()))
                 .with_reason(format!(
-                    "dp budget of {} set to epsilon {}{} (rho {:.6})",
+                    "dp budget of {} set to epsilon {}{} ({} limit {:.6})",
                     if analyst == TOTAL {
                         "the dataset".to_owned()
                     } else {
@@ -489,6 +527,11 @@ impl Caller {
                     body.delta
                         .map(|d| format!(" at delta {d:e}"))
                         .unwrap_or_default(),
+                    if body.delta.is_some() {
+                        "zCDP rho"
+                    } else {
+                        "pure epsilon"
+                    },
                     limit
                 )),
         )
@@ -525,9 +568,14 @@ impl Caller {
             out.push(BudgetView {
                 dataset: r.try_get("dataset").map_err(ServiceError::internal)?,
                 analyst: r.try_get("analyst").map_err(ServiceError::internal)?,
-                limit_rho: limit,
-                spent_rho: spent,
-                remaining_rho: (limit - spent).max(0.0),
+                accounting: if delta.is_some() {
+                    Accounting::Zcdp
+                } else {
+                    Accounting::Pure
+                },
+                limit,
+                spent,
+                remaining: (limit - spent).max(0.0),
                 delta,
                 limit_epsilon: epsilon_of(limit, delta)?,
                 remaining_epsilon: epsilon_of((limit - spent).max(0.0), delta)?,
@@ -559,61 +607,105 @@ impl Caller {
         })
     }
 
-    /// Reserve `rho` on the analyst's and the dataset's budgets, or say which one refused.
-    async fn reserve(&self, dataset: &DatasetName, rho: f64) -> Result<(), String> {
-        let units = to_units(rho).max(1);
+    /// Reserve a question's charge on the analyst's and the dataset's budgets (each charged
+    /// in its own kind: ε for a pure budget, ρ for a zCDP one), or say which one refused. The
+    /// kind is part of each conditional update, so a budget reset to the other kind meanwhile
+    /// cannot be charged in the wrong unit.
+    async fn reserve(
+        &self,
+        dataset: &DatasetName,
+        privacy: &Privacy,
+        rho: f64,
+    ) -> Result<Vec<(String, i64)>, String> {
         let me = self.who.principal.id.as_str().to_owned();
+        let pure = privacy.delta.is_none();
         let db = self.service().home().db().clone();
         let attempt = async {
             let mut tx = db
                 .begin_write(&no_zone())
                 .await
                 .map_err(|e| e.to_string())?;
+            let mut charged = Vec::new();
             for who in [me.as_str(), TOTAL] {
-                let n = sqlx::query(
-                    "UPDATE dp_budgets SET spent_units = spent_units + $1 \
-                     WHERE dataset = $2 AND analyst = $3 AND spent_units + $1 <= limit_units",
-                )
-                .bind(units)
-                .bind(dataset.as_str())
-                .bind(who)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| e.to_string())?
-                .rows_affected();
-                if n == 0 {
+                let mut done = false;
+                // A pure budget takes pure questions only, at their ε.
+                if pure {
+                    let units = to_units(privacy.epsilon).max(1);
+                    let n = sqlx::query(
+                        "UPDATE dp_budgets SET spent_units = spent_units + $1 \
+                         WHERE dataset = $2 AND analyst = $3 AND delta IS NULL \
+                         AND spent_units + $1 <= limit_units",
+                    )
+                    .bind(units)
+                    .bind(dataset.as_str())
+                    .bind(who)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .rows_affected();
+                    if n == 1 {
+                        charged.push((who.to_owned(), units));
+                        done = true;
+                    }
+                }
+                if !done {
+                    let units = to_units(rho).max(1);
+                    let n = sqlx::query(
+                        "UPDATE dp_budgets SET spent_units = spent_units + $1 \
+                         WHERE dataset = $2 AND analyst = $3 AND delta IS NOT NULL \
+                         AND spent_units + $1 <= limit_units",
+                    )
+                    .bind(units)
+                    .bind(dataset.as_str())
+                    .bind(who)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .rows_affected();
+                    if n == 1 {
+                        charged.push((who.to_owned(), units));
+                        done = true;
+                    }
+                }
+                if !done {
                     // Dropping the transaction rolls the other row back.
-                    return Ok::<Option<&str>, String>(Some(who));
+                    return Ok::<Result<Vec<(String, i64)>, &str>, String>(Err(who));
                 }
             }
             tx.commit().await.map_err(|e| e.to_string())?;
-            Ok(None)
+            Ok(Ok(charged))
         };
         match attempt.await {
-            Ok(None) => Ok(()),
-            Ok(Some(who)) => {
+            Ok(Ok(charged)) => Ok(charged),
+            Ok(Err(who)) => {
                 let left = self
                     .budgets_where(Some(dataset.as_str()), Some(who))
                     .await
                     .ok()
                     .and_then(|b| b.into_iter().next());
                 let whose = if who == TOTAL {
-                    "the dataset's total budget".to_owned()
+                    "the dataset's total budget"
                 } else {
-                    "your budget".to_owned()
+                    "your budget"
                 };
                 Err(match left {
                     None => format!(
                         "{whose} on {dataset} is not set; a privacy officer sets it (airlock dp budget set)"
                     ),
+                    Some(b) if b.accounting == Accounting::Pure && !pure => format!(
+                        "{whose} on {dataset} is a pure epsilon-DP budget; ask without delta (discrete Laplace)"
+                    ),
                     Some(b) => format!(
-                        "{whose} on {dataset} has rho {:.6} left (epsilon {:.4}{}); this query needs rho {:.6}",
-                        b.remaining_rho,
+                        "{whose} on {dataset} has epsilon {:.4} left{}; this question needs {}",
                         b.remaining_epsilon,
                         b.delta
-                            .map(|d| format!(" at delta {d:e}"))
+                            .map(|d| format!(" at delta {d:e} (rho {:.6})", b.remaining))
                             .unwrap_or_default(),
-                        rho
+                        if b.accounting == Accounting::Pure {
+                            format!("epsilon {}", privacy.epsilon)
+                        } else {
+                            format!("rho {rho:.6}")
+                        }
                     ),
                 })
             }
@@ -624,17 +716,15 @@ impl Caller {
     async fn release_reservation(
         &self,
         dataset: &DatasetName,
-        rho: f64,
+        charged: &[(String, i64)],
     ) -> Result<(), ServiceError> {
-        let units = to_units(rho).max(1);
-        let me = self.who.principal.id.as_str().to_owned();
         let db = self.service().home().db().clone();
         let mut tx = db.begin_write(&no_zone()).await?;
-        for who in [me.as_str(), TOTAL] {
+        for (who, units) in charged {
             sqlx::query(
                 "UPDATE dp_budgets SET spent_units = spent_units - $1 WHERE dataset = $2 AND analyst = $3",
             )
-            .bind(units)
+            .bind(*units)
             .bind(dataset.as_str())
             .bind(who)
             .execute(&mut *tx)
@@ -765,24 +855,28 @@ impl Caller {
             .map_err(|e| dp_invalid("sql", e))?;
         let sql_hash = ContentHash::from_bytes(sha2::Sha256::digest(body.sql.as_bytes()).into());
 
-        if let Err(why) = self.reserve(&v.dataset, rho).await {
-            self.audit(
-                self.entry(EventType::DpRelease, v.zone, OutcomeKind::Denied)
-                    .with_resource(LedgerResource::DatasetVersion(v.reference().to_string()))
-                    .with_reason(format!(
-                        "budget: query {} needs rho {rho:.6}",
-                        sql_hash.short()
-                    )),
-            )
-            .await?;
-            return Err(ServiceError::Refused { reason: why });
-        }
+        let charged = match self.reserve(&v.dataset, &privacy, rho).await {
+            Ok(c) => c,
+            Err(why) => {
+                self.audit(
+                    self.entry(EventType::DpRelease, v.zone, OutcomeKind::Denied)
+                        .with_resource(LedgerResource::DatasetVersion(v.reference().to_string()))
+                        .with_reason(format!(
+                            "budget: query {} needs epsilon {} (rho {rho:.6})",
+                            sql_hash.short(),
+                            privacy.epsilon
+                        )),
+                )
+                .await?;
+                return Err(ServiceError::Refused { reason: why });
+            }
+        };
         let mut seed = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut seed);
         let answer = match airlock_dp::answer(&plan, &tables, privacy, seed) {
             Ok(a) => a,
             Err(e) => {
-                self.release_reservation(&v.dataset, rho).await?;
+                self.release_reservation(&v.dataset, &charged).await?;
                 return Err(dp_invalid("sql", e));
             }
         };
@@ -844,9 +938,9 @@ impl Caller {
             delta: privacy.delta,
             rho,
             remaining: Remaining {
-                analyst_rho: mine.as_ref().map_or(0.0, |b| b.remaining_rho),
-                dataset_rho: total.as_ref().map_or(0.0, |b| b.remaining_rho),
                 analyst_epsilon: mine.as_ref().map_or(0.0, |b| b.remaining_epsilon),
+                dataset_epsilon: total.as_ref().map_or(0.0, |b| b.remaining_epsilon),
+                analyst: mine,
             },
             metadata_version: meta_view.version,
             saved,

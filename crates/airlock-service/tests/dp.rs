@@ -153,7 +153,7 @@ async fn a_scientist_asks_the_clinical_zone_and_a_refusal_spends_nothing() {
     assert_eq!(a.mechanism, "discrete-laplace");
     assert!(a.accuracy["n"].as_f64().unwrap() > 0.0);
     assert!(
-        (a.remaining.analyst_rho - (4.5 - 0.5)).abs() < 1e-9,
+        (a.remaining.analyst_epsilon - 2.0).abs() < 1e-9,
         "{:?}",
         a.remaining
     );
@@ -175,7 +175,24 @@ async fn a_scientist_asks_the_clinical_zone_and_a_refusal_spends_nothing() {
     }
     let left = dana.dp_budgets(Some("encounters")).await.unwrap();
     let mine = left.budgets.iter().find(|b| b.analyst == "dana").unwrap();
-    assert!((mine.remaining_rho - 4.0).abs() < 1e-9, "{mine:?}");
+    assert!((mine.remaining - 2.0).abs() < 1e-9, "{mine:?}");
+    // A spent pure budget cannot be reset as a zCDP one (its spending is in epsilon).
+    let po = caller(&service, "pat-privacy", Role::PrivacyOfficer);
+    let e = po
+        .set_dp_budget(BudgetBody {
+            dataset: "encounters".into(),
+            analyst: Some("dana".into()),
+            epsilon: 3.0,
+            delta: Some(1e-6),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ServiceError::Conflict { .. }), "{e}");
+    // A question with delta does not fit a pure budget.
+    let mut gaussian = ask("SELECT COUNT(*) AS n FROM data", 0.5);
+    gaussian.delta = Some(1e-7);
+    let e = dana.dp_query(gaussian).await.unwrap_err();
+    assert!(e.to_string().contains("pure epsilon-DP budget"), "{e}");
     // Spend the rest, then be refused by the budget, naming it and what is left.
     dana.dp_query(ask("SELECT COUNT(*) AS n FROM data", 2.0))
         .await
@@ -191,7 +208,6 @@ async fn a_scientist_asks_the_clinical_zone_and_a_refusal_spends_nothing() {
     // The data scientist still cannot download the clinical data itself.
     assert!(dana.files("encounters", None).await.is_err());
     // Saved answers are dp-aggregate versions in development.
-    let po = caller(&service, "pat-privacy", Role::PrivacyOfficer);
     po.set_dp_budget(BudgetBody {
         dataset: "encounters".into(),
         analyst: Some("dana".into()),
@@ -217,8 +233,8 @@ async fn a_scientist_asks_the_clinical_zone_and_a_refusal_spends_nothing() {
 
 async fn concurrent(url: Option<&str>) {
     let (_tmp, service) = setup(url).await;
-    // A budget of epsilon sqrt(10) admits exactly ten questions at epsilon 1 (rho 0.5 each).
-    prepare(&service, 10f64.sqrt()).await;
+    // A pure budget of epsilon 10 admits exactly ten questions at epsilon 1.
+    prepare(&service, 10.0).await;
     let mut tasks = Vec::new();
     for _ in 0..64 {
         let dana = caller(&service, "dana", Role::DataScientist);
@@ -257,4 +273,53 @@ async fn sixty_four_concurrent_questions_against_a_budget_for_ten_get_ten_answer
         return;
     };
     concurrent(Some(&url)).await;
+}
+
+#[tokio::test]
+async fn a_zcdp_budget_charges_rho_and_shows_epsilon_at_its_delta() {
+    let (_tmp, service) = setup(None).await;
+    prepare(&service, 1.0).await;
+    let po = caller(&service, "pat-privacy", Role::PrivacyOfficer);
+    let b = po
+        .set_dp_budget(BudgetBody {
+            dataset: "encounters".into(),
+            analyst: Some("dana".into()),
+            epsilon: 1.0,
+            delta: Some(1e-6),
+        })
+        .await
+        .unwrap();
+    po.set_dp_budget(BudgetBody {
+        dataset: "encounters".into(),
+        analyst: None,
+        epsilon: 50.0,
+        delta: Some(1e-6),
+    })
+    .await
+    .unwrap();
+    let limit = airlock_dp::rho_for_epsilon(1.0, 1e-6).unwrap();
+    assert!(
+        (b.limit - limit).abs() < 1e-9 && (b.limit_epsilon - 1.0).abs() < 1e-6,
+        "{b:?}"
+    );
+    let dana = caller(&service, "dana", Role::DataScientist);
+    let mut q = ask("SELECT AVG(age) AS mean_age FROM data", 0.5);
+    q.delta = Some(1e-7);
+    let a = dana.dp_query(q).await.unwrap();
+    assert_eq!(a.mechanism, "discrete-gaussian");
+    let charged = airlock_dp::rho_for_epsilon(0.5, 1e-7).unwrap();
+    let left = a.remaining.analyst.unwrap();
+    assert!(
+        (left.remaining - (limit - charged)).abs() < 1e-9,
+        "{left:?}"
+    );
+    // A pure question against a zCDP budget costs its epsilon squared over two.
+    let a = dana
+        .dp_query(ask("SELECT COUNT(*) AS n FROM data", 0.05))
+        .await
+        .unwrap();
+    let left2 = a.remaining.analyst.unwrap();
+    assert!((left.remaining - left2.remaining - 0.05 * 0.05 / 2.0).abs() < 1e-9);
+    let mean = a.rows[0]["n"].as_i64().unwrap();
+    assert!((mean - 1200).abs() < 400, "{mean}");
 }
