@@ -227,7 +227,7 @@ const EXACT_ACCURACY_MAX_SCALE: f64 = 100.0;
 
 /// The half-width `t` with P(|noise| > t) ≤ `alpha`, for noise of `mechanism` at `scale`.
 pub fn accuracy(mechanism: Mechanism, scale: f64, alpha: f64) -> Result<f64, DpError> {
-    if !(alpha > 0.0 && alpha < 1.0) || !scale.is_finite() || scale <= 0.0 {
+    if !(alpha > 0.0 && alpha < 1.0 && scale.is_finite() && scale > 0.0) {
         return Err(DpError::Internal(
             "accuracy: alpha or scale out of range".into(),
         ));
