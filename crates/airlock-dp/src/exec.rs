@@ -215,13 +215,23 @@ pub fn answer(
     let base_len = ts.first().map(|t| t.rows.len()).unwrap_or(0) as u32;
     let mut rows: Vec<Vec<u32>> = (0..base_len).map(|r| vec![r]).collect();
     if ts.len() > 1 {
-        rows = bound(rows, |row| unit_of(0, *row.first()?), k, &mut rng);
+        let k_0 = plan
+            .table_rows_per_unit
+            .first()
+            .copied()
+            .unwrap_or(plan.max_rows_per_unit) as usize;
+        rows = bound(rows, |row| unit_of(0, *row.first()?), k_0, &mut rng);
         for t in 1..ts.len() {
             let len = ts.get(t).map(|x| x.rows.len()).unwrap_or(0) as u32;
+            let k_t = plan
+                .table_rows_per_unit
+                .get(t)
+                .copied()
+                .unwrap_or(plan.max_rows_per_unit) as usize;
             let right = bound(
                 (0..len).map(|r| vec![r]).collect(),
                 |row| unit_of(t, *row.first()?),
-                k,
+                k_t,
                 &mut rng,
             );
             let mut index: HashMap<String, Vec<u32>> = HashMap::new();
@@ -650,6 +660,7 @@ mod tests {
         DpMetadata {
             unit: PrivacyUnit::Column("patient".into()),
             max_rows_per_unit: k,
+            table_rows_per_unit: BTreeMap::new(),
             bounds: BTreeMap::from([("age".into(), (0.0, 100.0))]),
             domains: BTreeMap::from([("sex".into(), vec!["F".into(), "M".into(), "X".into()])]),
         }

@@ -31,6 +31,11 @@ pub struct DpMetadata {
     pub unit: PrivacyUnit,
     /// The most rows one unit contributes to a query (after any join); more are dropped.
     pub max_rows_per_unit: u32,
+    /// Tighter bounds for some tables (`patients` has one row per patient): a question over
+    /// one table uses its bound; a join bounds each table by its own first, and the joined
+    /// rows by the product of theirs (at most `max_rows_per_unit`).
+    #[serde(default)]
+    pub table_rows_per_unit: BTreeMap<String, u32>,
     /// `column → [lo, hi]` for numeric columns.
     #[serde(default)]
     pub bounds: BTreeMap<String, (f64, f64)>,
@@ -51,6 +56,13 @@ impl DpMetadata {
             return Err(DpError::Metadata(format!(
                 "max rows per unit must be between 1 and {MAX_ROWS_PER_UNIT}"
             )));
+        }
+        for (table, k) in &self.table_rows_per_unit {
+            if *k == 0 || *k > self.max_rows_per_unit {
+                return Err(DpError::Metadata(format!(
+                    "rows per unit of table {table:?} must be between 1 and max rows per unit"
+                )));
+            }
         }
         if self.unit == PrivacyUnit::Row && self.max_rows_per_unit != 1 {
             return Err(DpError::Metadata(
@@ -111,6 +123,24 @@ impl DpMetadata {
         Ok((column.trim().to_string(), (lo, hi)))
     }
 
+    /// A table's bound on rows per unit.
+    pub fn rows_per_unit_of(&self, table: &str) -> u32 {
+        self.table_rows_per_unit
+            .get(table)
+            .copied()
+            .unwrap_or(self.max_rows_per_unit)
+    }
+
+    /// Parses the CLI's `table=K`.
+    pub fn parse_table_rows(spec: &str) -> Result<(String, u32), DpError> {
+        let bad = || DpError::Metadata(format!("a table's bound is written table=K, not {spec:?}"));
+        let (table, k) = spec.split_once('=').ok_or_else(bad)?;
+        Ok((
+            table.trim().to_string(),
+            k.trim().parse().map_err(|_| bad())?,
+        ))
+    }
+
     /// Parses the CLI's `col=a|b|c`.
     pub fn parse_domain(spec: &str) -> Result<(String, Vec<String>), DpError> {
         let (column, values) = spec.split_once('=').ok_or_else(|| {
@@ -132,6 +162,7 @@ mod tests {
         let good = DpMetadata {
             unit: PrivacyUnit::Column("patient".into()),
             max_rows_per_unit: 5,
+            table_rows_per_unit: BTreeMap::from([("patients".into(), 1)]),
             bounds: BTreeMap::from([("age".into(), (0.0, 120.0))]),
             domains: BTreeMap::from([("sex".into(), vec!["F".into(), "M".into()])]),
         };
@@ -147,6 +178,9 @@ mod tests {
         assert!(m.check().is_err());
         let mut m = good.clone();
         m.unit = PrivacyUnit::Row;
+        assert!(m.check().is_err());
+        let mut m = good.clone();
+        m.table_rows_per_unit.insert("x".into(), 6);
         assert!(m.check().is_err());
         let mut m = good;
         m.max_rows_per_unit = 0;

@@ -658,8 +658,10 @@ pub struct Plan {
     pub groups: Vec<(Col, Vec<String>)>,
     /// Outputs: name, and either a group index or an aggregate.
     pub outputs: Vec<(String, Result<usize, Agg>)>,
-    /// Rows per unit, at most.
+    /// Rows per unit, at most, after the join and the filter.
     pub max_rows_per_unit: u32,
+    /// Each table's own bound, applied before a join.
+    pub table_rows_per_unit: Vec<u32>,
 }
 
 impl Query {
@@ -849,13 +851,29 @@ impl Query {
             .as_ref()
             .map(|p| resolve_predicate(p, &resolve))
             .transpose()?;
+        let table_bounds: Vec<u32> = tables.iter().map(|t| meta.rows_per_unit_of(t)).collect();
+        // One table: its own bound. A join: the product of the tables' bounds, at most the
+        // dataset's.
+        let max_rows_per_unit = if tables.len() == 1 {
+            table_bounds
+                .first()
+                .copied()
+                .unwrap_or(meta.max_rows_per_unit)
+        } else {
+            table_bounds
+                .iter()
+                .try_fold(1u32, |p, k| p.checked_mul(*k))
+                .unwrap_or(u32::MAX)
+                .min(meta.max_rows_per_unit)
+        };
         Ok(Plan {
             tables,
             unit,
             filter,
             groups,
             outputs,
-            max_rows_per_unit: meta.max_rows_per_unit,
+            max_rows_per_unit,
+            table_rows_per_unit: table_bounds,
         })
     }
 }
@@ -985,6 +1003,7 @@ mod tests {
         DpMetadata {
             unit: PrivacyUnit::Column("patient".into()),
             max_rows_per_unit: 3,
+            table_rows_per_unit: BTreeMap::from([("dx".into(), 2)]),
             bounds: BTreeMap::from([("age".into(), (0.0, 100.0))]),
             domains: BTreeMap::from([("sex".into(), vec!["F".into(), "M".into()])]),
         }
@@ -1008,6 +1027,14 @@ mod tests {
         .plan(&schema(), &meta())?;
         assert_eq!(ok.groups.len(), 1);
         assert_eq!(ok.outputs.len(), 3);
+        // A join's bound is the product of its tables' (3 × 2), at most the dataset's (3);
+        // one table's is its own.
+        assert_eq!(
+            (ok.max_rows_per_unit, ok.table_rows_per_unit.clone()),
+            (3, vec![3, 2])
+        );
+        let dx = parse("SELECT COUNT(*) FROM dx")?.plan(&schema(), &meta())?;
+        assert_eq!(dx.max_rows_per_unit, 2);
         let err = |sql: &str| match parse(sql).and_then(|q| q.plan(&schema(), &meta())) {
             Err(e) => e.to_string(),
             Ok(_) => "PLANNED".into(),

@@ -125,6 +125,9 @@ pub struct MetadataBody {
     /// The most rows one unit contributes.
     #[schemars(range(min = 1, max = 10000))]
     pub max_rows_per_unit: u32,
+    /// Tighter bounds for some tables (`table → rows`, each at most `max_rows_per_unit`).
+    #[serde(default)]
+    pub table_rows_per_unit: BTreeMap<String, u32>,
     /// `column → [lo, hi]`.
     #[serde(default)]
     pub bounds: BTreeMap<String, (f64, f64)>,
@@ -148,6 +151,8 @@ pub struct MetadataView {
     pub unit: String,
     /// Rows per unit, at most.
     pub max_rows_per_unit: u32,
+    /// Tighter bounds per table.
+    pub table_rows_per_unit: BTreeMap<String, u32>,
     /// Bounds.
     pub bounds: BTreeMap<String, (f64, f64)>,
     /// Domains.
@@ -319,6 +324,7 @@ impl Caller {
                 PrivacyUnit::Column(c) => c.clone(),
             },
             max_rows_per_unit: meta.max_rows_per_unit,
+            table_rows_per_unit: meta.table_rows_per_unit,
             bounds: meta.bounds,
             domains: meta.domains,
         }))
@@ -352,6 +358,7 @@ impl Caller {
                 PrivacyUnit::Column(body.unit.clone())
             },
             max_rows_per_unit: body.max_rows_per_unit,
+            table_rows_per_unit: body.table_rows_per_unit,
             bounds: body.bounds,
             domains: body.domains,
         };
@@ -841,6 +848,7 @@ impl Caller {
                 PrivacyUnit::Column(meta_view.unit.clone())
             },
             max_rows_per_unit: meta_view.max_rows_per_unit,
+            table_rows_per_unit: meta_view.table_rows_per_unit.clone(),
             bounds: meta_view.bounds.clone(),
             domains: meta_view.domains.clone(),
         };

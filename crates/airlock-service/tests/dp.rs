@@ -96,6 +96,7 @@ async fn prepare(service: &Service, analyst_epsilon: f64) {
         dataset: "encounters".into(),
         unit: "patient".into(),
         max_rows_per_unit: 3,
+        table_rows_per_unit: BTreeMap::new(),
         bounds: BTreeMap::from([("age".into(), (0.0, 100.0)), ("los".into(), (0.0, 30.0))]),
         domains: BTreeMap::from([("sex".into(), vec!["F".into(), "M".into()])]),
     })
