@@ -41,6 +41,9 @@ enum Command {
     Datasets(cmd::home::DatasetsArgs),
     /// Tables from FHIR: SQL-on-FHIR v2 ViewDefinitions over files or a dataset.
     Views(cmd::views::ViewsArgs),
+    /// Differential privacy: questions of identified data charged to budgets; DP metadata and
+    /// budgets (acting as the principal named by --actor).
+    Dp(cmd::dp::DpArgs),
     /// Decrypt a dataset version to a directory, where the zone rules allow.
     Export(cmd::home::ExportArgs),
     /// Key management.
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Ingest(a) => cmd::home::ingest(a),
         Command::Datasets(a) => cmd::home::datasets(a),
         Command::Views(a) => cmd::views::run(a),
+        Command::Dp(a) => cmd::dp::run(a),
         Command::Export(a) => cmd::home::export(a),
         Command::Keys(a) => cmd::home::keys(a),
         Command::Audit(a) => cmd::audit::run(a),

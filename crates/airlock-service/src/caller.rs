@@ -376,11 +376,17 @@ impl Caller {
         Ok(first)
     }
 
-    /// A ledger entry by this principal, for this request.
+    /// A ledger entry by this principal, for this request. For the operator acting from the
+    /// command line as a principal, the entry names the operator on the principal's behalf
+    /// (`operator:<user>@<host>:<principal>`), never the principal alone.
     pub fn entry(&self, event: EventType, zone: Zone, outcome: OutcomeKind) -> Entry {
+        let actor = match &self.who.via {
+            crate::Via::Operator { operator } => operator.clone(),
+            _ => self.who.principal.id.clone(),
+        };
         let mut e = Entry::new(
             Timestamp::now(),
-            self.who.principal.id.clone(),
+            actor,
             event,
             zone,
             self.request_id.clone(),

@@ -283,6 +283,15 @@ pub enum Via {
         /// The actions it may be used for.
         scopes: Vec<Action>,
     },
+    /// The deployment's operator on this machine, holding its passphrase (the deployment's
+    /// root), acting from the command line as this principal (`airlock dp ... --actor NAME`):
+    /// the policy decides by the principal's own roles and budgets are the principal's; the
+    /// ledger names the operator on the principal's behalf.
+    Operator {
+        /// The operating-system operator on the principal's behalf
+        /// (`operator:<user>@<host>:<principal>`).
+        operator: ActorId,
+    },
 }
 
 /// An authenticated principal.

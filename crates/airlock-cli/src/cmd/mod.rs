@@ -3,7 +3,9 @@
 pub mod audit;
 pub mod deid;
 pub mod demo;
+pub mod demo_dp;
 pub mod demo_models;
+pub mod dp;
 pub mod gate;
 pub mod generate;
 pub mod home;
