@@ -190,8 +190,27 @@ pub fn answer(
     privacy: Privacy,
     seed: [u8; 32],
 ) -> Result<Answer, DpError> {
-    let total_rho = privacy.rho()?;
-    let mechanism = privacy.mechanism();
+    run(plan, tables, Some(privacy), seed)
+}
+
+/// The same query without noise, on the same engine (contribution bounding and clamping
+/// included): the baseline of the benchmark and of accuracy tests. Never released.
+pub fn exact(
+    plan: &Plan,
+    tables: &BTreeMap<String, Table>,
+    seed: [u8; 32],
+) -> Result<Vec<Map<String, Value>>, DpError> {
+    Ok(run(plan, tables, None, seed)?.rows)
+}
+
+fn run(
+    plan: &Plan,
+    tables: &BTreeMap<String, Table>,
+    privacy: Option<Privacy>,
+    seed: [u8; 32],
+) -> Result<Answer, DpError> {
+    let total_rho = privacy.map(|p| p.rho()).transpose()?.unwrap_or(0.0);
+    let mechanism = privacy.map_or(Mechanism::DiscreteLaplace, |p| p.mechanism());
     let ts: Vec<&Table> = plan
         .tables
         .iter()
@@ -314,9 +333,21 @@ pub fn answer(
     let m = measures.len().max(1);
     let share = match mechanism {
         Mechanism::DiscreteGaussian => Share::Rho(total_rho / m as f64),
-        Mechanism::DiscreteLaplace => Share::Epsilon(privacy.epsilon / m as f64),
+        Mechanism::DiscreteLaplace => Share::Epsilon(privacy.map_or(0.0, |p| p.epsilon) / m as f64),
     };
     let k_i = k as i64;
+    // Noise the vector, or (for `exact`) pass it through with a zero scale.
+    let emit = |release: IntegerRelease| -> Result<Noisy, DpError> {
+        match privacy {
+            Some(_) => release_integers(&release, mechanism, share),
+            None => Ok(Noisy {
+                values: release.values,
+                scale: 0.0,
+                accuracy: 0.0,
+                rho: 0.0,
+            }),
+        }
+    };
 
     // Release each measurement.
     let mut released: Vec<Released> = Vec::new();
@@ -334,15 +365,11 @@ pub fn answer(
                         *x += 1;
                     }
                 }
-                let noisy = release_integers(
-                    &IntegerRelease {
-                        values: v,
-                        l1: k_i,
-                        l2: k_i,
-                    },
-                    mechanism,
-                    share,
-                )?;
+                let noisy = emit(IntegerRelease {
+                    values: v,
+                    l1: k_i,
+                    l2: k_i,
+                })?;
                 Released::Ints(noisy, 1.0)
             }
             Measure::Units => {
@@ -358,15 +385,11 @@ pub fn answer(
                 let v: Vec<i64> = sets.iter().map(|s| s.len() as i64).collect();
                 // One unit is in at most min(k, groups) groups, once each.
                 let spread = k.min(n_groups).max(1) as f64;
-                let noisy = release_integers(
-                    &IntegerRelease {
-                        values: v,
-                        l1: spread as i64,
-                        l2: spread.sqrt().ceil() as i64,
-                    },
-                    mechanism,
-                    share,
-                )?;
+                let noisy = emit(IntegerRelease {
+                    values: v,
+                    l1: spread as i64,
+                    l2: spread.sqrt().ceil() as i64,
+                })?;
                 Released::Ints(noisy, 1.0)
             }
             Measure::Sum(c, lo, hi) | Measure::SumSquares(c, lo, hi) => {
@@ -393,15 +416,11 @@ pub fn answer(
                     }
                 }
                 let d = k_i.saturating_mul(fixed.max_steps);
-                let noisy = release_integers(
-                    &IntegerRelease {
-                        values: v,
-                        l1: d,
-                        l2: d,
-                    },
-                    mechanism,
-                    share,
-                )?;
+                let noisy = emit(IntegerRelease {
+                    values: v,
+                    l1: d,
+                    l2: d,
+                })?;
                 Released::Ints(noisy, fixed.step)
             }
             Measure::Quantile(c, lo, hi, p) => {
@@ -413,9 +432,13 @@ pub fn answer(
                 let candidates: Vec<f64> = (0..=200)
                     .map(|i| lo + (hi - lo) * i as f64 / 200.0)
                     .collect();
-                let (v, scale, charged) =
-                    release_quantile(values, candidates, p, k as u32, mechanism, share)?;
-                Released::Quantile(v, scale, charged)
+                if privacy.is_some() {
+                    let (v, scale, charged) =
+                        release_quantile(values, candidates, p, k as u32, mechanism, share)?;
+                    Released::Quantile(v, scale, charged)
+                } else {
+                    Released::Quantile(exact_quantile(values, p), 0.0, 0.0)
+                }
             }
         };
         rho += match &r {
@@ -443,6 +466,7 @@ pub fn answer(
     // Half-width at a smaller α, for estimates built from several measurements (union bound).
     let acc_at = |m: Measure, alpha: f64| -> Option<f64> {
         match get(m)? {
+            Released::Ints(n, _) if n.scale == 0.0 => Some(0.0),
             Released::Ints(n, step) => accuracy_at(mechanism, n.scale, alpha).map(|a| a * step),
             Released::Quantile(..) => None,
         }
@@ -507,6 +531,13 @@ pub fn answer(
         rho,
         measurements: measures.len(),
     })
+}
+
+/// The `p` quantile of the values (the lower one at a tie), for `exact` only.
+fn exact_quantile(mut values: Vec<f64>, p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let i = ((values.len() as f64 - 1.0) * p).floor().max(0.0) as usize;
+    values.get(i).copied().unwrap_or(f64::NAN)
 }
 
 enum Released {
@@ -729,6 +760,38 @@ mod tests {
                 assert!(c.accuracy.is_some_and(|x| x > 0.0), "{c:?}");
             }
         }
+        Ok(())
+    }
+
+    #[test]
+    fn the_exact_baseline_is_the_truth_after_bounding() -> Result<(), DpError> {
+        let t = tables(6000);
+        let schema: Schema = t
+            .iter()
+            .map(|(n, t)| (n.clone(), t.columns.clone()))
+            .collect();
+        let plan = parse(
+            "SELECT sex, COUNT(*) AS n, MEDIAN(age) AS med FROM data WHERE age >= 20 GROUP BY sex",
+        )
+        .and_then(|q| q.plan(&schema, &meta(2)));
+        // grouped quantiles are refused; the counts alone:
+        assert!(plan.is_err());
+        let plan =
+            parse("SELECT sex, COUNT(*) AS n FROM data GROUP BY sex")?.plan(&schema, &meta(2))?;
+        let rows = exact(&plan, &t, [1; 32])?;
+        let n: Vec<i64> = rows
+            .iter()
+            .filter_map(|r| r.get("n").and_then(Value::as_i64))
+            .collect();
+        assert_eq!(n, vec![2000, 4000, 0]);
+        let plan = parse("SELECT COUNT(*) AS n FROM data")?.plan(&schema, &meta(1))?;
+        let rows = exact(&plan, &t, [1; 32])?;
+        assert_eq!(
+            rows.first()
+                .and_then(|r| r.get("n"))
+                .and_then(Value::as_i64),
+            Some(3000)
+        );
         Ok(())
     }
 
