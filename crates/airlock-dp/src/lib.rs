@@ -18,6 +18,7 @@
 //!
 //! Accounting is in zCDP (ρ); see [`mechanism`].
 
+pub mod accountant;
 pub mod exec;
 pub mod mechanism;
 pub mod metadata;
