@@ -220,6 +220,47 @@ pub fn release_integers(
     }
 }
 
+/// Adds Gaussian noise of standard deviation `scale` to every coordinate, by OpenDP's Gaussian
+/// mechanism over float vectors (sampled exactly on a fine lattice, so floating-point
+/// rounding cannot leak): DP-SGD's noise. Values must be finite.
+pub fn gaussian_noise(values: &[f64], scale: f64) -> Result<Vec<f64>, DpError> {
+    if !(scale.is_finite() && scale > 0.0) || values.iter().any(|v| !v.is_finite()) {
+        return Err(DpError::Internal(
+            "gaussian noise: a non-finite value or scale".into(),
+        ));
+    }
+    let meas = make_gaussian::<_, L2Distance<f64>, ZeroConcentratedDivergence>(
+        VectorDomain::new(AtomDomain::<f64>::new_non_nan()),
+        L2Distance::default(),
+        scale,
+        None,
+    )
+    .map_err(opendp_error)?;
+    meas.invoke(&values.to_vec()).map_err(opendp_error)
+}
+
+/// The rows of one DP-SGD step: each of `n` rows independently with probability `q` (Poisson
+/// subsampling). The privacy amplification the accountant counts holds only if the batches
+/// are secret, so the generator is seeded from the operating system and never recorded.
+pub fn poisson_subsample(n: usize, q: f64, rng: &mut SecretRng) -> Vec<usize> {
+    use rand::Rng as _;
+    (0..n)
+        .filter(|_| rng.0.gen_bool(q.clamp(0.0, 1.0)))
+        .collect()
+}
+
+/// A generator seeded from the operating system, for batch selection.
+#[derive(Debug)]
+pub struct SecretRng(rand_chacha::ChaCha20Rng);
+
+impl SecretRng {
+    /// Seeded from the operating system.
+    pub fn from_os() -> Self {
+        use rand::SeedableRng as _;
+        SecretRng(rand_chacha::ChaCha20Rng::from_entropy())
+    }
+}
+
 /// Scales above this use the continuous distribution's quantile: OpenDP's exact tail sums
 /// are linear in the scale (slow, and they overflow past about 1e9 in its integer
 /// arithmetic), and at this scale the discrete quantile is within one unit of the continuous.

@@ -30,6 +30,7 @@
 //! [`Table`], [`Column`] and [`Value`] print their shape, not their cells.
 
 pub mod codec;
+pub mod dpsgd;
 pub mod gbdt;
 pub mod logistic;
 pub mod membership;
@@ -46,6 +47,7 @@ mod signature;
 mod table;
 mod train;
 
+pub use dpsgd::DpSgd;
 pub use error::ModelsError;
 pub use gbdt::{GbdtModel, GbdtParams};
 pub use logistic::{LogisticModel, LogisticParams};

@@ -22,6 +22,10 @@ pub struct LogisticParams {
     pub max_iter: u32,
     /// Stop when half the Newton decrement falls below `tol * (1 + objective)`.
     pub tol: f64,
+    /// Train by DP-SGD instead of Newton's method, with these settings (the accountant's
+    /// figures are filled in by training).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dp: Option<crate::dpsgd::DpSgd>,
 }
 
 impl Default for LogisticParams {
@@ -30,6 +34,7 @@ impl Default for LogisticParams {
             l2: 1.0,
             max_iter: 50,
             tol: 1e-12,
+            dp: None,
         }
     }
 }
@@ -144,6 +149,21 @@ impl LogisticModel {
         })
     }
 
+    /// A model from its parts (the DP-SGD fit builds one).
+    pub(crate) fn from_parts(
+        mean: Vec<f64>,
+        scale: Vec<f64>,
+        weights: Vec<f64>,
+        intercept: f64,
+    ) -> Self {
+        LogisticModel {
+            mean,
+            scale,
+            weights,
+            intercept,
+        }
+    }
+
     /// Weights on the standardised inputs, in input order.
     pub fn weights(&self) -> &[f64] {
         &self.weights
@@ -206,7 +226,7 @@ impl Model for LogisticModel {
     }
 }
 
-fn standardisation(x: &[f64], d: usize, n: usize) -> (Vec<f64>, Vec<f64>) {
+pub(crate) fn standardisation(x: &[f64], d: usize, n: usize) -> (Vec<f64>, Vec<f64>) {
     let mut mean = vec![0.0; d];
     for row in x.chunks_exact(d.max(1)) {
         for (m, v) in mean.iter_mut().zip(row) {

@@ -321,8 +321,21 @@ pub fn train(table: &Table, config: &TrainConfig) -> Result<TrainOutcome, Models
     let x_train = signature.encode_columns(&cols, &split.train, encoding)?;
     let x_test = signature.encode_columns(&cols, &split.test, encoding)?;
     let started = Instant::now();
+    // What the experiment records: the parameters, with DP-SGD's accountant figures.
+    let mut recorded = config.params.clone();
     let model = match &config.params {
-        Params::Logistic(p) => AnyModel::Logistic(LogisticModel::fit(&x_train, d, &y_train, p)?),
+        Params::Logistic(p) => match &p.dp {
+            None => AnyModel::Logistic(LogisticModel::fit(&x_train, d, &y_train, p)?),
+            Some(dp) => {
+                let (m, filled) =
+                    crate::dpsgd::fit_logistic(&x_train, d, &y_train, p.l2, dp, true)?;
+                recorded = Params::Logistic(LogisticParams {
+                    dp: Some(filled),
+                    ..p.clone()
+                });
+                AnyModel::Logistic(m)
+            }
+        },
         Params::Gbdt(p) => AnyModel::Gbdt(GbdtModel::fit(&x_train, d, &y_train, p, config.seed)?),
     };
     let training_seconds = started.elapsed().as_secs_f64();
@@ -344,7 +357,7 @@ pub fn train(table: &Table, config: &TrainConfig) -> Result<TrainOutcome, Models
             .collect(),
         signature: model.signature().clone(),
         kind,
-        params: config.params.clone(),
+        params: recorded,
         seed: config.seed,
         code_version: code_version(),
         split: SplitSummary {

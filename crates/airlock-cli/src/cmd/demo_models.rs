@@ -207,6 +207,15 @@ async fn training_set(
 }
 
 async fn train(home: &Home, set: &TrainingSet, params: Params) -> anyhow::Result<TrainResult> {
+    train_named(home, set, "readmission-30d", params).await
+}
+
+async fn train_named(
+    home: &Home,
+    set: &TrainingSet,
+    name: &str,
+    params: Params,
+) -> anyhow::Result<TrainResult> {
     let dana = as_actor(home, "dana-scientist")?;
     let reg = Registry::new(&dana);
     Ok(airlock_registry::train_on_dataset(
@@ -221,7 +230,7 @@ async fn train(home: &Home, set: &TrainingSet, params: Params) -> anyhow::Result
             params,
             seed: 20_261_129,
             test_fraction: 0.2,
-            name: ModelName::new("readmission-30d")?,
+            name: ModelName::new(name)?,
             intended_use: "Flag adult inpatients at high risk of readmission within 30 days for discharge planning; decision support, not a diagnosis.".into(),
             limitations: vec![
                 "Trained on one population; validate locally before use.".into(),
@@ -282,6 +291,40 @@ pub async fn tour(
     let h1 = v1.version.hash.to_hex();
     let h2 = v2.version.hash.to_hex();
 
+    // The same model trained by DP-SGD: its privacy loss is a number on its card.
+    let t = Instant::now();
+    let dp = train_named(
+        home,
+        &set,
+        "readmission-30d-dp",
+        Params::Logistic(LogisticParams {
+            dp: Some(airlock_models::DpSgd {
+                delta: 1e-6,
+                sampling_rate: 0.01,
+                epochs: 3,
+                ..airlock_models::DpSgd::new(1.0)
+            }),
+            ..LogisticParams::default()
+        }),
+    )
+    .await?;
+    if let Params::Logistic(LogisticParams { dp: Some(d), .. }) = &dp.experiment.params {
+        println!(
+            "    logistic by DP-SGD: held-out AUROC {:.4} (non-private {:.4}); its card records epsilon {:.3} at delta {:e} (RDP accountant, noise multiplier {:.3}, clip {}, sampling rate {}, {} steps) -> registered {} ({:.2?})",
+            dp.experiment.metrics.auroc,
+            v1.experiment.metrics.auroc,
+            d.spent_epsilon.unwrap_or(f64::NAN),
+            d.delta,
+            d.noise_multiplier.unwrap_or(f64::NAN),
+            d.clip,
+            d.sampling_rate,
+            d.steps.unwrap_or(0),
+            dp.version.label(),
+            t.elapsed()
+        );
+    }
+    let dp_hash = dp.version.hash.to_hex();
+
     step(
         10,
         "approval: a clinical reviewer and the privacy officer, never the person who trained it",
@@ -302,6 +345,16 @@ pub async fn tour(
             .await?;
         Ok((r.status, r.json()))
     };
+    // The DP-SGD model through the same validation: its attack beside the others' below.
+    let t = Instant::now();
+    let (s, v) = call(
+        c,
+        "dana-scientist",
+        format!("/v1/models/readmission-30d-dp/versions/{dp_hash}/validate"),
+        json!({"reason": "held-out report reviewed", "dataset": set.dataset, "sensitive": set.sensitive}),
+    )
+    .await?;
+    print_validation("logistic by DP-SGD", s, &v, t.elapsed());
     for (h, family) in [(&h1, "logistic"), (&h2, "gbdt")] {
         let base = format!("/v1/models/readmission-30d/versions/{h}");
         let t = Instant::now();

@@ -88,6 +88,23 @@ pub struct TrainArgs {
     /// Also write the experiment record (JSON) here.
     #[arg(long)]
     experiment_out: Option<PathBuf>,
+    /// Train by DP-SGD (logistic only) so the whole run is (ε, δ)-DP for one training row; the
+    /// card and the experiment record ε, δ, the accountant, noise multiplier, clip, sampling
+    /// rate and steps.
+    #[arg(long, value_name = "EPSILON")]
+    dp_epsilon: Option<f64>,
+    /// DP-SGD's δ (below one over the training rows).
+    #[arg(long, requires = "dp_epsilon", default_value_t = 1e-6)]
+    dp_delta: f64,
+    /// DP-SGD's per-example gradient norm bound.
+    #[arg(long, requires = "dp_epsilon", default_value_t = 1.0)]
+    clip: f64,
+    /// DP-SGD's Poisson sampling rate (expected batch size over rows).
+    #[arg(long, requires = "dp_epsilon", default_value_t = 0.01)]
+    batch_rate: f64,
+    /// DP-SGD's passes over the data.
+    #[arg(long, requires = "dp_epsilon", default_value_t = 5)]
+    epochs: u32,
 }
 
 /// The version whose CSV table is read: the dataset itself, or with `--view` the view's rows
@@ -136,9 +153,22 @@ pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
             target: a.data.target.clone(),
             positive: a.data.positive.clone(),
             features,
-            params: match a.model {
-                Family::Logistic => Params::Logistic(LogisticParams::default()),
-                Family::Gbdt => Params::Gbdt(GbdtParams::default()),
+            params: match (a.model, a.dp_epsilon) {
+                (Family::Logistic, None) => Params::Logistic(LogisticParams::default()),
+                (Family::Logistic, Some(epsilon)) => Params::Logistic(LogisticParams {
+                    dp: Some(airlock_models::DpSgd {
+                        delta: a.dp_delta,
+                        clip: a.clip,
+                        sampling_rate: a.batch_rate,
+                        epochs: a.epochs,
+                        ..airlock_models::DpSgd::new(epsilon)
+                    }),
+                    ..LogisticParams::default()
+                }),
+                (Family::Gbdt, None) => Params::Gbdt(GbdtParams::default()),
+                (Family::Gbdt, Some(_)) => {
+                    anyhow::bail!("DP-SGD trains logistic regression only (--model logistic)")
+                }
             },
             seed: a.seed,
             test_fraction: a.test_fraction,
@@ -160,6 +190,19 @@ pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
             "held-out: AUROC {:.4}  AUPRC {:.4}  Brier {:.4}  log loss {:.4}",
             m.auroc, m.auprc, m.brier, m.log_loss
         );
+        if let Params::Logistic(LogisticParams { dp: Some(dp), .. }) = &r.experiment.params {
+            println!(
+                "DP-SGD: epsilon {:.3} (target {}) at delta {:e}, noise multiplier {:.4}, clip {}, sampling rate {}, {} steps; {}",
+                dp.spent_epsilon.unwrap_or(f64::NAN),
+                dp.epsilon,
+                dp.delta,
+                dp.noise_multiplier.unwrap_or(f64::NAN),
+                dp.clip,
+                dp.sampling_rate,
+                dp.steps.unwrap_or(0),
+                dp.accountant.as_deref().unwrap_or("")
+            );
+        }
         println!(
             "registered {} version {} (state registered, signed, stored encrypted in {})",
             r.version.name,
