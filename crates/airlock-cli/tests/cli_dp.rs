@@ -10,36 +10,9 @@
     reason = "tests fail by panicking"
 )]
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_airlock");
-
-fn airlock(args: &[&str], cwd: &Path) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .env("AIRLOCK_PASSPHRASE", "a long test passphrase 123")
-        .env_remove("AIRLOCK_LOG")
-        .env_remove("AIRLOCK_HOME")
-        .env_remove("AIRLOCK_ACTOR")
-        .output()
-        .expect("run airlock")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ok(args: &[&str], cwd: &Path) -> String {
-    let o = airlock(args, cwd);
-    assert!(o.status.success(), "{args:?}: {}", text(&o));
-    text(&o)
-}
+use common::{ok_in as ok, run_in as airlock, text};
 
 #[test]
 fn dp_questions_from_the_command_line() {

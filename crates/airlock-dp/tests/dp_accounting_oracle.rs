@@ -19,6 +19,8 @@ use std::process::Command;
 use airlock_dp::accountant::{DEFAULT_ORDERS, epsilon, rdp_sampled_gaussian};
 use serde::Deserialize;
 
+mod common;
+
 type TestResult = Result<(), Box<dyn Error>>;
 
 /// (q, σ, steps, δ): sampling rates 0.0005–0.1, noise multipliers 0.6–5, 100–100 000 steps.
@@ -112,38 +114,17 @@ fn relative(ours: f64, theirs: f64) -> f64 {
     }
 }
 
-/// Whether `python3` runs and imports `dp_accounting`; otherwise why not.
-fn dp_accounting_available() -> Result<(), String> {
-    match Command::new("python3")
-        .args(["-c", "import dp_accounting.rdp"])
-        .output()
-    {
-        Err(e) => Err(format!("python3 could not be run: {e}")),
-        Ok(out) if !out.status.success() => Err(format!(
-            "python3 cannot import dp_accounting ({}); install it with \
-             `python3 -m pip install dp-accounting`",
-            // The last line of the traceback says which import failed.
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or_default()
-                .trim()
-        )),
-        Ok(_) => Ok(()),
-    }
-}
-
 #[test]
 #[allow(
     clippy::print_stderr,
     reason = "the skip notice and the observed figures are reported"
 )]
 fn dp_sgd_accounting_matches_dp_accounting() -> TestResult {
-    if let Err(why) = dp_accounting_available() {
-        if std::env::var("AIRLOCK_REQUIRE_DP_ACCOUNTING").as_deref() == Ok("1") {
-            return Err(format!("AIRLOCK_REQUIRE_DP_ACCOUNTING=1 but {why}").into());
-        }
-        eprintln!("skipped: {why} (set AIRLOCK_REQUIRE_DP_ACCOUNTING=1 to make this a failure)");
+    if !common::oracle_available(
+        "dp_accounting.rdp",
+        "dp-accounting",
+        "AIRLOCK_REQUIRE_DP_ACCOUNTING",
+    )? {
         return Ok(());
     }
 

@@ -10,6 +10,8 @@ use std::process::Command;
 
 use serde::Deserialize;
 
+mod common;
+
 type TestResult = Result<(), Box<dyn Error>>;
 
 /// (ρ, δ) pairs; ρ from 0.01 to 5, δ from 1e-9 to 1e-4.
@@ -74,37 +76,13 @@ fn relative(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs()
 }
 
-/// Whether `python3` runs and imports `opendp`; otherwise why not.
-fn opendp_available() -> Result<(), String> {
-    match Command::new("python3")
-        .args(["-c", "import opendp.prelude"])
-        .output()
-    {
-        Err(e) => Err(format!("python3 could not be run: {e}")),
-        Ok(out) if !out.status.success() => Err(format!(
-            "python3 cannot import opendp ({}); install it with `python3 -m pip install opendp`",
-            // The last line of the traceback says which import failed.
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or_default()
-                .trim()
-        )),
-        Ok(_) => Ok(()),
-    }
-}
-
 #[test]
 #[allow(
     clippy::print_stderr,
     reason = "the skip notice and the observed figures are reported"
 )]
 fn zcdp_to_approx_dp_matches_python_opendp() -> TestResult {
-    if let Err(why) = opendp_available() {
-        if std::env::var("AIRLOCK_REQUIRE_OPENDP").as_deref() == Ok("1") {
-            return Err(format!("AIRLOCK_REQUIRE_OPENDP=1 but {why}").into());
-        }
-        eprintln!("skipped: {why} (set AIRLOCK_REQUIRE_OPENDP=1 to make this a failure)");
+    if !common::oracle_available("opendp.prelude", "opendp", "AIRLOCK_REQUIRE_OPENDP")? {
         return Ok(());
     }
 

@@ -154,18 +154,7 @@ pub fn fit_logistic(
     })?;
     let (mean, scale) = crate::logistic::standardisation(x, d, n);
     let dim = d + 1;
-    let mut z = Vec::with_capacity(n * dim);
-    for row in x.chunks_exact(d.max(1)).take(n) {
-        z.push(1.0);
-        z.extend(
-            row.iter()
-                .zip(mean.iter().zip(&scale))
-                .map(|(v, (m, s))| (v - m) / s),
-        );
-    }
-    if d == 0 {
-        z = vec![1.0; n];
-    }
+    let z = crate::logistic::design(x, d, n, &mean, &scale);
     let mut theta = vec![0.0; dim];
     let mut rng = airlock_dp::mechanism::SecretRng::from_os();
     let expected = (q * n as f64).max(1.0);

@@ -89,20 +89,8 @@ impl LogisticModel {
             });
         }
         let (mean, scale) = standardisation(x, d, n);
-        // Standardised design with a leading 1 for the intercept.
         let dim = d + 1;
-        let mut z = Vec::with_capacity(n * dim);
-        for row in x.chunks_exact(d.max(1)).take(n) {
-            z.push(1.0);
-            z.extend(
-                row.iter()
-                    .zip(mean.iter().zip(&scale))
-                    .map(|(v, (m, s))| (v - m) / s),
-            );
-        }
-        if d == 0 {
-            z = vec![1.0; n];
-        }
+        let z = design(x, d, n, &mean, &scale);
         let yf: Vec<f64> = y.iter().map(|&v| f64::from(u8::from(v))).collect();
         let mut theta = vec![0.0; dim];
         // Start the intercept at the base rate's log-odds: fewer iterations, same optimum.
@@ -224,6 +212,23 @@ impl Model for LogisticModel {
             intercept,
         })
     }
+}
+
+/// The standardised design, row-major with a leading 1 for the intercept (`d + 1` columns).
+pub(crate) fn design(x: &[f64], d: usize, n: usize, mean: &[f64], scale: &[f64]) -> Vec<f64> {
+    if d == 0 {
+        return vec![1.0; n];
+    }
+    let mut z = Vec::with_capacity(n * (d + 1));
+    for row in x.chunks_exact(d).take(n) {
+        z.push(1.0);
+        z.extend(
+            row.iter()
+                .zip(mean.iter().zip(scale))
+                .map(|(v, (m, s))| (v - m) / s),
+        );
+    }
+    z
 }
 
 pub(crate) fn standardisation(x: &[f64], d: usize, n: usize) -> (Vec<f64>, Vec<f64>) {

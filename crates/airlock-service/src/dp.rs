@@ -130,7 +130,7 @@ pub struct MetadataBody {
     pub table_rows_per_unit: BTreeMap<String, u32>,
     /// `column → [lo, hi]`.
     #[serde(default)]
-    pub bounds: BTreeMap<String, (f64, f64)>,
+    pub bounds: BTreeMap<String, [f64; 2]>,
     /// `column → values`.
     #[serde(default)]
     pub domains: BTreeMap<String, Vec<String>>,
@@ -154,7 +154,7 @@ pub struct MetadataView {
     /// Tighter bounds per table.
     pub table_rows_per_unit: BTreeMap<String, u32>,
     /// Bounds.
-    pub bounds: BTreeMap<String, (f64, f64)>,
+    pub bounds: BTreeMap<String, [f64; 2]>,
     /// Domains.
     pub domains: BTreeMap<String, Vec<String>>,
 }
@@ -227,6 +227,15 @@ fn epsilon_of(units: f64, delta: Option<f64>) -> Result<f64, ServiceError> {
         Some(d) => airlock_dp::rho_to_epsilon(units.max(0.0), d).map_err(ServiceError::internal),
         None => Ok(units.max(0.0)),
     }
+}
+
+/// `[lo, hi]` as the engine's `(lo, hi)`. The API spells a bound as a two-element array
+/// (a tuple's JSON Schema is not valid OpenAPI 3.1).
+fn pairs(bounds: &BTreeMap<String, [f64; 2]>) -> BTreeMap<String, (f64, f64)> {
+    bounds
+        .iter()
+        .map(|(c, [lo, hi])| (c.clone(), (*lo, *hi)))
+        .collect()
 }
 
 fn dp_invalid(field: &'static str, e: DpError) -> ServiceError {
@@ -325,7 +334,11 @@ impl Caller {
             },
             max_rows_per_unit: meta.max_rows_per_unit,
             table_rows_per_unit: meta.table_rows_per_unit,
-            bounds: meta.bounds,
+            bounds: meta
+                .bounds
+                .into_iter()
+                .map(|(c, (lo, hi))| (c, [lo, hi]))
+                .collect(),
             domains: meta.domains,
         }))
     }
@@ -359,7 +372,7 @@ impl Caller {
             },
             max_rows_per_unit: body.max_rows_per_unit,
             table_rows_per_unit: body.table_rows_per_unit,
-            bounds: body.bounds,
+            bounds: pairs(&body.bounds),
             domains: body.domains,
         };
         meta.check().map_err(|e| dp_invalid("metadata", e))?;
@@ -596,6 +609,10 @@ impl Caller {
     /// Budgets: all of them for a privacy officer, one's own (and the datasets' totals) for an
     /// analyst.
     pub async fn dp_budgets(&self, dataset: Option<&str>) -> Result<BudgetList, ServiceError> {
+        if let Some(d) = dataset {
+            DatasetName::new(d.to_owned())
+                .map_err(|_| ServiceError::invalid("dataset", "is not a dataset name"))?;
+        }
         let officer = match dataset {
             Some(d) => self.dp_dataset(d, Action::ManageDpBudget).await.is_ok(),
             None => self
@@ -633,17 +650,22 @@ impl Caller {
                 .await
                 .map_err(|e| e.to_string())?;
             let mut charged = Vec::new();
+            // A pure budget takes pure questions only, at their ε; a zCDP budget any
+            // question, at its ρ. The kind is in each update's condition.
+            let mut kinds = Vec::new();
+            if pure {
+                kinds.push(("delta IS NULL", to_units(privacy.epsilon).max(1)));
+            }
+            kinds.push(("delta IS NOT NULL", to_units(rho).max(1)));
             for who in [me.as_str(), TOTAL] {
                 let mut done = false;
-                // A pure budget takes pure questions only, at their ε.
-                if pure {
-                    let units = to_units(privacy.epsilon).max(1);
-                    let n = sqlx::query(
+                for (kind, units) in &kinds {
+                    let n = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "UPDATE dp_budgets SET spent_units = spent_units + $1 \
-                         WHERE dataset = $2 AND analyst = $3 AND delta IS NULL \
-                         AND spent_units + $1 <= limit_units",
-                    )
-                    .bind(units)
+                         WHERE dataset = $2 AND analyst = $3 AND {kind} \
+                         AND spent_units + $1 <= limit_units"
+                    )))
+                    .bind(*units)
                     .bind(dataset.as_str())
                     .bind(who)
                     .execute(&mut *tx)
@@ -651,27 +673,9 @@ impl Caller {
                     .map_err(|e| e.to_string())?
                     .rows_affected();
                     if n == 1 {
-                        charged.push((who.to_owned(), units));
+                        charged.push((who.to_owned(), *units));
                         done = true;
-                    }
-                }
-                if !done {
-                    let units = to_units(rho).max(1);
-                    let n = sqlx::query(
-                        "UPDATE dp_budgets SET spent_units = spent_units + $1 \
-                         WHERE dataset = $2 AND analyst = $3 AND delta IS NOT NULL \
-                         AND spent_units + $1 <= limit_units",
-                    )
-                    .bind(units)
-                    .bind(dataset.as_str())
-                    .bind(who)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .rows_affected();
-                    if n == 1 {
-                        charged.push((who.to_owned(), units));
-                        done = true;
+                        break;
                     }
                 }
                 if !done {
@@ -849,7 +853,7 @@ impl Caller {
             },
             max_rows_per_unit: meta_view.max_rows_per_unit,
             table_rows_per_unit: meta_view.table_rows_per_unit.clone(),
-            bounds: meta_view.bounds.clone(),
+            bounds: pairs(&meta_view.bounds),
             domains: meta_view.domains.clone(),
         };
         let wanted: Vec<String> = query.tables.iter().map(|(t, _)| t.clone()).collect();

@@ -97,7 +97,7 @@ async fn prepare(service: &Service, analyst_epsilon: f64) {
         unit: "patient".into(),
         max_rows_per_unit: 3,
         table_rows_per_unit: BTreeMap::new(),
-        bounds: BTreeMap::from([("age".into(), (0.0, 100.0)), ("los".into(), (0.0, 30.0))]),
+        bounds: BTreeMap::from([("age".into(), [0.0, 100.0]), ("los".into(), [0.0, 30.0])]),
         domains: BTreeMap::from([("sex".into(), vec!["F".into(), "M".into()])]),
     })
     .await

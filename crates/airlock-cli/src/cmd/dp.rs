@@ -221,7 +221,7 @@ pub fn run(a: DpArgs) -> anyhow::Result<ExitCode> {
                     .collect::<Result<BTreeMap<_, _>, _>>()?;
                 let bounds = bounds
                     .iter()
-                    .map(|b| DpMetadata::parse_bound(b))
+                    .map(|b| DpMetadata::parse_bound(b).map(|(c, (lo, hi))| (c, [lo, hi])))
                     .collect::<Result<BTreeMap<_, _>, _>>()?;
                 let domains = domains
                     .iter()
