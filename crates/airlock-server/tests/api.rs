@@ -1519,6 +1519,17 @@ async fn dp_questions_over_identified_fhir(db: Db) {
         )
         .await;
     assert_eq!(r.status, 403);
+    // One who cannot see the clinical zone learns nothing, not even that the name exists.
+    let r = w
+        .as_role(
+            Role::SecurityAdmin,
+            "POST",
+            "/v1/dp/queries",
+            &[],
+            Some(ask(sql, 0.1)),
+        )
+        .await;
+    assert_eq!(r.status, 404);
     // The ledger has the release and the refusal.
     let r = w
         .as_role(

@@ -354,9 +354,32 @@ impl Caller {
             }
             Err(e) => return Err(e.into()),
         };
-        self.authorize(action, &crate::datasets::resource(&v))
-            .await?;
+        self.authorize_visible(action, &v).await?;
         Ok(v)
+    }
+
+    /// The policy's decision on `action` over `v`; a refusal reads as not-found to a caller
+    /// who could not see the dataset anyway (outside their zones, and not one they may ask DP
+    /// questions of), so the answer does not tell them that the name exists.
+    async fn authorize_visible(
+        &self,
+        action: Action,
+        v: &DatasetVersion,
+    ) -> Result<(), ServiceError> {
+        let resource = crate::datasets::resource(v);
+        match self.authorize(action, &resource).await {
+            Ok(_) => Ok(()),
+            Err(ServiceError::Forbidden { reason }) => {
+                let visible = self.decide(Action::DpQuery, &resource, false).allowed()
+                    || self.home().version(&v.dataset, None).await.is_ok();
+                if visible {
+                    Err(ServiceError::Forbidden { reason })
+                } else {
+                    Err(ServiceError::NotFound { what: "dataset" })
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Set a dataset's DP metadata (a new version of it). Privacy officer.
@@ -825,8 +848,7 @@ impl Caller {
             }
             Err(e) => return Err(e.into()),
         };
-        self.authorize(Action::DpQuery, &crate::datasets::resource(&v))
-            .await?;
+        self.authorize_visible(Action::DpQuery, &v).await?;
         if !matches!(v.zone, Zone::Clinical | Zone::Airlock) {
             return Err(ServiceError::Refused {
                 reason: format!(
