@@ -51,6 +51,7 @@ fn main() {
     };
     let n = table.rows.len();
     let meta = DpMetadata {
+        bins: Default::default(),
         unit: PrivacyUnit::Column("patient_nbr".into()),
         max_rows_per_unit: 5,
         table_rows_per_unit: BTreeMap::new(),
@@ -118,6 +119,7 @@ fn main() {
         // bounding: what SmartNoise's figures in bench/dp_smartnoise.py are measured against),
         // 50 draws.
         let all_rows = DpMetadata {
+            bins: Default::default(),
             max_rows_per_unit: 10_000,
             ..meta.clone()
         };

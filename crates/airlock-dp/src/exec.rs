@@ -689,6 +689,7 @@ mod tests {
 
     fn meta(k: u32) -> DpMetadata {
         DpMetadata {
+            bins: Default::default(),
             unit: PrivacyUnit::Column("patient".into()),
             max_rows_per_unit: k,
             table_rows_per_unit: BTreeMap::new(),

@@ -10,9 +10,9 @@
 use opendp::accuracy::{discrete_gaussian_scale_to_accuracy, discrete_laplacian_scale_to_accuracy};
 use opendp::combinators::ConcentratedMeasure;
 use opendp::domains::{AtomDomain, VectorDomain};
-use opendp::measurements::{make_gaussian, make_laplace, make_private_quantile};
+use opendp::measurements::{make_gaussian, make_laplace, make_noisy_max, make_private_quantile};
 use opendp::measures::{MaxDivergence, ZeroConcentratedDivergence};
-use opendp::metrics::{InsertDeleteDistance, L1Distance, L2Distance};
+use opendp::metrics::{InsertDeleteDistance, L1Distance, L2Distance, LInfDistance};
 use serde::{Deserialize, Serialize};
 use statrs::function::erf::erfc_inv;
 
@@ -295,6 +295,45 @@ pub enum Share {
     Rho(f64),
     /// A pure-DP share.
     Epsilon(f64),
+}
+
+/// The exponential mechanism by OpenDP's report-noisy-max (Gumbel noise, so exactly the
+/// exponential mechanism): the index of a large score, each score moved by at most
+/// `sensitivity` when one privacy unit changes (in either direction), spending at most `rho`
+/// (zCDP; the bounded-range analysis of Cesar and Rogers 2021, ρ = ε²/8). Returns the index
+/// and the charge from OpenDP's map.
+pub fn select_max(scores: &[f64], sensitivity: f64, rho: f64) -> Result<(usize, f64), DpError> {
+    if scores.is_empty() || scores.iter().any(|s| !s.is_finite()) {
+        return Err(DpError::Internal(
+            "select: no scores, or one not finite".into(),
+        ));
+    }
+    if !(rho.is_finite() && rho > 0.0 && sensitivity.is_finite() && sensitivity > 0.0) {
+        return Err(DpError::Internal(
+            "select: rho or sensitivity out of range".into(),
+        ));
+    }
+    let domain = VectorDomain::new(AtomDomain::<f64>::new_non_nan());
+    // Non-monotonic: one unit may raise some scores and lower others, a range of 2Δ, so
+    // ρ = (2Δ / scale)² / 8.
+    let mut scale = 2.0 * sensitivity / (8.0 * rho).sqrt();
+    for _ in 0..64 {
+        let meas = make_noisy_max(
+            domain.clone(),
+            LInfDistance::default(),
+            ZeroConcentratedDivergence,
+            scale,
+            false,
+        )
+        .map_err(opendp_error)?;
+        let charged = meas.map(&sensitivity).map_err(opendp_error)?;
+        if charged <= rho {
+            let i = meas.invoke(&scores.to_vec()).map_err(opendp_error)?;
+            return Ok((i, charged));
+        }
+        scale *= 1.000_001;
+    }
+    Err(DpError::Internal("no scale fits the share".into()))
 }
 
 /// A private quantile by OpenDP's exponential-mechanism quantile over `candidates` (sorted,

@@ -42,11 +42,19 @@ pub struct DpMetadata {
     /// `column → values` for category columns that may be grouped by.
     #[serde(default)]
     pub domains: BTreeMap<String, Vec<String>>,
+    /// `column → bins` for numeric columns that synthetic data discretises (equal-width over
+    /// the bounds); without one, [`DpMetadata::bins_of`] chooses from the bounds alone.
+    #[serde(default)]
+    pub bins: BTreeMap<String, u32>,
 }
 
 /// The most values a declared domain may list (a group-by over a product of domains is capped
 /// separately, at [`crate::sql::MAX_GROUPS`]).
 pub const MAX_DOMAIN: usize = 1_000;
+
+/// Bins of a numeric column when none are declared and its bounds are not a short range of
+/// whole numbers.
+pub const DEFAULT_BINS: u32 = 16;
 
 impl DpMetadata {
     /// Checks the metadata is usable: bounds finite and ordered, domains non-empty and without
@@ -82,6 +90,13 @@ impl DpMetadata {
                 )));
             }
         }
+        for (column, bins) in &self.bins {
+            if *bins == 0 || *bins > MAX_DOMAIN as u32 {
+                return Err(DpError::Metadata(format!(
+                    "bins of column {column:?} must be between 1 and {MAX_DOMAIN}"
+                )));
+            }
+        }
         for (column, values) in &self.domains {
             if values.is_empty() || values.len() > MAX_DOMAIN {
                 return Err(DpError::Metadata(format!(
@@ -104,6 +119,25 @@ impl DpMetadata {
             .get(&format!("{table}.{column}"))
             .or_else(|| self.bounds.get(column))
             .copied()
+    }
+
+    /// The bins of a numeric column, by bare or `table.column` name: the declared count, else
+    /// one per whole number when the bounds are whole numbers at most 32 apart, else 16. The
+    /// choice looks at the bounds only, never at the data.
+    pub fn bins_of(&self, table: &str, column: &str) -> Option<u32> {
+        let declared = self
+            .bins
+            .get(&format!("{table}.{column}"))
+            .or_else(|| self.bins.get(column))
+            .copied();
+        let (lo, hi) = self.bounds_of(table, column)?;
+        Some(declared.unwrap_or_else(|| {
+            if lo.fract() == 0.0 && hi.fract() == 0.0 && hi - lo < 32.0 {
+                (hi - lo) as u32 + 1
+            } else {
+                DEFAULT_BINS
+            }
+        }))
     }
 
     /// The domain of a column, by bare or `table.column` name.
@@ -160,6 +194,7 @@ mod tests {
     #[test]
     fn bad_metadata_is_refused() {
         let good = DpMetadata {
+            bins: Default::default(),
             unit: PrivacyUnit::Column("patient".into()),
             max_rows_per_unit: 5,
             table_rows_per_unit: BTreeMap::from([("patients".into(), 1)]),

@@ -1001,6 +1001,7 @@ mod tests {
 
     fn meta() -> DpMetadata {
         DpMetadata {
+            bins: Default::default(),
             unit: PrivacyUnit::Column("patient".into()),
             max_rows_per_unit: 3,
             table_rows_per_unit: BTreeMap::from([("dx".into(), 2)]),
