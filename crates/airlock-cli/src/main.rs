@@ -44,6 +44,9 @@ enum Command {
     /// Differential privacy: questions of identified data charged to budgets; DP metadata and
     /// budgets (acting as the principal named by --actor).
     Dp(cmd::dp::DpArgs),
+    /// Differentially private synthetic rows from a clinical table (MST), with a fidelity,
+    /// utility and privacy report, as a synthetic version in development.
+    Synth(cmd::synth::SynthArgs),
     /// Decrypt a dataset version to a directory, where the zone rules allow.
     Export(cmd::home::ExportArgs),
     /// Key management.
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
         Command::Datasets(a) => cmd::home::datasets(a),
         Command::Views(a) => cmd::views::run(a),
         Command::Dp(a) => cmd::dp::run(a),
+        Command::Synth(a) => cmd::synth::run(a),
         Command::Export(a) => cmd::home::export(a),
         Command::Keys(a) => cmd::home::keys(a),
         Command::Audit(a) => cmd::audit::run(a),

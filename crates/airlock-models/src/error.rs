@@ -180,4 +180,18 @@ pub enum ModelsError {
         /// What was wrong.
         what: &'static str,
     },
+    /// A column cannot be synthesised as declared.
+    #[error("synthesis column `{column}`: {rule}")]
+    InvalidSynthColumn {
+        /// The column.
+        column: String,
+        /// What is wrong.
+        rule: &'static str,
+    },
+    /// A differential-privacy mechanism refused or failed (its message names parameters only).
+    #[error("privacy mechanism: {what}")]
+    Privacy {
+        /// What went wrong.
+        what: String,
+    },
 }

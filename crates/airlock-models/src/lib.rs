@@ -37,6 +37,7 @@ pub mod membership;
 pub mod metrics;
 pub mod policy;
 pub mod reference;
+pub mod synth;
 pub mod testing;
 pub mod validation;
 

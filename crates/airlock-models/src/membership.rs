@@ -414,7 +414,7 @@ fn tie_groups(labels: &[bool], scores: &[f64]) -> Vec<(u64, u64)> {
 }
 
 /// Mann-Whitney AUC with ties counted half; `None` without both classes.
-fn roc_auc(labels: &[bool], scores: &[f64]) -> Option<f64> {
+pub(crate) fn roc_auc(labels: &[bool], scores: &[f64]) -> Option<f64> {
     let groups = tie_groups(labels, scores);
     let p: u64 = groups.iter().map(|g| g.0).sum();
     let n: u64 = groups.iter().map(|g| g.1).sum();
@@ -432,7 +432,7 @@ fn roc_auc(labels: &[bool], scores: &[f64]) -> Option<f64> {
 }
 
 /// ROC points `(fpr, tpr)` from the origin, one per distinct score.
-fn roc_curve(labels: &[bool], scores: &[f64]) -> Vec<(f64, f64)> {
+pub(crate) fn roc_curve(labels: &[bool], scores: &[f64]) -> Vec<(f64, f64)> {
     let groups = tie_groups(labels, scores);
     let p = groups.iter().map(|g| g.0).sum::<u64>().max(1) as f64;
     let n = groups.iter().map(|g| g.1).sum::<u64>().max(1) as f64;
@@ -447,7 +447,7 @@ fn roc_curve(labels: &[bool], scores: &[f64]) -> Vec<(f64, f64)> {
 }
 
 /// The largest TPR at an FPR of at most `alpha`.
-fn tpr_at_fpr(roc: &[(f64, f64)], alpha: f64) -> f64 {
+pub(crate) fn tpr_at_fpr(roc: &[(f64, f64)], alpha: f64) -> f64 {
     roc.iter()
         .filter(|(fpr, _)| *fpr <= alpha)
         .map(|(_, tpr)| *tpr)

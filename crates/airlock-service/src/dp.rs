@@ -134,6 +134,9 @@ pub struct MetadataBody {
     /// `column → values`.
     #[serde(default)]
     pub domains: BTreeMap<String, Vec<String>>,
+    /// `column → bins` for synthetic data (numeric columns; default from the bounds).
+    #[serde(default)]
+    pub bins: BTreeMap<String, u32>,
 }
 
 /// A dataset's DP metadata as stored.
@@ -157,6 +160,27 @@ pub struct MetadataView {
     pub bounds: BTreeMap<String, [f64; 2]>,
     /// Domains.
     pub domains: BTreeMap<String, Vec<String>>,
+    /// Declared bins of numeric columns (for synthetic data).
+    #[serde(default)]
+    pub bins: BTreeMap<String, u32>,
+}
+
+impl MetadataView {
+    /// The metadata the mechanisms read.
+    pub fn metadata(&self) -> DpMetadata {
+        DpMetadata {
+            unit: if self.unit == "row" {
+                PrivacyUnit::Row
+            } else {
+                PrivacyUnit::Column(self.unit.clone())
+            },
+            max_rows_per_unit: self.max_rows_per_unit,
+            table_rows_per_unit: self.table_rows_per_unit.clone(),
+            bounds: pairs(&self.bounds),
+            domains: self.domains.clone(),
+            bins: self.bins.clone(),
+        }
+    }
 }
 
 /// A budget to set.
@@ -305,7 +329,7 @@ fn table_stem(file: &str) -> String {
 
 impl Caller {
     /// The latest DP metadata of a dataset.
-    async fn dp_metadata_row(
+    pub(crate) async fn dp_metadata_row(
         &self,
         dataset: &DatasetName,
     ) -> Result<Option<MetadataView>, ServiceError> {
@@ -340,6 +364,7 @@ impl Caller {
                 .map(|(c, (lo, hi))| (c, [lo, hi]))
                 .collect(),
             domains: meta.domains,
+            bins: meta.bins,
         }))
     }
 
@@ -361,7 +386,7 @@ impl Caller {
     /// The policy's decision on `action` over `v`; a refusal reads as not-found to a caller
     /// who could not see the dataset anyway (outside their zones, and not one they may ask DP
     /// questions of), so the answer does not tell them that the name exists.
-    async fn authorize_visible(
+    pub(crate) async fn authorize_visible(
         &self,
         action: Action,
         v: &DatasetVersion,
@@ -397,6 +422,7 @@ impl Caller {
             table_rows_per_unit: body.table_rows_per_unit,
             bounds: pairs(&body.bounds),
             domains: body.domains,
+            bins: body.bins,
         };
         meta.check().map_err(|e| dp_invalid("metadata", e))?;
         let text = serde_json::to_string(&meta).map_err(ServiceError::internal)?;
@@ -658,7 +684,7 @@ impl Caller {
     /// in its own kind: ε for a pure budget, ρ for a zCDP one), or say which one refused. The
     /// kind is part of each conditional update, so a budget reset to the other kind meanwhile
     /// cannot be charged in the wrong unit.
-    async fn reserve(
+    pub(crate) async fn reserve(
         &self,
         dataset: &DatasetName,
         privacy: &Privacy,
@@ -747,7 +773,26 @@ impl Caller {
         }
     }
 
-    async fn release_reservation(
+    /// What is left of the caller's and the dataset's budgets.
+    pub(crate) async fn remaining(&self, dataset: &DatasetName) -> Result<Remaining, ServiceError> {
+        let mine = self
+            .budgets_where(Some(dataset.as_str()), Some(self.who.principal.id.as_str()))
+            .await?
+            .into_iter()
+            .next();
+        let total = self
+            .budgets_where(Some(dataset.as_str()), Some(TOTAL))
+            .await?
+            .into_iter()
+            .next();
+        Ok(Remaining {
+            analyst_epsilon: mine.as_ref().map_or(0.0, |b| b.remaining_epsilon),
+            dataset_epsilon: total.as_ref().map_or(0.0, |b| b.remaining_epsilon),
+            analyst: mine,
+        })
+    }
+
+    pub(crate) async fn release_reservation(
         &self,
         dataset: &DatasetName,
         charged: &[(String, i64)],
@@ -772,14 +817,15 @@ impl Caller {
     /// The tables a version exposes: a CSV version's file is `data` when it has one, else
     /// each file by its stem; a FHIR version exposes the views (registered or built in) the
     /// query names.
-    async fn dp_tables(
+    pub(crate) async fn dp_tables(
         &self,
         v: &DatasetVersion,
         wanted: &[String],
+        gate: Gate,
     ) -> Result<BTreeMap<String, airlock_dp::Table>, ServiceError> {
         let home = self.home_across_zones();
         let files = home
-            .read_version(v, Access::Gate(Gate::DpRelease), self.purpose)
+            .read_version(v, Access::Gate(gate), self.purpose)
             .await?;
         let csv: Vec<_> = files.iter().filter(|(f, _)| f.format == "csv").collect();
         let mut tables = BTreeMap::new();
@@ -867,19 +913,9 @@ impl Caller {
                     v.dataset
                 ),
             })?;
-        let meta = DpMetadata {
-            unit: if meta_view.unit == "row" {
-                PrivacyUnit::Row
-            } else {
-                PrivacyUnit::Column(meta_view.unit.clone())
-            },
-            max_rows_per_unit: meta_view.max_rows_per_unit,
-            table_rows_per_unit: meta_view.table_rows_per_unit.clone(),
-            bounds: pairs(&meta_view.bounds),
-            domains: meta_view.domains.clone(),
-        };
+        let meta = meta_view.metadata();
         let wanted: Vec<String> = query.tables.iter().map(|(t, _)| t.clone()).collect();
-        let tables = self.dp_tables(&v, &wanted).await?;
+        let tables = self.dp_tables(&v, &wanted, Gate::DpRelease).await?;
         let schema: airlock_dp::sql::Schema = tables
             .iter()
             .map(|(n, t)| (n.clone(), t.columns.clone()))
@@ -949,19 +985,7 @@ impl Caller {
                 )),
         )
         .await?;
-        let mine = self
-            .budgets_where(
-                Some(v.dataset.as_str()),
-                Some(self.who.principal.id.as_str()),
-            )
-            .await?
-            .into_iter()
-            .next();
-        let total = self
-            .budgets_where(Some(v.dataset.as_str()), Some(TOTAL))
-            .await?
-            .into_iter()
-            .next();
+        let remaining = self.remaining(&v.dataset).await?;
         Ok(DpAnswer {
             dataset: v.reference().to_string(),
             rows: answer.rows,
@@ -971,11 +995,7 @@ impl Caller {
             epsilon: privacy.epsilon,
             delta: privacy.delta,
             rho,
-            remaining: Remaining {
-                analyst_epsilon: mine.as_ref().map_or(0.0, |b| b.remaining_epsilon),
-                dataset_epsilon: total.as_ref().map_or(0.0, |b| b.remaining_epsilon),
-                analyst: mine,
-            },
+            remaining,
             metadata_version: meta_view.version,
             saved,
         })

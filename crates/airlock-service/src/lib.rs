@@ -28,6 +28,7 @@ pub mod models;
 pub mod patients;
 pub mod resource;
 pub mod schema;
+pub mod synth;
 mod throttle;
 pub mod totp;
 pub mod views;

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use airlock_authz::{Principal, Role};
 use airlock_crypto::KdfParams;
 use airlock_service::dp::{BudgetBody, MetadataBody, QueryBody};
+use airlock_service::synth::SynthBody;
 use airlock_service::{
     Authenticated, Caller, IdentityPolicy, NoObserver, Service, ServiceError, Via,
 };
@@ -99,6 +100,7 @@ async fn prepare(service: &Service, analyst_epsilon: f64) {
         table_rows_per_unit: BTreeMap::new(),
         bounds: BTreeMap::from([("age".into(), [0.0, 100.0]), ("los".into(), [0.0, 30.0])]),
         domains: BTreeMap::from([("sex".into(), vec!["F".into(), "M".into()])]),
+        bins: BTreeMap::new(),
     })
     .await
     .unwrap();
@@ -323,4 +325,110 @@ async fn a_zcdp_budget_charges_rho_and_shows_epsilon_at_its_delta() {
     assert!((left.remaining - left2.remaining - 0.05 * 0.05 / 2.0).abs() < 1e-9);
     let mean = a.rows[0]["n"].as_i64().unwrap();
     assert!((mean - 1200).abs() < 400, "{mean}");
+}
+
+fn synth(epsilon: f64, columns: Option<&[&str]>) -> SynthBody {
+    SynthBody {
+        dataset: "encounters".into(),
+        epsilon,
+        delta: 1e-6,
+        table: None,
+        columns: columns.map(|c| c.iter().map(|s| (*s).to_owned()).collect()),
+        rows: None,
+        target: Some("sex".into()),
+        positive: Some("F".into()),
+        out_dataset: "encounters-synthetic".into(),
+        seed: Some(11),
+    }
+}
+
+/// Issue 22: synthetic rows leave the clinical zone as a `synthetic` version in development,
+/// charged to the zCDP budgets; identifiers, undeclared and unknown columns and bad ε are
+/// refused before anything is spent.
+#[tokio::test]
+async fn synthetic_rows_are_a_charged_release_and_refusals_spend_nothing() {
+    let (_tmp, service) = setup(None).await;
+    prepare(&service, 1.0).await;
+    let po = caller(&service, "pat-privacy", Role::PrivacyOfficer);
+    // zCDP composes sublinearly: 2.5 admits one run at 2, not two.
+    for (analyst, epsilon) in [(Some("dana"), 2.5), (None, 50.0)] {
+        po.set_dp_budget(BudgetBody {
+            dataset: "encounters".into(),
+            analyst: analyst.map(str::to_owned),
+            epsilon,
+            delta: Some(1e-6),
+        })
+        .await
+        .unwrap();
+    }
+    let dana = caller(&service, "dana", Role::DataScientist);
+    let left = |s: &Service| {
+        let po = caller(s, "pat-privacy", Role::PrivacyOfficer);
+        async move {
+            po.dp_budgets(Some("encounters"))
+                .await
+                .unwrap()
+                .budgets
+                .into_iter()
+                .find(|b| b.analyst == "dana")
+                .unwrap()
+                .remaining
+        }
+    };
+    let before = left(&service).await;
+    let refusals = [
+        (synth(1.0, Some(&["patient", "age"])), "privacy unit"),
+        (
+            synth(1.0, Some(&["mrn", "age"])),
+            "no declared domain or bounds",
+        ),
+        (synth(1.0, Some(&["zzz"])), "not in table"),
+        (synth(0.0, None), "epsilon"),
+        (synth(f64::INFINITY, None), "epsilon"),
+    ];
+    for (body, why) in refusals {
+        let e = dana.synthesize(body).await.unwrap_err().to_string();
+        assert!(e.contains(why), "{e}");
+    }
+    assert_eq!(left(&service).await, before, "a refusal spent budget");
+
+    let r = dana.synthesize(synth(2.0, None)).await.unwrap();
+    assert_eq!(
+        r.columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["age", "sex", "los"]
+    );
+    assert_eq!(r.charges.len(), 3 + 2 + 2, "{:?}", r.charges);
+    assert!(r.rho_spent <= r.rho && r.rho_spent > 0.99 * r.rho);
+    let charged = airlock_dp::rho_for_epsilon(2.0, 1e-6).unwrap();
+    assert!((before - left(&service).await - charged).abs() < 1e-9);
+    assert!(
+        r.report.fidelity.mean_column > 0.8,
+        "{:?}",
+        r.report.fidelity
+    );
+    assert!(r.report.utility.is_some());
+    assert!(r.rows > 500 && r.rows < 1500, "{}", r.rows);
+    let v = service
+        .home()
+        .version(&DatasetName::new("encounters-synthetic").unwrap(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (v.zone, v.classification),
+        (Zone::Development, Classification::Synthetic)
+    );
+    assert_eq!(
+        v.lineage.transform.params.get("method").map(String::as_str),
+        Some("mst")
+    );
+    // The budget is now too small for another run at the same epsilon.
+    let e = dana.synthesize(synth(2.0, None)).await.unwrap_err();
+    assert!(matches!(e, ServiceError::Refused { .. }), "{e}");
+    eprintln!(
+        "synth: {} rows, fidelity 1-way {:.3} 2-way {:.3}, rho {:.4} spent {:.4}",
+        r.rows, r.report.fidelity.mean_column, r.report.fidelity.mean_pair, r.rho, r.rho_spent
+    );
 }

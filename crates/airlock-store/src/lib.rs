@@ -56,7 +56,7 @@ pub use home::{
 };
 pub use meta::{Backend, DatabaseTls, Db, DbTarget, SERVING_GRANTS, Scope, Tx, is_postgres_url};
 pub use objects::ObjectRef;
-pub use scan::{DataPosition, IdentifierKind};
+pub use scan::{DataPosition, IdentifierKind, column_kind as identifier_column};
 
 /// The version of Airlock written into lineage records: the package version, with the git
 /// commit the binary was built from as semver build metadata when the build knew it

@@ -408,7 +408,9 @@ fn unreadable(e: impl fmt::Display) -> Refusal {
 }
 
 /// The kind of identifier a CSV column holds by its name, for the names that say so.
-fn column_kind(header: &str) -> Option<IdentifierKind> {
+/// The direct identifier a CSV column's name says it holds (a name, SSN, phone, fax, email or
+/// street address column), by its normalised header.
+pub fn column_kind(header: &str) -> Option<IdentifierKind> {
     let norm: String = header
         .trim()
         .chars()

@@ -89,6 +89,11 @@ enum MetadataCmd {
         /// `column=a|b|c`, for each column questions may group by.
         #[arg(long = "domain", value_name = "COL=A|B|C")]
         domains: Vec<String>,
+        /// `column=K`: synthetic data bins this numeric column into K equal widths over its
+        /// bounds (default: one bin per whole number for a range of whole numbers under 32
+        /// apart, else 16).
+        #[arg(long = "bins", value_name = "COL=K")]
+        bins: Vec<String>,
     },
     /// Show the current one.
     Show {
@@ -127,7 +132,7 @@ enum BudgetCmd {
 }
 
 /// The service, and a caller acting as `--actor` (a principal of this deployment).
-async fn as_principal(a: &HomeArgs) -> anyhow::Result<Caller> {
+pub(super) async fn as_principal(a: &HomeArgs) -> anyhow::Result<Caller> {
     let home = a.open().await?;
     let Some(name) = a.actor.as_deref() else {
         bail!("name the principal to act as with --actor (a user or service of this deployment)");
@@ -168,7 +173,7 @@ async fn as_principal(a: &HomeArgs) -> anyhow::Result<Caller> {
     ))
 }
 
-fn service_error(e: airlock_service::ServiceError) -> anyhow::Error {
+pub(super) fn service_error(e: airlock_service::ServiceError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
 
@@ -213,8 +218,22 @@ pub fn run(a: DpArgs) -> anyhow::Result<ExitCode> {
                         table_rows,
                         bounds,
                         domains,
+                        bins,
                     },
             } => {
+                let bins = bins
+                    .iter()
+                    .map(|b| {
+                        let (c, k) = b
+                            .split_once('=')
+                            .with_context(|| format!("bins are written column=K, not {b:?}"))?;
+                        let k: u32 = k
+                            .trim()
+                            .parse()
+                            .with_context(|| format!("bins are written column=K, not {b:?}"))?;
+                        Ok((c.trim().to_owned(), k))
+                    })
+                    .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
                 let table_rows_per_unit = table_rows
                     .iter()
                     .map(|t| DpMetadata::parse_table_rows(t))
@@ -235,6 +254,7 @@ pub fn run(a: DpArgs) -> anyhow::Result<ExitCode> {
                         table_rows_per_unit,
                         bounds,
                         domains,
+                        bins,
                     })
                     .await
                     .map_err(service_error)?;

@@ -11,4 +11,5 @@ pub mod generate;
 pub mod home;
 pub mod models;
 pub mod serve;
+pub mod synth;
 pub mod views;

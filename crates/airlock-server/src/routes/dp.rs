@@ -1,9 +1,11 @@
 //! `/v1/dp/...`: differentially private questions over identified data (the DP release gate),
-//! the datasets' DP metadata, and the budgets questions are charged to.
+//! synthetic rows (the synthesis gate), the datasets' DP metadata, and the budgets both are
+//! charged to.
 
 use airlock_service::dp::{
     BudgetBody, BudgetList, BudgetView, DpAnswer, MetadataBody, MetadataView, QueryBody,
 };
+use airlock_service::synth::{SynthBody, SynthResult};
 use axum::Json;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -17,6 +19,14 @@ pub(crate) async fn query(
 ) -> Result<Json<DpAnswer>, ApiError> {
     let Body(body) = body?;
     Ok(Json(ctx.dp_query(body).await?))
+}
+
+pub(crate) async fn synthesize(
+    ctx: Ctx,
+    body: Result<Body<SynthBody>, ApiError>,
+) -> Result<Json<SynthResult>, ApiError> {
+    let Body(body) = body?;
+    Ok(Json(ctx.synthesize(body).await?))
 }
 
 pub(crate) async fn set_metadata(
