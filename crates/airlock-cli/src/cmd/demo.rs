@@ -582,7 +582,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             );
         }
         expert_tour(&mut c, &tokens).await?;
-        super::demo_dp::tour(&mut c, &tokens).await?;
+        super::demo_dp::tour(&mut c, &tokens, &home, &root).await?;
         enrolment_tour(&mut c, &login("sam-security"), &tokens).await?;
         super::demo_models::tour(&mut c, &home, &root, &tokens, a.synthetic_only).await?;
         let r = c

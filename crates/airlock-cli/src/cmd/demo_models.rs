@@ -23,9 +23,6 @@ const COHORT_FEATURES: &[&str] = &[
     "prior_admissions_12mo",
 ];
 
-/// Patients in the synthetic registry the tour trains on when the shared table is absent.
-const MODEL_COHORT_PATIENTS: usize = 600;
-
 /// What the models are trained on.
 struct TrainingSet {
     dataset: String,
@@ -150,25 +147,10 @@ async fn training_set(
             ),
         });
     }
-    // A synthetic hospital registry large enough to train on (one row per stay), ingested as
-    // PHI and de-identified by a deployment profile: safe harbor, minus the columns the model
-    // does not need (minimum necessary): the free-text note, race and ethnicity (a race value
-    // such as "White" can equal a patient's surname, which the leak check rightly flags).
-    let source = root.join("model-cohort");
-    super::generate::generate_into(MODEL_COHORT_PATIENTS, 7, &source)?;
-    let engineer = as_actor(home, "data-engineer")?;
-    engineer
-        .ingest(
-            &IngestRequest {
-                zone: Zone::Clinical,
-                classification: Classification::Phi,
-                source_system: "demo-ehr-registry".into(),
-                dataset: DatasetName::new("stay-registry")?,
-                files: vec![source.join("cohort.csv")],
-            },
-            &mut |_, _| {},
-        )
-        .await?;
+    // The synthetic hospital registry the DP tour ingested as PHI (one row per stay),
+    // de-identified by a deployment profile: safe harbor, minus the columns the model does not
+    // need (minimum necessary): the free-text note, race and ethnicity (a race value such as
+    // "White" can equal a patient's surname, which the leak check rightly flags).
     let text = airlock_deid::Profile::builtin_text("safe-harbor")
         .ok_or_else(|| anyhow::anyhow!("the safe-harbor profile is built in"))?;
     let profile = text.replacen(
@@ -185,7 +167,7 @@ async fn training_set(
     let o = super::gate::run_gate(
         &officer,
         &profile_path.to_string_lossy(),
-        "stay-registry",
+        super::demo_dp::REGISTRY,
         &DatasetName::new("stay-registry-deid")?,
     )
     .await?;
@@ -200,7 +182,8 @@ async fn training_set(
         patient_column: "mrn",
         sensitive: &["sex"],
         describe: format!(
-            "a synthetic stay registry ({MODEL_COHORT_PATIENTS} patients) ingested as PHI, through the safe-harbor gate ({} stays)",
+            "a synthetic stay registry ({} patients) ingested as PHI, through the safe-harbor gate ({} stays)",
+            super::demo_dp::REGISTRY_PATIENTS,
             o.version.records
         ),
     })

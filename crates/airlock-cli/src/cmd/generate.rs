@@ -63,3 +63,13 @@ pub fn generate_into(
     airlock_synth::write_all(&cohort, out)
         .with_context(|| format!("writing the cohort to `{}`", out.display()))
 }
+
+/// A registry extract only (`cohort.csv`, one row per stay), without the FHIR, HL7 and notes:
+/// the demo's larger table for synthetic data and for training without the shared data.
+/// Returns the stays written.
+pub fn generate_registry_csv(patients: usize, seed: u64, path: &Path) -> anyhow::Result<usize> {
+    let cohort = airlock_synth::generate(&airlock_synth::GenOptions::new(patients, seed));
+    airlock_synth::write_csv(&cohort, path)
+        .with_context(|| format!("writing the registry to `{}`", path.display()))?;
+    Ok(cohort.patients.iter().map(|p| p.encounters.len()).sum())
+}

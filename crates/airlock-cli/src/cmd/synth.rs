@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use airlock_service::synth::{SynthBody, SynthResult};
+use airlock_service::synth::SynthBody;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use serde_json::Value;
 
 use super::dp::{as_principal, service_error};
 use super::home::{HomeArgs, block_on};
@@ -82,7 +83,7 @@ pub fn run(a: SynthArgs) -> anyhow::Result<ExitCode> {
             })
             .await
             .map_err(service_error)?;
-        print_result(&r, "");
+        print_result(&serde_json::to_value(&r)?, "");
         if let Some(path) = a.out {
             super::deid::write_atomic(&path, &serde_json::to_vec_pretty(&r)?, true)
                 .with_context(|| format!("cannot write `{}`", path.display()))?;
@@ -92,61 +93,74 @@ pub fn run(a: SynthArgs) -> anyhow::Result<ExitCode> {
     })?
 }
 
-/// The release and its report, indented by `indent` (the demo nests it).
-pub fn print_result(r: &SynthResult, indent: &str) {
-    let f = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
+/// The release and its report (the result as JSON, from the service or the API), indented by
+/// `indent`: figures and column names only.
+pub fn print_result(r: &Value, indent: &str) {
+    let num = |p: &str| r.pointer(p).and_then(Value::as_f64);
+    let f = |p: &str| num(p).map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
+    let text = |p: &str| {
+        r.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let len = |p: &str| r.pointer(p).and_then(Value::as_array).map_or(0, Vec::len);
     println!(
-        "{indent}{} -> {}: {} synthetic rows of {} columns by {} at epsilon {} delta {:e} (rho {:.5}, spent {:.5} in {} mechanisms); seed {}",
-        r.source,
-        r.dataset,
-        r.rows,
-        r.columns.len(),
-        r.method,
-        r.epsilon,
-        r.delta,
-        r.rho,
-        r.rho_spent,
-        r.charges.len(),
-        r.seed
+        "{indent}{} -> {}: {} synthetic rows of {} columns by {} at epsilon {} delta {:e} (rho {:.5}, spent {:.5} in {} mechanisms)",
+        text("/source"),
+        text("/dataset"),
+        r.pointer("/rows").and_then(Value::as_u64).unwrap_or(0),
+        len("/columns"),
+        text("/method"),
+        num("/epsilon").unwrap_or(f64::NAN),
+        num("/delta").unwrap_or(f64::NAN),
+        num("/rho").unwrap_or(f64::NAN),
+        num("/rho_spent").unwrap_or(f64::NAN),
+        len("/charges"),
     );
+    let pairs: Vec<String> = r
+        .pointer("/selected")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let side = |i: usize| p.get(i).and_then(Value::as_str).unwrap_or("?");
+            format!("{} x {}", side(0), side(1))
+        })
+        .collect();
+    println!("{indent}  pairs measured: {}", pairs.join(", "));
     println!(
-        "{indent}  pairs measured: {}",
-        r.selected
-            .iter()
-            .map(|[a, b]| format!("{a} x {b}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "{indent}  fidelity: 1-way {}, 2-way {} (1 - TVD, mean), correlation difference {}",
+        f("/report/fidelity/mean_column"),
+        f("/report/fidelity/mean_pair"),
+        f("/report/fidelity/mean_correlation_difference")
     );
-    let fid = &r.report.fidelity;
-    println!(
-        "{indent}  fidelity: 1-way {:.3}, 2-way {:.3} (1 - TVD, mean), correlation difference {}",
-        fid.mean_column,
-        fid.mean_pair,
-        f(fid.mean_correlation_difference)
-    );
-    if let Some(u) = &r.report.utility {
+    if r.pointer("/report/utility").is_some_and(|u| !u.is_null()) {
         println!(
-            "{indent}  utility on {} ({} real held-out rows): AUROC logistic {} (real) vs {} (synthetic), GBDT {} vs {}",
-            u.target,
-            u.holdout_rows,
-            f(u.trained_on_real.logistic),
-            f(u.trained_on_synthetic.logistic),
-            f(u.trained_on_real.gbdt),
-            f(u.trained_on_synthetic.gbdt)
+            "{indent}  utility on {} ({} real held-out rows): AUROC logistic {} (trained on real) vs {} (on synthetic), GBDT {} vs {}",
+            text("/report/utility/target"),
+            r.pointer("/report/utility/holdout_rows")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+            f("/report/utility/trained_on_real/logistic"),
+            f("/report/utility/trained_on_synthetic/logistic"),
+            f("/report/utility/trained_on_real/gbdt"),
+            f("/report/utility/trained_on_synthetic/gbdt")
         );
     }
-    let p = &r.report.privacy;
+    let pct = |p: &str| num(p).map_or_else(|| "-".to_owned(), |v| format!("{:.1}%", 100.0 * v));
     println!(
-        "{indent}  privacy: DCR median {:.3} (synthetic) vs {:.3} (held-out real); exact copies {:.1}% vs {:.1}%; distance attack AUC {}, TPR {:.4} at 0.1% FPR",
-        p.dcr_synthetic_median,
-        p.dcr_holdout_median,
-        100.0 * p.exact_match_synthetic,
-        100.0 * p.exact_match_holdout,
-        f(p.distance_attack.auc),
-        p.distance_attack.tpr_at_fpr_0_001
+        "{indent}  privacy: DCR median {} (synthetic) vs {} (held-out real); exact copies of a training row {} vs {}; distance attack AUC {}, TPR {} at 0.1% FPR",
+        f("/report/privacy/dcr_synthetic_median"),
+        f("/report/privacy/dcr_holdout_median"),
+        pct("/report/privacy/exact_match_synthetic"),
+        pct("/report/privacy/exact_match_holdout"),
+        f("/report/privacy/distance_attack/auc"),
+        f("/report/privacy/distance_attack/tpr_at_fpr_0.001")
     );
     println!(
-        "{indent}  budget left: epsilon {:.3} (yours), {:.3} (the dataset's)",
-        r.remaining.analyst_epsilon, r.remaining.dataset_epsilon
+        "{indent}  budget left: epsilon {} (yours), {} (the dataset's)",
+        f("/remaining/analyst_epsilon"),
+        f("/remaining/dataset_epsilon")
     );
 }
