@@ -138,4 +138,12 @@ pub enum RegistryError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A change control plan that does not parse, is not approved, or refuses the change.
+    #[error("change control plan `{plan}`: {rule}")]
+    Plan {
+        /// The plan.
+        plan: String,
+        /// The rule (plan paths and figures, never a value from data).
+        rule: String,
+    },
 }

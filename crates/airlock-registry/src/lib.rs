@@ -18,6 +18,7 @@
 
 mod error;
 mod package;
+pub mod plan;
 mod registry;
 pub mod report;
 pub mod serving;

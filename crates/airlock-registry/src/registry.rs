@@ -676,6 +676,23 @@ impl Registry {
         })
     }
 
+    /// One lifecycle step of one version, in the ledger and the history.
+    pub(crate) async fn step(
+        &self,
+        v: &ModelVersion,
+        to: State,
+        reason: &str,
+    ) -> Result<Transition, RegistryError> {
+        let _order = self.lifecycle().await?;
+        let mut out = self
+            .apply(&[(v.clone(), to, 0)], EventType::ModelApprove, reason)
+            .await?;
+        out.pop().ok_or(RegistryError::Corrupt {
+            name: v.name.to_string(),
+            reason: "no transition recorded",
+        })
+    }
+
     fn check_step(&self, v: &ModelVersion, to: State) -> Result<(), RegistryError> {
         v.state
             .check_step(to)

@@ -384,7 +384,9 @@ impl Registry {
             )),
         )
         .await?;
-        let transition = if signed.body.passed {
+        // A version already past `registered` (one in production, re-measured on new data
+        // to compare a candidate with it) keeps its state: the report is stored all the same.
+        let transition = if signed.body.passed && v.state == crate::State::Registered {
             Some(
                 self.validate(
                     name,

@@ -26,6 +26,7 @@ pub mod json;
 pub mod ledger;
 pub mod models;
 pub mod patients;
+pub mod plans;
 pub mod resource;
 pub mod schema;
 pub mod synth;

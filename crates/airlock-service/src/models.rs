@@ -144,12 +144,12 @@ impl Service {
     }
 }
 
-fn model_name(s: &str) -> Result<ModelName, ServiceError> {
+pub(crate) fn model_name(s: &str) -> Result<ModelName, ServiceError> {
     ModelName::new(s).map_err(|e| ServiceError::invalid("name", e.to_string()))
 }
 
 /// The policy's view of a model version, in `zone` (where it is, or where it is going).
-fn resource(v: &ModelVersion, zone: Zone) -> Resource {
+pub(crate) fn resource(v: &ModelVersion, zone: Zone) -> Resource {
     Resource::Model {
         name: v.name.to_string(),
         zone,
@@ -702,6 +702,7 @@ impl Caller {
                 ));
             }
         };
+        self.check_plan_rollout(&v, body.state, share).await?;
         let transitions = reg
             .deploy(
                 &name,

@@ -113,6 +113,11 @@ const MIGRATIONS: &[Migration] = &[
         postgres_only: false,
         sql: include_str!("../migrations/0013_dp.sql"),
     },
+    Migration {
+        version: 14,
+        postgres_only: false,
+        sql: include_str!("../migrations/0014_change_control_plans.sql"),
+    },
 ];
 
 /// What the serving role may do to each table on PostgreSQL, as `GRANT` privilege lists: the
@@ -166,6 +171,9 @@ pub const SERVING_GRANTS: &[(&str, &str)] = &[
         "SELECT, INSERT, UPDATE (size, root, checkpoint, updated_at)",
     ),
     ("dp_metadata", "SELECT, INSERT"),
+    ("model_plans", "SELECT, INSERT, UPDATE (state)"),
+    ("model_plan_approvals", "SELECT, INSERT"),
+    ("model_plan_updates", "SELECT, INSERT"),
     (
         "dp_budgets",
         "SELECT, INSERT, UPDATE (limit_units, spent_units, delta, set_by, updated_at)",

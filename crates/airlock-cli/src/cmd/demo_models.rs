@@ -33,6 +33,40 @@ struct TrainingSet {
     /// Columns the validation reports groups by.
     sensitive: &'static [&'static str],
     describe: String,
+    /// For the change-control tour: a later extract of the same source (more encounters) and
+    /// held-out encounters neither extract holds.
+    refresh: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// Splits the readmission table (in encounter order) into the first extract (80%), a later
+/// one (90%: the next encounters added) and the last 10% held out from both.
+fn split_extracts(csv: &Path, dir: &Path) -> anyhow::Result<[std::path::PathBuf; 3]> {
+    let text = std::fs::read_to_string(csv)?;
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let rows: Vec<&str> = lines.collect();
+    let (a, b) = (rows.len() * 8 / 10, rows.len() * 9 / 10);
+    let mut out = Vec::new();
+    for (name, part) in [
+        ("extract-1.csv", rows.get(..a)),
+        ("extract-2.csv", rows.get(..b)),
+        ("holdout.csv", rows.get(b..)),
+    ] {
+        let path = dir.join(name);
+        let mut body = String::with_capacity(text.len());
+        body.push_str(header);
+        body.push('\n');
+        for r in part.unwrap_or_default() {
+            body.push_str(r);
+            body.push('\n');
+        }
+        std::fs::write(&path, body)?;
+        out.push(path);
+    }
+    let [x, y, z]: [std::path::PathBuf; 3] = out
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("three extracts"))?;
+    Ok([x, y, z])
 }
 
 fn as_actor(home: &Home, actor: &str) -> anyhow::Result<Home> {
@@ -111,6 +145,8 @@ async fn training_set(
             .status()
             .is_ok_and(|s| s.success());
     if unzipped {
+        let [first, later, holdout] =
+            split_extracts(&out.join("dataset_diabetes/diabetic_data.csv"), &out)?;
         // A public de-identified table enters development as an attested import: scanned for
         // direct identifiers, with the privacy officer's basis in its lineage and the ledger.
         let officer = as_actor(home, "pat-privacy")?;
@@ -121,7 +157,7 @@ async fn training_set(
                     classification: Classification::Deidentified,
                     source_system: "uci-diabetes-130-us".into(),
                     dataset: DatasetName::new("readmission-uci")?,
-                    files: vec![out.join("dataset_diabetes/diabetic_data.csv")],
+                    files: vec![first],
                 },
                 &airlock_store::Attestation {
                     basis: airlock_store::AttestationBasis::PublicDeidentified,
@@ -142,9 +178,10 @@ async fn training_set(
             patient_column: "patient_nbr",
             sensitive: &["race", "gender"],
             describe: format!(
-                "the public de-identified Diabetes 130-US readmission table ({} encounters), imported into development on the privacy officer's attestation (scanned for identifiers first)",
+                "the public de-identified Diabetes 130-US readmission table (its first {} encounters: a later extract comes in the change-control step), imported into development on the privacy officer's attestation (scanned for identifiers first)",
                 v.records
             ),
+            refresh: Some((later, holdout)),
         });
     }
     // The synthetic hospital registry the DP tour ingested as PHI (one row per stay),
@@ -186,6 +223,7 @@ async fn training_set(
             super::demo_dp::REGISTRY_PATIENTS,
             o.version.records
         ),
+        refresh: None,
     })
 }
 
@@ -648,6 +686,173 @@ pub async fn tour(
     println!(
         "    mo-mlops rolls the canary back -> {s}: every patient sees the logistic model again, the GBDT keeps scoring silently"
     );
+    match &set.refresh {
+        Some((later, holdout)) => plan_tour(c, home, &call, &h1, later, holdout).await,
+        None => {
+            println!("\n    (the change-control step needs the shared readmission table: skipped)");
+            Ok(())
+        }
+    }
+}
+
+/// A change control plan for the logistic model, approved once by the quorum; a later extract
+/// arrives and the model is retrained under the plan, checked clause by clause, approved by the
+/// plan and deployed silent; its canary waits for the silent predictions the plan asks for.
+async fn plan_tour<F>(
+    c: &mut Client,
+    home: &Home,
+    call: &F,
+    from: &str,
+    later: &Path,
+    holdout: &Path,
+) -> anyhow::Result<()>
+where
+    F: AsyncFn(&mut Client, &str, String, Value) -> anyhow::Result<(u16, Value)>,
+{
+    step(
+        13,
+        "a change control plan: updates agreed in advance, then a retrain under it",
+    );
+    let plan = r#"plan = "readmission-refresh"
+model = "readmission-30d"
+
+[[modification]]
+kind = "retrain"
+
+[verification]
+sensitive = ["race", "gender"]
+max_auroc_drop = 0.02
+max_ece = 0.05
+max_equalized_odds_increase = 0.05
+max_membership_tpr = 0.01
+
+[rollout]
+min_silent_predictions = 100
+max_canary_percent = 10
+"#;
+    let (s, j) = call(
+        c,
+        "dana-scientist",
+        "/v1/models/readmission-30d/plans".into(),
+        json!({"text": plan}),
+    )
+    .await?;
+    println!(
+        "    dana-scientist proposes plan readmission-refresh (retrain on newer extracts; AUROC may fall at most 0.02, ECE at most 0.05, equalized odds +0.05, attack TPR at most 1%; silent for 100 predictions, canary at most 10%) -> {s} {}",
+        field(&j, "/state").as_str().unwrap_or("?")
+    );
+    for (who, role) in [
+        ("rita-reviewer", "clinical-reviewer"),
+        ("pat-privacy", "privacy-officer"),
+    ] {
+        let (s, j) = call(
+            c,
+            who,
+            "/v1/models/readmission-30d/plans/readmission-refresh/approve".into(),
+            json!({"role": role, "reason": "clauses and rollout reviewed"}),
+        )
+        .await?;
+        println!(
+            "    {who} approves it as {role} -> {s} {}",
+            field(&j, "/state").as_str().unwrap_or("?")
+        );
+    }
+    let officer = as_actor(home, "pat-privacy")?;
+    let mut attested = Vec::new();
+    for (name, path) in [
+        ("readmission-uci", later),
+        ("readmission-uci-holdout", holdout),
+    ] {
+        let v = officer
+            .import_attested(
+                &IngestRequest {
+                    zone: Zone::Development,
+                    classification: Classification::Deidentified,
+                    source_system: "uci-diabetes-130-us".into(),
+                    dataset: DatasetName::new(name)?,
+                    files: vec![path.to_path_buf()],
+                },
+                &airlock_store::Attestation {
+                    basis: airlock_store::AttestationBasis::PublicDeidentified,
+                    attested_by: ActorId::new("pat-privacy")?,
+                    reference: Some(airlock_store::AttestationReference::new(
+                        "UCI ML repository dataset 296",
+                    )?),
+                },
+                &mut |_, _| {},
+            )
+            .await?;
+        attested.push(format!(
+            "{}@{} ({} encounters)",
+            v.dataset, v.version, v.records
+        ));
+    }
+    println!(
+        "    a later extract and encounters held out from both arrive: {}",
+        attested.join(", ")
+    );
+    let t = Instant::now();
+    let (s, j) = call(
+        c,
+        "dana-scientist",
+        "/v1/models/readmission-30d/update".into(),
+        json!({
+            "plan": "readmission-refresh",
+            "from": from,
+            "dataset": "readmission-uci@2",
+            "validate_on": "readmission-uci-holdout",
+            "reason": "quarterly refresh",
+        }),
+    )
+    .await?;
+    println!(
+        "    dana-scientist retrains under the plan -> {s} ({:.1?}): candidate {} {}, replacing {}",
+        t.elapsed(),
+        field(&j, "/version/hash")
+            .as_str()
+            .map(short)
+            .unwrap_or_default(),
+        if field(&j, "/conforming") == &json!(true) {
+            "conforms and is approved by the plan"
+        } else {
+            "broke the plan: the full approval path applies"
+        },
+        field(&j, "/replaces").as_str().unwrap_or("?")
+    );
+    for cl in field(&j, "/clauses").as_array().into_iter().flatten() {
+        println!(
+            "      {} {:<50} {}",
+            if field(cl, "/passed") == &json!(true) {
+                "held "
+            } else {
+                "BROKE"
+            },
+            field(cl, "/clause").as_str().unwrap_or(""),
+            field(cl, "/detail").as_str().unwrap_or("")
+        );
+    }
+    if field(&j, "/conforming") == &json!(true) {
+        let h = field(&j, "/version/hash").as_str().unwrap_or("").to_owned();
+        let base = format!("/v1/models/readmission-30d/versions/{h}");
+        let (s, _) = call(
+            c,
+            "mo-mlops",
+            format!("{base}/deploy"),
+            json!({"state": "silent", "reason": "the plan's rollout: silent first"}),
+        )
+        .await?;
+        let (s2, j2) = call(
+            c,
+            "mo-mlops",
+            format!("{base}/deploy"),
+            json!({"state": "canary", "canary_percent": 10, "reason": "too early"}),
+        )
+        .await?;
+        println!(
+            "    mo-mlops deploys it silent -> {s}; a canary at once -> {s2}: {}",
+            field(&j2, "/message").as_str().unwrap_or("")
+        );
+    }
     Ok(())
 }
 

@@ -231,6 +231,38 @@ pub struct ModelsArgs {
 enum ModelsCmd {
     /// Every model version with its state.
     List,
+    /// Change control plans (as the principal named by --actor): propose, approve, show.
+    Plan {
+        #[command(subcommand)]
+        cmd: PlanCmd,
+    },
+    /// Update a model under an approved change control plan (as the principal named by
+    /// --actor): retrain the version it replaces on a newer version of its dataset, validate
+    /// both on the same held-out data, check every clause; a conforming version is approved by
+    /// the plan, a non-conforming one names the clauses it broke.
+    Update {
+        /// The plan, `NAME` or `NAME@VERSION`.
+        #[arg(long = "under-plan", value_name = "PLAN")]
+        plan: String,
+        /// The model.
+        #[arg(long)]
+        model: String,
+        /// The version it replaces (hash prefix).
+        #[arg(long)]
+        from: String,
+        /// The newer version of the training dataset, `NAME@VERSION`.
+        #[arg(long)]
+        dataset: String,
+        /// Held-out data both versions are validated on.
+        #[arg(long)]
+        validate_on: String,
+        /// Why.
+        #[arg(long, default_value = "update under the change control plan")]
+        reason: String,
+        /// Also write the outcome (JSON: clauses and both reports) here, owner-only.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// One model: versions, model cards, approvals, history (JSON).
     Show {
         /// The model.
@@ -381,8 +413,167 @@ fn print_report(r: &airlock_registry::validation::SignedReport) {
     }
 }
 
+#[derive(Debug, Subcommand)]
+enum PlanCmd {
+    /// Propose a plan (TOML) for the model it names.
+    Propose {
+        /// The plan document.
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Approve a proposed plan as one of the roles the quorum needs.
+    Approve {
+        /// The model.
+        #[arg(long)]
+        model: String,
+        /// The plan, `NAME` or `NAME@VERSION`.
+        #[arg(long)]
+        plan: String,
+        /// The role approved as.
+        #[arg(long)]
+        role: airlock_authz::Role,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// A model's plans (JSON).
+    Show {
+        /// The model.
+        #[arg(long)]
+        model: String,
+    },
+}
+
+/// `models plan` and `models update`, through the service as `--actor`.
+async fn plans_as_principal(home: &HomeArgs, cmd: ModelsCmd) -> anyhow::Result<ExitCode> {
+    use super::dp::{as_principal, service_error};
+    let caller = as_principal(home).await?;
+    match cmd {
+        ModelsCmd::Plan {
+            cmd: PlanCmd::Propose { file },
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read `{}`", file.display()))?;
+            let doc = airlock_registry::plan::PlanDoc::parse(&text)?;
+            let p = caller
+                .propose_plan(&doc.model, airlock_service::plans::PlanBody { text })
+                .await
+                .map_err(service_error)?;
+            println!(
+                "plan {}@{} for {} proposed ({}): approvals needed from {}",
+                p.name,
+                p.version,
+                p.model,
+                p.hash.get(..12).unwrap_or(""),
+                p.missing_roles.join(" and ")
+            );
+        }
+        ModelsCmd::Plan {
+            cmd:
+                PlanCmd::Approve {
+                    model,
+                    plan,
+                    role,
+                    reason,
+                },
+        } => {
+            let p = caller
+                .approve_plan(
+                    &model,
+                    &plan,
+                    airlock_service::plans::PlanApproveBody { role, reason },
+                )
+                .await
+                .map_err(service_error)?;
+            println!(
+                "plan {}@{}: {}{}",
+                p.name,
+                p.version,
+                p.state,
+                if p.missing_roles.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (still needs {})", p.missing_roles.join(" and "))
+                }
+            );
+        }
+        ModelsCmd::Plan {
+            cmd: PlanCmd::Show { model },
+        } => {
+            let list = caller.model_plans(&model).await.map_err(service_error)?;
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        ModelsCmd::Update {
+            plan,
+            model,
+            from,
+            dataset,
+            validate_on,
+            reason,
+            out,
+        } => {
+            let o = caller
+                .update_model(
+                    &model,
+                    airlock_service::plans::UpdateBody {
+                        plan,
+                        from,
+                        dataset,
+                        validate_on,
+                        features: None,
+                        family: None,
+                        target: None,
+                        reason,
+                    },
+                )
+                .await
+                .map_err(service_error)?;
+            print_update(&o);
+            if let Some(path) = out {
+                super::deid::write_atomic(&path, &serde_json::to_vec_pretty(&o)?, true)
+                    .with_context(|| format!("cannot write `{}`", path.display()))?;
+            }
+        }
+        _ => anyhow::bail!("not a plan command"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An update's clauses and verdict (figures only).
+pub fn print_update(o: &airlock_registry::plan::UpdateOutcome) {
+    println!(
+        "{} under plan {} ({}): candidate {} ({}), replacing {}",
+        if o.conforming {
+            "approved"
+        } else {
+            "NOT approved"
+        },
+        o.plan,
+        o.plan_hash.get(..12).unwrap_or(""),
+        o.version.label(),
+        o.version.state,
+        o.replaces
+    );
+    for c in &o.clauses {
+        println!(
+            "  {} {:<48} {}",
+            if c.passed { "held " } else { "BROKE" },
+            c.clause,
+            c.detail
+        );
+    }
+    if !o.conforming {
+        println!(
+            "  the version takes the full approval path (a clinical reviewer and the privacy officer)"
+        );
+    }
+}
+
 /// Model listings, verification and reports.
 pub fn models(a: ModelsArgs) -> anyhow::Result<ExitCode> {
+    if matches!(a.cmd, ModelsCmd::Plan { .. } | ModelsCmd::Update { .. }) {
+        return block_on(plans_as_principal(&a.home, a.cmd))?;
+    }
     block_on(async {
         let home = a.home.open().await?;
         let reg = registry(&home);
@@ -587,6 +778,8 @@ pub fn models(a: ModelsArgs) -> anyhow::Result<ExitCode> {
                 );
                 ExitCode::SUCCESS
             }
+            // Handled through the service above, before the home is opened.
+            ModelsCmd::Plan { .. } | ModelsCmd::Update { .. } => ExitCode::FAILURE,
             ModelsCmd::Report { name } => {
                 let name = ModelName::new(name)?;
                 let dir = home.ledger_dir();

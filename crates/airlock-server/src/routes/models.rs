@@ -1,12 +1,14 @@
-//! `/v1/models`, `/v1/predictions`: the model lifecycle, predictions, overrides, outcomes and
-//! the silent-mode report.
+//! `/v1/models`, `/v1/predictions`: the model lifecycle, change control plans and updates
+//! under them, predictions, overrides, outcomes and the silent-mode report.
 
 use airlock_registry::ApprovalOutcome;
+use airlock_registry::plan::{PlanRecord, UpdateOutcome};
 use airlock_service::models::{
     ApproveBody, DeployBody, ModelDetail, ModelList, OutcomeBody, OutcomeRecorded, Overridden,
     OverrideBody, PredictBody, Prediction, ReasonBody, Report, Transitions, ValidateBody,
     Validated,
 };
+use airlock_service::plans::{PlanApproveBody, PlanBody, PlanList, UpdateBody};
 use axum::Json;
 
 use crate::extract::{Body, Path};
@@ -97,4 +99,35 @@ pub(crate) async fn outcome(
 
 pub(crate) async fn report(ctx: Ctx, Path(name): Path<String>) -> Result<Json<Report>, ApiError> {
     Ok(Json(ctx.model_report(&name).await?))
+}
+
+pub(crate) async fn propose_plan(
+    ctx: Ctx,
+    Path(name): Path<String>,
+    b: Result<Body<PlanBody>, ApiError>,
+) -> Result<Json<PlanRecord>, ApiError> {
+    let Body(b) = b?;
+    Ok(Json(ctx.propose_plan(&name, b).await?))
+}
+
+pub(crate) async fn plans(ctx: Ctx, Path(name): Path<String>) -> Result<Json<PlanList>, ApiError> {
+    Ok(Json(ctx.model_plans(&name).await?))
+}
+
+pub(crate) async fn approve_plan(
+    ctx: Ctx,
+    Path((name, plan)): Path<(String, String)>,
+    b: Result<Body<PlanApproveBody>, ApiError>,
+) -> Result<Json<PlanRecord>, ApiError> {
+    let Body(b) = b?;
+    Ok(Json(ctx.approve_plan(&name, &plan, b).await?))
+}
+
+pub(crate) async fn update(
+    ctx: Ctx,
+    Path(name): Path<String>,
+    b: Result<Body<UpdateBody>, ApiError>,
+) -> Result<Json<UpdateOutcome>, ApiError> {
+    let Body(b) = b?;
+    Ok(Json(ctx.update_model(&name, b).await?))
 }
