@@ -146,4 +146,10 @@ pub enum RegistryError {
         /// The rule (plan paths and figures, never a value from data).
         rule: String,
     },
+    /// No plan of that name (and version).
+    #[error("no change control plan `{plan}`")]
+    PlanNotFound {
+        /// The plan asked for.
+        plan: String,
+    },
 }

@@ -9,7 +9,8 @@
 //! replaced version on the same held-out data, and checks every clause of the plan. A
 //! conforming candidate is approved by the plan (a ledger entry with the plan's hash, instead
 //! of human approvals) and still walks silent → canary → production under the plan's rollout
-//! (a minimum of silent predictions, a maximum canary share: checked where it deploys); a
+//! (a minimum of silent predictions, a maximum canary share: checked where it deploys; a
+//! rollback trigger on realised AUROC: checked as outcomes arrive); a
 //! non-conforming one names the clauses it broke and stays where validation left it, for the
 //! full approval path. A change the plan does not allow is refused before anything is trained.
 
@@ -89,6 +90,30 @@ pub struct Rollout {
     pub min_silent_predictions: u64,
     /// The largest canary share, in percent of patients.
     pub max_canary_percent: f64,
+    /// The rollback trigger: a canary this plan approved goes back to silent by itself when
+    /// its realised AUROC on posted outcomes falls below this.
+    #[serde(default)]
+    pub rollback_auroc_below: Option<f64>,
+    /// Outcomes the trigger waits for before it judges.
+    #[serde(default = "default_min_outcomes")]
+    pub rollback_min_outcomes: u64,
+}
+
+fn default_min_outcomes() -> u64 {
+    50
+}
+
+impl Rollout {
+    /// Why a canary with `labelled` outcomes and realised `auroc` must roll back, if it must.
+    pub fn rollback_due(&self, labelled: u64, auroc: Option<f64>) -> Option<String> {
+        let floor = self.rollback_auroc_below?;
+        let a = auroc?;
+        (labelled >= self.rollback_min_outcomes && a < floor).then(|| {
+            format!(
+                "realised AUROC {a:.3} on {labelled} outcomes is below the rollback trigger {floor}"
+            )
+        })
+    }
 }
 
 fn plan_err(plan: &str, rule: impl Into<String>) -> RegistryError {
@@ -149,6 +174,12 @@ impl PlanDoc {
             && r.max_canary_percent <= 50.0)
         {
             return bad("rollout.max_canary_percent: above 0 and at most 50");
+        }
+        if r.rollback_auroc_below.is_some_and(|x| !unit(x)) {
+            return bad("rollout.rollback_auroc_below: between 0 and 1");
+        }
+        if r.rollback_min_outcomes < 10 {
+            return bad("rollout.rollback_min_outcomes: at least 10");
         }
         Ok(())
     }
@@ -340,6 +371,23 @@ fn plan_message(name: &str, version: i64, model: &str, text: &str) -> Vec<u8> {
 }
 
 impl Registry {
+    /// A plan's ledger entry (a configuration change of the model it governs).
+    async fn audit_plan(&self, model: &str, reason: String) -> Result<u64, RegistryError> {
+        Ok(self
+            .home()
+            .audit(
+                self.home()
+                    .entry(
+                        EventType::ConfigChange,
+                        Zone::Clinical,
+                        OutcomeKind::Success,
+                    )
+                    .with_resource(format!("model:{model}"))
+                    .with_reason(reason),
+            )
+            .await?)
+    }
+
     /// Propose a plan (a new version of it, `proposed` until the quorum approves it).
     pub async fn propose_plan(&self, text: &str) -> Result<PlanRecord, RegistryError> {
         let doc = PlanDoc::parse(text)?;
@@ -363,20 +411,13 @@ impl Registry {
             .home()
             .sign_artifact(&plan_message(&doc.plan, next, &doc.model, text))?;
         let idx = self
-            .home()
-            .audit(
-                self.home()
-                    .entry(
-                        EventType::ConfigChange,
-                        Zone::Clinical,
-                        OutcomeKind::Success,
-                    )
-                    .with_resource(format!("model:{}", doc.model))
-                    .with_reason(format!(
-                        "change control plan {}@{next} proposed ({})",
-                        doc.plan,
-                        short(&hash)
-                    )),
+            .audit_plan(
+                &doc.model,
+                format!(
+                    "change control plan {}@{next} proposed ({})",
+                    doc.plan,
+                    short(&hash)
+                ),
             )
             .await?;
         let mut tx = self.home().db().begin(&Scope::all()).await?;
@@ -444,7 +485,9 @@ impl Registry {
             .collect::<Result<_, _>>()?,
         };
         tx.commit().await?;
-        let row = row.ok_or_else(|| plan_err(name, "no such plan"))?;
+        let row = row.ok_or_else(|| RegistryError::PlanNotFound {
+            plan: name.to_owned(),
+        })?;
         let text: String = row.try_get("body")?;
         let version: i64 = row.try_get("version")?;
         let model: String = row.try_get("model")?;
@@ -540,22 +583,15 @@ impl Registry {
         }
         let complete = p.missing_roles.iter().all(|r| r == role);
         let idx = self
-            .home()
-            .audit(
-                self.home()
-                    .entry(
-                        EventType::ConfigChange,
-                        Zone::Clinical,
-                        OutcomeKind::Success,
-                    )
-                    .with_resource(format!("model:{}", p.model))
-                    .with_reason(format!(
-                        "change control plan {}@{} ({}) approved as {role}{}: {reason}",
-                        p.name,
-                        p.version,
-                        short(&p.hash),
-                        if complete { ", quorum complete" } else { "" }
-                    )),
+            .audit_plan(
+                &p.model,
+                format!(
+                    "change control plan {}@{} ({}) approved as {role}{}: {reason}",
+                    p.name,
+                    p.version,
+                    short(&p.hash),
+                    if complete { ", quorum complete" } else { "" }
+                ),
             )
             .await?;
         let mut tx = self.home().db().begin(&Scope::all()).await?;
@@ -858,4 +894,65 @@ pub async fn update_under_plan(
         replaced_report,
         transitions,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = r#"plan = "p"
+model = "m"
+[[modification]]
+kind = "retrain"
+[verification]
+max_auroc_drop = 0.02
+[rollout]
+min_silent_predictions = 10
+max_canary_percent = 10
+rollback_auroc_below = 0.6
+rollback_min_outcomes = 20
+"#;
+
+    #[test]
+    fn plans_are_checked_by_name() {
+        let p = PlanDoc::parse(PLAN).unwrap();
+        assert!(p.allows(&Modification::Retrain));
+        for (from, to, why) in [
+            (
+                "max_canary_percent = 10",
+                "max_canary_percent = 80",
+                "max_canary_percent",
+            ),
+            (
+                "max_auroc_drop = 0.02",
+                "max_auroc_drop = 2",
+                "max_auroc_drop",
+            ),
+            (
+                "rollback_min_outcomes = 20",
+                "rollback_min_outcomes = 2",
+                "rollback_min_outcomes",
+            ),
+            (
+                "kind = \"retrain\"",
+                "kind = \"recolour\"",
+                "does not parse",
+            ),
+            ("plan = \"p\"", "plan = \"P Q\"", "plan:"),
+        ] {
+            let e = PlanDoc::parse(&PLAN.replace(from, to))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_rollback_trigger_waits_for_outcomes() {
+        let r = PlanDoc::parse(PLAN).unwrap().rollout;
+        assert_eq!(r.rollback_due(19, Some(0.5)), None);
+        assert!(r.rollback_due(20, Some(0.59)).is_some());
+        assert_eq!(r.rollback_due(200, Some(0.6)), None);
+        assert_eq!(r.rollback_due(200, None), None);
+    }
 }

@@ -614,3 +614,263 @@ async fn changes_made_elsewhere_reach_the_routing_table(db: Db) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+both!(change_control_plans_over_the_api);
+// Issue 19 over the API: a change control plan proposed by the data scientist (not a
+// clinician), approved by the quorum (not the proposer); an update under it that changes the
+// features is refused and a retrain on a newer extract is approved by the plan; its canary is
+// held to the plan's share; and the plan's rollback trigger takes the canary back to silent
+// by itself once enough outcomes show its realised AUROC below the floor.
+async fn change_control_plans_over_the_api(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let home = w.state.home();
+    let tmp = tempfile::tempdir().unwrap();
+    for seed in [1, 2] {
+        let path = tmp.path().join(format!("train-{seed}.csv"));
+        let table = airlock_models::testing::separable_table(400, seed).unwrap();
+        std::fs::write(&path, airlock_models::testing::to_csv(&table)).unwrap();
+        home.import_attested(
+            &airlock_store::IngestRequest {
+                zone: airlock_types::Zone::Development,
+                classification: airlock_types::Classification::Synthetic,
+                source_system: "test".into(),
+                dataset: airlock_types::DatasetName::new("risk-train").unwrap(),
+                files: vec![path],
+            },
+            &airlock_store::Attestation {
+                basis: airlock_store::AttestationBasis::Synthetic,
+                attested_by: ActorId::new("privacy-officer").unwrap(),
+                reference: None,
+            },
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
+    }
+    let dana = home.acting_as(
+        ActorId::new(user_of(Role::DataScientist)).unwrap(),
+        home.request_id(),
+        airlock_store::Scope::all(),
+    );
+    let reg = Registry::new(&dana).with_policy(common::validation_policy());
+    let v1 = airlock_registry::train_on_dataset(
+        &dana,
+        &reg,
+        &airlock_registry::TrainRequest {
+            dataset: "risk-train@1".into(),
+            file: None,
+            target: "y".into(),
+            positive: "yes".into(),
+            features: vec![
+                airlock_models::FeatureSpec::Numeric("x".into()),
+                airlock_models::FeatureSpec::Categorical("c".into()),
+            ],
+            params: airlock_models::Params::Logistic(airlock_models::LogisticParams::default()),
+            seed: 1,
+            test_fraction: 0.25,
+            name: ModelName::new("risk").unwrap(),
+            intended_use: "API test model".into(),
+            limitations: vec!["Synthetic data only".into()],
+        },
+    )
+    .await
+    .unwrap()
+    .version
+    .hash
+    .to_hex();
+    let base = format!("/v1/models/risk/versions/{v1}");
+    let ok = |r: &common::Resp| assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    ok(&step(
+        &w,
+        Role::DataScientist,
+        &format!("{base}/validate"),
+        json!({"reason": "reviewed", "dataset": "risk-holdout"}),
+    )
+    .await);
+    for (role, name) in [
+        (Role::ClinicalReviewer, "clinical-reviewer"),
+        (Role::PrivacyOfficer, "privacy-officer"),
+    ] {
+        ok(&step(
+            &w,
+            role,
+            &format!("{base}/approve"),
+            json!({"role": name, "reason": "ok"}),
+        )
+        .await);
+    }
+    for body in [
+        json!({"state": "silent", "reason": "shadow"}),
+        json!({"state": "canary", "canary_percent": 50, "reason": "canary"}),
+    ] {
+        ok(&step(&w, Role::MlopsEngineer, &format!("{base}/deploy"), body).await);
+    }
+    ok(&step(
+        &w,
+        Role::MlopsEngineer,
+        "/v1/models/risk/promote",
+        json!({"reason": "soaked"}),
+    )
+    .await);
+
+    let plan = r#"plan = "risk-refresh"
+model = "risk"
+[[modification]]
+kind = "retrain"
+[verification]
+max_auroc_drop = 0.1
+[rollout]
+min_silent_predictions = 0
+max_canary_percent = 50
+rollback_auroc_below = 0.9
+rollback_min_outcomes = 10
+"#;
+    let propose = json!({"text": plan});
+    assert_eq!(
+        step(
+            &w,
+            Role::Clinician,
+            "/v1/models/risk/plans",
+            propose.clone()
+        )
+        .await
+        .status,
+        403
+    );
+    let r = step(&w, Role::DataScientist, "/v1/models/risk/plans", propose).await;
+    ok(&r);
+    assert_eq!(r.json()["state"], "proposed");
+    let approve = |role: &str| json!({"role": role, "reason": "clauses reviewed"});
+    assert_eq!(
+        step(
+            &w,
+            Role::DataScientist,
+            "/v1/models/risk/plans/risk-refresh/approve",
+            approve("data-scientist")
+        )
+        .await
+        .status,
+        403
+    );
+    for (role, name) in [
+        (Role::ClinicalReviewer, "clinical-reviewer"),
+        (Role::PrivacyOfficer, "privacy-officer"),
+    ] {
+        ok(&step(
+            &w,
+            role,
+            "/v1/models/risk/plans/risk-refresh/approve",
+            approve(name),
+        )
+        .await);
+    }
+    let listed = w
+        .as_role(
+            Role::MlopsEngineer,
+            "GET",
+            "/v1/models/risk/plans",
+            &[],
+            None,
+        )
+        .await;
+    ok(&listed);
+    assert_eq!(listed.json()["plans"][0]["state"], "approved");
+
+    let update = |features: Option<Vec<&str>>| {
+        json!({
+            "plan": "risk-refresh",
+            "from": v1,
+            "dataset": "risk-train@2",
+            "validate_on": "risk-holdout",
+            "features": features,
+            "reason": "refresh",
+        })
+    };
+    let r = step(
+        &w,
+        Role::DataScientist,
+        "/v1/models/risk/update",
+        update(Some(vec!["x"])),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("features"));
+    let r = step(
+        &w,
+        Role::DataScientist,
+        "/v1/models/risk/update",
+        update(None),
+    )
+    .await;
+    ok(&r);
+    assert_eq!(r.json()["conforming"], true, "{}", r.json());
+    assert_eq!(r.json()["version"]["state"], "approved");
+    let v2 = r.json()["version"]["hash"].as_str().unwrap().to_owned();
+    let base2 = format!("/v1/models/risk/versions/{v2}");
+    ok(&step(
+        &w,
+        Role::MlopsEngineer,
+        &format!("{base2}/deploy"),
+        json!({"state": "silent", "reason": "shadow"}),
+    )
+    .await);
+    let r = step(
+        &w,
+        Role::MlopsEngineer,
+        &format!("{base2}/deploy"),
+        json!({"state": "canary", "canary_percent": 60, "reason": "too wide"}),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    ok(&step(
+        &w,
+        Role::MlopsEngineer,
+        &format!("{base2}/deploy"),
+        json!({"state": "canary", "canary_percent": 50, "reason": "within the plan"}),
+    )
+    .await);
+
+    // Predictions with outcomes: identical features, so the canary's realised AUROC is 0.5,
+    // under the plan's floor of 0.9; after ten of its predictions have outcomes it rolls back
+    // by itself.
+    let mut posted = 0;
+    for i in 0..80 {
+        let p = predict(&w, Role::Clinician, &format!("MRN-PLAN-{i:04}")).await;
+        ok(&p);
+        let id = p.json()["prediction_id"].as_u64().unwrap();
+        let r = w
+            .as_role(
+                Role::Clinician,
+                "POST",
+                &format!("/v1/predictions/{id}/outcome"),
+                TREAT,
+                Some(json!({"label": i % 2 == 0})),
+            )
+            .await;
+        ok(&r);
+        if p.json()["version"] == v2.as_str() {
+            posted += 1;
+        }
+    }
+    // The canary scores every request (shown for its share, silent for the rest), so its
+    // tenth outcome comes within the first requests and it was shown only a few times before
+    // the trigger took it back.
+    assert!((1..40).contains(&posted), "{posted}");
+    let detail = w
+        .as_role(Role::MlopsEngineer, "GET", "/v1/models/risk", &[], None)
+        .await;
+    let state = detail.json()["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["version"] == v2.as_str())
+        .map(|v| v["state"].clone());
+    assert_eq!(state, Some(json!("silent")), "{}", detail.json());
+    let history = detail.json()["history"].to_string();
+    assert!(
+        history.contains("rollback trigger of change control plan risk-refresh@1"),
+        "{history}"
+    );
+}

@@ -407,6 +407,44 @@ impl Caller {
         }
     }
 
+    /// The version a DP release reads (`name[@version]`), once the policy allows `dp-query`
+    /// on it, in the clinical or airlock zone, with its DP metadata; `what` starts a refusal.
+    pub(crate) async fn dp_source(
+        &self,
+        spec: &str,
+        what: &str,
+    ) -> Result<(DatasetVersion, MetadataView), ServiceError> {
+        let (name, ver) = parse_version_spec(spec)
+            .map_err(|e| ServiceError::invalid("dataset", e.to_string()))?;
+        let v = match self.home_across_zones().version(&name, ver).await {
+            Ok(v) => v,
+            Err(airlock_store::StoreError::NotFound { .. }) => {
+                return Err(ServiceError::NotFound { what: "dataset" });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.authorize_visible(Action::DpQuery, &v).await?;
+        if !matches!(v.zone, Zone::Clinical | Zone::Airlock) {
+            return Err(ServiceError::Refused {
+                reason: format!(
+                    "{what} the clinical and airlock zones only; {} is in {} (download it instead)",
+                    v.reference(),
+                    v.zone
+                ),
+            });
+        }
+        let meta = self
+            .dp_metadata_row(&v.dataset)
+            .await?
+            .ok_or_else(|| ServiceError::Refused {
+                reason: format!(
+                    "{} has no DP metadata; a privacy officer declares its privacy unit, bounds, bins and domains (airlock dp metadata set)",
+                    v.dataset
+                ),
+            })?;
+        Ok((v, meta))
+    }
+
     /// Set a dataset's DP metadata (a new version of it). Privacy officer.
     pub async fn set_dp_metadata(&self, body: MetadataBody) -> Result<MetadataView, ServiceError> {
         let v = self
@@ -885,34 +923,9 @@ impl Caller {
                     .map_err(|e| ServiceError::invalid("save_as", e.to_string()))
             })
             .transpose()?;
-        let (name, ver) = parse_version_spec(&body.dataset)
-            .map_err(|e| ServiceError::invalid("dataset", e.to_string()))?;
-        let v = match self.home_across_zones().version(&name, ver).await {
-            Ok(v) => v,
-            Err(airlock_store::StoreError::NotFound { .. }) => {
-                return Err(ServiceError::NotFound { what: "dataset" });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        self.authorize_visible(Action::DpQuery, &v).await?;
-        if !matches!(v.zone, Zone::Clinical | Zone::Airlock) {
-            return Err(ServiceError::Refused {
-                reason: format!(
-                    "DP questions are asked of the clinical and airlock zones; {} is in {} (download it instead)",
-                    v.reference(),
-                    v.zone
-                ),
-            });
-        }
-        let meta_view = self
-            .dp_metadata_row(&v.dataset)
-            .await?
-            .ok_or_else(|| ServiceError::Refused {
-                reason: format!(
-                    "{} has no DP metadata; a privacy officer declares its privacy unit, bounds and domains (airlock dp metadata set)",
-                    v.dataset
-                ),
-            })?;
+        let (v, meta_view) = self
+            .dp_source(&body.dataset, "DP questions are asked of")
+            .await?;
         let meta = meta_view.metadata();
         let wanted: Vec<String> = query.tables.iter().map(|(t, _)| t.clone()).collect();
         let tables = self.dp_tables(&v, &wanted, Gate::DpRelease).await?;

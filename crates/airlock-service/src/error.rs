@@ -99,6 +99,10 @@ impl From<airlock_registry::RegistryError> for ServiceError {
         use airlock_registry::RegistryError as R;
         match e {
             R::NotFound { .. } => ServiceError::NotFound { what: "model" },
+            R::PlanNotFound { .. } => ServiceError::NotFound { what: "plan" },
+            R::Plan { .. } => ServiceError::Refused {
+                reason: e.to_string(),
+            },
             R::Name { .. } | R::Ambiguous { .. } => ServiceError::invalid("name", e.to_string()),
             // An unknown field's name is the client's own text: never echoed.
             R::Model(airlock_models::ModelsError::UnknownField { .. }) => ServiceError::invalid(

@@ -1028,14 +1028,38 @@ impl Caller {
             .entry(EventType::Outcome, Zone::Clinical, OutcomeKind::Success)
             .with_resource(LedgerResource::Prediction(index))
             .with_reason(reason);
-        if let Some(p) = e.patient {
+        if let Some(p) = e.patient.clone() {
             entry = entry.with_patient(p);
         }
         self.audit(entry).await?;
+        if let Some(p) = &e.prediction {
+            self.plan_rollback_trigger(p).await?;
+        }
         Ok(OutcomeRecorded {
             prediction_id: index,
             recorded: true,
         })
+    }
+
+    /// A model's versions compared on the same requests, from the ledger and posted outcomes.
+    pub(crate) async fn comparison(
+        &self,
+        reg: &airlock_registry::Registry,
+        name: &ModelName,
+    ) -> Result<Comparison, ServiceError> {
+        let entries = self
+            .service()
+            .audit_search(Filter {
+                events: vec![EventType::Prediction, EventType::Override],
+                ..Filter::default()
+            })
+            .await?;
+        let outcomes = reg.outcomes().await?;
+        Ok(airlock_registry::report::compare(
+            name.as_str(),
+            &entries,
+            &outcomes,
+        ))
     }
 
     /// Silent and canary versions against what was shown, on the same requests.
@@ -1048,15 +1072,7 @@ impl Caller {
         };
         self.authorize(Action::ReadModel, &resource(latest, Zone::Clinical))
             .await?;
-        let entries = self
-            .service()
-            .audit_search(Filter {
-                events: vec![EventType::Prediction, EventType::Override],
-                ..Filter::default()
-            })
-            .await?;
-        let outcomes = reg.outcomes().await?;
-        let report = airlock_registry::report::compare(name.as_str(), &entries, &outcomes);
+        let report = self.comparison(&reg, &name).await?;
         let states = versions
             .iter()
             .map(|v| (v.hash.to_hex(), v.state))

@@ -69,15 +69,6 @@ pub struct UpdateBody {
     pub reason: String,
 }
 
-fn plan_error(e: airlock_registry::RegistryError) -> ServiceError {
-    match e {
-        airlock_registry::RegistryError::Plan { plan, rule } => ServiceError::Refused {
-            reason: format!("change control plan {plan}: {rule}"),
-        },
-        e => e.into(),
-    }
-}
-
 impl Caller {
     /// A model's latest version, for the policy's view of the model.
     async fn latest_version(&self, name: &ModelName) -> Result<ModelVersion, ServiceError> {
@@ -100,7 +91,7 @@ impl Caller {
         // Plans are written where models are trained.
         self.authorize(Action::RegisterModel, &resource(&v, Zone::Development))
             .await?;
-        let doc = airlock_registry::plan::PlanDoc::parse(&body.text).map_err(plan_error)?;
+        let doc = airlock_registry::plan::PlanDoc::parse(&body.text).map_err(ServiceError::from)?;
         if doc.model != name.as_str() {
             return Err(ServiceError::invalid(
                 "text",
@@ -110,7 +101,7 @@ impl Caller {
         self.registry()
             .propose_plan(&body.text)
             .await
-            .map_err(plan_error)
+            .map_err(ServiceError::from)
     }
 
     /// A model's plans.
@@ -120,7 +111,11 @@ impl Caller {
         self.authorize(Action::ReadModel, &resource(&v, v.zone))
             .await?;
         Ok(PlanList {
-            plans: self.registry().plans(&name).await.map_err(plan_error)?,
+            plans: self
+                .registry()
+                .plans(&name)
+                .await
+                .map_err(ServiceError::from)?,
         })
     }
 
@@ -144,7 +139,7 @@ impl Caller {
             });
         }
         let reg = self.registry();
-        let p = reg.plan(plan).await.map_err(plan_error)?;
+        let p = reg.plan(plan).await.map_err(ServiceError::from)?;
         if p.model != name.as_str() {
             return Err(ServiceError::NotFound { what: "plan" });
         }
@@ -154,7 +149,7 @@ impl Caller {
             check_reason(&body.reason)?,
         )
         .await
-        .map_err(plan_error)
+        .map_err(ServiceError::from)
     }
 
     /// Retrain a model under an approved plan; a conforming version is approved by the plan.
@@ -198,8 +193,55 @@ impl Caller {
             airlock_registry::RegistryError::Data { reason } => {
                 ServiceError::invalid("dataset", reason)
             }
-            e => plan_error(e),
+            e => e.into(),
         })
+    }
+
+    /// After an outcome for `prediction`: when it was shown by a canary that a plan approved
+    /// and the canary's realised AUROC has fallen below the plan's rollback trigger, roll the
+    /// canary back (as the deployment's operator, the trigger's reason in the ledger).
+    pub(crate) async fn plan_rollback_trigger(
+        &self,
+        prediction: &airlock_ledger::Prediction,
+    ) -> Result<(), ServiceError> {
+        let Ok(name) = model_name(&prediction.model) else {
+            return Ok(());
+        };
+        let operator = self.service().registry();
+        let Some(canary) = operator
+            .versions(&name)
+            .await?
+            .into_iter()
+            .find(|v| v.state == State::Canary && v.hash == prediction.version_hash)
+        else {
+            return Ok(());
+        };
+        let Some(plan) = operator.approving_plan(&canary.hash).await? else {
+            return Ok(());
+        };
+        if plan.document.rollout.rollback_auroc_below.is_none() {
+            return Ok(());
+        }
+        let report = self.comparison(&operator, &name).await?;
+        let hex = canary.hash.to_hex();
+        let due = report
+            .versions
+            .iter()
+            .find(|s| s.version == hex)
+            .and_then(|s| plan.document.rollout.rollback_due(s.labelled, s.auroc));
+        if let Some(why) = due {
+            operator
+                .rollback(
+                    &name,
+                    &format!(
+                        "rollback trigger of change control plan {}@{}: {why}",
+                        plan.name, plan.version
+                    ),
+                )
+                .await?;
+            self.service().deployment(true).await?;
+        }
+        Ok(())
     }
 
     /// The rollout of a version a plan approved: a canary no larger than the plan allows, and

@@ -17,7 +17,6 @@
 
 use std::collections::BTreeMap;
 
-use airlock_authz::Action;
 use airlock_dp::{Privacy, PrivacyUnit};
 use airlock_ledger::{EventType, OutcomeKind};
 use airlock_models::synth::report::{Inputs, SynthReport, report};
@@ -25,7 +24,7 @@ use airlock_models::synth::{
     Charge, ColumnKind, MstConfig, SynthColumn, bound_contributions, decode, encode, mst,
     split_units,
 };
-use airlock_store::{Lineage, NewFile, NewVersion, Transform, parse_version_spec};
+use airlock_store::{Lineage, NewFile, NewVersion, Transform};
 use airlock_types::{Classification, DatasetName, Gate, Zone};
 use rand::RngCore as _;
 use schemars::JsonSchema;
@@ -153,34 +152,9 @@ impl Caller {
                 format!("rows must be between 1 and {MAX_ROWS}"),
             ));
         }
-        let (name, ver) = parse_version_spec(&body.dataset)
-            .map_err(|e| ServiceError::invalid("dataset", e.to_string()))?;
-        let v = match self.home_across_zones().version(&name, ver).await {
-            Ok(v) => v,
-            Err(airlock_store::StoreError::NotFound { .. }) => {
-                return Err(ServiceError::NotFound { what: "dataset" });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        self.authorize_visible(Action::DpQuery, &v).await?;
-        if !matches!(v.zone, Zone::Clinical | Zone::Airlock) {
-            return Err(ServiceError::Refused {
-                reason: format!(
-                    "synthetic data is generated from the clinical and airlock zones; {} is in {}",
-                    v.reference(),
-                    v.zone
-                ),
-            });
-        }
-        let meta_view = self
-            .dp_metadata_row(&v.dataset)
-            .await?
-            .ok_or_else(|| ServiceError::Refused {
-                reason: format!(
-                    "{} has no DP metadata; a privacy officer declares its privacy unit, bounds, bins and domains (airlock dp metadata set)",
-                    v.dataset
-                ),
-            })?;
+        let (v, meta_view) = self
+            .dp_source(&body.dataset, "synthetic data is generated from")
+            .await?;
         let meta = meta_view.metadata();
         let wanted: Vec<String> = body.table.iter().cloned().collect();
         let mut tables = self.dp_tables(&v, &wanted, Gate::Synthesize).await?;

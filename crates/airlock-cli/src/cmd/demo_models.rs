@@ -38,6 +38,34 @@ struct TrainingSet {
     refresh: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
+/// An extract of the public de-identified readmission table into development, as an attested
+/// import: scanned for direct identifiers, with the privacy officer's basis in its lineage.
+async fn import_uci(
+    officer: &Home,
+    name: &str,
+    path: &Path,
+) -> anyhow::Result<airlock_store::DatasetVersion> {
+    Ok(officer
+        .import_attested(
+            &IngestRequest {
+                zone: Zone::Development,
+                classification: Classification::Deidentified,
+                source_system: "uci-diabetes-130-us".into(),
+                dataset: DatasetName::new(name)?,
+                files: vec![path.to_path_buf()],
+            },
+            &airlock_store::Attestation {
+                basis: airlock_store::AttestationBasis::PublicDeidentified,
+                attested_by: ActorId::new("pat-privacy")?,
+                reference: Some(airlock_store::AttestationReference::new(
+                    "UCI ML repository dataset 296",
+                )?),
+            },
+            &mut |_, _| {},
+        )
+        .await?)
+}
+
 /// Splits the readmission table (in encounter order) into the first extract (80%), a later
 /// one (90%: the next encounters added) and the last 10% held out from both.
 fn split_extracts(csv: &Path, dir: &Path) -> anyhow::Result<[std::path::PathBuf; 3]> {
@@ -150,25 +178,7 @@ async fn training_set(
         // A public de-identified table enters development as an attested import: scanned for
         // direct identifiers, with the privacy officer's basis in its lineage and the ledger.
         let officer = as_actor(home, "pat-privacy")?;
-        let v = officer
-            .import_attested(
-                &IngestRequest {
-                    zone: Zone::Development,
-                    classification: Classification::Deidentified,
-                    source_system: "uci-diabetes-130-us".into(),
-                    dataset: DatasetName::new("readmission-uci")?,
-                    files: vec![first],
-                },
-                &airlock_store::Attestation {
-                    basis: airlock_store::AttestationBasis::PublicDeidentified,
-                    attested_by: airlock_types::ActorId::new("pat-privacy")?,
-                    reference: Some(airlock_store::AttestationReference::new(
-                        "UCI ML repository dataset 296",
-                    )?),
-                },
-                &mut |_, _| {},
-            )
-            .await?;
+        let v = import_uci(&officer, "readmission-uci", &first).await?;
         let features = airlock_models::reference::readmission_features();
         return Ok(TrainingSet {
             dataset: format!("{}@{}", v.dataset, v.version),
@@ -729,6 +739,8 @@ max_membership_tpr = 0.01
 [rollout]
 min_silent_predictions = 100
 max_canary_percent = 10
+rollback_auroc_below = 0.6
+rollback_min_outcomes = 100
 "#;
     let (s, j) = call(
         c,
@@ -738,7 +750,7 @@ max_canary_percent = 10
     )
     .await?;
     println!(
-        "    dana-scientist proposes plan readmission-refresh (retrain on newer extracts; AUROC may fall at most 0.02, ECE at most 0.05, equalized odds +0.05, attack TPR at most 1%; silent for 100 predictions, canary at most 10%) -> {s} {}",
+        "    dana-scientist proposes plan readmission-refresh (retrain on newer extracts; AUROC may fall at most 0.02, ECE at most 0.05, equalized odds +0.05, attack TPR at most 1%; silent for 100 predictions, canary at most 10%, rolled back by itself if its AUROC on 100 outcomes is under 0.6) -> {s} {}",
         field(&j, "/state").as_str().unwrap_or("?")
     );
     for (who, role) in [
@@ -763,25 +775,7 @@ max_canary_percent = 10
         ("readmission-uci", later),
         ("readmission-uci-holdout", holdout),
     ] {
-        let v = officer
-            .import_attested(
-                &IngestRequest {
-                    zone: Zone::Development,
-                    classification: Classification::Deidentified,
-                    source_system: "uci-diabetes-130-us".into(),
-                    dataset: DatasetName::new(name)?,
-                    files: vec![path.to_path_buf()],
-                },
-                &airlock_store::Attestation {
-                    basis: airlock_store::AttestationBasis::PublicDeidentified,
-                    attested_by: ActorId::new("pat-privacy")?,
-                    reference: Some(airlock_store::AttestationReference::new(
-                        "UCI ML repository dataset 296",
-                    )?),
-                },
-                &mut |_, _| {},
-            )
-            .await?;
+        let v = import_uci(&officer, name, path).await?;
         attested.push(format!(
             "{}@{} ({} encounters)",
             v.dataset, v.version, v.records
