@@ -1,5 +1,6 @@
 //! Differentially private synthetic data (the synthesis gate): a data scientist asks for rows
-//! that stand in for a clinical table; MST runs where the data is, on the columns the privacy
+//! that stand in for a clinical table (or a de-identified one in development, to share where
+//! no BAA covers it); MST runs where the data is, on the columns the privacy
 //! officer has declared (domains, bounds, bins), and only the synthetic rows and a report of
 //! aggregates leave, to a `synthetic` version in development, charged to the same budgets as
 //! DP questions.
@@ -53,7 +54,8 @@ fn default_delta() -> f64 {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SynthBody {
-    /// The source version, `name[@version]` (clinical or airlock zone).
+    /// The source version, `name[@version]` (clinical or airlock zone, or de-identified in
+    /// development).
     #[schemars(length(min = 1, max = 200))]
     pub dataset: String,
     /// ε of the whole run.
@@ -153,7 +155,7 @@ impl Caller {
             ));
         }
         let (v, meta_view) = self
-            .dp_source(&body.dataset, "synthetic data is generated from")
+            .dp_source(&body.dataset, "synthetic data is generated from", true)
             .await?;
         let meta = meta_view.metadata();
         let wanted: Vec<String> = body.table.iter().cloned().collect();

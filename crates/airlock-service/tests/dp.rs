@@ -432,3 +432,76 @@ async fn synthetic_rows_are_a_charged_release_and_refusals_spend_nothing() {
         r.rows, r.report.fidelity.mean_column, r.report.fidelity.mean_pair, r.rho, r.rho_spent
     );
 }
+
+/// A de-identified table in development may be synthesised too (as a download the data
+/// scientist could make anyway), charged like any release.
+#[tokio::test]
+async fn synthetic_rows_from_a_deidentified_table_in_development() {
+    let (tmp, service) = setup(None).await;
+    let mut csv = String::from("patient,age,sex\n");
+    for p in 0..300 {
+        csv.push_str(&format!(
+            "p{p},{},{}\n",
+            20 + p % 60,
+            if p % 2 == 0 { "F" } else { "M" }
+        ));
+    }
+    let file = tmp.path().join("deid.csv");
+    std::fs::write(&file, csv).unwrap();
+    service
+        .home()
+        .import_attested(
+            &IngestRequest {
+                zone: Zone::Development,
+                classification: Classification::Deidentified,
+                source_system: "ehr".into(),
+                dataset: DatasetName::new("stays-deid").unwrap(),
+                files: vec![file],
+            },
+            &airlock_store::Attestation {
+                basis: airlock_store::AttestationBasis::Synthetic,
+                attested_by: ActorId::new("pat-privacy").unwrap(),
+                reference: None,
+            },
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
+    let po = caller(&service, "pat-privacy", Role::PrivacyOfficer);
+    po.set_dp_metadata(MetadataBody {
+        dataset: "stays-deid".into(),
+        unit: "patient".into(),
+        max_rows_per_unit: 1,
+        table_rows_per_unit: BTreeMap::new(),
+        bounds: BTreeMap::from([("age".into(), [0.0, 100.0])]),
+        domains: BTreeMap::from([("sex".into(), vec!["F".into(), "M".into()])]),
+        bins: BTreeMap::from([("age".into(), 10)]),
+    })
+    .await
+    .unwrap();
+    for analyst in [Some("dana".to_owned()), None] {
+        po.set_dp_budget(BudgetBody {
+            dataset: "stays-deid".into(),
+            analyst,
+            epsilon: 5.0,
+            delta: Some(1e-6),
+        })
+        .await
+        .unwrap();
+    }
+    let dana = caller(&service, "dana", Role::DataScientist);
+    let mut body = synth(1.0, None);
+    body.dataset = "stays-deid".into();
+    body.out_dataset = "stays-deid-synthetic".into();
+    let r = dana.synthesize(body).await.unwrap();
+    assert_eq!(r.columns.len(), 2);
+    let v = service
+        .home()
+        .version(&DatasetName::new("stays-deid-synthetic").unwrap(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (v.zone, v.classification),
+        (Zone::Development, Classification::Synthetic)
+    );
+}

@@ -1,4 +1,5 @@
-//! `airlock synth`: differentially private synthetic rows from a clinical or airlock table, as
+//! `airlock synth`: differentially private synthetic rows from a clinical, airlock or
+//! de-identified development table, as
 //! the principal named by `--actor` (charged to that principal's budget, as over the API).
 //! Prints the release and its report: figures and column names only, never a row.
 
@@ -25,7 +26,8 @@ pub enum Method {
 pub struct SynthArgs {
     #[command(flatten)]
     home: HomeArgs,
-    /// The source version, `NAME` or `NAME@VERSION` (clinical or airlock zone).
+    /// The source version, `NAME` or `NAME@VERSION` (clinical or airlock zone, or de-identified
+    /// in development).
     #[arg(long, value_name = "NAME[@VERSION]")]
     dataset: String,
     /// ε of the whole run.
