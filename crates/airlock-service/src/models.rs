@@ -650,6 +650,23 @@ impl Caller {
         Ok(Validated { transition, report })
     }
 
+    /// May the caller approve (a version, or a plan of its model) as `role`: the policy's
+    /// approve-model decision, and the role held.
+    pub(crate) async fn authorize_approval(
+        &self,
+        v: &ModelVersion,
+        role: Role,
+    ) -> Result<(), ServiceError> {
+        self.authorize(Action::ApproveModel, &resource(v, Zone::Clinical))
+            .await?;
+        if !self.who.principal.roles.contains(&role) {
+            return Err(ServiceError::Forbidden {
+                reason: format!("the principal does not hold the role {}", role.as_str()),
+            });
+        }
+        Ok(())
+    }
+
     /// One role's approval of a version.
     pub async fn approve_model(
         &self,
@@ -660,16 +677,7 @@ impl Caller {
         let name = model_name(name)?;
         let reg = self.registry();
         let v = reg.get(&name, version).await?;
-        self.authorize(Action::ApproveModel, &resource(&v, Zone::Clinical))
-            .await?;
-        if !self.who.principal.roles.contains(&body.role) {
-            return Err(ServiceError::Forbidden {
-                reason: format!(
-                    "the principal does not hold the role {}",
-                    body.role.as_str()
-                ),
-            });
-        }
+        self.authorize_approval(&v, body.role).await?;
         Ok(reg
             .approve(
                 &name,

@@ -128,16 +128,7 @@ impl Caller {
     ) -> Result<PlanRecord, ServiceError> {
         let name = model_name(name)?;
         let v = self.latest_version(&name).await?;
-        self.authorize(Action::ApproveModel, &resource(&v, Zone::Clinical))
-            .await?;
-        if !self.who.principal.roles.contains(&body.role) {
-            return Err(ServiceError::Forbidden {
-                reason: format!(
-                    "the principal does not hold the role {}",
-                    body.role.as_str()
-                ),
-            });
-        }
+        self.authorize_approval(&v, body.role).await?;
         let reg = self.registry();
         let p = reg.plan(plan).await.map_err(ServiceError::from)?;
         if p.model != name.as_str() {
