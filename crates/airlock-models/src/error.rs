@@ -46,6 +46,32 @@ pub enum ModelsError {
         /// Zero-based data row.
         row: usize,
     },
+    /// A column is numeric on one side of a comparison and categorical on the other.
+    #[error("column `{column}` is {reference} in the reference and {current} in the current data")]
+    KindChanged {
+        /// Column name.
+        column: String,
+        /// Its kind in the reference.
+        reference: &'static str,
+        /// Its kind in the current data.
+        current: &'static str,
+    },
+    /// A column has no value to compare on one side.
+    #[error("column `{column}` has no values in the {side} data")]
+    NoValues {
+        /// Column name.
+        column: String,
+        /// `reference` or `current`.
+        side: &'static str,
+    },
+    /// A drift method was asked for a column it cannot test.
+    #[error("column `{column}`: the {method} test does not apply to it")]
+    MethodNotFor {
+        /// Column name.
+        column: String,
+        /// The method.
+        method: &'static str,
+    },
     /// The table has too few rows to split and train.
     #[error("the table has {rows} rows; training needs at least {needed}")]
     TooFewRows {

@@ -35,6 +35,7 @@ pub mod gbdt;
 pub mod logistic;
 pub mod membership;
 pub mod metrics;
+pub mod monitor;
 pub mod policy;
 pub mod reference;
 pub mod synth;
