@@ -73,6 +73,9 @@ enum Command {
     Models(cmd::models::ModelsArgs),
     /// Batch-score a dataset version (development or staging) for validation.
     Predict(cmd::models::PredictArgs),
+    /// Production monitoring: a model's drift and performance over its prediction log, and
+    /// drift between development datasets (acting as the principal named by --actor).
+    Monitor(cmd::monitor::MonitorArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         Command::Views(a) => cmd::views::run(a),
         Command::Dp(a) => cmd::dp::run(a),
         Command::Synth(a) => cmd::synth::run(a),
+        Command::Monitor(a) => cmd::monitor::run(a),
         Command::Export(a) => cmd::home::export(a),
         Command::Keys(a) => cmd::home::keys(a),
         Command::Audit(a) => cmd::audit::run(a),

@@ -11,12 +11,15 @@
 //!
 //! [`serving`] routes each request (the canary takes a keyed, per-patient deterministic share)
 //! and builds the ledger's prediction records; [`report`] compares silent and shown versions on
-//! the same requests from the ledger and posted outcomes.
+//! the same requests from the ledger and posted outcomes; [`monitoring`] keeps the prediction
+//! log (what each prediction was given and gave, batched into encrypted clinical blobs) that
+//! drift and performance monitoring read.
 //!
 //! Authorization is the caller's: the registry enforces the lifecycle, the quorum and the zone
 //! rules; the server and CLI ask the policy who may ask for each step.
 
 mod error;
+pub mod monitoring;
 mod package;
 pub mod plan;
 mod registry;

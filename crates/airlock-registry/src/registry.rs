@@ -129,7 +129,7 @@ pub struct ApprovalOutcome {
 /// The model registry of one deployment, acting as the handle's actor.
 #[derive(Clone)]
 pub struct Registry {
-    home: Home,
+    pub(crate) home: Home,
     approvers: Vec<String>,
     onnx: Option<Arc<dyn OnnxRuntime>>,
     rollout: RolloutConfig,
@@ -155,6 +155,15 @@ fn signed_message(name: &ModelName, hash: &ContentHash, card_json: &str) -> Vec<
         hex::encode(<sha2::Sha256 as sha2::Digest>::digest(card_json.as_bytes()))
     )
     .into_bytes()
+}
+
+/// A version's monitoring reference, beside the data it profiles (never identified).
+fn reference_blob(v: &ModelVersion) -> String {
+    format!(
+        "reference/{}/{}",
+        v.card.training_data.zone,
+        v.hash.to_hex()
+    )
 }
 
 fn blob_name(zone: Zone, hash: &ContentHash) -> String {
@@ -1242,6 +1251,39 @@ impl Registry {
             }
         }
         Ok((Deployment::new(routes, generation), errors))
+    }
+
+    /// Keep a version's monitoring reference (aggregates of its de-identified training data).
+    pub async fn save_reference(
+        &self,
+        v: &ModelVersion,
+        reference: &airlock_models::monitor::Reference,
+    ) -> Result<(), RegistryError> {
+        let td = &v.card.training_data;
+        let bytes = serde_json::to_vec(reference).map_err(|_| RegistryError::Data {
+            reason: "the monitoring reference does not serialise".into(),
+        })?;
+        self.home
+            .put_blob(&reference_blob(v), td.zone, td.classification, &bytes)
+            .await?;
+        Ok(())
+    }
+
+    /// A version's monitoring reference, if it has one (versions registered before monitoring
+    /// existed do not).
+    pub async fn reference(
+        &self,
+        v: &ModelVersion,
+    ) -> Result<Option<airlock_models::monitor::Reference>, RegistryError> {
+        let td = &v.card.training_data;
+        let Some(bytes) = self.home.blob(&reference_blob(v), td.zone).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|_| RegistryError::Data {
+                reason: format!("the monitoring reference of {} is unreadable", v.label()),
+            })
     }
 
     /// Record the observed outcome of a prediction. The first outcome stands: a later one with

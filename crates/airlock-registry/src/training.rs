@@ -4,6 +4,7 @@
 //! (or its refusal) is in the ledger, and training registers the result with its lineage.
 
 use airlock_ledger::{EventType, OutcomeKind};
+use airlock_models::monitor::Reference;
 use airlock_models::{
     Experiment, FeatureSpec, Metrics, Params, Record, Table, TrainConfig, Value, train,
 };
@@ -127,9 +128,22 @@ pub async fn train_on_dataset(
         test_fraction: req.test_fraction,
     };
     let rows = table.rows() as u64;
-    let outcome = tokio::task::spawn_blocking(move || train(&table, &config))
-        .await
-        .map_err(|_| data_err("training was interrupted"))??;
+    let source = format!("{}@{}", v.dataset, v.version);
+    let (outcome, reference) = tokio::task::spawn_blocking(move || {
+        let outcome = train(&table, &config)?;
+        // The monitoring reference: the features as trained on, the scores as held out.
+        let scores = outcome.model.predict_table(&table)?;
+        let held_out = outcome
+            .split
+            .test
+            .iter()
+            .filter_map(|&i| scores.get(i).copied())
+            .collect();
+        let reference = Reference::build(source, &table, outcome.model.signature(), held_out)?;
+        Ok::<_, airlock_models::ModelsError>((outcome, reference))
+    })
+    .await
+    .map_err(|_| data_err("training was interrupted"))??;
     let card = ModelCard::for_trained(
         &outcome,
         TrainingData {
@@ -146,6 +160,7 @@ pub async fn train_on_dataset(
     let version = registry
         .register(&req.name, &Package::from_trained(&outcome.model), &card)
         .await?;
+    registry.save_reference(&version, &reference).await?;
     Ok(TrainResult {
         version,
         experiment: outcome.experiment,
@@ -207,7 +222,8 @@ pub async fn import_model(
     let signature = req.signature.clone();
     let target = req.target.clone();
     let positive = req.positive.clone();
-    let (scores, labels) = tokio::task::spawn_blocking(move || {
+    let source = format!("{}@{}", v.dataset, v.version);
+    let (scores, labels, reference) = tokio::task::spawn_blocking(move || {
         let mut scores = Vec::with_capacity(table.rows());
         for row in 0..table.rows() {
             let rec = record_at(&table, &signature, row);
@@ -217,7 +233,9 @@ pub async fn import_model(
             .column(&target)
             .map(|c| c.cells().iter().map(|x| *x == positive).collect())
             .unwrap_or_default();
-        Ok::<_, (usize, RegistryError)>((scores, labels))
+        let reference = Reference::build(source, &table, &signature, scores.clone())
+            .map_err(|e| (0, e.into()))?;
+        Ok::<_, (usize, RegistryError)>((scores, labels, reference))
     })
     .await
     .map_err(|_| data_err("evaluation was interrupted"))?
@@ -251,6 +269,7 @@ pub async fn import_model(
         ),
     };
     let version = registry.register(&req.name, &package, &card).await?;
+    registry.save_reference(&version, &reference).await?;
     let experiment = Experiment {
         dataset_hash: v.manifest_hash,
         target: req.target.clone(),

@@ -874,3 +874,155 @@ rollback_min_outcomes = 10
         "{history}"
     );
 }
+
+both!(monitoring_over_the_api);
+// Issue 20 over the API: every prediction (silent and shown) is in the prediction log; the
+// monitoring report finds the feature that drifted (and not the other), estimates performance
+// from the scores, measures it on posted outcomes, counts the rows behind each figure, and
+// holds no patient value; the offline drift route compares development datasets only.
+async fn monitoring_over_the_api(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let v = common::models::silent_version(&w, 1).await;
+    let post = |x: f64, c: &'static str| {
+        let w = &w;
+        async move {
+            let r = w
+                .as_role(
+                    Role::Clinician,
+                    "POST",
+                    "/v1/models/risk/predict",
+                    TREAT,
+                    Some(json!({"patient_mrn": w.mrn, "features": {"x": x, "c": c}})),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            r.json()
+        }
+    };
+    // Silent mode: x drawn from the top of its training range only (drift), c as trained.
+    for i in 0..60 {
+        let x = 6.0 + f64::from(i % 40) * 0.1;
+        post(x, if i % 2 == 0 { "a" } else { "b" }).await;
+    }
+    let report = |q: &'static str, role: Role| {
+        let w = &w;
+        async move {
+            w.as_role(
+                role,
+                "GET",
+                &format!("/v1/models/risk/monitoring{q}"),
+                &[],
+                None,
+            )
+            .await
+        }
+    };
+    let r = report("", Role::MlopsEngineer).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let body = r.json();
+    let ver = &body["versions"][0];
+    assert_eq!(ver["version"], v.as_str());
+    assert_eq!(
+        (ver["silent"].as_u64(), ver["shown"].as_u64()),
+        (Some(60), Some(0))
+    );
+    let drift = &ver["drift"];
+    assert_eq!(drift["window"]["predictions"], 60);
+    assert_eq!(drift["current"]["rows"], 60);
+    let feature = |name: &str| {
+        drift["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    // 400 reference rows: KS for x, z for the two-valued c (Evidently's rule).
+    assert_eq!(feature("x")["method"], "ks");
+    assert_eq!(feature("x")["drifted"], true, "{drift:#}");
+    assert_eq!(feature("c")["method"], "z");
+    assert_eq!(feature("c")["drifted"], false, "{drift:#}");
+    assert!(feature("score")["p_value"].is_number());
+    assert_eq!(drift["share_drifted"], 0.5);
+    assert_eq!(drift["dataset_drift"], true);
+    assert_eq!(ver["estimated"]["n"], 60);
+    assert_eq!(ver["realised"]["outcomes"], 0);
+    assert!(!r.body.windows(w.mrn.len()).any(|s| s == w.mrn.as_bytes()));
+    // The data scientist may not read a deployed model's monitoring; bad windows are refused.
+    assert_eq!(report("", Role::DataScientist).await.status, 403);
+    assert_eq!(report("?last=0", Role::MlopsEngineer).await.status, 400);
+    assert_eq!(
+        report("?threshold=2", Role::MlopsEngineer).await.status,
+        400
+    );
+    // Canary for everyone: shown predictions, then outcomes, then realised performance.
+    let r = step(
+        &w,
+        Role::MlopsEngineer,
+        &format!("/v1/models/risk/versions/{v}/deploy"),
+        json!({"state": "canary", "canary_percent": 100, "reason": "all patients"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    for i in 0..10 {
+        let x = 0.5 + f64::from(i);
+        let p = post(x, "a").await;
+        let id = p["prediction_id"].as_u64().unwrap();
+        let r = w
+            .as_role(
+                Role::Clinician,
+                "POST",
+                &format!("/v1/predictions/{id}/outcome"),
+                TREAT,
+                Some(json!({"label": x >= 5.0})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let r = report("?last=10", Role::MlopsEngineer).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let ver = &r.json()["versions"][0];
+    assert_eq!(ver["shown"], 10);
+    assert_eq!(ver["realised"]["outcomes"], 10);
+    assert_eq!(ver["realised"]["positives"], 5);
+    assert_eq!(ver["realised"]["auroc"], 1.0, "{ver:#}");
+    // The log holds all 70 predictions.
+    let r = report("?last=1000", Role::MlopsEngineer).await;
+    assert_eq!(
+        r.json()["versions"][0]["drift"]["window"]["predictions"],
+        70
+    );
+    // Offline drift: development datasets only.
+    let r = step(
+        &w,
+        Role::DataScientist,
+        "/v1/monitoring/drift",
+        json!({"reference": "risk-holdout", "current": "risk-holdout"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let d = r.json();
+    assert_eq!(d["dataset_drift"], false);
+    assert_eq!(d["reference"]["rows"], 400);
+    assert_eq!(d["features"].as_array().unwrap().len(), 3);
+    let r = step(
+        &w,
+        Role::DataScientist,
+        "/v1/monitoring/drift",
+        json!({"reference": "risk-holdout", "current": "ehr"}),
+    )
+    .await;
+    assert!(matches!(r.status, 403 | 404 | 422), "{}", r.status);
+    let r = step(
+        &w,
+        Role::DataScientist,
+        "/v1/monitoring/drift",
+        json!({"reference": "risk-holdout", "current": "risk-holdout", "features": ["nope"]}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("nope"));
+}

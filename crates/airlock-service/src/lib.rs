@@ -25,6 +25,7 @@ pub mod identity;
 pub mod json;
 pub mod ledger;
 pub mod models;
+pub mod monitoring;
 pub mod patients;
 pub mod plans;
 pub mod resource;
@@ -92,6 +93,8 @@ struct Inner {
     runs_recovered: std::sync::atomic::AtomicBool,
     /// This deployment as a witness of other deployments' ledgers.
     witness: witness::Witness,
+    /// Served predictions not yet written to the prediction log, and its background writer.
+    prediction_log: monitoring::LogBuffer,
 }
 
 impl std::fmt::Debug for Service {
@@ -133,6 +136,7 @@ impl Service {
                 lookups: throttle::Buckets::new(LOOKUP_BURST, LOOKUP_PER_SECOND),
                 refusals: throttle::Refusals::default(),
                 summariser: std::sync::OnceLock::new(),
+                prediction_log: monitoring::LogBuffer::default(),
                 started_at: chrono::Utc::now().to_rfc3339(),
                 runs_recovered: std::sync::atomic::AtomicBool::new(false),
                 witness: witness::Witness::new(&home).map_err(ServiceError::internal)?,

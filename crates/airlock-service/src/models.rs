@@ -898,6 +898,12 @@ impl Caller {
             entries
         };
         let first = self.audit_many(entries).await?;
+        let logged: Vec<_> = scored.iter().map(|(m, s)| (m.as_ref(), s)).collect();
+        if !logged.is_empty() {
+            self.service()
+                .log_predictions(first, &logged, &record)
+                .await?;
+        }
         self.service()
             .observer()
             .decision(Action::Predict.as_str(), true);

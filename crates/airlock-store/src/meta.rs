@@ -118,6 +118,16 @@ const MIGRATIONS: &[Migration] = &[
         postgres_only: false,
         sql: include_str!("../migrations/0014_change_control_plans.sql"),
     },
+    Migration {
+        version: 15,
+        postgres_only: false,
+        sql: include_str!("../migrations/0015_prediction_log.sql"),
+    },
+    Migration {
+        version: 16,
+        postgres_only: true,
+        sql: include_str!("../migrations/0016_postgres_rls_prediction_log.sql"),
+    },
 ];
 
 /// What the serving role may do to each table on PostgreSQL, as `GRANT` privilege lists: the
@@ -173,6 +183,7 @@ pub const SERVING_GRANTS: &[(&str, &str)] = &[
     ("dp_metadata", "SELECT, INSERT"),
     ("model_plans", "SELECT, INSERT, UPDATE (state)"),
     ("model_plan_approvals", "SELECT, INSERT"),
+    ("prediction_log_batches", "SELECT, INSERT"),
     ("model_plan_updates", "SELECT, INSERT"),
     (
         "dp_budgets",

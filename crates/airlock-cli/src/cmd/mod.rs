@@ -10,6 +10,7 @@ pub mod gate;
 pub mod generate;
 pub mod home;
 pub mod models;
+pub mod monitor;
 pub mod serve;
 pub mod synth;
 pub mod views;

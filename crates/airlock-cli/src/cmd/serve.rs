@@ -223,8 +223,12 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             super::home::stop_signal(),
         )
         .await;
-        // The refusals counted since the last summary, then a signed checkpoint (close).
+        // The refusals counted since the last summary, the predictions not yet in the
+        // prediction log, then a signed checkpoint (close).
         service.flush_refusals().await;
+        if let Err(e) = service.flush_prediction_log().await {
+            tracing::error!(error = %e, "the last prediction log batch was not written");
+        }
         home.close().await?;
         Ok(ExitCode::SUCCESS)
     })?

@@ -620,3 +620,54 @@ pub fn drift(
         drift_share: options.drift_share,
     })
 }
+
+/// Each feature's kind as the signature types it.
+pub fn kinds_of(signature: &crate::Signature) -> BTreeMap<String, Kind> {
+    signature
+        .features
+        .iter()
+        .map(|f| {
+            let kind = match f.kind {
+                crate::FeatureKind::Numeric { .. } => Kind::Numeric,
+                crate::FeatureKind::Categorical { .. } => Kind::Categorical,
+            };
+            (f.name.clone(), kind)
+        })
+        .collect()
+}
+
+/// What a model version keeps of the data it was approved on, for monitoring: each feature's
+/// distribution and the score's, compressed to [`PROFILE_CAP`] points; counts, no row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Reference {
+    /// The dataset version profiled (`NAME@VERSION`).
+    pub source: String,
+    /// The features, in signature order.
+    pub features: Profile,
+    /// The model's scores on the held-out rows (or on every row for an imported model).
+    pub score: ColumnProfile,
+}
+
+impl Reference {
+    /// Profile the signature's features of `table` and the given scores.
+    pub fn build(
+        source: String,
+        table: &Table,
+        signature: &crate::Signature,
+        scores: Vec<f64>,
+    ) -> Result<Self, ModelsError> {
+        let names: Vec<&str> = signature.features.iter().map(|f| f.name.as_str()).collect();
+        let features =
+            Profile::from_table(table, &names, &kinds_of(signature))?.compressed(PROFILE_CAP);
+        let score = ColumnProfile {
+            name: "score".into(),
+            sample: Sample::Numeric(Numbers::from_values(scores).compressed(PROFILE_CAP)),
+            missing: 0,
+        };
+        Ok(Reference {
+            source,
+            features,
+            score,
+        })
+    }
+}

@@ -1,5 +1,5 @@
 //! `/v1/models`, `/v1/predictions`: the model lifecycle, change control plans and updates
-//! under them, predictions, overrides, outcomes and the silent-mode report.
+//! under them, predictions, overrides, outcomes, the silent-mode report and monitoring.
 
 use airlock_registry::ApprovalOutcome;
 use airlock_registry::plan::{PlanRecord, UpdateOutcome};
@@ -8,10 +8,11 @@ use airlock_service::models::{
     OverrideBody, PredictBody, Prediction, ReasonBody, Report, Transitions, ValidateBody,
     Validated,
 };
+use airlock_service::monitoring::{DriftBody, DriftReport, MonitorQuery, MonitoringReport};
 use airlock_service::plans::{PlanApproveBody, PlanBody, PlanList, UpdateBody};
 use axum::Json;
 
-use crate::extract::{Body, Path};
+use crate::extract::{Body, Path, Query};
 use crate::{ApiError, Ctx};
 
 pub(crate) async fn list(ctx: Ctx) -> Result<Json<ModelList>, ApiError> {
@@ -99,6 +100,22 @@ pub(crate) async fn outcome(
 
 pub(crate) async fn report(ctx: Ctx, Path(name): Path<String>) -> Result<Json<Report>, ApiError> {
     Ok(Json(ctx.model_report(&name).await?))
+}
+
+pub(crate) async fn monitoring(
+    ctx: Ctx,
+    Path(name): Path<String>,
+    Query(q): Query<MonitorQuery>,
+) -> Result<Json<MonitoringReport>, ApiError> {
+    Ok(Json(ctx.monitoring_report(&name, q).await?))
+}
+
+pub(crate) async fn dataset_drift(
+    ctx: Ctx,
+    b: Result<Body<DriftBody>, ApiError>,
+) -> Result<Json<DriftReport>, ApiError> {
+    let Body(b) = b?;
+    Ok(Json(ctx.dataset_drift(b).await?))
 }
 
 pub(crate) async fn propose_plan(

@@ -48,15 +48,26 @@ pub async fn register(w: &World, seed: u64) -> String {
     );
     let home = w.state.home();
     let reg = Registry::new(&home.acting_as(dana, home.request_id(), airlock_store::Scope::all()));
-    reg.register(
-        &ModelName::new("risk").unwrap(),
-        &Package::from_trained(&outcome.model),
-        &card,
+    let v = reg
+        .register(
+            &ModelName::new("risk").unwrap(),
+            &Package::from_trained(&outcome.model),
+            &card,
+        )
+        .await
+        .unwrap();
+    // The monitoring reference training keeps (`train_on_dataset` saves one the same way).
+    let t = table(seed);
+    let scores = outcome.model.predict_table(&t).unwrap();
+    let reference = airlock_models::monitor::Reference::build(
+        "synth-dev@1".into(),
+        &t,
+        outcome.model.signature(),
+        scores,
     )
-    .await
-    .unwrap()
-    .hash
-    .to_hex()
+    .unwrap();
+    reg.save_reference(&v, &reference).await.unwrap();
+    v.hash.to_hex()
 }
 
 pub async fn step(w: &World, role: Role, path: &str, body: serde_json::Value) -> Resp {

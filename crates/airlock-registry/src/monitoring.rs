@@ -1,0 +1,124 @@
+//! The prediction log: for every served prediction, the values the model was given, its score,
+//! the version, shown or silent, and the time. Rows are written in batches, each batch one
+//! encrypted blob in the clinical zone (envelope encryption like every other object), indexed by
+//! a table that holds ledger indices, counts and times only.
+
+use std::fmt;
+
+use airlock_store::Scope;
+use airlock_types::{Classification, Zone};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::error::RegistryError;
+use crate::package::ModelName;
+use crate::registry::Registry;
+
+/// One version's answer to one request, as monitoring needs it. Values are PHI: `Debug` shows
+/// the shape only.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedPrediction {
+    /// This version's ledger entry.
+    pub index: u64,
+    /// The request's first entry: the prediction id outcomes are posted to.
+    pub request: u64,
+    /// The version's hash (hex).
+    pub version: String,
+    /// Shown to the clinician, or silent.
+    pub shown: bool,
+    /// When (RFC 3339).
+    pub at: String,
+    /// The score.
+    pub score: f64,
+    /// The feature values, in the version's signature order (numbers as decimal text).
+    pub values: Vec<String>,
+}
+
+impl fmt::Debug for LoggedPrediction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoggedPrediction")
+            .field("index", &self.index)
+            .field("version", &self.version)
+            .field("shown", &self.shown)
+            .finish_non_exhaustive()
+    }
+}
+
+fn batch_blob(model: &ModelName, first: u64) -> String {
+    format!("prediction-log/{model}/{first:020}")
+}
+
+fn index(i: u64) -> i64 {
+    i64::try_from(i).unwrap_or(i64::MAX)
+}
+
+impl Registry {
+    /// Write one batch of a model's logged predictions (in ledger order).
+    pub async fn log_predictions(
+        &self,
+        model: &ModelName,
+        rows: &[LoggedPrediction],
+    ) -> Result<(), RegistryError> {
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            return Ok(());
+        };
+        let blob = batch_blob(model, first.index);
+        let bytes = serde_json::to_vec(rows).map_err(|_| RegistryError::Data {
+            reason: "a prediction log batch does not serialise".into(),
+        })?;
+        self.home
+            .put_blob(&blob, Zone::Clinical, Classification::Phi, &bytes)
+            .await?;
+        let mut tx = self.home.db().begin(&Scope::all()).await?;
+        sqlx::query(
+            "INSERT INTO prediction_log_batches \
+             (model, first_index, last_index, row_count, first_at, last_at, blob, zone) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(model.as_str())
+        .bind(index(first.index))
+        .bind(index(last.index))
+        .bind(i64::try_from(rows.len()).unwrap_or(i64::MAX))
+        .bind(&first.at)
+        .bind(&last.at)
+        .bind(&blob)
+        .bind(Zone::Clinical.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A model's logged predictions from ledger index `since` on, in ledger order.
+    pub async fn logged_predictions(
+        &self,
+        model: &ModelName,
+        since: u64,
+    ) -> Result<Vec<LoggedPrediction>, RegistryError> {
+        let mut tx = self.home.db().begin(&Scope::all()).await?;
+        let batches = sqlx::query(
+            "SELECT blob FROM prediction_log_batches WHERE model = $1 AND last_index >= $2 \
+             ORDER BY first_index",
+        )
+        .bind(model.as_str())
+        .bind(index(since))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut out = Vec::new();
+        for b in batches {
+            let name: String = b.try_get("blob")?;
+            let Some(bytes) = self.home.blob(&name, Zone::Clinical).await? else {
+                return Err(RegistryError::Data {
+                    reason: format!("prediction log batch {name} is missing"),
+                });
+            };
+            let rows: Vec<LoggedPrediction> =
+                serde_json::from_slice(&bytes).map_err(|_| RegistryError::Data {
+                    reason: format!("prediction log batch {name} is unreadable"),
+                })?;
+            out.extend(rows.into_iter().filter(|r| r.index >= since));
+        }
+        Ok(out)
+    }
+}

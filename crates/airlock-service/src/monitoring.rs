@@ -1,0 +1,560 @@
+//! Production monitoring: is a deployed model still seeing the data it was approved on, and how
+//! is it doing? Every served prediction (shown or silent) is kept in the prediction log (the
+//! values it was given, its score), batched into encrypted clinical blobs; a report compares a
+//! window of it with the reference profile the version was registered with (drift per feature
+//! and for the score, on Evidently's definitions), estimates performance from the scores alone
+//! (NannyML's CBPE), and measures it where outcomes have been posted. Reports hold aggregates
+//! and the counts behind each; no logged row leaves the clinical zone.
+//!
+//! Offline, two development datasets can be compared the same way ([`Caller::dataset_drift`]).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use airlock_authz::Action;
+use airlock_ledger::{EventType, OutcomeKind};
+use airlock_models::monitor::{self, ColumnProfile, Drift, DriftOptions, Estimated, Kind, Profile};
+use airlock_models::{Record, Table, Value as FeatureValue};
+use airlock_registry::monitoring::LoggedPrediction;
+use airlock_registry::{ModelName, Scored};
+use airlock_store::{DatasetVersion, parse_version_spec};
+use airlock_types::Zone;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::models::{model_name, resource};
+use crate::{Caller, LedgerResource, Service, ServiceError};
+
+/// Rows buffered before a batch is written.
+pub const LOG_BATCH: usize = 256;
+/// The longest a served prediction waits in memory before its batch is written. (A crash loses
+/// at most this much of the log; the ledger keeps every prediction regardless.)
+pub const LOG_INTERVAL: Duration = Duration::from_secs(2);
+/// Predictions per version in a report's window unless the caller says otherwise.
+pub const DEFAULT_WINDOW: usize = 1000;
+
+/// Served predictions not yet in the prediction log.
+#[derive(Default)]
+pub(crate) struct LogBuffer {
+    pending: std::sync::Mutex<Vec<(ModelName, LoggedPrediction)>>,
+    /// One batch writer at a time, so batches stay in ledger order.
+    writer: tokio::sync::Mutex<()>,
+    flusher: std::sync::OnceLock<()>,
+}
+
+/// A logged prediction's feature values, in the version's order (numbers as shortest decimals).
+pub(crate) fn logged_values(features: &[String], record: &Record) -> Vec<String> {
+    features
+        .iter()
+        .map(|f| match record.get(f) {
+            Some(FeatureValue::Number(x)) => x.to_string(),
+            Some(FeatureValue::Text(t)) => t.clone(),
+            None => String::new(),
+        })
+        .collect()
+}
+
+impl Service {
+    /// Queue one request's scored versions for the prediction log (`first` is the ledger index
+    /// of the first entry, the prediction id).
+    pub(crate) async fn log_predictions(
+        &self,
+        first: u64,
+        scored: &[(&airlock_registry::LoadedModel, &Scored)],
+        record: &Record,
+    ) -> Result<(), ServiceError> {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let rows = scored.iter().enumerate().map(|(i, (m, s))| {
+            (
+                m.version.name.clone(),
+                LoggedPrediction {
+                    index: first + i as u64,
+                    request: first,
+                    version: m.version.hash.to_hex(),
+                    shown: s.display == airlock_ledger::Display::Shown,
+                    at: at.clone(),
+                    score: s.score,
+                    values: logged_values(&m.features, record),
+                },
+            )
+        });
+        let full = {
+            let mut pending = self
+                .inner
+                .prediction_log
+                .pending
+                .lock()
+                .map_err(|_| ServiceError::internal("prediction log lock"))?;
+            pending.extend(rows);
+            pending.len() >= LOG_BATCH
+        };
+        self.start_log_writer();
+        if full {
+            self.flush_prediction_log().await?;
+        }
+        Ok(())
+    }
+
+    /// Write every buffered prediction to the log (a batch per model). Reports call this first;
+    /// call it before stopping.
+    pub async fn flush_prediction_log(&self) -> Result<(), ServiceError> {
+        let _one = self.inner.prediction_log.writer.lock().await;
+        let rows = {
+            let mut pending = self
+                .inner
+                .prediction_log
+                .pending
+                .lock()
+                .map_err(|_| ServiceError::internal("prediction log lock"))?;
+            std::mem::take(&mut *pending)
+        };
+        let mut by_model: BTreeMap<ModelName, Vec<LoggedPrediction>> = BTreeMap::new();
+        for (m, r) in rows {
+            by_model.entry(m).or_default().push(r);
+        }
+        let registry = self.registry();
+        for (model, rows) in by_model {
+            registry.log_predictions(&model, &rows).await?;
+        }
+        Ok(())
+    }
+
+    fn start_log_writer(&self) {
+        let log = &self.inner.prediction_log;
+        if log.flusher.get().is_some() {
+            return;
+        }
+        if log.flusher.set(()).is_ok() && tokio::runtime::Handle::try_current().is_ok() {
+            // A weak handle: the task ends with the service instead of keeping it alive.
+            let weak = std::sync::Arc::downgrade(&self.inner);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(LOG_INTERVAL).await;
+                    let Some(inner) = weak.upgrade() else { break };
+                    let service = Service { inner };
+                    if let Err(e) = service.flush_prediction_log().await {
+                        tracing::warn!(error = %e, "the prediction log batch was not written; retrying");
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Which predictions a report covers.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorQuery {
+    /// One version (hash or unique prefix); every version with logged predictions otherwise.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The most recent this-many predictions per version (default 1,000).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub last: Option<usize>,
+    /// Only predictions at or after this time (RFC 3339).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// The operating threshold for CBPE and realised TPR/FPR (default 0.5).
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub threshold: Option<f64>,
+}
+
+/// The predictions a figure rests on.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Window {
+    /// Predictions in the window.
+    pub predictions: u64,
+    /// The first and last prediction's ledger index.
+    pub first_index: Option<u64>,
+    /// The last.
+    pub last_index: Option<u64>,
+    /// The first and last prediction's time.
+    pub from: Option<String>,
+    /// The last.
+    pub to: Option<String>,
+}
+
+/// One side of a drift comparison.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Side {
+    /// What it is: a dataset version, a model version's reference, or a prediction window.
+    pub name: String,
+    /// Rows in it.
+    pub rows: u64,
+}
+
+/// A drift report: per feature (and for the score), the test, its statistic, its p-value
+/// where it has one, the threshold and the verdict; the share drifted and the dataset verdict.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DriftReport {
+    /// The reference side.
+    pub reference: Side,
+    /// The current side.
+    pub current: Side,
+    /// The predictions compared, for a model's report.
+    pub window: Option<Window>,
+    /// The figures.
+    #[serde(flatten)]
+    pub drift: Drift,
+}
+
+/// Realised performance where outcomes were posted.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Realised {
+    /// Predictions in the window with an outcome.
+    pub outcomes: u64,
+    /// Positives among them.
+    pub positives: u64,
+    /// AUROC (absent while one class is missing).
+    pub auroc: Option<f64>,
+    /// Expected calibration error (ten bins).
+    pub ece: Option<f64>,
+    /// True-positive rate at the threshold.
+    pub tpr: Option<f64>,
+    /// False-positive rate at the threshold.
+    pub fpr: Option<f64>,
+}
+
+/// One version's monitoring.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct VersionMonitoring {
+    /// The version's hash.
+    pub version: String,
+    /// Its state now.
+    pub state: String,
+    /// Predictions shown and silent in the window.
+    pub shown: u64,
+    /// Silent.
+    pub silent: u64,
+    /// Drift against the version's reference, or why there is none.
+    pub drift: Option<DriftReport>,
+    /// Why there is no drift report (no reference profile, no predictions).
+    pub no_drift: Option<String>,
+    /// Performance estimated from the scores (NannyML's CBPE).
+    pub estimated: Option<Estimated>,
+    /// Performance measured on posted outcomes.
+    pub realised: Realised,
+}
+
+/// A model's monitoring report.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MonitoringReport {
+    /// The model.
+    pub model: String,
+    /// The threshold used.
+    pub threshold: f64,
+    /// One entry per version with logged predictions in the window.
+    pub versions: Vec<VersionMonitoring>,
+}
+
+/// An offline comparison of two development datasets.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DriftBody {
+    /// `NAME[@VERSION]` of the reference.
+    pub reference: String,
+    /// `NAME[@VERSION]` of the current data.
+    pub current: String,
+    /// The CSV file of each version, when it has several.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Columns to compare (every column of the reference by default).
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Methods and thresholds per column, and the dataset-drift share.
+    #[serde(default)]
+    pub options: Option<DriftOptions>,
+}
+
+fn current_profile(
+    reference: &Profile,
+    names: &[String],
+    rows: &[&LoggedPrediction],
+) -> Result<Profile, ServiceError> {
+    let mut columns = Vec::with_capacity(reference.columns.len());
+    for r in &reference.columns {
+        let Some(pos) = names.iter().position(|n| *n == r.name) else {
+            return Err(ServiceError::invalid(
+                "reference",
+                format!("feature `{}` is not in the version's signature", r.name),
+            ));
+        };
+        let cells: Vec<String> = rows
+            .iter()
+            .map(|p| p.values.get(pos).cloned().unwrap_or_default())
+            .collect();
+        columns.push(
+            monitor::profile_cells(&r.name, &cells, r.sample.kind())
+                .map_err(|e| ServiceError::invalid("prediction log", e.to_string()))?,
+        );
+    }
+    Ok(Profile {
+        rows: rows.len() as u64,
+        columns,
+    })
+}
+
+fn realised(pairs: &[(bool, f64)], threshold: f64) -> Realised {
+    let labels: Vec<bool> = pairs.iter().map(|p| p.0).collect();
+    let scores: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+    let positives = labels.iter().filter(|&&y| y).count() as u64;
+    let negatives = labels.len() as u64 - positives;
+    let hits = |want: bool| {
+        pairs
+            .iter()
+            .filter(|(y, s)| *y == want && *s >= threshold)
+            .count() as f64
+    };
+    Realised {
+        outcomes: labels.len() as u64,
+        positives,
+        auroc: airlock_models::metrics::auroc(&labels, &scores).ok(),
+        ece: airlock_models::validation::expected_calibration_error(&labels, &scores).ok(),
+        tpr: (positives > 0).then(|| hits(true) / positives as f64),
+        fpr: (negatives > 0).then(|| hits(false) / negatives as f64),
+    }
+}
+
+impl Caller {
+    /// A model's monitoring report: per version with logged predictions in the window, drift
+    /// against its reference, CBPE, and realised performance. Needs `read-model`.
+    pub async fn monitoring_report(
+        &self,
+        name: &str,
+        query: MonitorQuery,
+    ) -> Result<MonitoringReport, ServiceError> {
+        let name = model_name(name)?;
+        let reg = self.registry();
+        let versions = reg.versions(&name).await?;
+        let Some(latest) = versions.last() else {
+            return Err(ServiceError::NotFound { what: "model" });
+        };
+        self.authorize(Action::ReadModel, &resource(latest, Zone::Clinical))
+            .await?;
+        let threshold = query.threshold.unwrap_or(0.5);
+        if !(0.0..=1.0).contains(&threshold) {
+            return Err(ServiceError::invalid("threshold", "must be in [0, 1]"));
+        }
+        let last = query.last.unwrap_or(DEFAULT_WINDOW);
+        if last == 0 {
+            return Err(ServiceError::invalid("last", "must be at least 1"));
+        }
+        let only = match &query.version {
+            Some(v) => Some(reg.get(&name, v).await?.hash.to_hex()),
+            None => None,
+        };
+        self.service().flush_prediction_log().await?;
+        let logged = reg.logged_predictions(&name, 0).await?;
+        let outcomes = reg.outcomes().await?;
+        let mut out = Vec::new();
+        for v in &versions {
+            let hash = v.hash.to_hex();
+            if only.as_ref().is_some_and(|h| *h != hash) {
+                continue;
+            }
+            let mine: Vec<&LoggedPrediction> = logged
+                .iter()
+                .filter(|p| p.version == hash)
+                .filter(|p| {
+                    query
+                        .since
+                        .as_ref()
+                        .is_none_or(|s| p.at.as_str() >= s.as_str())
+                })
+                .collect();
+            let skip = mine.len().saturating_sub(last);
+            let window: Vec<&LoggedPrediction> = mine.into_iter().skip(skip).collect();
+            if window.is_empty() && only.is_none() {
+                continue;
+            }
+            let w = Window {
+                predictions: window.len() as u64,
+                first_index: window.first().map(|p| p.index),
+                last_index: window.last().map(|p| p.index),
+                from: window.first().map(|p| p.at.clone()),
+                to: window.last().map(|p| p.at.clone()),
+            };
+            let scores: Vec<f64> = window.iter().map(|p| p.score).collect();
+            let (drift, no_drift) = match reg.reference(v).await? {
+                _ if window.is_empty() => (None, Some("no predictions in the window".into())),
+                None => (
+                    None,
+                    Some(
+                        "the version has no reference profile (registered before monitoring)"
+                            .into(),
+                    ),
+                ),
+                Some(reference) => {
+                    let current = current_profile(&reference.features, &v.card.features, &window)?;
+                    let score = ColumnProfile {
+                        name: "score".into(),
+                        sample: monitor::Sample::Numeric(monitor::Numbers::from_values(
+                            scores.clone(),
+                        )),
+                        missing: 0,
+                    };
+                    let drift = monitor::drift(
+                        &reference.features,
+                        &current,
+                        Some((&reference.score, &score)),
+                        &DriftOptions::default(),
+                    )
+                    .map_err(|e| ServiceError::invalid("prediction log", e.to_string()))?;
+                    (
+                        Some(DriftReport {
+                            reference: Side {
+                                name: format!(
+                                    "{}@{} reference ({})",
+                                    name,
+                                    v.hash.short(),
+                                    reference.source
+                                ),
+                                rows: reference.features.rows,
+                            },
+                            current: Side {
+                                name: format!(
+                                    "{} predictions of {}@{}",
+                                    w.predictions,
+                                    name,
+                                    v.hash.short()
+                                ),
+                                rows: w.predictions,
+                            },
+                            window: Some(w.clone()),
+                            drift,
+                        }),
+                        None,
+                    )
+                }
+            };
+            let pairs: Vec<(bool, f64)> = window
+                .iter()
+                .filter_map(|p| outcomes.get(&p.request).map(|&y| (y, p.score)))
+                .collect();
+            out.push(VersionMonitoring {
+                version: hash,
+                state: v.state.as_str().to_string(),
+                shown: window.iter().filter(|p| p.shown).count() as u64,
+                silent: window.iter().filter(|p| !p.shown).count() as u64,
+                drift,
+                no_drift,
+                estimated: monitor::cbpe(&scores, threshold),
+                realised: realised(&pairs, threshold),
+            });
+        }
+        let mut entry = self
+            .entry(EventType::Query, Zone::Clinical, OutcomeKind::Success)
+            .with_reason(format!("monitoring report over {} version(s)", out.len()));
+        for v in &out {
+            entry = entry.with_resource(LedgerResource::ModelVersion {
+                name: name.to_string(),
+                hash: v.version.clone(),
+            });
+        }
+        self.audit(entry).await?;
+        Ok(MonitoringReport {
+            model: name.to_string(),
+            threshold,
+            versions: out,
+        })
+    }
+
+    /// Drift of one development dataset against another (offline: the rows never leave the
+    /// development zone and the answer holds aggregates only). Each needs `download-dataset`.
+    pub async fn dataset_drift(&self, body: DriftBody) -> Result<DriftReport, ServiceError> {
+        let (rv, reference) = self
+            .drift_table(&body.reference, body.file.as_deref())
+            .await?;
+        let (cv, current) = self
+            .drift_table(&body.current, body.file.as_deref())
+            .await?;
+        let names: Vec<String> = if body.features.is_empty() {
+            reference
+                .columns()
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect()
+        } else {
+            body.features.clone()
+        };
+        let options = body.options.unwrap_or_default();
+        let drift = tokio::task::spawn_blocking(move || {
+            let cols: Vec<&str> = names.iter().map(String::as_str).collect();
+            let rp = Profile::from_table(&reference, &cols, &BTreeMap::new())?;
+            let kinds: BTreeMap<String, Kind> = rp.kinds();
+            let cp = Profile::from_table(&current, &cols, &kinds)?;
+            monitor::drift(&rp, &cp, None, &options).map(|d| (d, rp.rows, cp.rows))
+        })
+        .await
+        .map_err(ServiceError::internal)?
+        .map_err(|e| ServiceError::invalid("dataset", e.to_string()))?;
+        let (drift, rrows, crows) = drift;
+        self.audit(
+            self.entry(EventType::Query, Zone::Development, OutcomeKind::Success)
+                .with_resource(LedgerResource::DatasetVersion(rv.reference().to_string()))
+                .with_resource(LedgerResource::DatasetVersion(cv.reference().to_string()))
+                .with_reason(format!(
+                    "drift over {} column(s): {} drifted",
+                    drift.features.len(),
+                    drift.features.iter().filter(|f| f.drifted).count()
+                )),
+        )
+        .await?;
+        Ok(DriftReport {
+            reference: Side {
+                name: rv.reference().to_string(),
+                rows: rrows,
+            },
+            current: Side {
+                name: cv.reference().to_string(),
+                rows: crows,
+            },
+            window: None,
+            drift,
+        })
+    }
+
+    async fn drift_table(
+        &self,
+        spec: &str,
+        file: Option<&str>,
+    ) -> Result<(DatasetVersion, Table), ServiceError> {
+        let (name, ver) = parse_version_spec(spec)
+            .map_err(|e| ServiceError::invalid("dataset", e.to_string()))?;
+        let v = self
+            .find_version(name.as_str(), ver.map(airlock_types::DatasetVersionId::get))
+            .await?;
+        self.authorize(Action::DownloadDataset, &crate::datasets::resource(&v))
+            .await?;
+        if !matches!(v.zone, Zone::Development | Zone::Staging) {
+            return Err(ServiceError::Refused {
+                reason: format!(
+                    "offline drift compares development and staging datasets; {} is in {} (a deployed model's drift is its monitoring report)",
+                    v.reference(),
+                    v.zone
+                ),
+            });
+        }
+        let files = self.read_files(&v).await?;
+        let csvs: Vec<_> = files
+            .into_iter()
+            .filter(|(f, _)| f.format == "csv")
+            .filter(|(f, _)| file.is_none_or(|w| f.name == w || f.name.ends_with(&format!("/{w}"))))
+            .collect();
+        let [(_, bytes)] = csvs.as_slice() else {
+            return Err(ServiceError::invalid(
+                "file",
+                format!(
+                    "{} has {} matching CSV files; name one",
+                    v.reference(),
+                    csvs.len()
+                ),
+            ));
+        };
+        let table = Table::read_csv(bytes.as_slice(), None)
+            .map_err(|e| ServiceError::invalid("dataset", format!("{}: {e}", v.reference())))?;
+        Ok((v, table))
+    }
+}
