@@ -220,11 +220,14 @@ pub enum EventType {
     /// A differentially private answer left the zone of its source (the DP release gate),
     /// or was refused by its budget.
     DpRelease,
+    /// A monitoring rule fired or resolved on a deployed model, or its notification was
+    /// delivered or failed.
+    MonitoringAlert,
 }
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 22] = [
+    pub const ALL: [EventType; 23] = [
         EventType::Login,
         EventType::Access,
         EventType::Query,
@@ -247,6 +250,7 @@ impl EventType {
         EventType::SecurityAlert,
         EventType::ExpertDetermination,
         EventType::DpRelease,
+        EventType::MonitoringAlert,
     ];
 
     /// The name written in entries (`break_glass_start`...).
@@ -274,6 +278,7 @@ impl EventType {
             EventType::SecurityAlert => "security_alert",
             EventType::ExpertDetermination => "expert_determination",
             EventType::DpRelease => "dp_release",
+            EventType::MonitoringAlert => "monitoring_alert",
         }
     }
 }

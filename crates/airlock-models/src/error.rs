@@ -46,6 +46,12 @@ pub enum ModelsError {
         /// Zero-based data row.
         row: usize,
     },
+    /// A monitoring rule set is malformed (the reason names the rule and field).
+    #[error("monitoring rules: {reason}")]
+    Rules {
+        /// What is wrong.
+        reason: String,
+    },
     /// A column is numeric on one side of a comparison and categorical on the other.
     #[error("column `{column}` is {reference} in the reference and {current} in the current data")]
     KindChanged {

@@ -242,3 +242,99 @@ fn a_compressed_profile_moves_ks_by_at_most_one_over_the_cap() {
     let back: Sample = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
     assert_eq!(back, s);
 }
+
+mod alerts {
+    use airlock_models::monitor::alerts::{Measure, Rules, Verdict, WindowValue, transition};
+
+    fn windows(values: &[(f64, u64)]) -> Vec<WindowValue> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &(v, n))| WindowValue {
+                value: Some(v),
+                samples: n,
+                first_index: i as u64 * 10,
+                last_index: i as u64 * 10 + 9,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_defaults_parse_and_bad_rules_are_named() {
+        let d = Rules::defaults();
+        assert_eq!(d.rules.len(), 4);
+        assert!(
+            d.rules
+                .iter()
+                .any(|r| r.measure == Measure::RealisedAuroc && r.rollback_canary)
+        );
+        for (text, says) in [
+            (
+                "[[rule]]\nname = \"a\"\nmeasure = \"share_drifted\"\n",
+                "rule `a`: give exactly one",
+            ),
+            (
+                "[[rule]]\nname = \"a\"\nmeasure = \"share_drifted\"\nat_least = 1.0\nbelow = 2.0\n",
+                "rule `a`",
+            ),
+            (
+                "[[rule]]\nname = \"a\"\nmeasure = \"share_drifted\"\nat_least = 1.0\n[[rule]]\nname = \"a\"\nmeasure = \"score_drifted\"\nat_least = 1.0\n",
+                "unique",
+            ),
+            (
+                "[[rule]]\nname = \"a\"\nmeasure = \"share_drifted\"\nat_least = 1.0\nwindow = 10\nmin_samples = 20\n",
+                "could never fire",
+            ),
+            (
+                "[[rule]]\nname = \"a\"\nmeasure = \"nope\"\nat_least = 1.0\n",
+                "nope",
+            ),
+            (
+                "[[rule]]\nname = \"a\"\nmeasure = \"share_drifted\"\nat_least = 1.0\ncolour = 2\n",
+                "colour",
+            ),
+        ] {
+            let e = Rules::parse(text).unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn hysteresis_and_minimum_samples_hold() {
+        let rules = Rules::parse(
+            "[[rule]]\nname = \"drift\"\nmeasure = \"share_drifted\"\nat_least = 0.5\nwindow = 100\nmin_samples = 50\nconsecutive = 2\n",
+        )
+        .unwrap();
+        let r = &rules.rules[0];
+        // One breaching window: not yet.
+        assert_eq!(
+            r.verdict(&windows(&[(0.1, 100), (0.8, 100)])),
+            Verdict::Undecided
+        );
+        // Two: fire.
+        let v = r.verdict(&windows(&[(0.1, 100), (0.8, 100), (0.6, 100)]));
+        assert_eq!((v, transition(v, false)), (Verdict::Breaching, Some(true)));
+        // Still breaching while firing: nothing new.
+        assert_eq!(transition(v, true), None);
+        // A window below the minimum samples counts neither way.
+        assert_eq!(
+            r.verdict(&windows(&[(0.8, 100), (0.6, 100), (0.0, 10)])),
+            Verdict::Breaching
+        );
+        // No window with enough samples: no alert, however bad the value.
+        assert_eq!(
+            r.verdict(&windows(&[(1.0, 49), (1.0, 49), (1.0, 49)])),
+            Verdict::Undecided
+        );
+        // A clean window resolves a firing alert.
+        let v = r.verdict(&windows(&[(0.8, 100), (0.6, 100), (0.2, 100)]));
+        assert_eq!((v, transition(v, true)), (Verdict::Clear, Some(false)));
+        // `below` rules breach under the threshold.
+        let low = Rules::parse("[[rule]]\nname = \"auc\"\nmeasure = \"realised_auroc\"\nbelow = 0.6\nmin_samples = 5\n").unwrap();
+        assert_eq!(
+            low.rules[0].verdict(&windows(&[(0.55, 5)])),
+            Verdict::Breaching
+        );
+        assert_eq!(low.rules[0].verdict(&windows(&[(0.6, 5)])), Verdict::Clear);
+    }
+}

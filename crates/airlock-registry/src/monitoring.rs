@@ -121,4 +121,48 @@ impl Registry {
         }
         Ok(out)
     }
+
+    /// A model's most recent logged predictions, reading batches newest first until each of
+    /// `versions` has at least `per_version` rows (or the log is exhausted); in ledger order.
+    pub async fn recent_predictions(
+        &self,
+        model: &ModelName,
+        per_version: usize,
+        versions: &[String],
+    ) -> Result<Vec<LoggedPrediction>, RegistryError> {
+        let mut tx = self.home.db().begin(&Scope::all()).await?;
+        let batches = sqlx::query(
+            "SELECT blob FROM prediction_log_batches WHERE model = $1 ORDER BY first_index DESC",
+        )
+        .bind(model.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut out = Vec::new();
+        let mut counts: std::collections::BTreeMap<&str, usize> =
+            versions.iter().map(|v| (v.as_str(), 0)).collect();
+        for b in batches {
+            if counts.values().all(|&n| n >= per_version) {
+                break;
+            }
+            let name: String = b.try_get("blob")?;
+            let Some(bytes) = self.home.blob(&name, Zone::Clinical).await? else {
+                return Err(RegistryError::Data {
+                    reason: format!("prediction log batch {name} is missing"),
+                });
+            };
+            let rows: Vec<LoggedPrediction> =
+                serde_json::from_slice(&bytes).map_err(|_| RegistryError::Data {
+                    reason: format!("prediction log batch {name} is unreadable"),
+                })?;
+            for r in &rows {
+                if let Some(n) = counts.get_mut(r.version.as_str()) {
+                    *n += 1;
+                }
+            }
+            out.extend(rows);
+        }
+        out.sort_by_key(|r| r.index);
+        Ok(out)
+    }
 }

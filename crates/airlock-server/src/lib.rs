@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod openapi;
 mod routes;
 pub mod tls;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -65,6 +66,7 @@ impl AppState {
         let metrics = Arc::new(Metrics::default());
         let observer: Arc<dyn airlock_service::Observer> = metrics.clone();
         let service = Service::new(home, authz, policy, observer)?;
+        service.set_notifier(Arc::new(webhook::HttpNotifier));
         Ok(AppState { service, metrics })
     }
 

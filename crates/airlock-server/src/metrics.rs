@@ -88,6 +88,9 @@ struct Commits {
     entries: u64,
 }
 
+/// Per (model, rule): alerts fired, the rule's severity, and whether it is firing now.
+type AlertSeries = BTreeMap<(String, String), (u64, &'static str, bool)>;
+
 /// Request counters and latency histograms by route, method and status; authorization
 /// decisions; the ledger's group commits.
 #[derive(Debug)]
@@ -95,6 +98,8 @@ pub struct Metrics {
     series: Mutex<BTreeMap<(String, String, u16), Histogram>>,
     decisions: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     commits: Mutex<Commits>,
+    /// Per model and rule: alerts fired, severity, and whether it is firing now.
+    alerts: Mutex<AlertSeries>,
 }
 
 impl Default for Metrics {
@@ -102,6 +107,7 @@ impl Default for Metrics {
         Metrics {
             series: Mutex::default(),
             decisions: Mutex::default(),
+            alerts: Mutex::default(),
             commits: Mutex::new(Commits {
                 latency: Histogram::new(COMMIT_BUCKETS),
                 entries: 0,
@@ -118,6 +124,19 @@ impl airlock_service::Observer for Metrics {
 
     fn decision(&self, action: &'static str, allowed: bool) {
         Metrics::decision(self, action, if allowed { "allow" } else { "deny" });
+    }
+
+    fn alert(&self, model: &str, rule: &str, severity: &'static str, firing: bool) {
+        if let Ok(mut m) = self.alerts.lock() {
+            let e = m
+                .entry((model.to_string(), rule.to_string()))
+                .or_insert((0, severity, false));
+            if firing {
+                e.0 += 1;
+            }
+            e.1 = severity;
+            e.2 = firing;
+        }
     }
 }
 
@@ -191,6 +210,26 @@ impl Metrics {
             out.push_str("# HELP airlock_ledger_committed_entries_total Ledger entries made durable by the server's group commits.\n");
             out.push_str("# TYPE airlock_ledger_committed_entries_total counter\n");
             let _ = writeln!(out, "airlock_ledger_committed_entries_total {}", c.entries);
+        }
+        if let Ok(m) = self.alerts.lock() {
+            // Model and rule names are checked names (letters, digits, `-`, `_`, `.`).
+            out.push_str("# HELP airlock_monitoring_alerts_total Monitoring alerts fired, by model, rule and severity.\n");
+            out.push_str("# TYPE airlock_monitoring_alerts_total counter\n");
+            for ((model, rule), (n, severity, _)) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "airlock_monitoring_alerts_total{{model=\"{model}\",rule=\"{rule}\",severity=\"{severity}\"}} {n}"
+                );
+            }
+            out.push_str("# HELP airlock_monitoring_alert_firing Whether a monitoring rule is firing now (1) or not (0).\n");
+            out.push_str("# TYPE airlock_monitoring_alert_firing gauge\n");
+            for ((model, rule), (_, _, firing)) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "airlock_monitoring_alert_firing{{model=\"{model}\",rule=\"{rule}\"}} {}",
+                    u8::from(*firing)
+                );
+            }
         }
         out
     }

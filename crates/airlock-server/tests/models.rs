@@ -1026,3 +1026,320 @@ async fn monitoring_over_the_api(db: Db) {
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
     assert!(String::from_utf8_lossy(&r.body).contains("nope"));
 }
+
+/// A webhook receiver on loopback: answers each POST with `status`, keeps what it received.
+async fn receiver(
+    status: u16,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                break;
+            };
+            let keep = keep.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = s.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let head = text[..end].to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            let body = buf[end + 4..end + 4 + len].to_vec();
+                            keep.lock().unwrap().push((head, body));
+                            let reply = format!(
+                                "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                            );
+                            let _ = s.write_all(reply.as_bytes()).await;
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (url, got)
+}
+
+both!(monitoring_alerts_over_the_api);
+// Issue 20's alerts over the API: rules set by MLOps (versioned, hashed, in the ledger); no
+// alert until `consecutive` windows breach (hysteresis), none repeated while firing; a fired
+// alert is a ledger entry, a metric, an HMAC-signed webhook POST (a failing receiver is retried,
+// then recorded as failed); a realised-AUROC rule rolls the canary back by itself.
+async fn monitoring_alerts_over_the_api(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let v = common::models::silent_version(&w, 1).await;
+    let r = step(
+        &w,
+        Role::MlopsEngineer,
+        &format!("/v1/models/risk/versions/{v}/deploy"),
+        json!({"state": "canary", "canary_percent": 100, "reason": "all patients"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // Destinations: the security administrator registers them; nobody else may.
+    let (ok_url, received) = receiver(200).await;
+    let (bad_url, refused) = receiver(500).await;
+    let hook = |name: &'static str, url: String, role: Role| {
+        let w = &w;
+        async move {
+            step(
+                w,
+                role,
+                "/v1/monitoring/webhooks",
+                json!({"name": name, "url": url}),
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        hook("ops", ok_url.clone(), Role::MlopsEngineer)
+            .await
+            .status,
+        403
+    );
+    let r = hook("ops", ok_url, Role::SecurityAdmin).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let secret = hex::decode(r.json()["secret"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        hook("broken", bad_url, Role::SecurityAdmin).await.status,
+        200
+    );
+    assert_eq!(
+        hook("far", "http://192.0.2.1/hook".into(), Role::SecurityAdmin)
+            .await
+            .status,
+        400
+    );
+    // Rules: small windows for the test.
+    let rules = r#"
+[[rule]]
+name = "drift"
+measure = "share_drifted"
+at_least = 0.5
+window = 20
+min_samples = 20
+consecutive = 2
+
+[[rule]]
+name = "auc"
+measure = "realised_auroc"
+below = 0.6
+window = 20
+min_samples = 10
+severity = "critical"
+rollback_canary = true
+"#;
+    let set = json!({"toml": rules, "reason": "pilot thresholds"});
+    assert_eq!(
+        step(
+            &w,
+            Role::DataScientist,
+            "/v1/models/risk/monitoring/rules",
+            set.clone()
+        )
+        .await
+        .status,
+        403
+    );
+    let r = step(
+        &w,
+        Role::MlopsEngineer,
+        "/v1/models/risk/monitoring/rules",
+        set,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["version"], 1);
+    let bad =
+        json!({"toml": "[[rule]]\nname = \"x\"\nmeasure = \"share_drifted\"\n", "reason": "typo"});
+    let r = step(
+        &w,
+        Role::MlopsEngineer,
+        "/v1/models/risk/monitoring/rules",
+        bad,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(String::from_utf8_lossy(&r.body).contains("rule `x`"));
+    let mut ids = Vec::new();
+    let predict_batch = |n: usize| {
+        let w = &w;
+        async move {
+            let mut out = Vec::new();
+            for i in 0..n {
+                let x = 6.0 + (i % 40) as f64 * 0.1;
+                let r = w
+                    .as_role(
+                        Role::Clinician,
+                        "POST",
+                        "/v1/models/risk/predict",
+                        TREAT,
+                        Some(json!({"patient_mrn": w.mrn, "features": {"x": x, "c": "a"}})),
+                    )
+                    .await;
+                assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+                out.push((
+                    r.json()["prediction_id"].as_u64().unwrap(),
+                    r.json()["score"].as_f64().unwrap(),
+                ));
+            }
+            out
+        }
+    };
+    let evaluate = || {
+        let w = &w;
+        async move {
+            let r = step(
+                w,
+                Role::MlopsEngineer,
+                "/v1/models/risk/monitoring/evaluate",
+                json!({}),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            r.json()
+        }
+    };
+    // One drifted window: not yet (two consecutive are required).
+    ids.extend(predict_batch(20).await);
+    let e = evaluate().await;
+    assert!(e["fired"].as_array().unwrap().is_empty(), "{e:#}");
+    // Two: the drift rule fires; the webhooks are called.
+    ids.extend(predict_batch(20).await);
+    let e = evaluate().await;
+    let fired = e["fired"].as_array().unwrap();
+    assert_eq!(fired.len(), 1, "{e:#}");
+    assert_eq!(fired[0]["rule"], "drift");
+    assert_eq!(fired[0]["samples"], 20);
+    let alert_index = fired[0]["ledger_index"].as_u64().unwrap();
+    let alert = entry(&w, alert_index);
+    assert_eq!(alert.event, EventType::MonitoringAlert);
+    {
+        let got = received.lock().unwrap();
+        assert_eq!(got.len(), 1);
+        let (head, body) = &got[0];
+        use hmac::Mac as _;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&secret).unwrap();
+        mac.update(body);
+        let want = format!(
+            "x-airlock-signature: sha256={}",
+            hex::encode(mac.finalize().into_bytes())
+        );
+        assert!(head.contains(&want), "{head}");
+        let sent: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(sent["alert"]["rule"], "drift");
+        assert!(!String::from_utf8_lossy(body).contains(&w.mrn));
+    }
+    // The failing receiver was tried four times, and the failure is in the ledger.
+    assert_eq!(refused.lock().unwrap().len(), 4);
+    let size = w.ledger_size();
+    let failed = (alert_index..size)
+        .map(|i| entry(&w, i))
+        .find(|e| {
+            e.event == EventType::MonitoringAlert
+                && e.outcome.result == airlock_ledger::OutcomeKind::Failure
+        })
+        .expect("a failed delivery entry");
+    assert!(
+        failed
+            .outcome
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("after 4 attempt(s)")
+    );
+    // Still breaching: nothing new.
+    let e = evaluate().await;
+    assert!(e["fired"].as_array().unwrap().is_empty(), "{e:#}");
+    assert_eq!(received.lock().unwrap().len(), 1);
+    // Outcomes against the scores on the latest window: realised AUROC falls below 0.6, the
+    // critical rule fires and rolls the canary back by itself.
+    let latest = &ids[ids.len() - 20..];
+    let mut scores: Vec<f64> = latest.iter().map(|p| p.1).collect();
+    scores.sort_by(f64::total_cmp);
+    let median = scores[10];
+    for &(id, score) in latest {
+        let r = w
+            .as_role(
+                Role::Clinician,
+                "POST",
+                &format!("/v1/predictions/{id}/outcome"),
+                TREAT,
+                Some(json!({"label": score < median})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let e = evaluate().await;
+    let fired = e["fired"].as_array().unwrap();
+    assert_eq!(fired.len(), 1, "{e:#}");
+    assert_eq!(fired[0]["rule"], "auc");
+    assert_eq!(fired[0]["severity"], "critical");
+    assert_eq!(e["rolled_back"][0], v.as_str());
+    let m = w
+        .as_role(Role::MlopsEngineer, "GET", "/v1/models/risk", &[], None)
+        .await;
+    let state = m.json()["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["version"] == v.as_str())
+        .map(|x| x["state"].clone())
+        .unwrap();
+    assert_eq!(state, "silent", "{}", m.json());
+    // The history and the metric.
+    let r = w
+        .as_role(
+            Role::MlopsEngineer,
+            "GET",
+            "/v1/models/risk/monitoring/alerts",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let list = r.json()["alerts"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 2);
+    assert!(list.iter().all(|a| a["state"] == "firing"));
+    let metrics = w.state.metrics().render();
+    assert!(
+        metrics.contains(
+            "airlock_monitoring_alerts_total{model=\"risk\",rule=\"auc\",severity=\"critical\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("airlock_monitoring_alert_firing{model=\"risk\",rule=\"drift\"} 1"));
+    // Destinations listed without secrets.
+    let r = w
+        .as_role(
+            Role::SecurityAdmin,
+            "GET",
+            "/v1/monitoring/webhooks",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.json()["webhooks"].as_array().unwrap().len(), 2);
+    assert!(!String::from_utf8_lossy(&r.body).contains("secret"));
+}

@@ -18,6 +18,8 @@ pub trait Observer: Send + Sync {
     fn commit(&self, entries: usize, took: Duration);
     /// A policy decision on `action`.
     fn decision(&self, action: &'static str, allowed: bool);
+    /// A monitoring rule fired (`firing`) or resolved on a model.
+    fn alert(&self, _model: &str, _rule: &str, _severity: &'static str, _firing: bool) {}
 }
 
 /// An [`Observer`] that keeps nothing.

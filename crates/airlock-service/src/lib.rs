@@ -12,6 +12,7 @@
 //! ledger's keyed pseudonym) and [`Caller::lookup`] (matching a FHIR `Patient.identifier`).
 
 pub mod accounts;
+pub mod alerts;
 pub mod audit;
 pub mod break_glass;
 mod caller;
@@ -95,6 +96,8 @@ struct Inner {
     witness: witness::Witness,
     /// Served predictions not yet written to the prediction log, and its background writer.
     prediction_log: monitoring::LogBuffer,
+    /// Where monitoring alerts are sent (the server's HTTP client), once installed.
+    notifier: std::sync::OnceLock<Arc<dyn alerts::Notifier>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -137,6 +140,7 @@ impl Service {
                 refusals: throttle::Refusals::default(),
                 summariser: std::sync::OnceLock::new(),
                 prediction_log: monitoring::LogBuffer::default(),
+                notifier: std::sync::OnceLock::new(),
                 started_at: chrono::Utc::now().to_rfc3339(),
                 runs_recovered: std::sync::atomic::AtomicBool::new(false),
                 witness: witness::Witness::new(&home).map_err(ServiceError::internal)?,

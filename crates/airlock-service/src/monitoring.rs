@@ -40,6 +40,8 @@ pub(crate) struct LogBuffer {
     /// One batch writer at a time, so batches stay in ledger order.
     writer: tokio::sync::Mutex<()>,
     flusher: std::sync::OnceLock<()>,
+    /// Per model, predictions logged since its rules were last evaluated, and when that was.
+    since_evaluation: std::sync::Mutex<BTreeMap<ModelName, (usize, std::time::Instant)>>,
 }
 
 /// A logged prediction's feature values, in the version's order (numbers as shortest decimals).
@@ -115,8 +117,40 @@ impl Service {
         let registry = self.registry();
         for (model, rows) in by_model {
             registry.log_predictions(&model, &rows).await?;
+            if let Ok(mut due) = self.inner.prediction_log.since_evaluation.lock() {
+                due.entry(model).or_insert((0, std::time::Instant::now())).0 += rows.len();
+            }
         }
         Ok(())
+    }
+
+    /// Evaluate the rules of every model with enough new predictions (or new predictions
+    /// waiting longer than [`crate::alerts::EVALUATE_INTERVAL`]).
+    async fn evaluate_due(&self) {
+        let due: Vec<ModelName> = match self.inner.prediction_log.since_evaluation.lock() {
+            Ok(mut m) => {
+                let now = std::time::Instant::now();
+                let ready: Vec<ModelName> = m
+                    .iter()
+                    .filter(|(_, (n, since))| {
+                        *n >= crate::alerts::EVALUATE_EVERY
+                            || (*n > 0
+                                && now.duration_since(*since) >= crate::alerts::EVALUATE_INTERVAL)
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in &ready {
+                    m.insert(k.clone(), (0, now));
+                }
+                ready
+            }
+            Err(_) => Vec::new(),
+        };
+        for model in due {
+            if let Err(e) = self.evaluate_monitoring(&model).await {
+                tracing::warn!(model = %model, error = %e, "monitoring rules were not evaluated");
+            }
+        }
     }
 
     fn start_log_writer(&self) {
@@ -135,6 +169,7 @@ impl Service {
                     if let Err(e) = service.flush_prediction_log().await {
                         tracing::warn!(error = %e, "the prediction log batch was not written; retrying");
                     }
+                    service.evaluate_due().await;
                 }
             });
         }
@@ -268,7 +303,7 @@ pub struct DriftBody {
     pub options: Option<DriftOptions>,
 }
 
-fn current_profile(
+pub(crate) fn current_profile(
     reference: &Profile,
     names: &[String],
     rows: &[&LoggedPrediction],

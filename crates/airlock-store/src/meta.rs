@@ -128,6 +128,11 @@ const MIGRATIONS: &[Migration] = &[
         postgres_only: true,
         sql: include_str!("../migrations/0016_postgres_rls_prediction_log.sql"),
     },
+    Migration {
+        version: 17,
+        postgres_only: false,
+        sql: include_str!("../migrations/0017_monitoring_alerts.sql"),
+    },
 ];
 
 /// What the serving role may do to each table on PostgreSQL, as `GRANT` privilege lists: the
@@ -184,6 +189,9 @@ pub const SERVING_GRANTS: &[(&str, &str)] = &[
     ("model_plans", "SELECT, INSERT, UPDATE (state)"),
     ("model_plan_approvals", "SELECT, INSERT"),
     ("prediction_log_batches", "SELECT, INSERT"),
+    ("monitoring_rules", "SELECT, INSERT"),
+    ("monitoring_alerts", "SELECT, INSERT"),
+    ("webhook_destinations", "SELECT, INSERT, UPDATE (active)"),
     ("model_plan_updates", "SELECT, INSERT"),
     (
         "dp_budgets",

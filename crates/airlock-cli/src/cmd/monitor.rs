@@ -142,11 +142,21 @@ pub fn print_drift(d: &Value, indent: &str) {
     println!(
         "{indent}drift of {} ({} rows) against {} ({} rows): {:.0}% of features drifted (dataset drift at {:.0}%): {}",
         text("/current/name"),
-        d.pointer("/current/rows").and_then(Value::as_u64).unwrap_or(0),
+        d.pointer("/current/rows")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
         text("/reference/name"),
-        d.pointer("/reference/rows").and_then(Value::as_u64).unwrap_or(0),
-        d.pointer("/share_drifted").and_then(Value::as_f64).unwrap_or(0.0) * 100.0,
-        d.pointer("/drift_share").and_then(Value::as_f64).unwrap_or(0.0) * 100.0,
+        d.pointer("/reference/rows")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        d.pointer("/share_drifted")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0)
+            * 100.0,
+        d.pointer("/drift_share")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0)
+            * 100.0,
         if d.pointer("/dataset_drift").and_then(Value::as_bool) == Some(true) {
             "DATASET DRIFT"
         } else {
@@ -157,7 +167,12 @@ pub fn print_drift(d: &Value, indent: &str) {
         "{indent}  {:<22} {:<12} {:<15} {:>10} {:>10} {:>9}  verdict",
         "column", "kind", "method", "statistic", "p-value", "threshold"
     );
-    for f in d.pointer("/features").and_then(Value::as_array).into_iter().flatten() {
+    for f in d
+        .pointer("/features")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         println!(
             "{indent}  {:<22} {:<12} {:<15} {:>10} {:>10} {:>9}  {}",
             f["name"].as_str().unwrap_or("?"),

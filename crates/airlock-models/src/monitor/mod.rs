@@ -16,7 +16,11 @@
 //!
 //! **Label-free performance.** [`cbpe`] is NannyML's confidence-based performance estimation
 //! on calibrated scores: expected AUROC, precision and recall.
+//!
+//! **Alerts.** [`alerts`] holds TOML rules (measure, threshold, window, minimum samples,
+//! consecutive windows, severity, canary rollback) and their verdict on a sequence of windows.
 
+pub mod alerts;
 mod cbpe;
 pub mod stats;
 

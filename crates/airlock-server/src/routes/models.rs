@@ -3,6 +3,9 @@
 
 use airlock_registry::ApprovalOutcome;
 use airlock_registry::plan::{PlanRecord, UpdateOutcome};
+use airlock_service::alerts::{
+    AlertList, Evaluation, RulesBody, RulesView, Webhook, WebhookBody, WebhookList,
+};
 use airlock_service::models::{
     ApproveBody, DeployBody, ModelDetail, ModelList, OutcomeBody, OutcomeRecorded, Overridden,
     OverrideBody, PredictBody, Prediction, ReasonBody, Report, Transitions, ValidateBody,
@@ -108,6 +111,48 @@ pub(crate) async fn monitoring(
     Query(q): Query<MonitorQuery>,
 ) -> Result<Json<MonitoringReport>, ApiError> {
     Ok(Json(ctx.monitoring_report(&name, q).await?))
+}
+
+pub(crate) async fn monitoring_rules(
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> Result<Json<RulesView>, ApiError> {
+    Ok(Json(ctx.monitoring_rules(&name).await?))
+}
+
+pub(crate) async fn set_monitoring_rules(
+    ctx: Ctx,
+    Path(name): Path<String>,
+    b: Result<Body<RulesBody>, ApiError>,
+) -> Result<Json<RulesView>, ApiError> {
+    let Body(b) = b?;
+    Ok(Json(ctx.set_monitoring_rules(&name, b).await?))
+}
+
+pub(crate) async fn monitoring_alerts(
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> Result<Json<AlertList>, ApiError> {
+    Ok(Json(ctx.monitoring_alerts(&name).await?))
+}
+
+pub(crate) async fn evaluate_monitoring(
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> Result<Json<Evaluation>, ApiError> {
+    Ok(Json(ctx.evaluate_monitoring(&name).await?))
+}
+
+pub(crate) async fn add_webhook(
+    ctx: Ctx,
+    b: Result<Body<WebhookBody>, ApiError>,
+) -> Result<Json<Webhook>, ApiError> {
+    let Body(b) = b?;
+    Ok(Json(ctx.add_webhook(b).await?))
+}
+
+pub(crate) async fn webhooks(ctx: Ctx) -> Result<Json<WebhookList>, ApiError> {
+    Ok(Json(ctx.webhooks().await?))
 }
 
 pub(crate) async fn dataset_drift(
