@@ -449,6 +449,9 @@ fn the_demo_runs_end_to_end() {
         out.contains("runs the gate under expert-determination -> succeeded"),
         "{out}"
     );
+    // Monitoring: the report, the rules, and the on-call receiver checking signatures.
+    assert!(out.contains("sets the model's alert rules -> 200"), "{out}");
+    assert!(out.contains("the on-call receiver got"), "{out}");
     let truth = truth_values(&dir.join("source-ehr-extract"));
     for t in &truth {
         assert!(!out.contains(t.as_str()), "identifier in demo output");

@@ -89,6 +89,7 @@ fn the_readme_walkthrough_runs_as_written() {
         "/approve",
         "/deploy",
         "/predict",
+        "/monitoring",
     ] {
         assert!(
             commands.contains(step),

@@ -949,6 +949,10 @@ async fn monitoring_over_the_api(db: Db) {
     assert_eq!(drift["share_drifted"], 0.5);
     assert_eq!(drift["dataset_drift"], true);
     assert_eq!(ver["estimated"]["n"], 60);
+    // CBPE leans on the validation's calibration, which the report names.
+    assert!(ver["validation"]["report"].is_string(), "{ver:#}");
+    assert!(ver["validation"]["ece"].is_number());
+    assert_eq!(ver["estimated"]["threshold"], 0.5);
     assert_eq!(ver["realised"]["outcomes"], 0);
     assert!(!r.body.windows(w.mrn.len()).any(|s| s == w.mrn.as_bytes()));
     // The data scientist may not read a deployed model's monitoring; bad windows are refused.

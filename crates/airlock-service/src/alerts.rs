@@ -15,7 +15,7 @@ use std::time::Duration;
 use airlock_authz::{Action, Resource};
 use airlock_ledger::{EventType, OutcomeKind};
 use airlock_models::monitor::alerts::{self, Measure, Rule, Rules, Verdict, WindowValue};
-use airlock_models::monitor::{self, ColumnProfile, DriftOptions, Reference};
+use airlock_models::monitor::{self, ColumnProfile, Reference};
 use airlock_registry::monitoring::LoggedPrediction;
 use airlock_registry::{ModelName, ModelVersion, State};
 use airlock_types::Zone;
@@ -226,13 +226,22 @@ fn window_value(
             &r.features,
             &current,
             Some((&r.score, &score)),
-            &DriftOptions::default(),
+            &rule.drift_options(),
         )
         .map_err(|e| ServiceError::invalid("prediction log", e.to_string()))
     };
     let (value, samples) = match rule.measure {
         Measure::ShareDrifted => (
             reference.map(drift).transpose()?.map(|d| d.share_drifted),
+            window.len() as u64,
+        ),
+        Measure::DriftedFeatures => (
+            reference.map(drift).transpose()?.map(|d| {
+                d.features
+                    .iter()
+                    .filter(|f| f.name != "score" && f.drifted)
+                    .count() as f64
+            }),
             window.len() as u64,
         ),
         Measure::ScoreDrifted => (
@@ -325,6 +334,7 @@ impl Service {
     /// Evaluate a model's rules over the latest windows of each deployed version, and act on
     /// every rule that fires or resolves.
     pub async fn evaluate_monitoring(&self, name: &ModelName) -> Result<Evaluation, ServiceError> {
+        let _one = self.inner.prediction_log.evaluating.lock().await;
         let reg = self.registry();
         let versions: Vec<ModelVersion> = reg
             .versions(name)

@@ -40,12 +40,15 @@ pub(crate) struct LogBuffer {
     /// One batch writer at a time, so batches stay in ledger order.
     writer: tokio::sync::Mutex<()>,
     flusher: std::sync::OnceLock<()>,
+    /// One evaluation of monitoring rules at a time (the background task and callers), so an
+    /// alert is never fired twice by two evaluations that both saw it clear.
+    pub(crate) evaluating: tokio::sync::Mutex<()>,
     /// Per model, predictions logged since its rules were last evaluated, and when that was.
     since_evaluation: std::sync::Mutex<BTreeMap<ModelName, (usize, std::time::Instant)>>,
 }
 
 /// A logged prediction's feature values, in the version's order (numbers as shortest decimals).
-pub(crate) fn logged_values(features: &[String], record: &Record) -> Vec<String> {
+pub fn logged_values(features: &[String], record: &Record) -> Vec<String> {
     features
         .iter()
         .map(|f| match record.get(f) {
@@ -80,6 +83,15 @@ impl Service {
                 },
             )
         });
+        self.log_rows(rows.collect()).await
+    }
+
+    /// Queue logged predictions; the batch is written once [`LOG_BATCH`] rows wait (else by the
+    /// background writer within [`LOG_INTERVAL`]).
+    pub async fn log_rows(
+        &self,
+        rows: Vec<(ModelName, LoggedPrediction)>,
+    ) -> Result<(), ServiceError> {
         let full = {
             let mut pending = self
                 .inner
@@ -190,6 +202,10 @@ pub struct MonitorQuery {
     /// Only predictions at or after this time (RFC 3339).
     #[serde(default)]
     pub since: Option<String>,
+    /// Statistical tests (KS, chi-squared, z) for every feature at any reference size, instead
+    /// of Evidently's distances for large references.
+    #[serde(default)]
+    pub tests: Option<bool>,
     /// The operating threshold for CBPE and realised TPR/FPR (default 0.5).
     #[serde(default)]
     #[schemars(range(min = 0.0, max = 1.0))]
@@ -252,6 +268,37 @@ pub struct Realised {
     pub fpr: Option<f64>,
 }
 
+/// Realised performance in one group of an attribute the validation report grouped by (and the
+/// model takes as a feature, so the log holds it).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct GroupRealised {
+    /// The attribute.
+    pub attribute: String,
+    /// The group's value.
+    pub value: String,
+    /// Fewer outcomes than the validation's minimum group size: figures withheld.
+    pub too_small: bool,
+    /// The figures (absent when too small).
+    pub realised: Option<Realised>,
+    /// Outcomes in the group.
+    pub outcomes: u64,
+}
+
+/// What CBPE rests on: the version's latest validation report, whose calibration says whether
+/// scores can stand in for probabilities.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ValidationBasis {
+    /// The report's id.
+    pub report: String,
+    /// Held-out AUROC at validation.
+    pub auroc: f64,
+    /// Held-out expected calibration error at validation: CBPE's estimates are as good as this
+    /// is small.
+    pub ece: f64,
+    /// The operating threshold validation used (the report's default threshold).
+    pub threshold: f64,
+}
+
 /// One version's monitoring.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct VersionMonitoring {
@@ -269,8 +316,12 @@ pub struct VersionMonitoring {
     pub no_drift: Option<String>,
     /// Performance estimated from the scores (NannyML's CBPE).
     pub estimated: Option<Estimated>,
+    /// The validation that estimate leans on, when the version has one.
+    pub validation: Option<ValidationBasis>,
     /// Performance measured on posted outcomes.
     pub realised: Realised,
+    /// The same per group, for the validation's attributes the model takes as features.
+    pub realised_by_group: Vec<GroupRealised>,
 }
 
 /// A model's monitoring report.
@@ -278,8 +329,8 @@ pub struct VersionMonitoring {
 pub struct MonitoringReport {
     /// The model.
     pub model: String,
-    /// The threshold used.
-    pub threshold: f64,
+    /// The threshold asked for (each version otherwise uses its validation's, else 0.5).
+    pub threshold: Option<f64>,
     /// One entry per version with logged predictions in the window.
     pub versions: Vec<VersionMonitoring>,
 }
@@ -368,8 +419,7 @@ impl Caller {
         };
         self.authorize(Action::ReadModel, &resource(latest, Zone::Clinical))
             .await?;
-        let threshold = query.threshold.unwrap_or(0.5);
-        if !(0.0..=1.0).contains(&threshold) {
+        if query.threshold.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
             return Err(ServiceError::invalid("threshold", "must be in [0, 1]"));
         }
         let last = query.last.unwrap_or(DEFAULT_WINDOW);
@@ -430,11 +480,15 @@ impl Caller {
                         )),
                         missing: 0,
                     };
+                    let options = DriftOptions {
+                        statistical_tests: query.tests.unwrap_or(false),
+                        ..DriftOptions::default()
+                    };
                     let drift = monitor::drift(
                         &reference.features,
                         &current,
                         Some((&reference.score, &score)),
-                        &DriftOptions::default(),
+                        &options,
                     )
                     .map_err(|e| ServiceError::invalid("prediction log", e.to_string()))?;
                     (
@@ -464,10 +518,59 @@ impl Caller {
                     )
                 }
             };
-            let pairs: Vec<(bool, f64)> = window
+            let report = reg.reports(v).await?.into_iter().last();
+            let validation = report.as_ref().map(|r| ValidationBasis {
+                report: r.id.clone(),
+                auroc: r.body.report.metrics.auroc.value,
+                ece: r.body.report.metrics.ece.value,
+                threshold: r.body.threshold,
+            });
+            let threshold = query
+                .threshold
+                .or(validation.as_ref().map(|b| b.threshold))
+                .unwrap_or(0.5);
+            let labelled: Vec<(&LoggedPrediction, bool)> = window
                 .iter()
-                .filter_map(|p| outcomes.get(&p.request).map(|&y| (y, p.score)))
+                .filter_map(|p| outcomes.get(&p.request).map(|&y| (*p, y)))
                 .collect();
+            let pairs: Vec<(bool, f64)> = labelled.iter().map(|(p, y)| (*y, p.score)).collect();
+            // Per group, for the attributes validation grouped by that the log holds.
+            let mut realised_by_group = Vec::new();
+            if let Some(r) = &report {
+                let min = r.body.report.config.min_group_size;
+                let mut attributes: Vec<&str> = r
+                    .body
+                    .report
+                    .groups
+                    .iter()
+                    .map(|g| g.attribute.as_str())
+                    .collect();
+                attributes.dedup();
+                for a in attributes {
+                    let Some(pos) = v.card.features.iter().position(|f| f == a) else {
+                        continue;
+                    };
+                    let mut groups: BTreeMap<&str, Vec<(bool, f64)>> = BTreeMap::new();
+                    for (p, y) in &labelled {
+                        if let Some(value) = p.values.get(pos) {
+                            groups
+                                .entry(value.as_str())
+                                .or_default()
+                                .push((*y, p.score));
+                        }
+                    }
+                    for (value, g) in groups {
+                        let too_small = (g.len() as u64) < min;
+                        realised_by_group.push(GroupRealised {
+                            attribute: a.to_string(),
+                            value: value.to_string(),
+                            too_small,
+                            realised: (!too_small).then(|| realised(&g, threshold)),
+                            outcomes: g.len() as u64,
+                        });
+                    }
+                }
+            }
             out.push(VersionMonitoring {
                 version: hash,
                 state: v.state.as_str().to_string(),
@@ -476,7 +579,9 @@ impl Caller {
                 drift,
                 no_drift,
                 estimated: monitor::cbpe(&scores, threshold),
+                validation,
                 realised: realised(&pairs, threshold),
+                realised_by_group,
             });
         }
         let mut entry = self
@@ -491,7 +596,7 @@ impl Caller {
         self.audit(entry).await?;
         Ok(MonitoringReport {
             model: name.to_string(),
-            threshold,
+            threshold: query.threshold,
             versions: out,
         })
     }

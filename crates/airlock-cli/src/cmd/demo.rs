@@ -583,7 +583,9 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         }
         expert_tour(&mut c, &tokens).await?;
         super::demo_dp::tour(&mut c, &tokens, &home, &root).await?;
-        enrolment_tour(&mut c, &login("sam-security"), &tokens).await?;
+        let admin = enrolment_tour(&mut c, &login("sam-security"), &tokens).await?;
+        // A TOTP code is good once: the monitoring step uses the session sam-security opened.
+        tokens.insert("sam-security", admin);
         super::demo_models::tour(&mut c, &home, &root, &tokens, a.synthetic_only).await?;
         let r = c
             .send("GET", "/v1/audit/verify", &[("authorization", &auth)], None)
@@ -758,15 +760,18 @@ async fn enrolment_tour(
     c: &mut airlock_server::client::Client,
     admin_login: &serde_json::Value,
     tokens: &std::collections::BTreeMap<&str, String>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     use serde_json::json;
     let r = c
         .send("POST", "/v1/auth/login", &[], Some(admin_login))
         .await?;
-    let admin = format!(
-        "Bearer {}",
-        r.json().get("token").and_then(|t| t.as_str()).unwrap_or("")
-    );
+    let token = r
+        .json()
+        .get("token")
+        .and_then(|t| t.as_str())
+        .unwrap_or("")
+        .to_string();
+    let admin = format!("Bearer {token}");
     let r = c
         .send(
             "POST",
@@ -830,7 +835,7 @@ async fn enrolment_tour(
     if r.status != 200 {
         anyhow::bail!("the role confirmation failed ({})", r.status);
     }
-    Ok(())
+    Ok(token)
 }
 
 fn restrict(path: &std::path::Path) {

@@ -272,7 +272,7 @@ async fn train_named(
     .await?)
 }
 
-fn step(n: u32, what: &str) {
+pub(super) fn step(n: u32, what: &str) {
     println!("\n[{n}] {what}");
 }
 
@@ -439,10 +439,15 @@ pub async fn tour(
         .map(|e| e.signature.clone());
     // Held-out rows only (both versions were split with the same seed, so these are held out
     // for both): the outcome metrics below are not measured on training data.
+    // Spread over the whole held-out set: the table is in encounter order, and its first
+    // encounters (1999) differ from the rest, which monitoring rightly calls drift.
     let rows: Vec<usize> = v1
         .split
         .as_ref()
-        .map(|sp| sp.test.iter().copied().take(300).collect())
+        .map(|sp| {
+            let stride = (sp.test.len() / 300).max(1);
+            sp.test.iter().copied().step_by(stride).take(300).collect()
+        })
         .unwrap_or_default();
     step(
         11,
@@ -686,16 +691,57 @@ pub async fn tour(
             field(a, "/mean_abs_diff").as_f64().unwrap_or_default()
         );
     }
-    let (s, _) = call(
-        c,
-        "mo-mlops",
-        "/v1/models/readmission-30d/rollback".into(),
-        json!({"reason": "demo: roll back in one call"}),
-    )
-    .await?;
-    println!(
-        "    mo-mlops rolls the canary back -> {s}: every patient sees the logistic model again, the GBDT keeps scoring silently"
-    );
+    // The broken feed of the monitoring step: held-out rows not asked about yet, each with
+    // the signature's first numeric feature at its minimum and its first categorical feature
+    // at its first category (an interface default after an EHR upgrade).
+    let drifted: Vec<(String, Value)> = v1
+        .split
+        .as_ref()
+        .map(|sp| {
+            let stride = (sp.test.len() / 200).max(1);
+            sp.test
+                .iter()
+                .copied()
+                .skip(stride / 2)
+                .step_by(stride)
+                .take(200)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .map(|row| {
+            let (mrn, mut features, _) = request_of(&table, row, &set, signature.as_ref());
+            // The broken feed: two numeric features at their smallest value and one
+            // categorical feature at its first category (interface defaults after an EHR
+            // upgrade); the other features as recorded.
+            let kinds = signature
+                .as_ref()
+                .map(|s| s.features.as_slice())
+                .unwrap_or_default();
+            for f in kinds
+                .iter()
+                .filter(|f| matches!(f.kind, FeatureKind::Numeric { .. }))
+                .take(2)
+            {
+                if let (FeatureKind::Numeric { min, .. }, Some(slot)) =
+                    (&f.kind, features.get_mut(&f.name))
+                {
+                    *slot = json!(min);
+                }
+            }
+            if let Some(f) = kinds
+                .iter()
+                .find(|f| matches!(f.kind, FeatureKind::Categorical { .. }))
+                && let (FeatureKind::Categorical { categories }, Some(slot)) =
+                    (&f.kind, features.get_mut(&f.name))
+                && let Some(first) = categories.first()
+            {
+                *slot = json!(first);
+            }
+            (mrn, features)
+        })
+        .collect();
+    super::demo_monitor::tour(c, tokens, 13, &drifted).await?;
     match &set.refresh {
         Some((later, holdout)) => plan_tour(c, home, &call, &h1, later, holdout).await,
         None => {
@@ -720,7 +766,7 @@ where
     F: AsyncFn(&mut Client, &str, String, Value) -> anyhow::Result<(u16, Value)>,
 {
     step(
-        13,
+        14,
         "a change control plan: updates agreed in advance, then a retrain under it",
     );
     let plan = r#"plan = "readmission-refresh"

@@ -5,6 +5,7 @@ pub mod deid;
 pub mod demo;
 pub mod demo_dp;
 pub mod demo_models;
+pub mod demo_monitor;
 pub mod dp;
 pub mod gate;
 pub mod generate;

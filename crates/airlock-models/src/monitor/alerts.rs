@@ -26,6 +26,8 @@ pub struct Rules {
 pub enum Measure {
     /// The share of input features that drifted against the version's reference.
     ShareDrifted,
+    /// How many input features drifted.
+    DriftedFeatures,
     /// 1 when the score's distribution drifted, else 0.
     ScoreDrifted,
     /// AUROC estimated from the scores (CBPE).
@@ -41,6 +43,7 @@ impl Measure {
     pub fn as_str(self) -> &'static str {
         match self {
             Measure::ShareDrifted => "share_drifted",
+            Measure::DriftedFeatures => "drifted_features",
             Measure::ScoreDrifted => "score_drifted",
             Measure::EstimatedAuroc => "estimated_auroc",
             Measure::RealisedAuroc => "realised_auroc",
@@ -109,6 +112,24 @@ pub struct Rule {
     /// Roll a canary back when the alert fires on it.
     #[serde(default)]
     pub rollback_canary: bool,
+    /// For drift measures: statistical tests at every reference size (see
+    /// [`crate::monitor::DriftOptions::statistical_tests`]).
+    #[serde(default)]
+    pub statistical_tests: bool,
+    /// For drift measures: one threshold for every feature (a p-value with tests).
+    #[serde(default)]
+    pub drift_threshold: Option<f64>,
+}
+
+impl Rule {
+    /// The drift options the rule's drift measures use.
+    pub fn drift_options(&self) -> crate::monitor::DriftOptions {
+        crate::monitor::DriftOptions {
+            statistical_tests: self.statistical_tests,
+            threshold: self.drift_threshold,
+            ..crate::monitor::DriftOptions::default()
+        }
+    }
 }
 
 fn default_window() -> usize {

@@ -421,9 +421,15 @@ impl Method {
     /// Evidently 0.7's default choice, from the reference's size, the column's kind and the
     /// number of distinct values in both samples together.
     pub fn default_for(reference: &Sample, current: &Sample) -> Method {
+        Method::choose(reference, current, false)
+    }
+
+    /// [`Method::default_for`], or with `tests`, the rule's small-reference branch (a test,
+    /// never a distance) at every size.
+    pub fn choose(reference: &Sample, current: &Sample, tests: bool) -> Method {
         let distinct = reference.distinct_with(current);
         let numeric = reference.kind() == Kind::Numeric;
-        if reference.n() <= 1000 {
+        if tests || reference.n() <= 1000 {
             if numeric && distinct > 5 {
                 Method::Ks
             } else if distinct > 2 {
@@ -451,6 +457,15 @@ pub struct DriftOptions {
     /// The share of drifted input columns at which the dataset has drifted.
     #[serde(default = "default_share")]
     pub drift_share: f64,
+    /// Use statistical tests (KS, chi-squared, z: p-values, which account for the current
+    /// sample's size) at every reference size, instead of Evidently's distances past 1,000
+    /// reference values. Distances at a fixed threshold flag small windows that did not drift.
+    #[serde(default)]
+    pub statistical_tests: bool,
+    /// One threshold for every column without its own (a p-value for tests, a distance
+    /// otherwise), in place of the method's default.
+    #[serde(default)]
+    pub threshold: Option<f64>,
 }
 
 fn default_share() -> f64 {
@@ -463,6 +478,8 @@ impl Default for DriftOptions {
             methods: BTreeMap::new(),
             thresholds: BTreeMap::new(),
             drift_share: default_share(),
+            statistical_tests: false,
+            threshold: None,
         }
     }
 }
@@ -532,11 +549,12 @@ pub fn column_drift(
         .methods
         .get(name)
         .copied()
-        .unwrap_or_else(|| Method::default_for(r, c));
+        .unwrap_or_else(|| Method::choose(r, c, options.statistical_tests));
     let threshold = options
         .thresholds
         .get(name)
         .copied()
+        .or(options.threshold)
         .unwrap_or(method.default_threshold());
     fn numeric<'s>(s: &'s Sample, name: &str, method: Method) -> Result<&'s Numbers, ModelsError> {
         s.numbers().ok_or_else(|| ModelsError::MethodNotFor {
