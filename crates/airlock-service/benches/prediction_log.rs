@@ -4,10 +4,11 @@
 //! On a fresh deployment (SQLite, local files) and a logistic model, each prediction does what
 //! `predict` always does after the policy decision: score the record and append its ledger
 //! entry durably (one group commit, fsync). Run A does that N times; run B does the same plus
-//! the prediction log (the values as text, queued; every 256 a batch is serialised, encrypted
-//! and written as a blob with its index row). Prints both per-prediction times, the share the
-//! log adds, and the floor: a bare `fdatasync` of a small file on the same disk in the same run
-//! (the ledger append is bound by it on this VM).
+//! the prediction log (the values as text, queued; every 256 the background writer serialises,
+//! encrypts and writes a batch as a blob with its index row, off the request's path but on the
+//! same CPUs and disk). Prints both per-prediction times, the share the log adds, and the floor:
+//! a bare `fdatasync` of a small file on the same disk in the same run (the ledger append is
+//! bound by it on this VM).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -141,7 +141,7 @@ pub struct RuleVerdict {
 }
 
 /// A webhook destination to register.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookBody {
     /// Its name (letters, digits, `-`, `_`, `.`).
@@ -151,6 +151,105 @@ pub struct WebhookBody {
     /// The PEM certificate (or CA) to trust for an `https` URL.
     #[serde(default)]
     pub ca_pem: Option<String>,
+}
+
+/// A webhook's name: what [`valid_webhook`] admits.
+const WEBHOOK_NAME: &str = "^[A-Za-z0-9._-]{1,64}$";
+/// An https URL: a host, then optionally a path, query or fragment; no whitespace.
+const WEBHOOK_HTTPS: &str = r"^https://[^\s/?#]+([/?#]\S*)?$";
+/// An http URL to a loopback address, with an optional port of up to five digits.
+const WEBHOOK_LOOPBACK: &str =
+    r"^http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?([/?#]\S*)?$";
+
+impl JsonSchema for WebhookBody {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("WebhookBody")
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let name = serde_json::json!({"type": "string", "pattern": WEBHOOK_NAME, "description": "Its name (letters, digits, `-`, `_`, `.`)"});
+        schemars::json_schema!({
+            "description": "A webhook destination: https with the PEM certificate (or CA) to trust, or http to a loopback address",
+            "oneOf": [
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["name", "url", "ca_pem"],
+                    "properties": {
+                        "name": name,
+                        "url": {"type": "string", "maxLength": 2048, "pattern": WEBHOOK_HTTPS},
+                        "ca_pem": {"type": "string", "maxLength": 65536, "pattern": "-----BEGIN CERTIFICATE-----"}
+                    }
+                },
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["name", "url"],
+                    "properties": {
+                        "name": name,
+                        "url": {"type": "string", "maxLength": 2048, "pattern": WEBHOOK_LOOPBACK},
+                        "ca_pem": {"type": ["string", "null"], "maxLength": 65536}
+                    }
+                }
+            ]
+        })
+    }
+}
+
+/// The checks the schema states: a name of 1 to 64 of `[A-Za-z0-9._-]`; an https URL with a
+/// host and no whitespace, with a PEM certificate to trust; or an http URL to a loopback host
+/// with a port of at most five digits. `Err` names the field and the rule.
+fn valid_webhook(b: &WebhookBody) -> Result<(), (&'static str, &'static str)> {
+    let name_ok = (1..=64).contains(&b.name.len())
+        && b.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !name_ok {
+        return Err(("name", "1 to 64 letters, digits, `-`, `_` or `.`"));
+    }
+    let url_rule = "an https:// URL with a host, or http:// to a loopback address; no whitespace";
+    if b.url.chars().count() > 2048 || b.url.contains(char::is_whitespace) {
+        return Err(("url", url_rule));
+    }
+    let pem_len_ok = b.ca_pem.as_ref().is_none_or(|p| p.chars().count() <= 65536);
+    if let Some(after) = b.url.strip_prefix("https://") {
+        if after.starts_with(['/', '?', '#']) || after.is_empty() {
+            return Err(("url", url_rule));
+        }
+        let pem_ok = pem_len_ok
+            && b.ca_pem
+                .as_deref()
+                .is_some_and(|p| p.contains("-----BEGIN CERTIFICATE-----"));
+        if !pem_ok {
+            return Err((
+                "ca_pem",
+                "an https destination needs the PEM certificate (or CA) to trust",
+            ));
+        }
+        return Ok(());
+    }
+    let Some(after) = b.url.strip_prefix("http://") else {
+        return Err(("url", url_rule));
+    };
+    let Some(rest) = ["127.0.0.1", "localhost", "[::1]"]
+        .into_iter()
+        .find_map(|h| after.strip_prefix(h))
+    else {
+        return Err(("url", url_rule));
+    };
+    let rest = match rest.strip_prefix(':') {
+        Some(port) => {
+            let digits = port.chars().take_while(char::is_ascii_digit).count();
+            if !(1..=5).contains(&digits) {
+                return Err(("url", url_rule));
+            }
+            port.get(digits..).unwrap_or_default()
+        }
+        None => rest,
+    };
+    if !(rest.is_empty() || rest.starts_with(['/', '?', '#'])) || !pem_len_ok {
+        return Err(("url", url_rule));
+    }
+    Ok(())
 }
 
 /// A registered destination. The signing secret is shown once, at registration.
@@ -183,18 +282,6 @@ fn now() -> String {
 
 fn idx(i: u64) -> i64 {
     i64::try_from(i).unwrap_or(i64::MAX)
-}
-
-fn is_loopback_http(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let host = rest.split(['/', '?']).next().unwrap_or("");
-    let host = match host.rsplit_once(':') {
-        Some((h, port)) if port.parse::<u16>().is_ok() => h,
-        _ => host,
-    };
-    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }
 
 /// The measure's figure over one window of a version's predictions, and its sample count.
@@ -765,36 +852,8 @@ impl Caller {
     pub async fn add_webhook(&self, body: WebhookBody) -> Result<Webhook, ServiceError> {
         self.authorize(Action::ManageTokens, &Resource::Identities)
             .await?;
-        let ok_name = !body.name.is_empty()
-            && body.name.len() <= 64
-            && body
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !ok_name {
-            return Err(ServiceError::invalid(
-                "name",
-                "1 to 64 letters, digits, `-`, `_` or `.`",
-            ));
-        }
+        valid_webhook(&body).map_err(|(field, rule)| ServiceError::invalid(field, rule))?;
         let https = body.url.starts_with("https://");
-        if !(https || is_loopback_http(&body.url)) || body.url.len() > 2048 {
-            return Err(ServiceError::invalid(
-                "url",
-                "an https:// URL, or http:// to a loopback address",
-            ));
-        }
-        if https
-            && body
-                .ca_pem
-                .as_deref()
-                .is_none_or(|p| !p.contains("BEGIN CERTIFICATE"))
-        {
-            return Err(ServiceError::invalid(
-                "ca_pem",
-                "an https destination needs the PEM certificate (or CA) to trust",
-            ));
-        }
         let ledger_index = self
             .audit_many(vec![
                 self.entry(
@@ -817,7 +876,11 @@ impl Caller {
         )
         .bind(&body.name)
         .bind(&body.url)
-        .bind(body.ca_pem.as_deref().unwrap_or(""))
+        .bind(if https {
+            body.ca_pem.as_deref().unwrap_or("")
+        } else {
+            ""
+        })
         .bind(self.who.principal.id.as_str())
         .bind(&at)
         .bind(idx(ledger_index))
@@ -825,7 +888,7 @@ impl Caller {
         .await?;
         tx.commit().await?;
         if inserted.rows_affected() == 0 {
-            return Err(ServiceError::Refused {
+            return Err(ServiceError::Conflict {
                 reason: format!("a webhook named `{}` is already registered", body.name),
             });
         }

@@ -25,13 +25,18 @@ use serde::{Deserialize, Serialize};
 use crate::models::{model_name, resource};
 use crate::{Caller, LedgerResource, Service, ServiceError};
 
-/// Rows buffered before a batch is written.
+/// Rows buffered before the background writer is woken to write a batch.
 pub const LOG_BATCH: usize = 256;
+/// Rows buffered beyond which a request writes the batch itself (the writer is behind or
+/// failing: memory stays bounded and the request waits, rather than the log losing rows).
+pub const LOG_MAX_PENDING: usize = 64 * LOG_BATCH;
 /// The longest a served prediction waits in memory before its batch is written. (A crash loses
 /// at most this much of the log; the ledger keeps every prediction regardless.)
 pub const LOG_INTERVAL: Duration = Duration::from_secs(2);
 /// Predictions per version in a report's window unless the caller says otherwise.
 pub const DEFAULT_WINDOW: usize = 1000;
+/// The largest window a report takes.
+pub const MAX_WINDOW: usize = 1_000_000;
 
 /// Served predictions not yet in the prediction log.
 #[derive(Default)]
@@ -39,6 +44,9 @@ pub(crate) struct LogBuffer {
     pending: std::sync::Mutex<Vec<(ModelName, LoggedPrediction)>>,
     /// One batch writer at a time, so batches stay in ledger order.
     writer: tokio::sync::Mutex<()>,
+    /// Wakes the background writer when a batch is full (its own handle: the writer waits on
+    /// it without keeping the service alive).
+    wake: std::sync::Arc<tokio::sync::Notify>,
     flusher: std::sync::OnceLock<()>,
     /// One evaluation of monitoring rules at a time (the background task and callers), so an
     /// alert is never fired twice by two evaluations that both saw it clear.
@@ -86,13 +94,14 @@ impl Service {
         self.log_rows(rows.collect()).await
     }
 
-    /// Queue logged predictions; the batch is written once [`LOG_BATCH`] rows wait (else by the
-    /// background writer within [`LOG_INTERVAL`]).
+    /// Queue logged predictions. The background writer writes them once [`LOG_BATCH`] rows
+    /// wait or within [`LOG_INTERVAL`], off the request's path; past [`LOG_MAX_PENDING`] the
+    /// caller writes them itself.
     pub async fn log_rows(
         &self,
         rows: Vec<(ModelName, LoggedPrediction)>,
     ) -> Result<(), ServiceError> {
-        let full = {
+        let waiting = {
             let mut pending = self
                 .inner
                 .prediction_log
@@ -100,11 +109,13 @@ impl Service {
                 .lock()
                 .map_err(|_| ServiceError::internal("prediction log lock"))?;
             pending.extend(rows);
-            pending.len() >= LOG_BATCH
+            pending.len()
         };
-        self.start_log_writer();
-        if full {
+        let background = self.start_log_writer();
+        if waiting >= LOG_MAX_PENDING || (!background && waiting >= LOG_BATCH) {
             self.flush_prediction_log().await?;
+        } else if waiting >= LOG_BATCH {
+            self.inner.prediction_log.wake.notify_one();
         }
         Ok(())
     }
@@ -165,17 +176,26 @@ impl Service {
         }
     }
 
-    fn start_log_writer(&self) {
+    /// Start the background writer once; whether one runs (not outside a runtime).
+    fn start_log_writer(&self) -> bool {
         let log = &self.inner.prediction_log;
         if log.flusher.get().is_some() {
-            return;
+            return true;
         }
-        if log.flusher.set(()).is_ok() && tokio::runtime::Handle::try_current().is_ok() {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return false;
+        }
+        if log.flusher.set(()).is_ok() {
             // A weak handle: the task ends with the service instead of keeping it alive.
             let weak = std::sync::Arc::downgrade(&self.inner);
+            let wake = std::sync::Arc::clone(&log.wake);
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(LOG_INTERVAL).await;
+                    // A full batch or the interval, whichever comes first.
+                    tokio::select! {
+                        () = tokio::time::sleep(LOG_INTERVAL) => {}
+                        () = wake.notified() => {}
+                    }
                     let Some(inner) = weak.upgrade() else { break };
                     let service = Service { inner };
                     if let Err(e) = service.flush_prediction_log().await {
@@ -185,6 +205,7 @@ impl Service {
                 }
             });
         }
+        true
     }
 }
 
@@ -197,8 +218,8 @@ pub struct MonitorQuery {
     pub version: Option<String>,
     /// The most recent this-many predictions per version (default 1,000).
     #[serde(default)]
-    #[schemars(range(min = 1))]
-    pub last: Option<usize>,
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub last: Option<u64>,
     /// Only predictions at or after this time (RFC 3339).
     #[serde(default)]
     pub since: Option<String>,
@@ -340,8 +361,10 @@ pub struct MonitoringReport {
 #[serde(deny_unknown_fields)]
 pub struct DriftBody {
     /// `NAME[@VERSION]` of the reference.
+    #[schemars(with = "crate::schema::DatasetSpec")]
     pub reference: String,
     /// `NAME[@VERSION]` of the current data.
+    #[schemars(with = "crate::schema::DatasetSpec")]
     pub current: String,
     /// The CSV file of each version, when it has several.
     #[serde(default)]
@@ -422,9 +445,11 @@ impl Caller {
         if query.threshold.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
             return Err(ServiceError::invalid("threshold", "must be in [0, 1]"));
         }
-        let last = query.last.unwrap_or(DEFAULT_WINDOW);
-        if last == 0 {
-            return Err(ServiceError::invalid("last", "must be at least 1"));
+        let last = query
+            .last
+            .map_or(DEFAULT_WINDOW, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        if !(1..=MAX_WINDOW).contains(&last) {
+            return Err(ServiceError::invalid("last", "from 1 to 1,000,000"));
         }
         let only = match &query.version {
             Some(v) => Some(reg.get(&name, v).await?.hash.to_hex()),

@@ -36,8 +36,8 @@ enum MonitorCmd {
         #[arg(long, value_name = "NAME[@VERSION]")]
         model: String,
         /// The most recent this-many predictions per version.
-        #[arg(long, default_value_t = airlock_service::monitoring::DEFAULT_WINDOW)]
-        last: usize,
+        #[arg(long, default_value_t = airlock_service::monitoring::DEFAULT_WINDOW as u64)]
+        last: u64,
         /// Only predictions at or after this time (RFC 3339).
         #[arg(long)]
         since: Option<String>,

@@ -49,7 +49,7 @@ pub struct Numbers {
 impl Numbers {
     /// From values (any order).
     pub fn from_values(mut values: Vec<f64>) -> Self {
-        values.sort_by(f64::total_cmp);
+        values.sort_unstable_by(f64::total_cmp);
         let mut points: Vec<(f64, u64)> = Vec::new();
         for v in values {
             match points.last_mut() {
@@ -127,7 +127,13 @@ impl Categories {
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         let mut n = 0;
         for v in values {
-            *counts.entry(v.to_owned()).or_default() += 1;
+            // A key is allocated once per category, not once per value.
+            match counts.get_mut(v) {
+                Some(c) => *c += 1,
+                None => {
+                    counts.insert(v.to_owned(), 1);
+                }
+            }
             n += 1;
         }
         Categories { counts, n }
