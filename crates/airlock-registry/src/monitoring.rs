@@ -89,6 +89,18 @@ impl Registry {
         Ok(())
     }
 
+    /// One batch's rows, decrypted.
+    async fn read_batch(&self, name: &str) -> Result<Vec<LoggedPrediction>, RegistryError> {
+        let Some(bytes) = self.home.blob(name, Zone::Clinical).await? else {
+            return Err(RegistryError::Data {
+                reason: format!("prediction log batch {name} is missing"),
+            });
+        };
+        serde_json::from_slice(&bytes).map_err(|_| RegistryError::Data {
+            reason: format!("prediction log batch {name} is unreadable"),
+        })
+    }
+
     /// A model's logged predictions from ledger index `since` on, in ledger order.
     pub async fn logged_predictions(
         &self,
@@ -107,16 +119,7 @@ impl Registry {
         tx.commit().await?;
         let mut out = Vec::new();
         for b in batches {
-            let name: String = b.try_get("blob")?;
-            let Some(bytes) = self.home.blob(&name, Zone::Clinical).await? else {
-                return Err(RegistryError::Data {
-                    reason: format!("prediction log batch {name} is missing"),
-                });
-            };
-            let rows: Vec<LoggedPrediction> =
-                serde_json::from_slice(&bytes).map_err(|_| RegistryError::Data {
-                    reason: format!("prediction log batch {name} is unreadable"),
-                })?;
+            let rows = self.read_batch(&b.try_get::<String, _>("blob")?).await?;
             out.extend(rows.into_iter().filter(|r| r.index >= since));
         }
         Ok(out)
@@ -145,16 +148,7 @@ impl Registry {
             if counts.values().all(|&n| n >= per_version) {
                 break;
             }
-            let name: String = b.try_get("blob")?;
-            let Some(bytes) = self.home.blob(&name, Zone::Clinical).await? else {
-                return Err(RegistryError::Data {
-                    reason: format!("prediction log batch {name} is missing"),
-                });
-            };
-            let rows: Vec<LoggedPrediction> =
-                serde_json::from_slice(&bytes).map_err(|_| RegistryError::Data {
-                    reason: format!("prediction log batch {name} is unreadable"),
-                })?;
+            let rows = self.read_batch(&b.try_get::<String, _>("blob")?).await?;
             for r in &rows {
                 if let Some(n) = counts.get_mut(r.version.as_str()) {
                     *n += 1;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use airlock_authz::{Action, Resource};
 use airlock_ledger::{EventType, OutcomeKind};
 use airlock_models::monitor::alerts::{self, Measure, Rule, Rules, Verdict, WindowValue};
-use airlock_models::monitor::{self, ColumnProfile, Reference};
+use airlock_models::monitor::{self, Reference};
 use airlock_registry::monitoring::LoggedPrediction;
 use airlock_registry::{ModelName, ModelVersion, State};
 use airlock_types::Zone;
@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::models::{check_reason, model_name, resource};
-use crate::monitoring::current_profile;
+use crate::monitoring::window_drift;
 use crate::{Caller, LedgerResource, Service, ServiceError};
 
 /// Logged predictions of a model between background evaluations.
@@ -302,21 +302,7 @@ fn window_value(
         .collect();
     let labels: Vec<bool> = pairs.iter().map(|p| p.0).collect();
     let labelled: Vec<f64> = pairs.iter().map(|p| p.1).collect();
-    let drift = |r: &Reference| -> Result<monitor::Drift, ServiceError> {
-        let current = current_profile(&r.features, features, window)?;
-        let score = ColumnProfile {
-            name: "score".into(),
-            sample: monitor::Sample::Numeric(monitor::Numbers::from_values(scores.clone())),
-            missing: 0,
-        };
-        monitor::drift(
-            &r.features,
-            &current,
-            Some((&r.score, &score)),
-            &rule.drift_options(),
-        )
-        .map_err(|e| ServiceError::invalid("prediction log", e.to_string()))
-    };
+    let drift = |r: &Reference| window_drift(r, features, window, &rule.drift_options());
     let (value, samples) = match rule.measure {
         Measure::ShareDrifted => (
             reference.map(drift).transpose()?.map(|d| d.share_drifted),

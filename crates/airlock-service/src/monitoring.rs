@@ -405,6 +405,30 @@ pub(crate) fn current_profile(
     })
 }
 
+/// A window of a version's predictions against its reference: every feature, and the score.
+pub(crate) fn window_drift(
+    reference: &monitor::Reference,
+    features: &[String],
+    window: &[&LoggedPrediction],
+    options: &DriftOptions,
+) -> Result<Drift, ServiceError> {
+    let current = current_profile(&reference.features, features, window)?;
+    let score = ColumnProfile {
+        name: "score".into(),
+        sample: monitor::Sample::Numeric(monitor::Numbers::from_values(
+            window.iter().map(|p| p.score).collect(),
+        )),
+        missing: 0,
+    };
+    monitor::drift(
+        &reference.features,
+        &current,
+        Some((&reference.score, &score)),
+        options,
+    )
+    .map_err(|e| ServiceError::invalid("prediction log", e.to_string()))
+}
+
 fn realised(pairs: &[(bool, f64)], threshold: f64) -> Realised {
     let labels: Vec<bool> = pairs.iter().map(|p| p.0).collect();
     let scores: Vec<f64> = pairs.iter().map(|p| p.1).collect();
@@ -456,7 +480,27 @@ impl Caller {
             None => None,
         };
         self.service().flush_prediction_log().await?;
-        let logged = reg.logged_predictions(&name, 0).await?;
+        // A window of the latest predictions reads the newest batches only, until each version
+        // that can be serving (or the one asked for) has its window; a time window reads all.
+        let logged = match &query.since {
+            Some(_) => reg.logged_predictions(&name, 0).await?,
+            None => {
+                let wanted: Vec<String> = versions
+                    .iter()
+                    .filter(|v| match &only {
+                        Some(o) => v.hash.to_hex() == *o,
+                        None => matches!(
+                            v.state,
+                            airlock_registry::State::Silent
+                                | airlock_registry::State::Canary
+                                | airlock_registry::State::Production
+                        ),
+                    })
+                    .map(|v| v.hash.to_hex())
+                    .collect();
+                reg.recent_predictions(&name, last, &wanted).await?
+            }
+        };
         let outcomes = reg.outcomes().await?;
         let mut out = Vec::new();
         for v in &versions {
@@ -497,25 +541,11 @@ impl Caller {
                     ),
                 ),
                 Some(reference) => {
-                    let current = current_profile(&reference.features, &v.card.features, &window)?;
-                    let score = ColumnProfile {
-                        name: "score".into(),
-                        sample: monitor::Sample::Numeric(monitor::Numbers::from_values(
-                            scores.clone(),
-                        )),
-                        missing: 0,
-                    };
                     let options = DriftOptions {
                         statistical_tests: query.tests.unwrap_or(false),
                         ..DriftOptions::default()
                     };
-                    let drift = monitor::drift(
-                        &reference.features,
-                        &current,
-                        Some((&reference.score, &score)),
-                        &options,
-                    )
-                    .map_err(|e| ServiceError::invalid("prediction log", e.to_string()))?;
+                    let drift = window_drift(&reference, &v.card.features, &window, &options)?;
                     (
                         Some(DriftReport {
                             reference: Side {
