@@ -223,11 +223,13 @@ pub enum EventType {
     /// A monitoring rule fired or resolved on a deployed model, or its notification was
     /// delivered or failed.
     MonitoringAlert,
+    /// Data was erased for good at the end of its retention period (its data keys destroyed).
+    Erasure,
 }
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 23] = [
+    pub const ALL: [EventType; 24] = [
         EventType::Login,
         EventType::Access,
         EventType::Query,
@@ -251,6 +253,7 @@ impl EventType {
         EventType::ExpertDetermination,
         EventType::DpRelease,
         EventType::MonitoringAlert,
+        EventType::Erasure,
     ];
 
     /// The name written in entries (`break_glass_start`...).
@@ -279,6 +282,7 @@ impl EventType {
             EventType::ExpertDetermination => "expert_determination",
             EventType::DpRelease => "dp_release",
             EventType::MonitoringAlert => "monitoring_alert",
+            EventType::Erasure => "erasure",
         }
     }
 }

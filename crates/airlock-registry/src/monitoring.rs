@@ -3,6 +3,7 @@
 //! encrypted blob in the clinical zone (envelope encryption like every other object), indexed by
 //! a table that holds ledger indices, counts and times only.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use airlock_store::Scope;
@@ -42,6 +43,15 @@ impl fmt::Debug for LoggedPrediction {
             .field("shown", &self.shown)
             .finish_non_exhaustive()
     }
+}
+
+/// What a retention sweep erased of one model's log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Expired {
+    /// Batches erased.
+    pub batches: u64,
+    /// Logged predictions in them.
+    pub predictions: u64,
 }
 
 fn batch_blob(model: &ModelName, first: u64) -> String {
@@ -87,6 +97,46 @@ impl Registry {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Erase every batch of the log whose newest prediction is older than `before` (RFC 3339,
+    /// UTC): the index rows and blob names go in one transaction that also destroys the
+    /// batches' data keys, then the ciphertext is deleted. What was erased, per model.
+    pub async fn expire_prediction_log(
+        &self,
+        before: &str,
+    ) -> Result<BTreeMap<ModelName, Expired>, RegistryError> {
+        let mut tx = self
+            .home
+            .db()
+            .begin(&Scope::zones([Zone::Clinical]))
+            .await?;
+        let rows = sqlx::query(
+            "SELECT model, first_index, row_count, blob FROM prediction_log_batches \
+             WHERE last_at < $1 ORDER BY model, first_index",
+        )
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out: BTreeMap<ModelName, Expired> = BTreeMap::new();
+        let mut blobs = Vec::with_capacity(rows.len());
+        for r in rows {
+            let model: String = r.try_get("model")?;
+            let first: i64 = r.try_get("first_index")?;
+            sqlx::query("DELETE FROM prediction_log_batches WHERE model = $1 AND first_index = $2")
+                .bind(&model)
+                .bind(first)
+                .execute(&mut *tx)
+                .await?;
+            let e = out.entry(ModelName::new(&model)?).or_default();
+            e.batches += 1;
+            e.predictions += u64::try_from(r.try_get::<i64, _>("row_count")?).unwrap_or(0);
+            blobs.push(r.try_get::<String, _>("blob")?);
+        }
+        let erased = self.home.erase_blobs(&mut tx, &blobs).await?;
+        tx.commit().await?;
+        self.home.remove_erased(&erased).await?;
+        Ok(out)
     }
 
     /// One batch's rows, decrypted.

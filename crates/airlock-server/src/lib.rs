@@ -67,6 +67,7 @@ impl AppState {
         let observer: Arc<dyn airlock_service::Observer> = metrics.clone();
         let service = Service::new(home, authz, policy, observer)?;
         service.set_notifier(Arc::new(webhook::HttpNotifier));
+        service.start_retention();
         Ok(AppState { service, metrics })
     }
 

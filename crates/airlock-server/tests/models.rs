@@ -1029,6 +1029,87 @@ async fn monitoring_over_the_api(db: Db) {
     .await;
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
     assert!(String::from_utf8_lossy(&r.body).contains("nope"));
+    // FHIR versions through a SQL-on-FHIR view (read, not materialised).
+    let r = step(
+        &w,
+        Role::DataScientist,
+        "/v1/monitoring/drift",
+        json!({"reference": "ehr-deid", "current": "ehr-deid", "view": "patient_demographics", "features": ["gender"]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let d = r.json();
+    assert_eq!(d["dataset_drift"], false, "{d:#}");
+    assert!(d["reference"]["rows"].as_u64().unwrap() > 0, "{d:#}");
+    assert_eq!(d["features"][0]["name"], "gender");
+    let r = step(
+        &w,
+        Role::DataScientist,
+        "/v1/monitoring/drift",
+        json!({"reference": "ehr-deid", "current": "ehr-deid", "view": "patient_demographics", "file": "x.csv"}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+
+    // Retention: a cut-off before the first prediction erases nothing; one after the last
+    // erases the whole log (data keys destroyed, ciphertext deleted), as a ledger entry.
+    let service = w.state.service();
+    service.flush_prediction_log().await.unwrap();
+    let clinical_files = || walk_files(&w.home_dir.join("objects/clinical"));
+    let now = chrono::Utc::now();
+    let none = service
+        .expire_prediction_log_before(365, now - chrono::Duration::days(1))
+        .await
+        .unwrap();
+    assert!(none.models.is_empty(), "{none:?}");
+    let files = clinical_files();
+    let size = w.ledger_size();
+    let sweep = service
+        .expire_prediction_log_before(365, now + chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(sweep.models.len(), 1, "{sweep:?}");
+    let erased = &sweep.models[0];
+    assert_eq!((erased.model.as_str(), erased.predictions), ("risk", 70));
+    assert_eq!(clinical_files(), files - erased.batches as usize);
+    assert_eq!(w.ledger_size(), size + 1);
+    let e = entry(&w, erased.ledger_index);
+    assert_eq!(e.event, EventType::Erasure);
+    assert_eq!(e.resources, vec!["prediction-log:risk".to_string()]);
+    // The report has nothing left to rest on; a second sweep finds nothing.
+    let r = report("?last=1000", Role::MlopsEngineer).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.json()["versions"],
+        json!([]),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let again = service
+        .expire_prediction_log_before(365, now + chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+    assert!(again.models.is_empty());
+    // New predictions are logged and reported again.
+    post(1.0, "a").await;
+    let r = report("?last=1000", Role::MlopsEngineer).await;
+    assert_eq!(r.json()["versions"][0]["drift"]["window"]["predictions"], 1);
+}
+
+fn walk_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk_files(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// A webhook receiver on loopback: answers each POST with `status`, keeps what it received.

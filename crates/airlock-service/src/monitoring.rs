@@ -38,6 +38,33 @@ pub const DEFAULT_WINDOW: usize = 1000;
 /// The largest window a report takes.
 pub const MAX_WINDOW: usize = 1_000_000;
 
+/// How often the server erases the prediction log's batches past their retention period.
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// What one retention sweep of the prediction log erased.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RetentionSweep {
+    /// The retention period, in days (`monitoring.prediction_log_days`).
+    pub days: u32,
+    /// Batches whose newest prediction was logged before this time were erased.
+    pub before: String,
+    /// Per model with something erased.
+    pub models: Vec<ModelErased>,
+}
+
+/// One model's log erased by a sweep.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ModelErased {
+    /// The model.
+    pub model: String,
+    /// Batches erased.
+    pub batches: u64,
+    /// Logged predictions in them.
+    pub predictions: u64,
+    /// The erasure's ledger entry.
+    pub ledger_index: u64,
+}
+
 /// Served predictions not yet in the prediction log.
 #[derive(Default)]
 pub(crate) struct LogBuffer {
@@ -174,6 +201,80 @@ impl Service {
                 tracing::warn!(model = %model, error = %e, "monitoring rules were not evaluated");
             }
         }
+    }
+
+    /// Erase the prediction log's batches past the deployment's retention period
+    /// (`monitoring.prediction_log_days`); each model's erasure is a ledger entry. The server
+    /// runs this every [`RETENTION_INTERVAL`]; `airlock monitor expire` on demand.
+    pub async fn expire_prediction_log(&self) -> Result<RetentionSweep, ServiceError> {
+        let days = self.home().config().monitoring.prediction_log_days;
+        let before = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+        self.expire_prediction_log_before(days, before).await
+    }
+
+    /// Erase the prediction log's batches whose newest prediction is older than `before`.
+    pub async fn expire_prediction_log_before(
+        &self,
+        days: u32,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<RetentionSweep, ServiceError> {
+        // Logged times are UTC with microseconds and `Z`: they compare as text.
+        let cut = before.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let erased = self.registry().expire_prediction_log(&cut).await?;
+        let home = self.home();
+        let mut models = Vec::with_capacity(erased.len());
+        for (model, e) in erased {
+            let ledger_index = home
+                .audit(
+                    home.entry(EventType::Erasure, Zone::Clinical, OutcomeKind::Success)
+                        .with_resource(LedgerResource::PredictionLog(model.clone()).to_string())
+                        .with_reason(format!(
+                            "{} logged prediction(s) in {} batch(es) before {cut} erased: \
+                             retention {days} day(s); their data keys destroyed",
+                            e.predictions, e.batches
+                        )),
+                )
+                .await?;
+            models.push(ModelErased {
+                model: model.to_string(),
+                batches: e.batches,
+                predictions: e.predictions,
+                ledger_index,
+            });
+        }
+        Ok(RetentionSweep {
+            days,
+            before: cut,
+            models,
+        })
+    }
+
+    /// Start the hourly retention sweep of the prediction log (first shortly after start, so
+    /// a restarted server catches up); not outside a runtime. The task ends with the service.
+    pub fn start_retention(&self) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let weak = std::sync::Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut wait = Duration::from_secs(10);
+            loop {
+                tokio::time::sleep(wait).await;
+                wait = RETENTION_INTERVAL;
+                let Some(inner) = weak.upgrade() else { break };
+                let service = Service { inner };
+                match service.expire_prediction_log().await {
+                    Ok(sweep) => {
+                        for m in &sweep.models {
+                            tracing::info!(model = %m.model, batches = m.batches, predictions = m.predictions, "prediction log past its retention erased");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the prediction log's retention sweep failed; retrying next hour")
+                    }
+                }
+            }
+        });
     }
 
     /// Start the background writer once; whether one runs (not outside a runtime).
@@ -369,6 +470,11 @@ pub struct DriftBody {
     /// The CSV file of each version, when it has several.
     #[serde(default)]
     pub file: Option<String>,
+    /// For FHIR versions: the SQL-on-FHIR view (registered for each dataset, or built in)
+    /// whose rows are compared; instead of `file`.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 64))]
+    pub view: Option<String>,
     /// Columns to compare (every column of the reference by default).
     #[serde(default)]
     pub features: Vec<String>,
@@ -660,10 +766,10 @@ impl Caller {
     /// development zone and the answer holds aggregates only). Each needs `download-dataset`.
     pub async fn dataset_drift(&self, body: DriftBody) -> Result<DriftReport, ServiceError> {
         let (rv, reference) = self
-            .drift_table(&body.reference, body.file.as_deref())
+            .drift_table(&body.reference, body.file.as_deref(), body.view.as_deref())
             .await?;
         let (cv, current) = self
-            .drift_table(&body.current, body.file.as_deref())
+            .drift_table(&body.current, body.file.as_deref(), body.view.as_deref())
             .await?;
         let names: Vec<String> = if body.features.is_empty() {
             reference
@@ -715,7 +821,14 @@ impl Caller {
         &self,
         spec: &str,
         file: Option<&str>,
+        view: Option<&str>,
     ) -> Result<(DatasetVersion, Table), ServiceError> {
+        if file.is_some() && view.is_some() {
+            return Err(ServiceError::invalid(
+                "view",
+                "a CSV file or a view, not both",
+            ));
+        }
         let (name, ver) = parse_version_spec(spec)
             .map_err(|e| ServiceError::invalid("dataset", e.to_string()))?;
         let v = self
@@ -731,6 +844,18 @@ impl Caller {
                     v.zone
                 ),
             });
+        }
+        if let Some(view) = view {
+            // Read, not materialised: the report holds aggregates only.
+            let (view, _) = crate::views::find(self.home(), &v.dataset, view)
+                .await
+                .map_err(|e| ServiceError::invalid("view", e.to_string()))?;
+            let (csv, _) = crate::views::rows_of(self.home(), &v, &view)
+                .await
+                .map_err(|e| ServiceError::invalid("view", e.to_string()))?;
+            let table = Table::read_csv(csv.as_slice(), None)
+                .map_err(|e| ServiceError::invalid("dataset", format!("{}: {e}", v.reference())))?;
+            return Ok((v, table));
         }
         let files = self.read_files(&v).await?;
         let csvs: Vec<_> = files

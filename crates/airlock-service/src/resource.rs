@@ -4,6 +4,7 @@
 use std::fmt;
 
 use airlock_authz::{Action, Resource};
+use airlock_registry::ModelName;
 use airlock_types::{ActorId, DatasetName};
 
 /// The subject of a ledger entry's `resource` field.
@@ -49,6 +50,8 @@ pub enum LedgerResource {
     },
     /// A served prediction, by its ledger index.
     Prediction(u64),
+    /// A model's prediction log: `prediction-log:name`.
+    PredictionLog(ModelName),
     /// A client address, for summaries of refused requests: `source:203.0.113.9`.
     Source(String),
 }
@@ -84,6 +87,7 @@ impl fmt::Display for LedgerResource {
             LedgerResource::Models => f.write_str("models"),
             LedgerResource::ModelVersion { name, hash } => write!(f, "model:{name}@{hash}"),
             LedgerResource::Prediction(index) => write!(f, "prediction:{index}"),
+            LedgerResource::PredictionLog(model) => write!(f, "prediction-log:{model}"),
             LedgerResource::Source(addr) => write!(f, "source:{addr}"),
         }
     }

@@ -22,6 +22,29 @@ pub struct Config {
     /// Acting as a witness for other deployments' ledgers.
     #[serde(default, skip_serializing_if = "WitnessConfig::is_unset")]
     pub witness: WitnessConfig,
+    /// Production monitoring's data.
+    #[serde(default)]
+    pub monitoring: MonitoringConfig,
+}
+
+/// How long production monitoring keeps what it logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitoringConfig {
+    /// Days a served prediction's logged feature values and score are kept before they are
+    /// erased (their data keys destroyed). The ledger's record of each prediction (who, which
+    /// version, when) is not affected: it is kept for ever.
+    pub prediction_log_days: u32,
+}
+
+impl Default for MonitoringConfig {
+    /// A year: a drift comparison across seasons, and no feature values kept longer than
+    /// monitoring needs them (minimum necessary).
+    fn default() -> Self {
+        MonitoringConfig {
+            prediction_log_days: 365,
+        }
+    }
 }
 
 /// Acting as a C2SP tlog-witness: which logs this deployment cosigns, and under what name. Its
@@ -139,6 +162,7 @@ impl Config {
             },
             rollout: RolloutConfig::default(),
             witness: WitnessConfig::default(),
+            monitoring: MonitoringConfig::default(),
         }
     }
 
@@ -149,6 +173,12 @@ impl Config {
             path: path.to_path_buf(),
             reason: e.message().to_string(),
         })?;
+        if cfg.monitoring.prediction_log_days == 0 {
+            return Err(StoreError::Config {
+                path: path.to_path_buf(),
+                reason: "monitoring.prediction_log_days must be at least 1 (monitoring reads the log it keeps)".into(),
+            });
+        }
         for (i, key) in cfg.witness.logs.iter().enumerate() {
             airlock_ledger::Verifier::parse(key).map_err(|e| StoreError::Config {
                 path: path.to_path_buf(),

@@ -123,6 +123,12 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// The object was erased at the end of its retention period: its data key is destroyed.
+    #[error("object {hash} was erased at the end of its retention period")]
+    Erased {
+        /// The object's hash (short form).
+        hash: String,
+    },
     /// A directory that would receive decrypted identified data is open to other users.
     #[error(
         "`{}` is open to other users (mode {mode:o}); decrypted identified data goes only into a \
@@ -200,6 +206,7 @@ impl StoreError {
             StoreError::ObjectStore { .. } => "object store error",
             StoreError::Crypto(_) => "encryption error",
             StoreError::Corrupt { .. } | StoreError::Provenance { .. } => "integrity error",
+            StoreError::Erased { .. } => "erased",
             StoreError::Ledger(_) | StoreError::Entry(_) | StoreError::LedgerWriter { .. } => {
                 "ledger error"
             }

@@ -18,8 +18,8 @@ use crate::datasets::{
     NewFile, NewVersion, Transform, VersionRef,
 };
 use crate::files::{self, write_atomic};
-use crate::meta::{DatabaseTls, Db, DbTarget, Meta, Scope, is_postgres_url};
-use crate::objects::Objects;
+use crate::meta::{DatabaseTls, Db, DbTarget, Meta, Scope, Tx, is_postgres_url};
+use crate::objects::{ObjectRef, Objects};
 use crate::scan::{self, Refusal};
 use crate::{AIRLOCK_VERSION, StoreError};
 
@@ -1742,6 +1742,32 @@ impl Home {
                 .get(&self.inner.kms, &self.inner.meta, &obj)
                 .await?,
         ))
+    }
+
+    /// Erase named blobs for good (the end of a retention period) in the caller's transaction,
+    /// so its own rows go in the same commit: each name is forgotten and its object's data key
+    /// destroyed (crypto-shredding: the ciphertext, wherever a copy lies, no longer opens with
+    /// this deployment's metadata). After the commit, [`Home::remove_erased`] deletes the
+    /// ciphertext itself.
+    pub async fn erase_blobs(
+        &self,
+        tx: &mut Tx,
+        names: &[String],
+    ) -> Result<Vec<ObjectRef>, StoreError> {
+        let mut erased = Vec::with_capacity(names.len());
+        for name in names {
+            erased.extend(crate::meta::erase_blob(tx, name).await?);
+        }
+        Ok(erased)
+    }
+
+    /// Delete the ciphertext of objects [`Home::erase_blobs`] erased (a crash before this leaves
+    /// ciphertext no key opens; it is deleted by nothing else, and harms nothing).
+    pub async fn remove_erased(&self, objects: &[ObjectRef]) -> Result<(), StoreError> {
+        for obj in objects {
+            self.inner.objects.remove(obj).await?;
+        }
+        Ok(())
     }
 
     /// Write a signed checkpoint and close the metadata store.

@@ -44,7 +44,7 @@ mod scan;
 pub mod testing;
 
 pub use attest::{Attestation, AttestationBasis, AttestationReference};
-pub use config::{Config, RolloutConfig, WitnessConfig};
+pub use config::{Config, MonitoringConfig, RolloutConfig, WitnessConfig};
 pub use datasets::{
     Access, DatasetSummary, DatasetVersion, IngestRequest, Lineage, Manifest, ManifestFile,
     NewFile, NewVersion, Transform, VersionRef, parse_version_spec,

@@ -142,13 +142,14 @@ const MIGRATIONS: &[Migration] = &[
 /// table needs a line here (a unit test checks that every migrated table has one).
 pub const SERVING_GRANTS: &[(&str, &str)] = &[
     ("schema_migrations", "SELECT"),
+    // `wrapped_key` is also how an object is erased (its key destroyed, never the row).
     ("objects", "SELECT, INSERT, UPDATE (wrapped_key)"),
     ("datasets", "SELECT, INSERT"),
     ("dataset_versions", "SELECT, INSERT, UPDATE (ledger_index)"),
     ("version_parents", "SELECT, INSERT"),
     (
         "blobs",
-        "SELECT, INSERT, UPDATE (zone, classification, hash, size, updated_at)",
+        "SELECT, INSERT, UPDATE (zone, classification, hash, size, updated_at), DELETE",
     ),
     (
         "principals",
@@ -188,7 +189,8 @@ pub const SERVING_GRANTS: &[(&str, &str)] = &[
     ("dp_metadata", "SELECT, INSERT"),
     ("model_plans", "SELECT, INSERT, UPDATE (state)"),
     ("model_plan_approvals", "SELECT, INSERT"),
-    ("prediction_log_batches", "SELECT, INSERT"),
+    // Batches past the retention period are deleted with their blob.
+    ("prediction_log_batches", "SELECT, INSERT, DELETE"),
     ("monitoring_rules", "SELECT, INSERT"),
     ("monitoring_alerts", "SELECT, INSERT"),
     ("webhook_destinations", "SELECT, INSERT, UPDATE (active)"),
@@ -725,8 +727,13 @@ impl Meta {
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
-        row.map(|t| WrappedKey::from_text(&t).map_err(StoreError::from))
-            .transpose()
+        match row {
+            Some(t) if t == ERASED_KEY => Err(StoreError::Erased {
+                hash: obj.hash.short(),
+            }),
+            Some(t) => Ok(Some(WrappedKey::from_text(&t)?)),
+            None => Ok(None),
+        }
     }
 
     /// Record `offered` as the object's data key unless one is recorded already, and return
@@ -754,6 +761,18 @@ impl Meta {
         .bind(chrono::Utc::now().to_rfc3339())
         .execute(&mut *tx)
         .await?;
+        // The same content again after it was erased: it gets a new key.
+        sqlx::query(
+            "UPDATE objects SET wrapped_key = $1 WHERE zone = $2 AND classification = $3 \
+             AND hash = $4 AND wrapped_key = $5",
+        )
+        .bind(offered.to_text())
+        .bind(obj.zone.as_str())
+        .bind(obj.classification.as_str())
+        .bind(obj.hash.to_hex())
+        .bind(ERASED_KEY)
+        .execute(&mut *tx)
+        .await?;
         let recorded: Option<String> = sqlx::query_scalar(
             "SELECT wrapped_key FROM objects WHERE zone = $1 AND classification = $2 AND hash = $3",
         )
@@ -773,9 +792,13 @@ impl Meta {
     /// Every object with its wrapped key (for key rotation).
     pub(crate) async fn all_object_keys(&self) -> Result<Vec<(ObjectRef, WrappedKey)>, StoreError> {
         let mut tx = self.db.begin(&Scope::all()).await?;
-        let rows = sqlx::query("SELECT zone, classification, hash, size, wrapped_key FROM objects")
-            .fetch_all(&mut *tx)
-            .await?;
+        // An erased object has no key left to re-wrap.
+        let rows = sqlx::query(
+            "SELECT zone, classification, hash, size, wrapped_key FROM objects WHERE wrapped_key <> $1",
+        )
+        .bind(ERASED_KEY)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -1092,6 +1115,41 @@ impl Meta {
             size: u64::try_from(r.try_get::<i64, _>("size")?).unwrap_or(0),
         }))
     }
+}
+
+/// What an erased object's `wrapped_key` holds: no key, so nothing opens its ciphertext.
+pub(crate) const ERASED_KEY: &str = "erased";
+
+/// Forget the named blob and destroy its object's data key, in `tx`; the object (for its
+/// ciphertext to be deleted after commit), or `None` when no such blob is left. A key another
+/// blob still names is kept (content addressing may share an object).
+pub(crate) async fn erase_blob(tx: &mut Tx, name: &str) -> Result<Option<ObjectRef>, StoreError> {
+    let row = sqlx::query("SELECT zone, classification, hash, size FROM blobs WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(r) = row else { return Ok(None) };
+    let obj = ObjectRef {
+        zone: parse(&r.try_get::<String, _>("zone")?, name)?,
+        classification: parse(&r.try_get::<String, _>("classification")?, name)?,
+        hash: parse(&r.try_get::<String, _>("hash")?, name)?,
+        size: u64::try_from(r.try_get::<i64, _>("size")?).unwrap_or(0),
+    };
+    sqlx::query("DELETE FROM blobs WHERE name = $1")
+        .bind(name)
+        .execute(&mut **tx)
+        .await?;
+    let erased = sqlx::query(
+        "UPDATE objects SET wrapped_key = $1 WHERE zone = $2 AND classification = $3 AND hash = $4 \
+         AND NOT EXISTS (SELECT 1 FROM blobs WHERE zone = $2 AND hash = $4)",
+    )
+    .bind(ERASED_KEY)
+    .bind(obj.zone.as_str())
+    .bind(obj.classification.as_str())
+    .bind(obj.hash.to_hex())
+    .execute(&mut **tx)
+    .await?;
+    Ok((erased.rows_affected() > 0).then_some(obj))
 }
 
 #[cfg(test)]

@@ -118,7 +118,11 @@ impl Objects {
             size: plaintext.len() as u64,
         };
         let binding = obj.binding();
-        let key = match meta.object_key(&obj).await? {
+        let recorded = match meta.object_key(&obj).await {
+            Err(StoreError::Erased { .. }) => None,
+            other => other?,
+        };
+        let key = match recorded {
             Some(key) => {
                 // Reuse only what opens: a key row may outlive a crash before its object was
                 // published, and an object written by an older, racy version may not open. Any
@@ -174,6 +178,19 @@ impl Objects {
                 source: std::io::Error::other(e.to_string()),
             })?
             .map_err(StoreError::io(&file))
+    }
+
+    /// Delete an erased object's ciphertext (already unreadable: its key is destroyed). One
+    /// that is gone already is not an error.
+    pub(crate) async fn remove(&self, obj: &ObjectRef) -> Result<(), StoreError> {
+        let path = obj.path();
+        match self.backend.delete(&ObjPath::from(path.as_str())).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StoreError::ObjectStore {
+                path,
+                reason: e.to_string(),
+            }),
+        }
     }
 
     /// Read and decrypt an object under its recorded data key.

@@ -446,3 +446,81 @@ async fn ingests_the_shared_data() {
     }
     home.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_erased_blob_no_longer_opens_and_key_rotation_passes_it_by() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pass = Passphrase::new(PASS.into());
+    let home_dir = tmp.path().join("h");
+    let mut home = Home::init(&home_dir, &pass, &opts(), actor())
+        .await
+        .unwrap();
+    for (name, body) in [
+        ("log/a", b"first batch".as_slice()),
+        ("log/b", b"second batch"),
+    ] {
+        home.put_blob(name, Zone::Clinical, Classification::Phi, body)
+            .await
+            .unwrap();
+    }
+    // Two names for one object: erasing one name keeps the other's key.
+    home.put_blob(
+        "log/b-again",
+        Zone::Clinical,
+        Classification::Phi,
+        b"second batch",
+    )
+    .await
+    .unwrap();
+    let objects_before = walk(&home_dir.join("objects")).len();
+
+    let mut tx = home.db().begin(&airlock_store::Scope::all()).await.unwrap();
+    let erased = home
+        .erase_blobs(
+            &mut tx,
+            &[
+                "log/a".to_string(),
+                "log/b".to_string(),
+                "log/none".to_string(),
+            ],
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(erased.len(), 1, "only log/a's object has no other name");
+    home.remove_erased(&erased).await.unwrap();
+    // Idempotent: the file is gone already.
+    home.remove_erased(&erased).await.unwrap();
+    assert_eq!(walk(&home_dir.join("objects")).len(), objects_before - 1);
+
+    assert!(home.blob("log/a", Zone::Clinical).await.unwrap().is_none());
+    assert!(home.blob("log/b", Zone::Clinical).await.unwrap().is_none());
+    assert_eq!(
+        home.blob("log/b-again", Zone::Clinical)
+            .await
+            .unwrap()
+            .unwrap(),
+        b"second batch"
+    );
+    // Key rotation re-wraps the live keys and passes the erased one by.
+    home.rotate_keys(
+        &Passphrase::new("a new passphrase here".into()),
+        KdfParams::danger_fast_for_tests(),
+    )
+    .await
+    .unwrap();
+    // The same content written again gets a fresh key and opens.
+    home.put_blob(
+        "log/a2",
+        Zone::Clinical,
+        Classification::Phi,
+        b"first batch",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        home.blob("log/a2", Zone::Clinical).await.unwrap().unwrap(),
+        b"first batch"
+    );
+    home.close().await.unwrap();
+}

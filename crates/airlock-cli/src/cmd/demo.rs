@@ -392,6 +392,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             ..Default::default()
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let service = state.service().clone();
         // Every identity row's seal, as `serve` sweeps them at start and periodically.
         let swept = state
             .service()
@@ -586,7 +587,28 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         let admin = enrolment_tour(&mut c, &login("sam-security"), &tokens).await?;
         // A TOTP code is good once: the monitoring step uses the session sam-security opened.
         tokens.insert("sam-security", admin);
-        super::demo_models::tour(&mut c, &home, &root, &tokens, a.synthetic_only).await?;
+        let monitoring_from =
+            super::demo_models::tour(&mut c, &home, &root, &tokens, a.synthetic_only).await?;
+        // Retention, time compressed as the rollout's soak is: the predictions logged before
+        // the monitoring step stand for those past the deployment's period.
+        service
+            .flush_prediction_log()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let days = home.config().monitoring.prediction_log_days;
+        let sweep = service
+            .expire_prediction_log_before(days, monitoring_from)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "\n    retention: the prediction log keeps a prediction's values {days} days (monitoring.prediction_log_days), swept hourly by the server; as if that long had passed since the steps before monitoring:"
+        );
+        for m in &sweep.models {
+            println!(
+                "      {}: {} logged prediction(s) in {} batch(es) erased, their data keys destroyed -> erasure entry {} (each prediction's own ledger entry stays)",
+                m.model, m.predictions, m.batches, m.ledger_index
+            );
+        }
         let r = c
             .send("GET", "/v1/audit/verify", &[("authorization", &auth)], None)
             .await?;

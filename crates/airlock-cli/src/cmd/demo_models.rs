@@ -280,14 +280,15 @@ pub(super) fn step(n: u32, what: &str) {
 /// 100, and an hour; `airlock.toml`'s `[rollout]`).
 pub const DEMO_SOAK: u64 = 5;
 
-/// The tour. `tokens` holds a bearer per demo user.
+/// The tour. `tokens` holds a bearer per demo user. Returns when the monitoring step began
+/// (the demo's retention treats the log before it as past its period).
 pub async fn tour(
     c: &mut Client,
     home: &Home,
     root: &Path,
     tokens: &BTreeMap<&'static str, String>,
     synthetic_only: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     let bearer = |user: &str| {
         format!(
             "Bearer {}",
@@ -741,12 +742,15 @@ pub async fn tour(
             (mrn, features)
         })
         .collect();
+    let monitoring_from = chrono::Utc::now();
     super::demo_monitor::tour(c, tokens, 13, &drifted).await?;
     match &set.refresh {
-        Some((later, holdout)) => plan_tour(c, home, &call, &h1, later, holdout).await,
+        Some((later, holdout)) => plan_tour(c, home, &call, &h1, later, holdout)
+            .await
+            .map(|()| monitoring_from),
         None => {
             println!("\n    (the change-control step needs the shared readmission table: skipped)");
-            Ok(())
+            Ok(monitoring_from)
         }
     }
 }

@@ -62,8 +62,11 @@ enum MonitorCmd {
         #[arg(long, value_name = "NAME[@VERSION]")]
         current: String,
         /// The CSV file of each, when a version has several.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "view")]
         file: Option<String>,
+        /// For FHIR versions: the SQL-on-FHIR view whose rows are compared.
+        #[arg(long, value_name = "NAME")]
+        view: Option<String>,
         /// Columns to compare (comma-separated; default: every column of the reference).
         #[arg(long, value_delimiter = ',')]
         features: Vec<String>,
@@ -92,6 +95,10 @@ enum MonitorCmd {
         #[arg(long)]
         evaluate: bool,
     },
+    /// Erase the prediction log's batches past the retention period
+    /// (`monitoring.prediction_log_days` in airlock.toml, default 365); the server does this
+    /// every hour. Each model's erasure is a ledger entry.
+    Expire,
     /// Webhook destinations for alerts (security administrator): list, or add one.
     Webhooks {
         /// Add a destination with this name.
@@ -147,6 +154,7 @@ pub fn run(a: MonitorArgs) -> anyhow::Result<ExitCode> {
                 reference,
                 current,
                 file,
+                view,
                 features,
                 out,
             } => {
@@ -155,6 +163,7 @@ pub fn run(a: MonitorArgs) -> anyhow::Result<ExitCode> {
                         reference,
                         current,
                         file,
+                        view,
                         features,
                         options: None,
                     })
@@ -220,6 +229,27 @@ pub fn run(a: MonitorArgs) -> anyhow::Result<ExitCode> {
                     .map_err(service_error)?;
                 print_alerts(&serde_json::to_value(&list)?);
                 (serde_json::to_value(&list)?, None)
+            }
+            MonitorCmd::Expire => {
+                let sweep = caller
+                    .service()
+                    .expire_prediction_log()
+                    .await
+                    .map_err(service_error)?;
+                println!(
+                    "prediction log retention: {} day(s); batches last written before {}:",
+                    sweep.days, sweep.before
+                );
+                if sweep.models.is_empty() {
+                    println!("  nothing to erase");
+                }
+                for m in &sweep.models {
+                    println!(
+                        "  {}: {} prediction(s) in {} batch(es) erased (ledger entry {})",
+                        m.model, m.predictions, m.batches, m.ledger_index
+                    );
+                }
+                (serde_json::to_value(&sweep)?, None)
             }
             MonitorCmd::Webhooks { add, url, ca } => {
                 if let (Some(name), Some(url)) = (add, url) {
