@@ -7,7 +7,8 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    reason = "tests fail by panicking"
+    clippy::print_stderr,
+    reason = "tests fail by panicking, and say what they skip"
 )]
 
 mod common;
@@ -83,6 +84,26 @@ fn views_over_files_and_datasets() {
         first["loinc"].is_string() && first["value"].is_number(),
         "{first}"
     );
+
+    // Parquet, typed by the view's columns: pyarrow (the oracle) reads the same rows as JSON.
+    for out in ["o.parquet", "o.json"] {
+        ok(
+            &[
+                "views",
+                "run",
+                "--view",
+                "observations_long",
+                "--in",
+                "gen/fhir",
+                "--out",
+                out,
+            ],
+            d,
+        );
+    }
+    let parquet = std::fs::read(d.join("o.parquet")).unwrap();
+    assert!(parquet.starts_with(b"PAR1") && parquet.ends_with(b"PAR1"));
+    pyarrow_reads_as_json(d, "o.parquet", "o.json");
 
     // Bad input: named by file and resource position, not quoted.
     std::fs::write(
@@ -333,6 +354,30 @@ fn views_over_files_and_datasets() {
     );
     assert!(!o.status.success());
     assert!(text(&o).contains("no_such_column"), "{}", text(&o));
+    // Batch scoring reads a FHIR version through a view too.
+    let out = ok(
+        &[
+            "predict",
+            "--home",
+            "h",
+            "--model",
+            &format!("enc@{hash}"),
+            "--dataset",
+            "ehr-deid",
+            "--view",
+            "encounters",
+            "--target",
+            "class",
+            "--positive",
+            "IMP",
+        ],
+        d,
+    );
+    assert!(
+        out.contains("view `encounters` over ehr-deid") && out.contains("scored "),
+        "{out}"
+    );
+    assert!(out.contains("AUROC"), "{out}");
     let o = airlock(
         &[
             "train",
@@ -361,4 +406,59 @@ fn views_over_files_and_datasets() {
         "{}",
         text(&o)
     );
+}
+
+/// pyarrow (from `AIRLOCK_MONITOR_PYTHON`'s environment, see `.ci/run`) reads `parquet` to the
+/// rows of `json` (the same view's JSON output), value for value, with each column's Parquet
+/// type following the view's FHIR type. Skips with a message when pyarrow is absent, unless
+/// `AIRLOCK_REQUIRE_PYARROW` is set.
+fn pyarrow_reads_as_json(dir: &std::path::Path, parquet: &str, json: &str) {
+    let python = std::env::var("AIRLOCK_MONITOR_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = r#"
+import json, sys
+import pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+want = json.load(open(sys.argv[2]))
+got = t.to_pylist()
+assert len(got) == len(want), (len(got), len(want))
+for i, (g, w) in enumerate(zip(got, want)):
+    assert list(g) == list(w), ("columns", i)
+    for k in w:
+        a, b = g[k], w[k]
+        if isinstance(b, float) or isinstance(a, float):
+            assert abs(a - b) <= 1e-12 * max(1.0, abs(b)), ("value", i, k)
+        else:
+            assert a == b, ("value", i, k)
+print(json.dumps({f.name: str(f.type) for f in t.schema}))
+"#;
+    let o = std::process::Command::new(&python)
+        .args(["-c", script, parquet, json])
+        .current_dir(dir)
+        .output();
+    let o = match o {
+        Ok(o) if o.status.success() => o,
+        Ok(o) if String::from_utf8_lossy(&o.stderr).contains("No module named 'pyarrow'") => {
+            assert!(
+                std::env::var_os("AIRLOCK_REQUIRE_PYARROW").is_none(),
+                "pyarrow is required (AIRLOCK_REQUIRE_PYARROW) but {python} has none"
+            );
+            eprintln!("skipping the pyarrow check: {python} has no pyarrow");
+            return;
+        }
+        Ok(o) => panic!(
+            "pyarrow disagrees with the JSON rows: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => {
+            assert!(
+                std::env::var_os("AIRLOCK_REQUIRE_PYARROW").is_none(),
+                "{python}: {e}"
+            );
+            eprintln!("skipping the pyarrow check: {python}: {e}");
+            return;
+        }
+    };
+    let types: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(types["value"], "double", "{types}");
+    assert_eq!(types["loinc"], "string", "{types}");
 }

@@ -60,6 +60,9 @@ pub enum ViewsError {
     /// The rows could not be written.
     #[error("the view's rows could not be written as CSV")]
     Write,
+    /// The rows could not be written as Parquet (the column and row named, never a value).
+    #[error("the view's rows could not be written as Parquet: {0}")]
+    Parquet(airlock_views::parquet::ParquetError),
 }
 
 fn builtin_names() -> String {
@@ -118,6 +121,32 @@ pub fn run_to_csv<'a>(
     let mut w = airlock_formats::tabular::writer(Vec::new());
     w.write_record(view.columns().iter().map(|c| c.name()))
         .map_err(|_| ViewsError::Write)?;
+    let (rows, matched) = run_texts(view, texts, |row| {
+        w.write_record(row.values().iter().map(cell))
+            .map_err(|_| ViewsError::Write)
+    })?;
+    let bytes = w.into_inner().map_err(|_| ViewsError::Write)?;
+    Ok((bytes, rows, matched))
+}
+
+/// As [`run_to_csv`], into a Parquet file typed by the view's columns (see
+/// [`airlock_views::parquet`]).
+pub fn run_to_parquet<'a>(
+    view: &View,
+    texts: impl IntoIterator<Item = &'a str>,
+) -> Result<(Vec<u8>, u64, usize), ViewsError> {
+    let mut w = airlock_views::parquet::ParquetWriter::new(view).map_err(ViewsError::Parquet)?;
+    let (rows, matched) = run_texts(view, texts, |row| w.push(&row).map_err(ViewsError::Parquet))?;
+    let bytes = w.finish().map_err(ViewsError::Parquet)?;
+    Ok((bytes, rows, matched))
+}
+
+/// Runs `view` over each text, calling `each` per row; the row and matched-resource counts.
+fn run_texts<'a>(
+    view: &View,
+    texts: impl IntoIterator<Item = &'a str>,
+    mut each: impl FnMut(airlock_views::Row) -> Result<(), ViewsError>,
+) -> Result<(u64, usize), ViewsError> {
     let mut rows = 0u64;
     let mut matched = 0usize;
     for text in texts {
@@ -125,8 +154,7 @@ pub fn run_to_csv<'a>(
             view,
             airlock_views::read_resources(text),
             |row| -> Result<(), ViewsError> {
-                w.write_record(row.values().iter().map(cell))
-                    .map_err(|_| ViewsError::Write)?;
+                each(row)?;
                 rows += 1;
                 Ok(())
             },
@@ -140,8 +168,7 @@ pub fn run_to_csv<'a>(
         })?;
         matched += summary.matched;
     }
-    let bytes = w.into_inner().map_err(|_| ViewsError::Write)?;
-    Ok((bytes, rows, matched))
+    Ok((rows, matched))
 }
 
 impl From<ViewError> for ViewsError {

@@ -50,6 +50,8 @@ pub mod builtin;
 mod error;
 pub mod fhirpath;
 mod input;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 mod run;
 mod view;
 

@@ -110,14 +110,23 @@ pub struct TrainArgs {
 /// The version whose CSV table is read: the dataset itself, or with `--view` the view's rows
 /// over it, materialised first as a version of its own (same zone and classification).
 async fn table_spec(home: &airlock_store::Home, data: &LabelledData) -> anyhow::Result<String> {
-    let Some(view) = &data.view else {
-        return Ok(data.dataset.clone());
+    view_table(home, &data.dataset, data.view.as_deref()).await
+}
+
+/// `dataset` itself, or with a view its rows materialised as a version of their own.
+async fn view_table(
+    home: &airlock_store::Home,
+    dataset: &str,
+    view: Option<&str>,
+) -> anyhow::Result<String> {
+    let Some(view) = view else {
+        return Ok(dataset.to_owned());
     };
-    let out = airlock_service::views::derived_name(&data.dataset, view)?;
-    let v = airlock_service::views::materialise(home, &data.dataset, view, &out).await?;
+    let out = airlock_service::views::derived_name(dataset, view)?;
+    let v = airlock_service::views::materialise(home, dataset, view, &out).await?;
     println!(
-        "view `{view}` over {}: {} rows -> {}@{}",
-        data.dataset, v.records, v.dataset, v.version
+        "view `{view}` over {dataset}: {} rows -> {}@{}",
+        v.records, v.dataset, v.version
     );
     Ok(format!("{}@{}", v.dataset, v.version))
 }
@@ -822,8 +831,12 @@ pub struct PredictArgs {
     #[arg(long)]
     dataset: String,
     /// The CSV file of the version, when it has several.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "view")]
     file: Option<String>,
+    /// A FHIR version's table: the SQL-on-FHIR view whose rows are scored (materialised first
+    /// as a version of its own, in the same zone, as `train --view` does).
+    #[arg(long, value_name = "NAME")]
+    view: Option<String>,
     /// Target column, to report metrics.
     #[arg(long)]
     target: Option<String>,
@@ -845,11 +858,12 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<ExitCode> {
             .split_once('@')
             .context("`--model` must be NAME@VERSION (a hash prefix)")?;
         let v = reg.get(&ModelName::new(name)?, version).await?;
+        let dataset = view_table(&home, &a.dataset, a.view.as_deref()).await?;
         let s = airlock_registry::score_dataset(
             &home,
             &reg,
             &v,
-            &a.dataset,
+            &dataset,
             a.file.as_deref(),
             a.target.as_deref().map(|t| (t, a.positive.as_str())),
         )

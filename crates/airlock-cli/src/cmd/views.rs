@@ -23,7 +23,7 @@ pub struct ViewsArgs {
 
 #[derive(Debug, Subcommand)]
 enum ViewsCmd {
-    /// Run a view. Over files: `--view V.json|NAME --in FILE... --out F.csv|F.json|F.ndjson`
+    /// Run a view. Over files: `--view V.json|NAME --in FILE... --out F.csv|F.parquet|F.json|F.ndjson`
     /// (FHIR JSON resources, Bundles or NDJSON in; no deployment needed). Over a dataset:
     /// `--home DIR --dataset NAME[@V] --view NAME [--out-dataset NAME2]`, materialised as a
     /// version in the source's zone, with lineage.
@@ -35,8 +35,9 @@ enum ViewsCmd {
         /// File mode: FHIR inputs (files or directories).
         #[arg(long = "in", value_name = "PATH", num_args = 1.., conflicts_with = "dataset")]
         inputs: Vec<PathBuf>,
-        /// File mode: where the rows go (`.csv`, `.json` for an array of row objects,
-        /// `.ndjson`); written owner-only, since rows of identified data are identified.
+        /// File mode: where the rows go (`.csv`, `.parquet` typed by the view's columns,
+        /// `.json` for an array of row objects, `.ndjson`); written owner-only, since rows of
+        /// identified data are identified.
         #[arg(long, value_name = "FILE", requires = "inputs")]
         out: Option<PathBuf>,
         /// Dataset mode: the FHIR version, `NAME` or `NAME@VERSION`.
@@ -160,7 +161,7 @@ pub fn run(a: ViewsArgs) -> anyhow::Result<ExitCode> {
 
 fn run_files(spec: &str, inputs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<ExitCode> {
     let Some(out) = out else {
-        bail!("file mode needs `--out F.csv|F.json|F.ndjson`");
+        bail!("file mode needs `--out F.csv|F.parquet|F.json|F.ndjson`");
     };
     if inputs.is_empty() {
         bail!("file mode needs `--in PATH...` (or `--dataset` with `--home`)");
@@ -183,6 +184,11 @@ fn run_files(spec: &str, inputs: &[PathBuf], out: Option<&Path>) -> anyhow::Resu
             let (csv, rows, _) = views::run_to_csv(&view, texts.iter().map(String::as_str))
                 .map_err(named(&files))?;
             (csv, rows)
+        }
+        Some("parquet") => {
+            let (bytes, rows, _) = views::run_to_parquet(&view, texts.iter().map(String::as_str))
+                .map_err(named(&files))?;
+            (bytes, rows)
         }
         Some(e @ ("json" | "ndjson")) => {
             let mut objects = Vec::new();
@@ -217,7 +223,7 @@ fn run_files(spec: &str, inputs: &[PathBuf], out: Option<&Path>) -> anyhow::Resu
             };
             (bytes, rows)
         }
-        _ => bail!("`--out` must end in .csv, .json or .ndjson"),
+        _ => bail!("`--out` must end in .csv, .parquet, .json or .ndjson"),
     };
     super::deid::write_atomic(out, &bytes, true)
         .with_context(|| format!("cannot write `{}`", out.display()))?;
