@@ -306,6 +306,7 @@ fn views_over_files_and_datasets() {
         .nth(1)
         .and_then(|r| r.get(..12))
         .unwrap();
+    // Through the same view over the same version: the table the model was trained on.
     let o = airlock(
         &[
             "models",
@@ -314,7 +315,9 @@ fn views_over_files_and_datasets() {
             "--home",
             "h",
             "--dataset",
-            "ehr-deid-encounters",
+            "ehr-deid",
+            "--view",
+            "encounters",
             "--resamples",
             "200",
             "--out",
@@ -374,7 +377,9 @@ fn views_over_files_and_datasets() {
         d,
     );
     assert!(
-        out.contains("view `encounters` over ehr-deid") && out.contains("scored "),
+        out.contains("view `encounters` over ehr-deid: ")
+            && out.contains("-> ehr-deid-encounters@1")
+            && out.contains("scored "),
         "{out}"
     );
     assert!(out.contains("AUROC"), "{out}");

@@ -295,6 +295,10 @@ enum ModelsCmd {
         /// The held-out dataset version (its training dataset means its held-out split).
         #[arg(long)]
         dataset: String,
+        /// A FHIR version's table: the SQL-on-FHIR view whose rows are validated on (the same
+        /// view over the version the model was trained through means its held-out split).
+        #[arg(long, value_name = "NAME")]
+        view: Option<String>,
         /// Columns to report groups by (comma-separated).
         #[arg(long, value_delimiter = ',')]
         sensitive: Vec<String>,
@@ -659,6 +663,7 @@ pub fn models(a: ModelsArgs) -> anyhow::Result<ExitCode> {
             ModelsCmd::Validate {
                 model,
                 dataset,
+                view,
                 sensitive,
                 threshold,
                 policy,
@@ -672,6 +677,7 @@ pub fn models(a: ModelsArgs) -> anyhow::Result<ExitCode> {
                     );
                 };
                 let name = ModelName::new(n)?;
+                let dataset = view_table(&home, &dataset, view.as_deref()).await?;
                 let reg = match &policy {
                     Some(p) => {
                         let text = std::fs::read_to_string(p)
