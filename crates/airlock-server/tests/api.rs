@@ -1555,3 +1555,84 @@ async fn dp_questions_over_identified_fhir(db: Db) {
         "{entries:?}"
     );
 }
+
+both!(incident_findings_over_the_api);
+// Issue 24's detection over the API: the test deployment's own setup raises nothing; a burst of
+// failed logins against one account does, citing exactly its entries; only those who read the
+// audit may scan, and the scan is itself in the ledger.
+async fn incident_findings_over_the_api(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let r = w
+        .as_role(Role::Auditor, "GET", "/v1/incidents/findings", &[], None)
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let quiet = r.json();
+    assert_eq!(quiet["verified"], true, "{quiet:#}");
+    assert_eq!(quiet["findings"], json!([]), "{quiet:#}");
+    let first = w.ledger_size();
+    let victim = user_of(Role::Clinician);
+    for _ in 0..6 {
+        let r = w
+            .call(
+                "POST",
+                "/v1/auth/login",
+                None,
+                &[],
+                Some(json!({"username": victim, "password": "not the password", "totp": "000000"})),
+            )
+            .await;
+        assert_eq!(r.status, 401);
+    }
+    let last = w.ledger_size();
+    let r = w
+        .as_role(
+            Role::PrivacyOfficer,
+            "GET",
+            "/v1/incidents/findings",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let body = r.json();
+    let findings = body["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{body:#}");
+    let f = &findings[0];
+    assert_eq!(f["rule"], "failed_logins");
+    assert_eq!(f["actor"], victim.as_str());
+    assert_eq!(f["count"], 6);
+    let cited: Vec<u64> = f["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_u64().unwrap())
+        .collect();
+    assert_eq!(cited, (first..last).collect::<Vec<_>>());
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("6 failed logins (")
+            && f["summary"]
+                .as_str()
+                .unwrap()
+                .contains("against a locked account"),
+        "{f:#}"
+    );
+    // The scan is a query entry of its own.
+    assert!(w.ledger_size() > last);
+    assert_eq!(
+        w.as_role(
+            Role::DataScientist,
+            "GET",
+            "/v1/incidents/findings",
+            &[],
+            None
+        )
+        .await
+        .status,
+        403
+    );
+}

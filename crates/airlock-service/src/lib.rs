@@ -23,6 +23,7 @@ pub mod dp;
 pub mod error;
 pub mod gate;
 pub mod identity;
+pub mod incidents;
 pub mod json;
 pub mod ledger;
 pub mod models;

@@ -23,6 +23,10 @@ pub(crate) async fn verify(ctx: Ctx) -> Result<Json<Verification>, ApiError> {
     Ok(Json(ctx.audit_verify().await?))
 }
 
+pub(crate) async fn findings(ctx: Ctx) -> Result<Json<airlock_service::incidents::Scan>, ApiError> {
+    Ok(Json(ctx.incident_scan(None).await?))
+}
+
 pub(crate) async fn checkpoint(ctx: Ctx) -> Result<Response, ApiError> {
     Ok(typed(SIGNED_NOTE, ctx.audit_checkpoint().await?))
 }
