@@ -76,6 +76,9 @@ enum Command {
     /// Production monitoring: a model's drift and performance over its prediction log, and
     /// drift between development datasets (acting as the principal named by --actor).
     Monitor(cmd::monitor::MonitorArgs),
+    /// Incident response: detection over the ledger (scan), breach-notification deadlines
+    /// (a stand-alone calculator).
+    Incidents(cmd::incidents::IncidentsArgs),
 }
 
 fn main() -> ExitCode {
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         Command::Dp(a) => cmd::dp::run(a),
         Command::Synth(a) => cmd::synth::run(a),
         Command::Monitor(a) => cmd::monitor::run(a),
+        Command::Incidents(a) => cmd::incidents::run(a),
         Command::Export(a) => cmd::home::export(a),
         Command::Keys(a) => cmd::home::keys(a),
         Command::Audit(a) => cmd::audit::run(a),

@@ -609,6 +609,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 m.model, m.predictions, m.batches, m.ledger_index
             );
         }
+        insider_tour(&mut c, &auth, &tokens, &cohort).await?;
         let r = c
             .send("GET", "/v1/audit/verify", &[("authorization", &auth)], None)
             .await?;
@@ -867,3 +868,88 @@ fn restrict(path: &std::path::Path) {
 
 #[cfg(not(unix))]
 fn restrict(_path: &std::path::Path) {}
+
+/// Detection over the ledger: the demo's ordinary activity raises nothing; an insider who
+/// browses records of patients she does not treat does, and the finding cites the entries.
+async fn insider_tour(
+    c: &mut airlock_server::client::Client,
+    auditor: &str,
+    tokens: &std::collections::BTreeMap<&'static str, String>,
+    cohort: &airlock_synth::Cohort,
+) -> anyhow::Result<()> {
+    let scan = async |c: &mut airlock_server::client::Client| -> anyhow::Result<serde_json::Value> {
+        let r = c
+            .send(
+                "GET",
+                "/v1/incidents/findings",
+                &[("authorization", auditor)],
+                None,
+            )
+            .await?;
+        anyhow::ensure!(r.status == 200, "the incident scan answered {}", r.status);
+        Ok(r.json())
+    };
+    let count = |v: &serde_json::Value| {
+        v.get("findings")
+            .and_then(|f| f.as_array())
+            .map_or(0, Vec::len)
+    };
+    let before = scan(c).await?;
+    println!(
+        "\n    incident detection: alex-auditor runs the rules over the ledger's {} entries (patient volume against each actor's and peers' baselines, off-hours reads, unreviewed break-glass, bursts of failed logins, refusals and releases, failed leak checks, verification) -> {} finding(s) on the demo's own activity",
+        before.get("entries").cloned().unwrap_or_default(),
+        count(&before)
+    );
+    super::incidents::print_findings(
+        &serde_json::from_value::<Vec<airlock_incidents::detect::Finding>>(
+            before.get("findings").cloned().unwrap_or_default(),
+        )
+        .unwrap_or_default(),
+    );
+    // casey-clinician browses: every patient whose attending practitioner is not hers.
+    let casey = format!(
+        "Bearer {}",
+        tokens
+            .get("casey-clinician")
+            .map(String::as_str)
+            .unwrap_or("")
+    );
+    let mine = cohort.patients.first().map(|p| p.clinician.npi.clone());
+    let mut refused = 0;
+    let mut throttled = 0;
+    let mut tried = 0;
+    for p in cohort
+        .patients
+        .iter()
+        .filter(|p| Some(&p.clinician.npi) != mine.as_ref())
+        .take(30)
+    {
+        let body = serde_json::json!({"dataset": "ehr-fhir", "mrn": p.identity.mrn});
+        let r = c
+            .send(
+                "POST",
+                "/v1/patients/lookup",
+                &[("authorization", &casey), ("x-purpose-of-use", "treatment")],
+                Some(&body),
+            )
+            .await?;
+        tried += 1;
+        match r.status {
+            403 => refused += 1,
+            429 => throttled += 1,
+            _ => {}
+        }
+    }
+    let after = scan(c).await?;
+    println!(
+        "    casey-clinician opens {tried} records of patients she does not treat -> {refused} refused (no treatment relationship), {throttled} throttled (too many lookups); the rules again -> {} finding(s):",
+        count(&after)
+    );
+    super::incidents::print_findings(
+        &serde_json::from_value::<Vec<airlock_incidents::detect::Finding>>(
+            after.get("findings").cloned().unwrap_or_default(),
+        )
+        .unwrap_or_default(),
+    );
+    Ok(())
+}

@@ -10,6 +10,7 @@ pub mod dp;
 pub mod gate;
 pub mod generate;
 pub mod home;
+pub mod incidents;
 pub mod models;
 pub mod monitor;
 pub mod serve;
