@@ -602,10 +602,10 @@ fn bursts(
         // Mark every entry inside some window holding `count` or more.
         let mut inside = vec![false; xs.len()];
         let mut lo = 0;
+        // Entries before this are marked already: each is marked once (linear in a long burst).
+        let mut unmarked = 0;
         for hi in 0..xs.len() {
-            let (Some(&(_, h)), Some(&(_, _))) = (xs.get(hi), xs.get(lo)) else {
-                continue;
-            };
+            let Some(&(_, h)) = xs.get(hi) else { continue };
             while xs
                 .get(lo)
                 .is_some_and(|(_, l)| h.time.get() - l.time.get() > width)
@@ -613,33 +613,26 @@ fn bursts(
                 lo += 1;
             }
             if hi + 1 - lo >= r.count {
-                for flag in inside.get_mut(lo..=hi).into_iter().flatten() {
+                for flag in inside.get_mut(lo.max(unmarked)..=hi).into_iter().flatten() {
                     *flag = true;
                 }
+                unmarked = hi + 1;
             }
         }
-        // Consecutive marked entries are one burst.
-        let mut run: Vec<(u64, &Entry)> = Vec::new();
-        for (k, x) in xs.iter().enumerate() {
-            if inside.get(k).copied().unwrap_or(false) {
-                run.push(*x);
-            } else if !run.is_empty() {
+        // Consecutive marked entries are one burst, unless a window's length separates them.
+        let marked: Vec<((u64, &Entry), bool)> = xs.into_iter().zip(inside).collect();
+        for run in
+            marked.chunk_by(|a, b| a.1 == b.1 && b.0.1.time.get() - a.0.1.time.get() <= width)
+        {
+            if run.first().is_some_and(|(_, inside)| *inside) {
+                let cited: Vec<(u64, &Entry)> = run.iter().map(|(x, _)| *x).collect();
                 let summary = format!(
                     "{} within {} minutes",
-                    describe(run.len(), &run),
+                    describe(cited.len(), &cited),
                     r.window_minutes
                 );
-                out.push(finding(rule, r.severity, actor, &run, summary));
-                run.clear();
+                out.push(finding(rule, r.severity, actor, &cited, summary));
             }
-        }
-        if !run.is_empty() {
-            let summary = format!(
-                "{} within {} minutes",
-                describe(run.len(), &run),
-                r.window_minutes
-            );
-            out.push(finding(rule, r.severity, actor, &run, summary));
         }
     }
     out.sort_by(|a, b| a.from.cmp(&b.from));

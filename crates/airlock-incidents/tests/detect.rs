@@ -371,3 +371,21 @@ fn ordinary_activity_raises_nothing() {
     let fs = run(&log, &ctx);
     assert!(fs.is_empty(), "{fs:#?}");
 }
+
+#[test]
+fn two_bursts_an_hour_apart_are_two_findings() {
+    let mut log = Log::default();
+    let mut runs = [Vec::new(), Vec::new()];
+    for (k, run) in runs.iter_mut().enumerate() {
+        for s in 0..22 {
+            let at = t0() + Duration::hours(k as i64) + Duration::seconds(s * 5);
+            let e = log.add(at, "dana", EventType::PolicyDecision, OutcomeKind::Denied);
+            run.push(log.push(e));
+        }
+    }
+    let fs = run(&log, &Context::default());
+    let r = of(&fs, "refusals");
+    assert_eq!(r.len(), 2, "{fs:#?}");
+    assert_eq!(r[0].entries, runs[0]);
+    assert_eq!(r[1].entries, runs[1]);
+}

@@ -565,16 +565,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             );
             let mut status = Vec::new();
             for p in [treated, other] {
-                let body = serde_json::json!({"dataset": "ehr-fhir", "mrn": p.identity.mrn});
-                let r = c
-                    .send(
-                        "POST",
-                        "/v1/patients/lookup",
-                        &[("authorization", &casey), ("x-purpose-of-use", "treatment")],
-                        Some(&body),
-                    )
-                    .await?;
-                status.push(r.status);
+                status.push(lookup(&mut c, &casey, &p.identity.mrn).await?);
             }
             println!(
                 "    casey-clinician (linked to an NPI) opens a patient she treats -> {}, another clinician's patient -> {} (no treatment relationship; break-glass would be needed)",
@@ -924,17 +915,8 @@ async fn insider_tour(
         .filter(|p| Some(&p.clinician.npi) != mine.as_ref())
         .take(30)
     {
-        let body = serde_json::json!({"dataset": "ehr-fhir", "mrn": p.identity.mrn});
-        let r = c
-            .send(
-                "POST",
-                "/v1/patients/lookup",
-                &[("authorization", &casey), ("x-purpose-of-use", "treatment")],
-                Some(&body),
-            )
-            .await?;
         tried += 1;
-        match r.status {
+        match lookup(c, &casey, &p.identity.mrn).await? {
             403 => refused += 1,
             429 => throttled += 1,
             _ => {}
@@ -952,4 +934,22 @@ async fn insider_tour(
         .unwrap_or_default(),
     );
     Ok(())
+}
+
+/// A clinician's patient lookup in the clinical FHIR dataset, for treatment: the status.
+async fn lookup(
+    c: &mut airlock_server::client::Client,
+    bearer: &str,
+    mrn: &str,
+) -> anyhow::Result<u16> {
+    let body = serde_json::json!({"dataset": "ehr-fhir", "mrn": mrn});
+    let r = c
+        .send(
+            "POST",
+            "/v1/patients/lookup",
+            &[("authorization", bearer), ("x-purpose-of-use", "treatment")],
+            Some(&body),
+        )
+        .await?;
+    Ok(r.status)
 }
